@@ -1,0 +1,74 @@
+"""The audit-event catalogue: every journal event kind, with a code and a sentence.
+
+``docs/audit-events.md`` is generated from this table (``pollbox docs``), and a
+test fails if an event kind has no entry or the document is out of date.
+Alarm kinds also carry the instruction shown to the chair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .events import EVENT_TYPES, AlarmKind
+
+
+@dataclass(frozen=True)
+class Entry:
+    code: str
+    title: str
+    sentence: str
+    upstream: bool
+    """True if the event produces an upstream record for the CEC."""
+
+
+CATALOGUE: dict[str, Entry] = {
+    "device_started": Entry("PB-001", "Device started", "The appliance started; the slot was locked before anything else.", False),
+    "polls_opened": Entry("PB-010", "Polls opened", "The chair opened the polls after the zero report: nothing identified, no ballot counted.", True),
+    "polls_paused": Entry("PB-011", "Polls paused", "The chair paused the polls; identification is refused until resumed.", True),
+    "polls_resumed": Entry("PB-012", "Polls resumed", "The chair resumed the polls.", True),
+    "polls_closed": Entry("PB-013", "Polls closed", "The chair closed the polls; this event carries the close report.", True),
+    "voter_admitted": Entry("PB-020", "Voter admitted", "A voter on this station's list was identified for the first time; the slot was armed for one ballot.", False),
+    "checkin_refused": Entry("PB-021", "Check-in refused", "An identification was refused: already voted, not on this list, invalid document, or polls not open.", False),
+    "checkin_undone": Entry("PB-022", "Check-in undone", "A clerk undid a standing check-in and gave a reason; the voter may be identified again.", True),
+    "ballot_counted": Entry("PB-030", "Ballot counted", "The drop sensor saw a ballot go in; it consumed an admission's token if one was open.", False),
+    "arm_expired": Entry("PB-031", "Slot relocked", "An admitted voter did not drop a ballot in time; the slot locked again.", False),
+    "arm_cancelled": Entry("PB-032", "Arm cancelled", "An open admission was cancelled (restart, undo or close) and the slot locked.", False),
+    "alarm_raised": Entry("PB-040", "Alarm raised", "An incident needs the chair: a drop without identification, a second ballot, the lid opened, a jam, a lost part.", True),
+    "alarm_acknowledged": Entry("PB-041", "Alarm acknowledged", "The chair acknowledged an alarm, with an optional note.", True),
+    "lid_closed": Entry("PB-042", "Lid closed", "The ballot box lid was closed again.", False),
+    "jam_cleared": Entry("PB-043", "Jam cleared", "The drop sensor is clear again after a jam.", False),
+    "device_status_changed": Entry("PB-050", "Part status changed", "A part of the unit (scanner, box unit, link to the CEC) was connected or lost.", False),
+    "annotation": Entry("PB-060", "Note of record", "A technician or system note: readiness, enrollment, zeroize.", True),
+}
+
+
+ALARM_ADVICE: dict[AlarmKind, str] = {
+    AlarmKind.DROP_WITHOUT_TOKEN: "A ballot went in without an identification. Note who dropped it, tell the observers, record it in the protocol, then acknowledge.",
+    AlarmKind.SECOND_BALLOT: "A second ballot went in on one identification. Stop the voter, note the incident in the protocol, then acknowledge.",
+    AlarmKind.LID_OPENED: "The ballot box lid is open. Pause the polls, close and seal the lid in front of the observers, then acknowledge.",
+    AlarmKind.JAM: "The ballot slot is jammed. Pause the polls, clear the slot without opening the lid, then acknowledge.",
+    AlarmKind.BOX_UNIT_LOST: "The ballot box unit does not answer. Check its cable, pause the polls if it does not come back, then acknowledge.",
+    AlarmKind.SCANNER_LOST: "The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge.",
+}
+
+
+def missing_entries() -> list[str]:
+    """Event kinds that have no catalogue entry (must be empty)."""
+    return sorted(set(EVENT_TYPES) - set(CATALOGUE))
+
+
+def render_markdown() -> str:
+    """The catalogue as the Markdown document ``docs/audit-events.md``."""
+    lines = [
+        "# Audit-event catalogue",
+        "",
+        "Generated from `device/core/catalogue.py` by `pollbox docs`; do not edit by hand.",
+        "",
+        "| code | kind | title | upstream | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for kind, e in sorted(CATALOGUE.items(), key=lambda kv: kv[1].code):
+        lines.append(f"| {e.code} | `{kind}` | {e.title} | {'yes' if e.upstream else 'no'} | {e.sentence} |")
+    lines += ["", "## Alarms and what the chair does", "", "| alarm | what to do now |", "| --- | --- |"]
+    lines += [f"| `{k.value}` | {advice} |" for k, advice in ALARM_ADVICE.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""Every delay the station logic depends on, named and documented in one place.
+
+Values are seconds. The composition root may override them from config (for
+example a longer arm timeout for a station with an accessible-voting booth);
+tests advance a fake clock by exactly these amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class Delays:
+    """The named delays. Each field says what it waits for."""
+
+    arm_timeout: float = 90.0
+    """How long the slot stays open for an admitted voter before it locks again."""
+
+    double_drop_window: float = 10.0
+    """After a ballot consumed a token, a further drop within this window is a
+    second ballot on one identification; later, it is a drop with no token."""
+
+    jam_after: float = 3.0
+    """How long the drop sensor may stay blocked before the slot counts as jammed."""
+
+    duplicate_read_window: float = 4.0
+    """A second read of the same document within this window is the same scan
+    (the 1D barcode on the back of an ID card, a double trigger) and counts once."""
+
+    heartbeat_timeout: float = 5.0
+    """If the box driver hears no heartbeat from the core for this long, it locks the slot."""
+
+    heartbeat_interval: float = 1.0
+    """How often the appliance sends the box driver a heartbeat."""
+
+    debounce: float = 0.02
+    """An input edge must hold this long to count (drop sensor, lid switch)."""
+
+    decision_display: float = 4.0
+    """How long a check-in decision stays on the chair's screen."""
+
+    uplink_backoff_base: float = 1.0
+    """First retry delay of the uplink; doubles on each failure (full jitter)."""
+
+    uplink_backoff_cap: float = 300.0
+    """Longest wait between two uplink attempts."""
+
+    turnout_snapshot_every: float = 3600.0
+    """How often a turnout snapshot record is produced while polls are open."""
+
+    pin_lockout_base: float = 30.0
+    """Lock-out after five wrong chair PINs; doubles with each further failure."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"delay {f.name} must be a positive number of seconds, got {value!r}")
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The names of all delays, for config validation."""
+        return tuple(f.name for f in fields(cls))
+
+
+DEFAULT_DELAYS = Delays()

@@ -1,0 +1,221 @@
+"""The events of a polling day, as frozen dataclasses.
+
+An event is a fact the station has committed to its journal. Each class has a
+``kind`` (its stable name in the journal and upstream) and only plain fields
+(str, int, float, bool, None) so that its canonical bytes are well defined.
+``encode``/``decode`` turn an event into its journal body and back; the
+catalogue (``catalogue.py``) gives every kind a code and a sentence for
+operators.
+
+No event ever carries a raw personal number or a voter's name: voters appear
+only as keyed hashes (hex) and list line numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from .errors import InvalidEvent
+
+
+class Refusal(str, enum.Enum):
+    """Why a voter was not admitted."""
+
+    ALREADY_VOTED = "already_voted"
+    NOT_ON_LIST = "not_on_list"
+    INVALID_DOCUMENT = "invalid_document"
+    POLLS_NOT_OPEN = "polls_not_open"
+
+
+class AlarmKind(str, enum.Enum):
+    """Incidents that need the chair's attention until acknowledged."""
+
+    DROP_WITHOUT_TOKEN = "drop_without_token"
+    SECOND_BALLOT = "second_ballot"
+    LID_OPENED = "lid_opened"
+    JAM = "jam"
+    BOX_UNIT_LOST = "box_unit_lost"
+    SCANNER_LOST = "scanner_lost"
+
+
+class CheckinMethod(str, enum.Enum):
+    """How a voter was identified."""
+
+    SCAN = "scan"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class: every journal event."""
+
+    kind: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class DeviceStarted(Event):
+    kind: ClassVar[str] = "device_started"
+    software: str
+    station_id: str
+
+
+@dataclass(frozen=True)
+class PollsOpened(Event):
+    kind: ClassVar[str] = "polls_opened"
+    identified: int
+    ballots: int
+
+
+@dataclass(frozen=True)
+class PollsPaused(Event):
+    kind: ClassVar[str] = "polls_paused"
+    reason: str
+
+
+@dataclass(frozen=True)
+class PollsResumed(Event):
+    kind: ClassVar[str] = "polls_resumed"
+
+
+@dataclass(frozen=True)
+class PollsClosed(Event):
+    kind: ClassVar[str] = "polls_closed"
+    identified: int
+    ballots: int
+    difference: int
+    alarms_total: int
+    alarms_open: int
+
+
+@dataclass(frozen=True)
+class VoterAdmitted(Event):
+    kind: ClassVar[str] = "voter_admitted"
+    voter: str
+    line: int
+    method: str
+    token: int
+
+
+@dataclass(frozen=True)
+class CheckinRefused(Event):
+    kind: ClassVar[str] = "checkin_refused"
+    reason: str
+    voter: str | None = None
+    first_seq: int | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CheckinUndone(Event):
+    kind: ClassVar[str] = "checkin_undone"
+    voter: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BallotCounted(Event):
+    kind: ClassVar[str] = "ballot_counted"
+    token: int | None
+
+
+@dataclass(frozen=True)
+class ArmExpired(Event):
+    kind: ClassVar[str] = "arm_expired"
+    token: int
+
+
+@dataclass(frozen=True)
+class ArmCancelled(Event):
+    kind: ClassVar[str] = "arm_cancelled"
+    token: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class AlarmRaised(Event):
+    kind: ClassVar[str] = "alarm_raised"
+    alarm: int
+    alarm_kind: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AlarmAcknowledged(Event):
+    kind: ClassVar[str] = "alarm_acknowledged"
+    alarm: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LidClosed(Event):
+    kind: ClassVar[str] = "lid_closed"
+
+
+@dataclass(frozen=True)
+class JamCleared(Event):
+    kind: ClassVar[str] = "jam_cleared"
+
+
+@dataclass(frozen=True)
+class DeviceStatusChanged(Event):
+    """A part of the unit came or went (scanner, box unit, uplink)."""
+
+    kind: ClassVar[str] = "device_status_changed"
+    part: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Annotation(Event):
+    """A technician or system note of record (readiness, enrollment, zeroize)."""
+
+    kind: ClassVar[str] = "annotation"
+    topic: str
+    text: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        DeviceStarted, PollsOpened, PollsPaused, PollsResumed, PollsClosed,
+        VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, ArmExpired,
+        ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
+        DeviceStatusChanged, Annotation,
+    )
+}
+
+
+def body_of(event: Event) -> dict[str, Any]:
+    """The event's fields as a plain dict (its journal body)."""
+    return asdict(event)
+
+
+def canonical(obj: Any) -> bytes:
+    """Canonical JSON bytes: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def decode(kind: str, body: dict[str, Any]) -> Event:
+    """Rebuild an event from its kind and body; raises InvalidEvent on mismatch."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise InvalidEvent(f"unknown event kind {kind!r}")
+    names = {f.name for f in fields(cls)}
+    if set(body) != names:
+        raise InvalidEvent(f"{kind}: fields {sorted(body)} do not match {sorted(names)}")
+    try:
+        return cls(**body)
+    except TypeError as exc:
+        raise InvalidEvent(f"{kind}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as committed: its gapless sequence number and wall-clock time."""
+
+    seq: int
+    at: float
+    event: Event

@@ -1,0 +1,302 @@
+"""The station: what the journal says, and what to record next.
+
+``StationState`` is the fold of every recorded event (``apply``); it is the
+only source of the counters the chair, observers and the CEC see. The
+``decide_*`` functions take the state and a request and return the events to
+record, or raise ``IllegalTransition`` without changing anything. The
+appliance commits the returned events to the journal first, applies them
+second, and acts (arms the slot, shows "admitted") third.
+
+``apply`` also checks that each event fits what came before (a ballot token
+that was issued, an alarm that exists, zero counts at opening); the journal
+verifier relies on this to name the first event that does not add up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, NamedTuple
+
+from . import events as ev
+from .errors import IllegalTransition, InvalidEvent
+from .events import AlarmKind, CheckinMethod, Refusal
+from .poll import PollAction, PollState, next_poll_state
+
+
+class VoterEntry(NamedTuple):
+    """One line of the station's voter list (the name is for the screen only)."""
+
+    line: int
+    name: str
+
+
+@dataclass(frozen=True)
+class OpenAlarm:
+    alarm: int
+    kind: AlarmKind
+    detail: str
+    seq: int
+    at: float
+
+
+@dataclass
+class StationState:
+    """Counters and registers folded from the journal."""
+
+    poll: PollState = PollState.SETUP
+    last_seq: int = 0
+    identified: int = 0
+    ballots: int = 0
+    admissions_ever: int = 0
+    undone: int = 0
+    checkins: dict[str, tuple[int, float]] = field(default_factory=dict)
+    token_of: dict[str, int] = field(default_factory=dict)
+    open_tokens: set[int] = field(default_factory=set)
+    next_token: int = 1
+    alarms: dict[int, OpenAlarm] = field(default_factory=dict)
+    alarms_total: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+    lid_open: bool = False
+    jammed: bool = False
+
+    @property
+    def difference(self) -> int:
+        """Ballots counted minus voters identified: zero when all is well."""
+        return self.ballots - self.identified
+
+    @property
+    def anything_recorded(self) -> bool:
+        """True once any admission or ballot exists: the zero report is then void."""
+        return self.admissions_ever > 0 or self.ballots > 0
+
+    def first_checkin(self, voter: str) -> tuple[int, float] | None:
+        """(seq, time) of the voter's standing admission, if any."""
+        return self.checkins.get(voter)
+
+
+# Applying recorded events -----------------------------------------------------
+
+def apply(state: StationState, rec: ev.Recorded) -> None:
+    """Fold one recorded event into ``state``; raises InvalidEvent if it does not fit."""
+    if rec.seq != state.last_seq + 1:
+        raise InvalidEvent(f"sequence {rec.seq} follows {state.last_seq}")
+    handler = _APPLY.get(type(rec.event))
+    if handler is not None:
+        handler(state, rec)
+    state.last_seq = rec.seq
+
+
+def _poll_move(action: PollAction) -> object:
+    def move(state: StationState, rec: ev.Recorded) -> None:
+        _move(state, rec, action)
+    return move
+
+
+def _opened(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.PollsOpened)
+    if state.anything_recorded or e.identified or e.ballots:
+        raise InvalidEvent("polls opened with counts already recorded")
+    _move(state, rec, PollAction.OPEN)
+
+
+def _closed(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.PollsClosed)
+    got = (e.identified, e.ballots, e.difference, e.alarms_total, e.alarms_open)
+    want = (state.identified, state.ballots, state.difference, state.alarms_total, len(state.alarms))
+    if got != want:
+        raise InvalidEvent(f"close report {got} does not match the journal {want}")
+    _move(state, rec, PollAction.CLOSE)
+
+
+def _move(state: StationState, rec: ev.Recorded, action: PollAction) -> None:
+    try:
+        state.poll = next_poll_state(state.poll, action)
+    except IllegalTransition as exc:
+        raise InvalidEvent(str(exc)) from None
+
+
+def _admitted(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.VoterAdmitted)
+    if state.poll is not PollState.OPEN:
+        raise InvalidEvent("voter admitted while polls not open")
+    if e.voter in state.checkins:
+        raise InvalidEvent("voter admitted twice")
+    if e.token != state.next_token:
+        raise InvalidEvent(f"token {e.token} issued out of order (expected {state.next_token})")
+    state.checkins[e.voter] = (rec.seq, rec.at)
+    state.token_of[e.voter] = e.token
+    state.open_tokens.add(e.token)
+    state.next_token += 1
+    state.identified += 1
+    state.admissions_ever += 1
+
+
+def _refused(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.CheckinRefused)
+    state.refusals[e.reason] = state.refusals.get(e.reason, 0) + 1
+
+
+def _undone(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.CheckinUndone)
+    if e.voter not in state.checkins:
+        raise InvalidEvent("undo of a check-in that is not standing")
+    del state.checkins[e.voter]
+    state.open_tokens.discard(state.token_of.pop(e.voter))
+    state.identified -= 1
+    state.undone += 1
+
+
+def _counted(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.BallotCounted)
+    if e.token is not None:
+        if e.token not in state.open_tokens:
+            raise InvalidEvent(f"ballot consumed token {e.token}, which is not open")
+        state.open_tokens.discard(e.token)
+    state.ballots += 1
+
+
+def _token_closed(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, (ev.ArmExpired, ev.ArmCancelled))
+    if e.token not in state.open_tokens:
+        raise InvalidEvent(f"token {e.token} closed but not open")
+    state.open_tokens.discard(e.token)
+
+
+def _alarm(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.AlarmRaised)
+    if e.alarm != state.alarms_total + 1:
+        raise InvalidEvent(f"alarm {e.alarm} out of order")
+    kind = AlarmKind(e.alarm_kind)
+    state.alarms[e.alarm] = OpenAlarm(e.alarm, kind, e.detail, rec.seq, rec.at)
+    state.alarms_total += 1
+    if kind is AlarmKind.LID_OPENED:
+        state.lid_open = True
+    if kind is AlarmKind.JAM:
+        state.jammed = True
+
+
+def _acknowledged(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.AlarmAcknowledged)
+    if state.alarms.pop(e.alarm, None) is None:
+        raise InvalidEvent(f"acknowledged alarm {e.alarm}, which is not open")
+
+
+def _lid_closed(state: StationState, rec: ev.Recorded) -> None:
+    state.lid_open = False
+
+
+def _jam_cleared(state: StationState, rec: ev.Recorded) -> None:
+    state.jammed = False
+
+
+def _started(state: StationState, rec: ev.Recorded) -> None:
+    """A restart: the slot is locked and the lid and sensor are read afresh."""
+    state.lid_open = False
+    state.jammed = False
+
+
+_APPLY: Mapping[type, object] = {
+    ev.DeviceStarted: _started,
+    ev.PollsOpened: _opened,
+    ev.PollsPaused: _poll_move(PollAction.PAUSE),
+    ev.PollsResumed: _poll_move(PollAction.RESUME),
+    ev.PollsClosed: _closed,
+    ev.VoterAdmitted: _admitted,
+    ev.CheckinRefused: _refused,
+    ev.CheckinUndone: _undone,
+    ev.BallotCounted: _counted,
+    ev.ArmExpired: _token_closed,
+    ev.ArmCancelled: _token_closed,
+    ev.AlarmRaised: _alarm,
+    ev.AlarmAcknowledged: _acknowledged,
+    ev.LidClosed: _lid_closed,
+    ev.JamCleared: _jam_cleared,
+}
+
+
+# Decisions ----------------------------------------------------------------------
+
+def decide_checkin(
+    state: StationState,
+    voter: str | None,
+    voters: Mapping[str, VoterEntry],
+    method: CheckinMethod,
+    invalid_detail: str = "",
+) -> ev.Event:
+    """The one event that answers an identification attempt.
+
+    ``voter`` is the keyed hash of the presented number, or None when the
+    document could not be read or failed its checks (``invalid_detail`` says why).
+    """
+    if state.poll is not PollState.OPEN:
+        return ev.CheckinRefused(Refusal.POLLS_NOT_OPEN.value, voter)
+    if voter is None:
+        return ev.CheckinRefused(Refusal.INVALID_DOCUMENT.value, None, None, invalid_detail)
+    entry = voters.get(voter)
+    if entry is None:
+        return ev.CheckinRefused(Refusal.NOT_ON_LIST.value, voter)
+    first = state.checkins.get(voter)
+    if first is not None:
+        return ev.CheckinRefused(Refusal.ALREADY_VOTED.value, voter, first[0])
+    return ev.VoterAdmitted(voter, entry.line, method.value, state.next_token)
+
+
+def decide_undo(state: StationState, voter: str, reason: str) -> list[ev.Event]:
+    """Undo a standing check-in, with a reason; closes its token if still open."""
+    if state.poll not in (PollState.OPEN, PollState.PAUSED):
+        raise IllegalTransition("check-in", state.poll.value, "undo a check-in")
+    if not reason.strip():
+        raise IllegalTransition("check-in", state.poll.value, "undo a check-in", "a reason is required")
+    if voter not in state.checkins:
+        raise IllegalTransition("check-in", "not checked in", "undo a check-in", "this voter has no standing check-in")
+    return [ev.CheckinUndone(voter, reason.strip())]
+
+
+def decide_open(state: StationState) -> ev.Event:
+    """Open the polls; refused unless the zero report holds."""
+    next_poll_state(state.poll, PollAction.OPEN)
+    if state.anything_recorded:
+        raise IllegalTransition(
+            "polls", state.poll.value, "open the polls",
+            f"the zero report fails: {state.identified} identified, {state.ballots} ballots already recorded",
+        )
+    return ev.PollsOpened(0, 0)
+
+
+def decide_pause(state: StationState, reason: str) -> ev.Event:
+    next_poll_state(state.poll, PollAction.PAUSE)
+    return ev.PollsPaused(reason.strip())
+
+
+def decide_resume(state: StationState) -> ev.Event:
+    next_poll_state(state.poll, PollAction.RESUME)
+    return ev.PollsResumed()
+
+
+def decide_close(state: StationState) -> list[ev.Event]:
+    """Close the polls: cancel open tokens, then the close report."""
+    next_poll_state(state.poll, PollAction.CLOSE)
+    out: list[ev.Event] = [ev.ArmCancelled(t, "polls closed") for t in sorted(state.open_tokens)]
+    out.append(ev.PollsClosed(
+        state.identified, state.ballots, state.difference, state.alarms_total, len(state.alarms)))
+    return out
+
+
+def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Event:
+    if alarm not in state.alarms:
+        raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open")
+    return ev.AlarmAcknowledged(alarm, note.strip())
+
+
+def alarm_event(state: StationState, kind: AlarmKind, detail: str, offset: int = 0) -> ev.AlarmRaised:
+    """The journal event for a new alarm; ``offset`` numbers several raised together."""
+    return ev.AlarmRaised(state.alarms_total + 1 + offset, kind.value, detail)

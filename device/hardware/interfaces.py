@@ -1,0 +1,130 @@
+"""The interfaces every hardware backend implements.
+
+Backends call back into the appliance with plain values; they never touch the
+journal or the core. Callbacks may come from a backend's own thread: the
+appliance serialises them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, runtime_checkable
+
+
+class Clock(Protocol):
+    """Wall time for records, monotonic time for timers."""
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch, UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin; never goes backwards."""
+        ...
+
+
+# Ballot box -------------------------------------------------------------------
+
+class BoxSignal(str, enum.Enum):
+    """What a ballot box unit reports, after debouncing."""
+
+    BEAM_BLOCKED = "beam_blocked"
+    BEAM_CLEARED = "beam_cleared"
+    LID_OPENED = "lid_opened"
+    LID_CLOSED = "lid_closed"
+    UNIT_LOST = "unit_lost"
+    UNIT_FOUND = "unit_found"
+
+
+@dataclass(frozen=True)
+class BoxInputs:
+    """The unit's inputs as read at start-up."""
+
+    beam_blocked: bool
+    lid_open: bool
+
+
+@runtime_checkable
+class BallotBox(Protocol):
+    """The ballot box unit: a slot lock, a drop sensor, a lid switch, lamps.
+
+    Must: ``start`` locks the slot before anything else and returns the input
+    state; ``arm`` opens the slot; ``lock`` closes it; ``heartbeat`` proves the
+    core is alive (the backend locks the slot if heartbeats stop for
+    ``Delays.heartbeat_timeout``); ``stop`` locks and releases the hardware.
+    ``on_signal`` receives debounced edges as ``(signal, monotonic_time)``.
+    """
+
+    name: str
+
+    def start(self, on_signal: Callable[[BoxSignal, float], None]) -> BoxInputs: ...
+
+    def arm(self) -> None: ...
+
+    def lock(self) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+
+# Scanning -----------------------------------------------------------------------
+
+class ScannerState(str, enum.Enum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    READING = "reading"
+
+
+@dataclass(frozen=True)
+class ScanRead:
+    """One decoded symbol or typed line: the raw text never leaves memory."""
+
+    text: str
+    symbology: str
+    source: str
+
+    def __repr__(self) -> str:  # never print the payload
+        return f"ScanRead(symbology={self.symbology!r}, source={self.source!r}, len={len(self.text)})"
+
+
+@runtime_checkable
+class ScanSource(Protocol):
+    """A camera, a handheld scanner or the simulated source.
+
+    ``start`` begins delivering reads to ``on_read`` and state changes to
+    ``on_state`` (from the source's own thread); ``stop`` ends it.
+    """
+
+    name: str
+
+    def start(self, on_read: Callable[[ScanRead], None], on_state: Callable[[ScannerState], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def state(self) -> ScannerState: ...
+
+
+class Decoder(Protocol):
+    """Turns a grayscale frame into the symbols it holds."""
+
+    name: str
+
+    def decode(self, gray: Any) -> list[ScanRead]:
+        """``gray`` is a 2-D uint8 array (height x width)."""
+        ...
+
+
+# Uplink -------------------------------------------------------------------------
+
+class UplinkError(Exception):
+    """The link failed; the outbox keeps the records and retries later."""
+
+
+class Uplink(Protocol):
+    """Carries batches of signed records to the CEC receiver; returns its receipt bytes."""
+
+    def send(self, batch: bytes) -> bytes: ...

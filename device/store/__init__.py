@@ -1,0 +1,1 @@
+"""Durable storage on the unit: the hash-chained journal in SQLite."""
