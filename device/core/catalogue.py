@@ -38,6 +38,7 @@ CATALOGUE: dict[str, Entry] = {
     "lid_closed": Entry("PB-042", "Lid closed", "The ballot box lid was closed again.", False),
     "jam_cleared": Entry("PB-043", "Jam cleared", "The drop sensor is clear again after a jam.", False),
     "device_status_changed": Entry("PB-050", "Part status changed", "A part of the unit (scanner, box unit, link to the CEC) was connected or lost.", False),
+    "turnout_snapshot": Entry("PB-055", "Turnout snapshot", "The hourly figure of voters identified and ballots counted, sent to the CEC.", True),
     "annotation": Entry("PB-060", "Note of record", "A technician or system note: readiness, enrollment, zeroize.", True),
 }
 

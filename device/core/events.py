@@ -169,6 +169,16 @@ class DeviceStatusChanged(Event):
 
 
 @dataclass(frozen=True)
+class TurnoutSnapshot(Event):
+    """The hourly turnout figure, produced while polls are open."""
+
+    kind: ClassVar[str] = "turnout_snapshot"
+    identified: int
+    ballots: int
+    registered: int
+
+
+@dataclass(frozen=True)
 class Annotation(Event):
     """A technician or system note of record (readiness, enrollment, zeroize)."""
 
@@ -183,7 +193,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeviceStarted, PollsOpened, PollsPaused, PollsResumed, PollsClosed,
         VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, ArmExpired,
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
-        DeviceStatusChanged, Annotation,
+        DeviceStatusChanged, TurnoutSnapshot, Annotation,
     )
 }
 

@@ -1,0 +1,460 @@
+"""The appliance: one station unit, wired from its config. The composition root.
+
+``build_appliance(config)`` is the only place that chooses backends and builds
+collaborators. ``Appliance`` serialises everything behind one lock and follows
+one rule for every change: **decide** (pure core), **commit** (journal, one
+transaction), **apply** (fold into the in-memory state), **act** (move the
+slot, answer the desk). Locking the slot is the only action allowed before a
+commit, because it is the safe direction.
+
+The chair's screen (``web_ui``) and the CLI's control socket use only the
+public methods below; they never reach the hardware.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from device import __version__
+from device.core import events as ev
+from device.core import interlock as il
+from device.core import station as st
+from device.core.catalogue import ALARM_ADVICE
+from device.core.delays import Delays
+from device.core.errors import IllegalTransition
+from device.core.events import AlarmKind, CheckinMethod
+from device.core.poll import PollState
+from device.decision import ActionRefused, Decision
+from device.hardware.interfaces import BallotBox, BoxInputs, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
+from device.identity import Identity
+from device.package import StationPackage
+from device.store.journal import Journal
+from device.store.verify import VerifyReport, verify_journal
+
+log = logging.getLogger("pollbox.appliance")
+
+_SIGNAL_INPUT: dict[BoxSignal, Callable[[float], il.Input]] = {
+    BoxSignal.BEAM_BLOCKED: lambda now: il.BeamBlocked(now),
+    BoxSignal.BEAM_CLEARED: lambda now: il.BeamCleared(now),
+    BoxSignal.LID_OPENED: lambda now: il.LidOpened(now),
+    BoxSignal.LID_CLOSED: lambda now: il.LidClosed(now),
+}
+
+
+class Appliance:
+    """A running station. Collaborators are keyword-only; see ``build_appliance``."""
+
+    def __init__(
+        self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
+        identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
+        upstream: Any = None, sim: Any = None,
+    ) -> None:
+        self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
+        self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
+        self.upstream, self.sim = upstream, sim
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._loop: threading.Thread | None = None
+        self.state = st.StationState()
+        self.interlock = il.InterlockState()
+        self.report: VerifyReport | None = None
+        self.last_decision: Decision | None = None
+        self._recent: dict[str, tuple[float, Decision]] = {}
+        self._hourly: Counter[int] = Counter()
+        self._line_to_voter = {e.line: h for h, e in package.voters.items()}
+        self._next_snapshot: float | None = None
+        self.started = False
+
+    # Life cycle -------------------------------------------------------------------
+
+    def start(self, *, background: bool = True) -> None:
+        """Lock the slot, verify and replay the journal, record the start, start the parts."""
+        with self._lock:
+            inputs = self.box.start(self._on_box_signal)
+            self.report = verify_journal(self.journal)
+            self.state = self.report.state
+            self._rebuild_hourly()
+            if not self.report.ok:
+                log.error("%s", self.report.sentence())
+            else:
+                self._record_start(inputs)
+            self.started = True
+        self.scanner.start(self.identify, self._on_scanner_state)
+        if self.upstream is not None:
+            self.upstream.start() if background else None
+        if background:
+            self._loop = threading.Thread(target=self._run_loop, name="pollbox-loop", daemon=True)
+            self._loop.start()
+
+    def _record_start(self, inputs: BoxInputs) -> None:
+        now = self.clock.monotonic()
+        out: list[ev.Event] = [ev.DeviceStarted(__version__, self.package.station_id)]
+        out += [ev.ArmCancelled(t, "restart") for t in sorted(self.state.open_tokens)]
+        self._commit(out)
+        if inputs.lid_open:
+            self._feed(il.LidOpened(now))
+        if inputs.beam_blocked:
+            self._feed(il.BeamBlocked(now, at_startup=True))
+
+    def stop(self) -> None:
+        """Lock the slot and stop every part; the journal stays consistent."""
+        self._stop.set()
+        if self._loop is not None:
+            self._loop.join(timeout=5)
+        with self._lock:
+            self.box.lock()
+            self.box.stop()
+        self.scanner.stop()
+        if self.upstream is not None:
+            self.upstream.stop()
+        self.journal.close()
+
+    def _run_loop(self) -> None:
+        while not self._stop.wait(min(self.delays.heartbeat_interval, 0.25)):
+            try:
+                self.tick()
+            except Exception:  # the loop must survive; the slot locks on the way out
+                log.exception("tick failed; locking the slot")
+                self.box.lock()
+
+    def tick(self) -> None:
+        """Advance timers: token expiry, jam detection, heartbeat, hourly snapshot."""
+        with self._lock:
+            if self.report is None or not self.report.ok:
+                self.box.lock()
+                return
+            self._feed(il.Tick(self.clock.monotonic()))
+            self.box.heartbeat()
+            self._maybe_snapshot()
+
+    # Committing -------------------------------------------------------------------
+
+    def _commit(self, events: list[ev.Event]) -> list[ev.Recorded]:
+        if self.report is None or not self.report.ok:
+            raise ActionRefused("the journal failed verification; nothing more can be recorded "
+                                "(run 'pollbox verify' and call the technician)")
+        recorded = self.journal.append(events, self.clock.wall())
+        for rec in recorded:
+            self._track_hourly(rec)
+            st.apply(self.state, rec)
+        return recorded
+
+    def _track_hourly(self, rec: ev.Recorded) -> None:
+        e = rec.event
+        if isinstance(e, ev.VoterAdmitted):
+            self._hourly[int(rec.at // 3600)] += 1
+        elif isinstance(e, ev.CheckinUndone):
+            first = self.state.checkins.get(e.voter)
+            if first is not None:
+                self._hourly[int(first[1] // 3600)] -= 1
+
+    def _rebuild_hourly(self) -> None:
+        self._hourly.clear()
+        for voter, (_seq, at) in self.state.checkins.items():
+            self._hourly[int(at // 3600)] += 1
+
+    # The ballot box -------------------------------------------------------------------
+
+    def _on_box_signal(self, signal: BoxSignal, now: float) -> None:
+        with self._lock:
+            if not self.started:
+                return
+            if signal in _SIGNAL_INPUT:
+                self._feed(_SIGNAL_INPUT[signal](now))
+                return
+            lost = signal is BoxSignal.UNIT_LOST
+            out: list[ev.Event] = [ev.DeviceStatusChanged("ballot_box", "lost" if lost else "present")]
+            if lost:
+                self.box.lock()
+                out.append(st.alarm_event(self.state, AlarmKind.BOX_UNIT_LOST, "no answer from the ballot box unit"))
+            self._commit(out)
+
+    def _feed(self, inp: il.Input) -> None:
+        """Step the interlock, record its outcomes, then set the slot."""
+        try:
+            new, outcomes = il.step(self.interlock, inp, self.delays)
+        except IllegalTransition as exc:
+            log.warning("ignored box input: %s", exc)
+            return
+        if not new.slot_should_open:
+            self.box.lock()
+        events = self._outcome_events(outcomes)
+        self._commit(events)
+        self.interlock = new
+        if new.slot_should_open:
+            self.box.arm()
+
+    def _outcome_events(self, outcomes: tuple[il.Outcome, ...]) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        alarms = 0
+        for o in outcomes:
+            if isinstance(o, il.Counted):
+                out.append(ev.BallotCounted(o.token))
+            elif isinstance(o, il.Expired):
+                out.append(ev.ArmExpired(o.token))
+            elif isinstance(o, il.Alarm):
+                out.append(st.alarm_event(self.state, o.kind, o.detail, alarms))
+                alarms += 1
+            elif isinstance(o, il.JamEnded):
+                out.append(ev.JamCleared())
+            elif isinstance(o, il.LidShut):
+                out.append(ev.LidClosed())
+        return out
+
+    # The desk ----------------------------------------------------------------------------
+
+    def identify(self, read: ScanRead) -> Decision:
+        """A document was read: decide, record, then arm the slot if admitted."""
+        resolved = self.identity.resolve_scan(read.text)
+        return self._identify(resolved.voter_hash, resolved.detail, CheckinMethod.SCAN)
+
+    def identify_manual(self, number: str) -> Decision:
+        """The clerk typed a number because nothing scanned: recorded as a manual identification."""
+        resolved = self.identity.resolve_manual(number)
+        return self._identify(resolved.voter_hash, resolved.detail, CheckinMethod.MANUAL)
+
+    def _identify(self, voter: str | None, detail: str, method: CheckinMethod) -> Decision:
+        with self._lock:
+            mono = self.clock.monotonic()
+            duplicate = self._duplicate(voter, mono)
+            if duplicate is not None:
+                return duplicate
+            event = st.decide_checkin(self.state, voter, self.package.voters, method, detail)
+            (rec,) = self._commit([event])
+            decision = self._decision(rec, method)
+            if isinstance(event, ev.VoterAdmitted):
+                self._feed(il.Arm(event.token, mono))
+            if voter is not None:
+                self._recent[voter] = (mono, decision)
+            self.last_decision = decision
+            return decision
+
+    def _duplicate(self, voter: str | None, mono: float) -> Decision | None:
+        """The same document read again within the window counts once."""
+        self._recent = {k: v for k, v in self._recent.items() if mono - v[0] <= self.delays.duplicate_read_window}
+        if voter is None or voter not in self._recent:
+            return None
+        first = self._recent[voter][1]
+        return Decision("duplicate_read", self.clock.wall(), first.method, first.line, first.name, first.at,
+                        f"same document read again; counted once ({first.outcome})", first.seq)
+
+    def _decision(self, rec: ev.Recorded, method: CheckinMethod) -> Decision:
+        e = rec.event
+        if isinstance(e, ev.VoterAdmitted):
+            entry = self.package.voters[e.voter]
+            return Decision("admitted", rec.at, method.value, entry.line, entry.name, seq=rec.seq)
+        assert isinstance(e, ev.CheckinRefused)
+        entry = self.package.voters.get(e.voter) if e.voter else None
+        first_at = None
+        if e.voter and e.reason == "already_voted":
+            first_at = self.state.checkins[e.voter][1]
+        return Decision(e.reason, rec.at, method.value, entry.line if entry else None,
+                        entry.name if entry else None, first_at, e.detail, rec.seq)
+
+    def _on_scanner_state(self, state: ScannerState) -> None:
+        with self._lock:
+            if not self.started or state is ScannerState.READING:
+                return
+            out: list[ev.Event] = [ev.DeviceStatusChanged("scanner", state.value)]
+            if state is ScannerState.DISCONNECTED and self.state.poll is PollState.OPEN:
+                out.append(st.alarm_event(self.state, AlarmKind.SCANNER_LOST, "scanner disconnected"))
+            self._commit(out)
+
+    # Chair actions ---------------------------------------------------------------------------
+
+    def _act(self, decide: Callable[[], ev.Event | list[ev.Event]]) -> list[ev.Recorded]:
+        with self._lock:
+            try:
+                made = decide()
+            except IllegalTransition as exc:
+                raise ActionRefused(str(exc)) from None
+            events = made if isinstance(made, list) else [made]
+            recorded = self._commit(events)
+            for e in events:
+                if isinstance(e, ev.ArmCancelled):
+                    self._feed(il.Cancel(e.token))
+            return recorded
+
+    def open_polls(self) -> None:
+        """Open the polls; refused unless the journal verifies and the zero report holds."""
+        if self.report is None or not self.report.ok:
+            raise ActionRefused(f"cannot open the polls: {self.report.sentence() if self.report else 'not started'}")
+        self._act(lambda: st.decide_open(self.state))
+        self._next_snapshot = self.clock.monotonic() + self.delays.turnout_snapshot_every
+
+    def pause_polls(self, reason: str = "") -> None:
+        self._act(lambda: st.decide_pause(self.state, reason))
+
+    def resume_polls(self) -> None:
+        self._act(lambda: st.decide_resume(self.state))
+
+    def close_polls(self) -> dict[str, Any]:
+        self._act(lambda: st.decide_close(self.state))
+        report = self.close_report()
+        assert report is not None
+        return report
+
+    def acknowledge_alarm(self, alarm_id: int, note: str = "") -> None:
+        self._act(lambda: st.decide_acknowledge(self.state, alarm_id, note))
+
+    def undo_checkin(self, line: int, reason: str) -> None:
+        """Undo the standing check-in of the voter on list line ``line``, with a reason."""
+        voter = self._line_to_voter.get(line)
+        if voter is None:
+            raise ActionRefused(f"there is no line {line} in this station's voter list")
+
+        def decide() -> list[ev.Event]:
+            out = st.decide_undo(self.state, voter, reason)
+            token = self.state.token_of.get(voter)
+            if token is not None and token in self.state.open_tokens:
+                out.append(ev.ArmCancelled(token, "check-in undone"))
+            return out
+        self._act(decide)
+
+    def annotate(self, topic: str, text: str) -> None:
+        """A note of record (readiness, enrollment, PIN lockout); becomes an upstream record."""
+        with self._lock:
+            self._commit([ev.Annotation(topic, text)])
+
+    def _maybe_snapshot(self) -> None:
+        if self.state.poll is not PollState.OPEN or self._next_snapshot is None:
+            return
+        if self.clock.monotonic() >= self._next_snapshot:
+            s = self.state
+            self._commit([ev.TurnoutSnapshot(s.identified, s.ballots, self.package.registered)])
+            self._next_snapshot = self.clock.monotonic() + self.delays.turnout_snapshot_every
+
+    # Reading ------------------------------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        with self._lock:
+            return verify_journal(self.journal)
+
+    def counters(self) -> dict[str, Any]:
+        s, registered = self.state, self.package.registered
+        turnout = round(100.0 * s.identified / registered, 2) if registered else 0.0
+        return {"identified": s.identified, "ballots": s.ballots, "difference": s.difference,
+                "registered": registered, "turnout_pct": turnout, "undone": s.undone,
+                "refusals": dict(s.refusals), "alarms_total": s.alarms_total}
+
+    def zero_report(self) -> dict[str, Any]:
+        s = self.state
+        return {"station": self.package.station_id, "identified": s.identified, "ballots": s.ballots,
+                "holds": not s.anything_recorded, "poll": s.poll.value, "at": self.clock.wall()}
+
+    def close_report(self) -> dict[str, Any] | None:
+        """The close report as recorded, with the signed upstream record if there is one."""
+        with self._lock:
+            if self.state.poll is not PollState.CLOSED:
+                return None
+            closed = next(r for r in self._closing_records())
+            e = closed.event
+            assert isinstance(e, ev.PollsClosed)
+            alarms = [self._alarm_dict(a) for a in self._all_alarms()]
+            signed = self.upstream.signed_line_for(closed.seq) if self.upstream is not None else None
+            return {"station": self.package.station_id, "station_name": self.package.payload["station"].get("name"),
+                    "election": self.package.election_id, "closed_at": closed.at, "seq": closed.seq,
+                    "identified": e.identified, "ballots": e.ballots, "difference": e.difference,
+                    "alarms_total": e.alarms_total, "alarms_open": e.alarms_open, "alarms": alarms,
+                    "registered": self.package.registered, "signed": signed,
+                    "journal_head": self.journal.last_hash.hex()}
+
+    def _closing_records(self) -> list[ev.Recorded]:
+        return [r for r in self.journal.recorded() if isinstance(r.event, ev.PollsClosed)]
+
+    def _all_alarms(self) -> list[ev.Recorded]:
+        return [r for r in self.journal.recorded() if isinstance(r.event, ev.AlarmRaised)]
+
+    def _alarm_dict(self, rec: ev.Recorded) -> dict[str, Any]:
+        e = rec.event
+        assert isinstance(e, ev.AlarmRaised)
+        return {"id": e.alarm, "kind": e.alarm_kind, "detail": e.detail, "at": rec.at,
+                "open": e.alarm in self.state.alarms}
+
+    def turnout_by_hour(self) -> list[tuple[int, int]]:
+        """(hour start as wall seconds, voters identified in that hour), in order."""
+        with self._lock:
+            return sorted((h * 3600, n) for h, n in self._hourly.items() if n)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot of everything the chair's screen shows."""
+        with self._lock:
+            s, p = self.state, self.package.payload
+            return {
+                "mode": self.mode,
+                "station": {"id": self.package.station_id, "name": p["station"].get("name"),
+                            "region": p["station"].get("region"), "election": self.package.election_id},
+                "poll": s.poll.value,
+                "counters": self.counters(),
+                "last_decision": self.last_decision.to_dict() if self.last_decision else None,
+                "alarms": [self._open_alarm(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)],
+                "interlock": {"armed": self.interlock.armed, "tokens": len(self.interlock.tokens),
+                              "slot_open": self.interlock.slot_should_open, "lid_open": self.interlock.lid_open,
+                              "jammed": self.interlock.jammed},
+                "scanner": {"name": self.scanner.name, "state": self.scanner.state().value},
+                "box": self.box.health(),
+                "upstream": self.upstream.status() if self.upstream is not None else None,
+                "journal": {"ok": bool(self.report and self.report.ok), "events": self.journal.last_seq,
+                            "problem": "" if self.report is None or self.report.ok else self.report.sentence()},
+                "health": self._health(),
+                "seq": self.journal.last_seq,
+            }
+
+    def _open_alarm(self, a: st.OpenAlarm) -> dict[str, Any]:
+        return {"id": a.alarm, "kind": a.kind.value, "detail": a.detail, "at": a.at, "advice": ALARM_ADVICE[a.kind]}
+
+    def _health(self) -> dict[str, Any]:
+        usage = shutil.disk_usage(self.data_dir)
+        return {"cpu_temp_c": _cpu_temperature(), "free_bytes": usage.free, "total_bytes": usage.total,
+                "clock": self.clock.wall(), "power": None, "software": __version__}
+
+
+def _cpu_temperature() -> float | None:
+    """The SoC temperature from the kernel's thermal zone, if the machine has one."""
+    try:
+        return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000.0
+    except (OSError, ValueError):
+        return None
+
+
+class SimControls:
+    """What a person can do to a simulated station: feed scans, drop ballots, open the lid, cut the link."""
+
+    def __init__(self, *, box: Any, scanner: Any, link: Any = None) -> None:
+        self.box, self.scanner, self.link = box, scanner, link
+
+    def feed(self, text: str) -> None:
+        self.scanner.feed(text)
+
+    def cut_link(self) -> None:
+        if self.link is not None:
+            self.link.cut()
+
+    def restore_link(self) -> None:
+        if self.link is not None:
+            self.link.restore()
+
+
+def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
+    """Build the station from its validated ``Config``: the one composition root."""
+    from device.hardware.clock import SystemClock
+    from device.hardware.registry import build_box, build_scanner
+    from device.identity import Identity, load_list_key, rules_from_package
+    from device.package import load_package, public_key_from_b64
+
+    clock = clock or SystemClock()
+    package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
+                           config.election_id, clock.wall())
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = Identity(list_key=load_list_key(config.data_dir / "list.key"), rules=rules_from_package(package.payload))
+    box = build_box(config, clock=clock, delays=config.delays)
+    scanner = build_scanner(config, clock=clock)
+    journal = Journal(config.data_dir / "journal.db", package.station_id)
+    sim = SimControls(box=box, scanner=scanner) if config.simulation else None
+    return Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
+                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, sim=sim)

@@ -1,0 +1,105 @@
+"""A demo station for trying pollbox without hardware: ``pollbox demo DIR`` / ``make run``.
+
+Creates, in one directory: a demo CEC key, a receiver key, a list key, a
+station package with a deterministic synthetic voter list (2,000 voters by
+default; the numbers and names are invented and derived from a seed, so the
+same list appears on every machine), a device key, and a config in simulation
+mode. ``demo_pins(n)`` recomputes the first voters' numbers for the README and
+the CLI; they are never written to disk.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.core.documents.samples import make_pin
+from device.core.voterkey import voter_hash
+from device.keys import create_device_key, public_b64, write_private
+from device.package import sign_package, voters_digest
+
+ELECTION = "demo-2026"
+STATION = "KG-DEMO-0001"
+SEED = 20261127
+SURNAMES = ("Асанов", "Токтогулов", "Жумабаев", "Абдыкадыров", "Осмонов", "Сыдыков", "Иванов", "Исаков",
+            "Бейшеналиев", "Мамытов", "Кадыров", "Эсенбеков")
+GIVEN_M = ("Азамат", "Бакыт", "Нурлан", "Эрлан", "Темир", "Улан", "Сергей", "Марат")
+GIVEN_F = ("Айгуль", "Жылдыз", "Гулнара", "Айпери", "Нургуль", "Елена", "Бермет", "Динара")
+
+
+def demo_voter(index: int) -> tuple[str, str]:
+    """(personal number, display name) of synthetic voter ``index`` (0-based)."""
+    rng = random.Random(SEED * 1_000_003 + index)
+    sex = rng.choice((1, 2))
+    year, month, day = rng.randint(1940, 2007), rng.randint(1, 12), rng.randint(1, 28)
+    pin = make_pin(sex=sex, day=day, month=month, year=year, serial=index % 100_000)
+    surname = rng.choice(SURNAMES) + ("а" if sex == 2 else "")
+    given = rng.choice(GIVEN_F if sex == 2 else GIVEN_M)
+    return pin, f"{surname} {given}"
+
+
+def demo_pins(count: int) -> list[str]:
+    return [demo_voter(i)[0] for i in range(count)]
+
+
+def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
+    write_private(path, key)
+    path.with_suffix(".pub").write_text(public_b64(key.public_key()) + "\n")
+
+
+def demo_payload(list_key: bytes, voters: int, receiver_key: Ed25519PrivateKey, slip_key: Ed25519PrivateKey,
+                 receiver_url: str) -> dict[str, Any]:
+    entries = []
+    for i in range(voters):
+        pin, name = demo_voter(i)
+        entries.append([voter_hash(list_key, pin), i + 1, name])
+    return {
+        "election": {"id": ELECTION, "name": "Demonstration election", "expires_at": "2099-12-31T23:59:59Z"},
+        "station": {"id": STATION, "name": "Demo station No. 1 (school No. 5)", "region": "Bishkek",
+                    "opens": "08:00", "closes": "20:00", "timezone": "Asia/Bishkek", "languages": ["ky", "ru", "en"]},
+        "receiver": {"url": receiver_url, "ca_pem": "", "public_key": public_b64(receiver_key.public_key())},
+        "documents": {"pin_rule": {"country": "KGZ"}, "slip_public_key": public_b64(slip_key.public_key())},
+        "voters": {"count": len(entries), "digest": voters_digest(entries), "entries": entries},
+    }
+
+
+def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "http://127.0.0.1:8090",
+                      web_port: int = 8080) -> Path:
+    """Create the demo station in ``directory`` (kept if it exists) and return its config path."""
+    config = directory / "station.toml"
+    if config.exists():
+        return config
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "data"
+    data.mkdir(exist_ok=True)
+    cec, receiver, slip = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    for name, key in (("cec", cec), ("receiver", receiver), ("slip", slip)):
+        _write_key(directory / f"{name}.key", key)
+    list_key = os.urandom(32)
+    fd = os.open(data / "list.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, list_key)
+    os.close(fd)
+    create_device_key(data)
+    payload = demo_payload(list_key, voters, receiver, slip, receiver_url)
+    (directory / "station-package.json").write_bytes(sign_package(payload, cec))
+    config.write_text(
+        "# Demo station: simulated hardware, loopback receiver. Not for a polling station.\n"
+        'mode = "simulation"\n'
+        f'election_id = "{ELECTION}"\n'
+        f'cec_public_key = "{public_b64(cec.public_key())}"\n'
+        'station_package = "station-package.json"\n'
+        'data_dir = "data"\n\n'
+        "[hardware]\n"
+        'scanner = "sim"\n'
+        'ballot_box = "sim"\n'
+        'decoder = "zxing"\n\n'
+        "[uplink]\n"
+        'transport = "https"\n\n'
+        "[web]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {web_port}\n", encoding="utf-8")
+    return config

@@ -1,0 +1,68 @@
+"""Backends by name: the one place that turns config names into hardware objects.
+
+Each factory imports the backend's module only when that backend is named, so
+a unit without a camera never imports OpenCV, and nothing imports RPi.GPIO off
+a Pi. Simulated backends are built only when named; ``device.config`` already
+refuses them in production, and ``_refuse_sim`` checks again here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from device.config import Config
+from device.core.delays import Delays
+from device.hardware.interfaces import BallotBox, Clock, Decoder, ScanSource
+
+
+class BackendError(Exception):
+    """A backend cannot be built; the message says which and why."""
+
+
+def _refuse_sim(config: Config, part: str) -> None:
+    if not config.simulation:
+        raise BackendError(f"simulated {part} refused in production mode")
+
+
+def _load(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise BackendError(f"the {module} backend needs a library that is not installed: {exc.name} "
+                           f"(install pollbox with the right extras, see docs/ballot-box.md and docs/scanning.md)") from None
+
+
+def build_box(config: Config, *, clock: Clock, delays: Delays) -> BallotBox:
+    """The ballot box named by ``hardware.ballot_box``."""
+    name, settings = config.ballot_box, config.hardware
+    if name == "sim":
+        _refuse_sim(config, "ballot box")
+        return _load("device.hardware.sim.box", "SimBallotBox")(clock=clock)  # type: ignore[no-any-return]
+    if name == "gpio":
+        pins = _load("device.hardware.boxes.pins", "PinMap").from_config(settings.get("pins", {}))
+        return _load("device.hardware.boxes.gpio", "GpioBallotBox")(  # type: ignore[no-any-return]
+            clock=clock, delays=delays, pins=pins)
+    if name == "smartbox":
+        sb = settings.get("smartbox", {})
+        return _load("device.hardware.boxes.smartbox", "SmartBallotBox")(  # type: ignore[no-any-return]
+            clock=clock, delays=delays, port=sb.get("port", "/dev/serial0"), baudrate=sb.get("baudrate", 115200))
+    raise BackendError(f"unknown ballot box backend {name!r}")
+
+
+def build_decoder(config: Config) -> Decoder:
+    """The frame decoder named by ``hardware.decoder``."""
+    if config.decoder == "zxing":
+        return _load("device.hardware.decoders.zxing", "ZxingDecoder")()  # type: ignore[no-any-return]
+    if config.decoder == "zbar":
+        return _load("device.hardware.decoders.zbar", "ZbarDecoder")()  # type: ignore[no-any-return]
+    raise BackendError(f"unknown decoder {config.decoder!r}")
+
+
+def build_scanner(config: Config, *, clock: Clock) -> ScanSource:
+    """The document source named by ``hardware.scanner``."""
+    name, settings = config.scanner, config.hardware
+    if name == "sim":
+        _refuse_sim(config, "scanner")
+        return _load("device.hardware.sim.scanner", "SimScanner")()  # type: ignore[no-any-return]
+    raise BackendError(f"scanner backend {name!r} is not wired yet")

@@ -1,0 +1,1 @@
+"""Simulated hardware for development, demos and tests. Never loaded unless named in config."""

@@ -1,0 +1,60 @@
+"""Numbered technician errors: every failure a provisioning command can report.
+
+Each error has a stable code (``E012``) so a technician on the phone can name
+it and the guide (``docs/technician-guide.md``) can say what to do. The CLI
+prints ``E012 voters.csv line 17: personal number has 13 digits, expected 14``
+and exits with the error's exit code; no traceback reaches the technician.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Code(NamedTuple):
+    code: str
+    title: str
+    exit_status: int
+
+
+CODES: dict[str, Code] = {c.code: c for c in (
+    Code("E001", "file not found or not readable", 2),
+    Code("E002", "file already exists; refusing to overwrite", 2),
+    Code("E003", "bad command-line value", 2),
+    Code("E010", "voter list header is not the documented one", 3),
+    Code("E011", "voter list row is not UTF-8 text", 3),
+    Code("E012", "personal number is not valid", 3),
+    Code("E013", "personal number appears twice", 3),
+    Code("E014", "row belongs to another station", 3),
+    Code("E015", "list line number missing, malformed or repeated", 3),
+    Code("E016", "row has the wrong number of columns", 3),
+    Code("E017", "voter name is empty or too long", 3),
+    Code("E018", "voter list is empty", 3),
+    Code("E020", "key file is missing, malformed or has unsafe permissions", 4),
+    Code("E021", "station description is incomplete or invalid", 4),
+    Code("E022", "station package refused by the unit", 4),
+    Code("E023", "list key does not belong to this package", 4),
+    Code("E030", "enrollment request is malformed or its signature does not verify", 5),
+    Code("E031", "enrollment does not match this unit", 5),
+    Code("E032", "device registry cannot be read or written", 5),
+    Code("E040", "readiness self-test failed", 6),
+    Code("E041", "unit config or appliance cannot be started", 6),
+    Code("E050", "records not yet acknowledged by the receiver: zeroize refused", 7),
+    Code("E051", "zeroize confirmation does not match", 7),
+    Code("E060", "image build impossible on this host", 8),
+)}
+
+
+class ProvisionError(Exception):
+    """A failure the technician must see: a code from ``CODES`` and a specific sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code}")
+        self.code = code
+        self.message = message
+        super().__init__(f"{code} {message}")
+
+    @property
+    def exit_status(self) -> int:
+        return CODES[self.code].exit_status

@@ -1,0 +1,72 @@
+"""The chair's screen: a Flask application built by ``create_app``.
+
+Wiring: the appliance process builds the ``Appliance`` (``device.appliance``)
+and passes it here; the app uses only its public methods and never touches
+hardware. Configuration follows the Flask tutorial: defaults below, then
+``web.py`` in the instance folder (outside git: the secret key and the chair
+PIN file live there too), then the test overrides. One blueprint per module:
+``status``, ``actions``, ``observer``, ``report``, ``devpanel`` (simulation
+only) and ``api``; Babel and CSRF plug in with ``init_app``.
+``web_ui.serve.serve`` runs the app under waitress.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import actions, api, csrf, devpanel, i18n, observer, report, secret, status
+from .pin import ChairPin
+
+DEFAULTS: dict[str, Any] = {
+    "DEFAULT_LANGUAGE": "en",
+    "TIMEZONE": "Asia/Bishkek",
+    "CHAIR_IDLE_SECONDS": 600,
+    "PIN_LOCKOUT_BASE": None,  # None: Delays.pin_lockout_base
+    "SSE_POLL_SECONDS": 0.5,
+    "SSE_KEEPALIVE_SECONDS": 10.0,
+    "SSE_MAX_SECONDS": 55.0,
+    "POLL_FALLBACK_MS": 2000,
+    "DEMO_NUMBERS": [],
+    "WALL_CLOCK": time.time,
+    "SESSION_COOKIE_SAMESITE": "Strict",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "PERMANENT_SESSION_LIFETIME": timedelta(days=2),
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+}
+
+
+def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
+               instance_path: Path | None = None) -> Flask:
+    """The chair's screen for ``appliance``; ``instance_path`` holds the secret key and chair PIN."""
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=str(instance_path.resolve()) if instance_path else None)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("web.py", silent=True)
+    if test_config:
+        app.config.from_mapping(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secret.load_or_create(Path(app.instance_path) / "secret_key")
+    app.extensions["pollbox.appliance"] = appliance
+    app.extensions["pollbox.pin"] = _chair_pin(app)
+    i18n.init_app(app)
+    csrf.init_app(app)
+    for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp):
+        app.register_blueprint(blueprint)
+    if devpanel.allowed(appliance):
+        app.register_blueprint(devpanel.bp)
+    return app
+
+
+def _chair_pin(app: Flask) -> ChairPin:
+    path = Path(app.config.get("CHAIR_PIN_FILE") or Path(app.instance_path) / "chair_pin.json")
+    base = app.config["PIN_LOCKOUT_BASE"]
+    if base is None:
+        from device.core.delays import DEFAULT_DELAYS
+        base = DEFAULT_DELAYS.pin_lockout_base
+    return ChairPin(path, lockout_base=float(base))

@@ -1,0 +1,124 @@
+"""Languages: Kyrgyz, Russian and English through Flask-Babel catalogues.
+
+The chosen language is kept in the session (``/lang/<code>``); otherwise the
+browser's preference, otherwise ``DEFAULT_LANGUAGE``. Numbers, percentages and
+times are formatted in the chosen locale by the Jinja filters registered
+here; times are shown in the station's ``TIMEZONE``. Catalogues live in
+``web_ui/translations/<code>/LC_MESSAGES/messages.po`` with their compiled
+``.mo`` beside them (``babel.cfg`` drives extraction).
+
+Alarm advice and decision words are defined here once, keyed by kind, so the
+``.po`` files carry a translation of every sentence the chair may see.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, current_app, request, session
+from flask_babel import Babel, format_decimal, format_percent, format_time, get_locale
+from flask_babel import lazy_gettext as _l
+
+LANGUAGES: dict[str, str] = {"ky": "Кыргызча", "ru": "Русский", "en": "English"}
+
+ALARM_TITLES: dict[str, Any] = {
+    "drop_without_token": _l("Ballot without identification"),
+    "second_ballot": _l("Second ballot on one identification"),
+    "lid_opened": _l("Ballot box lid open"),
+    "jam": _l("Ballot slot jammed"),
+    "box_unit_lost": _l("Ballot box unit not answering"),
+    "scanner_lost": _l("Document scanner disconnected"),
+}
+
+ALARM_ADVICE: dict[str, Any] = {
+    "drop_without_token": _l("A ballot went in without an identification. Note who dropped it, tell the observers, "
+                             "record it in the protocol, then acknowledge."),
+    "second_ballot": _l("A second ballot went in on one identification. Stop the voter, note the incident in the "
+                        "protocol, then acknowledge."),
+    "lid_opened": _l("The ballot box lid is open. Pause the polls, close and seal the lid in front of the observers, "
+                     "then acknowledge."),
+    "jam": _l("The ballot slot is jammed. Pause the polls, clear the slot without opening the lid, then acknowledge."),
+    "box_unit_lost": _l("The ballot box unit does not answer. Check its cable, pause the polls if it does not come "
+                        "back, then acknowledge."),
+    "scanner_lost": _l("The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge."),
+}
+
+OUTCOMES: dict[str, Any] = {
+    "admitted": _l("Admitted"),
+    "already_voted": _l("Already voted"),
+    "not_on_list": _l("Not on this list"),
+    "invalid_document": _l("Unreadable document"),
+    "polls_not_open": _l("Polls not open"),
+    "duplicate_read": _l("Same document read twice"),
+}
+
+OUTCOME_HINTS: dict[str, Any] = {
+    "admitted": _l("The slot is open for one ballot."),
+    "already_voted": _l("This voter was already identified. Do not issue a ballot."),
+    "not_on_list": _l("Send the voter to the commission desk to check the list."),
+    "invalid_document": _l("Scan again, or type the number by hand."),
+    "polls_not_open": _l("Identification starts when the chair opens the polls."),
+    "duplicate_read": _l("The same scan was read twice; it counted once."),
+}
+
+POLL_STATES: dict[str, Any] = {
+    "setup": _l("Not yet open"),
+    "open": _l("Polls open"),
+    "paused": _l("Polls paused"),
+    "closed": _l("Polls closed"),
+}
+
+
+def select_locale() -> str:
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(list(LANGUAGES)) or current_app.config["DEFAULT_LANGUAGE"]
+
+
+def select_timezone() -> str:
+    return str(current_app.config["TIMEZONE"])
+
+
+def as_datetime(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc)
+
+
+def fmt_time(at: float | None, with_seconds: bool = False) -> str:
+    """A wall time as the station's local time of day, in the chosen locale."""
+    if at is None:
+        return "—"
+    return format_time(as_datetime(at), "medium" if with_seconds else "short")
+
+
+def fmt_number(value: float | int | None) -> str:
+    return "—" if value is None else format_decimal(value)
+
+
+def fmt_signed(value: int) -> str:
+    text = format_decimal(abs(value))
+    return f"+{text}" if value > 0 else (f"−{text}" if value < 0 else text)
+
+
+def fmt_percent(value: float | None) -> str:
+    """A share given in percent points (56.2 -> '56,2 %' in Russian)."""
+    return "—" if value is None else format_percent(value / 100, "#,##0.0%")
+
+
+def fmt_megabytes(value: float | None) -> str:
+    return "—" if value is None else format_decimal(value / 1_000_000, "#,##0")
+
+
+def current_language() -> str:
+    return str(get_locale() or current_app.config["DEFAULT_LANGUAGE"])
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
+    Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.filters.update(num=fmt_number, pct=fmt_percent, time=fmt_time, signed=fmt_signed,
+                                 mb=fmt_megabytes)
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
+                                 OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
+                                 ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE)

@@ -1,0 +1,136 @@
+"""The chair PIN: set at provisioning, stored hashed, locked out after five wrong tries.
+
+The file ``chair_pin.json`` (in the web instance folder) holds the scrypt hash
+and salt of the PIN, never the PIN, and the lockout state (``lockout.py``), so
+a restart does not give an attacker fresh tries. It is rewritten atomically
+(temporary file, fsync, rename) with mode 0600.
+
+Wiring: provisioning (and the demo set-up) call ``set_pin(path, pin)``;
+``create_app`` builds one ``ChairPin`` and the ``actions`` blueprint calls
+``check``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import lockout
+
+FORMAT = "pollbox-chair-pin/1"
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_DIGITS, MAX_DIGITS = 6, 12
+
+
+class PinError(Exception):
+    """The PIN file is missing or unusable, or a new PIN is malformed; the message says what to do."""
+
+
+class Outcome(str, enum.Enum):
+    ACCEPTED = "accepted"
+    WRONG = "wrong"
+    LOCKED = "locked"
+
+
+@dataclass(frozen=True)
+class PinCheck:
+    """The answer to one PIN attempt: ``locked_for`` seconds; ``tries_left`` before a lock."""
+
+    outcome: Outcome
+    tries_left: int = 0
+    locked_for: float = 0.0
+    just_locked: bool = False
+
+
+def validate_pin(pin: str) -> None:
+    """Raise PinError unless ``pin`` is 6 to 12 ASCII digits."""
+    if not (pin.isascii() and pin.isdigit() and MIN_DIGITS <= len(pin) <= MAX_DIGITS):
+        raise PinError(f"a chair PIN is {MIN_DIGITS} to {MAX_DIGITS} digits")
+
+
+def _hash(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
+    return hashlib.scrypt(pin.encode("ascii"), salt=salt, n=params["n"], r=params["r"], p=params["p"],
+                          maxmem=64 * 1024 * 1024, dklen=32)
+
+
+def set_pin(path: Path, pin: str) -> None:
+    """Store a new chair PIN (hashed) at ``path``, clearing any lockout."""
+    validate_pin(pin)
+    salt = secrets.token_bytes(16)
+    doc = {"format": FORMAT, "kdf": "scrypt", **SCRYPT, "salt": salt.hex(),
+           "hash": _hash(pin, salt, SCRYPT).hex(), "failures": 0, "locked_until": 0.0}
+    _write(path, doc)
+
+
+def _write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps(doc, sort_keys=True).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PinError("no chair PIN has been set on this unit; the technician sets it at provisioning") from None
+    except (ValueError, UnicodeDecodeError):
+        raise PinError(f"the chair PIN file {path.name} is damaged; the technician must set the PIN again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("kdf") != "scrypt":
+        raise PinError(f"the chair PIN file {path.name} is not in format {FORMAT}")
+    return doc
+
+
+class ChairPin:
+    """Checks chair PINs against the stored hash, with persistent lockout. Thread-safe."""
+
+    def __init__(self, path: Path, *, lockout_base: float) -> None:
+        self.path = path
+        self.lockout_base = lockout_base
+        self._lock = threading.Lock()
+
+    def is_set(self) -> bool:
+        return self.path.exists()
+
+    def attempts(self) -> lockout.Attempts:
+        doc = _read(self.path)
+        return lockout.Attempts(int(doc["failures"]), float(doc["locked_until"]))
+
+    def check(self, pin: str, now: float) -> PinCheck:
+        """Try ``pin`` at wall time ``now``; while locked, the PIN is not even compared."""
+        with self._lock:
+            doc = _read(self.path)
+            state = lockout.Attempts(int(doc["failures"]), float(doc["locked_until"]))
+            if state.locked_for(now) > 0:
+                return PinCheck(Outcome.LOCKED, 0, state.locked_for(now))
+            if self._matches(doc, pin):
+                self._store(doc, lockout.after_success())
+                return PinCheck(Outcome.ACCEPTED)
+            new = lockout.after_failure(state, now, self.lockout_base)
+            self._store(doc, new)
+            if new.locked_for(now) > 0:
+                return PinCheck(Outcome.LOCKED, 0, new.locked_for(now), just_locked=True)
+            return PinCheck(Outcome.WRONG, new.tries_left)
+
+    def _matches(self, doc: dict[str, Any], pin: str) -> bool:
+        if not (pin.isascii() and pin.isdigit() and len(pin) <= MAX_DIGITS):
+            return False
+        params = {"n": int(doc["n"]), "r": int(doc["r"]), "p": int(doc["p"])}
+        return hmac.compare_digest(_hash(pin, bytes.fromhex(doc["salt"]), params), bytes.fromhex(doc["hash"]))
+
+    def _store(self, doc: dict[str, Any], state: lockout.Attempts) -> None:
+        if (doc["failures"], doc["locked_until"]) != (state.failures, state.locked_until):
+            _write(self.path, {**doc, "failures": state.failures, "locked_until": state.locked_until})
