@@ -64,7 +64,7 @@ class Appliance:
         self.interlock = il.InterlockState()
         self.report: VerifyReport | None = None
         self.last_decision: Decision | None = None
-        self._recent: dict[str, tuple[float, Decision]] = {}
+        self._recent: dict[str, tuple[float, Decision, PollState]] = {}
         self._hourly: Counter[int] = Counter()
         self._line_to_voter = {e.line: h for h, e in package.voters.items()}
         self._next_snapshot: float | None = None
@@ -81,9 +81,9 @@ class Appliance:
             self._rebuild_hourly()
             if not self.report.ok:
                 log.error("%s", self.report.sentence())
-            else:
-                self._record_start(inputs)
             self.started = True
+            if self.report.ok:
+                self._record_start(inputs)
         self.scanner.start(self.identify, self._on_scanner_state)
         if self.upstream is not None:
             self.upstream.start() if background else None
@@ -103,6 +103,8 @@ class Appliance:
 
     def stop(self) -> None:
         """Lock the slot and stop every part; the journal stays consistent."""
+        with self._lock:
+            self.started = False
         self._stop.set()
         if self._loop is not None:
             self._loop.join(timeout=5)
@@ -160,9 +162,16 @@ class Appliance:
 
     # The ballot box -------------------------------------------------------------------
 
+    @property
+    def writable(self) -> bool:
+        """True when the journal verified at start and events may be recorded."""
+        return self.started and self.report is not None and self.report.ok
+
     def _on_box_signal(self, signal: BoxSignal, now: float) -> None:
         with self._lock:
-            if not self.started:
+            if not self.writable:
+                self.box.lock()
+                log.error("box signal %s not recorded: the journal is not writable", signal.value)
                 return
             if signal in _SIGNAL_INPUT:
                 self._feed(_SIGNAL_INPUT[signal](now))
@@ -230,14 +239,14 @@ class Appliance:
             if isinstance(event, ev.VoterAdmitted):
                 self._feed(il.Arm(event.token, mono))
             if voter is not None:
-                self._recent[voter] = (mono, decision)
+                self._recent[voter] = (mono, decision, self.state.poll)
             self.last_decision = decision
             return decision
 
     def _duplicate(self, voter: str | None, mono: float) -> Decision | None:
         """The same document read again within the window counts once."""
         self._recent = {k: v for k, v in self._recent.items() if mono - v[0] <= self.delays.duplicate_read_window}
-        if voter is None or voter not in self._recent:
+        if voter is None or voter not in self._recent or self._recent[voter][2] is not self.state.poll:
             return None
         first = self._recent[voter][1]
         return Decision("duplicate_read", self.clock.wall(), first.method, first.line, first.name, first.at,
@@ -258,7 +267,7 @@ class Appliance:
 
     def _on_scanner_state(self, state: ScannerState) -> None:
         with self._lock:
-            if not self.started or state is ScannerState.READING:
+            if not self.writable or state is ScannerState.READING:
                 return
             out: list[ev.Event] = [ev.DeviceStatusChanged("scanner", state.value)]
             if state is ScannerState.DISCONNECTED and self.state.poll is PollState.OPEN:

@@ -29,7 +29,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +149,11 @@ def _check_election(payload: dict[str, Any], election_id: str, now: float) -> No
     if election.get("id") != election_id:
         raise PackageError(f"the package is for election {election.get('id')!r}; this unit is set up for {election_id!r}")
     try:
-        expires = datetime.fromisoformat(str(election["expires_at"]).replace("Z", "+00:00"))
+        expires = datetime.fromisoformat(str(election["expires_at"]))
     except (KeyError, ValueError):
         raise PackageError("the package has no valid election.expires_at") from None
     if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=timezone.utc)
+        expires = expires.replace(tzinfo=UTC)
     if now >= expires.timestamp():
         raise PackageError(f"the package expired at {expires.isoformat()}")
 

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
-    BestAvailableEncryption, Encoding, NoEncryption, PrivateFormat, PublicFormat, load_pem_private_key)
+    BestAvailableEncryption,
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
 
 from device.core.voterkey import LIST_KEY_BYTES
 from device.package import list_key_check
@@ -25,7 +31,7 @@ from device.package import list_key_check
 from .errors import ProvisionError
 from .keyfiles import read_secret, write_public, write_secret
 
-__all__ = ["create_cec_key", "load_cec_key", "create_list_key", "load_list_key", "list_key_check", "public_b64"]
+__all__ = ["create_cec_key", "create_list_key", "list_key_check", "load_cec_key", "load_list_key", "public_b64"]
 
 
 def public_b64(public: Ed25519PublicKey) -> str:

@@ -25,7 +25,7 @@ def sample_rows(station_id: str, count: int, seed: int = 1) -> list[list[str]]:
     """``count`` distinct valid rows for ``station_id``, list lines 1..count."""
     rng = random.Random(seed)
     seen: set[str] = set()
-    rows = []
+    rows: list[list[str]] = []
     while len(rows) < count:
         number = _pin(rng)
         if number in seen:

@@ -22,9 +22,10 @@ import csv
 import hashlib
 import hmac
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from device.core.documents.pin import check_pin
 from device.core.documents.rules import KGZ, PinRule
@@ -101,7 +102,7 @@ def _decode(raw: bytes) -> tuple[str, bool]:
         return raw.decode("utf-8", "surrogateescape"), False
 
 
-def _header_ok(reader: "csv._reader", result: ImportResult) -> bool:
+def _header_ok(reader: Any, result: ImportResult) -> bool:
     try:
         header = next(reader)
     except StopIteration:
@@ -126,7 +127,7 @@ class _Rows:
         self.hash_line: dict[str, int] = {}
         self.list_line: dict[int, int] = {}
 
-    def run(self, reader: "csv._reader", progress: Progress | None) -> None:
+    def run(self, reader: Any, progress: Progress | None) -> None:
         while True:
             try:
                 row = next(reader)

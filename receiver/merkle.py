@@ -20,7 +20,7 @@ Wiring: ``storage.py`` persists the nodes ``append`` returns and supplies
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 Lookup = Callable[[int, int], bytes]
 Node = tuple[int, int, bytes]
@@ -71,7 +71,7 @@ def append(size: int, frontier: Sequence[bytes], leaves: Sequence[bytes]) -> tup
     Returns the nodes completed by the append (leaves included, as level 0) and
     the new frontier.
     """
-    stack = list(zip([lvl for lvl, _ in frontier_positions(size)], frontier))
+    stack = list(zip([lvl for lvl, _ in frontier_positions(size)], frontier, strict=False))
     nodes: list[Node] = []
     for offset, leaf in enumerate(leaves):
         index = size + offset

@@ -17,7 +17,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException
+
+from device.core.delays import DEFAULT_DELAYS
 
 from . import actions, api, csrf, devpanel, i18n, observer, report, secret, status
 from .pin import ChairPin
@@ -53,20 +56,27 @@ def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret.load_or_create(Path(app.instance_path) / "secret_key")
     app.extensions["pollbox.appliance"] = appliance
-    app.extensions["pollbox.pin"] = _chair_pin(app)
+    app.extensions["pollbox.pin"] = _chair_pin(app, appliance)
     i18n.init_app(app)
     csrf.init_app(app)
     for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp):
         app.register_blueprint(blueprint)
     if devpanel.allowed(appliance):
         app.register_blueprint(devpanel.bp)
+    app.register_error_handler(HTTPException, _http_error)
     return app
 
 
-def _chair_pin(app: Flask) -> ChairPin:
+def _chair_pin(app: Flask, appliance: Any) -> ChairPin:
+    """The PIN checker; the lockout base is the appliance's ``Delays.pin_lockout_base`` unless overridden."""
     path = Path(app.config.get("CHAIR_PIN_FILE") or Path(app.instance_path) / "chair_pin.json")
     base = app.config["PIN_LOCKOUT_BASE"]
     if base is None:
-        from device.core.delays import DEFAULT_DELAYS
-        base = DEFAULT_DELAYS.pin_lockout_base
+        base = getattr(getattr(appliance, "delays", None), "pin_lockout_base", None) or DEFAULT_DELAYS.pin_lockout_base
     return ChairPin(path, lockout_base=float(base))
+
+
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    """Every HTTP error as a page in the chosen language, never a traceback."""
+    kind = "not_found" if exc.code == 404 else "other"
+    return render_template("error.html", kind=kind, code=exc.code, message=exc.description), exc.code or 500

@@ -13,7 +13,7 @@ Alarm advice and decision words are defined here once, keyed by kind, so the
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, request, session
@@ -69,6 +69,12 @@ POLL_STATES: dict[str, Any] = {
     "closed": _l("Polls closed"),
 }
 
+SCANNER_STATES: dict[str, Any] = {
+    "connected": _l("connected"),
+    "disconnected": _l("disconnected"),
+    "reading": _l("reading"),
+}
+
 
 def select_locale() -> str:
     chosen = session.get("lang")
@@ -82,7 +88,7 @@ def select_timezone() -> str:
 
 
 def as_datetime(at: float | None) -> datetime | None:
-    return None if at is None else datetime.fromtimestamp(at, timezone.utc)
+    return None if at is None else datetime.fromtimestamp(at, UTC)
 
 
 def fmt_time(at: float | None, with_seconds: bool = False) -> str:
@@ -121,4 +127,4 @@ def init_app(app: Flask) -> None:
                                  mb=fmt_megabytes)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
-                                 ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE)
+                                 SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE)

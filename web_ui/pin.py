@@ -34,7 +34,7 @@ class PinError(Exception):
     """The PIN file is missing or unusable, or a new PIN is malformed; the message says what to do."""
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     ACCEPTED = "accepted"
     WRONG = "wrong"
     LOCKED = "locked"

@@ -146,7 +146,7 @@ def _undone(state: StationState, rec: ev.Recorded) -> None:
     if e.voter not in state.checkins:
         raise InvalidEvent("undo of a check-in that is not standing")
     del state.checkins[e.voter]
-    state.open_tokens.discard(state.token_of.pop(e.voter))
+    state.token_of.pop(e.voter, None)  # an open token is closed by the ArmCancelled that follows
     state.identified -= 1
     state.undone += 1
 

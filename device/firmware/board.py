@@ -12,9 +12,8 @@ UART0 TX GP0 / RX GP1, on-board LED GP25 (alive blink). Tests run this module
 under CPython with a fake ``machine`` module.
 """
 
-import machine
-
 import boxproto as bp
+import machine
 from boxlogic import BoxLogic
 
 PINS = {"lock": 2, "beam": 3, "lid": 4, "green": 5, "red": 6, "buzzer": 7, "tx": 0, "rx": 1, "led": 25}

@@ -113,7 +113,7 @@ class Frame:
         self.payload = payload
 
     def __repr__(self) -> str:
-        return "Frame(seq=%d, kind=0x%02x, len=%d)" % (self.seq, self.kind, len(self.payload))
+        return f"Frame(seq={self.seq}, kind=0x{self.kind:02x}, len={len(self.payload)})"
 
 
 class FrameDecoder:
@@ -185,6 +185,14 @@ class FrameDecoder:
 
 def hello_payload(debounce_ms: int, jam_ms: int, heartbeat_ms: int, arm_ms: int, session: int) -> bytes:
     return struct.pack(HELLO_FMT, debounce_ms, jam_ms, heartbeat_ms, arm_ms, session)
+
+
+def arm_payload(arm_ms: int) -> bytes:
+    return struct.pack(ARM_FMT, arm_ms)
+
+
+def output_payload(output: int, on: bool) -> bytes:
+    return struct.pack(OUTPUT_FMT, output, 1 if on else 0)
 
 
 def status_payload(boot: int, drops: int, lid_opens: int, flags: int, ack: int) -> bytes:

@@ -47,8 +47,8 @@ class CounterStore:
 
 
 def render(boot: int, drops: int) -> str:
-    body = "%s %d %d" % (MAGIC, boot, drops)
-    return "%s %04x\n" % (body, crc16(body.encode()))
+    body = f"{MAGIC} {boot} {drops}"
+    return f"{body} {crc16(body.encode()):04x}\n"
 
 
 def parse(text: str) -> "tuple | None":

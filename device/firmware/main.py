@@ -9,9 +9,9 @@ with ``ticks_diff``), one ``Board.step`` per millisecond. The counters live in
 Not imported by the Pi software; copied to the Pico as ``main.py``.
 """
 
-import machine
 import time
 
+import machine
 from board import Board
 from boxstore import CounterStore
 

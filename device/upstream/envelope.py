@@ -28,7 +28,7 @@ import binascii
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -69,7 +69,7 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 def iso_utc(at: float) -> str:
     """Wall seconds as an ISO-8601 UTC string with microseconds and a Z."""
-    return datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def record_hash(record_bytes: bytes) -> str:

@@ -55,6 +55,7 @@ def parse_payload(text: str, rules: DocumentRules) -> ParseResult:
     for parser in PARSERS:
         if parser.claims(text):
             if parser.scheme not in rules.accepted:
-                return Unreadable(RefusalCode.SCHEME_NOT_ACCEPTED, f"this station does not accept {parser.scheme} documents")
+                detail = f"this station does not accept {parser.scheme} documents"
+                return Unreadable(RefusalCode.SCHEME_NOT_ACCEPTED, detail)
             return parser.parse(text, rules)
     return Unreadable(RefusalCode.UNKNOWN_FORMAT, "the code is not a document this station knows")

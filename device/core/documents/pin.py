@@ -52,7 +52,8 @@ def check_pin(digits: str, rule: PinRule) -> Unreadable | None:
     parts = _split(digits, rule)
     for seg, part in parts:
         if any(c not in seg.digits for c in part):
-            return Unreadable(RefusalCode.MALFORMED, f"the {seg.name.replace('_', ' ')} digit is not one of {seg.digits}")
+            what = seg.name.replace("_", " ")
+            return Unreadable(RefusalCode.MALFORMED, f"the {what} digits of the personal number are out of range")
     if not _date_ok(parts, rule):
         return Unreadable(RefusalCode.IMPLAUSIBLE_DATE, "the birth date in the personal number is not a plausible date")
     if not _check_ok(digits, rule.check):
@@ -70,10 +71,7 @@ def _split(digits: str, rule: PinRule) -> list[tuple[Segment, str]]:
 
 def _date_ok(parts: list[tuple[Segment, str]], rule: PinRule) -> bool:
     century = next((dict(s.centuries).get(p[0]) for s, p in parts if s.centuries), None)
-    for seg, part in parts:
-        if seg.date and not _plausible(seg.date, part, century, rule):
-            return False
-    return True
+    return all(_plausible(seg.date, part, century, rule) for seg, part in parts if seg.date)
 
 
 def _plausible(layout: str, part: str, century: int | None, rule: PinRule) -> bool:
@@ -104,7 +102,7 @@ def _check_ok(digits: str, check: str) -> bool:
 def kz_iin_check_digit(first11: str) -> int | None:
     """The Kazakh IIN check digit of the first 11 digits, or None if no such number is issued."""
     values = [int(c) for c in first11]
-    total = sum(w * v for w, v in zip(range(1, 12), values)) % 11
+    total = sum(w * v for w, v in zip(range(1, 12), values, strict=True)) % 11
     if total == 10:
-        total = sum(w * v for w, v in zip((3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2), values)) % 11
+        total = sum(w * v for w, v in zip((3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2), values, strict=True)) % 11
     return None if total == 10 else total

@@ -59,7 +59,10 @@ def make_td3(pin: str = "", document: str = "AC1234567", state: str = "KGZ", bir
 
 
 def make_aamva(number: str = "D12345678", iin: str = "636000", version: int = 10, separators: bool = True) -> str:
-    """An AAMVA card file with one DL subfile; ``separators=False`` mimics a keyboard scanner (RS dropped, LF sent as CR)."""
+    """An AAMVA card file with one DL subfile.
+
+    ``separators=False`` mimics a keyboard scanner: RS dropped, LF sent as CR.
+    """
     elements = ["DAQ" + number, "DCSPUBLIC", "DACJOHN", "DBB01151985", "DBA01152030", "DAJVA", "DCGUSA"]
     subfile = "DL" + "\n".join(elements) + "\r"
     head_len = 21 if version >= 2 else 19

@@ -1,0 +1,70 @@
+# pollbox — polling-station appliance. `make` prints this help.
+SHELL := /bin/bash
+PY := .venv/bin/python
+VENV_STAMP := .venv/.installed
+APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql nodejs npm systemd
+DEMO := var/demo
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help run test quick lint bench docs image clean system-deps firmware-deps
+
+help:
+	@echo "pollbox make targets:"
+	@echo "  make run     create a demo station (simulated hardware) and run it with the chair's screen"
+	@echo "               on http://127.0.0.1:8080 and a local CEC receiver on http://127.0.0.1:8090"
+	@echo "  make test    the full test suite (what CI runs)"
+	@echo "  make quick   the quick test suite (no slow tests)"
+	@echo "  make lint    ruff, mypy (strict on device/core) and pyright on the firmware"
+	@echo "  make bench   benchmarks; writes bench/results.json"
+	@echo "  make docs    regenerate docs/audit-events.md from the event catalogue"
+	@echo "  make image   build the Raspberry Pi OS image (arm64 host only)"
+	@echo "  make clean   remove the virtualenv, the demo station and build files"
+
+# Debian packages: installed when missing (needs root; otherwise says what to install).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+$(VENV_STAMP): setup.cfg pyproject.toml
+	@$(MAKE) --no-print-directory system-deps
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[scan,receiver,dev]'
+	touch $(VENV_STAMP)
+
+firmware-deps: $(VENV_STAMP)
+	@bash tests/box/install_micropython.sh
+
+run: $(VENV_STAMP)
+	$(PY) -m device.cli demo $(DEMO)
+	$(PY) -m device.cli --config $(DEMO)/station.toml run --with-receiver
+
+test: $(VENV_STAMP) firmware-deps
+	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+
+quick: $(VENV_STAMP) firmware-deps
+	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV_STAMP)
+	$(PY) -m ruff check device web_ui provisioning receiver bench tests
+	$(PY) -m mypy device/core
+	$(PY) -m mypy device web_ui provisioning receiver --exclude device/firmware
+	$(PY) -m pyright -p device/firmware
+
+bench: $(VENV_STAMP)
+	$(PY) -m bench.run
+
+docs: $(VENV_STAMP)
+	$(PY) -m device.cli docs
+
+image:
+	bash provisioning/image/build.sh
+
+clean:
+	rm -rf .venv var build *.egg-info

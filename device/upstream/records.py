@@ -1,0 +1,123 @@
+"""Journal events -> upstream record bodies: what the CEC learns, and nothing more.
+
+Only event kinds marked ``upstream`` in ``device/core/catalogue.py`` produce a
+record. Each body carries the event's ``journal_seq`` and ``journal_hash`` and
+the counts or facts of that event. Bodies never hold a voter's keyed hash,
+name or line, and never hold text a clerk typed (pause and undo reasons,
+acknowledgement notes), because such text may name someone. System text
+(alarm details, annotations) is scrubbed of digit runs and MRZ-shaped strings.
+
+Undo records carry counts, which depend on the journal before the event; the
+outbox hook supplies them as a ``Tally`` read inside the append transaction.
+
+Wiring: ``outbox.py`` calls ``body_for`` from its journal hook.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from device.core import events as ev
+from device.core.catalogue import CATALOGUE
+
+REMOVED = "[removed]"
+MAX_TEXT = 200
+_DIGIT_RUN = re.compile(r"\d(?:[\s./-]?\d){5,}")
+_MRZ_LIKE = re.compile(r"[A-Z0-9<]*<<[A-Z0-9<]*")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts from the journal up to and including one event."""
+
+    admitted: int
+    undone: int
+    ballots: int
+
+    @property
+    def identified(self) -> int:
+        return self.admitted - self.undone
+
+
+class NotUpstream(Exception):
+    """The event kind is not sent upstream (a programming error if it reaches the outbox)."""
+
+
+def scrub(text: str) -> str:
+    """System text made safe to publish: no digit runs, no MRZ-like strings, bounded length."""
+    cleaned = _MRZ_LIKE.sub(REMOVED, _DIGIT_RUN.sub(REMOVED, text))
+    return cleaned if len(cleaned) <= MAX_TEXT else cleaned[: MAX_TEXT - 1] + "…"
+
+
+def is_upstream(kind: str) -> bool:
+    entry = CATALOGUE.get(kind)
+    return entry is not None and entry.upstream
+
+
+def needs_tally(event: ev.Event) -> bool:
+    return isinstance(event, ev.CheckinUndone)
+
+
+def body_for(event: ev.Event, tally: Tally | None = None) -> dict[str, Any]:
+    """The facts of ``event`` for the CEC (without journal_seq/journal_hash)."""
+    builder = _BUILDERS.get(type(event))
+    if builder is None or not is_upstream(event.kind):
+        raise NotUpstream(f"event kind {event.kind!r} is not sent upstream")
+    return builder(event, tally)
+
+
+def _opened(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"identified": e.identified, "ballots": e.ballots}
+
+
+def _nothing(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {}
+
+
+def _closed(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"identified": e.identified, "ballots": e.ballots, "difference": e.difference,
+            "alarms_total": e.alarms_total, "alarms_open": e.alarms_open}
+
+
+def _undone(e: Any, tally: Tally | None) -> dict[str, Any]:
+    if tally is None:
+        raise ValueError("an undo record needs the journal's counts")
+    return {"undone_total": tally.undone, "identified": tally.identified, "ballots": tally.ballots}
+
+
+def _alarm(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"alarm": e.alarm, "alarm_kind": e.alarm_kind, "detail": scrub(e.detail)}
+
+
+def _acknowledged(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"alarm": e.alarm, "note_given": bool(e.note.strip())}
+
+
+def _snapshot(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"identified": e.identified, "ballots": e.ballots, "registered": e.registered}
+
+
+def _annotation(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"topic": scrub(e.topic), "text": scrub(e.text)}
+
+
+_BUILDERS: dict[type, Callable[[Any, Tally | None], dict[str, Any]]] = {
+    ev.PollsOpened: _opened,
+    ev.PollsPaused: _nothing,
+    ev.PollsResumed: _nothing,
+    ev.PollsClosed: _closed,
+    ev.CheckinUndone: _undone,
+    ev.AlarmRaised: _alarm,
+    ev.AlarmAcknowledged: _acknowledged,
+    ev.TurnoutSnapshot: _snapshot,
+    ev.Annotation: _annotation,
+}
+
+
+def upstream_kinds_without_builder() -> list[str]:
+    """Upstream kinds in the catalogue that have no body builder (must be empty)."""
+    built = {str(cls.kind) for cls in _BUILDERS}
+    return sorted(k for k, entry in CATALOGUE.items() if entry.upstream and k not in built)

@@ -1,0 +1,217 @@
+"""``pollbox-receiver``: run the CEC receiver and check its public log.
+
+Commands:
+
+- ``serve``: the HTTP receiver under waitress (production WSGI server);
+- ``import FILE...``: ingest USB export files (``pollbox-export/1``) through the network's ingest path;
+- ``ingest FILE...``: ingest raw batch files (as a unit would POST them), same path;
+- ``verify-inclusion``: check offline that a record is in the log a signed tree head commits to;
+- ``keygen``: create the receiver key (and its ``.pub``);
+- ``enroll``: add one unit to a registry file and re-sign it (demo and small set-ups;
+  the CEC's provisioning tool does the same from enrollment requests);
+- ``pubkey``: print the base64 public key of a raw private key file.
+
+Errors are one sentence on stderr and exit status 2 (usage/config) or 1
+(a check failed); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from device.keys import public_b64
+from device.upstream.envelope import iso_utc, key_id
+from receiver.ingest import Outcome
+from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
+from receiver.loghead import LogError, check_inclusion
+from receiver.registry import DeviceEntry, Registry, RegistryError, decode_public_key
+from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
+
+log = logging.getLogger("pollbox.receiver.cli")
+
+
+class UsageError(Exception):
+    """Bad arguments or files; the message is shown as is."""
+
+
+def _store_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", required=True, help="postgresql://... URL, or an SQLite file path")
+    p.add_argument("--registry", required=True, type=Path, help="the CEC-signed device registry file")
+    p.add_argument("--cec-public-key", help="base64 of the CEC's Ed25519 public key")
+    p.add_argument("--cec-public-key-file", type=Path, help="a file holding that base64 key")
+    p.add_argument("--key", required=True, type=Path, help="the receiver's private key file")
+    p.add_argument("--silent-after", type=float, default=DEFAULT_SILENT_AFTER_MINUTES,
+                   help="minutes without a record before a voting station is shown as silent")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="pollbox-receiver", description="The reference CEC receiver.")
+    top.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the receiver over HTTP with waitress")
+    _store_options(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--threads", type=int, default=8)
+    for name, what in (("import", "USB export files"), ("ingest", "raw batch files")):
+        cmd = sub.add_parser(name, help=f"ingest {what} through the network's path")
+        _store_options(cmd)
+        cmd.add_argument("files", nargs="+", type=Path)
+    verify = sub.add_parser("verify-inclusion", help="check a record's inclusion in the public log, offline")
+    verify.add_argument("--record", required=True, type=Path, help="file with the record's signed line")
+    verify.add_argument("--proof", required=True, type=Path, help="JSON from /api/v1/tree/proof")
+    verify.add_argument("--head", required=True, type=Path, help="JSON from /api/v1/tree/head")
+    verify.add_argument("--receiver-key", required=True, help="base64 of the receiver's public key")
+    keygen = sub.add_parser("keygen", help="create the receiver key and KEY.pub")
+    keygen.add_argument("path", type=Path)
+    enroll = sub.add_parser("enroll", help="add one unit to a registry and sign it with the CEC key")
+    enroll.add_argument("--registry", required=True, type=Path)
+    enroll.add_argument("--cec-key", required=True, type=Path, help="the CEC's raw private key file")
+    enroll.add_argument("--station", required=True)
+    enroll.add_argument("--public-key-file", required=True, type=Path, help="the unit's device.pub")
+    enroll.add_argument("--serial", required=True)
+    enroll.add_argument("--software", default="unknown")
+    pubkey = sub.add_parser("pubkey", help="print the base64 public key of a raw private key file")
+    pubkey.add_argument("path", type=Path)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(COMMANDS[args.command](args))
+    except (UsageError, ReceiverConfigError, ReceiverKeyError, RegistryError) as exc:
+        print(f"pollbox-receiver: {exc}", file=sys.stderr)
+        return 2
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    cec = args.cec_public_key
+    if args.cec_public_key_file is not None:
+        cec = _read_text(args.cec_public_key_file, "CEC public key").strip()
+    if not cec:
+        raise UsageError("give the CEC public key with --cec-public-key or --cec-public-key-file")
+    return {"DATABASE_URL": args.db, "REGISTRY_PATH": str(args.registry), "CEC_PUBLIC_KEY": cec,
+            "RECEIVER_KEY_PATH": str(args.key), "SILENT_AFTER_MINUTES": args.silent_after}
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the {what} {path}: {exc}") from None
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from receiver.app import create_app
+
+    app = create_app(_config(args))
+    log.info("receiver listening on http://%s:%d", args.host, args.port)
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="pollbox-receiver")
+    return 0
+
+
+def _report(name: Path, outcome: Outcome) -> bool:
+    rejection = outcome.rejection
+    summary = f"{name}: station {outcome.station}: {outcome.accepted} accepted, {outcome.duplicates} duplicates"
+    if rejection is None:
+        print(summary)
+        return True
+    print(f"{summary}; rejected ({rejection.code}): {rejection.reason}", file=sys.stderr)
+    return False
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    receiver = build_receiver(_config(args))
+    ok = True
+    for path in args.files:
+        for outcome in receiver.import_export(_read_bytes(path, "export file"), f"import:{path.name}"):
+            ok = _report(path, outcome) and ok
+    receiver.storage.close()
+    return 0 if ok else 1
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    receiver = build_receiver(_config(args))
+    ok = True
+    for path in args.files:
+        data = _read_bytes(path, "batch file")
+        encoding = "gzip" if data[:2] == b"\x1f\x8b" else None
+        ok = _report(path, receiver.ingestor.ingest_body(data, encoding, f"file:{path.name}")) and ok
+    receiver.storage.close()
+    return 0 if ok else 1
+
+
+def cmd_verify_inclusion(args: argparse.Namespace) -> int:
+    try:
+        public = decode_public_key(args.receiver_key)
+    except RegistryError:
+        raise UsageError("--receiver-key is not a base64 32-byte Ed25519 public key") from None
+    record = _read_text(args.record, "record file")
+    proof, head = _read_json(args.proof, "proof"), _read_json(args.head, "tree head")
+    try:
+        index = check_inclusion(record, proof, head, public)
+    except LogError as exc:
+        print(f"NOT VERIFIED: {exc}", file=sys.stderr)
+        return 1
+    print(f"verified: the record is leaf {index} of the log of {head.get('size')} records "
+          f"with root {head.get('root')}, signed by receiver key {key_id(public)}")
+    return 0
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(_read_text(path, what))
+    except ValueError as exc:
+        raise UsageError(f"the {what} {path} is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"the {what} {path} is not a JSON object")
+    return doc
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    key = create_receiver_key(args.path)
+    print(public_b64(key.public_key()))
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    cec = load_receiver_key(args.cec_key)
+    public_key = _read_text(args.public_key_file, "device public key").strip()
+    registry = Registry.load(args.registry, cec.public_key()) if args.registry.exists() else Registry()
+    entry = DeviceEntry(station=args.station, serial=args.serial, public_key=public_key,
+                        key_id=key_id(decode_public_key(public_key)), software=args.software,
+                        enrolled_at=iso_utc(time.time()))
+    registry.add(entry)
+    registry.sign_and_save(args.registry, cec)
+    print(f"enrolled key {entry.key_id} for station {entry.station}; {len(registry)} devices in {args.registry}")
+    return 0
+
+
+def cmd_pubkey(args: argparse.Namespace) -> int:
+    print(public_b64(load_receiver_key(args.path).public_key()))
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "import": cmd_import, "ingest": cmd_ingest, "verify-inclusion": cmd_verify_inclusion,
+            "keygen": cmd_keygen, "enroll": cmd_enroll, "pubkey": cmd_pubkey}
+
+if __name__ == "__main__":
+    sys.exit(main())

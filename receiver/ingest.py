@@ -1,0 +1,289 @@
+"""The ingest path: from a request body (or an imported file) to stored records and a receipt.
+
+Every batch, from the network or from a USB export, goes through
+``Ingestor.ingest_records`` in three steps:
+
+1. **Decode** (``decode``): gzip with a bound on the uncompressed size (no
+   gzip bombs), at most ``MAX_RECORDS`` lines and ``MAX_BYTES`` bytes, each
+   line a well-formed signed record, all for one station. A batch that fails
+   here is rejected whole (``malformed`` or ``oversized``): nothing is stored.
+2. **Authenticate** (``authenticate``), without touching the database: the
+   key must be enrolled (``unknown_key``), enrolled for the record's station
+   (``wrong_station``), and the signature must verify (``bad_signature``).
+3. **Sequence** (``sequence``), under the station's lock in storage: a
+   stored seq with the same bytes is a duplicate (acknowledged again); with
+   other bytes it is a ``conflict`` (the record is kept as evidence); the next
+   seq must chain to the stored previous record (``chain_broken``); anything
+   further is a ``gap``.
+
+Records before the first bad one are stored; the bad one and those after it
+are not. Every rejection goes to the debug log and the ``rejections`` table.
+Steps 1-3 are pure functions; ``Ingestor`` wires them to storage, the
+registry, the receiver key and the clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.upstream.envelope import EnvelopeError, SignedRecord, make_receipt, parse_line
+from receiver.registry import Registry
+
+MAX_RECORDS = 2_000
+MAX_BYTES = 4 * 1024 * 1024
+
+HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403,
+               "bad_signature": 400, "gap": 409, "chain_broken": 409, "conflict": 409}
+
+log = logging.getLogger("pollbox.receiver.ingest")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a batch (or the record at ``seq`` and those after it) was refused."""
+
+    code: str
+    reason: str
+    station: str | None = None
+    seq: int | None = None
+    key: str | None = None
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+
+class BatchRejected(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        self.rejection = rejection
+        super().__init__(rejection.reason)
+
+
+# 1. Decode -------------------------------------------------------------------
+
+def gunzip(raw: bytes, limit: int = MAX_BYTES) -> bytes:
+    """Decompress gzip data, refusing more than ``limit`` bytes of output."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise BatchRejected(Rejection("malformed", f"the body is not valid gzip ({exc})")) from None
+    if len(out) > limit:
+        raise BatchRejected(Rejection("oversized", f"the batch inflates to more than {limit} bytes"))
+    if not inflater.eof or inflater.unused_data:
+        raise BatchRejected(Rejection("malformed", "the gzip body is truncated or has trailing data"))
+    return out
+
+
+def body_bytes(raw: bytes, encoding: str | None) -> bytes:
+    """The batch bytes of a request body sent with ``Content-Encoding: encoding``."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "gzip":
+        return gunzip(raw)
+    if encoding != "identity":
+        raise BatchRejected(Rejection("malformed", f"Content-Encoding {encoding!r} is not supported (use gzip)"))
+    if len(raw) > MAX_BYTES:
+        raise BatchRejected(Rejection("oversized", f"the batch is {len(raw)} bytes, more than {MAX_BYTES}"))
+    return raw
+
+
+def decode(data: bytes) -> list[SignedRecord]:
+    """The records of one batch, all for one station; raises BatchRejected."""
+    if len(data) > MAX_BYTES:
+        raise BatchRejected(Rejection("oversized", f"the batch is {len(data)} bytes, more than {MAX_BYTES}"))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BatchRejected(Rejection("malformed", f"the batch is not UTF-8 text (byte {exc.start})")) from None
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+    if not lines:
+        raise BatchRejected(Rejection("malformed", "the batch holds no records"))
+    if len(lines) > MAX_RECORDS:
+        raise BatchRejected(Rejection("oversized", f"the batch holds {len(lines)} records, more than {MAX_RECORDS}"))
+    records = [_parse(number, line) for number, line in lines]
+    _check_one_station(records)
+    return records
+
+
+def _parse(number: int, line: str) -> SignedRecord:
+    try:
+        return parse_line(line)
+    except EnvelopeError as exc:
+        raise BatchRejected(Rejection(exc.code, f"line {number}: {exc}")) from None
+
+
+def _check_one_station(records: Sequence[SignedRecord]) -> None:
+    station = records[0].station
+    for record in records:
+        if record.station != station:
+            raise BatchRejected(Rejection(
+                "malformed", f"a batch holds records of one station: {station} and {record.station} are mixed",
+                station=station))
+        if record.fields["type"] == "receipt":
+            raise BatchRejected(Rejection("malformed", f"record {record.seq} is a receipt, not a station record",
+                                          station=station, seq=record.seq))
+
+
+def _about(record: SignedRecord, code: str, reason: str) -> Rejection:
+    return Rejection(code, reason, station=record.station, seq=record.seq, key=record.key)
+
+
+# 2. Authenticate ---------------------------------------------------------------
+
+def authenticate(records: Sequence[SignedRecord], registry: Registry) -> tuple[int, Rejection | None]:
+    """How many leading records are authentic, and why the next one is not (None if all are)."""
+    for index, record in enumerate(records):
+        rejection = _authenticate_one(record, registry)
+        if rejection is not None:
+            return index, rejection
+    return len(records), None
+
+
+def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | None:
+    entry, public = registry.for_key(record.key), registry.public_key(record.key)
+    if entry is None or public is None:
+        return _about(record, "unknown_key", f"record {record.seq}: key {record.key} is not enrolled")
+    if entry.station != record.station:
+        return _about(record, "wrong_station", f"record {record.seq}: key {record.key} is enrolled for station "
+                         f"{entry.station}, not {record.station}")
+    try:
+        record.verify(public)
+    except EnvelopeError as exc:
+        return _about(record, "bad_signature", str(exc))
+    return None
+
+
+# 3. Sequence -------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """What to do with a station's authenticated records, given what is stored."""
+
+    new: list[SignedRecord] = field(default_factory=list)
+    duplicates: int = 0
+    rejection: Rejection | None = None
+    conflict: SignedRecord | None = None
+
+
+def sequence(records: Sequence[SignedRecord], highest: int, last_hash: str, stored: Mapping[int, str]) -> Plan:
+    """Split records into new ones and duplicates, stopping at the first that breaks the sequence.
+
+    ``stored`` maps already stored seqs (at least those of ``records`` up to
+    ``highest``) to their record hashes.
+    """
+    plan, known = Plan(), dict(stored)
+    for record in records:
+        plan.rejection = _sequence_one(record, highest, last_hash, known)
+        if plan.rejection is not None:
+            plan.conflict = record if plan.rejection.code == "conflict" else None
+            return plan
+        if record.seq <= highest:
+            plan.duplicates += 1
+            continue
+        plan.new.append(record)
+        highest, last_hash, known[record.seq] = record.seq, record.hash, record.hash
+    return plan
+
+
+def _sequence_one(record: SignedRecord, highest: int, last_hash: str, known: Mapping[int, str]) -> Rejection | None:
+    if record.seq <= highest:
+        if known.get(record.seq) == record.hash:
+            return None
+        return _about(record, "conflict", f"record {record.seq} differs from the record {record.seq} already stored; "
+                         "both are kept as evidence")
+    if record.seq > highest + 1:
+        return _about(record, "gap", f"record {record.seq} cannot follow record {highest}: "
+                         f"records {highest + 1}-{record.seq - 1} are missing")
+    if record.fields["prev"] != last_hash:
+        return _about(record, "chain_broken", f"record {record.seq} does not chain to the stored record {highest} "
+                         "(prev hash differs)")
+    return None
+
+
+# Wiring ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one batch: counts, the receipt, and the rejection if any."""
+
+    station: str | None
+    accepted: int
+    duplicates: int
+    receipt: str | None
+    rejection: Rejection | None = None
+
+    def as_json(self) -> dict[str, object]:
+        if self.rejection is None:
+            return {"receipt": self.receipt, "accepted": self.accepted, "duplicates": self.duplicates}
+        return {"error": self.rejection.code, "reason": self.rejection.reason, "seq": self.rejection.seq,
+                "receipt": self.receipt, "accepted": self.accepted, "duplicates": self.duplicates}
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.rejection is None else self.rejection.http_status
+
+
+class Ingestor:
+    """Verifies and stores batches; one per receiver process, shared by its threads."""
+
+    def __init__(self, *, storage: StorageLike, registry: Callable[[], Registry],
+                 receiver_key: Ed25519PrivateKey, clock: Callable[[], float]) -> None:
+        self.storage, self.registry, self.key, self.clock = storage, registry, receiver_key, clock
+
+    def ingest_body(self, raw: bytes, encoding: str | None, source: str) -> Outcome:
+        """A request body, as sent over HTTP."""
+        try:
+            records = decode(body_bytes(raw, encoding))
+        except BatchRejected as exc:
+            return self._refuse(exc.rejection, source)
+        return self.ingest_records(records, source)
+
+    def ingest_records(self, records: Sequence[SignedRecord], source: str) -> Outcome:
+        """Decoded records of one station (network batch or imported file)."""
+        if not records:
+            return self._refuse(Rejection("malformed", "the batch holds no records"), source)
+        station, now = records[0].station, self.clock()
+        authentic, bad = authenticate(records, self.registry())
+        plan = self.storage.store(station, records[:authentic], now, source)
+        rejection = plan.rejection or bad
+        outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station), rejection)
+        if rejection is not None:
+            self._log(rejection, source, now)
+        return outcome
+
+    def receipt(self, station: str) -> str | None:
+        """The signed receipt for everything stored for ``station``; None before its first record."""
+        highest = self.storage.highest_seq(station)
+        if not highest:
+            return None
+        return make_receipt(key=self.key, station=station, highest_seq=highest, at=self.clock())
+
+    def _refuse(self, rejection: Rejection, source: str) -> Outcome:
+        self._log(rejection, source, self.clock())
+        station = rejection.station
+        return Outcome(station, 0, 0, self.receipt(station) if station else None, rejection)
+
+    def _log(self, rejection: Rejection, source: str, now: float) -> None:
+        log.warning("rejected from %s: %s (station %s, seq %s): %s", source, rejection.code,
+                    rejection.station, rejection.seq, rejection.reason)
+        self.storage.log_rejection(rejection, now, source)
+
+
+class StorageLike(Protocol):
+    """What ``Ingestor`` needs from storage (``storage.Storage`` implements it)."""
+
+    def store(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
+        """Sequence ``records`` against what is stored, under the station's lock, and store the new ones."""
+        ...
+
+    def highest_seq(self, station: str) -> int:
+        ...
+
+    def log_rejection(self, rejection: Rejection, now: float, source: str) -> None:
+        ...

@@ -1,0 +1,121 @@
+"""The receiver's composition root: storage, registry, key, clock and ingest, built from one config dict.
+
+``build_receiver(config)`` is called by ``create_app`` (HTTP) and by the CLI's
+``import`` and ``ingest`` commands, so every path shares one ``Ingestor``.
+Config keys (all strings unless noted):
+
+- ``DATABASE_URL``: ``postgresql://...``, ``sqlite:///path`` or a file path;
+- ``REGISTRY_PATH``: the CEC-signed device registry (reloaded when it changes);
+- ``CEC_PUBLIC_KEY``: base64 of the CEC's 32-byte Ed25519 public key;
+- ``RECEIVER_KEY_PATH``: the receiver's raw private key file;
+- ``SILENT_AFTER_MINUTES`` (number, default 15): a station still voting with no
+  record for this long is shown as silent;
+- ``CLOCK`` (callable returning wall seconds, default ``time.time``): tests pass a fake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.core.events import canonical
+from device.upstream.export import ExportError, read_export
+from receiver.ingest import MAX_RECORDS, Ingestor, Outcome, Rejection
+from receiver.keys import ReceiverKeyError, load_receiver_key
+from receiver.registry import Registry, RegistryError, RegistryFile, decode_public_key
+from receiver.storage import Storage, StorageError, open_storage
+
+DEFAULT_SILENT_AFTER_MINUTES = 15
+
+log = logging.getLogger("pollbox.receiver")
+
+
+class ReceiverConfigError(Exception):
+    """The receiver cannot start with this configuration; the message lists every problem."""
+
+
+@dataclass
+class Receiver:
+    """Everything a receiver process needs, wired once."""
+
+    storage: Storage
+    registry_file: RegistryFile
+    key: Ed25519PrivateKey
+    clock: Callable[[], float]
+    silent_after: float
+    ingestor: Ingestor = field(init=False)
+    _synced: Registry | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.ingestor = Ingestor(storage=self.storage, registry=self.registry, receiver_key=self.key,
+                                 clock=self.clock)
+
+    def registry(self) -> Registry:
+        """The registry in force; its stations are mirrored to the database whenever it changes."""
+        current = self.registry_file.current()
+        if current is not self._synced:
+            digest = hashlib.sha256(canonical(current.devices_json())).hexdigest()
+            self.storage.sync_enrolled(current.stations(), digest)
+            self._synced = current
+        return current
+
+    def silent_before(self) -> float:
+        return self.clock() - self.silent_after
+
+    def import_export(self, data: bytes, source: str) -> list[Outcome]:
+        """Ingest a ``pollbox-export/1`` file through the network's path, in batches of MAX_RECORDS."""
+        try:
+            header, records = read_export(data)
+        except ExportError as exc:
+            rejection = Rejection(exc.code, f"not a usable export file: {exc}")
+            self.storage.log_rejection(rejection, self.clock(), source)
+            return [Outcome(None, 0, 0, None, rejection)]
+        log.info("importing %d records of station %s from %s", len(records), header.station, source)
+        outcomes = []
+        for start in range(0, len(records), MAX_RECORDS):
+            outcomes.append(self.ingestor.ingest_records(records[start:start + MAX_RECORDS], source))
+            if outcomes[-1].rejection is not None:
+                break
+        return outcomes
+
+
+def build_receiver(config: Mapping[str, Any]) -> Receiver:
+    """Build a Receiver, reporting every configuration problem at once."""
+    problems: list[str] = []
+    for name in ("DATABASE_URL", "REGISTRY_PATH", "CEC_PUBLIC_KEY", "RECEIVER_KEY_PATH"):
+        if not config.get(name):
+            problems.append(f"{name} is not set")
+    if problems:
+        raise ReceiverConfigError("; ".join(problems))
+    key = _collect(problems, lambda: load_receiver_key(Path(config["RECEIVER_KEY_PATH"])))
+    cec = _collect(problems, lambda: decode_public_key(str(config["CEC_PUBLIC_KEY"])))
+    registry_file = _collect(problems, lambda: RegistryFile(Path(config["REGISTRY_PATH"]), cec)) if cec else None
+    silent = _collect(problems, lambda: _minutes(config.get("SILENT_AFTER_MINUTES", DEFAULT_SILENT_AFTER_MINUTES)))
+    storage = None if problems else _collect(problems, lambda: open_storage(str(config["DATABASE_URL"])))
+    if problems or key is None or registry_file is None or silent is None or storage is None:
+        raise ReceiverConfigError("; ".join(problems))
+    receiver = Receiver(storage, registry_file, key, config.get("CLOCK") or time.time, silent)
+    receiver.registry()
+    return receiver
+
+
+def _collect(problems: list[str], make: Callable[[], Any]) -> Any:
+    try:
+        return make()
+    except (ReceiverKeyError, RegistryError, StorageError, ValueError) as exc:
+        problems.append(str(exc))
+        return None
+
+
+def _minutes(value: Any) -> float:
+    minutes = float(value)
+    if minutes <= 0:
+        raise ValueError(f"SILENT_AFTER_MINUTES must be positive, not {value!r}")
+    return minutes * 60

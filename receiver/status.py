@@ -1,0 +1,101 @@
+"""What a station's records say about it: phase, counts, alarms, close report.
+
+Pure: ``fold`` turns a station's status and its newly accepted records into
+the new status, and ``alarm_changes`` lists the alarms raised and
+acknowledged. Storage keeps the result in the ``stations`` and ``alarms``
+tables so the overview page is one indexed query even for a million stations.
+Record types it does not know are stored and shown generically; they change
+nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from device.upstream.envelope import SignedRecord
+
+PHASES = {"polls_opened": "open", "polls_paused": "paused", "polls_resumed": "open", "polls_closed": "closed"}
+COUNTS = ("identified", "ballots", "registered")
+
+
+@dataclass(frozen=True)
+class StationStatus:
+    """One row of the overview."""
+
+    station: str
+    highest_seq: int = 0
+    last_hash: str = "0" * 64
+    phase: str = "not_opened"
+    first_received: float | None = None
+    last_received: float | None = None
+    last_at: str | None = None
+    opened_at: str | None = None
+    closed_at: str | None = None
+    identified: int | None = None
+    ballots: int | None = None
+    registered: int | None = None
+    alarms_open: int = 0
+    close_report: str | None = None
+
+    @property
+    def turnout(self) -> float | None:
+        if self.identified is None or not self.registered:
+            return None
+        return self.identified / self.registered
+
+    def close_body(self) -> dict[str, Any] | None:
+        return json.loads(self.close_report) if self.close_report else None
+
+
+@dataclass(frozen=True)
+class AlarmChange:
+    """An alarm raised (``acknowledged`` False) or acknowledged, as a record says."""
+
+    alarm: int
+    acknowledged: bool
+    kind: str
+    detail: str
+    at: str
+
+
+def fold(status: StationStatus, records: Sequence[SignedRecord], received_at: float) -> StationStatus:
+    """The status after ``records`` (already accepted, in sequence order)."""
+    for record in records:
+        status = _apply(status, record)
+    if records:
+        status = replace(status, highest_seq=records[-1].seq, last_hash=records[-1].hash,
+                         first_received=status.first_received or received_at, last_received=received_at,
+                         last_at=str(records[-1].fields["at"]))
+    return status
+
+
+def _apply(status: StationStatus, record: SignedRecord) -> StationStatus:
+    kind, body, at = str(record.fields["type"]), record.fields["body"], str(record.fields["at"])
+    changes: dict[str, Any] = {name: body[name] for name in COUNTS if _is_count(body.get(name))}
+    if kind in PHASES:
+        changes["phase"] = PHASES[kind]
+    if kind == "polls_opened" and status.opened_at is None:
+        changes["opened_at"] = at
+    if kind == "polls_closed":
+        changes["closed_at"] = at
+        changes["close_report"] = json.dumps(body, sort_keys=True)
+    return replace(status, **changes) if changes else status
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def alarm_changes(records: Sequence[SignedRecord]) -> list[AlarmChange]:
+    """The alarm events among ``records``; records without an integer ``alarm`` are ignored."""
+    out = []
+    for record in records:
+        kind, body = record.fields["type"], record.fields["body"]
+        if kind in ("alarm_raised", "alarm_acknowledged") and _is_count(body.get("alarm")):
+            out.append(AlarmChange(alarm=body["alarm"], acknowledged=kind == "alarm_acknowledged",
+                                   kind=str(body.get("alarm_kind", "")), detail=str(body.get("detail", "")),
+                                   at=str(record.fields["at"])))
+    return out

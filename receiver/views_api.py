@@ -1,0 +1,139 @@
+"""The receiver's JSON API under ``/api/v1`` (see docs/protocol.md and docs/receiver.md).
+
+Every answer is JSON, errors included: a unit never sees an HTML error page.
+A database failure answers 503, which units treat as "retry later".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from receiver.app import receiver
+from receiver.ingest import MAX_BYTES, Outcome
+from receiver.loghead import proof_json, sign_tree_head
+from receiver.merkle import ProofError, leaf_hash
+from receiver.storage import StorageError
+
+BATCH_TYPE = "application/x-pollbox-batch"
+HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+    app.register_error_handler(StorageError, _storage_failed)
+
+
+def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
+    return jsonify({"error": code, "reason": reason, "seq": None, "receipt": None}), status
+
+
+def _storage_failed(exc: StorageError) -> tuple[Response, int]:
+    return _error(503, "unavailable", f"the receiver's database is unavailable: {exc}")
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    if status == 413:
+        return _error(413, "oversized", f"the request body exceeds {MAX_BYTES} bytes")
+    return _error(status, "malformed" if status < 500 else "unavailable", exc.description or exc.name)
+
+
+def _answer(outcome: Outcome) -> tuple[Response, int]:
+    return jsonify(outcome.as_json()), outcome.http_status
+
+
+@bp.post("/records")
+def post_records() -> tuple[Response, int]:
+    if request.mimetype != BATCH_TYPE:
+        return _error(400, "malformed", f"Content-Type must be {BATCH_TYPE}, not {request.mimetype or 'none'}")
+    body = request.get_data(cache=False)
+    return _answer(receiver().ingestor.ingest_body(body, request.headers.get("Content-Encoding"),
+                                                   f"http:{request.remote_addr}"))
+
+
+@bp.post("/import")
+def post_import() -> tuple[Response, int]:
+    outcomes = receiver().import_export(request.get_data(cache=False), f"import-http:{request.remote_addr}")
+    last = outcomes[-1]
+    doc = last.as_json() | {"accepted": sum(o.accepted for o in outcomes),
+                            "duplicates": sum(o.duplicates for o in outcomes)}
+    return jsonify(doc), last.http_status
+
+
+@bp.get("/stations/<station>/receipt")
+def get_receipt(station: str) -> Response:
+    return jsonify({"receipt": receiver().ingestor.receipt(station)})
+
+
+@bp.get("/records/<station>/<int:seq>")
+def get_record(station: str, seq: int) -> tuple[Response, int]:
+    line = receiver().storage.record_line(station, seq)
+    if line is None:
+        return _error(404, "not_found", f"no record {seq} of station {station} is stored")
+    return jsonify({"line": line}), 200
+
+
+@bp.get("/tree/head")
+def get_tree_head() -> Response:
+    rx = receiver()
+    size, root = rx.storage.tree()
+    return jsonify(sign_tree_head(rx.key, size, root, rx.clock()))
+
+
+@bp.get("/tree/head/<int:size>")
+def get_past_tree_head(size: int) -> tuple[Response, int]:
+    """A signed head for an earlier size, so proofs against a head an auditor already holds can be matched."""
+    rx = receiver()
+    current, _ = rx.storage.tree()
+    if not 0 < size <= current:
+        return _error(404, "not_found", f"the log has {current} leaves; there is no head of size {size}")
+    return jsonify(sign_tree_head(rx.key, size, rx.storage.root_at(size), rx.clock())), 200
+
+
+@bp.get("/tree/proof")
+def get_proof() -> tuple[Response, int]:
+    rx = receiver()
+    record_hash = request.args.get("hash", "").lower()
+    if not HASH_RE.match(record_hash):
+        return _error(400, "malformed", "hash must be the record's SHA-256 as 64 hex digits")
+    found = rx.storage.leaf_of(record_hash)
+    if found is None:
+        return _error(404, "not_found", f"no record with hash {record_hash} is in the log")
+    index, line = found
+    size = _size_arg(rx.storage.tree()[0])
+    if size is None or size <= index:
+        return _error(400, "malformed", f"size must be an integer above {index} and at most the log's size")
+    record_bytes = line.partition(" ")[2].encode("utf-8")
+    return jsonify(proof_json(index, size, rx.storage.audit_path(index, size), leaf_hash(record_bytes))), 200
+
+
+@bp.get("/tree/consistency")
+def get_consistency() -> tuple[Response, int]:
+    rx = receiver()
+    current = rx.storage.tree()[0]
+    first, second = request.args.get("first", type=int), request.args.get("second", type=int, default=current)
+    try:
+        if first is None or second is None or second > current:
+            raise ProofError(f"first and second must be sizes with 0 < first <= second <= {current}")
+        proof = rx.storage.consistency(first, second)
+    except ProofError as exc:
+        return _error(400, "malformed", str(exc))
+    return jsonify({"first": first, "second": second, "proof": [node.hex() for node in proof]}), 200
+
+
+def _size_arg(current: int) -> int | None:
+    raw: Any = request.args.get("size")
+    if raw is None:
+        return current
+    try:
+        size = int(raw)
+    except ValueError:
+        return None
+    return size if size <= current else None

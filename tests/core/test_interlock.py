@@ -1,0 +1,114 @@
+"""The interlock table: each row exercised, legal and illegal, with exact delays from ``Delays``."""
+
+from __future__ import annotations
+
+import pytest
+
+from device.core import interlock as il
+from device.core.delays import Delays
+from device.core.errors import IllegalTransition
+from device.core.events import AlarmKind
+
+D = Delays()
+T0 = 100.0
+
+
+def run(state: il.InterlockState, *inputs: il.Input) -> tuple[il.InterlockState, list[il.Outcome]]:
+    out: list[il.Outcome] = []
+    for i in inputs:
+        state, o = il.step(state, i, D)
+        out += o
+    return state, out
+
+
+def test_arm_then_drop_consumes_the_token_and_locks() -> None:
+    s, out = run(il.InterlockState(), il.Arm(1, T0))
+    assert s.armed and s.slot_should_open and out == []
+    s, out = run(s, il.BeamBlocked(T0 + 2))
+    assert out == [il.Counted(1)] and not s.armed and not s.slot_should_open
+
+
+def test_drop_without_token_is_counted_and_alarms() -> None:
+    s, out = run(il.InterlockState(), il.BeamBlocked(T0))
+    assert out == [il.Counted(None), il.Alarm(AlarmKind.DROP_WITHOUT_TOKEN)]
+
+
+def test_second_drop_within_window_is_second_ballot() -> None:
+    s, _ = run(il.InterlockState(), il.Arm(1, T0), il.BeamBlocked(T0 + 1), il.BeamCleared(T0 + 1.05))
+    _, out = run(s, il.BeamBlocked(T0 + 1 + D.double_drop_window))
+    assert out == [il.Counted(None), il.Alarm(AlarmKind.SECOND_BALLOT)]
+
+
+def test_drop_after_window_is_drop_without_token() -> None:
+    s, _ = run(il.InterlockState(), il.Arm(1, T0), il.BeamBlocked(T0 + 1), il.BeamCleared(T0 + 1.05))
+    _, out = run(s, il.BeamBlocked(T0 + 1 + D.double_drop_window + 0.001))
+    assert out[1] == il.Alarm(AlarmKind.DROP_WITHOUT_TOKEN)
+
+
+def test_token_expires_after_exactly_arm_timeout() -> None:
+    s, _ = run(il.InterlockState(), il.Arm(7, T0))
+    s1, out = run(s, il.Tick(T0 + D.arm_timeout - 0.001))
+    assert out == [] and s1.armed
+    s2, out = run(s, il.Tick(T0 + D.arm_timeout))
+    assert out == [il.Expired(7)] and not s2.armed
+
+
+def test_two_tokens_are_consumed_oldest_first() -> None:
+    s, out = run(il.InterlockState(), il.Arm(1, T0), il.Arm(2, T0 + 1), il.BeamBlocked(T0 + 2),
+                 il.BeamCleared(T0 + 2.1), il.BeamBlocked(T0 + 3))
+    assert out == [il.Counted(1), il.Counted(2)]
+
+
+def test_jam_after_exactly_jam_after() -> None:
+    s, _ = run(il.InterlockState(), il.Arm(1, T0), il.BeamBlocked(T0 + 1))
+    s1, out = run(s, il.Tick(T0 + 1 + D.jam_after - 0.001))
+    assert out == [] and not s1.jammed
+    s2, out = run(s, il.Tick(T0 + 1 + D.jam_after))
+    assert out == [il.Alarm(AlarmKind.JAM, f"drop sensor blocked for {D.jam_after:g} s")] and s2.jammed
+    s3, out = run(s2, il.BeamCleared(T0 + 10))
+    assert out == [il.JamEnded()] and not s3.jammed
+
+
+def test_jam_alarm_is_raised_once() -> None:
+    s, _ = run(il.InterlockState(), il.BeamBlocked(T0))
+    s, out = run(s, il.Tick(T0 + D.jam_after), il.Tick(T0 + 2 * D.jam_after))
+    assert [o for o in out if isinstance(o, il.Alarm)] == [il.Alarm(AlarmKind.JAM, f"drop sensor blocked for {D.jam_after:g} s")]
+
+
+def test_jammed_slot_stays_locked_even_with_token() -> None:
+    s, _ = run(il.InterlockState(), il.BeamBlocked(T0, at_startup=True), il.Arm(1, T0 + 1))
+    assert s.armed and s.jammed and not s.slot_should_open
+
+
+@pytest.mark.parametrize("armed", [True, False])
+def test_lid_opened_alarms_and_locks(armed: bool) -> None:
+    s = run(il.InterlockState(), il.Arm(1, T0))[0] if armed else il.InterlockState()
+    s, out = run(s, il.LidOpened(T0 + 1))
+    assert out == [il.Alarm(AlarmKind.LID_OPENED, "while armed" if armed else "while idle")]
+    assert not s.slot_should_open
+    s, out = run(s, il.LidClosed(T0 + 2))
+    assert out == [il.LidShut()] and s.slot_should_open == armed
+
+
+def test_startup_blocked_is_a_jam_not_a_ballot() -> None:
+    s, out = run(il.InterlockState(), il.BeamBlocked(T0, at_startup=True))
+    assert out == [il.Alarm(AlarmKind.JAM, "drop sensor blocked at start-up")] and s.jammed
+
+
+ILLEGAL = [
+    ("duplicate token", run(il.InterlockState(), il.Arm(1, T0))[0], il.Arm(1, T0 + 1)),
+    ("cancel unknown", il.InterlockState(), il.Cancel(9)),
+    ("blocked twice", run(il.InterlockState(), il.BeamBlocked(T0))[0], il.BeamBlocked(T0 + 1)),
+    ("cleared while clear", il.InterlockState(), il.BeamCleared(T0)),
+    ("lid opened twice", run(il.InterlockState(), il.LidOpened(T0))[0], il.LidOpened(T0 + 1)),
+    ("lid closed while closed", il.InterlockState(), il.LidClosed(T0)),
+    ("startup block after use", run(il.InterlockState(), il.Arm(1, T0))[0], il.BeamBlocked(T0, at_startup=True)),
+]
+
+
+@pytest.mark.parametrize(("name", "state", "inp"), ILLEGAL, ids=[x[0] for x in ILLEGAL])
+def test_illegal_inputs_raise_and_change_nothing(name: str, state: il.InterlockState, inp: il.Input) -> None:
+    before = state
+    with pytest.raises(IllegalTransition):
+        il.step(state, inp, D)
+    assert state == before

@@ -1,0 +1,35 @@
+"""The status screen (``/``) and the language switch (``/lang/<code>``).
+
+The page renders the live region once on the server; ``static/live.js`` then
+keeps it current from ``/events`` (or ``/api/status`` if streaming fails).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from . import i18n, view
+
+bp = Blueprint("status", __name__)
+
+
+@bp.get("/")
+def index() -> str:
+    s = view.snapshot()
+    return render_template("status.html", s=s, live=view.render_live("status", s), live_view="status")
+
+
+@bp.post("/lang/<code>")
+def choose_language(code: str) -> Response:
+    """Keep the chosen language in the session and go back where the chair was."""
+    if code not in i18n.LANGUAGES:
+        abort(404)
+    session["lang"] = code
+    session.permanent = True
+    return redirect(_same_site(request.form.get("next", "")) or url_for("status.index"), code=303)
+
+
+def _same_site(target: str) -> str:
+    """Only a local path is followed after switching language."""
+    return target if target.startswith("/") and not target.startswith("//") else ""
