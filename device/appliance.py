@@ -17,8 +17,9 @@ import logging
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from device import __version__
 from device.core import events as ev
@@ -84,7 +85,7 @@ class Appliance:
             self.started = True
             if self.report.ok:
                 self._record_start(inputs)
-        self.scanner.start(self.identify, self._on_scanner_state)
+        self.scanner.start(self._on_scan, self._on_scanner_state)
         if self.upstream is not None:
             self.upstream.start() if background else None
         if background:
@@ -157,7 +158,7 @@ class Appliance:
 
     def _rebuild_hourly(self) -> None:
         self._hourly.clear()
-        for voter, (_seq, at) in self.state.checkins.items():
+        for _seq, at in self.state.checkins.values():
             self._hourly[int(at // 3600)] += 1
 
     # The ballot box -------------------------------------------------------------------
@@ -217,6 +218,13 @@ class Appliance:
 
     # The desk ----------------------------------------------------------------------------
 
+    def _on_scan(self, read: ScanRead) -> None:
+        """A read from the scanner's thread; the decision reaches the screen through ``status``."""
+        try:
+            self.identify(read)
+        except ActionRefused as exc:
+            log.error("scan not recorded: %s", exc)
+
     def identify(self, read: ScanRead) -> Decision:
         """A document was read: decide, record, then arm the slot if admitted."""
         resolved = self.identity.resolve_scan(read.text)
@@ -258,12 +266,12 @@ class Appliance:
             entry = self.package.voters[e.voter]
             return Decision("admitted", rec.at, method.value, entry.line, entry.name, seq=rec.seq)
         assert isinstance(e, ev.CheckinRefused)
-        entry = self.package.voters.get(e.voter) if e.voter else None
+        known = self.package.voters.get(e.voter) if e.voter else None
         first_at = None
         if e.voter and e.reason == "already_voted":
             first_at = self.state.checkins[e.voter][1]
-        return Decision(e.reason, rec.at, method.value, entry.line if entry else None,
-                        entry.name if entry else None, first_at, e.detail, rec.seq)
+        return Decision(e.reason, rec.at, method.value, known.line if known else None,
+                        known.name if known else None, first_at, e.detail, rec.seq)
 
     def _on_scanner_state(self, state: ScannerState) -> None:
         with self._lock:

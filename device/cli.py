@@ -44,7 +44,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def setup_logging(level: str, data_dir: Path | None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if data_dir is not None and data_dir.exists():
-        handlers.append(logging.handlers.RotatingFileHandler(data_dir / "pollbox.log", maxBytes=5_000_000, backupCount=5))
+        handlers.append(logging.handlers.RotatingFileHandler(data_dir / "pollbox.log", maxBytes=5_000_000,
+                                                             backupCount=5))
     logging.basicConfig(level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -89,8 +90,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     from web_ui import create_app
-    from web_ui.serve import serve
-    serve(create_app(app), config.web_host, config.web_port, stop=stop)
+    from web_ui.serve import make_server
+    server = make_server(create_app(app), config.web_host, config.web_port)
+    thread = threading.Thread(target=server.run, name="pollbox-web", daemon=True)
+    thread.start()
+    try:
+        stop.wait()
+    finally:
+        server.close()
 
 
 def _start_receiver(config: Any) -> Any:
@@ -236,8 +243,9 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="show the running station's status")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
-    for name, func, helptext in (("sim", cmd_sim, "act on a simulated station: scan, drop, lid-open, jam, link-cut, ..."),
-                                 ("chair", cmd_chair, "chair actions (simulation): open, pause, resume, ack, undo, close")):
+    commands = (("sim", cmd_sim, "act on a simulated station: scan, drop, lid-open, jam, link-cut, ..."),
+                ("chair", cmd_chair, "chair actions (simulation): open, pause, resume, ack, undo, close"))
+    for name, func, helptext in commands:
         x = sub.add_parser(name, help=helptext)
         x.add_argument("action")
         x.add_argument("value", nargs="?")

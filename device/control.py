@@ -16,8 +16,9 @@ import os
 import socket
 import socketserver
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from device.decision import ActionRefused
 from device.hardware.interfaces import ScanRead

@@ -147,7 +147,8 @@ def _verified_payload(doc: Any, cec_key: Ed25519PublicKey) -> dict[str, Any]:
 def _check_election(payload: dict[str, Any], election_id: str, now: float) -> None:
     election = payload.get("election", {})
     if election.get("id") != election_id:
-        raise PackageError(f"the package is for election {election.get('id')!r}; this unit is set up for {election_id!r}")
+        raise PackageError(
+            f"the package is for election {election.get('id')!r}; this unit is set up for {election_id!r}")
     try:
         expires = datetime.fromisoformat(str(election["expires_at"]))
     except (KeyError, ValueError):

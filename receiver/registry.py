@@ -195,9 +195,14 @@ class RegistryFile:
         """The registry in force, reloading the file if it changed; a bad new file is logged and ignored."""
         try:
             stamp = self._stat()
-            if stamp != self._stamp:
-                self.registry, self._stamp = Registry.load(self.path, self._cec), stamp
-                log.info("device registry reloaded: %d devices", len(self.registry))
         except RegistryError as exc:
             log.error("device registry not reloaded, keeping the previous one: %s", exc)
+            return self.registry
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self.registry = Registry.load(self.path, self._cec)
+                log.info("device registry reloaded: %d devices", len(self.registry))
+            except RegistryError as exc:
+                log.error("device registry not reloaded, keeping the previous one: %s", exc)
         return self.registry

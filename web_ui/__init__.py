@@ -55,6 +55,7 @@ def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
     Path(app.instance_path).mkdir(parents=True, exist_ok=True, mode=0o700)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = secret.load_or_create(Path(app.instance_path) / "secret_key")
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions["pollbox.appliance"] = appliance
     app.extensions["pollbox.pin"] = _chair_pin(app, appliance)
     i18n.init_app(app)

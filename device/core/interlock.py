@@ -18,8 +18,8 @@ token was consumed is a second ballot on one identification.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable, Union
 
 from .delays import Delays
 from .errors import IllegalTransition
@@ -90,7 +90,7 @@ class Tick:
     now: float
 
 
-Input = Union[Arm, Cancel, BeamBlocked, BeamCleared, LidOpened, LidClosed, Tick]
+Input = Arm | Cancel | BeamBlocked | BeamCleared | LidOpened | LidClosed | Tick
 
 
 # Outcomes -------------------------------------------------------------------
@@ -123,7 +123,7 @@ class LidShut:
     pass
 
 
-Outcome = Union[Counted, Expired, Alarm, JamEnded, LidShut]
+Outcome = Counted | Expired | Alarm | JamEnded | LidShut
 Step = tuple[InterlockState, tuple[Outcome, ...]]
 Handler = Callable[[InterlockState, Input, Delays], Step]
 

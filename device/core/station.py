@@ -14,8 +14,9 @@ verifier relies on this to name the first event that does not add up.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 from . import events as ev
 from .errors import IllegalTransition, InvalidEvent
@@ -86,7 +87,10 @@ def apply(state: StationState, rec: ev.Recorded) -> None:
     state.last_seq = rec.seq
 
 
-def _poll_move(action: PollAction) -> object:
+Applier = Callable[[StationState, ev.Recorded], None]
+
+
+def _poll_move(action: PollAction) -> Applier:
     def move(state: StationState, rec: ev.Recorded) -> None:
         _move(state, rec, action)
     return move
@@ -204,7 +208,7 @@ def _started(state: StationState, rec: ev.Recorded) -> None:
     state.jammed = False
 
 
-_APPLY: Mapping[type, object] = {
+_APPLY: Mapping[type, Applier] = {
     ev.DeviceStarted: _started,
     ev.PollsOpened: _opened,
     ev.PollsPaused: _poll_move(PollAction.PAUSE),

@@ -29,8 +29,8 @@ def _load(module: str, name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as exc:
-        raise BackendError(f"the {module} backend needs a library that is not installed: {exc.name} "
-                           f"(install pollbox with the right extras, see docs/ballot-box.md and docs/scanning.md)") from None
+        raise BackendError(f"the {module} backend needs a library that is not installed: {exc.name} (install "
+                           "pollbox with the right extras, see docs/ballot-box.md and docs/scanning.md)") from None
 
 
 def build_box(config: Config, *, clock: Clock, delays: Delays) -> BallotBox:
@@ -61,7 +61,7 @@ def build_decoder(config: Config) -> Decoder:
 
 def build_scanner(config: Config, *, clock: Clock) -> ScanSource:
     """The document source named by ``hardware.scanner``."""
-    name, settings = config.scanner, config.hardware
+    name = config.scanner
     if name == "sim":
         _refuse_sim(config, "scanner")
         return _load("device.hardware.sim.scanner", "SimScanner")()  # type: ignore[no-any-return]

@@ -19,9 +19,9 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 from device.core import events as ev
 
@@ -101,7 +101,8 @@ class Journal:
             self.conn.close()
             raise JournalError(f"{path}: the journal database is damaged ({exc}); "
                                "run 'pollbox verify' and call the technician") from None
-        self.last_seq, self.last_hash = (last[0], bytes(last[1])) if last else (0, GENESIS)
+        self.last_seq: int = last[0] if last else 0
+        self.last_hash: bytes = bytes(last[1]) if last else GENESIS
 
     def _check_meta(self, station_id: str) -> None:
         rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())

@@ -178,7 +178,11 @@ class HttpUplink:
                            f"{_describe(exc)}") from None
         if response.will_close:
             self.close()
-        return _reply(status, data)
+        try:
+            return _reply(status, data)
+        except ReceiverTrouble:
+            self.close()
+            raise
 
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from device.core import events as ev
 from device.config import load_config
+from device.core import events as ev
 from device.package import load_package, public_key_from_b64
 from device.store.journal import Journal
 from device.store.verify import verify_journal

@@ -15,13 +15,14 @@ matter for the electoral law, decided at the desk, not here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .pin import check_pin, is_real_date
 from .result import Identified, RefusalCode, Unreadable
 from .rules import DocumentRules
 
-MRZ_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<")
+_START = re.compile(r"[IACP][A-Z<][A-Z<]{3}[A-Z0-9<]*\Z")
 WEIGHTS = (7, 3, 1)
 TD1_TYPES = "IAC"
 TD3_TYPES = "P"
@@ -54,9 +55,8 @@ def lines_of(text: str) -> list[str]:
 
 
 def claims(text: str) -> bool:
-    """MRZ text: capitals, digits and ``<`` only, with at least one filler."""
-    joined = "".join(lines_of(text))
-    return "<" in joined and set(joined) <= MRZ_CHARS and joined[0].isalpha()
+    """MRZ text: a document code and issuing state, then capitals, digits and ``<`` only."""
+    return _START.match("".join(lines_of(text))) is not None
 
 
 def claims_td1(text: str) -> bool:

@@ -1,0 +1,271 @@
+"""``pollbox-provision``: the technician's and the CEC's command line.
+
+Commands are grouped by who runs them::
+
+    pollbox-provision cec keygen --out cec.key
+    pollbox-provision cec sample-list --station KG-0001 --count 1500 --out voters.csv
+    pollbox-provision cec package --plan election.toml --station KG-0001 --voters voters.csv \\
+        --cec-key cec.key --out STICK/pollbox [--seal-to request.json]
+    pollbox-provision cec enroll --cec-key cec.key --registry registry.json --out DIR REQUEST...
+    pollbox-provision unit keygen | enroll-request | install-package | readiness | zeroize
+
+Every failure is one numbered line (``E012 voters.csv line 17: ...``, see
+``errors.py``) and a non-zero exit status; never a traceback. Long work shows a
+tqdm progress bar on stderr. ``POLLBOX_CEC_PASSPHRASE`` holds the CEC key's
+passphrase when it has one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+MAX_SHOWN_ERRORS = 100
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _passphrase() -> bytes | None:
+    value = os.environ.get("POLLBOX_CEC_PASSPHRASE")
+    return value.encode() if value else None
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from device.config import ConfigError, load_config
+
+    from .errors import ProvisionError
+    try:
+        return load_config(args.config)
+    except ConfigError as exc:
+        raise ProvisionError("E041", str(exc)) from None
+
+
+# CEC side ---------------------------------------------------------------------------
+
+def cec_keygen(args: argparse.Namespace) -> int:
+    from .cec import create_cec_key, public_b64, public_path
+    key = create_cec_key(args.out, _passphrase())
+    print(f"CEC signing key written to {args.out} (keep it offline); public key in {public_path(args.out)}:")
+    print(public_b64(key.public_key()))
+    return 0
+
+
+def cec_sample_list(args: argparse.Namespace) -> int:
+    from .samplelist import write_sample_csv
+    write_sample_csv(args.out, args.station, args.count, args.seed)
+    print(f"practice voter list with {args.count} invented voters written to {args.out}")
+    return 0
+
+
+def _import(args: argparse.Namespace, list_key: bytes) -> Any:
+    from device.core.documents.rules import pin_rule_from_mapping
+
+    from .election import load_plan
+    from .errors import ProvisionError
+    from .voterlist import import_csv
+    plan = load_plan(args.plan)
+    plan.station(args.station)
+    total = max(1, sum(1 for _ in args.voters.open("rb")) - 1)
+    with tqdm(total=total, desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
+        result = import_csv(args.voters, args.station, list_key, pin_rule_from_mapping(plan.documents["pin_rule"]),
+                            progress=bar.update)
+    if result.errors:
+        for err in result.errors[:MAX_SHOWN_ERRORS]:
+            print(err.format(args.voters.name), file=sys.stderr)
+        more = len(result.errors) - MAX_SHOWN_ERRORS
+        if more > 0:
+            print(f"... and {more} more bad rows", file=sys.stderr)
+        first = result.errors[0]
+        raise ProvisionError(first.code, f"{args.voters.name}: {len(result.errors)} bad row(s) of {result.rows}; "
+                                         "nothing was imported. Correct the file and run the command again.")
+    return plan, result
+
+
+def cec_package(args: argparse.Namespace) -> int:
+    from .cec import load_cec_key, load_list_key
+    from .enrollment import check_request, read_json
+    from .keyfiles import write_secret
+    from .package import payload_from_plan, write_package
+    from .seal import seal_list_key
+    cec_key = load_cec_key(args.cec_key, _passphrase())
+    list_key = load_list_key(args.list_key) if args.list_key else os.urandom(32)
+    plan, voters = _import(args, list_key)
+    now = time.time()
+    payload = payload_from_plan(plan, args.station, voters, list_key, cec_key, now)
+    digest = write_package(args.out / "station.pkg", payload, cec_key, now)
+    if args.seal_to:
+        request = check_request(read_json(args.seal_to, "enrollment request"), str(args.seal_to))
+        (args.out / "list.key.sealed").write_bytes(seal_list_key(list_key, request["seal_public_key"], args.station))
+        key_note = "list key sealed to unit " + request["serial"]
+    else:
+        write_secret(args.out / "list.key", list_key, overwrite=True)
+        key_note = "list key in list.key (NOT sealed: keep the stick in custody)"
+    print(f"{args.station}: {voters.rows} voters packaged, package sha256 {digest}; {key_note}")
+    return 0
+
+
+def cec_enroll(args: argparse.Namespace) -> int:
+    from .cec import load_cec_key
+    from .election import load_plan
+    from .enrollment import enroll
+    stations = load_plan(args.plan).stations if args.plan else None
+    certs = enroll(args.requests, args.registry, load_cec_key(args.cec_key, _passphrase()), args.out, time.time(),
+                   stations)
+    for cert in certs:
+        print(f"enrolled: {cert}")
+    print(f"device registry {args.registry} signed with {len(certs)} new unit(s); copy it to the receiver")
+    return 0
+
+
+# Unit side ----------------------------------------------------------------------------
+
+def unit_keygen(args: argparse.Namespace) -> int:
+    from .enrollment import create_unit_keys
+    config = _config(args)
+    print(f"device key {create_unit_keys(config.data_dir)} created in {config.data_dir}")
+    return 0
+
+
+def unit_enroll_request(args: argparse.Namespace) -> int:
+    from .enrollment import make_request, unit_serial, write_json
+    config = _config(args)
+    request = make_request(config.data_dir, args.station, args.serial or unit_serial(), time.time())
+    write_json(args.out, request)
+    print(f"enrollment request for {args.station}, unit {request['serial']}, key {request['key_id']}: {args.out}")
+    return 0
+
+
+def unit_install_package(args: argparse.Namespace) -> int:
+    from .install import install_from
+    done = install_from(args.source, _config(args), time.time())
+    print(f"installed {done.station_id}: {done.registered} voters; list key "
+          f"{'sealed to this unit' if done.sealed else 'from a plain file'}; "
+          f"{'enrollment recorded' if done.enrolled else 'no enrollment certificate on the stick yet'}")
+    return 0
+
+
+def _appliance(config: Any) -> Any:
+    from device.appliance import build_appliance
+
+    from .errors import ProvisionError
+    if (config.data_dir / "control.sock").exists():
+        raise ProvisionError("E041", "the appliance is running; stop it first ('systemctl stop pollbox')")
+    try:
+        return build_appliance(config)
+    except Exception as exc:  # every start-up failure becomes one numbered line
+        raise ProvisionError("E041", f"the appliance cannot start: {exc}") from None
+
+
+def unit_readiness(args: argparse.Namespace) -> int:
+    from .errors import ProvisionError
+    from .readiness import record, render, run_checks, write_report
+    config = _config(args)
+    app = _appliance(config)
+    app.start(background=False)
+    try:
+        if app.upstream is not None:
+            app.upstream.drain_once(force=True)
+        result = run_checks(config, app, time.time())
+        record(result, app)
+    finally:
+        app.stop()
+    print(render(result), end="")
+    if args.output:
+        write_report(result, args.output)
+    if not result.ok:
+        raise ProvisionError("E040", "readiness: " + ", ".join(c.name for c in result.failed()) + " failed")
+    return 0
+
+
+def unit_zeroize(args: argparse.Namespace) -> int:
+    from .zeroize import zeroize
+    config = _config(args)
+    app = _appliance(config)
+    app.start(background=False)
+    confirmation = None
+    if args.force:
+        confirmation = input(f"Type WIPE {app.status()['station']['id']} to wipe despite unacknowledged records: ")
+    done = zeroize(config, app, time.time(), confirmation)
+    print(f"{done.station}: wiped {', '.join(done.wiped)}; signed record in {done.record_path}")
+    return 0
+
+
+# Parser ---------------------------------------------------------------------------------
+
+def _default_config() -> Path:
+    return Path(os.environ.get("POLLBOX_CONFIG", "/etc/pollbox/station.toml"))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pollbox-provision", description="pollbox technician and CEC tools")
+    who = p.add_subparsers(dest="who", required=True)
+    cec = who.add_parser("cec", help="on the CEC's offline machine").add_subparsers(dest="command", required=True)
+    c = cec.add_parser("keygen", help="create the CEC package signing key")
+    c.add_argument("--out", type=Path, required=True)
+    c.set_defaults(func=cec_keygen)
+    c = cec.add_parser("sample-list", help="write a practice voter list of invented voters")
+    c.add_argument("--station", required=True)
+    c.add_argument("--count", type=int, default=1500)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--out", type=Path, required=True)
+    c.set_defaults(func=cec_sample_list)
+    c = cec.add_parser("package", help="import a voter list and write a signed station package")
+    c.add_argument("--plan", type=Path, required=True, help="the election plan (TOML)")
+    c.add_argument("--station", required=True)
+    c.add_argument("--voters", type=Path, required=True, help="the station's voter list (CSV)")
+    c.add_argument("--cec-key", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="folder to write (the stick's pollbox/ folder)")
+    c.add_argument("--list-key", type=Path, help="reuse this list key instead of making a new one")
+    c.add_argument("--seal-to", type=Path, help="the unit's enrollment request: seal the list key to it")
+    c.set_defaults(func=cec_package)
+    c = cec.add_parser("enroll", help="sign enrollment requests into the device registry")
+    c.add_argument("--cec-key", type=Path, required=True)
+    c.add_argument("--registry", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="folder for the enrollment certificates")
+    c.add_argument("--plan", type=Path, help="refuse stations not in this election plan")
+    c.add_argument("requests", type=Path, nargs="+")
+    c.set_defaults(func=cec_enroll)
+    unit = who.add_parser("unit", help="on a station unit").add_subparsers(dest="command", required=True)
+    for name, func, helptext in (
+            ("keygen", unit_keygen, "create the unit's device and sealing keys"),
+            ("enroll-request", unit_enroll_request, "write the unit's signed enrollment request"),
+            ("install-package", unit_install_package, "install the station package from the USB stick"),
+            ("readiness", unit_readiness, "run and print the readiness self-test"),
+            ("zeroize", unit_zeroize, "wipe keys and voter data after the CEC has every record")):
+        u = unit.add_parser(name, help=helptext)
+        u.add_argument("--config", type=Path, default=_default_config())
+        u.set_defaults(func=func)
+        if name == "enroll-request":
+            u.add_argument("--station", required=True)
+            u.add_argument("--serial")
+            u.add_argument("--out", type=Path, required=True)
+        elif name == "install-package":
+            u.add_argument("--from", dest="source", type=Path, required=True, help="the stick's pollbox/ folder")
+        elif name == "readiness":
+            u.add_argument("--output", type=Path, help="also write the printable report here")
+        elif name == "zeroize":
+            u.add_argument("--force", action="store_true", help="wipe despite unacknowledged records (asks to type)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import ProvisionError
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ProvisionError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

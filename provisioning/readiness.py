@@ -1,0 +1,181 @@
+"""The readiness self-test: everything a unit needs before the chair may open the polls.
+
+``run_checks`` takes the unit's config and a built ``Appliance`` (the object
+``device.appliance.build_appliance`` returns; only its public ``status``,
+``verify`` and ``annotate`` are used) and checks: keys present and enrolled
+for this station, package valid and list key matching, clock within the
+package's validity, storage writable with room to spare and the journal
+intact, scanner answering, ballot box unit present with the slot locked, and
+the receiver reachable (if not, a note that records are stored and
+forwarded, which does not fail the test). ``record`` leaves the result as a
+signed note of record (an upstream record); ``render`` is the printable form.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from device.config import Config
+from device.keys import KeyError_, load_device_key
+from device.package import PackageError, StationPackage, load_package, public_key_from_b64
+from device.upstream.envelope import iso_utc, key_id
+
+from .enrollment import recorded_enrollment
+from .errors import ProvisionError
+
+MIN_FREE_BYTES = 256 * 1024 * 1024
+"""Free space the data partition must have: a busy day's journal with outbox is a few tens of megabytes."""
+
+
+class ApplianceView(Protocol):
+    def status(self) -> dict[str, Any]: ...
+
+    def verify(self) -> Any: ...
+
+    def annotate(self, topic: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class Readiness:
+    station: str
+    at: float
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def summary(self) -> str:
+        verdict = "READY" if self.ok else "NOT READY: " + ", ".join(c.name for c in self.failed())
+        return f"readiness {verdict}; " + "; ".join(f"{c.name}: {'ok' if c.ok else 'FAIL'}" for c in self.checks)
+
+
+def _keys(config: Config, station: str) -> Check:
+    try:
+        key = load_device_key(config.data_dir)
+        entry = recorded_enrollment(config.data_dir, public_key_from_b64(config.cec_public_key))
+    except (KeyError_, ProvisionError) as exc:
+        return Check("keys and enrollment", False, str(exc))
+    if entry.station != station:
+        return Check("keys and enrollment", False, f"the unit is enrolled for {entry.station}, not {station}")
+    return Check("keys and enrollment", True,
+                 f"device key {key_id(key.public_key())} enrolled {entry.enrolled_at} as unit {entry.serial}")
+
+
+def _package(config: Config, now: float) -> tuple[Check, StationPackage | None]:
+    try:
+        package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
+                               config.election_id, now)
+        list_key = (config.data_dir / "list.key").read_bytes()
+    except (PackageError, OSError) as exc:
+        return Check("station package", False, str(exc)), None
+    if not package.list_key_matches(list_key):
+        why = "list.key does not belong to this package; reinstall from the stick"
+        return Check("station package", False, why), None
+    return Check("station package", True, f"{package.station_id}, {package.registered} voters, "
+                                          f"digest {package.digest[:16]}"), package
+
+
+def _clock(package: StationPackage | None, now: float) -> Check:
+    if package is None:
+        return Check("clock", False, "cannot judge the clock without a valid package")
+    issued = datetime.fromisoformat(str(package.payload.get("issued_at", "1970-01-01T00:00:00Z"))).timestamp()
+    if now < issued:
+        return Check("clock", False, f"the clock says {iso_utc(now)}, before the package was issued "
+                                     f"({iso_utc(issued)}); set the time and check the RTC battery")
+    return Check("clock", True, f"{iso_utc(now)} (package issued {iso_utc(issued)})")
+
+
+def _storage(config: Config, appliance: ApplianceView) -> Check:
+    probe = config.data_dir / ".readiness-probe"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"pollbox readiness probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        ok_read = probe.read_bytes() == b"pollbox readiness probe"
+        probe.unlink()
+        free = os.statvfs(config.data_dir).f_bavail * os.statvfs(config.data_dir).f_frsize
+    except OSError as exc:
+        return Check("storage", False, f"the data partition is not writable: {exc.strerror}")
+    report = appliance.verify()
+    if not ok_read:
+        return Check("storage", False, "what was written to the data partition did not read back")
+    if not report.ok:
+        return Check("storage", False, f"the journal does not verify: {report.sentence()}")
+    if free < MIN_FREE_BYTES:
+        return Check("storage", False, f"only {free // 2**20} MiB free; {MIN_FREE_BYTES // 2**20} MiB needed")
+    return Check("storage", True, f"writable, {free // 2**20} MiB free, journal verified")
+
+
+def _scanner(status: dict[str, Any]) -> Check:
+    scanner = status.get("scanner") or {}
+    ok = scanner.get("state") in ("connected", "reading")
+    return Check("scanner", ok, f"{scanner.get('name')} is {scanner.get('state')}")
+
+
+def _box(status: dict[str, Any]) -> Check:
+    box, lock = status.get("box") or {}, status.get("interlock") or {}
+    problems = [text for bad, text in (
+        (box.get("present") is False, "the box unit does not answer"),
+        (bool(lock.get("slot_open")), "the slot is open"),
+        (bool(lock.get("lid_open")), "the lid is open"),
+        (bool(lock.get("jammed")), "the slot is jammed")) if bad]
+    if problems:
+        return Check("ballot box", False, "; ".join(problems))
+    return Check("ballot box", True, f"{box.get('backend', 'box')} present, slot locked, lid closed, sensor clear")
+
+
+def _receiver(status: dict[str, Any]) -> Check:
+    up = status.get("upstream") or {}
+    if up.get("online"):
+        return Check("receiver", True, f"reachable; {up.get('waiting', 0)} record(s) waiting")
+    return Check("receiver", True, "not reachable now: records are stored on the unit and forwarded when the "
+                                   f"link returns ({up.get('last_error') or 'no answer yet'})")
+
+
+def run_checks(config: Config, appliance: ApplianceView, now: float) -> Readiness:
+    """Every readiness check, in the order the printed form lists them."""
+    check, package = _package(config, now)
+    station = package.station_id if package is not None else "?"
+    status = appliance.status()
+    result = Readiness(station, now)
+    result.checks += [_keys(config, station), check, _clock(package, now), _storage(config, appliance),
+                      _scanner(status), _box(status), _receiver(status)]
+    return result
+
+
+def record(result: Readiness, appliance: ApplianceView) -> None:
+    """Leave the result as a signed note of record (an upstream record for the CEC)."""
+    appliance.annotate("readiness", result.summary())
+
+
+def render(result: Readiness) -> str:
+    """The printable form, for the station's file and the observers."""
+    lines = [f"pollbox readiness self-test — station {result.station}", f"time (UTC): {iso_utc(result.at)}", ""]
+    for c in result.checks:
+        lines.append(f"[{'PASS' if c.ok else 'FAIL'}] {c.name}: {c.detail}")
+    lines += ["", "RESULT: " + ("READY — the chair may show the zero report and open the polls" if result.ok
+                                else "NOT READY — fix the failed items and run the self-test again"),
+              "", "Technician: ____________________   Chair: ____________________   Signature/seal: ________"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: Readiness, path: Path) -> None:
+    path.write_text(render(result), encoding="utf-8")

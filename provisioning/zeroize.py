@@ -1,0 +1,130 @@
+"""Zeroize: wiping a unit's secrets and personal data once the CEC has every record.
+
+What is wiped: the device key and sealing key (``device.key``, ``seal.key``),
+the list key (``list.key``) and the station package (it holds voters' names
+and keyed hashes). What stays: the hash-chained journal (keyed hashes only,
+unlinkable once the list key is gone; it is the unit's evidence), public keys
+and the enrollment certificate.
+
+``zeroize`` refuses while the upstream outbox still has records the receiver
+has not acknowledged, unless the technician types the confirmation
+``WIPE <station id>``. Before wiping, it journals a note of record (an upstream
+record, signed by the device key while it still exists), tries once to
+deliver it, and writes ``zeroize-record.json`` (signed by the device key) so
+the certificate survives the key. Each file is overwritten with random bytes,
+flushed and removed; on flash memory that is a best effort (wear levelling
+may keep old blocks), so the guide tells the CEC to keep wiped cards in custody.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from device.config import Config
+from device.core.events import canonical
+from device.keys import KeyError_, load_device_key, public_b64
+from device.upstream.envelope import iso_utc, key_id
+
+from .errors import ProvisionError
+
+SECRET_FILES = ("device.key", "seal.key", "list.key")
+
+
+class ApplianceView(Protocol):
+    upstream: Any
+
+    def status(self) -> dict[str, Any]: ...
+
+    def annotate(self, topic: str, text: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Zeroized:
+    station: str
+    wiped: list[str]
+    waiting: int | None
+    forced: bool
+    record_path: Path
+
+
+def confirmation_phrase(station: str) -> str:
+    return f"WIPE {station}"
+
+
+def pending(status: dict[str, Any]) -> int | None:
+    """Records not yet acknowledged by the receiver, or None when the unit has no upstream."""
+    up = status.get("upstream")
+    return None if not up else int(up.get("waiting", 0))
+
+
+def _authorise(station: str, waiting: int | None, confirmation: str | None) -> bool:
+    """True if forced; raises when records are pending and the confirmation does not match."""
+    if waiting == 0:
+        return False
+    what = "the unit has no upstream link" if waiting is None else f"{waiting} record(s) are not acknowledged"
+    if confirmation is None:
+        raise ProvisionError("E050", f"{what} by the CEC receiver; zeroize refused. Restore the link (or export "
+                                     f"the records to USB and have the CEC import them) and try again, or force "
+                                     f"it with the confirmation '{confirmation_phrase(station)}'")
+    if confirmation.strip() != confirmation_phrase(station):
+        phrase = confirmation_phrase(station)
+        raise ProvisionError("E051", f"the confirmation must be exactly '{phrase}'; nothing wiped")
+    return True
+
+
+def _targets(config: Config) -> list[Path]:
+    return [config.data_dir / name for name in SECRET_FILES] + [config.station_package]
+
+
+def _signed_record(config: Config, station: str, waiting: int | None, forced: bool, now: float) -> dict[str, Any]:
+    try:
+        key = load_device_key(config.data_dir)
+    except KeyError_ as exc:
+        raise ProvisionError("E020", str(exc)) from None
+    body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting, "forced": forced,
+            "wiped": [p.name for p in _targets(config) if p.exists()],
+            "key": key_id(key.public_key()), "public_key": public_b64(key.public_key())}
+    return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
+
+
+def wipe_file(path: Path) -> bool:
+    """Overwrite ``path`` with random bytes, flush, remove; False if it was not there."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    with path.open("r+b") as f:
+        f.write(os.urandom(max(size, 1)))
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: str | None = None) -> Zeroized:
+    """Check, record, then wipe; see the module docstring for what and why."""
+    status = appliance.status()
+    station, waiting = str(status["station"]["id"]), pending(status)
+    forced = _authorise(station, waiting, confirmation)
+    how = f"FORCED with {waiting} unacknowledged record(s)" if forced else "after every record was acknowledged"
+    appliance.annotate("zeroize", f"zeroize {how}; wiping {', '.join(SECRET_FILES)} and the station package")
+    if appliance.upstream is not None:
+        appliance.upstream.drain_once(force=True)
+    record = _signed_record(config, station, waiting, forced, now)
+    record_path = config.data_dir / "zeroize-record.json"
+    record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    appliance.stop()
+    wiped = [p.name for p in _targets(config) if wipe_file(p)]
+    return Zeroized(station, wiped, waiting, forced, record_path)

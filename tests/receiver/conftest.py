@@ -1,0 +1,62 @@
+"""Fixtures for the receiver: keys, enrolled units, apps on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
+from flask.testing import FlaskClient
+from rx_helpers import Setup, Unit
+
+from device.hardware.clock import FakeClock
+from device.keys import write_private
+from receiver.app import create_app
+from receiver.pgcluster import Cluster, ClusterError, start_cluster
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    """A CEC key, a receiver key and two enrolled stations, KG-0001 and KG-0002."""
+    s = Setup(tmp_path, Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(),
+              {name: Unit(name) for name in ("KG-0001", "KG-0002")})
+    write_private(s.key_path, s.receiver_key)
+    s.enroll(*s.units.values())
+    return s
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster | None]:
+    """A real PostgreSQL server for the session; in CI it must start, elsewhere its absence skips."""
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not available here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: an SQLite file, then (marked postgres) a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "receiver.db")
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
+@pytest.fixture
+def app(setup: Setup, db_url: str, clock: FakeClock) -> Iterator[Flask]:
+    flask_app = create_app(setup.config(db_url, clock))
+    yield flask_app
+    flask_app.extensions["pollbox_receiver"].storage.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

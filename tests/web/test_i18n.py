@@ -1,0 +1,88 @@
+"""Languages: every string translated in Kyrgyz and Russian, switchable, numbers in the locale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+from flask.testing import FlaskClient
+
+from device.core.catalogue import ALARM_ADVICE
+from device.hardware.interfaces import ScanRead
+from web_ui import i18n
+
+from .conftest import open_polls, post
+
+TRANSLATIONS = Path(i18n.__file__).parent / "translations"
+
+
+def catalogue(code: str) -> Any:
+    with open(TRANSLATIONS / code / "LC_MESSAGES" / "messages.po", "rb") as f:
+        return read_po(f, locale=code)
+
+
+@pytest.mark.parametrize("code", ["ky", "ru"])
+def test_every_message_is_translated(code: str) -> None:
+    cat = catalogue(code)
+    missing = [m.id for m in cat if m.id and (not m.string or m.fuzzy)]
+    assert missing == []
+    assert (TRANSLATIONS / code / "LC_MESSAGES" / "messages.mo").stat().st_mtime >= \
+        (TRANSLATIONS / code / "LC_MESSAGES" / "messages.po").stat().st_mtime - 1
+
+
+def test_catalogues_cover_every_string_in_the_code() -> None:
+    """Every msgid the templates and modules use is in the template catalogue."""
+    from babel.messages.extract import extract_from_dir
+    import web_ui
+    root = Path(web_ui.__file__).parent
+    with open(root / "babel.cfg") as f:
+        from babel.messages.frontend import parse_mapping_cfg
+        method_map, options_map = parse_mapping_cfg(f)
+    used = {m[2] if isinstance(m[2], str) else m[2][0] for m in extract_from_dir(root, method_map, options_map)}
+    known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalogue("ru")}
+    assert used - known == set()
+
+
+def test_alarm_advice_matches_the_audit_catalogue() -> None:
+    assert {k.value: v for k, v in ALARM_ADVICE.items()} == {k: str(v._args[0]) for k, v in i18n.ALARM_ADVICE.items()}
+    assert set(i18n.ALARM_TITLES) == set(i18n.ALARM_ADVICE)
+
+
+def test_switching_language(client: FlaskClient) -> None:
+    response = post(client, "/lang/ru", {"next": "/observer"})
+    assert response.status_code == 303 and response.headers["Location"] == "/observer"
+    page = client.get("/").get_data(as_text=True)
+    assert 'lang="ru"' in page and "Голосование ещё не открыто" in page and "из 2\xa0000 в списке" in page
+    post(client, "/lang/ky")
+    page = client.get("/").get_data(as_text=True)
+    assert 'lang="ky"' in page and "Добуш берүү али ачыла элек" in page
+    assert post(client, "/lang/xx").status_code == 404
+
+
+def test_switch_never_redirects_off_site(client: FlaskClient) -> None:
+    response = post(client, "/lang/en", {"next": "//evil.example/"})
+    assert response.headers["Location"] == "/"
+
+
+def test_alarm_advice_in_kyrgyz(chair: FlaskClient, app: Any) -> None:
+    open_polls(chair)
+    app.sim.box.open_lid()
+    post(chair, "/lang/ky")
+    page = chair.get("/").get_data(as_text=True)
+    assert "Шайлоо кутусунун капкагы ачык" in page
+
+
+def test_browser_language_is_used_until_chosen(client: FlaskClient) -> None:
+    page = client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).get_data(as_text=True)
+    assert 'lang="ru"' in page
+
+
+def test_times_in_the_station_time_zone(chair: FlaskClient, app: Any, pins: list[str]) -> None:
+    open_polls(chair)
+    app.identify(ScanRead(pins[0], "qr", "t"))
+    # the fake clock starts at 1,800,000,000 s = 2027-01-15 08:00:00 UTC = 14:00 in Bishkek (UTC+6)
+    assert "2:00:00\u202fPM" in chair.get("/").get_data(as_text=True)
+    post(chair, "/lang/ru")
+    assert "14:00:00" in chair.get("/").get_data(as_text=True)

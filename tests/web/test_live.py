@@ -1,0 +1,56 @@
+"""Live updates: the SSE stream and the polling API carry the same rendered region."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from device.hardware.interfaces import ScanRead
+from web_ui.api import sse_event
+
+from .conftest import open_polls
+
+
+def parse_sse(text: str) -> list[tuple[str, str]]:
+    """(event, data) pairs of an SSE body, following the HTML5 parsing rules we rely on."""
+    out = []
+    for block in text.split("\n\n"):
+        kind, data = "message", []
+        for line in block.split("\n"):
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+        if data:
+            out.append((kind, "\n".join(data)))
+    return out
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="\r", blacklist_categories=("Cs",))))
+def test_sse_event_round_trips(data: str) -> None:
+    assert parse_sse(sse_event("live", data)) == [("live", data)]
+
+
+def test_stream_sends_the_current_region(chair: FlaskClient, app: Any, pins: list[str]) -> None:
+    open_polls(chair)
+    app.identify(ScanRead(pins[0], "qr", "t"))
+    response = chair.get("/events?view=status")
+    assert response.mimetype == "text/event-stream" and response.headers["Cache-Control"] == "no-store"
+    body = response.get_data(as_text=True)
+    assert body.startswith("retry: ")
+    events = parse_sse(body)
+    assert events[0][0] == "live" and 'data-outcome="admitted"' in events[0][1]
+    api = chair.get("/api/status?view=status").get_json()
+    assert api["html"] == events[0][1]
+    assert api["status"]["counters"]["identified"] == 1
+
+
+def test_observer_stream_has_no_names(client: FlaskClient, app: Any, pins: list[str], chair: FlaskClient) -> None:
+    open_polls(chair)
+    app.identify(ScanRead(pins[0], "qr", "t"))
+    name = app.status()["last_decision"]["name"]
+    body = client.get("/events?view=observer").get_data(as_text=True)
+    assert "admitted" in body and name not in body

@@ -1,0 +1,101 @@
+"""The chair PIN: hashed at rest, five tries, then a lock that doubles and survives a restart."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from hypothesis import given
+from hypothesis import strategies as st
+
+from web_ui import lockout
+from web_ui.pin import ChairPin, Outcome, PinError, set_pin
+
+from .conftest import CHAIR_PIN, build_web, post
+
+BASE = 30.0
+
+
+def annotations(app: Any) -> list[str]:
+    return [r.event.text for r in app.journal.recorded() if r.event.kind == "annotation"]
+
+
+def test_pin_file_holds_no_pin_and_is_private(instance: Path) -> None:
+    path = instance / "chair_pin.json"
+    assert CHAIR_PIN not in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert json.loads(path.read_text())["kdf"] == "scrypt"
+
+
+@pytest.mark.parametrize("bad", ["", "12345", "12345a", "1234567890123", "١٢٣٤٥٦"])
+def test_set_pin_refuses_malformed_pins(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(PinError, match="6 to 12 digits"):
+        set_pin(tmp_path / "p.json", bad)
+
+
+def test_missing_pin_file_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(PinError, match="provisioning"):
+        ChairPin(tmp_path / "none.json", lockout_base=BASE).check("123456", 0.0)
+
+
+def test_wrong_pins_lock_then_double(instance: Path) -> None:
+    pin = ChairPin(instance / "chair_pin.json", lockout_base=BASE)
+    now = 1000.0
+    for left in (4, 3, 2, 1):
+        assert pin.check("000000", now) .tries_left == left
+    locked = pin.check("000000", now)
+    assert locked.outcome is Outcome.LOCKED and locked.just_locked and locked.locked_for == BASE
+    assert pin.check(CHAIR_PIN, now + BASE - 0.5).outcome is Outcome.LOCKED  # the right PIN does not help
+    again = pin.check("000000", now + BASE)
+    assert again.outcome is Outcome.LOCKED and again.locked_for == 2 * BASE
+    assert pin.check(CHAIR_PIN, now + 3 * BASE).outcome is Outcome.ACCEPTED
+    assert pin.attempts() == lockout.Attempts()
+
+
+def test_lock_survives_a_restart(instance: Path) -> None:
+    for _ in range(5):
+        ChairPin(instance / "chair_pin.json", lockout_base=BASE).check("999999", 50.0)
+    fresh = ChairPin(instance / "chair_pin.json", lockout_base=BASE)
+    assert fresh.check(CHAIR_PIN, 51.0).outcome is Outcome.LOCKED
+
+
+def test_login_lockout_is_shown_and_journaled(client: FlaskClient, app: Any, clock: Any) -> None:
+    for _ in range(4):
+        response = post(client, "/chair/login", {"pin": "111111"})
+        assert response.status_code == 403 and "tries left" in response.get_data(as_text=True)
+    response = post(client, "/chair/login", {"pin": "111111"})
+    assert response.status_code == 429 and "locked for 30 seconds" in response.get_data(as_text=True)
+    assert post(client, "/chair/login", {"pin": CHAIR_PIN}).status_code == 429
+    notes = annotations(app)
+    assert len(notes) == 5 and "locked for 30 s" in notes[-1]
+    assert all(CHAIR_PIN not in n and "111111" not in n for n in notes)
+    clock.advance(BASE)
+    assert post(client, "/chair/login", {"pin": CHAIR_PIN}).status_code == 303
+
+
+def test_login_without_pin_file_explains(app: Any, tmp_path: Path, clock: Any) -> None:
+    client = build_web(app, tmp_path / "empty", clock).test_client()
+    response = post(client, "/chair/login", {"pin": CHAIR_PIN})
+    assert response.status_code == 503 and "provisioning" in response.get_data(as_text=True)
+
+
+@given(st.integers(min_value=0, max_value=40), st.floats(min_value=1, max_value=3600))
+def test_lock_grows_and_never_shrinks(failures: int, base: float) -> None:
+    assert lockout.lock_seconds(failures, base) <= lockout.lock_seconds(failures + 1, base)
+    if failures < lockout.FREE_TRIES:
+        assert lockout.lock_seconds(failures, base) == 0
+    elif failures < lockout.FREE_TRIES + lockout.MAX_DOUBLINGS:
+        assert lockout.lock_seconds(failures + 1, base) == 2 * lockout.lock_seconds(failures, base)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6), min_size=1, max_size=30))
+def test_failures_count_and_lock_never_moves_back(times: list[float]) -> None:
+    state = lockout.Attempts()
+    for i, now in enumerate(sorted(times), start=1):
+        new = lockout.after_failure(state, now, BASE)
+        assert new.failures == i and new.locked_until >= state.locked_until
+        state = new
