@@ -63,8 +63,10 @@ bench: $(VENV_STAMP)
 docs: $(VENV_STAMP)
 	$(PY) -m device.cli docs
 
+ELECTION_ID ?=
+CEC_PUBLIC_KEY ?=
 image:
-	bash provisioning/image/build.sh
+	bash provisioning/image/build.sh image --out build/image --election-id "$(ELECTION_ID)" --cec-public-key "$(CEC_PUBLIC_KEY)"
 
 clean:
 	rm -rf .venv var build *.egg-info

@@ -13,6 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from provisioning.samplelist import write_sample_csv
 from provisioning.voterlist import import_csv
@@ -22,7 +23,7 @@ def _plain_pass(path: Path) -> int:
     return sum(1 for _ in csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
 
 
-def run(quick: bool = False) -> list[dict]:
+def run(quick: bool = False) -> list[dict[str, Any]]:
     rows = 20_000 if quick else 100_000
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "voters.csv"

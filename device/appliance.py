@@ -195,9 +195,10 @@ class Appliance:
             self.box.lock()
         events = self._outcome_events(outcomes)
         self._commit(events)
-        self.interlock = new
-        if new.slot_should_open:
-            self.box.arm()
+        old, self.interlock = self.interlock, new
+        consumed = any(isinstance(o, il.Counted) and o.token is not None for o in outcomes)
+        if new.slot_should_open and (consumed or not old.slot_should_open):
+            self.box.arm()  # the box opens for one ballot per arm()
 
     def _outcome_events(self, outcomes: tuple[il.Outcome, ...]) -> list[ev.Event]:
         out: list[ev.Event] = []
@@ -464,12 +465,13 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     from device.identity import Identity, load_list_key, rules_from_package
     from device.package import load_package, public_key_from_b64
 
+    own_clock = clock is None  # an injected clock means the caller drives every timer
     clock = clock or SystemClock()
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, clock.wall())
     config.data_dir.mkdir(parents=True, exist_ok=True)
     identity = Identity(list_key=load_list_key(config.data_dir / "list.key"), rules=rules_from_package(package.payload))
-    box = build_box(config, clock=clock, delays=config.delays)
+    box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     journal = Journal(config.data_dir / "journal.db", package.station_id)
     sim = SimControls(box=box, scanner=scanner) if config.simulation else None

@@ -214,16 +214,58 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def cmd_box(args: argparse.Namespace) -> int:
-    """Lock the slot without the appliance (systemd ExecStopPost)."""
+    """Lock the slot without the appliance (systemd ExecStopPost), or run the technician's self-test."""
     from device.hardware.clock import SystemClock
     from device.hardware.registry import build_box
     config = load_config(args.config)
+    polls_open = _polls_open(config) if args.action == "selftest" else False
     box = build_box(config, clock=SystemClock(), delays=config.delays)
     box.start(lambda *_: None)
-    box.lock()
-    box.stop()
-    print("slot locked")
-    return 0
+    try:
+        box.lock()
+        if args.action == "lock":
+            print("slot locked")
+            return 0
+        return _selftest(box, polls_open)
+    finally:
+        box.stop()
+
+
+def _polls_open(config: Any) -> bool:
+    import time
+
+    from device.package import load_package, public_key_from_b64
+    from device.store.journal import Journal
+    from device.store.verify import verify_journal
+    package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
+                           config.election_id, time.time())
+    path = config.data_dir / "journal.db"
+    if not path.exists():
+        return False
+    journal = Journal(path, package.station_id)
+    try:
+        return verify_journal(journal).state.poll.value in ("open", "paused")
+    finally:
+        journal.close()
+
+
+def _selftest(box: Any, polls_open: bool) -> int:
+    import time
+
+    from device.hardware.boxes.selftest import SelfTestRefused, run_selftest
+    from device.hardware.clock import SystemClock
+
+    def ask(question: str) -> bool:
+        return input(f"{question} [y/n] ").strip().lower().startswith(("y", "д", "о"))
+
+    try:
+        report = run_selftest(box, clock=SystemClock(), ask=ask, notify=lambda m: print(f"-> {m}", flush=True),
+                              wait=time.sleep, polls_open=polls_open)
+    except SelfTestRefused as exc:
+        print(f"pollbox: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0 if report.passed else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -256,8 +298,8 @@ def parser() -> argparse.ArgumentParser:
     o = sub.add_parser("docs", help="regenerate docs/audit-events.md from the event catalogue")
     o.add_argument("--output", default="docs/audit-events.md")
     o.set_defaults(func=cmd_docs)
-    b = sub.add_parser("box", help="ballot box maintenance: 'box lock' locks the slot")
-    b.add_argument("action", choices=["lock"])
+    b = sub.add_parser("box", help="ballot box: 'box lock' locks the slot, 'box selftest' tests every part")
+    b.add_argument("action", choices=["lock", "selftest"])
     b.set_defaults(func=cmd_box)
     return p
 

@@ -71,7 +71,8 @@ def _import(args: argparse.Namespace, list_key: bytes) -> Any:
     from .voterlist import import_csv
     plan = load_plan(args.plan)
     plan.station(args.station)
-    total = max(1, sum(1 for _ in args.voters.open("rb")) - 1)
+    with args.voters.open("rb") as f:
+        total = max(1, sum(1 for _ in f) - 1)
     with tqdm(total=total, desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
         result = import_csv(args.voters, args.station, list_key, pin_rule_from_mapping(plan.documents["pin_rule"]),
                             progress=bar.update)

@@ -31,6 +31,10 @@ MIN_FREE_BYTES = 256 * 1024 * 1024
 """Free space the data partition must have: a busy day's journal with outbox is a few tens of megabytes."""
 
 
+CLOCK_TOLERANCE = 600.0
+"""How far the unit's clock may lag the CEC machine that issued the package (seconds)."""
+
+
 class ApplianceView(Protocol):
     def status(self) -> dict[str, Any]: ...
 
@@ -94,7 +98,7 @@ def _clock(package: StationPackage | None, now: float) -> Check:
     if package is None:
         return Check("clock", False, "cannot judge the clock without a valid package")
     issued = datetime.fromisoformat(str(package.payload.get("issued_at", "1970-01-01T00:00:00Z"))).timestamp()
-    if now < issued:
+    if now < issued - CLOCK_TOLERANCE:
         return Check("clock", False, f"the clock says {iso_utc(now)}, before the package was issued "
                                      f"({iso_utc(issued)}); set the time and check the RTC battery")
     return Check("clock", True, f"{iso_utc(now)} (package issued {iso_utc(issued)})")

@@ -63,26 +63,28 @@ class AlarmChange:
 
 def fold(status: StationStatus, records: Sequence[SignedRecord], received_at: float) -> StationStatus:
     """The status after ``records`` (already accepted, in sequence order)."""
+    if not records:
+        return status
+    changes: dict[str, Any] = {"opened_at": status.opened_at}
     for record in records:
-        status = _apply(status, record)
-    if records:
-        status = replace(status, highest_seq=records[-1].seq, last_hash=records[-1].hash,
-                         first_received=status.first_received or received_at, last_received=received_at,
-                         last_at=str(records[-1].fields["at"]))
-    return status
+        _apply(changes, record)
+    last = records[-1]
+    changes.update(highest_seq=last.seq, last_hash=last.hash, first_received=status.first_received or received_at,
+                   last_received=received_at, last_at=str(last.fields["at"]))
+    return replace(status, **changes)
 
 
-def _apply(status: StationStatus, record: SignedRecord) -> StationStatus:
+def _apply(changes: dict[str, Any], record: SignedRecord) -> None:
+    """Fold one record into the pending column changes."""
     kind, body, at = str(record.fields["type"]), record.fields["body"], str(record.fields["at"])
-    changes: dict[str, Any] = {name: body[name] for name in COUNTS if _is_count(body.get(name))}
+    changes.update((name, body[name]) for name in COUNTS if _is_count(body.get(name)))
     if kind in PHASES:
         changes["phase"] = PHASES[kind]
-    if kind == "polls_opened" and status.opened_at is None:
+    if kind == "polls_opened" and changes["opened_at"] is None:
         changes["opened_at"] = at
     if kind == "polls_closed":
         changes["closed_at"] = at
         changes["close_report"] = json.dumps(body, sort_keys=True)
-    return replace(status, **changes) if changes else status
 
 
 def _is_count(value: Any) -> bool:

@@ -62,7 +62,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS records_hash ON records (hash);
 CREATE UNIQUE INDEX IF NOT EXISTS records_leaf ON records (leaf_index);
 CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
-CREATE TABLE IF NOT EXISTS tree (id INTEGER PRIMARY KEY, size {bigint} NOT NULL, root {blob} NOT NULL);
+CREATE TABLE IF NOT EXISTS tree (
+    id INTEGER PRIMARY KEY, size {bigint} NOT NULL, root {blob} NOT NULL, frontier {blob} NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms (
     station TEXT NOT NULL, alarm INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
     raised_at TEXT NOT NULL, acknowledged_at TEXT, PRIMARY KEY (station, alarm));
@@ -170,8 +171,8 @@ class Storage:
             for statement in ddl.split(";"):
                 if statement.strip():
                     self._q(statement)
-            self._q("INSERT INTO tree (id, size, root) VALUES (1, 0, ?) ON CONFLICT (id) DO NOTHING",
-                    (merkle.EMPTY_ROOT,))
+            self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (merkle.EMPTY_ROOT, b""))
 
     # Ingest -------------------------------------------------------------------
 
@@ -181,7 +182,8 @@ class Storage:
             return Plan()
         with self._transaction():
             status = self._locked_status(station)
-            plan = sequence(records, status.highest_seq, status.last_hash, self._stored_hashes(station, records))
+            plan = sequence(records, status.highest_seq, status.last_hash,
+                            self._stored_hashes(station, records, status.highest_seq))
             if plan.new:
                 self._append(plan.new, now)
                 self._save_status(fold(status, plan.new, now))
@@ -192,28 +194,32 @@ class Storage:
         return plan
 
     def _locked_status(self, station: str) -> StationStatus:
-        self._q("INSERT INTO stations (station) VALUES (?) ON CONFLICT (station) DO NOTHING", (station,))
-        row = self._q(f"SELECT {', '.join(STATUS_COLUMNS)} FROM stations WHERE station = ?{self.dialect.for_update}",
-                      (station,)).fetchone()
+        """The station's row, created if new and locked until the transaction ends (one statement)."""
+        row = self._q("INSERT INTO stations (station) VALUES (?) ON CONFLICT (station) DO UPDATE "
+                      f"SET station = excluded.station RETURNING {', '.join(STATUS_COLUMNS)}", (station,)).fetchone()
         return StationStatus(*row)
 
-    def _stored_hashes(self, station: str, records: Sequence[SignedRecord]) -> dict[int, str]:
-        low, high = min(r.seq for r in records), max(r.seq for r in records)
+    def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int) -> dict[int, str]:
+        """Hashes of the stored records a batch may repeat (none in the usual case of only new records)."""
+        low, high = min(r.seq for r in records), min(max(r.seq for r in records), highest)
+        if low > high:
+            return {}
         rows = self._q("SELECT seq, hash FROM records WHERE station = ? AND seq BETWEEN ? AND ?",
                        (station, low, high)).fetchall()
         return {int(seq): str(h) for seq, h in rows}
 
     def _append(self, records: Sequence[SignedRecord], now: float) -> None:
-        size, _ = self._q(f"SELECT size, root FROM tree WHERE id = 1{self.dialect.for_update}").fetchone()
-        frontier = [self._node(level, idx) for level, idx in merkle.frontier_positions(size)]
+        size, packed = self._q(f"SELECT size, frontier FROM tree WHERE id = 1{self.dialect.for_update}").fetchone()
+        packed = bytes(packed)
+        frontier = [packed[i:i + 32] for i in range(0, len(packed), 32)]
         nodes, frontier = merkle.append(size, frontier, [merkle.leaf_hash(r.data) for r in records])
         self._many("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?,?,?)", nodes)
         self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line) "
                    "VALUES (?,?,?,?,?,?,?,?)",
                    [(r.station, r.seq, r.hash, r.fields["type"], r.fields["at"], now, size + i, r.line())
                     for i, r in enumerate(records)])
-        self._q("UPDATE tree SET size = ?, root = ? WHERE id = 1",
-                (size + len(records), merkle.root_from_frontier(frontier)))
+        self._q("UPDATE tree SET size = ?, root = ?, frontier = ? WHERE id = 1",
+                (size + len(records), merkle.root_from_frontier(frontier), b"".join(frontier)))
 
     def _save_status(self, status: StationStatus) -> None:
         names = STATUS_COLUMNS[1:]

@@ -67,12 +67,12 @@ def post_import() -> tuple[Response, int]:
     return jsonify(doc), last.http_status
 
 
-@bp.get("/stations/<station>/receipt")
+@bp.get("/stations/<path:station>/receipt")
 def get_receipt(station: str) -> Response:
     return jsonify({"receipt": receiver().ingestor.receipt(station)})
 
 
-@bp.get("/records/<station>/<int:seq>")
+@bp.get("/records/<path:station>/<int:seq>")
 def get_record(station: str, seq: int) -> tuple[Response, int]:
     line = receiver().storage.record_line(station, seq)
     if line is None:

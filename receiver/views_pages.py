@@ -73,7 +73,7 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     return value if value in allowed else default
 
 
-@bp.get("/stations/<station>")
+@bp.get("/stations/<path:station>")
 def station(station: str) -> str:
     rx = receiver()
     status = rx.storage.status(station)

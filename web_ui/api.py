@@ -35,12 +35,20 @@ def _view_arg() -> str | None:
 def status() -> Response:
     name = _view_arg()
     s = view.snapshot()
-    body: dict[str, Any] = {"status": s}
+    body: dict[str, Any] = {"status": public_status(s)}
     if name:
         body["html"] = view.render_live(name, s)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def public_status(s: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot as JSON for machines: voter names stay on the chair's screen only."""
+    decision = s.get("last_decision")
+    if decision:
+        s = {**s, "last_decision": {k: v for k, v in decision.items() if k != "name"}}
+    return s
 
 
 def sse_event(kind: str, data: str) -> str:

@@ -23,9 +23,9 @@ big-endian); the specification in docs/ballot-box.md mirrors this file.
 import struct
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:  # CPython: const() is only an optimisation hint on MicroPython
-    def const(value: int) -> int:  # type: ignore[misc]
+    def const(value: int) -> int:
         return value
 
 SYNC0 = const(0xB0)
@@ -125,10 +125,10 @@ class FrameDecoder:
         self.bad_length = 0
         self.skipped_bytes = 0
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: bytes) -> "list[Frame]":
         """Add received bytes; returns the complete, valid frames found, in order."""
         self._buf = self._buf + bytes(data)
-        frames = []
+        frames: list[Frame] = []
         while True:
             frame = self._next()
             if frame is None:
@@ -199,7 +199,7 @@ def status_payload(boot: int, drops: int, lid_opens: int, flags: int, ack: int) 
     return struct.pack(STATUS_FMT, boot, drops, lid_opens, flags, ack)
 
 
-def unpack(fmt: str, payload: bytes) -> "tuple | None":
+def unpack(fmt: str, payload: bytes) -> "tuple[int, ...] | None":
     """The payload's fields, or None if its length does not match ``fmt``."""
     if len(payload) != struct.calcsize(fmt):
         return None

@@ -33,16 +33,27 @@ def _load(module: str, name: str) -> Any:
                            "pollbox with the right extras, see docs/ballot-box.md and docs/scanning.md)") from None
 
 
-def build_box(config: Config, *, clock: Clock, delays: Delays) -> BallotBox:
-    """The ballot box named by ``hardware.ballot_box``."""
+def build_box(config: Config, *, clock: Clock, delays: Delays, timers: bool = True) -> BallotBox:
+    """The ballot box named by ``hardware.ballot_box``.
+
+    ``timers`` runs the backend's own safety timers (jam, arm window, heartbeat
+    loss) on a thread; tests that drive a fake clock pass False and call
+    ``check()`` themselves.
+    """
     name, settings = config.ballot_box, config.hardware
     if name == "sim":
         _refuse_sim(config, "ballot box")
-        return _load("device.hardware.sim.box", "SimBallotBox")(clock=clock)  # type: ignore[no-any-return]
+        return _load("device.hardware.sim.box", "SimBallotBox")(  # type: ignore[no-any-return]
+            clock=clock, delays=delays, tick_every=0.05 if timers else None)
     if name == "gpio":
-        pins = _load("device.hardware.boxes.pins", "PinMap").from_config(settings.get("pins", {}))
+        table = settings.get("pins")
+        pins_mod = "device.hardware.boxes.pins"
+        try:
+            pins = _load(pins_mod, "PinMap").from_config(table) if table else _load(pins_mod, "DEFAULT_PINS")
+        except ValueError as exc:
+            raise BackendError(f"hardware.pins: {exc}") from None
         return _load("device.hardware.boxes.gpio", "GpioBallotBox")(  # type: ignore[no-any-return]
-            clock=clock, delays=delays, pins=pins)
+            clock=clock, delays=delays, pins=pins, tick_every=0.005 if timers else None)
     if name == "smartbox":
         sb = settings.get("smartbox", {})
         return _load("device.hardware.boxes.smartbox", "SmartBallotBox")(  # type: ignore[no-any-return]

@@ -5,7 +5,9 @@
 * ``attach()`` hooks the outbox into the journal, so every upstream event is
   signed in the transaction that records it;
 * ``drain_once()`` sends everything after the last verified receipt, batch
-  after batch, and stops at the first failure; records count as delivered only
+  after batch, and stops at the first failure; the first attempt after a
+  failure starts with the receipt GET, so records that arrived anyway (a lost
+  answer, a USB import) are not sent again; records count as delivered only
   when a receipt signed by the receiver's key (from the station package) says
   so. The uplink is not trusted: a bad receipt is a failure, not a delivery;
 * after a failure the next attempt waits with exponential backoff and full
@@ -129,17 +131,22 @@ class Upstream:
         with self._lock:
             force = force or self._take_force()
             now = self._clock.monotonic()
-            if not force and now < self._state.next_attempt_at and not self._probe_succeeds(now):
-                return self._result(False, 0)
-            return self._send_all()
+            if force or now >= self._state.next_attempt_at:
+                return self._send_all(resync=self._state.failures > 0)
+            if self._probe_succeeds(now):
+                return self._send_all(resync=False)
+            return self._result(False, 0)
 
     def _take_force(self) -> bool:
         force, self._force = self._force, False
         return force
 
-    def _send_all(self) -> DrainResult:
+    def _send_all(self, *, resync: bool) -> DrainResult:
+        """Send batch after batch; after a failure, first ask the receiver what it already holds."""
         sent = 0
         try:
+            if resync:
+                self._apply_receipt(self._uplink.probe())
             while batch := self._next_batch():
                 sent += len(batch)
                 self._deliver(batch)

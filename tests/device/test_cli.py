@@ -79,3 +79,18 @@ def test_control_socket_round_trip(app: object, station_dir: Path, pins: list[st
 def test_console_help_runs() -> None:
     out = subprocess.run([sys.executable, "-m", "device.cli", "--help"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0 and "sim" in out.stdout and "verify" in out.stdout
+
+
+def test_box_selftest_runs_in_simulation(station_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(station_dir / "station.toml"), "box", "selftest"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  output lock" in out and "PASS  input beam" in out and "self-test passed" in out
+
+
+def test_box_selftest_refused_while_polls_open(make_app: object, station_dir: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    app = make_app()  # type: ignore[operator]
+    app.open_polls()
+    app.stop()
+    assert main(["--config", str(station_dir / "station.toml"), "box", "selftest"]) == 2
+    assert "refused while the polls are open" in capsys.readouterr().err

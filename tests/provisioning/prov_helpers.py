@@ -24,7 +24,7 @@ poll_date = "2026-11-29"
 opens = "08:00"
 closes = "20:00"
 timezone = "Asia/Bishkek"
-expires_at = "2026-12-31T00:00:00Z"
+expires_at = "2099-12-31T00:00:00Z"
 
 [receiver]
 url = "http://127.0.0.1:8090"

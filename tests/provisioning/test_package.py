@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -20,7 +21,7 @@ from provisioning.voterlist import import_csv
 
 @pytest.fixture
 def built(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
-          voters: tuple[Path, list[list[str]]], list_key: bytes) -> tuple[Path, Ed25519PrivateKey, dict]:
+          voters: tuple[Path, list[list[str]]], list_key: bytes) -> tuple[Path, Ed25519PrivateKey, dict[str, Any]]:
     key = load_cec_key(cec[0])
     result = import_csv(voters[0], STATION, list_key)
     payload = payload_from_plan(load_plan(plan), STATION, result, list_key, key, NOW)
@@ -29,7 +30,7 @@ def built(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
     return path, key, payload
 
 
-def test_package_loads_with_every_section(built: tuple[Path, Ed25519PrivateKey, dict], list_key: bytes) -> None:
+def test_package_loads_with_every_section(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]], list_key: bytes) -> None:
     path, key, _ = built
     package = load_package(path, key.public_key(), ELECTION, NOW)
     assert package.station_id == STATION and package.registered == 300
@@ -41,7 +42,7 @@ def test_package_loads_with_every_section(built: tuple[Path, Ed25519PrivateKey, 
     assert "personal_number" not in text
 
 
-def test_one_changed_byte_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_one_changed_byte_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, _ = built
     data = bytearray(path.read_bytes())
     at = data.index(b'"School No. 5"') + 8
@@ -51,7 +52,7 @@ def test_one_changed_byte_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]
         load_package(path, key.public_key(), ELECTION, NOW)
 
 
-def test_every_single_byte_flip_in_the_voter_list_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_every_single_byte_flip_in_the_voter_list_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, _ = built
     original = path.read_bytes()
     start = original.index(b'"entries"')
@@ -63,14 +64,14 @@ def test_every_single_byte_flip_in_the_voter_list_is_refused(built: tuple[Path, 
             load_package(path, key.public_key(), ELECTION, NOW)
 
 
-def test_wrong_signature_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_wrong_signature_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, payload = built
     path.write_bytes(sign_package(payload, Ed25519PrivateKey.generate()))
     with pytest.raises(PackageError, match="signed by another key"):
         load_package(path, key.public_key(), ELECTION, NOW)
 
 
-def test_unsigned_package_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_unsigned_package_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, _ = built
     doc = json.loads(path.read_bytes())
     doc["signature"] = ""
@@ -79,24 +80,24 @@ def test_unsigned_package_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]
         load_package(path, key.public_key(), ELECTION, NOW)
 
 
-def test_other_election_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_other_election_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, _ = built
     with pytest.raises(PackageError, match="for election 'kg-2026-test'"):
         load_package(path, key.public_key(), "kg-2027-other", NOW)
 
 
-def test_expired_package_is_refused(built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+def test_expired_package_is_refused(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     path, key, _ = built
     with pytest.raises(PackageError, match="expired"):
-        load_package(path, key.public_key(), ELECTION, 1_798_675_200.0)  # 2027-01-01
+        load_package(path, key.public_key(), ELECTION, 4_102_531_200.0)  # 2100-01-01
 
 
 def test_writer_refuses_an_expired_package_and_leaves_nothing(tmp_path: Path,
-                                                             built: tuple[Path, Ed25519PrivateKey, dict]) -> None:
+                                                             built: tuple[Path, Ed25519PrivateKey, dict[str, Any]]) -> None:
     _, key, payload = built
     target = tmp_path / "late" / "station.pkg"
     with pytest.raises(ProvisionError) as err:
-        write_package(target, payload, key, 1_798_675_200.0)
+        write_package(target, payload, key, 4_102_531_200.0)
     assert err.value.code == "E022"
     assert not any(target.parent.iterdir())
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+from prov_helpers import STATION
 
 from device.core.voterkey import voter_hash
 from provisioning.samplelist import sample_rows
 from provisioning.voterlist import HEADER, import_bytes, import_csv
-
-from prov_helpers import STATION
 
 KEY = bytes(range(32))
 

@@ -17,8 +17,8 @@ from device.core.documents.slip import parse as parse_slip
 
 from .conftest import STATION, VOTER
 
-QUICK, FULL, BATCH = 500, 5_000, 10
-"""The full suite: 2 x 5,000 examples of 10 payloads each, 100,000 payloads."""
+QUICK, FULL, BATCH = 500, 2_500, 20
+"""The full suite: 2 x 2,500 examples of 20 payloads each, 100,000 payloads."""
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ<@\n\r\x1e .-_=+/abcxyzÄ€"
 
 

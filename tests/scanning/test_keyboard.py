@@ -99,7 +99,10 @@ def test_unknown_layout_is_named() -> None:
 
 # The source: bursts, unplug, replug ----------------------------------------------------
 
-def run_scanner(script_by_plug: list[list[list[tuple[int, int]]]], absent_between: int, layout: str = "us"):
+Run = tuple[list[ScanRead], list[ScannerState], list[FakeKeyDevice], Waits]
+
+
+def run_scanner(script_by_plug: list[list[list[tuple[int, int]]]], absent_between: int, layout: str = "us") -> Run:
     """Plug in one fake device per script; between plugs the scanner is absent for some retries."""
     clock = FakeClock()
     reads: list[ScanRead] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import serial
 
 from device.core.documents import samples as docs
@@ -20,12 +22,12 @@ class LosablePort:
 
     @property
     def in_waiting(self) -> int:
-        return self.port.in_waiting
+        return int(self.port.in_waiting)
 
     def read(self, size: int) -> bytes:
         if self.lost:
             raise serial.SerialException("device reports readiness to read but returned no data")
-        return self.port.read(size)
+        return bytes(self.port.read(size))
 
     def write(self, data: bytes) -> None:
         self.port.write(data)
@@ -34,7 +36,8 @@ class LosablePort:
         self.port.close()
 
 
-def make_scanner(opener, clock: FakeClock, waits: Waits | None = None) -> tuple[SerialScanner, list[ScanRead], list]:
+def make_scanner(opener: Callable[[], LosablePort], clock: FakeClock,
+                 waits: Waits | None = None) -> tuple[SerialScanner, list[ScanRead], list[ScannerState]]:
     reads: list[ScanRead] = []
     states: list[ScannerState] = []
     scanner = SerialScanner(port="loop://", gap=0.05, monotonic=clock.monotonic, wait=waits, opener=opener)
@@ -54,9 +57,9 @@ def test_lines_with_suffix_and_multiline_mrz() -> None:
     td3 = docs.make_td3(docs.make_pin())
     port.write(td3.replace("\n", "\r").encode() + b"\r\n")
     scanner.pump(port)
-    assert states[-1] is ScannerState.READING
+    assert states == [ScannerState.READING]
     pump_quiet(scanner, port, clock)
-    port.write("21503198512345\r\n".encode())
+    port.write(b"21503198512345\r\n")
     pump_quiet(scanner, port, clock)
     assert [r.text for r in reads] == [td3.replace("\n", "\r"), "21503198512345"]
     assert states[-1] is ScannerState.CONNECTED
@@ -87,9 +90,6 @@ def test_unplug_and_replug() -> None:
             port.write(b"21503198512345\r")
         return port
 
-    class Unplug:
-        """Unplug a port after its scan is delivered."""
-
     reads: list[ScanRead] = []
 
     def on_read(read: ScanRead) -> None:
@@ -101,7 +101,7 @@ def test_unplug_and_replug() -> None:
     states: list[ScannerState] = []
     scanner.attach(on_read, states.append)
 
-    def clocked_read(port: LosablePort):
+    def clocked_read(port: LosablePort) -> None:
         original = port.read
 
         def read(size: int) -> bytes:

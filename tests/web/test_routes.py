@@ -61,9 +61,9 @@ def test_names_with_html_are_escaped(chair: FlaskClient, app: Any, pins: list[st
     app.package.voters[voter] = VoterEntry(1, '<script>alert("x")</script><b>Bold</b>')
     open_polls(chair)
     app.identify(ScanRead(pins[0], "qr", "t"))
-    for url in ("/", "/api/status?view=status"):
-        body = chair.get(url).get_data(as_text=True)
+    for body in (chair.get("/").get_data(as_text=True), chair.get("/api/status?view=status").get_json()["html"]):
         assert "<script>alert" not in body and "<b>Bold" not in body
+    assert "name" not in chair.get("/api/status").get_json()["status"]["last_decision"]
     assert "&lt;script&gt;alert" in chair.get("/").get_data(as_text=True)
 
 

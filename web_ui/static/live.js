@@ -19,6 +19,12 @@
   }
   function show(html) {
     if (html !== live.innerHTML) { live.innerHTML = html; }
+    var source = live.querySelector("[data-poll-source]");
+    var badge = document.getElementById("poll-badge");
+    if (source && badge && badge.innerHTML !== source.innerHTML) {
+      badge.className = source.className;
+      badge.innerHTML = source.innerHTML;
+    }
     lost(false);
   }
   function poll() {

@@ -224,4 +224,4 @@ class GpioBallotBox:
 
     @staticmethod
     def _level(spec: PinSpec, active: bool) -> int:
-        return GPIO.HIGH if spec.level(active) else GPIO.LOW
+        return int(GPIO.HIGH if spec.level(active) else GPIO.LOW)

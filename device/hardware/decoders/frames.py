@@ -42,6 +42,10 @@ class FrameSkipper:
         self.decoded += 1
         return True
 
+    def reset(self) -> None:
+        """Forget the previous frame (a reopened camera): the next frame is decoded."""
+        self._previous, self._settling = None, 0
+
     def _changed(self, thumb: Any) -> bool:
         if self._previous is None or self._previous.shape != thumb.shape:
             return True

@@ -42,12 +42,14 @@ class CameraSource(DeviceLoop):
     def __init__(self, *, decoder: Decoder, opener: Callable[[], Camera | None], skipper: FrameSkipper | None = None,
                  retry_every: float = 2.0, wait: Wait | None = None) -> None:
         super().__init__(retry_every=retry_every, wait=wait)
-        self.pipeline = FramePipeline(decoder, self.name, skipper or FrameSkipper())
+        self.skipper = skipper or FrameSkipper()
+        self.pipeline = FramePipeline(decoder, self.name, self.skipper)
         self._opener = opener
         self._failures = 0
 
     def open_device(self) -> Camera | None:
         self._failures = 0
+        self.skipper.reset()
         return self._opener()
 
     def pump(self, handle: Any) -> None:

@@ -1,0 +1,194 @@
+"""Decoders on a generated corpus, the frame skipper, the camera loop and the simulated camera.
+
+The corpus holds QR (a CEC slip), Code128 (a PIN), DataMatrix (a TD1 MRZ) and
+PDF417 (an AAMVA licence) at several module sizes, clean and with noise,
+blur, rotation and low contrast. Each decoder's success rate per format and
+variant is written to ``decoder-report.txt`` in the test's tmp dir and printed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.core.documents import DocumentRules, Identified, parse_payload
+from device.hardware.decoders import DecoderConfigError, load_decoder
+from device.hardware.decoders.frames import FrameSkipper
+from device.hardware.decoders.zbar import ZbarDecoder
+from device.hardware.decoders.zxing import ZxingDecoder
+from device.hardware.interfaces import ScannerState, ScanRead
+from device.hardware.scanners.camera import FAILED_READS_LOST, CameraSource
+from device.hardware.scanners.imagefeed import add_noise, place
+from device.hardware.scanners.samples import (
+    DemoDocuments,
+    Sample,
+    corpus,
+    corpus_payloads,
+    demo_documents,
+    render,
+    write_samples,
+)
+from device.hardware.scanners.simcamera import SimCamera
+
+from .conftest import STATION, VOTER
+from .fakes import FakeCamera, FakeClock, Waits
+
+
+@pytest.fixture(scope="module")
+def documents(cec_key: Ed25519PrivateKey) -> DemoDocuments:
+    return demo_documents(cec_key, STATION, VOTER)
+
+
+def success_table(samples: list[Sample], decoders: dict[str, object]) -> dict[tuple[str, str, str], list[bool]]:
+    table: dict[tuple[str, str, str], list[bool]] = defaultdict(list)
+    for s in samples:
+        for name, decoder in decoders.items():
+            got = [r.text for r in decoder.decode(s.gray)]  # type: ignore[attr-defined]
+            table[(name, s.fmt, s.variant)].append(s.text in got)
+    return table
+
+
+def write_report(table: dict[tuple[str, str, str], list[bool]], path: Path, title: str) -> str:
+    lines = [title, f"{'decoder':8} {'format':11} {'variant':13} read"]
+    for (name, fmt, variant), oks in sorted(table.items()):
+        lines.append(f"{name:8} {fmt:11} {variant:13} {sum(oks)}/{len(oks)}")
+    for name in sorted({k[0] for k in table}):
+        for fmt in sorted({k[1] for k in table}):
+            oks = [ok for (n, f, _), v in table.items() if n == name and f == fmt for ok in v]
+            lines.append(f"{name:8} {fmt:11} overall      {sum(oks) / len(oks):.0%}")
+    text = "\n".join(lines)
+    path.write_text(text + "\n")
+    print(text)
+    return text
+
+
+def check_default_decoder(samples: list[Sample], table: dict[tuple[str, str, str], list[bool]]) -> None:
+    for s in samples:
+        if (s.fmt in ("qr", "code128") and s.variant == "clean") or (s.fmt == "pdf417" and s.level):
+            oks = table[("zxing", s.fmt, s.variant)]
+            assert all(oks), f"the default decoder missed a {s.variant} {s.fmt}"
+
+
+def run_corpus(documents: DemoDocuments, height: int, width: int, tmp_path: Path) -> None:
+    samples = list(corpus(corpus_payloads(documents), height, width))
+    assert {s.fmt for s in samples} == {"qr", "code128", "datamatrix", "pdf417"}
+    decoders = {"zxing": ZxingDecoder(), "zbar": ZbarDecoder(["qr", "code128"])}
+    table = success_table(samples, decoders)
+    report = write_report(table, tmp_path / "decoder-report.txt", f"corpus {width}x{height}, {len(samples)} frames")
+    check_default_decoder(samples, table)
+    assert "zbar     datamatrix  overall      0%" in report  # zbar cannot read it, and says so
+
+
+def test_corpus_640x480(documents: DemoDocuments, tmp_path: Path) -> None:
+    run_corpus(documents, 480, 640, tmp_path)
+
+
+@pytest.mark.slow
+def test_corpus_1280x720(documents: DemoDocuments, tmp_path: Path) -> None:
+    run_corpus(documents, 720, 1280, tmp_path)
+
+
+def test_decoded_corpus_payloads_parse(documents: DemoDocuments, cec_key: Ed25519PrivateKey) -> None:
+    from .conftest import raw_public
+    rules = DocumentRules(station_id=STATION, slip_key=raw_public(cec_key))
+    decoder = ZxingDecoder()
+    for fmt, text in corpus_payloads(documents).items():
+        reads = decoder.decode(place(render(fmt, text, 3), 480, 640))
+        assert len(reads) == 1 and reads[0].symbology == fmt
+        assert isinstance(parse_payload(reads[0].text, rules), Identified)
+
+
+def test_decoders_are_limited_to_configured_formats(documents: DemoDocuments) -> None:
+    frame = place(render("qr", documents.slip, 3), 480, 640)
+    assert ZxingDecoder(["code128"]).decode(frame) == []
+    assert ZbarDecoder(["code128"]).decode(frame) == []
+    assert [r.symbology for r in load_decoder("zbar", ["qr"]).decode(frame)] == ["qr"]
+
+
+@pytest.mark.parametrize(("name", "formats", "message"), [
+    ("zbar", ["pdf417"], "zbar decoder cannot read pdf417"),
+    ("zbar", ["datamatrix", "qr"], "cannot read datamatrix"),
+    ("zxing", ["aztec"], "unknown barcode formats"),
+    ("zxing", [], "no barcode formats"),
+    ("quagga", ["qr"], "unknown decoder 'quagga'"),
+])
+def test_decoder_config_errors(name: str, formats: list[str], message: str) -> None:
+    with pytest.raises(DecoderConfigError, match=message):
+        load_decoder(name, formats)
+
+
+# Frame skipping ------------------------------------------------------------------------
+
+def test_skipper_skips_an_idle_noisy_camera_and_wakes_on_a_document(documents: DemoDocuments) -> None:
+    rng = np.random.default_rng(3)
+    empty = np.full((480, 640), 200, np.uint8)
+    skipper = FrameSkipper()
+    idle = [skipper.wants(add_noise(empty, 3.0, rng)) for _ in range(30)]
+    assert idle[0] and sum(idle) == 1 + skipper.settle
+    card = place(render("qr", documents.slip, 3), 480, 640)
+    assert skipper.wants(card)
+    after = [skipper.wants(card) for _ in range(10)]
+    assert sum(after) == skipper.settle
+
+
+def test_skipper_resets_on_a_new_frame_size() -> None:
+    skipper = FrameSkipper(settle=0)
+    assert skipper.wants(np.zeros((480, 640), np.uint8)) and not skipper.wants(np.zeros((480, 640), np.uint8))
+    assert skipper.wants(np.zeros((720, 1280), np.uint8))
+
+
+# Camera loop and simulated camera ------------------------------------------------------------
+
+def test_camera_loop_reads_skips_and_reconnects(documents: DemoDocuments) -> None:
+    card = place(render("code128", documents.pin, 3), 480, 640)
+    blank = np.full((480, 640), 235, np.uint8)
+    cameras = [FakeCamera([blank, card, card, card, card, card, card]), None, FakeCamera([card])]
+    opened: list[FakeCamera] = []
+
+    def opener() -> FakeCamera | None:
+        cam = cameras.pop(0) if cameras else None
+        if cam is not None:
+            opened.append(cam)
+        return cam
+
+    clock = FakeClock()
+    reads: list[ScanRead] = []
+    states: list[ScannerState] = []
+    source = CameraSource(decoder=ZxingDecoder(), opener=opener, skipper=FrameSkipper(settle=1),
+                          wait=Waits(clock, limit=2))
+    source.attach(reads.append, states.append)
+    source.run()
+    assert [r.text for r in reads] == [documents.pin] * 3  # the change, one settle frame, the new camera
+    assert all(r.source == "camera/zxing" for r in reads)
+    assert source.skipper.skipped >= 4
+    assert states == [ScannerState.CONNECTED, ScannerState.DISCONNECTED, ScannerState.CONNECTED,
+                      ScannerState.DISCONNECTED]
+    assert all(cam.closed for cam in opened) and FAILED_READS_LOST > 1
+
+
+def test_sim_camera_reads_every_demo_image(documents: DemoDocuments, cec_key: Ed25519PrivateKey,
+                                          tmp_path: Path) -> None:
+    from .conftest import raw_public
+    rules = DocumentRules(station_id=STATION, slip_key=raw_public(cec_key))
+    paths = write_samples(tmp_path / "demo", documents)
+    assert set(paths) == {"pin", "td1", "td3", "aamva", "slip"}
+    camera = SimCamera(decoder=load_decoder("zxing"))
+    reads: list[ScanRead] = []
+    states: list[ScannerState] = []
+    camera.start(reads.append, states.append)
+    schemes = []
+    for name, path in paths.items():
+        got = camera.feed_image(path)
+        assert len(got) == 1, name
+        result = parse_payload(got[0].text, rules)
+        assert isinstance(result, Identified), name
+        schemes.append(result.scheme)
+    assert schemes == ["pin", "mrz-td1", "mrz-td3", "aamva", "slip"] and len(reads) == 5
+    camera.unplug()
+    assert camera.feed_image(paths["pin"]) == [] and camera.state() is ScannerState.DISCONNECTED
+    camera.replug()
+    assert states == [ScannerState.CONNECTED, ScannerState.DISCONNECTED, ScannerState.CONNECTED]

@@ -1,0 +1,78 @@
+"""The real receiver (``receiver.app.create_app``) served by waitress on 127.0.0.1, for end-to-end tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.keys import public_b64, write_private
+from device.upstream.envelope import key_id
+
+
+@dataclass
+class LiveReceiver:
+    url: str
+    port: int
+    key: Ed25519PrivateKey
+    app: Any
+
+    @property
+    def storage(self) -> Any:
+        return self.app.extensions["pollbox_receiver"].storage
+
+
+def _registry(directory: Path, station: str, device: Ed25519PrivateKey) -> tuple[Path, Ed25519PrivateKey]:
+    from receiver.registry import DeviceEntry, Registry
+
+    cec = Ed25519PrivateKey.generate()
+    registry = Registry()
+    registry.add(DeviceEntry(station=station, serial="SN-TEST-1", public_key=public_b64(device.public_key()),
+                             key_id=key_id(device.public_key()), software="0.1.0",
+                             enrolled_at="2026-11-20T10:00:00.000000Z"))
+    path = directory / "registry.json"
+    registry.sign_and_save(path, cec)
+    return path, cec
+
+
+@contextmanager
+def live_receiver(directory: Path, station: str, device: Ed25519PrivateKey) -> Iterator[LiveReceiver]:
+    """A receiver with ``device`` enrolled for ``station``, listening on a free loopback port."""
+    import waitress
+
+    from receiver.app import create_app
+
+    directory.mkdir(parents=True, exist_ok=True)
+    registry_path, cec = _registry(directory, station, device)
+    key = Ed25519PrivateKey.generate()
+    write_private(directory / "receiver.key", key)
+    app = create_app({"DATABASE_URL": str(directory / "receiver.db"), "REGISTRY_PATH": str(registry_path),
+                      "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
+                      "RECEIVER_KEY_PATH": str(directory / "receiver.key"), "TESTING": True})
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, ident="pollbox-receiver")
+    port = int(server.effective_port)  # type: ignore[union-attr]
+    stop = threading.Event()
+    thread = threading.Thread(target=_serve, args=(server, stop), daemon=True)
+    thread.start()
+    try:
+        yield LiveReceiver(f"http://127.0.0.1:{port}", port, key, app)
+    finally:
+        stop.set()
+        thread.join(10)
+        app.extensions["pollbox_receiver"].storage.close()
+
+
+def _serve(server: Any, stop: threading.Event) -> None:
+    """waitress's loop, one short round at a time, until ``stop``; then every channel is closed."""
+    from waitress import wasyncore
+
+    while not stop.is_set():
+        wasyncore.loop(timeout=0.1, map=server._map, count=1)
+    for channel in list(server._map.values()):
+        channel.close()
+    server.task_dispatcher.shutdown()
