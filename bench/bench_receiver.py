@@ -61,6 +61,23 @@ def _raw_verify_rate(keys: list[Ed25519PrivateKey], streams: list[list[SignedRec
     return count / (time.perf_counter() - start)
 
 
+def _rounds(keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]], rounds: int) -> list[Round]:
+    """Split the fleet into groups of stations; each group is measured raw, then ingested, back to back."""
+    size = len(keys) // rounds
+    return [Round(keys[i:i + size], streams[i:i + size]) for i in range(0, size * rounds, size)]
+
+
+class Round:
+    """Some stations' records: measured for raw verification, then ingested, one right after the other."""
+
+    def __init__(self, keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]]) -> None:
+        self.keys, self.streams = keys, streams
+        self.batches, self.total = _batches(streams), sum(map(len, streams))
+
+    def raw(self) -> float:
+        return _raw_verify_rate(self.keys, self.streams)
+
+
 def _receiver(directory: Path, db: str, keys: list[Ed25519PrivateKey]) -> Receiver:
     cec, rx_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     registry = Registry()
@@ -75,15 +92,25 @@ def _receiver(directory: Path, db: str, keys: list[Ed25519PrivateKey]) -> Receiv
 
 
 def _ingest_rate(receiver: Receiver, batches: list[bytes], total: int) -> float:
+    before = receiver.storage.count_records()
     start = time.perf_counter()
     for body in batches:
         outcome = receiver.ingestor.ingest_body(body, "gzip", "bench")
         if outcome.rejection is not None:
             raise RuntimeError(f"benchmark batch rejected: {outcome.rejection}")
     elapsed = time.perf_counter() - start
-    if receiver.storage.count_records() != total:
+    if receiver.storage.count_records() != before + total:
         raise RuntimeError("benchmark records were not all stored")
     return total / elapsed
+
+
+def _measure(receiver: Receiver, rounds: list[Round]) -> tuple[float, float]:
+    """Best ingest rate and best raw rate over the rounds (the machine may be shared: best-of filters noise)."""
+    raw, ingest = 0.0, 0.0
+    for group in rounds:
+        raw = max(raw, group.raw())
+        ingest = max(ingest, _ingest_rate(receiver, group.batches, group.total))
+    return ingest, raw
 
 
 def _entry(name: str, value: float, baseline: float) -> dict[str, Any]:
@@ -92,25 +119,22 @@ def _entry(name: str, value: float, baseline: float) -> dict[str, Any]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    stations, per_station = (20, 100) if quick else (100, 200)
+    stations, per_station, rounds = (30, 100, 3) if quick else (100, 200, 5)
     keys, streams = _fleet(stations, per_station)
-    batches, total = _batches(streams), stations * per_station
-    raw = max(_raw_verify_rate(keys, streams) for _ in range(3))
     directory = Path(tempfile.mkdtemp(prefix="pollbox-bench-receiver-"))
-    results = [_entry("receiver raw Ed25519 verify (baseline: itself)", raw, raw)]
+    results = []
     try:
         receiver = _receiver(directory, str(directory / "receiver.db"), keys)
-        results.append(_entry(f"receiver ingest SQLite, batches of {BATCH} (vs raw verify)",
-                              _ingest_rate(receiver, batches, total), raw))
+        ingest, raw = _measure(receiver, _rounds(keys, streams, rounds))
         receiver.storage.close()
-        results.extend(_postgres(directory, keys, batches, total, raw))
+        results.append(_entry(f"receiver ingest SQLite, gzip batches of {BATCH} (vs raw Ed25519 verify)", ingest, raw))
+        results.extend(_postgres(directory, keys, _rounds(keys, streams, rounds)))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return results
 
 
-def _postgres(directory: Path, keys: list[Ed25519PrivateKey], batches: list[bytes], total: int,
-              raw: float) -> list[dict[str, Any]]:
+def _postgres(directory: Path, keys: list[Ed25519PrivateKey], rounds: list[Round]) -> list[dict[str, Any]]:
     try:
         cluster = start_cluster(durable=True)
     except ClusterError as exc:
@@ -118,8 +142,8 @@ def _postgres(directory: Path, keys: list[Ed25519PrivateKey], batches: list[byte
         return []
     try:
         receiver = _receiver(directory, cluster.create_database(), keys)
-        rate = _ingest_rate(receiver, batches, total)
+        ingest, raw = _measure(receiver, rounds)
         receiver.storage.close()
     finally:
         cluster.stop()
-    return [_entry(f"receiver ingest PostgreSQL, batches of {BATCH} (vs raw verify)", rate, raw)]
+    return [_entry(f"receiver ingest PostgreSQL, gzip batches of {BATCH} (vs raw Ed25519 verify)", ingest, raw)]

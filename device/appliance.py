@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from device import __version__
+from device.core import desk as dk
 from device.core import events as ev
 from device.core import interlock as il
 from device.core import station as st
@@ -32,7 +33,7 @@ from device.core.events import AlarmKind, CheckinMethod
 from device.core.poll import PollState
 from device.decision import ActionRefused, Decision
 from device.hardware.interfaces import BallotBox, BoxInputs, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
-from device.identity import Identity
+from device.identity import Identity, Resolved
 from device.package import StationPackage
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
@@ -65,7 +66,8 @@ class Appliance:
         self.interlock = il.InterlockState()
         self.report: VerifyReport | None = None
         self.last_decision: Decision | None = None
-        self._recent: dict[str, tuple[float, Decision, PollState]] = {}
+        self.desk: dk.DeskState[Decision] = dk.new_desk(delays)
+        self._by_key: dict[str, Decision] = {}
         self._hourly: Counter[int] = Counter()
         self._line_to_voter = {e.line: h for h, e in package.voters.items()}
         self._next_snapshot: float | None = None
@@ -228,38 +230,31 @@ class Appliance:
 
     def identify(self, read: ScanRead) -> Decision:
         """A document was read: decide, record, then arm the slot if admitted."""
-        resolved = self.identity.resolve_scan(read.text)
-        return self._identify(resolved.voter_hash, resolved.detail, CheckinMethod.SCAN)
+        return self._identify(self.identity.resolve_scan(read.text), CheckinMethod.SCAN)
 
     def identify_manual(self, number: str) -> Decision:
         """The clerk typed a number because nothing scanned: recorded as a manual identification."""
-        resolved = self.identity.resolve_manual(number)
-        return self._identify(resolved.voter_hash, resolved.detail, CheckinMethod.MANUAL)
+        return self._identify(self.identity.resolve_manual(number), CheckinMethod.MANUAL)
 
-    def _identify(self, voter: str | None, detail: str, method: CheckinMethod) -> Decision:
+    def _identify(self, resolved: Resolved, method: CheckinMethod) -> Decision:
         with self._lock:
             mono = self.clock.monotonic()
-            duplicate = self._duplicate(voter, mono)
-            if duplicate is not None:
-                return duplicate
-            event = st.decide_checkin(self.state, voter, self.package.voters, method, detail)
+            self.desk, fresh = dk.read(self.desk, resolved.desk_key, mono)
+            first = self._by_key.get(resolved.desk_key)
+            if not fresh and first is not None:
+                return Decision("duplicate_read", self.clock.wall(), first.method, first.line, first.name, first.at,
+                                f"same document read again; counted once ({first.outcome})", first.seq)
+            event = st.decide_checkin(self.state, resolved.voter_hash, self.package.voters, method, resolved.detail)
             (rec,) = self._commit([event])
             decision = self._decision(rec, method)
             if isinstance(event, ev.VoterAdmitted):
                 self._feed(il.Arm(event.token, mono))
-            if voter is not None:
-                self._recent[voter] = (mono, decision, self.state.poll)
+            live = {k for k, _ in self.desk.recent}
+            self._by_key = {k: d for k, d in self._by_key.items() if k in live}
+            self._by_key[resolved.desk_key] = decision
+            self.desk = dk.show(self.desk, decision, mono)
             self.last_decision = decision
             return decision
-
-    def _duplicate(self, voter: str | None, mono: float) -> Decision | None:
-        """The same document read again within the window counts once."""
-        self._recent = {k: v for k, v in self._recent.items() if mono - v[0] <= self.delays.duplicate_read_window}
-        if voter is None or voter not in self._recent or self._recent[voter][2] is not self.state.poll:
-            return None
-        first = self._recent[voter][1]
-        return Decision("duplicate_read", self.clock.wall(), first.method, first.line, first.name, first.at,
-                        f"same document read again; counted once ({first.outcome})", first.seq)
 
     def _decision(self, rec: ev.Recorded, method: CheckinMethod) -> Decision:
         e = rec.event
@@ -293,6 +288,7 @@ class Appliance:
                 raise ActionRefused(str(exc)) from None
             events = made if isinstance(made, list) else [made]
             recorded = self._commit(events)
+            self.desk = dk.forget(self.desk)
             for e in events:
                 if isinstance(e, ev.ArmCancelled):
                     self._feed(il.Cancel(e.token))
@@ -410,6 +406,7 @@ class Appliance:
                 "poll": s.poll.value,
                 "counters": self.counters(),
                 "last_decision": self.last_decision.to_dict() if self.last_decision else None,
+                "desk": self._desk_status(),
                 "alarms": [self._open_alarm(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)],
                 "interlock": {"armed": self.interlock.armed, "tokens": len(self.interlock.tokens),
                               "slot_open": self.interlock.slot_should_open, "lid_open": self.interlock.lid_open,
@@ -422,6 +419,16 @@ class Appliance:
                 "health": self._health(),
                 "seq": self.journal.last_seq,
             }
+
+    def _desk_status(self) -> dict[str, Any]:
+        mono = self.clock.monotonic()
+        current = self.desk.current(mono)
+        return {"current": current.to_dict() if current else None, "pending": len(self.desk.pending(mono))}
+
+    def dismiss_decision(self) -> None:
+        """The clerk moves on: the next queued decision takes the screen."""
+        with self._lock:
+            self.desk = dk.dismiss(self.desk, self.clock.monotonic())
 
     def _open_alarm(self, a: st.OpenAlarm) -> dict[str, Any]:
         return {"id": a.alarm, "kind": a.kind.value, "detail": a.detail, "at": a.at, "advice": ALARM_ADVICE[a.kind]}
@@ -441,13 +448,36 @@ def _cpu_temperature() -> float | None:
 
 
 class SimControls:
-    """What a person can do to a simulated station: feed scans, drop ballots, open the lid, cut the link."""
+    """What a person can do to a simulated station: scan, type, show a document to the camera,
+    drop ballots, open the lid, cut the link. Exists only in simulation mode."""
 
-    def __init__(self, *, box: Any, scanner: Any, link: Any = None) -> None:
-        self.box, self.scanner, self.link = box, scanner, link
+    def __init__(self, *, box: Any, scanner: Any, camera: Any = None, link: Any = None) -> None:
+        self.box, self.scanner, self.camera, self.link = box, scanner, camera, link
+
+    def attach(self, app: Appliance) -> None:
+        """Connect the simulated camera to the desk (the typed scanner is the appliance's own source)."""
+        if self.camera is not None:
+            self.camera.start(app._on_scan, lambda state: None)
 
     def feed(self, text: str) -> None:
         self.scanner.feed(text)
+
+    def feed_image(self, path: Path) -> list[str]:
+        """Show an image to the simulated camera; returns the symbologies it decoded."""
+        if self.camera is None:
+            raise RuntimeError("this simulated station has no camera")
+        if not path.exists():
+            raise RuntimeError(f"no image at {path}")
+        return [read.symbology for read in self.camera.feed_image(path)]
+
+    def type_keys(self, text: str, layout: str = "us") -> None:
+        """A handheld scanner in keyboard mode types ``text``: key events decoded through ``layout``."""
+        from device.hardware.scanners.keymaps import keymap
+        from device.hardware.scanners.keys import KeyDecoder, key_events
+        decoder, typed = KeyDecoder(keymap(layout)), ""
+        for code, value in key_events(text, keymap(layout)):
+            typed += decoder.feed(code, value)
+        self.scanner.feed(typed.rstrip("\n"), symbology=f"keyboard-{layout}")
 
     def cut_link(self) -> None:
         if self.link is not None:
@@ -474,6 +504,13 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     journal = Journal(config.data_dir / "journal.db", package.station_id)
-    sim = SimControls(box=box, scanner=scanner) if config.simulation else None
-    return Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
-                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, sim=sim)
+    sim = None
+    if config.simulation:
+        from device.hardware.registry import build_decoder
+        from device.hardware.scanners.simcamera import SimCamera
+        sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)))
+    app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
+                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, sim=sim)
+    if sim is not None:
+        sim.attach(app)
+    return app

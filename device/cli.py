@@ -114,6 +114,7 @@ def _banner(config: Any, app: Any) -> None:
     if config.simulation:
         print("  try:  pollbox sim pins 3        (synthetic voters' numbers)")
         print("        pollbox sim scan <number>  /  pollbox sim drop  /  pollbox status")
+        print(f"        pollbox sim image {config.path.parent}/documents/td1.png   (a document shown to the camera)")
     print("  stop with Ctrl-C\n", flush=True)
 
 
@@ -159,6 +160,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"cmd": args.action}
     if args.action in ("scan", "manual"):
         payload["text"] = _need(args, "the scanned text or typed number")
+    elif args.action == "type":
+        payload["text"] = _need(args, "the text the keyboard-mode scanner types")
+        payload["layout"] = args.rest[0] if args.rest else "us"
     elif args.action == "image":
         payload["path"] = str(Path(_need(args, "an image file")).resolve())
     elif args.action not in SIM_SIMPLE:

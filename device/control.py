@@ -53,8 +53,13 @@ def _commands(app: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
         "scanner-replug": lambda r: sim.scanner.replug(),
         "link-cut": lambda r: sim.cut_link(),
         "link-restore": lambda r: sim.restore_link(),
-        "image": lambda r: sim.feed_image(Path(str(r["path"]))),
+        "image": lambda r: {"decoded": sim.feed_image(Path(str(r["path"]))), "decision": _last(app)},
+        "type": lambda r: (sim.type_keys(str(r["text"]), str(r.get("layout", "us"))), _last(app))[1],
     }
+
+
+def _last(app: Any) -> dict[str, Any] | None:
+    return app.last_decision.to_dict() if app.last_decision else None
 
 
 def handle(app: Any, request: dict[str, Any]) -> dict[str, Any]:

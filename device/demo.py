@@ -51,12 +51,16 @@ def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
     path.with_suffix(".pub").write_text(public_b64(key.public_key()) + "\n")
 
 
+AAMVA_KEY = "636000:D12345678"  # issuer id and licence number of the demo driver's licence
+
+
 def demo_payload(list_key: bytes, voters: int, receiver_key: Ed25519PrivateKey, slip_key: Ed25519PrivateKey,
                  receiver_url: str) -> dict[str, Any]:
     entries = []
     for i in range(voters):
         pin, name = demo_voter(i)
         entries.append([voter_hash(list_key, pin), i + 1, name])
+    entries.append([voter_hash(list_key, AAMVA_KEY), voters + 1, "Demo Licence-Holder"])
     return {
         "election": {"id": ELECTION, "name": "Demonstration election", "expires_at": "2099-12-31T23:59:59Z"},
         "station": {"id": STATION, "name": "Demo station No. 1 (school No. 5)", "region": "Bishkek",
@@ -65,6 +69,17 @@ def demo_payload(list_key: bytes, voters: int, receiver_key: Ed25519PrivateKey, 
         "documents": {"pin_rule": {"country": "KGZ"}, "slip_public_key": public_b64(slip_key.public_key())},
         "voters": {"count": len(entries), "digest": voters_digest(entries), "entries": entries},
     }
+
+
+def write_demo_documents(directory: Path, list_key: bytes, slip_key: Ed25519PrivateKey) -> dict[str, Path]:
+    """One camera image per document format, each naming a different demo voter (lines 1-4 and the licence)."""
+    from device.core.documents import samples as docs
+    from device.core.documents.slip import issue_slip
+    from device.hardware.scanners.samples import DemoDocuments, write_samples
+    pins = demo_pins(4)
+    documents = DemoDocuments(pin=pins[0], td1=docs.make_td1(pins[1]), td3=docs.make_td3(pins[2]),
+                              aamva=docs.make_aamva(), slip=issue_slip(slip_key, STATION, voter_hash(list_key, pins[3]), 1))
+    return write_samples(directory, documents)
 
 
 def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "http://127.0.0.1:8090",
@@ -86,6 +101,7 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     create_device_key(data)
     payload = demo_payload(list_key, voters, receiver, slip, receiver_url)
     (directory / "station-package.json").write_bytes(sign_package(payload, cec))
+    write_demo_documents(directory / "documents", list_key, slip)
     config.write_text(
         "# Demo station: simulated hardware, loopback receiver. Not for a polling station.\n"
         'mode = "simulation"\n'

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.core.documents import DocumentRules, Identified, parse_manual, parse_payload, pin_rule_from_mapping
+from device.core.documents import (
+    DocumentRules,
+    Identified,
+    Unreadable,
+    parse_manual,
+    parse_payload,
+    pin_rule_from_mapping,
+)
 from device.core.documents.rules import SCHEMES
 from device.core.voterkey import LIST_KEY_BYTES, voter_hash
 
@@ -24,10 +31,15 @@ class IdentityError(Exception):
 
 @dataclass(frozen=True)
 class Resolved:
-    """The keyed voter hash, or None with the reason the document was refused."""
+    """The keyed voter hash, or None with the reason the document was refused.
+
+    ``desk_key`` identifies the read for duplicate detection: the voter hash,
+    or for a refused document a keyed hash of its payload (memory only).
+    """
 
     voter_hash: str | None
     detail: str
+    desk_key: str
     scheme: str = ""
 
 
@@ -40,18 +52,19 @@ class Identity:
         self._key, self.rules = list_key, rules
 
     def resolve_scan(self, text: str) -> Resolved:
-        return self._resolve(parse_payload(text, self.rules))
+        return self._resolve(parse_payload(text, self.rules), text)
 
     def resolve_manual(self, text: str) -> Resolved:
-        return self._resolve(parse_manual(text, self.rules))
+        return self._resolve(parse_manual(text, self.rules), text)
 
-    def _resolve(self, result: object) -> Resolved:
+    def _resolve(self, result: Identified | Unreadable, text: str) -> Resolved:
         if isinstance(result, Identified):
             if result.voter_hash is not None:
-                return Resolved(result.voter_hash, "", result.scheme)
+                return Resolved(result.voter_hash, "", result.voter_hash, result.scheme)
             assert result.number is not None
-            return Resolved(voter_hash(self._key, result.number), "", result.scheme)
-        return Resolved(None, f"{result.reason.value}: {result.detail}")  # type: ignore[attr-defined]
+            keyed = voter_hash(self._key, result.number)
+            return Resolved(keyed, "", keyed, result.scheme)
+        return Resolved(None, f"{result.reason.value}: {result.detail}", voter_hash(self._key, "raw:" + text))
 
 
 def load_list_key(path: Path) -> bytes:

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 380, 150
+WIDTH, HEIGHT = 300, 150
 LEFT, RIGHT, TOP, BOTTOM = 8, 8, 18, 22
+MAX_BAR = 36.0
 
 
 def nice_ceiling(value: int) -> int:
@@ -45,7 +46,7 @@ def _bars(points: Sequence[tuple[int, int]], hour_label: Callable[[int], str],
           number: Callable[[int], str]) -> list[str]:
     top = nice_ceiling(max(n for _, n in points))
     slot = (WIDTH - LEFT - RIGHT) / len(points)
-    bar = max(2.0, slot * 0.7)
+    bar = min(MAX_BAR, max(2.0, slot * 0.7))
     usable = HEIGHT - TOP - BOTTOM
     out = []
     for i, (hour, count) in enumerate(points):

@@ -87,15 +87,20 @@ def select_timezone() -> str:
     return str(current_app.config["TIMEZONE"])
 
 
-def as_datetime(at: float | None) -> datetime | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC)
+def as_datetime(at: float | str | None) -> datetime | None:
+    """Wall seconds, or an ISO-8601 UTC string (as in upstream records), as an aware datetime."""
+    if at is None or at == "":
+        return None
+    if isinstance(at, str):
+        moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(at, UTC)
 
 
-def fmt_time(at: float | None, with_seconds: bool = False) -> str:
+def fmt_time(at: float | str | None, with_seconds: bool = False) -> str:
     """A wall time as the station's local time of day, in the chosen locale."""
-    if at is None:
-        return "—"
-    return format_time(as_datetime(at), "medium" if with_seconds else "short")
+    moment = as_datetime(at)
+    return "—" if moment is None else format_time(moment, "medium" if with_seconds else "short")
 
 
 def fmt_number(value: float | int | None) -> str:
@@ -109,7 +114,7 @@ def fmt_signed(value: int) -> str:
 
 def fmt_percent(value: float | None) -> str:
     """A share given in percent points (56.2 -> '56,2 %' in Russian)."""
-    return "—" if value is None else format_percent(value / 100, "#,##0.0%")
+    return "—" if value is None else format_percent(value / 100, "#,##0.0#%")
 
 
 def fmt_megabytes(value: float | None) -> str:

@@ -35,7 +35,7 @@ def lock_seconds(failures: int, base: float) -> float:
     """The lock that follows the ``failures``-th wrong PIN in a row."""
     if failures < FREE_TRIES:
         return 0.0
-    return base * 2 ** min(failures - FREE_TRIES, MAX_DOUBLINGS)
+    return float(base * 2 ** min(failures - FREE_TRIES, MAX_DOUBLINGS))
 
 
 def after_failure(state: Attempts, now: float, base: float) -> Attempts:

@@ -33,7 +33,7 @@ def snapshot() -> dict[str, Any]:
     now = float(status.get("health", {}).get("clock") or 0.0)
     decision = status.get("last_decision")
     fresh = _decision_fresh_seconds(app_)
-    status["decision_fresh"] = bool(decision) and now - float(decision["at"]) <= fresh
+    status["decision_fresh"] = decision is not None and now - float(decision["at"]) <= fresh
     return status
 
 

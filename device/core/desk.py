@@ -81,3 +81,8 @@ def dismiss(state: DeskState[D], now: float) -> DeskState[D]:
     state = advance(state, now)
     nxt = (state.queue[0], now) if state.queue else None
     return replace(state, showing=nxt, queue=state.queue[1:])
+
+
+def forget(state: DeskState[D]) -> DeskState[D]:
+    """A chair action changed the situation (polls opened, a check-in undone): the next read is new."""
+    return replace(state, recent=())

@@ -62,18 +62,44 @@ def build_box(config: Config, *, clock: Clock, delays: Delays, timers: bool = Tr
 
 
 def build_decoder(config: Config) -> Decoder:
-    """The frame decoder named by ``hardware.decoder``."""
-    if config.decoder == "zxing":
-        return _load("device.hardware.decoders.zxing", "ZxingDecoder")()  # type: ignore[no-any-return]
-    if config.decoder == "zbar":
-        return _load("device.hardware.decoders.zbar", "ZbarDecoder")()  # type: ignore[no-any-return]
-    raise BackendError(f"unknown decoder {config.decoder!r}")
+    """The frame decoder named by ``hardware.decoder``, limited to ``hardware.camera.formats``."""
+    from device.hardware.decoders import DEFAULT_FORMATS, DecoderConfigError, load_decoder
+    formats = config.hardware.get("camera", {}).get("formats", DEFAULT_FORMATS)
+    try:
+        return load_decoder(config.decoder, formats)
+    except DecoderConfigError as exc:
+        raise BackendError(f"hardware.decoder: {exc}") from None
+    except ImportError as exc:
+        raise BackendError(f"the {config.decoder} decoder needs {exc.name}; install pollbox[scan]") from None
 
 
 def build_scanner(config: Config, *, clock: Clock) -> ScanSource:
     """The document source named by ``hardware.scanner``."""
-    name = config.scanner
+    name, hw = config.scanner, config.hardware
     if name == "sim":
         _refuse_sim(config, "scanner")
         return _load("device.hardware.sim.scanner", "SimScanner")()  # type: ignore[no-any-return]
-    raise BackendError(f"scanner backend {name!r} is not wired yet")
+    if name == "simcamera":
+        _refuse_sim(config, "camera")
+        return _load("device.hardware.scanners.simcamera", "SimCamera")(  # type: ignore[no-any-return]
+            decoder=build_decoder(config))
+    if name in ("camera", "picamera"):
+        cam = hw.get("camera", {})
+        size = {"width": cam.get("width", 640), "height": cam.get("height", 480), "fps": cam.get("fps", 15)}
+        if name == "camera":
+            return _load("device.hardware.scanners.camera", "v4l2_camera_source")(  # type: ignore[no-any-return]
+                build_decoder(config), device=cam.get("device", 0), **size)
+        return _load("device.hardware.scanners.picamera", "picamera_source")(  # type: ignore[no-any-return]
+            build_decoder(config), **size)
+    if name == "keyboard":
+        kb = hw.get("keyboard", {})
+        if "device" not in kb:
+            raise BackendError("hardware.keyboard.device: name the scanner's input device "
+                               "(a /dev/input/by-id path or part of its name)")
+        return _load("device.hardware.scanners.keyboard", "KeyboardScanner")(  # type: ignore[no-any-return]
+            device=kb["device"], layout=kb.get("layout", "us"), monotonic=clock.monotonic)
+    if name == "serial":
+        ser = hw.get("serial", {})
+        return _load("device.hardware.scanners.serial", "SerialScanner")(  # type: ignore[no-any-return]
+            port=ser.get("port", "/dev/ttyACM0"), baudrate=ser.get("baudrate", 9600), monotonic=clock.monotonic)
+    raise BackendError(f"unknown scanner backend {name!r}")

@@ -168,6 +168,7 @@ class Upstream:
         self._state.online = True
         highest = self._apply_receipt(reply)
         if reply.ok and highest >= batch[-1][0]:
+            self._state.failures = 0
             return
         if reply.error == "gap" and highest < batch[0][0] - 1:
             log.warning("the receiver holds records only up to %d; resending from there", highest)

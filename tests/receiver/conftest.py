@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
-from rx_helpers import Setup, Unit
+from rx_kit import Setup, Unit
 
 from device.hardware.clock import FakeClock
 from device.keys import write_private
@@ -30,7 +30,7 @@ def setup(tmp_path: Path) -> Setup:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[Cluster | None]:
-    """A real PostgreSQL server for the session; in CI it must start, elsewhere its absence skips."""
+    """A real PostgreSQL server for the whole test run; in CI it must start, elsewhere its absence skips."""
     try:
         cluster = start_cluster()
     except ClusterError as exc:

@@ -11,19 +11,21 @@ import json
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
 from flask.testing import FlaskClient
-from rx_helpers import Setup, Unit, post, stored
+from hypothesis import given
+from hypothesis import strategies as st
+from rx_kit import Setup, Unit, post, stored
 
 from device.core.events import canonical
 from device.upstream.envelope import SignedRecord, b64u, encode_batch, make_record
-from receiver.ingest import MAX_BYTES, MAX_RECORDS
+from receiver.ingest import MAX_BYTES, MAX_RECORDS, BatchRejected, decode, gunzip
 
 
 def rejected(app: Flask, client: FlaskClient, body: list[SignedRecord] | bytes, code: str, status: int,
-             seq: int | None = None, **headers: str) -> dict[str, object]:
+             seq: int | None = None, headers: dict[str, str] | None = None) -> dict[str, object]:
     """Post ``body``, check the rejection and that nothing was stored; returns the answer."""
     before = stored(app)
-    reply = post(client, body, **headers)
-    doc = reply.get_json()
+    reply = post(client, body, **(headers or {}))
+    doc: dict[str, object] = reply.get_json()
     assert (reply.status_code, doc["error"], doc["seq"]) == (status, code, seq), doc
     assert doc["reason"] and isinstance(doc["reason"], str)
     assert stored(app) == before
@@ -89,7 +91,7 @@ def test_truncated_batch_is_rejected_whole(app: Flask, client: FlaskClient, setu
 
 def test_truncated_gzip_body_is_rejected(app: Flask, client: FlaskClient, setup: Setup) -> None:
     body = gzip.compress(encode_batch(setup.units["KG-0001"].records(3)))
-    rejected(app, client, body[:-8], "malformed", 400, **{"Content-Encoding": "gzip"})
+    rejected(app, client, body[:-8], "malformed", 400, headers={"Content-Encoding": "gzip"})
 
 
 def test_too_many_records_are_oversized(app: Flask, client: FlaskClient, setup: Setup) -> None:
@@ -105,7 +107,7 @@ def test_body_over_the_byte_limit_is_oversized(app: Flask, client: FlaskClient) 
 def test_gzip_bomb_is_oversized_without_inflating_it(app: Flask, client: FlaskClient) -> None:
     bomb = gzip.compress(b"\n" * (64 * MAX_BYTES))
     assert len(bomb) < MAX_BYTES // 8
-    rejected(app, client, bomb, "oversized", 413, **{"Content-Encoding": "gzip"})
+    rejected(app, client, bomb, "oversized", 413, headers={"Content-Encoding": "gzip"})
 
 
 def test_malformed_json_is_rejected(app: Flask, client: FlaskClient, setup: Setup) -> None:
@@ -158,7 +160,7 @@ def test_wrong_content_type_is_malformed(app: Flask, client: FlaskClient, setup:
 
 
 def test_unknown_content_encoding_is_malformed(app: Flask, client: FlaskClient, setup: Setup) -> None:
-    rejected(app, client, setup.units["KG-0001"].records(1), "malformed", 400, **{"Content-Encoding": "br"})
+    rejected(app, client, setup.units["KG-0001"].records(1), "malformed", 400, headers={"Content-Encoding": "br"})
 
 
 def test_revoked_registry_signature_keeps_the_old_registry(app: Flask, client: FlaskClient, setup: Setup) -> None:
@@ -178,3 +180,27 @@ def test_record_signed_with_an_unenrolled_key_claiming_an_enrolled_key_id(
     fields = dict(record.fields, key=unit.key_id)
     data = canonical(fields)
     rejected(app, client, [SignedRecord(data, record.signature, fields)], "bad_signature", 400, seq=1)
+
+
+LINE = ("A" * 86 + ' {"at":"2026-11-27T08:00:00.000000Z","body":{},"key":"00","prev":"' + "0" * 64
+        + '","seq":1,"station":"S","type":"annotation","v":1}')
+
+
+@given(st.one_of(st.binary(max_size=400), st.text(max_size=400).map(str.encode),
+                 st.tuples(st.integers(0, len(LINE)), st.text(max_size=5)).map(
+                     lambda cut: (LINE[:cut[0]] + cut[1] + LINE[cut[0]:]).encode())))
+def test_decoder_answers_any_body_with_records_or_a_rejection(body: bytes) -> None:
+    try:
+        records = decode(body)
+    except BatchRejected as exc:
+        assert exc.rejection.code in ("malformed", "oversized") and exc.rejection.reason
+    else:
+        assert records and all(r.station == records[0].station for r in records)
+
+
+@given(st.binary(max_size=300))
+def test_gunzip_answers_any_bytes_with_data_or_a_rejection(body: bytes) -> None:
+    try:
+        gunzip(body)
+    except BatchRejected as exc:
+        assert exc.rejection.code in ("malformed", "oversized")

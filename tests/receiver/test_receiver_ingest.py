@@ -7,9 +7,9 @@ import gzip
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from rx_helpers import Setup, Unit, post, stored
+from rx_kit import Setup, Unit, post, stored
 
-from device.upstream.envelope import encode_batch, verify_receipt
+from device.upstream.envelope import encode_batch, parse_line, verify_receipt
 from device.upstream.export import render_export
 from receiver.cli import main as cli_main
 
@@ -102,7 +102,6 @@ def test_replacement_unit_continues_the_station_sequence(app: Flask, client: Fla
     receipt = client.get("/api/v1/stations/KG-0001/receipt").get_json()
     highest = receipt_seq(setup, receipt)
     last = client.get(f"/api/v1/records/KG-0001/{highest}").get_json()["line"]
-    from device.upstream.envelope import parse_line
     spare.seq, spare.prev = highest, parse_line(last).hash
     doc = post(client, spare.records(2)).get_json()
     assert (doc["accepted"], receipt_seq(setup, doc)) == (2, 5)

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
-from rx_helpers import Setup, post
+from rx_kit import Setup, post
 
 from device.keys import public_b64
 from receiver import merkle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.testing import FlaskClient
-from rx_helpers import Setup, Unit, post
+from rx_kit import Setup, Unit, post
 
 from device.hardware.clock import FakeClock
 

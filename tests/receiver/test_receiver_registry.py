@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rx_helpers import Unit
+from rx_kit import Unit
 
 from device.core.events import canonical
 from device.keys import public_b64, write_private

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from rx_helpers import BATCH, Setup, Unit
+from rx_kit import BATCH, Setup, Unit
 from test_receiver_merkle import naive_root
 
 from device.upstream.envelope import encode_batch, parse_line, verify_receipt
@@ -59,7 +59,7 @@ def test_two_receiver_processes_share_one_postgresql(pg_cluster: Cluster, setup:
     procs = [subprocess.Popen([*command, *order], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for order in (forward, backward)]
     results = [proc.communicate(timeout=300) for proc in procs]
-    for proc, (out, err) in zip(procs, results, strict=True):
+    for proc, (_out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err[-2000:]
     accepted = sum(int(line.split(": ")[2].split()[0]) for out, _ in results for line in out.splitlines())
     assert accepted == 1200

@@ -58,6 +58,7 @@ class FaultProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
+        self._clients: list[socket.socket] = []
 
     # Lifecycle ---------------------------------------------------------------------
 
@@ -68,16 +69,28 @@ class FaultProxy:
 
     def stop(self) -> None:
         self._stop.set()
+        self._threads[0].join(5)
         self._listener.close()
+        with self._lock:
+            clients = list(self._clients)
+        for client in clients:
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for thread in list(self._threads):
             thread.join(5)
 
     def _accept_loop(self) -> None:
+        self._listener.settimeout(0.1)
         while not self._stop.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -85,6 +98,8 @@ class FaultProxy:
     # One client connection -----------------------------------------------------------
 
     def _serve(self, raw: socket.socket) -> None:
+        with self._lock:
+            self._clients.append(raw)
         try:
             client = self.tls.wrap_socket(raw, server_side=True) if self.tls else raw
         except (ssl.SSLError, OSError):

@@ -20,7 +20,7 @@ from .conftest import CHAIR_PIN, build_web, post
 BASE = 30.0
 
 
-def annotations(app: Any) -> list[str]:
+def pin_notes(app: Any) -> list[str]:
     return [r.event.text for r in app.journal.recorded() if r.event.kind == "annotation"]
 
 
@@ -70,7 +70,7 @@ def test_login_lockout_is_shown_and_journaled(client: FlaskClient, app: Any, clo
     response = post(client, "/chair/login", {"pin": "111111"})
     assert response.status_code == 429 and "locked for 30 seconds" in response.get_data(as_text=True)
     assert post(client, "/chair/login", {"pin": CHAIR_PIN}).status_code == 429
-    notes = annotations(app)
+    notes = pin_notes(app)
     assert len(notes) == 5 and "locked for 30 s" in notes[-1]
     assert all(CHAIR_PIN not in n and "111111" not in n for n in notes)
     clock.advance(BASE)

@@ -1,4 +1,4 @@
-"""Test helpers for the receiver: units that sign chained records, a receiver set-up, HTTP shortcuts."""
+"""Test kit for the receiver: units that sign chained records, a receiver set-up, HTTP shortcuts."""
 
 from __future__ import annotations
 
