@@ -104,8 +104,10 @@ def _receiver(directory: Path, device: Ed25519PrivateKey) -> Iterator[tuple[int,
                              key_id=key_id(device.public_key()), software="bench", enrolled_at="2026-01-01T00:00:00Z"))
     registry.sign_and_save(directory / "registry.json", cec)
     write_private(directory / "receiver.key", key)
-    app = create_app({"DATABASE_URL": str(directory / "receiver.db"), "REGISTRY_PATH": str(directory / "registry.json"),
-                      "CEC_PUBLIC_KEY": public_b64(cec.public_key()), "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
+    app = create_app({"DATABASE_URL": str(directory / "receiver.db"),
+                      "REGISTRY_PATH": str(directory / "registry.json"),
+                      "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
+                      "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
     server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
     stop = threading.Event()
 

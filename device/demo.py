@@ -10,8 +10,11 @@ the CLI; they are never written to disk.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +80,9 @@ def write_demo_documents(directory: Path, list_key: bytes, slip_key: Ed25519Priv
     from device.core.documents.slip import issue_slip
     from device.hardware.scanners.samples import DemoDocuments, write_samples
     pins = demo_pins(4)
+    slip = issue_slip(slip_key, STATION, voter_hash(list_key, pins[3]), 1)
     documents = DemoDocuments(pin=pins[0], td1=docs.make_td1(pins[1]), td3=docs.make_td3(pins[2]),
-                              aamva=docs.make_aamva(), slip=issue_slip(slip_key, STATION, voter_hash(list_key, pins[3]), 1))
+                              aamva=docs.make_aamva(), slip=slip)
     return write_samples(directory, documents)
 
 
@@ -119,3 +123,25 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
         'host = "127.0.0.1"\n'
         f"port = {web_port}\n", encoding="utf-8")
     return config
+
+
+def start_demo_receiver(config: Any) -> subprocess.Popen[bytes]:
+    """Enroll the demo unit (once) and start the reference CEC receiver on loopback beside it."""
+    from urllib.parse import urlsplit
+
+    from receiver.cli import main as receiver_main
+
+    directory = config.path.parent
+    registry = directory / "registry.json"
+    if not registry.exists():
+        code = receiver_main(["enroll", "--registry", str(registry), "--cec-key", str(directory / "cec.key"),
+                              "--station", STATION, "--public-key-file", str(config.data_dir / "device.pub"),
+                              "--serial", "demo-unit", "--software", "demo"])
+        if code != 0:
+            raise RuntimeError("could not enroll the demo unit in the demo receiver's registry")
+    url = json.loads((directory / "station-package.json").read_bytes())["payload"]["receiver"]["url"]
+    port = str(urlsplit(url).port or 8090)
+    return subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", port,
+                             "--db", str(directory / "receiver.db"), "--registry", str(registry),
+                             "--cec-public-key-file", str(directory / "cec.pub"),
+                             "--key", str(directory / "receiver.key")])

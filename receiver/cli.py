@@ -32,6 +32,7 @@ from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_k
 from receiver.loghead import LogError, check_inclusion
 from receiver.registry import DeviceEntry, Registry, RegistryError, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
+from receiver.storage import StorageError
 
 log = logging.getLogger("pollbox.receiver.cli")
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return int(COMMANDS[args.command](args))
-    except (UsageError, ReceiverConfigError, ReceiverKeyError, RegistryError) as exc:
+    except (UsageError, ReceiverConfigError, ReceiverKeyError, RegistryError, StorageError) as exc:
         print(f"pollbox-receiver: {exc}", file=sys.stderr)
         return 2
 

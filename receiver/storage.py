@@ -146,20 +146,47 @@ class Storage:
             self._connections.clear()
         self._local = threading.local()
 
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        if self.dialect is POSTGRES:
+            import psycopg
+
+            return (psycopg.Error,)
+        return (sqlite3.Error,)
+
+    def _forget_if_broken(self, conn: Any) -> None:
+        """Drop this thread's connection if the server closed it, so the next call reconnects."""
+        if getattr(conn, "closed", False):
+            self._local.conn = None
+
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.conn().execute(self.dialect.sql(sql), tuple(params))
+        conn = self.conn()
+        try:
+            return conn.execute(self.dialect.sql(sql), tuple(params))
+        except self._driver_errors() as exc:
+            self._forget_if_broken(conn)
+            raise StorageError(f"{self.dialect.name}: {exc}".strip()) from exc
 
     def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self.conn().cursor().executemany(self.dialect.sql(sql), [tuple(r) for r in rows])
+        if not rows:
+            return
+        conn = self.conn()
+        try:
+            conn.cursor().executemany(self.dialect.sql(sql), [tuple(r) for r in rows])
+        except self._driver_errors() as exc:
+            self._forget_if_broken(conn)
+            raise StorageError(f"{self.dialect.name}: {exc}".strip()) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         self._q("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
+        conn = self.conn()
         try:
             yield
         except BaseException:
-            self._q("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except self._driver_errors():
+                self._forget_if_broken(conn)
             raise
         self._q("COMMIT")
 

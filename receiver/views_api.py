@@ -6,6 +6,7 @@ A database failure answers 503, which units treat as "retry later".
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -22,6 +23,7 @@ BATCH_TYPE = "application/x-pollbox-batch"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger("pollbox.receiver.api")
 
 
 def init_app(app: Flask) -> None:
@@ -34,7 +36,8 @@ def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
 
 
 def _storage_failed(exc: StorageError) -> tuple[Response, int]:
-    return _error(503, "unavailable", f"the receiver's database is unavailable: {exc}")
+    log.error("database failure answered with 503: %s", exc)
+    return _error(503, "unavailable", "the receiver's database is unavailable; retry later (resending is harmless)")
 
 
 @bp.errorhandler(HTTPException)

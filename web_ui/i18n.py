@@ -21,6 +21,7 @@ from flask_babel import Babel, format_decimal, format_percent, format_time, get_
 from flask_babel import lazy_gettext as _l
 
 LANGUAGES: dict[str, str] = {"ky": "Кыргызча", "ru": "Русский", "en": "English"}
+SHORT_NAMES: dict[str, str] = {"ky": "Кырг", "ru": "Рус", "en": "Eng"}
 
 ALARM_TITLES: dict[str, Any] = {
     "drop_without_token": _l("Ballot without identification"),
@@ -130,6 +131,6 @@ def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.filters.update(num=fmt_number, pct=fmt_percent, time=fmt_time, signed=fmt_signed,
                                  mb=fmt_megabytes)
-    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, SHORT_NAMES=SHORT_NAMES, current_language=current_language,
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
                                  SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE)

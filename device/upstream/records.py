@@ -104,7 +104,7 @@ def _annotation(e: Any, _: Tally | None) -> dict[str, Any]:
     return {"topic": scrub(e.topic), "text": scrub(e.text)}
 
 
-_BUILDERS: dict[type, Callable[[Any, Tally | None], dict[str, Any]]] = {
+_BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] = {
     ev.PollsOpened: _opened,
     ev.PollsPaused: _nothing,
     ev.PollsResumed: _nothing,

@@ -274,15 +274,18 @@ class Upstream:
         return max(0.0, self._state.next_attempt_at - self._clock.monotonic())
 
     def status(self) -> dict[str, Any]:
-        """A JSON-able snapshot for the chair's screen and the CLI."""
-        with self._lock:
-            state = self._state
-            delivered, last = self.outbox.delivered_through(), self.outbox.last_seq()
-            receipt = self.outbox.last_receipt()
-            return {"waiting": last - delivered, "delivered_through": delivered, "last_seq": last,
-                    "last_receipt_at": iso_utc(receipt[2]) if receipt else None, "online": state.online,
-                    "last_error": state.last_error, "failures": state.failures,
-                    "next_attempt_in": round(self.next_attempt_in(), 3)}
+        """A JSON-able snapshot for the chair's screen and the CLI.
+
+        It does not wait for a send in progress (which may take up to the uplink's
+        timeout): it reads the outbox and the last known link state.
+        """
+        state = self._state
+        delivered, last = self.outbox.delivered_through(), self.outbox.last_seq()
+        receipt = self.outbox.last_receipt()
+        return {"waiting": last - delivered, "delivered_through": delivered, "last_seq": last,
+                "last_receipt_at": iso_utc(receipt[2]) if receipt else None, "online": state.online,
+                "last_error": state.last_error, "failures": state.failures,
+                "next_attempt_in": round(max(0.0, state.next_attempt_at - self._clock.monotonic()), 3)}
 
     def signed_line_for(self, journal_seq: int) -> str | None:
         """The signed upstream line for a journal event (e.g. the close report), or None."""

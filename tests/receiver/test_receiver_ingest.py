@@ -163,3 +163,13 @@ def test_ingest_command_reads_gzip_batches(setup: Setup, db_url: str, capsys: py
     path.write_bytes(gzip.compress(encode_batch(setup.units["KG-0002"].records(5))))
     assert cli_main(["ingest", *setup.cli_args(db_url), str(path)]) == 0
     assert "station KG-0002: 5 accepted" in capsys.readouterr().out
+
+
+def test_database_failure_answers_503_and_rolls_the_batch_back(app: Flask, client: FlaskClient, setup: Setup) -> None:
+    storage = app.extensions["pollbox_receiver"].storage
+    post(client, setup.units["KG-0001"].records(2))
+    storage.conn().execute("ALTER TABLE merkle_nodes RENAME TO merkle_nodes_away")
+    reply = post(client, setup.units["KG-0001"].records(2))
+    assert (reply.status_code, reply.get_json()["error"]) == (503, "unavailable")
+    storage.conn().execute("ALTER TABLE merkle_nodes_away RENAME TO merkle_nodes")
+    assert stored(app) == (2, 2) and storage.highest_seq("KG-0001") == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -125,7 +126,7 @@ def test_usb_export_imported_then_network_catch_up_sends_no_duplicates(tmp_path:
         journal.close()
 
 
-def _post(url: str, data: bytes) -> dict:
+def _post(url: str, data: bytes) -> dict[str, Any]:
     request = urllib.request.Request(url, data=data, method="POST",
                                      headers={"Content-Type": "text/plain"})
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
 from device.upstream.envelope import (
-    EnvelopeError, decode_batch, encode_batch, make_receipt, make_record, parse_line, verify_receipt,
+    EnvelopeError,
+    SignedRecord,
+    decode_batch,
+    encode_batch,
+    make_receipt,
+    make_record,
+    parse_line,
+    verify_receipt,
 )
 from device.upstream.export import ExportError, read_export, render_export
 
@@ -16,7 +25,7 @@ KEY = Ed25519PrivateKey.generate()
 STATION = "KG-0001"
 
 
-def chain(count: int, station: str = STATION) -> list:
+def chain(count: int, station: str = STATION) -> list[SignedRecord]:
     out, prev = [], "0" * 64
     for seq in range(1, count + 1):
         record = make_record(key=KEY, station=station, seq=seq, prev=prev, at=1.8e9 + seq, type_="annotation",
@@ -32,7 +41,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(m
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=8), json_values, max_size=4))
-def test_any_body_survives_the_signed_form(body: dict) -> None:
+def test_any_body_survives_the_signed_form(body: dict[str, Any]) -> None:
     record = make_record(key=KEY, station=STATION, seq=3, prev="a" * 64, at=1.8e9, type_="annotation", body=body)
     again = parse_line(record.line())
     assert again == record
@@ -74,7 +83,7 @@ def test_export_round_trips() -> None:
     assert data.endswith(b"\n") and data.count(b"\n") == 4
 
 
-def _export(records: list) -> bytes:
+def _export(records: list[SignedRecord]) -> bytes:
     return render_export(records, station=STATION, key="k" * 16, created_at=1.8e9)
 
 
@@ -104,8 +113,8 @@ def test_export_with_records_out_of_order_or_of_another_station_is_refused() -> 
         render_export([], station=STATION, key="k", created_at=0.0)
 
 
-def _swap(one: object, two: object, three: object) -> bytes:
-    data = _export([one, two, three])  # type: ignore[list-item]
+def _swap(one: SignedRecord, two: SignedRecord, three: SignedRecord) -> bytes:
+    data = _export([one, two, three])
     lines = data.split(b"\n")
     lines[2], lines[3] = lines[3], lines[2]
     return b"\n".join(lines)

@@ -13,7 +13,7 @@ from upstream_fakes import STATION, polling_day, station_key_id
 from device.core import events as ev
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import ZERO_HASH, parse_line
+from device.upstream.envelope import ZERO_HASH, SignedRecord, parse_line
 from device.upstream.outbox import Outbox, OutboxError
 
 
@@ -23,7 +23,7 @@ def attached(journal: Journal, key: Ed25519PrivateKey) -> Outbox:
     return outbox
 
 
-def all_records(outbox: Outbox) -> list:
+def all_records(outbox: Outbox) -> list[SignedRecord]:
     return outbox.records(1, outbox.last_seq())
 
 

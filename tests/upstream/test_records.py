@@ -10,7 +10,12 @@ from device.core import events as ev
 from device.core.catalogue import CATALOGUE
 from device.core.events import canonical
 from device.upstream.records import (
-    REMOVED, NotUpstream, Tally, body_for, scrub, upstream_kinds_without_builder,
+    REMOVED,
+    NotUpstream,
+    Tally,
+    body_for,
+    scrub,
+    upstream_kinds_without_builder,
 )
 
 VOTER = "ab" * 32

@@ -12,8 +12,8 @@ from device.core import events as ev
 from device.core.delays import Delays
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import make_receipt
-from device.upstream.export import read_export
+from device.upstream.envelope import make_receipt, make_record
+from device.upstream.export import ExportError, read_export
 from device.upstream.service import Upstream, UpstreamError
 from device.upstream.uplink import Reply
 
@@ -184,7 +184,6 @@ def test_a_conflicting_record_at_the_receiver_keeps_ours_and_reports_it(
         upstream: Upstream, journal: Journal, receiver: MemoryReceiver, fake_clock: FakeClock,
         device_key: Ed25519PrivateKey) -> None:
     fill(journal, fake_clock, 4)
-    from device.upstream.envelope import make_record
     impostor = make_record(key=device_key, station=STATION, seq=1, prev="0" * 64, at=0.0, type_="annotation",
                            body={"topic": "x", "text": "y"})
     receiver.stored[STATION] = [impostor]
@@ -216,7 +215,6 @@ def test_export_writes_pending_records_and_refuses_when_nothing_waits(
 def test_export_to_a_missing_stick_says_so(upstream: Upstream, journal: Journal, fake_clock: FakeClock,
                                            tmp_path: Path) -> None:
     fill(journal, fake_clock, 1)
-    from device.upstream.export import ExportError
     with pytest.raises(ExportError, match="could not write the export file"):
         upstream.export(tmp_path / "no-such-stick" / "file.txt")
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from upstream_tls import make_ca, server_context
 
 from device.upstream.switchable import SwitchableUplink
 from device.upstream.uplink import (
-    HttpUplink, LinkDown, ReceiverTrouble, UplinkConfigError, check_url, pinned_context,
+    HttpUplink,
+    LinkDown,
+    ReceiverTrouble,
+    UplinkConfigError,
+    check_url,
+    pinned_context,
 )
 
 
@@ -40,17 +46,26 @@ class Canned(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def ca_and_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
+@contextmanager
+def canned_server(tmp_path: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Iterator[tuple[str, int]]:
+    """An HTTPS server with canned answers; yields (its CA as PEM, its port)."""
     ca = make_ca()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Canned)
-    server.socket = server_context(ca, tmp_path / "tls").wrap_socket(server.socket, server_side=True)
+    server.socket = server_context(ca, tmp_path / "tls", names).wrap_socket(server.socket, server_side=True)
     Canned.answers, Canned.seen = [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield ca.pem, server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    try:
+        yield ca.pem, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def ca_and_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    with canned_server(tmp_path) as found:
+        yield found
 
 
 def answer(status: int, doc: object, ctype: str = "application/json") -> None:
@@ -82,12 +97,12 @@ def test_a_certificate_from_another_ca_is_not_trusted(ca_and_server: tuple[str, 
     assert Canned.seen == []
 
 
-def test_the_host_name_must_match_the_certificate(ca_and_server: tuple[str, int], tmp_path: Path) -> None:
-    pem, port = ca_and_server
-    uplink = HttpUplink(url=f"https://127.0.0.2:{port}", station="S", mode="production", ca_pem=pem)
-    with pytest.raises(LinkDown):
-        uplink.send(b"x")
-    assert Canned.seen == []
+def test_the_host_name_must_match_the_certificate(tmp_path: Path) -> None:
+    with canned_server(tmp_path, names=("receiver.cec.example",)) as (pem, port):
+        uplink = HttpUplink(url=f"https://localhost:{port}", station="S", mode="production", ca_pem=pem)
+        with pytest.raises(LinkDown, match="not trusted: Hostname mismatch"):
+            uplink.send(b"x")
+        assert Canned.seen == []
 
 
 def test_refusals_come_back_as_replies_and_server_trouble_as_errors(ca_and_server: tuple[str, int]) -> None:

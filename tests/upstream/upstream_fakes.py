@@ -1,4 +1,4 @@
-"""Test doubles and helpers for the upstream tests: an in-memory receiver, a fixed random source, a polling day."""
+"""Test doubles for the upstream tests: an in-memory receiver, a fixed random source, a polling day."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from device.hardware.clock import FakeClock
 from device.store.journal import Journal
 from device.upstream.envelope import EnvelopeError, SignedRecord, decode_batch, key_id, make_receipt
 from device.upstream.service import Upstream
-from device.upstream.uplink import LinkDown, Reply
+from device.upstream.uplink import LinkDown, ReceiverTrouble, Reply
 
 STATION = "KG-0001"
 
@@ -44,7 +44,6 @@ class MemoryReceiver:
         self.sent_batches += 1
         if self.fail_with_500:
             self.fail_with_500 -= 1
-            from device.upstream.uplink import ReceiverTrouble
             raise ReceiverTrouble("the receiver answered HTTP 500 (test)")
         records = decode_batch(batch)
         station = records[0].station

@@ -55,7 +55,7 @@ def live_receiver(directory: Path, station: str, device: Ed25519PrivateKey) -> I
                       "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
                       "RECEIVER_KEY_PATH": str(directory / "receiver.key"), "TESTING": True})
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, ident="pollbox-receiver")
-    port = int(server.effective_port)  # type: ignore[union-attr]
+    port = int(server.effective_port)
     stop = threading.Event()
     thread = threading.Thread(target=_serve, args=(server, stop), daemon=True)
     thread.start()

@@ -30,7 +30,7 @@ def _name(common: str) -> x509.Name:
 
 def make_ca(common: str = "Test CEC root") -> TestCA:
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
@@ -45,7 +45,7 @@ def make_ca(common: str = "Test CEC root") -> TestCA:
 def server_context(ca: TestCA, directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ssl.SSLContext:
     """A server TLS context with a certificate for ``names``, issued by ``ca``."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alt: list[x509.GeneralName] = []
     for name in names:
         try:

@@ -131,6 +131,7 @@ def test_a_polling_day_in_the_browser(station: LiveStation, browser: Any, clock:
     chair.fill("form.alarm input[name=note]", "lid sealed again in front of observers")
     chair.click("form.alarm button")
     expect(chair.locator(".banner.ok")).to_contain_text("acknowledged")
+    shot(chair, "chair")
     expect(board.locator(".alarms .none")).to_be_visible()
 
     board.click("button[lang=ru]")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 from flask.testing import FlaskClient
 
 from device.core.catalogue import ALARM_ADVICE
@@ -52,11 +53,13 @@ def test_alarm_advice_matches_the_audit_catalogue() -> None:
     assert set(i18n.ALARM_TITLES) == set(i18n.ALARM_ADVICE)
 
 
-def test_switching_language(client: FlaskClient) -> None:
+def test_switching_language(client: FlaskClient, app: Any) -> None:
     response = post(client, "/lang/ru", {"next": "/observer"})
     assert response.status_code == 303 and response.headers["Location"] == "/observer"
     page = client.get("/").get_data(as_text=True)
-    assert 'lang="ru"' in page and "Голосование ещё не открыто" in page and "из 2\xa0000 в списке" in page
+    registered = format_decimal(app.status()["counters"]["registered"], locale="ru")
+    assert "\xa0" in registered  # Russian groups thousands with a no-break space
+    assert 'lang="ru"' in page and "Голосование ещё не открыто" in page and f"из {registered} в списке" in page
     post(client, "/lang/ky")
     page = client.get("/").get_data(as_text=True)
     assert 'lang="ky"' in page and "Добуш берүү али ачыла элек" in page

@@ -16,7 +16,7 @@ def test_status_page_shows_counters_and_state(client: FlaskClient, app: Any) -> 
     page = client.get("/").get_data(as_text=True)
     assert "Not yet open" in page
     assert 'data-counter="identified">0<' in page
-    assert "of 2,000 on the list" in page
+    assert f"of {app.status()['counters']['registered']:,} on the list" in page
     assert "SIMULATION" in page
 
 
