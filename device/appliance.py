@@ -88,8 +88,8 @@ class Appliance:
             if self.report.ok:
                 self._record_start(inputs)
         self.scanner.start(self._on_scan, self._on_scanner_state)
-        if self.upstream is not None:
-            self.upstream.start() if background else None
+        if self.upstream is not None and background:
+            self.upstream.start()
         if background:
             self._loop = threading.Thread(target=self._run_loop, name="pollbox-loop", daemon=True)
             self._loop.start()
@@ -115,8 +115,10 @@ class Appliance:
             self.box.lock()
             self.box.stop()
         self.scanner.stop()
+        if self.sim is not None and self.sim.camera is not None:
+            self.sim.camera.stop()
         if self.upstream is not None:
-            self.upstream.stop()
+            self.upstream.close()
         self.journal.close()
 
     def _run_loop(self) -> None:
@@ -309,6 +311,8 @@ class Appliance:
 
     def close_polls(self) -> dict[str, Any]:
         self._act(lambda: st.decide_close(self.state))
+        if self.upstream is not None:
+            self.upstream.wake()  # the close report goes at once, even during a backoff
         report = self.close_report()
         assert report is not None
         return report
@@ -329,6 +333,15 @@ class Appliance:
                 out.append(ev.ArmCancelled(token, "check-in undone"))
             return out
         self._act(decide)
+
+    def export_usb(self, directory: Path) -> dict[str, Any]:
+        """Write the records the CEC has not acknowledged to a file on a USB stick, and note it in the journal."""
+        if self.upstream is None:
+            raise ActionRefused("this unit has no upstream outbox")
+        waiting = self.upstream.status()["waiting"]
+        path = self.upstream.export(directory)
+        self.annotate("usb_export", f"{waiting} records exported to a USB file")
+        return {"path": str(path), "records": waiting}
 
     def annotate(self, topic: str, text: str) -> None:
         """A note of record (readiness, enrollment, PIN lockout); becomes an upstream record."""
@@ -480,12 +493,14 @@ class SimControls:
         self.scanner.feed(typed.rstrip("\n"), symbology=f"keyboard-{layout}")
 
     def cut_link(self) -> None:
-        if self.link is not None:
-            self.link.cut()
+        if self.link is None:
+            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
+        self.link.cut_link()
 
     def restore_link(self) -> None:
-        if self.link is not None:
-            self.link.restore()
+        if self.link is None:
+            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
+        self.link.restore_link()
 
 
 def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
@@ -504,13 +519,37 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     journal = Journal(config.data_dir / "journal.db", package.station_id)
+    upstream, link = _build_upstream(config, package, journal, clock)
     sim = None
     if config.simulation:
         from device.hardware.registry import build_decoder
         from device.hardware.scanners.simcamera import SimCamera
-        sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)))
+        sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)),
+                          link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
-                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, sim=sim)
+                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim)
     if sim is not None:
         sim.attach(app)
     return app
+
+
+def _build_upstream(config: Any, package: StationPackage, journal: Journal, clock: Clock) -> tuple[Any, Any]:
+    """The outbox and uplink; attached to the journal before anything is appended."""
+    from device.keys import load_device_key
+    from device.package import PackageError, public_key_from_b64
+    from device.upstream.service import Upstream
+    from device.upstream.switchable import SwitchableUplink
+    from device.upstream.uplink import HttpUplink
+
+    http = HttpUplink.from_package(package.payload, station=package.station_id, mode=config.mode)
+    link = SwitchableUplink(http, mode=config.mode) if config.uplink == "sim" else http
+    try:
+        receiver_key = public_key_from_b64(str(package.payload.get("receiver", {}).get("public_key", "")))
+    except PackageError:
+        raise PackageError("the package's receiver.public_key is not a base64 Ed25519 key; "
+                           "the unit could not verify the CEC's receipts") from None
+    upstream = Upstream(journal=journal, key=load_device_key(config.data_dir), station_id=package.station_id,
+                        receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
+                        probe_every=config.delays.uplink_probe_every)
+    upstream.attach()
+    return upstream, link

@@ -37,8 +37,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from device.keys import KeyError_
     from device.package import PackageError
     from device.store.journal import JournalError
+    from device.upstream.service import UpstreamError
+    from device.upstream.uplink import UplinkConfigError
     return (ConfigError, PackageError, JournalError, IdentityError, BackendError, KeyError_, ActionRefused,
-            ConnectionError)
+            ConnectionError, UplinkConfigError, UpstreamError)
 
 
 def setup_logging(level: str, data_dir: Path | None) -> None:
@@ -192,6 +194,14 @@ def _need(args: argparse.Namespace, what: str) -> str:
     return str(args.value)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Carry the records the CEC has not acknowledged on a USB stick (the link is down for good)."""
+    result = _control(args, {"cmd": "export", "path": str(Path(args.directory).resolve())})
+    print(f"{result['records']} signed records written to {result['path']}; "
+          "import them at the CEC with 'pollbox-receiver import FILE'")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
@@ -297,6 +307,9 @@ def parser() -> argparse.ArgumentParser:
         x.add_argument("value", nargs="?")
         x.add_argument("rest", nargs="*")
         x.set_defaults(func=func)
+    e = sub.add_parser("export", help="write unacknowledged signed records to a USB stick")
+    e.add_argument("directory")
+    e.set_defaults(func=cmd_export)
     v = sub.add_parser("verify", help="verify the journal's hash chain and counters")
     v.set_defaults(func=cmd_verify)
     o = sub.add_parser("docs", help="regenerate docs/audit-events.md from the event catalogue")

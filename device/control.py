@@ -3,7 +3,7 @@
 A Unix-domain socket ``control.sock`` in the data directory (mode 0600, so only
 the appliance's user can connect). One JSON request per connection, one JSON
 answer: ``{"cmd": "status"}`` -> ``{"ok": true, "result": {...}}``. In
-production only ``status`` and ``verify`` are served; everything that moves
+production only ``status``, ``verify`` and ``export`` (records to a USB stick) are served; everything that moves
 the station goes through the chair's screen and its PIN. In simulation the
 commands also feed scans, drop ballots, open the lid and cut the link.
 """
@@ -25,7 +25,7 @@ from device.hardware.interfaces import ScanRead
 
 log = logging.getLogger("pollbox.control")
 
-READ_ONLY = {"status", "verify"}
+READ_ONLY = {"status", "verify", "export"}
 MAX_REQUEST = 65_536
 
 
@@ -36,6 +36,7 @@ def _commands(app: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
         "verify": lambda r: {"ok": app.verify().ok, "sentence": app.verify().sentence()},
         "scan": lambda r: app.identify(ScanRead(str(r["text"]), "typed", "control")).to_dict(),
         "manual": lambda r: app.identify_manual(str(r["text"])).to_dict(),
+        "export": lambda r: app.export_usb(Path(str(r["path"]))),
         "open": lambda r: app.open_polls(),
         "pause": lambda r: app.pause_polls(str(r.get("reason", ""))),
         "resume": lambda r: app.resume_polls(),

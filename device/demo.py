@@ -118,7 +118,7 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
         'ballot_box = "sim"\n'
         'decoder = "zxing"\n\n'
         "[uplink]\n"
-        'transport = "https"\n\n'
+        'transport = "sim"        # plain HTTP to the loopback receiver, with a link you can cut\n\n'
         "[web]\n"
         'host = "127.0.0.1"\n'
         f"port = {web_port}\n", encoding="utf-8")

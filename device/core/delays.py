@@ -46,6 +46,9 @@ class Delays:
     uplink_backoff_cap: float = 300.0
     """Longest wait between two uplink attempts."""
 
+    uplink_probe_every: float = 15.0
+    """While the link is down, how often a cheap receipt request checks whether it is back (jittered)."""
+
     turnout_snapshot_every: float = 3600.0
     """How often a turnout snapshot record is produced while polls are open."""
 

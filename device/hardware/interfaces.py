@@ -125,7 +125,5 @@ class UplinkError(Exception):
     """The link failed; the outbox keeps the records and retries later."""
 
 
-class Uplink(Protocol):
-    """Carries batches of signed records to the CEC receiver; returns its receipt bytes."""
-
-    def send(self, batch: bytes) -> bytes: ...
+# The ``Uplink`` protocol itself (``send``, ``probe``, ``close``) lives beside its
+# reply type in ``device/upstream/uplink.py``.

@@ -19,6 +19,7 @@ import pytest
 
 from device.config import load_config
 from device.core import events as ev
+from device.core.catalogue import CATALOGUE
 from device.package import load_package, public_key_from_b64
 from device.store.journal import Journal
 from device.store.verify import verify_journal
@@ -71,6 +72,10 @@ def check_journal(config: Path, acknowledged: list[tuple[int, str]]) -> object:
         assert not admitted or max(admitted.values()) == 1, "a voter was admitted twice"
         s = report.state
         assert s.ballots <= s.identified
+        upstream = [r.seq for r in journal.rows() if CATALOGUE[r.kind].upstream]
+        outbox = journal.conn.execute("SELECT seq, journal_seq FROM outbox ORDER BY seq").fetchall()
+        assert [j for _, j in outbox] == upstream, "outbox and journal disagree after a crash"
+        assert [q for q, _ in outbox] == list(range(1, len(outbox) + 1))
         return s
     finally:
         journal.close()

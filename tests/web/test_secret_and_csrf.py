@@ -1,4 +1,4 @@
-"""The instance folder's secret key, and the CSRF token helper."""
+"""The instance folder's secret key and the session cookie settings."""
 
 from __future__ import annotations
 
