@@ -1,4 +1,4 @@
-"""The audit-event catalogue: every journal event kind, with a code and a sentence.
+"""The audit-event catalogue: every journal event kind, with a code and a sentence; and the named delays.
 
 ``docs/audit-events.md`` is generated from this table (``pollbox docs``), and a
 test fails if an event kind has no entry or the document is out of date.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .delays import Delays
 from .events import EVENT_TYPES, AlarmKind
 
 
@@ -72,4 +73,8 @@ def render_markdown() -> str:
         lines.append(f"| {e.code} | `{kind}` | {e.title} | {'yes' if e.upstream else 'no'} | {e.sentence} |")
     lines += ["", "## Alarms and what the chair does", "", "| alarm | what to do now |", "| --- | --- |"]
     lines += [f"| `{k.value}` | {advice} |" for k, advice in ALARM_ADVICE.items()]
+    lines += ["", "## Named delays", "", "Every delay the station logic waits for (`device/core/delays.py`); "
+              "each can be overridden in the `[delays]` table of the station config.", "",
+              "| delay | default | what it waits for |", "| --- | --- | --- |"]
+    lines += [f"| `{name}` | {seconds:g} s | {doc} |" for name, seconds, doc in Delays.documented()]
     return "\n".join(lines) + "\n"

@@ -7,53 +7,45 @@ tests advance a fake clock by exactly these amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+def _delay(seconds: float, doc: str) -> Any:
+    """A named delay: its default in seconds and the sentence that says what it waits for."""
+    return field(default=seconds, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
 class Delays:
-    """The named delays. Each field says what it waits for."""
+    """The named delays. Each field says what it waits for (``documented()``)."""
 
-    arm_timeout: float = 90.0
-    """How long the slot stays open for an admitted voter before it locks again."""
-
-    double_drop_window: float = 10.0
-    """After a ballot consumed a token, a further drop within this window is a
-    second ballot on one identification; later, it is a drop with no token."""
-
-    jam_after: float = 3.0
-    """How long the drop sensor may stay blocked before the slot counts as jammed."""
-
-    duplicate_read_window: float = 4.0
-    """A second read of the same document within this window is the same scan
-    (the 1D barcode on the back of an ID card, a double trigger) and counts once."""
-
-    heartbeat_timeout: float = 5.0
-    """If the box driver hears no heartbeat from the core for this long, it locks the slot."""
-
-    heartbeat_interval: float = 1.0
-    """How often the appliance sends the box driver a heartbeat."""
-
-    debounce: float = 0.02
-    """An input edge must hold this long to count (drop sensor, lid switch)."""
-
-    decision_display: float = 4.0
-    """How long a check-in decision stays on the chair's screen."""
-
-    uplink_backoff_base: float = 1.0
-    """First retry delay of the uplink; doubles on each failure (full jitter)."""
-
-    uplink_backoff_cap: float = 300.0
-    """Longest wait between two uplink attempts."""
-
-    uplink_probe_every: float = 15.0
-    """While the link is down, how often a cheap receipt request checks whether it is back (jittered)."""
-
-    turnout_snapshot_every: float = 3600.0
-    """How often a turnout snapshot record is produced while polls are open."""
-
-    pin_lockout_base: float = 30.0
-    """Lock-out after five wrong chair PINs; doubles with each further failure."""
+    arm_timeout: float = _delay(90.0,
+        "How long the slot stays open for an admitted voter before it locks again.")
+    double_drop_window: float = _delay(10.0,
+        "After a ballot consumed a token, a further drop within this window is a second ballot on one identification; later, it is a drop with no token.")
+    jam_after: float = _delay(3.0,
+        "How long the drop sensor may stay blocked before the slot counts as jammed.")
+    duplicate_read_window: float = _delay(4.0,
+        "A second read of the same document within this window is the same scan (the 1D barcode on the back of an ID card, a double trigger) and counts once.")
+    heartbeat_timeout: float = _delay(5.0,
+        "If the box driver hears no heartbeat from the core for this long, it locks the slot.")
+    heartbeat_interval: float = _delay(1.0,
+        "How often the appliance sends the box driver a heartbeat.")
+    debounce: float = _delay(0.02,
+        "An input edge must hold this long to count (drop sensor, lid switch).")
+    decision_display: float = _delay(4.0,
+        "How long a check-in decision stays on the chair's screen.")
+    uplink_backoff_base: float = _delay(1.0,
+        "First retry delay of the uplink; doubles on each failure (full jitter).")
+    uplink_backoff_cap: float = _delay(300.0,
+        "Longest wait between two uplink attempts.")
+    uplink_probe_every: float = _delay(15.0,
+        "While the link is down, how often a cheap receipt request checks whether it is back (jittered).")
+    turnout_snapshot_every: float = _delay(3600.0,
+        "How often a turnout snapshot record is produced while polls are open.")
+    pin_lockout_base: float = _delay(30.0,
+        "Lock-out after five wrong chair PINs; doubles with each further failure.")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -65,6 +57,11 @@ class Delays:
     def names(cls) -> tuple[str, ...]:
         """The names of all delays, for config validation."""
         return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def documented(cls) -> tuple[tuple[str, float, str], ...]:
+        """(name, default seconds, what it waits for) of every delay, for the generated docs."""
+        return tuple((f.name, float(f.default), str(f.metadata["doc"])) for f in fields(cls))  # type: ignore[arg-type]
 
 
 DEFAULT_DELAYS = Delays()

@@ -6,7 +6,7 @@ also be unplugged and re-plugged to exercise the scanner-state display.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from device.hardware.interfaces import ScannerState, ScanRead, ScanSource
 
