@@ -170,10 +170,10 @@ def unit_readiness(args: argparse.Namespace) -> int:
     app = _appliance(config)
     app.start(background=False)
     try:
-        if app.upstream is not None:
-            app.upstream.drain_once(force=True)
         result = run_checks(config, app, time.time())
         record(result, app)
+        if app.upstream is not None:  # the signed readiness note goes to the CEC now if the link allows
+            app.upstream.drain_once(force=True)
     finally:
         app.stop()
     print(render(result), end="")
@@ -185,16 +185,34 @@ def unit_readiness(args: argparse.Namespace) -> int:
 
 
 def unit_zeroize(args: argparse.Namespace) -> int:
-    from .zeroize import zeroize
     config = _config(args)
     app = _appliance(config)
     app.start(background=False)
-    confirmation = None
-    if args.force:
-        confirmation = input(f"Type WIPE {app.status()['station']['id']} to wipe despite unacknowledged records: ")
-    done = zeroize(config, app, time.time(), confirmation)
+    try:
+        done = _zeroize_or_force(config, app, args.force)
+    except BaseException:
+        app.stop()
+        raise
     print(f"{done.station}: wiped {', '.join(done.wiped)}; signed record in {done.record_path}")
     return 0
+
+
+def _zeroize_or_force(config: Any, app: Any, force: bool) -> Any:
+    """Zeroize; if refused for unacknowledged records and ``--force`` was given, ask for the typed phrase."""
+    from .errors import ProvisionError
+    from .zeroize import confirmation_phrase, zeroize
+    try:
+        return zeroize(config, app, time.time())
+    except ProvisionError as exc:
+        if exc.code != "E050" or not force:
+            raise
+        print(exc, file=sys.stderr)
+    phrase = confirmation_phrase(str(app.status()["station"]["id"]))
+    try:
+        typed = input(f"Type {phrase} to wipe despite unacknowledged records: ")
+    except EOFError:
+        raise ProvisionError("E051", f"no confirmation typed (expected '{phrase}'); nothing wiped") from None
+    return zeroize(config, app, time.time(), typed)
 
 
 # Parser ---------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("E041", "unit config or appliance cannot be started", 6),
     Code("E050", "records not yet acknowledged by the receiver: zeroize refused", 7),
     Code("E051", "zeroize confirmation does not match", 7),
+    Code("E052", "the receiver did not acknowledge the zeroize note: nothing wiped", 7),
     Code("E060", "image build impossible on this host", 8),
 )}
 

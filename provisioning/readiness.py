@@ -2,13 +2,24 @@
 
 ``run_checks`` takes the unit's config and a built ``Appliance`` (the object
 ``device.appliance.build_appliance`` returns; only its public ``status``,
-``verify`` and ``annotate`` are used) and checks: keys present and enrolled
+``verify``, ``annotate`` and ``upstream`` are used) and checks: keys present and enrolled
 for this station, package valid and list key matching, clock within the
 package's validity, storage writable with room to spare and the journal
 intact, scanner answering, ballot box unit present with the slot locked, and
-the receiver reachable (if not, a note that records are stored and
-forwarded, which does not fail the test). ``record`` leaves the result as a
-signed note of record (an upstream record); ``render`` is the printable form.
+the receiver reachable.
+
+The receiver check really talks to the receiver: it first asks the unit's
+upstream (``Appliance.upstream``) to send whatever is waiting, which succeeds
+only with a receipt signed by the receiver key in the package; when nothing
+was waiting it asks the receiver for the station's current receipt over a
+link built from the package exactly as the unit's own (same URL, same pinned
+CA) and checks that receipt against the package's receiver key and the unit's
+own receipts. No answer at all (no network yet) does not fail the test: the
+note says records are stored on the unit and forwarded when the link returns.
+A receiver that answers but refuses the unit's records or signs with another
+key fails it (a wrong package, a wrong receiver, or a unit missing from the
+device registry). ``record`` leaves the result as a signed note of record (an
+upstream record); ``render`` is the printable form.
 """
 
 from __future__ import annotations
@@ -20,9 +31,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from device.config import Config
+from device.hardware.interfaces import UplinkError
 from device.keys import KeyError_, load_device_key
 from device.package import PackageError, StationPackage, load_package, public_key_from_b64
-from device.upstream.envelope import iso_utc, key_id
+from device.upstream.envelope import EnvelopeError, iso_utc, key_id, verify_receipt
+from device.upstream.uplink import HttpUplink, LinkDown, UplinkConfigError
 
 from .enrollment import recorded_enrollment
 from .errors import ProvisionError
@@ -36,6 +49,8 @@ CLOCK_TOLERANCE = 600.0
 
 
 class ApplianceView(Protocol):
+    upstream: Any
+
     def status(self) -> dict[str, Any]: ...
 
     def verify(self) -> Any: ...
@@ -146,22 +161,74 @@ def _box(status: dict[str, Any]) -> Check:
     return Check("ballot box", True, f"{box.get('backend', 'box')} present, slot locked, lid closed, sensor clear")
 
 
-def _receiver(status: dict[str, Any]) -> Check:
-    up = status.get("upstream") or {}
-    if up.get("online"):
-        return Check("receiver", True, f"reachable; {up.get('waiting', 0)} record(s) waiting")
+def _stored(reason: str) -> Check:
     return Check("receiver", True, "not reachable now: records are stored on the unit and forwarded when the "
-                                   f"link returns ({up.get('last_error') or 'no answer yet'})")
+                                   f"link returns ({reason})")
+
+
+def _receiver(config: Config, appliance: ApplianceView, package: StationPackage | None) -> Check:
+    """Send what is waiting; if nothing was, ask the receiver for this station's receipt."""
+    upstream = appliance.upstream
+    if upstream is None:
+        return Check("receiver", False, "the unit has no upstream link: its records cannot reach the CEC")
+    drained = upstream.drain_once(force=True)
+    if drained.error is not None:
+        if upstream.status().get("online") is False:
+            return _stored(drained.error)
+        return Check("receiver", False, f"the receiver answered but did not acknowledge this unit's records: "
+                                        f"{drained.error}. Check that the unit is in the receiver's device "
+                                        "registry and that the package names this receiver's key")
+    if drained.sent:
+        return Check("receiver", True, f"reachable; {drained.sent} record(s) sent, receipt verified through "
+                                       f"record {drained.delivered_through}, {drained.waiting} waiting")
+    if package is None:
+        return Check("receiver", False, "cannot ask the receiver without a valid package")
+    return _probe(config, package, drained.delivered_through)
+
+
+def _probe(config: Config, package: StationPackage, delivered: int) -> Check:
+    """The receipt GET, over a link built from the package as the unit's own is; the receipt is verified."""
+    try:
+        receiver_key = public_key_from_b64(str(package.receiver.get("public_key", "")))
+        link = HttpUplink.from_package(package.payload, station=package.station_id, mode=config.mode)
+    except (PackageError, UplinkConfigError) as exc:
+        return Check("receiver", False, str(exc))
+    try:
+        reply = link.probe()
+    except LinkDown as exc:
+        return _stored(str(exc))
+    except UplinkError as exc:
+        return Check("receiver", False, str(exc))
+    finally:
+        link.close()
+    where = str(package.receiver.get("url"))
+    if not reply.ok:
+        return Check("receiver", False, f"{where} refused the receipt query: {reply.error} ({reply.reason})")
+    if reply.receipt is None:
+        if delivered:
+            return Check("receiver", False, f"{where} holds no records of {package.station_id}, but this unit has "
+                                            f"receipts through record {delivered}: is it the right receiver?")
+        return Check("receiver", True, f"reachable at {where}; no records of this station there yet")
+    try:
+        highest = verify_receipt(reply.receipt, receiver_key, package.station_id)
+    except (EnvelopeError, ValueError) as exc:
+        return Check("receiver", False, f"the receipt from {where} is not signed by the receiver key in the "
+                                        f"package ({exc})")
+    if highest < delivered:
+        return Check("receiver", False, f"{where} holds records only through {highest}, but this unit has "
+                                        f"receipts through {delivered}: is it the right receiver?")
+    return Check("receiver", True, f"reachable at {where}; receipt verified through record {highest}")
 
 
 def run_checks(config: Config, appliance: ApplianceView, now: float) -> Readiness:
     """Every readiness check, in the order the printed form lists them."""
     check, package = _package(config, now)
     station = package.station_id if package is not None else "?"
+    receiver = _receiver(config, appliance, package)
     status = appliance.status()
     result = Readiness(station, now)
     result.checks += [_keys(config, station), check, _clock(package, now), _storage(config, appliance),
-                      _scanner(status), _box(status), _receiver(status)]
+                      _scanner(status), _box(status), receiver]
     return result
 
 

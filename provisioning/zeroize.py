@@ -6,12 +6,15 @@ and keyed hashes). What stays: the hash-chained journal (keyed hashes only,
 unlinkable once the list key is gone; it is the unit's evidence), public keys
 and the enrollment certificate.
 
-``zeroize`` refuses while the upstream outbox still has records the receiver
-has not acknowledged, unless the technician types the confirmation
-``WIPE <station id>``. Before wiping, it journals a note of record (an upstream
-record, signed by the device key while it still exists), tries once to
-deliver it, and writes ``zeroize-record.json`` (signed by the device key) so
-the certificate survives the key. Each file is overwritten with random bytes,
+``zeroize`` first asks the unit's upstream (``Appliance.upstream``) to send
+everything waiting, then refuses (E050) while the outbox still has records
+the receiver has not acknowledged with a receipt signed by its key, unless the
+technician types the confirmation ``WIPE <station id>``. Before wiping, it
+journals a note of record (an upstream record, signed by the device key while
+it still exists) and sends it too: without force, the wipe happens only once
+the receiver has acknowledged that note as well (else E052, nothing wiped).
+It then writes ``zeroize-record.json`` (signed by the device key) so the
+certificate survives the key. Each file is overwritten with random bytes,
 flushed and removed; on flash memory that is a best effort (wear levelling
 may keep old blocks), so the guide tells the CEC to keep wiped cards in custody.
 """
@@ -83,13 +86,15 @@ def _targets(config: Config) -> list[Path]:
     return [config.data_dir / name for name in SECRET_FILES] + [config.station_package]
 
 
-def _signed_record(config: Config, station: str, waiting: int | None, forced: bool, now: float) -> dict[str, Any]:
+def _signed_record(config: Config, station: str, waiting: int | None, left: int | None, forced: bool,
+                   now: float) -> dict[str, Any]:
+    """The certificate of the wipe: ``waiting`` when it was judged, ``unacknowledged`` as it happened."""
     try:
         key = load_device_key(config.data_dir)
     except KeyError_ as exc:
         raise ProvisionError("E020", str(exc)) from None
-    body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting, "forced": forced,
-            "wiped": [p.name for p in _targets(config) if p.exists()],
+    body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting, "unacknowledged": left,
+            "forced": forced, "wiped": [p.name for p in _targets(config) if p.exists()],
             "key": key_id(key.public_key()), "public_key": public_b64(key.public_key())}
     return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
 
@@ -113,16 +118,28 @@ def wipe_file(path: Path) -> bool:
     return True
 
 
+def deliver(appliance: ApplianceView) -> int | None:
+    """Send everything waiting now; returns what is still unacknowledged (None without an upstream)."""
+    if appliance.upstream is not None:
+        appliance.upstream.drain_once(force=True)
+    return pending(appliance.status())
+
+
 def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: str | None = None) -> Zeroized:
-    """Check, record, then wipe; see the module docstring for what and why."""
-    status = appliance.status()
-    station, waiting = str(status["station"]["id"]), pending(status)
+    """Deliver, check, record, then wipe; see the module docstring for what and why.
+
+    The appliance is stopped after a wipe; after a refusal it is left running for the caller to stop.
+    """
+    station = str(appliance.status()["station"]["id"])
+    waiting = deliver(appliance)
     forced = _authorise(station, waiting, confirmation)
     how = f"FORCED with {waiting} unacknowledged record(s)" if forced else "after every record was acknowledged"
     appliance.annotate("zeroize", f"zeroize {how}; wiping {', '.join(SECRET_FILES)} and the station package")
-    if appliance.upstream is not None:
-        appliance.upstream.drain_once(force=True)
-    record = _signed_record(config, station, waiting, forced, now)
+    left = deliver(appliance)
+    if not forced and left != 0:
+        raise ProvisionError("E052", f"the receiver did not acknowledge the zeroize note ({left} record(s) waiting); "
+                                     "nothing wiped. Try again once the link to the receiver is steady")
+    record = _signed_record(config, station, waiting, left, forced, now)
     record_path = config.data_dir / "zeroize-record.json"
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     appliance.stop()

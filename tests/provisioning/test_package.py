@@ -30,13 +30,14 @@ def built(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
     return path, key, payload
 
 
-def test_package_loads_with_every_section(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]], list_key: bytes) -> None:
+def test_package_loads_with_every_section(built: tuple[Path, Ed25519PrivateKey, dict[str, Any]], list_key: bytes,
+                                          receiver_url: str) -> None:
     path, key, _ = built
     package = load_package(path, key.public_key(), ELECTION, NOW)
     assert package.station_id == STATION and package.registered == 300
     assert package.payload["station"]["name"] == "School No. 5"
     assert package.payload["election"]["opens"] == "08:00"
-    assert package.receiver["url"] == "http://127.0.0.1:8090" and package.receiver["public_key"]
+    assert package.receiver["url"] == receiver_url and package.receiver["public_key"]
     assert package.list_key_matches(list_key) and not package.list_key_matches(bytes(32))
     text = path.read_text()
     assert "personal_number" not in text
@@ -112,10 +113,10 @@ def test_list_with_bad_rows_is_not_packaged(tmp_path: Path, cec: tuple[Path, Ed2
     assert err.value.code == "E012"
 
 
-def test_plan_problems_are_all_reported(tmp_path: Path, plan: Path) -> None:
+def test_plan_problems_are_all_reported(tmp_path: Path, plan: Path, receiver_url: str) -> None:
     text = plan.read_text().replace('opens = "08:00"', 'opens = "8am"').replace('timezone = "Asia/Bishkek"',
                                                                               'timezone = "Mars/Olympus"')
-    plan.write_text(text.replace('url = "http://127.0.0.1:8090"', 'url = "http://cec.example"'))
+    plan.write_text(text.replace(f'url = "{receiver_url}"', 'url = "http://cec.example"'))
     with pytest.raises(ProvisionError) as err:
         load_plan(plan)
     message = str(err.value)

@@ -4,53 +4,40 @@ CEC key, election plan and voter list; unit keys and enrollment request; CEC
 enrollment into the receiver's registry; a package with the list key sealed
 to the unit; installation from the "stick"; the appliance started in
 simulation from that package; the readiness self-test recorded as a note of
-record; then zeroize, refused while unacknowledged, and done when forced.
+record; then the unit's first records accepted by the real receiver (served
+on loopback with the registry the enrollment wrote and the receipt key whose
+public half is in the package). Readiness against a receiver that is down,
+and one that signs with a key the package does not name.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from prov_helpers import ELECTION, STATION, b64
+from prov_helpers import STATION, Cec, provision, receiver_of, running
 
-from device.appliance import build_appliance
-from device.config import load_config
-from device.hardware.clock import FakeClock
+from device.appliance import Appliance
+from device.config import Config, load_config
+from device.package import public_key_from_b64
+from device.upstream.envelope import verify_receipt
 from provisioning import cli
-from provisioning.errors import ProvisionError
 from provisioning.readiness import render, run_checks
-from provisioning.zeroize import zeroize
 from receiver.registry import Registry
 
 
-def provision(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path, voters: Path) -> Path:
-    unit = tmp_path / "unit"
-    (unit / "data").mkdir(parents=True)
-    config = unit / "station.toml"
-    config.write_text(f'mode = "simulation"\nelection_id = "{ELECTION}"\ncec_public_key = "{b64(cec[1])}"\n'
-                      'station_package = "data/station.pkg"\ndata_dir = "data"\n[uplink]\ntransport = "sim"\n')
-    stick, cec_dir = tmp_path / "stick" / "pollbox", cec[0].parent
-    request = stick / "requests" / "unit.request.json"
-    steps = [
-        ["unit", "keygen", "--config", str(config)],
-        ["unit", "enroll-request", "--config", str(config), "--station", STATION, "--serial", "10000000abcdef",
-         "--out", str(request)],
-        ["cec", "enroll", "--cec-key", str(cec[0]), "--registry", str(cec_dir / "registry.json"), "--out",
-         str(stick), "--plan", str(plan), str(request)],
-        ["cec", "package", "--plan", str(plan), "--station", STATION, "--voters", str(voters), "--cec-key",
-         str(cec[0]), "--out", str(stick), "--seal-to", str(request)],
-        ["unit", "install-package", "--config", str(config), "--from", str(stick)],
-    ]
-    for step in steps:
-        assert cli.main(step) == 0, step
-    return config
+def receiver_check(app: Appliance, config: Config, now: float) -> str:
+    (check,) = [c for c in run_checks(config, app, now).checks if c.name == "receiver"]
+    assert check.ok, check.detail
+    return check.detail
 
 
-def test_whole_unit_from_cec_key_to_readiness(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
-                                               voters: tuple[Path, list[list[str]]]) -> None:
+def test_whole_unit_from_cec_key_to_records_at_the_receiver(
+        tmp_path: Path, cec: Cec, plan: Path, voters: tuple[Path, list[list[str]]],
+        receiver_socket: socket.socket, receiver_key: Ed25519PrivateKey) -> None:
     config_path = provision(tmp_path, cec, plan, voters[0])
     stick = tmp_path / "stick" / "pollbox"
     assert not (stick / "list.key").exists() and (stick / "list.key.sealed").exists()
@@ -58,53 +45,85 @@ def test_whole_unit_from_cec_key_to_readiness(tmp_path: Path, cec: tuple[Path, E
     assert [e.station for e in registry] == [STATION]
     config = load_config(config_path)
     now = time.time()  # the CLI stamps packages with the real time
-    app = build_appliance(config, clock=FakeClock(wall=now))
-    app.start(background=False)
-    try:
+    with receiver_of(tmp_path, cec, receiver_socket, receiver_key) as live, running(config, now) as app:
         assert app.status()["counters"]["registered"] == 300
         result = run_checks(config, app, now)
         assert result.ok, render(result)
         assert "READY" in render(result) and "10000000abcdef" in render(result)
+        assert "no records of this station there yet" in render(result)
         app.annotate("readiness", result.summary())
-        kinds = [r.event.kind for r in app.journal.recorded()]
-        assert kinds[-1] == "annotation"
-        admitted = app.identify_manual(voters[1][0][0])
-        assert admitted.outcome == "polls_not_open"
-    finally:
-        app.stop()
+        assert app.identify_manual(voters[1][0][0]).outcome == "polls_not_open"
+        app.open_polls()
+        assert app.identify_manual(voters[1][1][0]).outcome == "admitted"
+        drained = app.upstream.drain_once(force=True)
+        up = app.upstream.status()
+        assert drained.error is None and up["waiting"] == 0 and up["last_seq"] >= 2
+        assert live.storage.highest_seq(STATION) == up["last_seq"] == up["delivered_through"]
+        stored = live.storage.records_of(STATION)
+        assert [r["seq"] for r in reversed(stored)] == list(range(1, up["last_seq"] + 1))
+        kinds = {r["type"] for r in stored}
+        assert {"annotation", "polls_opened"} <= kinds
+        note = next(r for r in stored if r["type"] == "annotation")
+        assert note["body"]["topic"] == "readiness" and note["body"]["text"].startswith("readiness READY")
+        receipt = app.upstream.outbox.last_receipt()
+        assert receipt is not None
+        package_key = public_key_from_b64(app.package.receiver["public_key"])
+        assert verify_receipt(receipt[1], package_key, STATION) == up["last_seq"]
+        assert f"receipt verified through record {up['last_seq']}" in receiver_check(app, config, now)
 
 
-def test_readiness_fails_without_enrollment(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
+def test_readiness_cli_stores_then_forwards_its_note(
+        tmp_path: Path, cec: Cec, plan: Path, voters: tuple[Path, list[list[str]]], receiver_socket: socket.socket,
+        receiver_key: Ed25519PrivateKey, capsys: pytest.CaptureFixture[str]) -> None:
+    config_path = provision(tmp_path, cec, plan, voters[0])
+    capsys.readouterr()
+    assert cli.main(["unit", "readiness", "--config", str(config_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "[PASS] receiver: not reachable now: records are stored on the unit and forwarded" in printed
+    with receiver_of(tmp_path, cec, receiver_socket, receiver_key) as live:
+        assert cli.main(["unit", "readiness", "--config", str(config_path)]) == 0
+        assert "reachable; 1 record(s) sent, receipt verified through record 1" in capsys.readouterr().out
+        notes = [r["body"]["text"] for r in reversed(live.storage.records_of(STATION))]
+    assert len(notes) == 2 and all(n.startswith("readiness READY") for n in notes)
+
+
+def test_readiness_fails_when_the_receiver_signs_with_another_key(
+        tmp_path: Path, cec: Cec, plan: Path, voters: tuple[Path, list[list[str]]],
+        receiver_socket: socket.socket) -> None:
+    config = load_config(provision(tmp_path, cec, plan, voters[0]))
+    now = time.time()
+    impostor = Ed25519PrivateKey.generate()
+    with receiver_of(tmp_path, cec, receiver_socket, impostor), running(config, now) as app:
+        app.annotate("test", "a record to send")
+        result = run_checks(config, app, now)
+        assert app.upstream.status()["waiting"] == 1
+    assert [c.name for c in result.failed()] == ["receiver"]
+    assert "receipt signature does not verify" in result.failed()[0].detail
+
+
+def test_readiness_fails_when_the_receiver_does_not_know_the_unit(
+        tmp_path: Path, cec: Cec, plan: Path, voters: tuple[Path, list[list[str]]],
+        receiver_socket: socket.socket, receiver_key: Ed25519PrivateKey) -> None:
+    config = load_config(provision(tmp_path, cec, plan, voters[0]))
+    registry = cec[0].parent / "registry.json"
+    Registry().sign_and_save(registry, cec[1])  # the CEC forgot to copy the enrolled registry
+    now = time.time()
+    with receiver_of(tmp_path, cec, receiver_socket, receiver_key), running(config, now) as app:
+        app.annotate("test", "a record to send")
+        result = run_checks(config, app, now)
+    assert [c.name for c in result.failed()] == ["receiver"]
+    assert "unknown_key" in result.failed()[0].detail and "device registry" in result.failed()[0].detail
+
+
+def test_readiness_fails_without_enrollment(tmp_path: Path, cec: Cec, plan: Path,
                                             voters: tuple[Path, list[list[str]]]) -> None:
     config_path = provision(tmp_path, cec, plan, voters[0])
     config = load_config(config_path)
     (config.data_dir / "enrollment.json").unlink()
     now = time.time()
-    app = build_appliance(config, clock=FakeClock(wall=now))
-    app.start(background=False)
-    try:
+    with running(config, now) as app:
         result = run_checks(config, app, now)
-    finally:
-        app.stop()
     assert [c.name for c in result.failed()] == ["keys and enrollment"]
+    (receiver,) = [c for c in result.checks if c.name == "receiver"]
+    assert "stored on the unit" in receiver.detail and "no answer from the receiver" in receiver.detail
 
-
-def test_zeroize_refused_until_confirmed_then_wipes(tmp_path: Path, cec: tuple[Path, Ed25519PrivateKey], plan: Path,
-                                                   voters: tuple[Path, list[list[str]]]) -> None:
-    config = load_config(provision(tmp_path, cec, plan, voters[0]))
-    now = time.time()
-    app = build_appliance(config, clock=FakeClock(wall=now))
-    app.start(background=False)
-    app.upstream = None
-    with pytest.raises(ProvisionError) as refused:
-        zeroize(config, app, now)
-    assert refused.value.code == "E050"
-    with pytest.raises(ProvisionError) as wrong:
-        zeroize(config, app, now, confirmation="WIPE KG-9999")
-    assert wrong.value.code == "E051"
-    assert (config.data_dir / "device.key").exists() and (config.data_dir / "list.key").exists()
-    done = zeroize(config, app, now, confirmation=f"WIPE {STATION}")
-    assert done.forced and set(done.wiped) == {"device.key", "seal.key", "list.key", "station.pkg"}
-    for name in ("device.key", "seal.key", "list.key", "station.pkg"):
-        assert not (config.data_dir / name).exists()
-    assert (config.data_dir / "journal.db").exists() and done.record_path.exists()

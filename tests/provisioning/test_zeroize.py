@@ -56,6 +56,23 @@ def test_pending_records_refuse_and_keep_everything(tmp_path: Path) -> None:
     assert unit.notes == [] and (cfg.data_dir / "device.key").exists()
 
 
+class LinkDropsAfterCheck(Unit):
+    """Everything was acknowledged, but the link drops before the zeroize note itself gets through."""
+
+    def annotate(self, topic: str, text: str) -> None:
+        super().annotate(topic, text)
+        self.waiting += 1
+
+
+def test_unacknowledged_zeroize_note_wipes_nothing(tmp_path: Path) -> None:
+    unit, cfg = LinkDropsAfterCheck(0), config(tmp_path)
+    with pytest.raises(ProvisionError) as err:
+        zeroize(cfg, unit, 1_790_000_000.0)
+    assert err.value.code == "E052" and unit.notes[0][0] == "zeroize" and not unit.stopped
+    assert all((cfg.data_dir / n).exists() for n in ("device.key", "seal.key", "list.key", "station.pkg"))
+    assert not (cfg.data_dir / "zeroize-record.json").exists()
+
+
 def test_wipe_file_overwrites_then_removes(tmp_path: Path) -> None:
     path = tmp_path / "x"
     path.write_bytes(b"abc")
