@@ -93,7 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     from web_ui import create_app
     from web_ui.serve import make_server
-    server = make_server(create_app(app), config.web_host, config.web_port)
+    extra = None
+    if config.simulation:
+        from device.demo import demo_pins
+        extra = {"DEMO_NUMBERS": demo_pins(8)}
+    web = create_app(app, extra, instance_path=config.data_dir / "web")
+    server = make_server(web, config.web_host, config.web_port)
     thread = threading.Thread(target=server.run, name="pollbox-web", daemon=True)
     thread.start()
     try:
@@ -220,6 +225,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_verify_report(args: argparse.Namespace) -> int:
+    """Check the signed close report an observer photographed (its QR text or image)."""
+    from web_ui.verify_report import main as verify_report_main
+    return verify_report_main(args.args)
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from device.core.catalogue import render_markdown
     Path(args.output).write_text(render_markdown(), encoding="utf-8")
@@ -312,6 +323,10 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_export)
     v = sub.add_parser("verify", help="verify the journal's hash chain and counters")
     v.set_defaults(func=cmd_verify)
+    vr = sub.add_parser("verify-report", help="verify a close report's QR against the station key "
+                        "(--key KEY and --text/--image/--file; see docs/chair-guide.md)", add_help=False)
+    vr.add_argument("args", nargs=argparse.REMAINDER)
+    vr.set_defaults(func=cmd_verify_report)
     o = sub.add_parser("docs", help="regenerate docs/audit-events.md from the event catalogue")
     o.add_argument("--output", default="docs/audit-events.md")
     o.set_defaults(func=cmd_docs)

@@ -28,6 +28,7 @@ from device.package import sign_package, voters_digest
 ELECTION = "demo-2026"
 STATION = "KG-DEMO-0001"
 SEED = 20261127
+DEMO_CHAIR_PIN = "123456"
 SURNAMES = ("Асанов", "Токтогулов", "Жумабаев", "Абдыкадыров", "Осмонов", "Сыдыков", "Иванов", "Исаков",
             "Бейшеналиев", "Мамытов", "Кадыров", "Эсенбеков")
 GIVEN_M = ("Азамат", "Бакыт", "Нурлан", "Эрлан", "Темир", "Улан", "Сергей", "Марат")
@@ -103,6 +104,8 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     os.write(fd, list_key)
     os.close(fd)
     create_device_key(data)
+    from web_ui.pin import set_pin
+    set_pin(data / "web" / "chair_pin.json", DEMO_CHAIR_PIN)
     payload = demo_payload(list_key, voters, receiver, slip, receiver_url)
     (directory / "station-package.json").write_bytes(sign_package(payload, cec))
     write_demo_documents(directory / "documents", list_key, slip)

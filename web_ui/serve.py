@@ -26,8 +26,8 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080) -> Any:
 
 def shutdown(server: Any) -> None:
     """Stop a server made by ``make_server`` from another thread: its ``run`` then returns."""
+    wasyncore.close_all(server._map)  # open live streams see their socket close and end
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-    wasyncore.close_all(server._map)
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 8080) -> None:

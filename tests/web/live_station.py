@@ -35,7 +35,8 @@ class LiveStation:
         self.appliance = build_appliance(load_config(self.station_dir / "station.toml"), clock=self.clock)
         self.appliance.start(background=True)
         web = create_app(self.appliance, {"WALL_CLOCK": self.clock.wall, "SSE_MAX_SECONDS": 20.0,
-                                          "SSE_POLL_SECONDS": 0.1, "DEMO_NUMBERS": self.demo_numbers},
+                                          "SSE_POLL_SECONDS": 0.1, "SSE_KEEPALIVE_SECONDS": 0.5,
+                                          "DEMO_NUMBERS": self.demo_numbers},
                          instance_path=self.instance)
         self._server = make_server(web, "127.0.0.1", self.port)
         self.port = self._server.effective_port

@@ -27,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-WAIT_MS = 10_000
+WAIT_MS = 20_000
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
