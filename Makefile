@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
-APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql nodejs npm systemd
+APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl
 DEMO := var/demo
 PYTEST_ARGS ?=
 
@@ -24,6 +24,7 @@ help:
 # Debian packages: installed when missing (needs root; otherwise says what to install).
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
