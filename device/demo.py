@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.core.documents.samples import make_pin
 from device.core.voterkey import voter_hash
+from device.files import write_private as write_private_file
 from device.keys import create_device_key, public_b64, write_private
 from device.package import sign_package, voters_digest
 
@@ -100,9 +101,7 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     for name, key in (("cec", cec), ("receiver", receiver), ("slip", slip)):
         _write_key(directory / f"{name}.key", key)
     list_key = os.urandom(32)
-    fd = os.open(data / "list.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, list_key)
-    os.close(fd)
+    write_private_file(data / "list.key", list_key)
     create_device_key(data)
     from web_ui.pin import set_pin
     set_pin(data / "web" / "chair_pin.json", DEMO_CHAIR_PIN)

@@ -10,12 +10,12 @@ demo set-up. ``key_id`` is the short id used in records and the registry.
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
+from device.files import write_private as write_private_file
 from device.upstream.envelope import key_id
 
 __all__ = ["KeyError_", "create_device_key", "load_device_key", "public_b64", "key_id", "write_private"]
@@ -31,16 +31,7 @@ def public_b64(public: Ed25519PublicKey) -> str:
 
 def write_private(path: Path, key: Ed25519PrivateKey) -> None:
     """Write a raw private key atomically with mode 0600."""
-    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, raw)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private_file(path, key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
 
 
 def create_device_key(directory: Path) -> Ed25519PrivateKey:

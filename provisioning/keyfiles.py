@@ -10,6 +10,8 @@ import os
 import stat
 from pathlib import Path
 
+from device.files import write_private
+
 from .errors import ProvisionError
 
 
@@ -17,15 +19,7 @@ def write_secret(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write ``data`` to ``path`` atomically with mode 0600; refuses to overwrite unless told."""
     if path.exists() and not overwrite:
         raise ProvisionError("E002", f"{path} already exists; refusing to overwrite a key")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, data)
 
 
 def write_public(path: Path, text: str, *, overwrite: bool = False) -> None:

@@ -16,12 +16,13 @@ import enum
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from device.files import write_private
 
 from . import lockout
 
@@ -71,15 +72,7 @@ def set_pin(path: Path, pin: str) -> None:
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(doc, sort_keys=True).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(doc, sort_keys=True).encode())
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -6,9 +6,10 @@ across restarts keeps the chair logged in and open forms valid.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
+
+from device.files import write_private
 
 KEY_BYTES = 32
 
@@ -26,12 +27,5 @@ def load_or_create(path: Path) -> bytes:
 
 def _create(path: Path) -> bytes:
     data = secrets.token_bytes(KEY_BYTES)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    write_private(path, data)
     return data
