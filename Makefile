@@ -46,11 +46,14 @@ run: $(VENV_STAMP)
 	$(PY) -m device.cli demo $(DEMO)
 	$(PY) -m device.cli --config $(DEMO)/station.toml run --with-receiver
 
+# The real-browser tests run on their own, after the rest, so no other test's threads share their process.
 test: $(VENV_STAMP) firmware-deps
-	$(PY) -m pytest -q -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
 quick: $(VENV_STAMP) firmware-deps
-	$(PY) -m pytest -q -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
 	$(PY) -m ruff check device web_ui provisioning receiver bench tests

@@ -63,7 +63,7 @@ def _plain_rate(path: Path, n: int) -> float:
 
 def bench_appends(tmp: Path, n: int) -> list[dict[str, object]]:
     plain, journal = [], []
-    for rnd in range(4):  # interleave, alternating who goes first, to share the disk's mood fairly
+    for rnd in range(8):  # interleave, alternating who goes first, to share the disk's mood fairly
         if rnd % 2:
             journal.append(_journal_rate(tmp / f"journal{rnd}.db", n))
         plain.append(_plain_rate(tmp / f"plain{rnd}.db", n))

@@ -45,7 +45,10 @@ _SIGNAL_INPUT: dict[BoxSignal, Callable[[float], il.Input]] = {
     BoxSignal.BEAM_CLEARED: lambda now: il.BeamCleared(now),
     BoxSignal.LID_OPENED: lambda now: il.LidOpened(now),
     BoxSignal.LID_CLOSED: lambda now: il.LidClosed(now),
+    BoxSignal.JAMMED: lambda now: il.JamReported(now),
 }
+DOWN_DETAIL = "counted by the ballot box while the station software was down"
+UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
 
 
 class Appliance:
@@ -99,6 +102,8 @@ class Appliance:
         out: list[ev.Event] = [ev.DeviceStarted(__version__, self.package.station_id)]
         out += [ev.ArmCancelled(t, "restart") for t in sorted(self.state.open_tokens)]
         self._commit(out)
+        if inputs.unit_drops is not None:
+            self._catch_up(inputs.unit_drops, DOWN_DETAIL)
         if inputs.lid_open:
             self._feed(il.LidOpened(now))
         if inputs.beam_blocked:
@@ -172,11 +177,16 @@ class Appliance:
         """True when the journal verified at start and events may be recorded."""
         return self.started and self.report is not None and self.report.ok
 
-    def _on_box_signal(self, signal: BoxSignal, now: float) -> None:
+    def _on_box_signal(self, signal: BoxSignal, now: float, count: int | None = None) -> None:
+        """A signal from the box (``count``: the unit's own drop counter, from a unit that keeps one)."""
         with self._lock:
             if not self.writable:
                 self.box.lock()
                 log.error("box signal %s not recorded: the journal is not writable", signal.value)
+                return
+            if signal is BoxSignal.BEAM_BLOCKED and count is not None:
+                self._catch_up(count - 1, UNHEARD_DETAIL)  # a drop the station missed is still counted, once
+                self._feed(il.BeamBlocked(now), unit_count=count)
                 return
             if signal in _SIGNAL_INPUT:
                 self._feed(_SIGNAL_INPUT[signal](now))
@@ -186,9 +196,21 @@ class Appliance:
             if lost:
                 self.box.lock()
                 out.append(st.alarm_event(self.state, AlarmKind.BOX_UNIT_LOST, "no answer from the ballot box unit"))
+            elif count is not None and count >= 0:
+                out += st.decide_unit_count(self.state, count, UNHEARD_DETAIL)
             self._commit(out)
 
-    def _feed(self, inp: il.Input) -> None:
+    def _catch_up(self, unit_count: int, detail: str) -> None:
+        """Journal the drops the unit counted that the journal does not hold yet (nothing if none)."""
+        try:
+            events = st.decide_unit_count(self.state, unit_count, detail)
+        except IllegalTransition as exc:
+            log.error("box unit counter not reconciled: %s", exc)
+            return
+        if events:
+            self._commit(events)
+
+    def _feed(self, inp: il.Input, unit_count: int | None = None) -> None:
         """Step the interlock, record its outcomes, then set the slot."""
         try:
             new, outcomes = il.step(self.interlock, inp, self.delays)
@@ -197,19 +219,19 @@ class Appliance:
             return
         if not new.slot_should_open:
             self.box.lock()
-        events = self._outcome_events(outcomes)
+        events = self._outcome_events(outcomes, unit_count)
         self._commit(events)
         old, self.interlock = self.interlock, new
         consumed = any(isinstance(o, il.Counted) and o.token is not None for o in outcomes)
         if new.slot_should_open and (consumed or not old.slot_should_open):
             self.box.arm()  # the box opens for one ballot per arm()
 
-    def _outcome_events(self, outcomes: tuple[il.Outcome, ...]) -> list[ev.Event]:
+    def _outcome_events(self, outcomes: tuple[il.Outcome, ...], unit_count: int | None = None) -> list[ev.Event]:
         out: list[ev.Event] = []
         alarms = 0
         for o in outcomes:
             if isinstance(o, il.Counted):
-                out.append(ev.BallotCounted(o.token))
+                out.append(ev.BallotCounted(o.token, unit_count))
             elif isinstance(o, il.Expired):
                 out.append(ev.ArmExpired(o.token))
             elif isinstance(o, il.Alarm):

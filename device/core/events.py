@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
 
 from .errors import InvalidEvent
@@ -38,6 +38,7 @@ class AlarmKind(str, enum.Enum):
     LID_OPENED = "lid_opened"
     JAM = "jam"
     BOX_UNIT_LOST = "box_unit_lost"
+    BOX_UNIT_REPLACED = "box_unit_replaced"
     SCANNER_LOST = "scanner_lost"
 
 
@@ -117,8 +118,27 @@ class CheckinUndone(Event):
 
 @dataclass(frozen=True)
 class BallotCounted(Event):
+    """A ballot went in. ``unit_count`` is the box unit's own drop counter after
+    this ballot, when the unit keeps one (a smart box); None otherwise."""
+
     kind: ClassVar[str] = "ballot_counted"
     token: int | None
+    unit_count: int | None = None
+
+
+@dataclass(frozen=True)
+class BoxCounterNoted(Event):
+    """The box unit's drop counter taken as the reference without counting a ballot.
+
+    Recorded when the journal holds no counter yet (``previous`` None: the
+    first time the station hears a unit with a counter) and when the unit
+    reports less than the journal holds (a replaced or erased unit): nothing
+    is ever subtracted.
+    """
+
+    kind: ClassVar[str] = "box_counter_noted"
+    unit_count: int
+    previous: int | None
 
 
 @dataclass(frozen=True)
@@ -191,7 +211,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         DeviceStarted, PollsOpened, PollsPaused, PollsResumed, PollsClosed,
-        VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, ArmExpired,
+        VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, BoxCounterNoted, ArmExpired,
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation,
     )
@@ -199,8 +219,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 
 def body_of(event: Event) -> dict[str, Any]:
-    """The event's fields as a plain dict (its journal body)."""
-    return asdict(event)
+    """The event's fields as a plain dict (its journal body); fields are plain values, so no deep copy."""
+    return {f.name: getattr(event, f.name) for f in fields(event)}
 
 
 def canonical(obj: Any) -> bytes:
@@ -209,12 +229,19 @@ def canonical(obj: Any) -> bytes:
 
 
 def decode(kind: str, body: dict[str, Any]) -> Event:
-    """Rebuild an event from its kind and body; raises InvalidEvent on mismatch."""
+    """Rebuild an event from its kind and body; raises InvalidEvent on mismatch.
+
+    Every field without a default must be present and no unknown field may be.
+    A field added to a kind later always has a default, so bodies written
+    before it existed (``ballot_counted`` without ``unit_count``) still decode;
+    the journal hashes the stored text, so nothing is re-encoded.
+    """
     cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise InvalidEvent(f"unknown event kind {kind!r}")
     names = {f.name for f in fields(cls)}
-    if set(body) != names:
+    required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+    if not required <= set(body) <= names:
         raise InvalidEvent(f"{kind}: fields {sorted(body)} do not match {sorted(names)}")
     try:
         return cls(**body)

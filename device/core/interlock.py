@@ -1,8 +1,8 @@
 """The ballot box interlock: one admission opens the slot for exactly one ballot.
 
 Inputs are what the box and the check-in desk report (``Arm``, ``BeamBlocked``,
-``BeamCleared``, ``LidOpened``, ``LidClosed``, ``Cancel``) plus ``Tick`` for the
-passage of time; outputs are ``Outcome`` values that the station turns into
+``BeamCleared``, ``JamReported``, ``LidOpened``, ``LidClosed``, ``Cancel``) plus
+``Tick`` for the passage of time; outputs are ``Outcome`` values that the station turns into
 journal events. The machine is the ``TRANSITIONS`` table: a row per
 (input type, condition) names the handler; an input whose row says ``None``
 is illegal, raises, and leaves the state unchanged.
@@ -13,7 +13,10 @@ the journal still shows as open.
 
 A drop is always counted, armed or not: the count never depends on the slot
 having been armed. A drop with no token is an alarm; a drop shortly after a
-token was consumed is a second ballot on one identification.
+token was consumed is a second ballot on one identification. A jam is
+either timed here (the beam held for ``Delays.jam_after``) or reported by a
+unit that judges it itself (``JamReported``: a smart box restarted with its
+beam blocked); either way it is an alarm and never a ballot.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ class BeamCleared:
 
 
 @dataclass(frozen=True)
+class JamReported:
+    """The unit says its drop sensor is blocked by something it did not count."""
+
+    now: float
+
+
+@dataclass(frozen=True)
 class LidOpened:
     now: float
 
@@ -90,7 +100,7 @@ class Tick:
     now: float
 
 
-Input = Arm | Cancel | BeamBlocked | BeamCleared | LidOpened | LidClosed | Tick
+Input = Arm | Cancel | BeamBlocked | BeamCleared | JamReported | LidOpened | LidClosed | Tick
 
 
 # Outcomes -------------------------------------------------------------------
@@ -160,6 +170,16 @@ def _blocked_at_startup(s: InterlockState, i: Input, d: Delays) -> Step:
     return replace(s, beam_blocked_since=i.now, jammed=True), (Alarm(AlarmKind.JAM, detail),)
 
 
+UNIT_JAM_DETAIL = "the ballot box unit reports its drop sensor blocked without a ballot counted"
+
+
+def _jam_reported(s: InterlockState, i: Input, d: Delays) -> Step:
+    """A jam the unit saw first: locked, alarmed, not counted; a later BeamCleared ends it."""
+    assert isinstance(i, JamReported)
+    since = s.beam_blocked_since if s.beam_blocked_since is not None else i.now
+    return replace(s, beam_blocked_since=since, jammed=True), (Alarm(AlarmKind.JAM, UNIT_JAM_DETAIL),)
+
+
 def _cleared(s: InterlockState, i: Input, d: Delays) -> Step:
     out: tuple[Outcome, ...] = (JamEnded(),) if s.jammed else ()
     return replace(s, beam_blocked_since=None, jammed=False), out
@@ -204,6 +224,9 @@ TRANSITIONS: dict[tuple[type, str], Handler | None] = {
     (BeamBlocked, "beam_blocked"): None,
     (BeamCleared, "beam_blocked"): _cleared,
     (BeamCleared, "beam_clear"): None,
+    (JamReported, "beam_clear"): _jam_reported,
+    (JamReported, "beam_blocked"): _jam_reported,
+    (JamReported, "jammed"): None,
     (LidOpened, "lid_closed"): _lid_opened,
     (LidOpened, "lid_open"): None,
     (LidClosed, "lid_open"): _lid_closed,
@@ -227,6 +250,8 @@ def _condition(s: InterlockState, i: Input) -> str:
         return "beam_clear_armed" if s.armed else "beam_clear_locked"
     if isinstance(i, BeamCleared):
         return "beam_blocked" if blocked else "beam_clear"
+    if isinstance(i, JamReported):
+        return "jammed" if s.jammed else "beam_blocked" if blocked else "beam_clear"
     if isinstance(i, (LidOpened, LidClosed)):
         return "lid_open" if s.lid_open else "lid_closed"
     return "always"

@@ -10,6 +10,10 @@ second, and acts (arms the slot, shows "admitted") third.
 ``apply`` also checks that each event fits what came before (a ballot token
 that was issued, an alarm that exists, zero counts at opening); the journal
 verifier relies on this to name the first event that does not add up.
+
+A smart ballot box keeps its own drop counter; ballots it reports carry that
+count, and ``decide_unit_count`` turns drops the unit counted while nobody was
+listening (the station software down) into ballots and alarms, exactly once.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class StationState:
     refusals: dict[str, int] = field(default_factory=dict)
     lid_open: bool = False
     jammed: bool = False
+    unit_count: int | None = None
+    """The box unit's drop counter as of the last ballot it counted (or the last ``BoxCounterNoted``)."""
 
     @property
     def difference(self) -> int:
@@ -158,11 +164,27 @@ def _undone(state: StationState, rec: ev.Recorded) -> None:
 def _counted(state: StationState, rec: ev.Recorded) -> None:
     e = rec.event
     assert isinstance(e, ev.BallotCounted)
+    if e.token is not None and e.token not in state.open_tokens:
+        raise InvalidEvent(f"ballot consumed token {e.token}, which is not open")
+    if e.unit_count is not None and state.unit_count is not None and e.unit_count != state.unit_count + 1:
+        raise InvalidEvent(f"ballot carries box unit count {e.unit_count}, which does not follow {state.unit_count}")
     if e.token is not None:
-        if e.token not in state.open_tokens:
-            raise InvalidEvent(f"ballot consumed token {e.token}, which is not open")
         state.open_tokens.discard(e.token)
+    if e.unit_count is not None:
+        state.unit_count = e.unit_count
     state.ballots += 1
+
+
+def _counter_noted(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.BoxCounterNoted)
+    if e.previous != state.unit_count:
+        raise InvalidEvent(f"box counter noted after {e.previous}, but the journal holds {state.unit_count}")
+    if e.previous is not None and e.unit_count >= e.previous:
+        raise InvalidEvent(f"box counter {e.unit_count} noted although it is not lower than {e.previous}")
+    if e.unit_count < 0:
+        raise InvalidEvent(f"box counter {e.unit_count} is negative")
+    state.unit_count = e.unit_count
 
 
 def _token_closed(state: StationState, rec: ev.Recorded) -> None:
@@ -218,6 +240,7 @@ _APPLY: Mapping[type, Applier] = {
     ev.CheckinRefused: _refused,
     ev.CheckinUndone: _undone,
     ev.BallotCounted: _counted,
+    ev.BoxCounterNoted: _counter_noted,
     ev.ArmExpired: _token_closed,
     ev.ArmCancelled: _token_closed,
     ev.AlarmRaised: _alarm,
@@ -299,6 +322,32 @@ def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Ev
     if alarm not in state.alarms:
         raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open")
     return ev.AlarmAcknowledged(alarm, note.strip())
+
+
+def decide_unit_count(state: StationState, unit_count: int, detail: str) -> list[ev.Event]:
+    """Bring the journal up to the box unit's own drop counter ``unit_count``.
+
+    Each drop the unit counted above the journal's last unit count is recorded
+    once, as a ballot without a token plus a DROP_WITHOUT_TOKEN alarm that
+    says ``detail`` (where the drop went unheard). A journal without a unit
+    count takes the counter as its reference; a counter lower than the
+    journal's (a replaced or erased unit) is noted with an alarm and never
+    subtracted. Equal counters record nothing, so this is safe to repeat.
+    """
+    if unit_count < 0:
+        raise IllegalTransition("ballot box", "unit counter", "reconcile", f"unit counter {unit_count} is negative")
+    last = state.unit_count
+    if last is None:
+        return [ev.BoxCounterNoted(unit_count, None)]
+    if unit_count < last:
+        why = (f"the unit's drop counter is {unit_count}, lower than the {last} this station recorded: "
+               "the unit was replaced or its memory erased; nothing was subtracted")
+        return [ev.BoxCounterNoted(unit_count, last), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
+    out: list[ev.Event] = []
+    for n, count in enumerate(range(last + 1, unit_count + 1)):
+        out.append(ev.BallotCounted(None, count))
+        out.append(alarm_event(state, AlarmKind.DROP_WITHOUT_TOKEN, detail, n))
+    return out
 
 
 def alarm_event(state: StationState, kind: AlarmKind, detail: str, offset: int = 0) -> ev.AlarmRaised:

@@ -36,14 +36,36 @@ class BoxSignal(str, enum.Enum):
     LID_CLOSED = "lid_closed"
     UNIT_LOST = "unit_lost"
     UNIT_FOUND = "unit_found"
+    JAMMED = "jammed"
+    """The unit reports its drop sensor blocked by something it did not count as a ballot
+    (it restarted with the beam blocked): a jam, never a drop."""
 
 
 @dataclass(frozen=True)
 class BoxInputs:
-    """The unit's inputs as read at start-up."""
+    """The unit's inputs as read at start-up.
+
+    ``unit_drops`` is the unit's own persistent drop counter at start (a smart
+    box keeps one across restarts); None for a unit without one, or one that
+    did not answer yet (it then comes with ``UNIT_FOUND``).
+    """
 
     beam_blocked: bool
     lid_open: bool
+    unit_drops: int | None = None
+
+
+class OnBoxSignal(Protocol):
+    """The appliance's callback: ``(signal, monotonic_time)`` or ``(signal, monotonic_time, count)``.
+
+    ``count`` comes only from a unit with a persistent drop counter: with
+    ``BEAM_BLOCKED`` it is the unit's counter after that drop; with
+    ``UNIT_FOUND`` it is the counter up to which every drop has been reported
+    (the appliance journals any drop above what the journal holds). Units
+    without a counter call with two arguments.
+    """
+
+    def __call__(self, signal: BoxSignal, at: float, count: int | None = None, /) -> None: ...
 
 
 @runtime_checkable
@@ -54,12 +76,13 @@ class BallotBox(Protocol):
     state; ``arm`` opens the slot; ``lock`` closes it; ``heartbeat`` proves the
     core is alive (the backend locks the slot if heartbeats stop for
     ``Delays.heartbeat_timeout``); ``stop`` locks and releases the hardware.
-    ``on_signal`` receives debounced edges as ``(signal, monotonic_time)``.
+    ``on_signal`` receives debounced edges as ``(signal, monotonic_time)``,
+    plus the unit's drop counter where it has one (``OnBoxSignal``).
     """
 
     name: str
 
-    def start(self, on_signal: Callable[[BoxSignal, float], None]) -> BoxInputs: ...
+    def start(self, on_signal: OnBoxSignal) -> BoxInputs: ...
 
     def arm(self) -> None: ...
 

@@ -66,9 +66,15 @@ class Row:
 
 
 def row_hash(prev: bytes, seq: int, at_us: int, kind: str, body: str) -> bytes:
-    """The chain hash of one row."""
-    content = ev.canonical({"seq": seq, "at_us": at_us, "kind": kind, "body": json.loads(body)})
-    return hashlib.sha256(prev + content).digest()
+    """The chain hash of one row: SHA-256 over the previous hash and the canonical row content.
+
+    ``body`` is stored in canonical form, so the canonical JSON of
+    ``{"at_us", "body", "kind", "seq"}`` is assembled around it as text (keys in
+    sorted order) instead of being parsed and re-serialized. A body that is not
+    canonical therefore never matches the hash it was written with.
+    """
+    content = f'{{"at_us":{at_us},"body":{body},"kind":{json.dumps(kind)},"seq":{seq}}}'
+    return hashlib.sha256(prev + content.encode()).digest()
 
 
 def connect(path: Path) -> sqlite3.Connection:

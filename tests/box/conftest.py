@@ -14,7 +14,7 @@ import pytest
 from device.firmware import stage
 
 from .fakes import FakeGPIO
-from .rigs import FIRMWARE_MODULES, GpioRig, Rig, SimRig, SmartRig
+from .rigs import FIRMWARE_MODULES, GpioRig, Rig, SimRig, SmartRig, SmartStation
 
 
 @pytest.fixture
@@ -67,3 +67,12 @@ def make_rig(request: pytest.FixtureRequest) -> Iterator[RigFactory]:
         yield lambda **kw: keep(SmartRig(directory, **kw))
     for rig in built:
         rig.box.stop()
+
+
+@pytest.fixture
+def smart_station(station_dir: Path, firmware_dir: Path) -> Iterator[SmartStation]:
+    """The real appliance on a demo station, with the smart box backend and the real firmware (not yet booted)."""
+    station = SmartStation(station_dir, firmware_dir)
+    yield station
+    if station.app is not None:
+        station.shutdown()

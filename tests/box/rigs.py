@@ -39,10 +39,12 @@ class Rig:
         self.clock = FakeClock()
         self.delays = delays
         self.signals: list[tuple[BoxSignal, float]] = []
+        self.counts: list[tuple[BoxSignal, int | None]] = []
         self.listeners: list[Any] = []
 
-    def on_signal(self, signal: BoxSignal, at: float) -> None:
+    def on_signal(self, signal: BoxSignal, at: float, count: int | None = None, /) -> None:
         self.signals.append((signal, at))
+        self.counts.append((signal, count))
         for listener in self.listeners:
             listener(signal, at)
 
@@ -239,7 +241,8 @@ class Station:
             self.unit_events.append(signal)
             return
         event = {BoxSignal.BEAM_BLOCKED: il.BeamBlocked, BoxSignal.BEAM_CLEARED: il.BeamCleared,
-                 BoxSignal.LID_OPENED: il.LidOpened, BoxSignal.LID_CLOSED: il.LidClosed}[signal](at)
+                 BoxSignal.LID_OPENED: il.LidOpened, BoxSignal.LID_CLOSED: il.LidClosed,
+                 BoxSignal.JAMMED: il.JamReported}[signal](at)
         self._step(event)
 
     def admit(self) -> int:
@@ -277,3 +280,67 @@ class Station:
         self.advance(0.06)
         self.rig.clear()
         self.advance(0.06)
+
+
+class SmartStation:
+    """The real ``Appliance`` on a demo station with the smart box backend, over a ``Wire`` to the real firmware.
+
+    ``boot()`` starts the station software (a fresh backend and appliance over
+    the same journal, as after a restart of the service); ``shutdown()`` stops
+    it while the unit keeps running on its own; ``advance`` lets time pass for
+    the firmware, the backend's timers and the appliance's ticks alike.
+    """
+
+    def __init__(self, station_dir: Path, firmware_dir: Path, delays: Delays = TEST_DELAYS) -> None:
+        self.station_dir = station_dir
+        self.delays = delays
+        self.unit = SmartRig(firmware_dir, delays)
+        self.clock = self.unit.clock
+        self.app: Any = None
+
+    def boot(self) -> Any:
+        """Start the station software; the serial port opens afresh (bytes sent while it was closed are gone)."""
+        from device.appliance import Appliance, build_appliance
+        from device.config import load_config
+        from device.hardware.boxes.smartbox import SmartBallotBox
+        assert self.app is None, "the station is already running"
+        parts = build_appliance(load_config(self.station_dir / "station.toml"), clock=self.clock)
+        box = SmartBallotBox(clock=self.clock, delays=self.delays, link=self.unit.wire, tick_every=None,
+                             wait=self.unit.run_firmware)
+        self.unit.machine.tx = []
+        self.app = Appliance(package=parts.package, journal=parts.journal, box=box, scanner=parts.scanner,
+                             identity=parts.identity, clock=self.clock, delays=self.delays,
+                             data_dir=parts.data_dir, mode=parts.mode, upstream=parts.upstream)
+        self.app.start(background=False)
+        return self.app
+
+    def shutdown(self) -> None:
+        self.app.stop()
+        self.app = None
+
+    def advance(self, seconds: float) -> None:
+        for _ in range(max(1, round(seconds / STEP))):
+            self.clock.advance(STEP)
+            self.unit.board.step(self.unit.ms())
+            if self.app is not None:
+                self.app.box.check()
+                self.app.tick()
+
+    def drop(self) -> None:
+        """A ballot falls through the beam (60 ms), whether or not the station is listening."""
+        self.unit.block()
+        self.advance(0.06)
+        self.unit.clear()
+        self.advance(0.06)
+
+    def restart_unit(self, erase: bool = False) -> None:
+        """Power the unit off and on; ``erase`` stands for a different unit (or wiped flash) taking its place."""
+        if erase:
+            (self.unit.firmware_dir / "counters.txt").unlink()
+        self.unit.board = self.unit.boot_firmware()
+
+    def events(self, kind: str) -> list[Any]:
+        return [r.event for r in self.app.journal.recorded() if r.event.kind == kind]
+
+    def alarms(self) -> list[tuple[str, str]]:
+        return [(e.alarm_kind, e.detail) for e in self.events("alarm_raised")]

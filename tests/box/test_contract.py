@@ -81,3 +81,24 @@ def test_unit_lost_and_found(make_rig: RigFactory) -> None:
     rig.replug()
     rig.advance(0.3, each=rig.box.heartbeat)
     assert rig.names() == [BoxSignal.UNIT_LOST, BoxSignal.UNIT_FOUND]
+
+
+def test_a_unit_counter_travels_with_its_drops(make_rig: RigFactory) -> None:
+    """Only a unit that keeps its own drop counter reports it: at start, with each drop, and when found again."""
+    rig = make_rig()
+    inputs = rig.start()
+    rig.advance(0.05)
+    rig.drop()
+    rig.drop()
+    counts = [c for s, c in rig.counts if s is B]
+    if rig.name == "smartbox":
+        assert inputs.unit_drops is not None
+        assert counts == [inputs.unit_drops + 1, inputs.unit_drops + 2]
+    else:
+        assert inputs.unit_drops is None and counts == [None, None]
+    rig.unplug()
+    rig.advance(rig.delays.heartbeat_timeout + 0.2, each=rig.box.heartbeat)
+    rig.replug()
+    rig.advance(0.3, each=rig.box.heartbeat)
+    found = [c for s, c in rig.counts if s is BoxSignal.UNIT_FOUND]
+    assert found == ([counts[-1]] if rig.name == "smartbox" else [None])

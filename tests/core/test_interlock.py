@@ -95,6 +95,30 @@ def test_startup_blocked_is_a_jam_not_a_ballot() -> None:
     assert out == [il.Alarm(AlarmKind.JAM, "drop sensor blocked at start-up")] and s.jammed
 
 
+def test_unit_reported_jam_alarms_locks_and_counts_nothing() -> None:
+    s, out = run(il.InterlockState(), il.Arm(1, T0), il.JamReported(T0 + 1))
+    assert out == [il.Alarm(AlarmKind.JAM, il.UNIT_JAM_DETAIL)]
+    assert s.jammed and s.armed and not s.slot_should_open and s.beam_blocked_since == T0 + 1
+    s, out = run(s, il.Tick(T0 + 1 + D.jam_after))
+    assert out == []                                  # raised once, not again by the timer
+    s, out = run(s, il.BeamCleared(T0 + 3))
+    assert out == [il.JamEnded()] and not s.jammed and s.slot_should_open
+
+
+def test_unit_reported_jam_on_a_counted_block_keeps_its_start() -> None:
+    s, out = run(il.InterlockState(), il.BeamBlocked(T0), il.JamReported(T0 + 0.5))
+    assert out == [il.Counted(None), il.Alarm(AlarmKind.DROP_WITHOUT_TOKEN), il.Alarm(AlarmKind.JAM, il.UNIT_JAM_DETAIL)]
+    assert s.jammed and s.beam_blocked_since == T0
+    _, out = run(s, il.Tick(T0 + D.jam_after))
+    assert out == []
+
+
+def test_every_input_type_has_a_row() -> None:
+    assert {k[0] for k in il.TRANSITIONS} == {il.Arm, il.Cancel, il.BeamBlocked, il.BeamCleared, il.JamReported,
+                                               il.LidOpened, il.LidClosed, il.Tick}
+    assert [c for (t, c), h in il.TRANSITIONS.items() if t is il.JamReported and h is None] == ["jammed"]
+
+
 ILLEGAL = [
     ("duplicate token", run(il.InterlockState(), il.Arm(1, T0))[0], il.Arm(1, T0 + 1)),
     ("cancel unknown", il.InterlockState(), il.Cancel(9)),
@@ -103,6 +127,11 @@ ILLEGAL = [
     ("lid opened twice", run(il.InterlockState(), il.LidOpened(T0))[0], il.LidOpened(T0 + 1)),
     ("lid closed while closed", il.InterlockState(), il.LidClosed(T0)),
     ("startup block after use", run(il.InterlockState(), il.Arm(1, T0))[0], il.BeamBlocked(T0, at_startup=True)),
+    ("jam reported while jammed", run(il.InterlockState(), il.JamReported(T0))[0], il.JamReported(T0 + 1)),
+    ("jam reported after a timed jam", run(il.InterlockState(), il.BeamBlocked(T0), il.Tick(T0 + D.jam_after))[0],
+     il.JamReported(T0 + D.jam_after + 1)),
+    ("jam reported after a start-up jam", run(il.InterlockState(), il.BeamBlocked(T0, at_startup=True))[0],
+     il.JamReported(T0 + 1)),
 ]
 
 

@@ -6,9 +6,18 @@ import pytest
 
 from device.core import events as ev
 from device.core.errors import IllegalTransition, InvalidEvent
-from device.core.events import CheckinMethod, Refusal
+from device.core.events import AlarmKind, CheckinMethod, Refusal
 from device.core.poll import PollState
-from device.core.station import StationState, VoterEntry, apply, decide_checkin, decide_close, decide_open, decide_undo
+from device.core.station import (
+    StationState,
+    VoterEntry,
+    apply,
+    decide_checkin,
+    decide_close,
+    decide_open,
+    decide_undo,
+    decide_unit_count,
+)
 
 VOTERS = {"a" * 64: VoterEntry(1, "A"), "b" * 64: VoterEntry(2, "B")}
 
@@ -95,6 +104,12 @@ BAD = [
     ("ack unknown alarm", [ev.AlarmAcknowledged(4)]),
     ("alarm id skipped", [ev.AlarmRaised(2, "jam")]),
     ("resume while open", [ev.PollsOpened(0, 0), ev.PollsResumed()]),
+    ("unit count skips", [ev.BallotCounted(None, 4), ev.BallotCounted(None, 6)]),
+    ("unit count repeats", [ev.BallotCounted(None, 4), ev.BallotCounted(None, 4)]),
+    ("unit count goes back unnoted", [ev.BallotCounted(None, 4), ev.BallotCounted(None, 1)]),
+    ("counter noted not lower", [ev.BallotCounted(None, 4), ev.BoxCounterNoted(5, 4)]),
+    ("counter noted after the wrong count", [ev.BallotCounted(None, 4), ev.BoxCounterNoted(1, 3)]),
+    ("counter noted negative", [ev.BoxCounterNoted(-1, None)]),
 ]
 
 
@@ -108,3 +123,58 @@ def test_apply_names_events_that_do_not_fit(name: str, events: list[ev.Event]) -
 def test_apply_refuses_a_sequence_gap() -> None:
     with pytest.raises(InvalidEvent, match="sequence"):
         apply(StationState(), ev.Recorded(2, 0.0, ev.PollsResumed()))
+
+
+DETAIL = "counted by the ballot box while the station software was down"
+
+
+def test_first_unit_counter_becomes_the_reference_without_a_ballot() -> None:
+    log = Log()
+    events = decide_unit_count(log.state, 57, DETAIL)
+    assert events == [ev.BoxCounterNoted(57, None)]
+    log.add(*events)
+    assert (log.state.unit_count, log.state.ballots, log.state.alarms_total) == (57, 0, 0)
+
+
+def test_drops_above_the_journal_count_are_ballots_with_alarms_once() -> None:
+    log = Log()
+    log.add(ev.BoxCounterNoted(10, None), ev.BallotCounted(None, 11), ev.AlarmRaised(1, "drop_without_token"))
+    events = decide_unit_count(log.state, 13, DETAIL)
+    assert events == [ev.BallotCounted(None, 12), ev.AlarmRaised(2, AlarmKind.DROP_WITHOUT_TOKEN.value, DETAIL),
+                      ev.BallotCounted(None, 13), ev.AlarmRaised(3, AlarmKind.DROP_WITHOUT_TOKEN.value, DETAIL)]
+    log.add(*events)
+    assert (log.state.ballots, log.state.unit_count, log.state.alarms_total) == (3, 13, 3)
+    assert decide_unit_count(log.state, 13, DETAIL) == []
+
+
+def test_a_lower_unit_counter_is_noted_and_subtracts_nothing() -> None:
+    log = Log()
+    log.add(ev.BallotCounted(None, 8))
+    events = decide_unit_count(log.state, 2, DETAIL)
+    assert events[0] == ev.BoxCounterNoted(2, 8)
+    assert isinstance(events[1], ev.AlarmRaised) and events[1].alarm_kind == AlarmKind.BOX_UNIT_REPLACED.value
+    log.add(*events)
+    assert (log.state.ballots, log.state.unit_count) == (1, 2)
+    assert decide_unit_count(log.state, 2, DETAIL) == []
+    log.add(ev.BallotCounted(None, 3))
+    assert log.state.ballots == 2
+
+
+def test_ballots_from_a_unit_without_a_counter_leave_the_reference_alone() -> None:
+    log = Log()
+    log.add(ev.BallotCounted(None, 5), ev.BallotCounted(None), ev.BallotCounted(None, 6))
+    assert (log.state.ballots, log.state.unit_count) == (3, 6)
+
+
+def test_a_negative_unit_counter_is_refused() -> None:
+    with pytest.raises(IllegalTransition, match="negative"):
+        decide_unit_count(StationState(), -1, DETAIL)
+
+
+def test_a_ballot_recorded_before_unit_counts_existed_still_decodes() -> None:
+    assert ev.decode("ballot_counted", {"token": 3}) == ev.BallotCounted(3, None)
+    assert ev.decode("ballot_counted", {"token": None, "unit_count": 9}) == ev.BallotCounted(None, 9)
+    with pytest.raises(InvalidEvent, match="do not match"):
+        ev.decode("ballot_counted", {"token": 3, "unit": 9})
+    with pytest.raises(InvalidEvent, match="do not match"):
+        ev.decode("box_counter_noted", {"unit_count": 3})

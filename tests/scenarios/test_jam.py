@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from device.appliance import Appliance
-from device.hardware.interfaces import ScanRead
+from device.hardware.interfaces import BoxSignal, ScanRead
 
 
 def kinds(app: Appliance) -> list[str]:
@@ -44,3 +44,19 @@ def test_jam_is_reported_once(app: Appliance, clock: Any) -> None:
         clock.advance(app.delays.jam_after)
         app.tick()
     assert kinds(app).count("jam") == 1
+
+
+def test_a_jam_the_unit_reports_is_an_alarm_not_a_ballot(app: Appliance, pins: list[str], clock: Any) -> None:
+    """A unit that restarted with its beam blocked says so (JAMMED): alarmed once, never counted, slot locked."""
+    app.open_polls()
+    app.identify(ScanRead(pins[0], "qr", "t"))
+    assert app.sim.box.slot_open
+    app._on_box_signal(BoxSignal.JAMMED, clock.monotonic())
+    app._on_box_signal(BoxSignal.JAMMED, clock.monotonic())   # said again: changes nothing
+    clock.advance(app.delays.jam_after)
+    app.tick()
+    assert kinds(app) == ["jam"] and app.counters()["ballots"] == 0
+    assert not app.sim.box.slot_open and app.status()["interlock"]["jammed"]
+    app._on_box_signal(BoxSignal.BEAM_CLEARED, clock.monotonic())
+    assert not app.status()["interlock"]["jammed"] and app.sim.box.slot_open
+    assert [r.event.kind for r in app.journal.recorded()][-1] == "jam_cleared"

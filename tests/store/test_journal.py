@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_verify_catches_a_rehashed_forgery(journal: Journal, tmp_path: Path) -> 
     prev = GENESIS
     for seq, at_us, kind, body in rows:
         if seq == 4:
-            body = '{"token":7}'
+            body = ev.canonical({**json.loads(body), "token": 7}).decode()
         h = row_hash(prev, seq, at_us, kind, body)
         conn.execute("UPDATE events SET body=?, prev_hash=?, hash=? WHERE seq=?", (body, prev, h, seq))
         prev = h

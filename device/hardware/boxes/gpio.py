@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import atexit
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import RPi.GPIO as GPIO
 
 from device.core.debounce import Debouncer
 from device.core.delays import Delays
-from device.hardware.interfaces import BoxInputs, BoxSignal, Clock
+from device.hardware.interfaces import BoxInputs, Clock, OnBoxSignal
 
 from .errors import BoxError
 from .pins import DEFAULT_PINS, PinMap, PinSpec, pull_to_active
@@ -39,7 +38,7 @@ from .unit import UnitState
 
 log = logging.getLogger("pollbox.box.gpio")
 
-OnSignal = Callable[[BoxSignal, float], None]
+OnSignal = OnBoxSignal
 
 
 class GpioBallotBox:
@@ -167,7 +166,7 @@ class GpioBallotBox:
         self.unit.begin(on_signal, levels)
         for spec in self.pins.inputs().values():
             GPIO.add_event_detect(spec.bcm, GPIO.BOTH, callback=self._edge)
-        return BoxInputs(beam_blocked=levels["beam"], lid_open=levels["lid"])
+        return BoxInputs(beam_blocked=levels["beam"], lid_open=levels["lid"], unit_drops=None)
 
     def _edge(self, channel: int) -> None:
         """RPi.GPIO's callback thread: one edge on ``channel``."""

@@ -16,11 +16,21 @@ the firmware restarted: UNIT_LOST then UNIT_FOUND, the session is renewed
 (HELLO) and counting continues from the saved counter. No valid frame for
 ``Delays.heartbeat_timeout`` is UNIT_LOST.
 
+The unit's counter travels with the signals (``OnBoxSignal``): each
+BEAM_BLOCKED carries the counter after that drop, UNIT_FOUND carries the
+counter up to which every drop has been signalled, and ``start`` returns the
+counter in ``BoxInputs.unit_drops``. The appliance compares it with the last
+count in its journal, so drops made while the station software was down are
+counted exactly once.
+
 Fail-safe: ``start`` sends HELLO (which locks) first; heartbeats from the
 station are forwarded as HEARTBEAT frames, and both the firmware and this
 backend lock when they stop. A beam blocked when the firmware booted is not
-counted and not signalled (it would count a ballot nobody saw fall); it shows
-in ``health()`` as ``uncounted_block`` and keeps the slot locked in the unit.
+counted (it would count a ballot nobody saw fall); it shows in ``health()``
+as ``uncounted_block`` and keeps the slot locked in the unit. At start it is
+reported as ``BoxInputs.beam_blocked``; later (the firmware restarted, or
+first answered, with the beam blocked) as JAMMED, then BEAM_CLEARED when it
+clears.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ from typing import Any
 
 from device.core.delays import Delays
 from device.firmware import boxproto as bp
-from device.hardware.interfaces import BoxInputs, BoxSignal, Clock
+from device.hardware.interfaces import BoxInputs, BoxSignal, Clock, OnBoxSignal
 
 from .errors import BoxError
 from .uart import Link, open_uart
@@ -43,7 +53,7 @@ from .watchdog import HeartbeatWatchdog, Ticker
 
 log = logging.getLogger("pollbox.box.smart")
 
-OnSignal = Callable[[BoxSignal, float], None]
+OnSignal = OnBoxSignal
 _TEST_IDS = {"green": bp.OUT_GREEN, "red": bp.OUT_RED, "buzzer": bp.OUT_BUZZER}
 _READ_BACK = {"lock": bp.F_SLOT, "green": bp.F_GREEN, "red": bp.F_RED, "buzzer": bp.F_BUZZER}
 
@@ -68,6 +78,7 @@ class SmartBallotBox:
         self._session = int.from_bytes(os.urandom(2), "big")
         self._seq = int.from_bytes(os.urandom(2), "big")
         self._on_signal: OnSignal | None = None
+        self._starting = False
         self._ticker: Ticker | None = None
         self.stats: Counter[str] = Counter()
         self._reset_unit_view()
@@ -90,23 +101,32 @@ class SmartBallotBox:
     # BallotBox -----------------------------------------------------------------------------
 
     def start(self, on_signal: OnSignal) -> BoxInputs:
-        """Lock (HELLO) first, then wait up to ``heartbeat_timeout`` for the unit's first status."""
+        """Lock (HELLO) first, then wait up to ``heartbeat_timeout`` for the unit's first status.
+
+        Nothing is signalled while starting: what the unit reports then is the
+        returned ``BoxInputs`` (its drop counter in ``unit_drops``).
+        """
         if self._link is None:
             assert self._port is not None
             self._link = open_uart(self._port, self._baudrate)
-        self._on_signal = on_signal
         self._watchdog.beat()
         self._send_hello()
+        self._starting = True
         deadline = self._clock.monotonic() + self._delays.heartbeat_timeout
-        while self._boot is None and self._clock.monotonic() < deadline:
-            self._pump()
-            if self._boot is None:
-                self._wait(0.01)
+        try:
+            while self._boot is None and self._clock.monotonic() < deadline:
+                self._pump()
+                if self._boot is None:
+                    self._wait(0.01)
+        finally:
+            self._starting = False
+        self._on_signal = on_signal
         if self._boot is None:
             log.error("no answer from the smart box within %g s", self._delays.heartbeat_timeout)
             self._lost_unreported = True
         self._start_ticker()
-        return BoxInputs(beam_blocked=self._beam, lid_open=self._lid)
+        unit_drops = self._drops if self._boot is not None else None
+        return BoxInputs(beam_blocked=self._beam, lid_open=self._lid, unit_drops=unit_drops)
 
     def arm(self) -> None:
         self._watchdog.beat()
@@ -161,12 +181,12 @@ class SmartBallotBox:
     # Timer -------------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Read what arrived, then run the timers: unit silence and heartbeat loss."""
-        self._pump()
-        now = self._clock.monotonic()
+        """Report a unit silent since start, read what arrived, then run the timers: unit silence, heartbeat loss."""
         if self._lost_unreported:
             self._lost_unreported = False
-            self._emit(BoxSignal.UNIT_LOST, now)
+            self._emit(BoxSignal.UNIT_LOST, self._clock.monotonic())
+        self._pump()
+        now = self._clock.monotonic()
         if self._present and now - self._last_rx >= self._delays.heartbeat_timeout:
             self._lose("no frame from the smart box", now)
         if self._watchdog.check():
@@ -216,7 +236,7 @@ class SmartBallotBox:
         self._last_rx = now
         if not self._present:
             self._present = True
-            self._emit(BoxSignal.UNIT_FOUND, now)
+            self._emit(BoxSignal.UNIT_FOUND, now, self._drops)
         self._apply(drops, lid_opens, flags, now)
         self._reconcile(flags, ack)
 
@@ -231,9 +251,15 @@ class SmartBallotBox:
         return True
 
     def _baseline(self, seq: int, boot: int, drops: int, lid_opens: int, flags: int) -> None:
-        """The first status: what is already counted is not signalled again."""
+        """The first status: its counters are the reference, handed over as counts, not as signals.
+
+        While starting, the inputs go back in ``BoxInputs``; a unit that first
+        answers later is signalled (UNIT_FOUND with its counter, then its lid
+        and beam as they stand).
+        """
         self._boot, self._last_seq, self._drops, self._lid_opens = boot, seq, drops, lid_opens
-        self._beam, self._lid, self._present = bool(flags & bp.F_BEAM), bool(flags & bp.F_LID), True
+        if self._starting:
+            self._beam, self._lid, self._present = bool(flags & bp.F_BEAM), bool(flags & bp.F_LID), True
         self.drops_at_start = drops
 
     def _restarted(self, seq: int, boot: int, drops: int, lid_opens: int, now: float) -> None:
@@ -256,13 +282,18 @@ class SmartBallotBox:
         self._emit(BoxSignal.UNIT_LOST, now)
 
     def _apply(self, drops: int, lid_opens: int, flags: int, now: float) -> None:
-        for _ in range(drops - self._drops):
+        while self._drops < drops:  # one BEAM_BLOCKED per drop, carrying the unit's count after it
             self._want_open = False
             self._set_beam(False, now)
-            self._set_beam(True, now)
-        self._drops = max(self._drops, drops)
+            self._drops += 1
+            self._beam = True
+            self._emit(BoxSignal.BEAM_BLOCKED, now, self._drops)
         if not flags & bp.F_BEAM:
             self._set_beam(False, now)
+        elif not self._beam:  # blocked, but by nothing the unit counted: a jam, never a ballot
+            self._beam = True
+            self.stats["jams_reported"] += 1
+            self._emit(BoxSignal.JAMMED, now)
         for _ in range((lid_opens - self._lid_opens) & 0xFFFF):
             self._set_lid(False, now)
             self._set_lid(True, now)
@@ -306,9 +337,13 @@ class SmartBallotBox:
             self._link.write(bp.encode(self._seq, kind, payload))
         return self._seq
 
-    def _emit(self, signal: BoxSignal, at: float) -> None:
-        if self._on_signal is not None:
+    def _emit(self, signal: BoxSignal, at: float, count: int | None = None) -> None:
+        if self._on_signal is None or self._starting:
+            return
+        if count is None:
             self._on_signal(signal, at)
+        else:
+            self._on_signal(signal, at, count)
 
     # Self-test hooks -----------------------------------------------------------------------------
 

@@ -26,13 +26,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from device.core.delays import Delays
-from device.hardware.interfaces import BoxSignal, Clock
+from device.hardware.interfaces import BoxSignal, Clock, OnBoxSignal
 
 from .watchdog import HeartbeatWatchdog, Ticker
 
 log = logging.getLogger("pollbox.box")
 
-OnSignal = Callable[[BoxSignal, float], None]
+OnSignal = OnBoxSignal
 
 _EDGES = {
     ("beam", True): BoxSignal.BEAM_BLOCKED, ("beam", False): BoxSignal.BEAM_CLEARED,

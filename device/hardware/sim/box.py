@@ -15,12 +15,11 @@ at once, and ``read_back`` reports the simulated outputs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from device.core.delays import DEFAULT_DELAYS, Delays
 from device.hardware.boxes.unit import TEST_OUTPUTS, UnitState
-from device.hardware.interfaces import BoxInputs, BoxSignal, Clock
+from device.hardware.interfaces import BoxInputs, Clock, OnBoxSignal
 
 
 class SimBallotBox:
@@ -36,10 +35,10 @@ class SimBallotBox:
 
     # BallotBox ---------------------------------------------------------------------------
 
-    def start(self, on_signal: Callable[[BoxSignal, float], None]) -> BoxInputs:
+    def start(self, on_signal: OnBoxSignal) -> BoxInputs:
         with self.unit.guard:
             self.unit.begin(on_signal, dict(self.unit.inputs))
-            inputs = BoxInputs(beam_blocked=self.beam_blocked, lid_open=self.lid_open)
+            inputs = BoxInputs(beam_blocked=self.beam_blocked, lid_open=self.lid_open, unit_drops=None)
         self.unit.start_ticker(self._tick_every, self.check)
         return inputs
 
