@@ -93,10 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     from web_ui import create_app
     from web_ui.serve import make_server
-    extra = None
+    from web_ui.i18n import LANGUAGES
+    spoken = [lang for lang in app.package.languages if lang in LANGUAGES]
+    extra: dict[str, Any] = {"DEFAULT_LANGUAGE": spoken[0]} if spoken else {}
     if config.simulation:
         from device.demo import demo_pins
-        extra = {"DEMO_NUMBERS": demo_pins(8)}
+        extra["DEMO_NUMBERS"] = demo_pins(8)
     web = create_app(app, extra, instance_path=config.data_dir / "web")
     server = make_server(web, config.web_host, config.web_port)
     thread = threading.Thread(target=server.run, name="pollbox-web", daemon=True)
