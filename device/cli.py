@@ -92,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     from web_ui import create_app
-    from web_ui.serve import make_server
     from web_ui.i18n import LANGUAGES
+    from web_ui.serve import make_server
     spoken = [lang for lang in app.package.languages if lang in LANGUAGES]
     extra: dict[str, Any] = {"DEFAULT_LANGUAGE": spoken[0]} if spoken else {}
     if config.simulation:

@@ -220,7 +220,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 def body_of(event: Event) -> dict[str, Any]:
     """The event's fields as a plain dict (its journal body); fields are plain values, so no deep copy."""
-    return {f.name: getattr(event, f.name) for f in fields(event)}
+    return {name: getattr(event, name) for name in _field_names(type(event))}
+
+
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The field names of an event class, computed once per class (the journal's hot path)."""
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def canonical(obj: Any) -> bytes:

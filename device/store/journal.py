@@ -143,7 +143,8 @@ class Journal:
                 prev = digest
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-                self.conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+                for row in rows:
+                    self.conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", row)
                 for hook in self._hooks:
                     hook(self.conn, recorded)
                 self.conn.execute("COMMIT")
