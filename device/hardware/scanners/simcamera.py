@@ -10,35 +10,24 @@ images of ``samples.write_samples``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from device.hardware.interfaces import Decoder, ScannerState, ScanRead
+from device.hardware.sim.scanner import SimScanner
 
 from .imagefeed import load_gray
 from .pipeline import FramePipeline
 
 
-class SimCamera:
+class SimCamera(SimScanner):
+    """The simulated scanner's connection states, with a decoder in front of it instead of typed text."""
+
     name = "sim-camera"
 
     def __init__(self, *, decoder: Decoder) -> None:
+        super().__init__()
         self.pipeline = FramePipeline(decoder, self.name)
-        self._state = ScannerState.DISCONNECTED
-        self._on_read: Callable[[ScanRead], None] | None = None
-        self._on_state: Callable[[ScannerState], None] | None = None
-
-    def start(self, on_read: Callable[[ScanRead], None], on_state: Callable[[ScannerState], None]) -> None:
-        self._on_read, self._on_state = on_read, on_state
-        self._set(ScannerState.CONNECTED)
-
-    def stop(self) -> None:
-        self._set(ScannerState.DISCONNECTED)
-        self._on_read = self._on_state = None
-
-    def state(self) -> ScannerState:
-        return self._state
 
     def feed_image(self, image: str | Path | Any) -> list[ScanRead]:
         """Decode one image (path, PIL image or array); returns and delivers its reads."""
@@ -50,15 +39,6 @@ class SimCamera:
                 self._on_read(read)
         return reads
 
-    def unplug(self) -> None:
-        self._set(ScannerState.DISCONNECTED)
-
     def replug(self) -> None:
         if self._on_read is not None:
-            self._set(ScannerState.CONNECTED)
-
-    def _set(self, state: ScannerState) -> None:
-        if state is not self._state:
-            self._state = state
-            if self._on_state is not None:
-                self._on_state(state)
+            super().replug()
