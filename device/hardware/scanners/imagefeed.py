@@ -59,6 +59,13 @@ def add_noise(gray: Any, sigma: float, rng: np.random.Generator) -> Any:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
+def shadow(gray: Any, darkest: float = 0.45) -> Any:
+    """Light falling off across the frame (a hand or the booth's edge shading half the card):
+    brightness falls linearly from full on the left to ``darkest`` on the right."""
+    ramp = np.linspace(1.0, darkest, gray.shape[1], dtype=np.float32)
+    return (gray.astype(np.float32) * ramp[None, :]).astype(np.uint8)
+
+
 def low_contrast(gray: Any, low: int = 110, high: int = 190) -> Any:
     """Squeeze black..white into ``low``..``high`` (a glossy card under a lamp)."""
     scaled = low + gray.astype(np.float32) * ((high - low) / 255.0)

@@ -29,14 +29,14 @@ from pylibdmtx import pylibdmtx
 from device.core.documents import samples as docs
 from device.core.documents.slip import issue_slip
 
-from .imagefeed import add_noise, blur, load_gray, low_contrast, place, rotate
+from .imagefeed import add_noise, blur, load_gray, low_contrast, place, rotate, shadow
 
 CORPUS_FORMATS = ("qr", "code128", "datamatrix", "pdf417")
 MODULES = (2, 3, 4)
 SMALLEST_MODULE = {"pdf417": 3}
 """A 2-pixel PDF417 module is below what a document camera is set up for; it is left out."""
-VARIANTS = ("clean", "noise", "blur", "rotated", "tilted", "low_contrast")
-LEVEL_VARIANTS = ("clean", "noise", "blur", "low_contrast")
+VARIANTS = ("clean", "noise", "blur", "rotated", "tilted", "low_contrast", "shadow")
+LEVEL_VARIANTS = ("clean", "noise", "blur", "low_contrast", "shadow")
 NOISE_SIGMA = 8.0
 """Sensor noise of the "noise" variant, in grey levels (a webcam in ordinary room light).
 At 12, zxing-cpp misses about 1 PDF417 frame in 60; a camera delivers 15 a second."""
@@ -141,4 +141,6 @@ def spoil(frame: Any, variant: str, rng: np.random.Generator) -> Any:
         return rotate(frame, 12.0)
     if variant == "low_contrast":
         return add_noise(low_contrast(frame), 3.0, rng)
+    if variant == "shadow":
+        return add_noise(shadow(frame), 3.0, rng)
     return frame
