@@ -95,7 +95,7 @@ def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     from web_ui.i18n import LANGUAGES
     from web_ui.serve import make_server
     spoken = [lang for lang in app.package.languages if lang in LANGUAGES]
-    extra: dict[str, Any] = {"DEFAULT_LANGUAGE": spoken[0]} if spoken else {}
+    extra: dict[str, Any] = {"STATION_LANGUAGE": spoken[0]} if spoken else {}
     if config.simulation:
         from device.demo import demo_pins
         extra["DEMO_NUMBERS"] = demo_pins(8)

@@ -27,6 +27,7 @@ from .pin import ChairPin
 
 DEFAULTS: dict[str, Any] = {
     "DEFAULT_LANGUAGE": "en",
+    "STATION_LANGUAGE": None,
     "TIMEZONE": "Asia/Bishkek",
     "CHAIR_IDLE_SECONDS": 600,
     "PIN_LOCKOUT_BASE": None,  # None: Delays.pin_lockout_base

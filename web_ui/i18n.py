@@ -1,7 +1,9 @@
 """Languages: Kyrgyz, Russian and English through Flask-Babel catalogues.
 
 The chosen language is kept in the session (``/lang/<code>``); otherwise the
-browser's preference, otherwise ``DEFAULT_LANGUAGE``. Numbers, percentages and
+station's language (``STATION_LANGUAGE``, the first one its package lists:
+the kiosk browser's own preference says nothing about the commission), then
+the browser's preference, otherwise ``DEFAULT_LANGUAGE``. Numbers, percentages and
 times are formatted in the chosen locale by the Jinja filters registered
 here; times are shown in the station's ``TIMEZONE``. Catalogues live in
 ``web_ui/translations/<code>/LC_MESSAGES/messages.po`` with their compiled
@@ -85,6 +87,9 @@ def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
+    station = current_app.config.get("STATION_LANGUAGE")
+    if station in LANGUAGES:
+        return str(station)
     return request.accept_languages.best_match(list(LANGUAGES)) or current_app.config["DEFAULT_LANGUAGE"]
 
 

@@ -84,6 +84,14 @@ def test_browser_language_is_used_until_chosen(client: FlaskClient) -> None:
     assert 'lang="ru"' in page
 
 
+def test_station_language_wins_over_the_kiosk_browser(web: Any, client: FlaskClient) -> None:
+    web.config["STATION_LANGUAGE"] = "ky"
+    page = client.get("/", headers={"Accept-Language": "en-US,en;q=0.9"}).get_data(as_text=True)
+    assert 'lang="ky"' in page
+    post(client, "/lang/ru")
+    assert 'lang="ru"' in client.get("/", headers={"Accept-Language": "en-US"}).get_data(as_text=True)
+
+
 def test_times_in_the_station_time_zone(chair: FlaskClient, app: Any, pins: list[str]) -> None:
     open_polls(chair)
     app.identify(ScanRead(pins[0], "qr", "t"))
