@@ -16,6 +16,7 @@ matter for the electoral law, decided at the desk, not here.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .pin import check_pin, is_real_date
@@ -68,23 +69,23 @@ def claims_td3(text: str) -> bool:
 
 
 def parse_td1(text: str, rules: DocumentRules) -> Identified | Unreadable:
-    lines = _layout(text, 3, 30, "an ID card (TD1)")
-    if isinstance(lines, Unreadable):
-        return lines
-    fields = _td1_fields(lines)
-    if isinstance(fields, Unreadable):
-        return fields
-    return _identified("mrz-td1", "ID card (TD1)", fields, rules)
+    return _parse(text, rules, "mrz-td1", "ID card (TD1)", "an ID card (TD1)", (3, 30), _td1_fields)
 
 
 def parse_td3(text: str, rules: DocumentRules) -> Identified | Unreadable:
-    lines = _layout(text, 2, 44, "a passport (TD3)")
+    return _parse(text, rules, "mrz-td3", "passport (TD3)", "a passport (TD3)", (2, 44), _td3_fields)
+
+
+def _parse(text: str, rules: DocumentRules, scheme: str, label: str, what: str, shape: tuple[int, int],
+           read_fields: Callable[[list[str]], Fields | Unreadable]) -> Identified | Unreadable:
+    """Lay the text out as ``shape`` (lines, width), read its fields, then name the voter."""
+    lines = _layout(text, shape[0], shape[1], what)
     if isinstance(lines, Unreadable):
         return lines
-    fields = _td3_fields(lines)
+    fields = read_fields(lines)
     if isinstance(fields, Unreadable):
         return fields
-    return _identified("mrz-td3", "passport (TD3)", fields, rules)
+    return _identified(scheme, label, fields, rules)
 
 
 def _layout(text: str, count: int, width: int, what: str) -> list[str] | Unreadable:
