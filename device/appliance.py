@@ -75,6 +75,8 @@ class Appliance:
         self._line_to_voter = {e.line: h for h, e in package.voters.items()}
         self._next_snapshot: float | None = None
         self.started = False
+        self.on_healthy_tick: Callable[[], None] | None = None
+        """Called after every tick that went well (the service watchdog's ping); set by the CLI."""
 
     # Life cycle -------------------------------------------------------------------
 
@@ -130,9 +132,12 @@ class Appliance:
         while not self._stop.wait(min(self.delays.heartbeat_interval, 0.25)):
             try:
                 self.tick()
-            except Exception:  # the loop must survive; the slot locks on the way out
+            except Exception:  # the loop must survive; the slot locks, and the watchdog is not fed
                 log.exception("tick failed; locking the slot")
                 self.box.lock()
+                continue
+            if self.on_healthy_tick is not None:  # also with a failed journal: the screen must stay up to say so
+                self.on_healthy_tick()
 
     def tick(self) -> None:
         """Advance timers: token expiry, jam detection, heartbeat, hourly snapshot."""

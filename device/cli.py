@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     setup_logging(config.log_level, config.data_dir)
     app = build_appliance(config)
+    app.on_healthy_tick = _watchdog_ping()
     app.start()
     control = ControlServer(app, config.data_dir / "control.sock")
     control.start()
@@ -88,6 +90,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if receiver is not None:
             receiver.terminate()
     return 0
+
+
+def _watchdog_ping(every: float = 1.0) -> Callable[[], None]:
+    """Feed systemd's watchdog (WatchdogSec in pollbox.service) at most once per ``every`` seconds."""
+    import time
+
+    from device.systemd import notify
+    last = [0.0]
+
+    def ping() -> None:
+        now = time.monotonic()
+        if now - last[0] >= every:
+            last[0] = now
+            notify("WATCHDOG=1")
+    return ping
 
 
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:

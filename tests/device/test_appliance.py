@@ -161,3 +161,41 @@ def test_status_is_json_ready(app: Appliance, pins: list[str]) -> None:
     assert status["poll"] == "open" and status["counters"]["identified"] == 1
     assert status["last_decision"]["outcome"] == "admitted" and status["interlock"]["slot_open"]
     assert pins[0] not in json.dumps(status)
+
+
+def test_background_loop_feeds_the_service_watchdog(make_app: Any) -> None:
+    import threading
+    app = make_app(start=False)
+    fed = threading.Event()
+    app.on_healthy_tick = fed.set
+    app.start(background=True)
+    assert fed.wait(10), "the appliance loop never reported a healthy tick"
+
+
+def test_watchdog_is_fed_with_a_broken_journal_so_the_screen_can_say_so(make_app: Any, station_dir: Path) -> None:
+    import threading
+    make_app().stop()
+    conn = sqlite3.connect(station_dir / "data" / "journal.db")
+    conn.executescript("DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 1;")
+    conn.close()
+    app = make_app(start=False)
+    fed = threading.Event()
+    app.on_healthy_tick = fed.set
+    app.start(background=True)
+    assert fed.wait(10) and not app.status()["journal"]["ok"]
+
+
+def test_a_failing_tick_starves_the_watchdog_and_locks(make_app: Any) -> None:
+    import threading
+    app = make_app(start=False)
+    fed, failed = threading.Event(), threading.Event()
+    app.on_healthy_tick = fed.set
+
+    def broken_tick() -> None:
+        failed.set()
+        raise RuntimeError("a bug")
+    app.tick = broken_tick  # type: ignore[method-assign]
+    app.start(background=True)
+    assert failed.wait(10)
+    app.stop()
+    assert not fed.is_set() and not app.sim.box.slot_open
