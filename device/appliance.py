@@ -406,10 +406,10 @@ class Appliance:
         with self._lock:
             if self.state.poll is not PollState.CLOSED:
                 return None
-            closed = next(r for r in self._closing_records())
+            closed, raised = self._close_and_alarms()
             e = closed.event
             assert isinstance(e, ev.PollsClosed)
-            alarms = [self._alarm_dict(a) for a in self._all_alarms()]
+            alarms = [self._alarm_dict(a) for a in raised]
             signed = self.upstream.signed_line_for(closed.seq) if self.upstream is not None else None
             return {"station": self.package.station_id, "station_name": self.package.payload["station"].get("name"),
                     "election": self.package.election_id, "closed_at": closed.at, "seq": closed.seq,
@@ -418,11 +418,17 @@ class Appliance:
                     "registered": self.package.registered, "signed": signed,
                     "journal_head": self.journal.last_hash.hex()}
 
-    def _closing_records(self) -> list[ev.Recorded]:
-        return [r for r in self.journal.recorded() if isinstance(r.event, ev.PollsClosed)]
-
-    def _all_alarms(self) -> list[ev.Recorded]:
-        return [r for r in self.journal.recorded() if isinstance(r.event, ev.AlarmRaised)]
+    def _close_and_alarms(self) -> tuple[ev.Recorded, list[ev.Recorded]]:
+        """The close report event and every alarm raised, in one pass over the journal."""
+        closing: ev.Recorded | None = None
+        raised: list[ev.Recorded] = []
+        for rec in self.journal.recorded():
+            if isinstance(rec.event, ev.PollsClosed):
+                closing = rec
+            elif isinstance(rec.event, ev.AlarmRaised):
+                raised.append(rec)
+        assert closing is not None, "polls are closed, so the journal holds the close report"
+        return closing, raised
 
     def _alarm_dict(self, rec: ev.Recorded) -> dict[str, Any]:
         e = rec.event

@@ -33,7 +33,7 @@ def _commands(app: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
     sim = app.sim
     return {
         "status": lambda r: app.status(),
-        "verify": lambda r: {"ok": app.verify().ok, "sentence": app.verify().sentence()},
+        "verify": lambda r: _verify(app),
         "scan": lambda r: app.identify(ScanRead(str(r["text"]), "typed", "control")).to_dict(),
         "manual": lambda r: app.identify_manual(str(r["text"])).to_dict(),
         "export": lambda r: app.export_usb(Path(str(r["path"]))),
@@ -57,6 +57,11 @@ def _commands(app: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
         "image": lambda r: {"decoded": sim.feed_image(Path(str(r["path"]))), "decision": _last(app)},
         "type": lambda r: (sim.type_keys(str(r["text"]), str(r.get("layout", "us"))), _last(app))[1],
     }
+
+
+def _verify(app: Any) -> dict[str, Any]:
+    report = app.verify()
+    return {"ok": report.ok, "sentence": report.sentence()}
 
 
 def _last(app: Any) -> dict[str, Any] | None:
