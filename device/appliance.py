@@ -35,6 +35,7 @@ from device.decision import ActionRefused, Decision
 from device.hardware.interfaces import BallotBox, BoxInputs, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
 from device.identity import Identity, Resolved
 from device.package import StationPackage
+from device.store.backup import BackupError, backup_journal
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
 
@@ -57,7 +58,7 @@ class Appliance:
     def __init__(
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
-        upstream: Any = None, sim: Any = None,
+        upstream: Any = None, sim: Any = None, backup_dir: Path | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -75,6 +76,9 @@ class Appliance:
         self._line_to_voter = {e.line: h for h, e in package.voters.items()}
         self._next_snapshot: float | None = None
         self.started = False
+        self.backup_dir = backup_dir
+        self.last_backup: dict[str, Any] = {"configured": backup_dir is not None}
+        self._next_backup = 0.0
         self.on_healthy_tick: Callable[[], None] | None = None
         """Called after every tick that went well (the service watchdog's ping); set by the CLI."""
 
@@ -138,6 +142,7 @@ class Appliance:
                 continue
             if self.on_healthy_tick is not None:  # also with a failed journal: the screen must stay up to say so
                 self.on_healthy_tick()
+            self.backup_if_due()
 
     def tick(self) -> None:
         """Advance timers: token expiry, jam detection, heartbeat, hourly snapshot."""
@@ -370,6 +375,33 @@ class Appliance:
         self.annotate("usb_export", f"{waiting} records exported to a USB file")
         return {"path": str(path), "records": waiting}
 
+    def backup_if_due(self) -> None:
+        """Copy the journal to the configured backup directory every ``Delays.backup_every``.
+
+        Runs outside the appliance lock (the copy reads its own snapshot), so a slow
+        USB stick never delays a voter.
+        """
+        now = self.clock.monotonic()
+        if self.backup_dir is None or now < self._next_backup:
+            return
+        self._next_backup = now + self.delays.backup_every
+        try:
+            self.backup(self.backup_dir)
+        except BackupError as exc:
+            log.warning("journal backup failed: %s", exc)
+
+    def backup(self, directory: Path) -> dict[str, Any]:
+        """Copy the journal to ``directory`` now; the result also shows in ``status()``."""
+        try:
+            done = backup_journal(self.journal.path, self.package.station_id, directory)
+        except BackupError as exc:
+            self.last_backup = {"configured": self.backup_dir is not None, "ok": False, "error": str(exc),
+                                "at": self.clock.wall()}
+            raise
+        self.last_backup = {"configured": self.backup_dir is not None, "ok": True, "path": str(done.path),
+                            "events": done.events, "at": self.clock.wall()}
+        return self.last_backup
+
     def annotate(self, topic: str, text: str) -> None:
         """A note of record (readiness, enrollment, PIN lockout); becomes an upstream record."""
         with self._lock:
@@ -463,6 +495,7 @@ class Appliance:
                 "journal": {"ok": bool(self.report and self.report.ok), "events": self.journal.last_seq,
                             "problem": "" if self.report is None or self.report.ok else self.report.sentence()},
                 "health": self._health(),
+                "backup": dict(self.last_backup),
                 "seq": self.journal.last_seq,
             }
 
@@ -560,7 +593,8 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
         sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)),
                           link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
-                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim)
+                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
+                    backup_dir=config.backup_dir)
     if sim is not None:
         sim.attach(app)
     return app

@@ -226,6 +226,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the journal to a USB stick now, so a replacement unit can carry on the station."""
+    result = _control(args, {"cmd": "backup", "path": str(Path(args.directory).resolve())})
+    print(f"journal copied to {result['path']} ({result['events']} events, verified)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
@@ -340,6 +347,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write unacknowledged signed records to a USB stick")
     e.add_argument("directory")
     e.set_defaults(func=cmd_export)
+    k = sub.add_parser("backup", help="copy the journal to a USB stick now (verified)")
+    k.add_argument("directory")
+    k.set_defaults(func=cmd_backup)
     v = sub.add_parser("verify", help="verify the journal's hash chain and counters")
     v.set_defaults(func=cmd_verify)
     vr = sub.add_parser("verify-report", help="verify a close report's QR against the station key "

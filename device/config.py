@@ -52,6 +52,7 @@ class Config:
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     log_level: str = "INFO"
+    backup_dir: Path | None = None
     delays: Delays = field(default_factory=Delays)
 
     @property
@@ -104,6 +105,8 @@ SECTIONS: dict[str, dict[str, tuple[bool, Check, str]]] = {
     "uplink": {"transport": (False, _one_of(UPLINKS), "https to the CEC receiver; sim only in simulation")},
     "web": {"host": (False, _text, "the chair's screen listens here; keep 127.0.0.1"), "port": (False, _port, "")},
     "log": {"level": (False, _level, "")},
+    "backup": {"directory": (False, _text, "where the journal is copied every backup_every seconds: a USB stick "
+                             "kept in the unit, so a replacement unit can carry on")},
 }
 OPEN_TABLES = ("keyboard", "serial", "camera", "pins", "smartbox", "simcamera")
 
@@ -177,6 +180,7 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
         hardware={k: v for k, v in hw.items() if k in OPEN_TABLES},
         web_host=sections["web"].get("host", "127.0.0.1"), web_port=sections["web"].get("port", 8080),
         log_level=sections["log"].get("level", "INFO"), delays=delays,
+        backup_dir=(base / sections["backup"]["directory"]).resolve() if "directory" in sections["backup"] else None,
     )
 
 

@@ -3,7 +3,8 @@
 A Unix-domain socket ``control.sock`` in the data directory (mode 0600, so only
 the appliance's user can connect). One JSON request per connection, one JSON
 answer: ``{"cmd": "status"}`` -> ``{"ok": true, "result": {...}}``. In
-production only ``status``, ``verify`` and ``export`` (records to a USB stick) are served; everything that moves
+production only ``status``, ``verify``, ``export`` (records to a USB stick) and ``backup`` (the
+journal to a USB stick) are served; everything that moves
 the station goes through the chair's screen and its PIN. In simulation the
 commands also feed scans, drop ballots, open the lid and cut the link.
 """
@@ -22,10 +23,11 @@ from typing import Any
 
 from device.decision import ActionRefused
 from device.hardware.interfaces import ScanRead
+from device.store.backup import BackupError
 
 log = logging.getLogger("pollbox.control")
 
-READ_ONLY = {"status", "verify", "export"}
+READ_ONLY = {"status", "verify", "export", "backup"}
 MAX_REQUEST = 65_536
 
 
@@ -37,6 +39,7 @@ def _commands(app: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
         "scan": lambda r: app.identify(ScanRead(str(r["text"]), "typed", "control")).to_dict(),
         "manual": lambda r: app.identify_manual(str(r["text"])).to_dict(),
         "export": lambda r: app.export_usb(Path(str(r["path"]))),
+        "backup": lambda r: app.backup(Path(str(r["path"]))),
         "open": lambda r: app.open_polls(),
         "pause": lambda r: app.pause_polls(str(r.get("reason", ""))),
         "resume": lambda r: app.resume_polls(),
@@ -78,7 +81,7 @@ def handle(app: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": f"{cmd!r} is refused in production mode; use the chair's screen"}
     try:
         return {"ok": True, "result": table[cmd](request)}
-    except ActionRefused as exc:
+    except (ActionRefused, BackupError) as exc:
         return {"ok": False, "error": str(exc)}
     except (KeyError, ValueError, TypeError, RuntimeError, AttributeError) as exc:
         return {"ok": False, "error": f"{cmd}: {exc}"}

@@ -97,6 +97,7 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     directory.mkdir(parents=True, exist_ok=True)
     data = directory / "data"
     data.mkdir(exist_ok=True)
+    (directory / "usb-stick").mkdir(exist_ok=True)
     cec, receiver, slip = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     for name, key in (("cec", cec), ("receiver", receiver), ("slip", slip)):
         _write_key(directory / f"{name}.key", key)
@@ -121,6 +122,8 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
         'decoder = "zxing"\n\n'
         "[uplink]\n"
         'transport = "sim"        # plain HTTP to the loopback receiver, with a link you can cut\n\n'
+        "[backup]\n"
+        'directory = "usb-stick"   # the journal is copied here every minute (a USB stick on a real unit)\n\n'
         "[web]\n"
         'host = "127.0.0.1"\n'
         f"port = {web_port}\n", encoding="utf-8")

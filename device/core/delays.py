@@ -42,6 +42,8 @@ class Delays:
         "Longest wait between two uplink attempts.")
     uplink_probe_every: float = _delay(15.0,
         "While the link is down, how often a cheap receipt request checks whether it is back (jittered).")
+    backup_every: float = _delay(60.0,
+        "How often the journal is copied to the backup directory (a USB stick kept in the unit), when one is configured.")
     turnout_snapshot_every: float = _delay(3600.0,
         "How often a turnout snapshot record is produced while polls are open.")
     pin_lockout_base: float = _delay(30.0,
