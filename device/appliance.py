@@ -116,8 +116,10 @@ class Appliance:
             self._feed(il.BeamBlocked(now, at_startup=True))
 
     def stop(self) -> None:
-        """Lock the slot and stop every part; the journal stays consistent."""
+        """Lock the slot and stop every part; the journal stays consistent. A second call does nothing."""
         with self._lock:
+            if self._stop.is_set():
+                return
             self.started = False
         self._stop.set()
         if self._loop is not None:
