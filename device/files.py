@@ -11,6 +11,15 @@ import os
 from pathlib import Path
 
 
+def sync_path(path: Path) -> None:
+    """fsync a file or a directory (a directory: so a rename in it survives a power cut)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically with ``data``, mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.files import sync_path
+
 from .journal import Journal, JournalError
 from .verify import verify_journal
 
@@ -48,7 +50,7 @@ def backup_journal(source: Path, station_id: str, directory: Path) -> Backup:
         _snapshot(source, tmp)
         copy = _check(tmp, station_id)
         os.replace(tmp, target)
-        _sync_dir(directory)
+        sync_path(directory)
     except (OSError, sqlite3.Error, JournalError) as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"could not write the backup to {directory}: {exc}") from None
@@ -69,11 +71,7 @@ def _snapshot(source: Path, tmp: Path) -> None:
     finally:
         dst.close()
         src.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_path(tmp)
 
 
 def _check(path: Path, station_id: str) -> tuple[int, str]:
@@ -86,10 +84,3 @@ def _check(path: Path, station_id: str) -> tuple[int, str]:
         raise BackupError(f"the copy does not verify: {report.sentence()}")
     return report.events, report.head_hash
 
-
-def _sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from device.core.events import canonical
+from device.files import sync_path
 from device.upstream.envelope import EnvelopeError, SignedRecord, iso_utc, parse_line
 
 FORMAT = "pollbox-export/1"
@@ -65,17 +66,9 @@ def write_export(target: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _sync_directory(target.parent)
+        sync_path(target.parent)
     except OSError as exc:
         raise ExportError("malformed", f"could not write the export file {target}: {exc.strerror or exc}") from None
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_export(data: bytes) -> tuple[ExportHeader, list[SignedRecord]]:
