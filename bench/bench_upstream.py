@@ -36,6 +36,7 @@ from device.store.journal import Journal
 from device.upstream.envelope import key_id
 from device.upstream.service import Upstream
 from device.upstream.uplink import HttpUplink
+from device.webserver import ServerThread
 
 STATION = "KG-BENCH"
 
@@ -92,7 +93,6 @@ def _sign_time(lines: list[str]) -> float:
 @contextmanager
 def _receiver(directory: Path, device: Ed25519PrivateKey) -> Iterator[tuple[int, Ed25519PrivateKey]]:
     import waitress
-    from waitress import wasyncore
 
     from receiver.app import create_app
     from receiver.registry import DeviceEntry, Registry
@@ -108,23 +108,11 @@ def _receiver(directory: Path, device: Ed25519PrivateKey) -> Iterator[tuple[int,
                       "REGISTRY_PATH": str(directory / "registry.json"),
                       "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
                       "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
-    server: Any = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            wasyncore.loop(timeout=0.05, map=server._map, count=1)
-        for channel in list(server._map.values()):
-            channel.close()
-        server.task_dispatcher.shutdown()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    server = ServerThread(waitress.create_server(app, host="127.0.0.1", port=0, threads=4)).start()
     try:
-        yield int(server.effective_port), key
+        yield server.port, key
     finally:
-        stop.set()
-        thread.join(10)
+        server.stop()
         app.extensions["pollbox_receiver"].storage.close()
 
 

@@ -27,8 +27,9 @@ from device.config import load_config
 from device.demo import demo_pins, make_demo_station
 from device.hardware.clock import FakeClock
 from device.hardware.interfaces import ScanRead
+from device.webserver import ServerThread
 from web_ui import create_app
-from web_ui.serve import make_server, shutdown
+from web_ui.serve import make_server
 
 PAGE_BUDGET_BYTES = 200 * 1024
 TARGET_P95_MS = 50.0
@@ -87,21 +88,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         appliance = _station(Path(tmp), checkins, pins)
         web = create_app(appliance, instance_path=Path(tmp) / "web")
         web.add_url_rule("/bench-baseline", "bench_baseline", lambda: "ok")
-        server = make_server(web, "127.0.0.1", 0)
-        serving = threading.Thread(target=server.run, daemon=True)
-        serving.start()
+        server = ServerThread(make_server(web, "127.0.0.1", 0)).start()
         stop = threading.Event()
         scans = threading.Thread(target=_scanner(appliance, pins[checkins:], stop), daemon=True)
         scans.start()
         try:
-            port = server.effective_port
+            port = server.port
             timings = {path: [_fetch(port, path)[0] for _ in range(requests)]
                        for path in ("/bench-baseline", "/", "/api/status?view=status")}
             weight = _page_weight(port)
         finally:
             stop.set()
             scans.join()
-            shutdown(server)
+            server.stop()
             appliance.stop()
     base50, base95 = _percentiles(timings["/bench-baseline"])
     rows = []

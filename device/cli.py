@@ -108,6 +108,7 @@ def _watchdog_ping(every: float = 1.0) -> Callable[[], None]:
 
 
 def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
+    from device.webserver import ServerThread
     from web_ui import create_app
     from web_ui.i18n import LANGUAGES
     from web_ui.serve import make_server
@@ -117,13 +118,8 @@ def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
         from device.demo import demo_pins
         extra["DEMO_NUMBERS"] = demo_pins(8)
     web = create_app(app, extra, instance_path=config.data_dir / "web")
-    server = make_server(web, config.web_host, config.web_port)
-    thread = threading.Thread(target=server.run, name="pollbox-web", daemon=True)
-    thread.start()
-    try:
+    with ServerThread(make_server(web, config.web_host, config.web_port), name="pollbox-web"):
         stop.wait()
-    finally:
-        server.close()
 
 
 def _start_receiver(config: Any) -> Any:

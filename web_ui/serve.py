@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
-from waitress import wasyncore
 from waitress.server import create_server
 
 THREADS = 12
@@ -22,12 +21,6 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080) -> Any:
     """A waitress server bound to ``host:port`` (port 0: a free port, see ``.effective_port``)."""
     return create_server(app, host=host, port=port, threads=THREADS, channel_timeout=120,
                          ident="pollbox", clear_untrusted_proxy_headers=True)
-
-
-def shutdown(server: Any) -> None:
-    """Stop a server made by ``make_server`` from another thread: its ``run`` then returns."""
-    wasyncore.close_all(server._map)  # open live streams see their socket close and end
-    server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
 
 
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 8080) -> None:

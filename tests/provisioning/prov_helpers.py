@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from device.appliance import Appliance, build_appliance
 from device.config import Config
 from device.hardware.clock import FakeClock
 from device.keys import write_private
+from device.webserver import ServerThread
 from provisioning import cli
 
 STATION = "KG-0001"
@@ -81,7 +81,6 @@ def serve_receiver(sock: socket.socket, directory: Path, registry: Path, cec_pub
                    key: Ed25519PrivateKey) -> Iterator[LiveReceiver]:
     """The real receiver with ``registry`` (as the CEC enrollment wrote it) and receipt key ``key`` on ``sock``."""
     import waitress
-    from waitress import wasyncore
 
     from receiver.app import create_app
 
@@ -89,24 +88,12 @@ def serve_receiver(sock: socket.socket, directory: Path, registry: Path, cec_pub
     app = create_app({"DATABASE_URL": str(directory / "receiver.db"), "REGISTRY_PATH": str(registry),
                       "CEC_PUBLIC_KEY": cec_public_b64, "RECEIVER_KEY_PATH": str(directory / "receiver.key"),
                       "TESTING": True})
-    channels: dict[int, Any] = {}
-    server = waitress.create_server(app, map=channels, sockets=[sock], threads=2, ident="pollbox-receiver")
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            wasyncore.loop(timeout=0.05, map=channels, count=1)
-
-    thread = threading.Thread(target=serve, name="test-receiver", daemon=True)
-    thread.start()
+    server = ServerThread(waitress.create_server(app, sockets=[sock], threads=2, ident="pollbox-receiver"),
+                          name="test-receiver").start()
     try:
         yield LiveReceiver(app)
     finally:
-        stop.set()
-        thread.join(10)
-        for channel in list(channels.values()):
-            channel.close()
-        server.task_dispatcher.shutdown()
+        server.stop()
         app.extensions["pollbox_receiver"].storage.close()
 
 

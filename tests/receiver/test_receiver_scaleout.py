@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ from rx_kit import BATCH, Setup, Unit
 from test_receiver_merkle import naive_root
 
 from device.upstream.envelope import encode_batch, parse_line, verify_receipt
+from device.webserver import ServerThread
 from receiver.pgcluster import Cluster
 from receiver.storage import open_storage
 
@@ -24,12 +24,8 @@ def served(app: Flask) -> Iterator[str]:
     """The app under a real waitress server on a free loopback port."""
     import waitress.server
 
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=30)
+    with ServerThread(waitress.server.create_server(app, host="127.0.0.1", port=0, threads=2)) as server:
+        yield f"http://127.0.0.1:{server.port}"
 
 
 def test_units_talk_to_the_receiver_through_waitress(served: str, setup: Setup) -> None:

@@ -4,7 +4,6 @@ once the link returns, or on a USB stick, exactly once and in order."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from device.hardware.interfaces import ScanRead
 from device.keys import key_id
 from device.package import public_key_from_b64
 from device.upstream.envelope import parse_line
+from device.webserver import ServerThread
 
 
 def free_port() -> int:
@@ -48,9 +48,7 @@ def wired(tmp_path: Path) -> Iterator[tuple[Appliance, Any, FakeClock]]:
     rx = create_app({"DATABASE_URL": str(d / "receiver.db"), "REGISTRY_PATH": str(d / "registry.json"),
                      "CEC_PUBLIC_KEY": (d / "cec.pub").read_text().strip(),
                      "RECEIVER_KEY_PATH": str(d / "receiver.key"), "TESTING": True})
-    server = waitress.create_server(rx, host="127.0.0.1", port=port, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    server = ServerThread(waitress.create_server(rx, host="127.0.0.1", port=port, threads=2)).start()
     clock = FakeClock()
     app = build_appliance(load_config(config_path), clock=clock)
     app.start(background=False)
@@ -58,8 +56,7 @@ def wired(tmp_path: Path) -> Iterator[tuple[Appliance, Any, FakeClock]]:
         yield app, rx.extensions["pollbox_receiver"], clock
     finally:
         app.stop()
-        server.close()
-        thread.join(5)
+        server.stop()
 
 
 def voting_day(app: Appliance, clock: FakeClock, voters: int) -> None:

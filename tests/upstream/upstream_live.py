@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.keys import public_b64, write_private
 from device.upstream.envelope import key_id
+from device.webserver import ServerThread
 
 
 @dataclass
@@ -54,25 +54,10 @@ def live_receiver(directory: Path, station: str, device: Ed25519PrivateKey) -> I
     app = create_app({"DATABASE_URL": str(directory / "receiver.db"), "REGISTRY_PATH": str(registry_path),
                       "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
                       "RECEIVER_KEY_PATH": str(directory / "receiver.key"), "TESTING": True})
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4, ident="pollbox-receiver")
-    port = int(server.effective_port)
-    stop = threading.Event()
-    thread = threading.Thread(target=_serve, args=(server, stop), daemon=True)
-    thread.start()
+    server = ServerThread(waitress.create_server(app, host="127.0.0.1", port=0, threads=4,
+                                                 ident="pollbox-receiver")).start()
     try:
-        yield LiveReceiver(f"http://127.0.0.1:{port}", port, key, app)
+        yield LiveReceiver(f"http://127.0.0.1:{server.port}", server.port, key, app)
     finally:
-        stop.set()
-        thread.join(10)
+        server.stop()
         app.extensions["pollbox_receiver"].storage.close()
-
-
-def _serve(server: Any, stop: threading.Event) -> None:
-    """waitress's loop, one short round at a time, until ``stop``; then every channel is closed."""
-    from waitress import wasyncore
-
-    while not stop.is_set():
-        wasyncore.loop(timeout=0.1, map=server._map, count=1)
-    for channel in list(server._map.values()):
-        channel.close()
-    server.task_dispatcher.shutdown()

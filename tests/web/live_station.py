@@ -7,15 +7,14 @@ and data, as a power cycle of the unit would.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
 from device.appliance import Appliance, build_appliance
 from device.config import load_config
 from device.hardware.clock import FakeClock
+from device.webserver import ServerThread
 from web_ui import create_app
-from web_ui.serve import make_server, shutdown
+from web_ui.serve import make_server
 
 
 class LiveStation:
@@ -24,8 +23,7 @@ class LiveStation:
         self.demo_numbers = demo_numbers
         self.port = 0
         self.appliance: Appliance | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._server: ServerThread | None = None
 
     @property
     def url(self) -> str:
@@ -38,16 +36,12 @@ class LiveStation:
                                           "SSE_POLL_SECONDS": 0.1, "SSE_KEEPALIVE_SECONDS": 0.5,
                                           "DEMO_NUMBERS": self.demo_numbers},
                          instance_path=self.instance)
-        self._server = make_server(web, "127.0.0.1", self.port)
-        self.port = self._server.effective_port
-        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
-        self._thread.start()
+        self._server = ServerThread(make_server(web, "127.0.0.1", self.port), name="web").start()
+        self.port = self._server.port
 
     def stop(self) -> None:
         if self._server is not None:
-            shutdown(self._server)
-            assert self._thread is not None
-            self._thread.join(timeout=10)
+            self._server.stop()
             self._server = None
         if self.appliance is not None:
             self.appliance.stop()
