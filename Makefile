@@ -7,7 +7,7 @@ DEMO := var/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test quick lint bench docs image clean system-deps firmware-deps
+.PHONY: help run test quick lint bench docs screenshots image clean system-deps firmware-deps
 
 help:
 	@echo "pollbox make targets:"
@@ -18,6 +18,7 @@ help:
 	@echo "  make lint    ruff, mypy (strict on device/core) and pyright on the firmware"
 	@echo "  make bench   benchmarks; writes bench/results.json"
 	@echo "  make docs    regenerate docs/audit-events.md from the event catalogue"
+	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
 	@echo "  make image   build the Raspberry Pi OS image (arm64 host only)"
 	@echo "  make clean   remove the virtualenv, the demo station and build files"
 
@@ -66,6 +67,9 @@ bench: $(VENV_STAMP)
 
 docs: $(VENV_STAMP)
 	$(PY) -m device.cli docs
+
+screenshots: $(VENV_STAMP)
+	POLLBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -m browser tests/web
 
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=

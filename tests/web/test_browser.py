@@ -2,8 +2,10 @@
 
 One station runs in this process (appliance on a fake clock, waitress on a
 free loopback port). The test walks through a polling day as the chair and
-an observer would, saving a screenshot of each screen to docs/screenshots/
-for the README. Nothing sleeps: every wait is on the DOM.
+an observer would, taking a screenshot of each screen. The screenshots are
+saved only when ``POLLBOX_SCREENSHOTS`` names a directory (``make screenshots``
+sets it to docs/screenshots/ for the README and the chair's guide), so a test
+run never changes the working tree. Nothing sleeps: every wait is on the DOM.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOTS = Path(os.environ["POLLBOX_SCREENSHOTS"]) if os.environ.get("POLLBOX_SCREENSHOTS") else None
 WAIT_MS = 20_000
 
 if not CHROMIUM.exists():
@@ -57,10 +59,14 @@ def browser() -> Iterator[Any]:
 
 
 def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    """Screenshot the page as it is now; kept as ``name``.png when screenshots are wanted."""
     page.wait_for_load_state()
     page.bring_to_front()
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+    png = page.screenshot()
+    assert png.startswith(b"\x89PNG")
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        (SHOTS / f"{name}.png").write_bytes(png)
 
 
 def new_page(browser: Any, context: Any = None) -> Any:
@@ -163,12 +169,11 @@ def _read_qr_if_signed(page: Any, station: LiveStation) -> None:
     if report is None or not report.get("signed"):
         assert page.locator("figure.qr svg").count() == 0
         return
+    import io
+
     import zxingcpp
     from PIL import Image
-    path = SHOTS / "close-report-qr.png"
-    page.locator("figure.qr svg").screenshot(path=str(path))
-    found = zxingcpp.read_barcodes(Image.open(path))
-    path.unlink()
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(page.locator("figure.qr svg").screenshot())))
     assert [r.text for r in found] == [report["signed"]]
 
 
@@ -184,14 +189,6 @@ def test_banner_while_the_station_restarts(station: LiveStation, browser: Any, p
     station.appliance.sim.feed(pins[1])  # type: ignore[union-attr]
     expect(page.locator("#conn-lost")).to_be_hidden()
     expect(page.locator(".decision")).to_have_attribute("data-outcome", "polls_not_open")
-
-
-@pytest.fixture(autouse=True)
-def _no_stale_qr() -> Iterator[None]:
-    yield
-    leftover = SHOTS / "close-report-qr.png"
-    if leftover.exists():
-        leftover.unlink()
 
 
 def test_chromium_is_debian_s(browser: Any) -> None:
