@@ -92,6 +92,25 @@ def test_corpus_1280x720(documents: DemoDocuments, tmp_path: Path) -> None:
     run_corpus(documents, 720, 1280, tmp_path)
 
 
+@pytest.mark.parametrize("size", [(480, 640), pytest.param((720, 1280), marks=pytest.mark.slow)])
+def test_cheap_passes_never_cost_a_read_the_thorough_pass_makes(documents: DemoDocuments,
+                                                                size: tuple[int, int]) -> None:
+    decoder = ZxingDecoder()
+    for s in corpus(corpus_payloads(documents), *size):
+        thorough = [b.text for b in decoder.read_pass(s.gray, decoder.thorough)]
+        if s.text in thorough:
+            assert s.text in [r.text for r in decoder.decode(s.gray)], f"{s.fmt} {s.variant} lost"
+
+
+def test_a_barcode_held_on_its_side_is_read_before_the_thorough_pass(documents: DemoDocuments) -> None:
+    decoder = ZxingDecoder(["qr", "code128"])
+    frame = place(np.ascontiguousarray(np.rot90(render("code128", documents.pin, 3))), 480, 640)
+    assert decoder.read_pass(frame, 0) == []
+    assert [b.text for b in decoder.read_pass(frame, 1)] == [documents.pin]
+    assert [(r.text, r.symbology) for r in decoder.decode(frame)] == [(documents.pin, "code128")]
+    assert decoder.thorough == 2 and ZxingDecoder(["qr"]).thorough == 1
+
+
 def test_decoded_corpus_payloads_parse(documents: DemoDocuments, cec_key: Ed25519PrivateKey) -> None:
     from .conftest import raw_public
     rules = DocumentRules(station_id=STATION, slip_key=raw_public(cec_key))

@@ -6,12 +6,20 @@ so the control characters of an AAMVA licence (LF, RS, CR) survive intact.
 Inverted (light-on-dark) symbols are not searched for by default: documents
 print dark on light, and the search costs about a fifth of the decode time.
 
-Each frame is read in two passes. The first binarizes with one global
-threshold and does not downscale: it is the cheapest reading zxing-cpp offers
-and it finds a well-lit document. Only a frame where it finds nothing gets the
-second, thorough pass (local-average binarizer, downscaled copies for large
-symbols), so what the station reads is never less than the thorough pass alone
-would read; a frame with no document costs both passes, which the camera loop's
+Each frame is read in up to three passes, cheapest first; a pass runs only
+when the ones before it found nothing:
+
+1. one global threshold, no rotation, no downscaling: the cheapest reading
+   zxing-cpp offers, and it finds a well-lit document held roughly level;
+2. the same, also trying the frame turned by 90 degrees, for the formats
+   whose reading depends on orientation (every one but QR, whose finder
+   patterns are found at any angle): a barcode held on its side;
+3. the thorough pass: local-average binarizer, rotation, downscaled copies
+   for large symbols.
+
+What the station reads is therefore never less than the thorough pass alone
+would read (``ZxingDecoder.thorough`` numbers that pass, for tests). A frame
+with no document costs all three passes, which the camera loop's
 unchanged-frame skipper keeps rare.
 """
 
@@ -37,6 +45,10 @@ _FORMAT = {
 }
 
 
+ROTATION_FREE = frozenset({"qr"})
+"""Formats found at any angle without ``try_rotate``."""
+
+
 class ZxingDecoder:
     """Decodes grayscale frames with zxing-cpp, limited to the configured formats."""
 
@@ -46,17 +58,32 @@ class ZxingDecoder:
                  try_downscale: bool = True, try_invert: bool = False) -> None:
         self.formats = check_formats(formats, _FORMAT, self.name)
         self._names = {_FORMAT[f]: f for f in self.formats}
-        self._wanted: Any = tuple(_FORMAT[f] for f in self.formats)
-        self._rotate, self._downscale, self._invert = try_rotate, try_downscale, try_invert
+        wanted = tuple(_FORMAT[f] for f in self.formats)
+        turned = tuple(_FORMAT[f] for f in self.formats if f not in ROTATION_FREE)
+        fixed = zxingcpp.Binarizer.FixedThreshold
+        passes: list[tuple[Any, Any, bool, bool]] = [(wanted, fixed, False, False)]
+        if try_rotate and turned:
+            passes.append((turned, fixed, True, False))
+        passes.append((wanted, zxingcpp.Binarizer.LocalAverage, try_rotate, try_downscale))
+        self._passes = passes
+        self._invert = try_invert
 
     def decode(self, gray: Any) -> list[ScanRead]:
-        found = self._read(gray, zxingcpp.Binarizer.FixedThreshold, downscale=False)
-        if not found:
-            found = self._read(gray, zxingcpp.Binarizer.LocalAverage, downscale=self._downscale)
+        for number in range(len(self._passes)):
+            found = self.read_pass(gray, number)
+            if found:
+                break
         return [ScanRead(b.text, self._names.get(b.format, str(b.format)), self.name) for b in found]
 
-    def _read(self, gray: Any, binarizer: Any, *, downscale: bool) -> list[Any]:
-        found = zxingcpp.read_barcodes(gray, formats=self._wanted, text_mode=zxingcpp.TextMode.Plain,
-                                       binarizer=binarizer, try_rotate=self._rotate, try_downscale=downscale,
+    @property
+    def thorough(self) -> int:
+        """The number of the last, thorough pass (see the module docstring)."""
+        return len(self._passes) - 1
+
+    def read_pass(self, gray: Any, number: int) -> list[Any]:
+        """The valid symbols that pass ``number`` alone finds in ``gray``."""
+        formats, binarizer, rotate, downscale = self._passes[number]
+        found = zxingcpp.read_barcodes(gray, formats=formats, text_mode=zxingcpp.TextMode.Plain,
+                                       binarizer=binarizer, try_rotate=rotate, try_downscale=downscale,
                                        try_invert=self._invert)
         return [b for b in found if b.valid]
