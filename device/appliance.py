@@ -28,7 +28,7 @@ from device.core import interlock as il
 from device.core import station as st
 from device.core.catalogue import ALARM_ADVICE
 from device.core.delays import Delays
-from device.core.errors import IllegalTransition
+from device.core.errors import IllegalTransition, RefusalCode
 from device.core.events import AlarmKind, CheckinMethod
 from device.core.poll import PollState
 from device.decision import ActionRefused, Decision
@@ -161,7 +161,7 @@ class Appliance:
     def _commit(self, events: list[ev.Event]) -> list[ev.Recorded]:
         if self.report is None or not self.report.ok:
             raise ActionRefused("the journal failed verification; nothing more can be recorded "
-                                "(run 'pollbox verify' and call the technician)")
+                                "(run 'pollbox verify' and call the technician)", RefusalCode.JOURNAL_FAILED)
         recorded = self.journal.append(events, self.clock.wall())
         for rec in recorded:
             self._track_hourly(rec)
@@ -321,7 +321,7 @@ class Appliance:
             try:
                 made = decide()
             except IllegalTransition as exc:
-                raise ActionRefused(str(exc)) from None
+                raise ActionRefused.from_transition(exc) from None
             events = made if isinstance(made, list) else [made]
             recorded = self._commit(events)
             self.desk = dk.forget(self.desk)
@@ -333,7 +333,8 @@ class Appliance:
     def open_polls(self) -> None:
         """Open the polls; refused unless the journal verifies and the zero report holds."""
         if self.report is None or not self.report.ok:
-            raise ActionRefused(f"cannot open the polls: {self.report.sentence() if self.report else 'not started'}")
+            raise ActionRefused(f"cannot open the polls: {self.report.sentence() if self.report else 'not started'}",
+                                RefusalCode.JOURNAL_FAILED)
         self._act(lambda: st.decide_open(self.state))
         self._next_snapshot = self.clock.monotonic() + self.delays.turnout_snapshot_every
 
@@ -358,7 +359,8 @@ class Appliance:
         """Undo the standing check-in of the voter on list line ``line``, with a reason."""
         voter = self._line_to_voter.get(line)
         if voter is None:
-            raise ActionRefused(f"there is no line {line} in this station's voter list")
+            raise ActionRefused(f"there is no line {line} in this station's voter list", RefusalCode.NO_SUCH_LINE,
+                                {"line": line})
 
         def decide() -> list[ev.Event]:
             out = st.decide_undo(self.state, voter, reason)
@@ -371,7 +373,7 @@ class Appliance:
     def export_usb(self, directory: Path) -> dict[str, Any]:
         """Write the records the CEC has not acknowledged to a file on a USB stick, and note it in the journal."""
         if self.upstream is None:
-            raise ActionRefused("this unit has no upstream outbox")
+            raise ActionRefused("this unit has no upstream outbox", RefusalCode.NO_OUTBOX)
         waiting = self.upstream.status()["waiting"]
         path = self.upstream.export(directory)
         self.annotate("usb_export", f"{waiting} records exported to a USB file")

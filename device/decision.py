@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from device.core.errors import IllegalTransition, RefusalCode
 
 
 @dataclass(frozen=True)
@@ -25,4 +28,14 @@ class Decision:
 
 
 class ActionRefused(Exception):
-    """A chair or desk action is not allowed now; the message is the operator sentence."""
+    """A chair or desk action is not allowed now. The message is the operator sentence (English, for
+    logs and the command line); ``code`` and ``params`` let the chair's screen say it in its language."""
+
+    def __init__(self, message: str, code: RefusalCode, params: Mapping[str, str | int] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params: dict[str, str | int] = dict(params or {})
+
+    @classmethod
+    def from_transition(cls, exc: IllegalTransition) -> ActionRefused:
+        return cls(str(exc), exc.code, exc.params)

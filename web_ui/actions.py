@@ -4,8 +4,8 @@ Open the polls (only after the zero report was shown in this session),
 pause and resume, acknowledge an alarm, undo a check-in with a reason, type
 a number by hand, close the polls (after a confirmation). Each action calls
 one public ``Appliance`` method, which commits it to the journal before
-anything changes; a refusal (``ActionRefused``) is shown with HTTP 409 and
-nothing is recorded. Wrong PINs and lockouts are journaled with
+anything changes; a refusal (``ActionRefused``) is shown with HTTP 409, in
+the screen's language (``refusals.py``), and nothing is recorded. Wrong PINs and lockouts are journaled with
 ``appliance.annotate("chair_pin", ...)`` (never the PIN itself).
 """
 
@@ -23,6 +23,7 @@ from device.decision import ActionRefused
 from . import chair, view
 from .chair import chair_required
 from .pin import Outcome, PinError
+from .refusals import refusal_text
 
 bp = Blueprint("actions", __name__, url_prefix="/chair")
 
@@ -49,7 +50,7 @@ def _attempt(action: Callable[[], Any], refused_headline: str, ok_message: str) 
     try:
         action()
     except ActionRefused as exc:
-        return _panel(409, refused_headline, str(exc))
+        return _panel(409, refused_headline, refusal_text(exc))
     return _done(ok_message)
 
 
@@ -161,7 +162,7 @@ def manual() -> Any:
     try:
         decision = view.appliance().identify_manual(number)
     except ActionRefused as exc:
-        return _panel(409, _("The number was not checked."), str(exc))
+        return _panel(409, _("The number was not checked."), refusal_text(exc))
     flash(str(view_outcome(decision.outcome)), "decision-" + decision.outcome)
     return redirect(url_for("actions.panel"), code=303)
 
@@ -186,5 +187,5 @@ def close_polls() -> Any:
     try:
         view.appliance().close_polls()
     except ActionRefused as exc:
-        return _panel(409, _("The polls were not closed."), str(exc))
+        return _panel(409, _("The polls were not closed."), refusal_text(exc))
     return redirect(url_for("report.close_report"), code=303)

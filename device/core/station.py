@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import events as ev
-from .errors import IllegalTransition, InvalidEvent
+from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
 
@@ -282,9 +282,11 @@ def decide_undo(state: StationState, voter: str, reason: str) -> list[ev.Event]:
     if state.poll not in (PollState.OPEN, PollState.PAUSED):
         raise IllegalTransition("check-in", state.poll.value, "undo a check-in")
     if not reason.strip():
-        raise IllegalTransition("check-in", state.poll.value, "undo a check-in", "a reason is required")
+        raise IllegalTransition("check-in", state.poll.value, "undo a check-in", "a reason is required",
+                                code=RefusalCode.REASON_REQUIRED, params={})
     if voter not in state.checkins:
-        raise IllegalTransition("check-in", "not checked in", "undo a check-in", "this voter has no standing check-in")
+        raise IllegalTransition("check-in", "not checked in", "undo a check-in", "this voter has no standing check-in",
+                                code=RefusalCode.NO_STANDING_CHECKIN, params={})
     return [ev.CheckinUndone(voter, reason.strip())]
 
 
@@ -295,6 +297,7 @@ def decide_open(state: StationState) -> ev.Event:
         raise IllegalTransition(
             "polls", state.poll.value, "open the polls",
             f"the zero report fails: {state.identified} identified, {state.ballots} ballots already recorded",
+            code=RefusalCode.ZERO_REPORT_FAILS, params={"identified": state.identified, "ballots": state.ballots},
         )
     return ev.PollsOpened(0, 0)
 
@@ -320,7 +323,8 @@ def decide_close(state: StationState) -> list[ev.Event]:
 
 def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Event:
     if alarm not in state.alarms:
-        raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open")
+        raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open",
+                                code=RefusalCode.ALARM_NOT_OPEN, params={"alarm": alarm})
     return ev.AlarmAcknowledged(alarm, note.strip())
 
 
@@ -335,7 +339,8 @@ def decide_unit_count(state: StationState, unit_count: int, detail: str) -> list
     subtracted. Equal counters record nothing, so this is safe to repeat.
     """
     if unit_count < 0:
-        raise IllegalTransition("ballot box", "unit counter", "reconcile", f"unit counter {unit_count} is negative")
+        raise IllegalTransition("ballot box", "unit counter", "reconcile", f"unit counter {unit_count} is negative",
+                                code=RefusalCode.BAD_UNIT_COUNT, params={"count": unit_count})
     last = state.unit_count
     if last is None:
         return [ev.BoxCounterNoted(unit_count, None)]

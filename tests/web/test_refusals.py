@@ -1,0 +1,97 @@
+"""A refused chair action is explained in the screen's language, never in the appliance's English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_babel import force_locale
+
+from device.core import station as st
+from device.core.errors import IllegalTransition, RefusalCode
+from device.decision import ActionRefused
+from web_ui.refusals import SENTENCES, refusal_text
+
+from .conftest import open_polls, post
+
+PARAMS: dict[RefusalCode, dict[str, Any]] = {
+    RefusalCode.WRONG_STATE: {"state": "closed"},
+    RefusalCode.ZERO_REPORT_FAILS: {"identified": 2, "ballots": 3},
+    RefusalCode.ALARM_NOT_OPEN: {"alarm": 7},
+    RefusalCode.BAD_UNIT_COUNT: {"count": -1},
+    RefusalCode.NO_SUCH_LINE: {"line": 4321},
+}
+
+
+def test_every_refusal_code_has_a_sentence() -> None:
+    assert set(SENTENCES) == set(RefusalCode)
+
+
+@pytest.mark.parametrize("code", list(RefusalCode))
+def test_each_sentence_is_translated_and_carries_its_numbers(web: Flask, code: RefusalCode) -> None:
+    exc = ActionRefused("english sentence", code, PARAMS.get(code, {}))
+    with web.test_request_context():
+        texts = {}
+        for lang in ("en", "ru", "ky"):
+            with force_locale(lang):
+                texts[lang] = refusal_text(exc)
+    assert len(set(texts.values())) == 3, texts
+    for value in PARAMS.get(code, {}).values():
+        if isinstance(value, int) and value >= 0:
+            assert all(str(value) in text for text in texts.values()), texts
+
+
+def test_wrong_state_names_the_poll_state_in_the_language(web: Flask) -> None:
+    exc = ActionRefused("polls: cannot resume the polls while setup", RefusalCode.WRONG_STATE, {"state": "setup"})
+    with web.test_request_context(), force_locale("ru"):
+        assert refusal_text(exc) == "Сейчас это невозможно. Состояние голосования: Голосование ещё не открыто."
+
+
+def test_a_refused_resume_is_explained_in_russian(chair: FlaskClient, app: Any) -> None:
+    post(chair, "/lang/ru")
+    before = app.journal.last_seq
+    page = post(chair, "/chair/resume")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 409
+    assert "Сейчас это невозможно" in text and "Голосование ещё не открыто" in text
+    assert "cannot" not in text
+    assert app.journal.last_seq == before
+
+
+def test_a_missing_list_line_is_explained_in_kyrgyz(chair: FlaskClient, app: Any) -> None:
+    open_polls(chair)
+    post(chair, "/lang/ky")
+    page = post(chair, "/chair/undo", {"line": "999999", "reason": "ката"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 409
+    assert "шайлоочулар тизмесинде" in text and "999999" in text and "there is no line" not in text
+
+
+def test_acknowledging_an_alarm_twice_is_explained(chair: FlaskClient, app: Any) -> None:
+    open_polls(chair)
+    app.sim.box.open_lid()
+    alarm = app.status()["alarms"][0]["id"]
+    assert post(chair, f"/chair/alarms/{alarm}/acknowledge").status_code in (200, 303)
+    page = post(chair, f"/chair/alarms/{alarm}/acknowledge")
+    assert page.status_code == 409
+    assert f"Alarm {alarm} is not open: it was already acknowledged." in page.get_data(as_text=True)
+
+
+def test_the_appliance_gives_codes_with_its_refusals(app: Any) -> None:
+    with pytest.raises(ActionRefused) as undo:
+        app.undo_checkin(99999, "mistake")
+    assert (undo.value.code, undo.value.params) == (RefusalCode.NO_SUCH_LINE, {"line": 99999})
+    with pytest.raises(ActionRefused) as resume:
+        app.resume_polls()
+    assert (resume.value.code, resume.value.params) == (RefusalCode.WRONG_STATE, {"state": "setup"})
+
+
+def test_the_zero_report_refusal_carries_what_is_recorded() -> None:
+    state = st.StationState()
+    state.identified, state.ballots = 0, 1
+    with pytest.raises(IllegalTransition) as refused:
+        st.decide_open(state)
+    assert refused.value.code is RefusalCode.ZERO_REPORT_FAILS
+    assert refused.value.params == {"identified": 0, "ballots": 1}

@@ -1,0 +1,48 @@
+"""The chair's screen's sentence for each refusal code, in the reader's language.
+
+The appliance refuses a chair action with ``ActionRefused``: an English
+sentence for logs and the command line, plus a ``RefusalCode`` and its
+parameters. ``refusal_text`` turns the code into a sentence from the
+``.po`` catalogues, so a chair who reads Kyrgyz or Russian never sees the
+English one. A test checks that every code has a sentence here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask_babel import gettext as _
+
+from device.core.errors import RefusalCode
+from device.decision import ActionRefused
+
+from .i18n import POLL_STATES, fmt_number
+
+
+def _wrong_state(p: dict[str, Any]) -> str:
+    state = p.get("state", "")
+    return str(_("Not possible now. State of the polls: %(state)s.", state=POLL_STATES.get(state, state)))
+
+
+SENTENCES: dict[RefusalCode, Callable[[dict[str, Any]], str]] = {
+    RefusalCode.WRONG_STATE: _wrong_state,
+    RefusalCode.ZERO_REPORT_FAILS: lambda p: _(
+        "The zero report fails: %(identified)s voters identified and %(ballots)s ballots are already recorded. "
+        "Call the technician.", identified=fmt_number(p.get("identified")), ballots=fmt_number(p.get("ballots"))),
+    RefusalCode.REASON_REQUIRED: lambda p: _("A reason is required."),
+    RefusalCode.NO_STANDING_CHECKIN: lambda p: _("This voter has no check-in to undo."),
+    RefusalCode.ALARM_NOT_OPEN: lambda p: _("Alarm %(id)s is not open: it was already acknowledged.",
+                                            id=p.get("alarm", "")),
+    RefusalCode.BAD_UNIT_COUNT: lambda p: _("The ballot box unit reported an impossible counter. Call the technician."),
+    RefusalCode.NO_SUCH_LINE: lambda p: _("There is no line %(line)s in this station's voter list.",
+                                          line=p.get("line", "")),
+    RefusalCode.JOURNAL_FAILED: lambda p: _(
+        "The journal failed verification. Nothing more can be recorded. Call the technician."),
+    RefusalCode.NO_OUTBOX: lambda p: _("This unit has no link to the CEC configured. Call the technician."),
+}
+
+
+def refusal_text(exc: ActionRefused) -> str:
+    """The sentence for ``exc`` in the current language."""
+    return SENTENCES[exc.code](exc.params)
