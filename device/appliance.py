@@ -109,7 +109,7 @@ class Appliance:
         out += [ev.ArmCancelled(t, "restart") for t in sorted(self.state.open_tokens)]
         self._commit(out)
         if inputs.unit_drops is not None:
-            self._catch_up(inputs.unit_drops, DOWN_DETAIL)
+            self._catch_up(inputs.unit_drops, DOWN_DETAIL, inputs.unit_id)
         if inputs.lid_open:
             self._feed(il.LidOpened(now))
         if inputs.beam_blocked:
@@ -189,8 +189,10 @@ class Appliance:
         """True when the journal verified at start and events may be recorded."""
         return self.started and self.report is not None and self.report.ok
 
-    def _on_box_signal(self, signal: BoxSignal, now: float, count: int | None = None) -> None:
-        """A signal from the box (``count``: the unit's own drop counter, from a unit that keeps one)."""
+    def _on_box_signal(self, signal: BoxSignal, now: float, count: int | None = None,
+                       unit_id: str | None = None) -> None:
+        """A signal from the box (``count``: the unit's own drop counter, from a unit that keeps one;
+        ``unit_id``: the unit's identity, with UNIT_FOUND, from a unit that reports one)."""
         with self._lock:
             if not self.writable:
                 self.box.lock()
@@ -209,13 +211,13 @@ class Appliance:
                 self.box.lock()
                 out.append(st.alarm_event(self.state, AlarmKind.BOX_UNIT_LOST, "no answer from the ballot box unit"))
             elif count is not None and count >= 0:
-                out += st.decide_unit_count(self.state, count, UNHEARD_DETAIL)
+                out += st.decide_unit_count(self.state, count, UNHEARD_DETAIL, unit_id)
             self._commit(out)
 
-    def _catch_up(self, unit_count: int, detail: str) -> None:
+    def _catch_up(self, unit_count: int, detail: str, unit_id: str | None = None) -> None:
         """Journal the drops the unit counted that the journal does not hold yet (nothing if none)."""
         try:
-            events = st.decide_unit_count(self.state, unit_count, detail)
+            events = st.decide_unit_count(self.state, unit_count, detail, unit_id)
         except IllegalTransition as exc:
             log.error("box unit counter not reconciled: %s", exc)
             return

@@ -45,9 +45,9 @@ ALARM_ADVICE: dict[str, Any] = {
     "jam": _l("The ballot slot is jammed. Pause the polls, clear the slot without opening the lid, then acknowledge."),
     "box_unit_lost": _l("The ballot box unit does not answer. Check its cable, pause the polls if it does not come "
                         "back, then acknowledge."),
-    "box_unit_replaced": _l("The ballot box unit's own drop counter is lower than this station's record: the unit "
-                            "was replaced or its memory erased. No ballot was removed from the count. Check the unit "
-                            "and its seals with the observers, note it in the protocol, then acknowledge."),
+    "box_unit_replaced": _l("Another ballot box unit answers, or the unit's memory was erased: the unit was replaced "
+                            "or reset. No ballot was added to the count or removed from it. Check the unit and its "
+                            "seals with the observers, note it in the protocol, then acknowledge."),
     "scanner_lost": _l("The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge."),
 }
 

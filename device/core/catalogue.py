@@ -34,7 +34,7 @@ CATALOGUE: dict[str, Entry] = {
     "ballot_counted": Entry("PB-030", "Ballot counted", "The drop sensor saw a ballot go in, or the box unit's own counter showed one the station did not hear (then with an alarm); it consumed an admission's token if one was open.", False),
     "arm_expired": Entry("PB-031", "Slot relocked", "An admitted voter did not drop a ballot in time; the slot locked again.", False),
     "arm_cancelled": Entry("PB-032", "Arm cancelled", "An open admission was cancelled (restart, undo or close) and the slot locked.", False),
-    "box_counter_noted": Entry("PB-033", "Box counter noted", "The ballot box unit's own drop counter became the reference for drops it counts while the station is not listening: the first time the station heard the unit, or when the unit reported less than the journal holds (a replaced or erased unit). No ballot was added or removed.", False),
+    "box_counter_noted": Entry("PB-033", "Box counter noted", "The ballot box unit's own drop counter became the reference for drops it counts while the station is not listening: the first time the station heard the unit (or its identity), when another unit answers (a replaced unit, told by its identity), or when the unit reported less than the journal holds (an erased unit). No ballot was added or removed.", False),
     "alarm_raised": Entry("PB-040", "Alarm raised", "An incident needs the chair: a drop without identification, a second ballot, the lid opened, a jam, a lost or replaced part.", True),
     "alarm_acknowledged": Entry("PB-041", "Alarm acknowledged", "The chair acknowledged an alarm, with an optional note.", True),
     "lid_closed": Entry("PB-042", "Lid closed", "The ballot box lid was closed again.", False),
@@ -51,7 +51,7 @@ ALARM_ADVICE: dict[AlarmKind, str] = {
     AlarmKind.LID_OPENED: "The ballot box lid is open. Pause the polls, close and seal the lid in front of the observers, then acknowledge.",
     AlarmKind.JAM: "The ballot slot is jammed. Pause the polls, clear the slot without opening the lid, then acknowledge.",
     AlarmKind.BOX_UNIT_LOST: "The ballot box unit does not answer. Check its cable, pause the polls if it does not come back, then acknowledge.",
-    AlarmKind.BOX_UNIT_REPLACED: "The ballot box unit's own drop counter is lower than this station's record: the unit was replaced or its memory erased. No ballot was removed from the count. Check the unit and its seals with the observers, note it in the protocol, then acknowledge.",
+    AlarmKind.BOX_UNIT_REPLACED: "Another ballot box unit answers, or the unit's memory was erased: the unit was replaced or reset. No ballot was added to the count or removed from it. Check the unit and its seals with the observers, note it in the protocol, then acknowledge.",
     AlarmKind.SCANNER_LOST: "The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge.",
 }
 

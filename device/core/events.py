@@ -131,14 +131,18 @@ class BoxCounterNoted(Event):
     """The box unit's drop counter taken as the reference without counting a ballot.
 
     Recorded when the journal holds no counter yet (``previous`` None: the
-    first time the station hears a unit with a counter) and when the unit
-    reports less than the journal holds (a replaced or erased unit): nothing
-    is ever subtracted.
+    first time the station hears a unit with a counter), when the unit
+    reports less than the journal holds (an erased unit), and when another
+    unit answers (``unit_id`` differs from the journal's: a replaced unit,
+    whatever its counter). Nothing is ever subtracted or added. ``unit_id``
+    is the unit's identity where it reports one; the first time a unit with
+    an identity is heard, its identity is noted with an unchanged counter.
     """
 
     kind: ClassVar[str] = "box_counter_noted"
     unit_count: int
     previous: int | None
+    unit_id: str | None = None
 
 
 @dataclass(frozen=True)

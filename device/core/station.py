@@ -64,6 +64,7 @@ class StationState:
     lid_open: bool = False
     jammed: bool = False
     unit_count: int | None = None
+    unit_id: str | None = None
     """The box unit's drop counter as of the last ballot it counted (or the last ``BoxCounterNoted``)."""
 
     @property
@@ -180,11 +181,15 @@ def _counter_noted(state: StationState, rec: ev.Recorded) -> None:
     assert isinstance(e, ev.BoxCounterNoted)
     if e.previous != state.unit_count:
         raise InvalidEvent(f"box counter noted after {e.previous}, but the journal holds {state.unit_count}")
-    if e.previous is not None and e.unit_count >= e.previous:
-        raise InvalidEvent(f"box counter {e.unit_count} noted although it is not lower than {e.previous}")
     if e.unit_count < 0:
         raise InvalidEvent(f"box counter {e.unit_count} is negative")
+    other_unit = e.unit_id is not None and state.unit_id is not None and e.unit_id != state.unit_id
+    identity_learned = e.unit_id is not None and state.unit_id is None and e.unit_count == e.previous
+    if e.previous is not None and e.unit_count >= e.previous and not (other_unit or identity_learned):
+        raise InvalidEvent(f"box counter {e.unit_count} noted although it is not lower than {e.previous}")
     state.unit_count = e.unit_count
+    if e.unit_id is not None:
+        state.unit_id = e.unit_id
 
 
 def _token_closed(state: StationState, rec: ev.Recorded) -> None:
@@ -328,27 +333,38 @@ def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Ev
     return ev.AlarmAcknowledged(alarm, note.strip())
 
 
-def decide_unit_count(state: StationState, unit_count: int, detail: str) -> list[ev.Event]:
+def decide_unit_count(state: StationState, unit_count: int, detail: str,
+                      unit_id: str | None = None) -> list[ev.Event]:
     """Bring the journal up to the box unit's own drop counter ``unit_count``.
 
     Each drop the unit counted above the journal's last unit count is recorded
     once, as a ballot without a token plus a DROP_WITHOUT_TOKEN alarm that
     says ``detail`` (where the drop went unheard). A journal without a unit
-    count takes the counter as its reference; a counter lower than the
-    journal's (a replaced or erased unit) is noted with an alarm and never
-    subtracted. Equal counters record nothing, so this is safe to repeat.
+    count takes the counter as its reference. A counter lower than the
+    journal's (an erased unit), or any counter from another unit than the
+    journal's (``unit_id`` differs: a replaced unit), is noted as the new
+    reference with a BOX_UNIT_REPLACED alarm: nothing is subtracted or added.
+    Equal counters from the same unit record nothing, so this is safe to repeat.
     """
     if unit_count < 0:
         raise IllegalTransition("ballot box", "unit counter", "reconcile", f"unit counter {unit_count} is negative",
                                 code=RefusalCode.BAD_UNIT_COUNT, params={"count": unit_count})
-    last = state.unit_count
+    last, known = state.unit_count, state.unit_id
     if last is None:
-        return [ev.BoxCounterNoted(unit_count, None)]
+        return [ev.BoxCounterNoted(unit_count, None, unit_id)]
+    if unit_id is not None and known is not None and unit_id != known:
+        why = (f"ballot box unit {unit_id} answers instead of unit {known}: the unit was replaced; its drop "
+               f"counter {unit_count} is the new reference (this station recorded {last}); nothing was added "
+               "or subtracted")
+        return [ev.BoxCounterNoted(unit_count, last, unit_id), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
     if unit_count < last:
         why = (f"the unit's drop counter is {unit_count}, lower than the {last} this station recorded: "
                "the unit was replaced or its memory erased; nothing was subtracted")
-        return [ev.BoxCounterNoted(unit_count, last), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
+        return [ev.BoxCounterNoted(unit_count, last, unit_id),
+                alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
     out: list[ev.Event] = []
+    if unit_id is not None and known is None:
+        out.append(ev.BoxCounterNoted(last, last, unit_id))  # the unit's identity, first heard
     for n, count in enumerate(range(last + 1, unit_count + 1)):
         out.append(ev.BallotCounted(None, count))
         out.append(alarm_event(state, AlarmKind.DROP_WITHOUT_TOKEN, detail, n))

@@ -21,6 +21,14 @@ UART_ID = 0
 BAUDRATE = 115200
 
 
+def unit_id() -> int:
+    """The RP2040's 64-bit unique id (read from its flash chip) as a number; never 0 on a real chip."""
+    value = 0
+    for byte in machine.unique_id():
+        value = (value << 8) | byte
+    return value & 0xFFFFFFFFFFFFFFFF
+
+
 class Board:
     """The unit's hardware around one ``BoxLogic``."""
 
@@ -33,7 +41,7 @@ class Board:
         self.buzzer = machine.Pin(pins["buzzer"], machine.Pin.OUT, value=0)
         self.led = machine.Pin(pins["led"], machine.Pin.OUT, value=0)
         self.uart = machine.UART(UART_ID, baudrate=baudrate, tx=machine.Pin(pins["tx"]), rx=machine.Pin(pins["rx"]))
-        self.logic = BoxLogic(store, now, self.beam.value() == 1, self.lid.value() == 1)
+        self.logic = BoxLogic(store, now, self.beam.value() == 1, self.lid.value() == 1, unit_id())
         self.decoder = bp.FrameDecoder()
         self.seq = 0
         self.last_status = now - bp.STATUS_PERIOD_MS

@@ -26,10 +26,15 @@ DEFAULT_ARM_MS = 90000
 
 
 class BoxLogic:
-    """One unit. Outputs: ``slot_open``, ``green``, ``red``, ``buzzer``; ``dirty`` asks for a status frame."""
+    """One unit. Outputs: ``slot_open``, ``green``, ``red``, ``buzzer``; ``dirty`` asks for a status frame.
 
-    def __init__(self, store: object, now: int, beam: bool, lid: bool) -> None:
+    ``unit_id`` (the chip's unique id) goes out in every STATUS, so the Pi can
+    tell a replaced unit from drops it did not hear.
+    """
+
+    def __init__(self, store: object, now: int, beam: bool, lid: bool, unit_id: int = 0) -> None:
         self.slot_open = False
+        self.unit_id = unit_id
         self.store = store
         boot, drops = store.load()  # type: ignore[attr-defined]
         self.boot = (boot + 1) & 0xFFFF
@@ -224,7 +229,7 @@ class BoxLogic:
         """The STATUS payload; clears ``dirty``."""
         self.dirty = False
         ack = self.last_seq if self.last_seq is not None else 0
-        return bp.status_payload(self.boot, self.drops & 0xFFFFFFFF, self.lid_opens, self.flags(), ack)
+        return bp.status_payload(self.boot, self.drops & 0xFFFFFFFF, self.lid_opens, self.flags(), ack, self.unit_id)
 
 
 _HANDLERS = {

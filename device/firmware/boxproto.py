@@ -43,12 +43,13 @@ STATUS_REQ = const(0x05)  # empty: send a status now (after a gap)
 OUTPUT = const(0x06)     # '>BB' output id, on: self-test of lamps and buzzer
 
 # Box -> Pi ------------------------------------------------------------------
-STATUS = const(0x81)     # '>HIHHH' boot, drops, lid_opens, flags, ack (last accepted Pi seq)
+STATUS = const(0x81)     # '>HIHHHQ' boot, drops, lid_opens, flags, ack (last accepted Pi seq), unit id
 
 HELLO_FMT = ">HHHIH"
 ARM_FMT = ">I"
 OUTPUT_FMT = ">BB"
-STATUS_FMT = ">HIHHH"
+STATUS_FMT = ">HIHHHQ"
+STATUS_FMT_NO_ID = ">HIHHH"  # firmware before unit ids: read as unit id 0 (unknown)
 
 # Status flags
 F_BEAM = const(0x0001)       # drop sensor blocked (debounced)
@@ -195,8 +196,20 @@ def output_payload(output: int, on: bool) -> bytes:
     return struct.pack(OUTPUT_FMT, output, 1 if on else 0)
 
 
-def status_payload(boot: int, drops: int, lid_opens: int, flags: int, ack: int) -> bytes:
-    return struct.pack(STATUS_FMT, boot, drops, lid_opens, flags, ack)
+def status_payload(boot: int, drops: int, lid_opens: int, flags: int, ack: int, unit_id: int = 0) -> bytes:
+    """``unit_id``: the unit's 64-bit unique id (the RP2040's flash id); 0 when it has none."""
+    return struct.pack(STATUS_FMT, boot, drops, lid_opens, flags, ack, unit_id)
+
+
+def unpack_status(payload: bytes) -> "tuple[int, int, int, int, int, int] | None":
+    """(boot, drops, lid_opens, flags, ack, unit_id) from a STATUS payload of either length, or None."""
+    fields = unpack(STATUS_FMT, payload)
+    if fields is not None:
+        return fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
+    old = unpack(STATUS_FMT_NO_ID, payload)
+    if old is None:
+        return None
+    return old[0], old[1], old[2], old[3], old[4], 0
 
 
 def unpack(fmt: str, payload: bytes) -> "tuple[int, ...] | None":

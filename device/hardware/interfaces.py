@@ -47,25 +47,31 @@ class BoxInputs:
 
     ``unit_drops`` is the unit's own persistent drop counter at start (a smart
     box keeps one across restarts); None for a unit without one, or one that
-    did not answer yet (it then comes with ``UNIT_FOUND``).
+    did not answer yet (it then comes with ``UNIT_FOUND``). ``unit_id`` is
+    the unit's own identity (hex) where it reports one.
     """
 
     beam_blocked: bool
     lid_open: bool
     unit_drops: int | None = None
+    unit_id: str | None = None
 
 
 class OnBoxSignal(Protocol):
-    """The appliance's callback: ``(signal, monotonic_time)`` or ``(signal, monotonic_time, count)``.
+    """The appliance's callback: ``(signal, monotonic_time)``, ``(signal, monotonic_time, count)`` or
+    ``(signal, monotonic_time, count, unit_id)``.
 
     ``count`` comes only from a unit with a persistent drop counter: with
     ``BEAM_BLOCKED`` it is the unit's counter after that drop; with
     ``UNIT_FOUND`` it is the counter up to which every drop has been reported
-    (the appliance journals any drop above what the journal holds). Units
+    (the appliance journals any drop above what the journal holds). A unit
+    that reports its identity adds ``unit_id`` to ``UNIT_FOUND``, so a
+    replaced unit is told from drops the station did not hear. Units
     without a counter call with two arguments.
     """
 
-    def __call__(self, signal: BoxSignal, at: float, count: int | None = None, /) -> None: ...
+    def __call__(self, signal: BoxSignal, at: float, count: int | None = None, unit_id: str | None = None,
+                 /) -> None: ...
 
 
 @runtime_checkable

@@ -146,6 +146,10 @@ class FakeUART:
         return len(data)
 
 
+CHIP_ID = "e6605838834b2a2f"
+"""The unique id of the fake Pico's chip, as the Pi reports it (hex)."""
+
+
 class FakeMachine(types.ModuleType):
     """Stands in for MicroPython's ``machine`` module on the Pico."""
 
@@ -155,6 +159,7 @@ class FakeMachine(types.ModuleType):
         self.log: list[tuple[Any, ...]] = []
         self.rx = b""
         self.tx: list[bytes] = []
+        self.chip_id = bytes.fromhex(CHIP_ID)  # what unique_id() returns: one chip's flash id
         board = self
 
         class Pin(FakePin):
@@ -172,7 +177,10 @@ class FakeMachine(types.ModuleType):
             def feed(self) -> None:
                 pass
 
-        self.Pin, self.UART, self.WDT = Pin, UART, WDT
+        def unique_id() -> bytes:
+            return board.chip_id
+
+        self.Pin, self.UART, self.WDT, self.unique_id = Pin, UART, WDT, unique_id
 
 
 class Wire:

@@ -40,11 +40,14 @@ class Rig:
         self.delays = delays
         self.signals: list[tuple[BoxSignal, float]] = []
         self.counts: list[tuple[BoxSignal, int | None]] = []
+        self.units: list[tuple[BoxSignal, str | None]] = []
         self.listeners: list[Any] = []
 
-    def on_signal(self, signal: BoxSignal, at: float, count: int | None = None, /) -> None:
+    def on_signal(self, signal: BoxSignal, at: float, count: int | None = None, unit_id: str | None = None,
+                  /) -> None:
         self.signals.append((signal, at))
         self.counts.append((signal, count))
+        self.units.append((signal, unit_id))
         for listener in self.listeners:
             listener(signal, at)
 
@@ -333,10 +336,12 @@ class SmartStation:
         self.unit.clear()
         self.advance(0.06)
 
-    def restart_unit(self, erase: bool = False) -> None:
-        """Power the unit off and on; ``erase`` stands for a different unit (or wiped flash) taking its place."""
+    def restart_unit(self, erase: bool = False, chip_id: bytes | None = None) -> None:
+        """Power the unit off and on; ``erase`` wipes its flash; ``chip_id`` puts another chip in its place."""
         if erase:
             (self.unit.firmware_dir / "counters.txt").unlink()
+        if chip_id is not None:
+            self.unit.machine.chip_id = chip_id
         self.unit.board = self.unit.boot_firmware()
 
     def events(self, kind: str) -> list[Any]:

@@ -8,6 +8,7 @@ from device.core import events as ev
 from device.core import interlock as il
 from device.hardware.interfaces import BoxSignal, ScanRead
 
+from .fakes import CHIP_ID
 from .rigs import SmartRig, SmartStation, Station
 
 
@@ -102,7 +103,7 @@ def test_restart_mid_vote_counts_each_ballot_once_at_the_station(smart_station: 
     smart_station.advance(0.5)
     smart_station.drop()                 # without an identification, after the restart
     assert [(e.token, e.unit_count) for e in smart_station.events("ballot_counted")] == [(1, 1), (None, 2)]
-    assert smart_station.events("box_counter_noted") == [ev.BoxCounterNoted(0, None)]
+    assert smart_station.events("box_counter_noted") == [ev.BoxCounterNoted(0, None, CHIP_ID)]
     assert app.counters()["ballots"] == 2
 
 

@@ -18,6 +18,7 @@ from device.appliance import DOWN_DETAIL, UNHEARD_DETAIL
 from device.core import events as ev
 from device.hardware.interfaces import BoxSignal, ScanRead
 
+from .fakes import CHIP_ID
 from .rigs import SmartStation
 
 DROP = "drop_without_token"
@@ -41,7 +42,7 @@ def counted(station: SmartStation) -> list[tuple[int | None, int | None]]:
 
 def test_drops_while_down_are_counted_once_with_alarms(station: SmartStation, pins: list[str]) -> None:
     app = station.boot()
-    assert station.events("box_counter_noted") == [ev.BoxCounterNoted(0, None)]
+    assert station.events("box_counter_noted") == [ev.BoxCounterNoted(0, None, CHIP_ID)]
     app.open_polls()
     vote(station, pins[0])
     assert counted(station) == [(1, 1)]
@@ -81,7 +82,7 @@ def test_a_lower_counter_adds_nothing_and_is_noted(station: SmartStation, pins: 
 
     app = station.boot()
     assert app.counters()["ballots"] == 2
-    assert station.events("box_counter_noted")[-1] == ev.BoxCounterNoted(0, 2)
+    assert station.events("box_counter_noted")[-1] == ev.BoxCounterNoted(0, 2, CHIP_ID)
     kinds = [k for k, _ in station.alarms()]
     assert kinds == ["second_ballot", "box_unit_replaced"]
     assert "lower than the 2 this station recorded" in station.alarms()[-1][1]

@@ -110,6 +110,8 @@ BAD = [
     ("counter noted not lower", [ev.BallotCounted(None, 4), ev.BoxCounterNoted(5, 4)]),
     ("counter noted after the wrong count", [ev.BallotCounted(None, 4), ev.BoxCounterNoted(1, 3)]),
     ("counter noted negative", [ev.BoxCounterNoted(-1, None)]),
+    ("same unit noted higher", [ev.BoxCounterNoted(4, None, "aa"), ev.BoxCounterNoted(9, 4, "aa")]),
+    ("identity learned with a new count", [ev.BoxCounterNoted(4, None), ev.BoxCounterNoted(9, 4, "aa")]),
 ]
 
 
@@ -178,3 +180,39 @@ def test_a_ballot_recorded_before_unit_counts_existed_still_decodes() -> None:
         ev.decode("ballot_counted", {"token": 3, "unit": 9})
     with pytest.raises(InvalidEvent, match="do not match"):
         ev.decode("box_counter_noted", {"unit_count": 3})
+
+
+A, B = "e6605838834b2a2f", "0123456789abcdef"
+
+
+@pytest.mark.parametrize("new_count", [0, 3, 8, 50])
+def test_another_unit_is_the_new_reference_whatever_its_counter(new_count: int) -> None:
+    log = Log()
+    log.add(ev.BoxCounterNoted(5, None, A), ev.BallotCounted(None, 6), ev.BallotCounted(None, 7),
+            ev.BallotCounted(None, 8))
+    events = decide_unit_count(log.state, new_count, DETAIL, B)
+    assert events[0] == ev.BoxCounterNoted(new_count, 8, B)
+    assert [type(e) for e in events] == [ev.BoxCounterNoted, ev.AlarmRaised]
+    assert isinstance(events[1], ev.AlarmRaised) and events[1].alarm_kind == AlarmKind.BOX_UNIT_REPLACED.value
+    log.add(*events)
+    assert (log.state.ballots, log.state.unit_count, log.state.unit_id) == (3, new_count, B)
+    assert decide_unit_count(log.state, new_count, DETAIL, B) == []
+    assert decide_unit_count(log.state, new_count + 1, DETAIL, B)[0] == ev.BallotCounted(None, new_count + 1)
+
+
+def test_the_first_identity_heard_is_noted_before_the_drops_it_brings() -> None:
+    log = Log()
+    log.add(ev.BoxCounterNoted(5, None))
+    events = decide_unit_count(log.state, 7, DETAIL, A)
+    assert events[0] == ev.BoxCounterNoted(5, 5, A)
+    assert [e for e in events if isinstance(e, ev.BallotCounted)] == [ev.BallotCounted(None, 6),
+                                                                        ev.BallotCounted(None, 7)]
+    log.add(*events)
+    assert (log.state.ballots, log.state.unit_id) == (2, A)
+    assert decide_unit_count(log.state, 7, DETAIL, A) == []
+    assert decide_unit_count(log.state, 7, DETAIL) == []  # a status without an id says nothing new
+
+
+def test_an_old_journal_entry_without_unit_id_still_decodes() -> None:
+    decoded = ev.decode("box_counter_noted", {"unit_count": 3, "previous": None})
+    assert decoded == ev.BoxCounterNoted(3, None, None)

@@ -16,6 +16,13 @@ the firmware restarted: UNIT_LOST then UNIT_FOUND, the session is renewed
 (HELLO) and counting continues from the saved counter. No valid frame for
 ``Delays.heartbeat_timeout`` is UNIT_LOST.
 
+Every STATUS also carries the unit's unique id (the RP2040's flash id). A
+status from another unit (a replacement plugged in while the station runs)
+is a new unit whatever its boot number: UNIT_LOST, then UNIT_FOUND with its
+counter and its id, and none of its earlier drops become signals. The
+appliance decides what the new counter means (``station.decide_unit_count``).
+Firmware from before unit ids sends a shorter STATUS; it is read with no id.
+
 The unit's counter travels with the signals (``OnBoxSignal``): each
 BEAM_BLOCKED carries the counter after that drop, UNIT_FOUND carries the
 counter up to which every drop has been signalled, and ``start`` returns the
@@ -85,6 +92,7 @@ class SmartBallotBox:
 
     def _reset_unit_view(self) -> None:
         self._boot: int | None = None
+        self._unit: str | None = None
         self._last_seq = 0
         self._drops = 0
         self._lid_opens = 0
@@ -126,7 +134,7 @@ class SmartBallotBox:
             self._lost_unreported = True
         self._start_ticker()
         unit_drops = self._drops if self._boot is not None else None
-        return BoxInputs(beam_blocked=self._beam, lid_open=self._lid, unit_drops=unit_drops)
+        return BoxInputs(beam_blocked=self._beam, lid_open=self._lid, unit_drops=unit_drops, unit_id=self._unit)
 
     def arm(self) -> None:
         self._watchdog.beat()
@@ -173,7 +181,8 @@ class SmartBallotBox:
             "unit_watchdog_tripped": bool(self._flags & bp.F_TRIPPED),
             "uncounted_block": bool(self._flags & bp.F_UNCOUNTED),
             "watchdog_tripped": self._watchdog.tripped, "watchdog_trips": self._watchdog.trips,
-            "unit_boot": self._boot, "unit_drops": self._drops, "drops_at_start": self.drops_at_start,
+            "unit_id": self._unit, "unit_boot": self._boot, "unit_drops": self._drops,
+            "drops_at_start": self.drops_at_start,
             "crc_errors": self._decoder.crc_errors, "skipped_bytes": self._decoder.skipped_bytes,
             **dict(self.stats),
         }
@@ -218,14 +227,17 @@ class SmartBallotBox:
                 self.stats["unknown_frames"] += 1
 
     def _on_status(self, frame: bp.Frame) -> None:
-        fields = bp.unpack(bp.STATUS_FMT, frame.payload)
+        fields = bp.unpack_status(frame.payload)
         if fields is None:
             self.stats["malformed"] += 1
             return
-        boot, drops, lid_opens, flags, ack = fields
+        boot, drops, lid_opens, flags, ack, unit_number = fields
+        unit = f"{unit_number:016x}" if unit_number else None
         now = self._clock.monotonic()
         if self._boot is None:
-            self._baseline(frame.seq, boot, drops, lid_opens, flags)
+            self._baseline(frame.seq, boot, drops, lid_opens, flags, unit)
+        elif unit is not None and self._unit is not None and unit != self._unit:
+            self._replaced(frame.seq, boot, drops, lid_opens, unit, now)
         elif boot != self._boot:
             if not bp.seq_newer(boot, self._boot):
                 self.stats["stale"] += 1
@@ -236,7 +248,7 @@ class SmartBallotBox:
         self._last_rx = now
         if not self._present:
             self._present = True
-            self._emit(BoxSignal.UNIT_FOUND, now, self._drops)
+            self._emit(BoxSignal.UNIT_FOUND, now, self._drops, self._unit)
         self._apply(drops, lid_opens, flags, now)
         self._reconcile(flags, ack)
 
@@ -250,7 +262,7 @@ class SmartBallotBox:
         self._last_seq = seq
         return True
 
-    def _baseline(self, seq: int, boot: int, drops: int, lid_opens: int, flags: int) -> None:
+    def _baseline(self, seq: int, boot: int, drops: int, lid_opens: int, flags: int, unit: str | None) -> None:
         """The first status: its counters are the reference, handed over as counts, not as signals.
 
         While starting, the inputs go back in ``BoxInputs``; a unit that first
@@ -258,6 +270,7 @@ class SmartBallotBox:
         and beam as they stand).
         """
         self._boot, self._last_seq, self._drops, self._lid_opens = boot, seq, drops, lid_opens
+        self._unit = unit
         if self._starting:
             self._beam, self._lid, self._present = bool(flags & bp.F_BEAM), bool(flags & bp.F_LID), True
         self.drops_at_start = drops
@@ -272,6 +285,17 @@ class SmartBallotBox:
             log.error("smart box drop counter went back from %d to %d", self._drops, drops)
             self._drops = drops
         self._boot, self._last_seq, self._lid_opens = boot, seq, lid_opens
+        self._want_open = False
+        self._send_hello()
+
+    def _replaced(self, seq: int, boot: int, drops: int, lid_opens: int, unit: str, now: float) -> None:
+        """Another unit answers: its counters become the reference; UNIT_FOUND hands them to the appliance."""
+        self.stats["unit_replacements"] += 1
+        log.warning("another smart box answers (unit %s, was %s)", unit, self._unit)
+        if self._present:
+            self._lose("smart box replaced", now)
+        self._unit, self._boot, self._last_seq = unit, boot, seq
+        self._drops, self._lid_opens = drops, lid_opens
         self._want_open = False
         self._send_hello()
 
@@ -337,13 +361,15 @@ class SmartBallotBox:
             self._link.write(bp.encode(self._seq, kind, payload))
         return self._seq
 
-    def _emit(self, signal: BoxSignal, at: float, count: int | None = None) -> None:
+    def _emit(self, signal: BoxSignal, at: float, count: int | None = None, unit: str | None = None) -> None:
         if self._on_signal is None or self._starting:
             return
         if count is None:
             self._on_signal(signal, at)
-        else:
+        elif unit is None:
             self._on_signal(signal, at, count)
+        else:
+            self._on_signal(signal, at, count, unit)
 
     # Self-test hooks -----------------------------------------------------------------------------
 
