@@ -5,7 +5,9 @@ Commands are grouped by who runs them::
     pollbox-provision cec keygen --out cec.key
     pollbox-provision cec sample-list --station KG-0001 --count 1500 --out voters.csv
     pollbox-provision cec package --plan election.toml --station KG-0001 --voters voters.csv \\
-        --cec-key cec.key --out STICK/pollbox [--seal-to request.json]
+        --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json]
+    pollbox-provision cec packages --plan election.toml --voters-dir LISTS --cec-key cec.key --out OUTDIR \\
+        [--requests-dir REQUESTS] [--stations ID,ID...] [--force] [--verbose]
     pollbox-provision cec enroll --cec-key cec.key --registry registry.json --out DIR REQUEST...
     pollbox-provision unit keygen | enroll-request | install-package | readiness | zeroize
 
@@ -63,51 +65,102 @@ def cec_sample_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import(args: argparse.Namespace, list_key: bytes) -> Any:
-    from device.core.documents.rules import pin_rule_from_mapping
+def _rows_in(path: Path) -> int | None:
+    """The number of data rows for the progress bar; None if the file cannot be read (the import says why)."""
+    try:
+        with path.open("rb") as f:
+            return max(1, sum(1 for _ in f) - 1)
+    except OSError:
+        return None
 
-    from .election import load_plan
-    from .errors import ProvisionError
-    from .voterlist import import_csv
-    plan = load_plan(args.plan)
-    plan.station(args.station)
-    with args.voters.open("rb") as f:
-        total = max(1, sum(1 for _ in f) - 1)
-    with tqdm(total=total, desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
-        result = import_csv(args.voters, args.station, list_key, pin_rule_from_mapping(plan.documents["pin_rule"]),
-                            progress=bar.update)
-    if result.errors:
-        for err in result.errors[:MAX_SHOWN_ERRORS]:
-            print(err.format(args.voters.name), file=sys.stderr)
-        more = len(result.errors) - MAX_SHOWN_ERRORS
-        if more > 0:
-            print(f"... and {more} more bad rows", file=sys.stderr)
-        first = result.errors[0]
-        raise ProvisionError(first.code, f"{args.voters.name}: {len(result.errors)} bad row(s) of {result.rows}; "
-                                         "nothing was imported. Correct the file and run the command again.")
-    return plan, result
+
+def _print_bad_rows(lines: list[str], write: Callable[[str], None]) -> None:
+    for line in lines[:MAX_SHOWN_ERRORS]:
+        write(line)
+    more = len(lines) - MAX_SHOWN_ERRORS
+    if more > 0:
+        write(f"... and {more} more bad rows")
+
+
+def _seal_request(path: Path) -> dict[str, Any]:
+    from .enrollment import check_request, read_json
+    return check_request(read_json(path, "enrollment request"), str(path))
 
 
 def cec_package(args: argparse.Namespace) -> int:
     from .cec import load_cec_key, load_list_key
-    from .enrollment import check_request, read_json
-    from .keyfiles import write_secret
-    from .package import payload_from_plan, write_package
-    from .seal import seal_list_key
+    from .election import load_plan
+    from .package import VoterListRefused, build_station
     cec_key = load_cec_key(args.cec_key, _passphrase())
-    list_key = load_list_key(args.list_key) if args.list_key else os.urandom(32)
-    plan, voters = _import(args, list_key)
-    now = time.time()
-    payload = payload_from_plan(plan, args.station, voters, list_key, cec_key, now)
-    digest = write_package(args.out / "station.pkg", payload, cec_key, now)
-    if args.seal_to:
-        request = check_request(read_json(args.seal_to, "enrollment request"), str(args.seal_to))
-        (args.out / "list.key.sealed").write_bytes(seal_list_key(list_key, request["seal_public_key"], args.station))
-        key_note = "list key sealed to unit " + request["serial"]
-    else:
-        write_secret(args.out / "list.key", list_key, overwrite=True)
-        key_note = "list key in list.key (NOT sealed: keep the stick in custody)"
-    print(f"{args.station}: {voters.rows} voters packaged, package sha256 {digest}; {key_note}")
+    list_key = load_list_key(args.list_key) if args.list_key else None
+    request = _seal_request(args.seal_to) if args.seal_to else None
+    plan = load_plan(args.plan)
+    plan.station(args.station)
+    with tqdm(total=_rows_in(args.voters), desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
+        try:
+            built = build_station(plan, args.station, args.voters, cec_key, args.out, time.time(),
+                                  list_key=list_key, seal_to=request, progress=bar.update)
+        except VoterListRefused as exc:
+            bar.close()
+            _print_bad_rows(exc.lines, lambda line: print(line, file=sys.stderr))
+            raise
+    key_note = (f"list key sealed to unit {built.sealed_to}" if built.sealed_to
+                else "list key in list.key (NOT sealed: keep the stick in custody)")
+    print(f"{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
+    return 0
+
+
+def _station_ids(text: str | None) -> list[str] | None:
+    from .errors import ProvisionError
+    if text is None:
+        return None
+    ids = [s.strip() for s in text.split(",") if s.strip()]
+    if not ids:
+        raise ProvisionError("E003", "--stations names no station (give IDs separated by commas)")
+    return ids
+
+
+class _StationsBar:
+    """The stations progress bar; failures (with their numbered lines) and skips are printed above it."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.bar = tqdm(desc="stations", unit="station", file=sys.stderr, disable=None)
+        self.verbose = verbose
+
+    def started(self, total: int) -> None:
+        self.bar.reset(total=total)
+
+    def report(self, outcome: Any) -> None:
+        self.bar.update(1)
+        if outcome.status == "failed":
+            self.write(f"{outcome.station_id}: FAILED")
+            _print_bad_rows([f"  {line}" for line in outcome.errors], self.write)
+        elif outcome.status == "skipped" or self.verbose:
+            self.write(outcome.detail)
+
+    def write(self, line: str) -> None:
+        tqdm.write(line, file=sys.stderr)
+
+
+def cec_packages(args: argparse.Namespace) -> int:
+    from .bulk import BulkOrder, build_all
+    from .cec import load_cec_key
+    from .election import load_plan
+    from .errors import ProvisionError
+    plan = load_plan(args.plan)
+    cec_key = load_cec_key(args.cec_key, _passphrase())
+    order = BulkOrder(args.voters_dir, args.out, args.requests_dir, _station_ids(args.stations), args.force)
+    progress = _StationsBar(args.verbose)
+    try:
+        result = build_all(plan, cec_key, order, started=progress.started, report=progress.report)
+    finally:
+        progress.bar.close()
+    print(f"{result.election_id}: {result.summary()}; manifest {args.out / 'manifest.json'}")
+    failed = result.failed()
+    if failed:
+        listed = ", ".join(failed[:20]) + (f" and {len(failed) - 20} more" if len(failed) > 20 else "")
+        raise ProvisionError("E076", f"{len(failed)} station(s) could not be packaged: {listed}; correct them and "
+                                     "run the same command again (complete stations are skipped)")
     return 0
 
 
@@ -243,6 +296,17 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--list-key", type=Path, help="reuse this list key instead of making a new one")
     c.add_argument("--seal-to", type=Path, help="the unit's enrollment request: seal the list key to it")
     c.set_defaults(func=cec_package)
+    c = cec.add_parser("packages", help="write the signed package of every station of the plan in one run")
+    c.add_argument("--plan", type=Path, required=True, help="the election plan (TOML)")
+    c.add_argument("--voters-dir", type=Path, required=True, help="folder of voter lists, one <station id>.csv each")
+    c.add_argument("--cec-key", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="output folder: <station id>/pollbox/ and manifest.json")
+    c.add_argument("--requests-dir", type=Path,
+                   help="folder of enrollment requests, <station id>.json: seal those stations' list keys")
+    c.add_argument("--stations", help="only these stations (IDs separated by commas)")
+    c.add_argument("--force", action="store_true", help="rebuild stations that are already built")
+    c.add_argument("--verbose", action="store_true", help="also print one line per station built")
+    c.set_defaults(func=cec_packages)
     c = cec.add_parser("enroll", help="sign enrollment requests into the device registry")
     c.add_argument("--cec-key", type=Path, required=True)
     c.add_argument("--registry", type=Path, required=True)

@@ -4,10 +4,13 @@ Each error has a stable code (``E012``) so a technician on the phone can name
 it and the guide (``docs/technician-guide.md``) can say what to do. The CLI
 prints ``E012 voters.csv line 17: personal number has 13 digits, expected 14``
 and exits with the error's exit code; no traceback reaches the technician.
+``ProvisionErrors`` carries several such failures found at once (one numbered
+line each), for commands that check everything before doing anything.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 
@@ -43,6 +46,13 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("E051", "zeroize confirmation does not match", 7),
     Code("E052", "the receiver did not acknowledge the zeroize note: nothing wiped", 7),
     Code("E060", "image build impossible on this host", 8),
+    Code("E070", "a station in the election plan has no voter list file", 9),
+    Code("E071", "a voter list file names no station of the election plan", 9),
+    Code("E072", "--stations names a station that is not in the election plan", 9),
+    Code("E073", "an enrollment request is for an unknown station or filed under another station's name", 9),
+    Code("E074", "the output folder cannot be used for this election", 9),
+    Code("E075", "the voter list changed after this station's package was built", 9),
+    Code("E076", "one or more stations could not be packaged", 9),
 )}
 
 
@@ -59,3 +69,15 @@ class ProvisionError(Exception):
     @property
     def exit_status(self) -> int:
         return CODES[self.code].exit_status
+
+
+class ProvisionErrors(ProvisionError):
+    """Several failures found at once: printed one numbered line each, then ``summary``; exits as the first."""
+
+    def __init__(self, problems: Sequence[ProvisionError], summary: str) -> None:
+        if not problems:
+            raise ValueError("ProvisionErrors needs at least one problem")
+        super().__init__(problems[0].code, problems[0].message)
+        self.problems = list(problems)
+        self.summary = summary
+        self.args = ("\n".join([*(str(p) for p in self.problems), summary]),)

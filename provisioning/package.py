@@ -4,26 +4,60 @@
 (from ``voterlist.import_csv``) and the list key check; ``write_package``
 signs it with the CEC key (``device.package.sign_package``), proves the file
 loads exactly as a unit would load it (``device.package.load_package``), and
-writes it atomically. ``package_from_plan`` does both for one station of an
-election plan. The unit side of the same format is ``device/package.py``.
+writes it atomically. ``payload_from_plan`` builds the payload for one station
+of an election plan. ``build_station`` is the whole job for one station, shared
+by ``cec package`` and ``cec packages`` (``bulk.py``): import its voter list,
+write ``station.pkg`` and its list key (plain ``list.key``, or
+``list.key.sealed`` sealed to the unit's enrollment request) into one folder.
+The unit side of the same format is ``device/package.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from device.core.documents.rules import pin_rule_from_mapping
+from device.core.voterkey import LIST_KEY_BYTES
+from device.files import write_private
 from device.package import PackageError, StationPackage, list_key_check, load_package, sign_package, voters_digest
 from device.upstream.envelope import iso_utc
 
 from .cec import public_b64
 from .election import ElectionPlan
 from .errors import ProvisionError
-from .voterlist import ImportResult
+from .keyfiles import write_secret
+from .seal import seal_list_key
+from .voterlist import ImportResult, Progress, import_csv
+
+PACKAGE_FILE = "station.pkg"
+LIST_KEY_FILE = "list.key"
+SEALED_KEY_FILE = "list.key.sealed"
+
+
+class VoterListRefused(ProvisionError):
+    """A voter list with bad rows: one numbered line per bad row (``lines``), and this summary as the error."""
+
+    def __init__(self, filename: str, result: ImportResult) -> None:
+        super().__init__(result.errors[0].code, f"{filename}: {len(result.errors)} bad row(s) of {result.rows}; "
+                                                "nothing was imported. Correct the file and run the command again.")
+        self.lines = [err.format(filename) for err in result.errors]
+
+
+@dataclass(frozen=True)
+class BuiltStation:
+    """What ``build_station`` wrote: the voter count, the package's SHA-256, where the list key went."""
+
+    station_id: str
+    voters: int
+    sha256: str
+    sealed_to: str | None  # the serial of the unit the list key is sealed to; None: a plain list.key
+    built_at: str
 
 
 def build_payload(*, election: dict[str, Any], station: dict[str, Any], receiver: dict[str, str],
@@ -81,3 +115,43 @@ def check_package(path: Path, cec_key: Ed25519PrivateKey, election_id: str, now:
         return load_package(path, cec_key.public_key(), election_id, now)
     except PackageError as exc:
         raise ProvisionError("E022", f"{path}: {exc}") from None
+
+
+def build_station(plan: ElectionPlan, station_id: str, voters_csv: Path, cec_key: Ed25519PrivateKey, out: Path,
+                  now: float, *, list_key: bytes | None = None, seal_to: dict[str, Any] | None = None,
+                  progress: Progress | None = None) -> BuiltStation:
+    """Import ``voters_csv`` and write ``station.pkg`` and the list key into ``out``.
+
+    ``seal_to`` is a checked enrollment request body (``enrollment.check_request``):
+    the list key is then sealed to that unit; otherwise a plain ``list.key`` is
+    written. A fresh random list key is made unless ``list_key`` is given.
+    """
+    if seal_to is not None and seal_to["station"] != station_id:
+        raise ProvisionError("E031", f"the enrollment request is for station {seal_to['station']}, not {station_id}")
+    key = list_key if list_key is not None else os.urandom(LIST_KEY_BYTES)
+    voters = import_voters(plan, station_id, voters_csv, key, progress)
+    payload = payload_from_plan(plan, station_id, voters, key, cec_key, now)
+    sealed = seal_list_key(key, seal_to["seal_public_key"], station_id) if seal_to is not None else None
+    digest = write_package(out / PACKAGE_FILE, payload, cec_key, now)
+    write_list_key(out, key, sealed)
+    return BuiltStation(station_id, voters.rows, digest, seal_to["serial"] if seal_to else None, payload["issued_at"])
+
+
+def import_voters(plan: ElectionPlan, station_id: str, path: Path, list_key: bytes,
+                  progress: Progress | None = None) -> ImportResult:
+    """The checked voter list of ``station_id``; ``VoterListRefused`` with every bad row otherwise."""
+    plan.station(station_id)
+    result = import_csv(path, station_id, list_key, pin_rule_from_mapping(plan.documents["pin_rule"]), progress)
+    if result.errors:
+        raise VoterListRefused(path.name, result)
+    return result
+
+
+def write_list_key(out: Path, list_key: bytes, sealed: bytes | None) -> None:
+    """The ``sealed`` key file if given, else a plain ``list.key``; removes the other, stale one."""
+    if sealed is None:
+        write_secret(out / LIST_KEY_FILE, list_key, overwrite=True)
+        (out / SEALED_KEY_FILE).unlink(missing_ok=True)
+    else:
+        write_private(out / SEALED_KEY_FILE, sealed)
+        (out / LIST_KEY_FILE).unlink(missing_ok=True)
