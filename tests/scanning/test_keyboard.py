@@ -10,7 +10,7 @@ from device.core.documents import samples as docs
 from device.hardware.interfaces import ScannerState, ScanRead
 from device.hardware.scanners import keymaps
 from device.hardware.scanners.keyboard import KeyboardScanner
-from device.hardware.scanners.keymaps import DE, US, keymap
+from device.hardware.scanners.keymaps import DE, FR, US, keymap
 from device.hardware.scanners.keys import KeyDecoder, key_events
 
 from .fakes import FakeClock, FakeKeyDevice, Waits
@@ -83,7 +83,16 @@ def test_german_dead_key_followed_by_space() -> None:
     assert decode([(E.KEY_GRAVE, 1), (E.KEY_GRAVE, 0), (E.KEY_SPACE, 1), (E.KEY_SPACE, 0)], DE) == "^"
 
 
-@pytest.mark.parametrize("layout", ["us", "de"])
+def test_french_digits_need_shift() -> None:
+    one_two = [(E.KEY_LEFTSHIFT, 1), (E.KEY_1, 1), (E.KEY_1, 0), (E.KEY_2, 1), (E.KEY_2, 0), (E.KEY_LEFTSHIFT, 0)]
+    assert decode(one_two, FR) == "12"
+    assert decode([(E.KEY_1, 1), (E.KEY_1, 0), (E.KEY_2, 1), (E.KEY_2, 0)], FR) == "&é"
+    assert decode([(E.KEY_102ND, 1), (E.KEY_102ND, 0), (E.KEY_Q, 1), (E.KEY_Q, 0)], FR) == "<a"  # Q key: a
+    assert decode(key_events("P<KGZ0123", FR), FR) == "P<KGZ0123"
+    assert decode(key_events("1234567890", FR), US) == "!@#$%^&*()"  # a layout mismatch never reads digits
+
+
+@pytest.mark.parametrize("layout", ["us", "de", "fr"])
 def test_every_document_survives_keyboard_mode(layout: str, rules: DocumentRules,
                                                valid_payloads: dict[str, str]) -> None:
     for scheme, text in valid_payloads.items():
@@ -93,8 +102,8 @@ def test_every_document_survives_keyboard_mode(layout: str, rules: DocumentRules
 
 
 def test_unknown_layout_is_named() -> None:
-    with pytest.raises(ValueError, match="unknown keyboard layout 'fr'"):
-        keymap("fr")
+    with pytest.raises(ValueError, match="unknown keyboard layout 'dvorak'; known: us, de, fr"):
+        keymap("dvorak")
 
 
 # The source: bursts, unplug, replug ----------------------------------------------------

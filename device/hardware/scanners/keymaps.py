@@ -71,7 +71,20 @@ DE = Keymap(
     dead=frozenset("^´`"),
 )
 
-LAYOUTS: dict[str, Keymap] = {"us": US, "de": DE}
+FR = Keymap(
+    "fr",
+    plain={**_rows("&é\"'(-è_çà)=", "azertyuiop^$", "qsdfghjklmù²", "wxcvbn,;:!"), 43: "*", KEY_102ND: "<",
+           KEY_SPACE: " "},
+    shift={**_rows("1234567890°+", "AZERTYUIOP¨£", "QSDFGHJKLM%", "WXCVBN?./§"), 43: "µ", KEY_102ND: ">",
+           KEY_SPACE: " "},
+    altgr={3: "~", 4: "#", 5: "{", 6: "[", 7: "|", 8: "`", 9: "\\", 10: "^", 11: "@", 12: "]", 13: "}",
+           18: "€", 27: "¤"},
+    dead=frozenset("^¨~`"),
+)
+"""French AZERTY: the digits are on the number row with Shift, which a scanner set to ``fr`` types
+as Shift+key; read with the US table those reads would be ``&é"'(-è_çà``."""
+
+LAYOUTS: dict[str, Keymap] = {"us": US, "de": DE, "fr": FR}
 
 
 def keymap(name: str) -> Keymap:
