@@ -9,6 +9,10 @@ Commands:
 - ``keygen``: create the receiver key (and its ``.pub``);
 - ``enroll``: add one unit to a registry file and re-sign it (demo and small set-ups;
   the CEC's provisioning tool does the same from enrollment requests);
+- ``revoke``: revoke one unit's key in a registry file and re-sign it; records
+  of that key are accepted up to ``--last-seq`` or, with ``--db``, up to the
+  highest seq of that key the receiver has stored (a running receiver picks
+  the new file up by itself);
 - ``pubkey``: print the base64 public key of a raw private key file.
 
 Errors are one sentence on stderr and exit status 2 (usage/config) or 1
@@ -30,9 +34,9 @@ from device.upstream.envelope import iso_utc, key_id
 from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
 from receiver.loghead import LogError, check_inclusion
-from receiver.registry import DeviceEntry, Registry, RegistryError, decode_public_key
+from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
-from receiver.storage import StorageError
+from receiver.storage import StorageError, is_postgres, open_storage, sqlite_path
 
 log = logging.getLogger("pollbox.receiver.cli")
 
@@ -78,6 +82,15 @@ def parser() -> argparse.ArgumentParser:
     enroll.add_argument("--public-key-file", required=True, type=Path, help="the unit's device.pub")
     enroll.add_argument("--serial", required=True)
     enroll.add_argument("--software", default="unknown")
+    revoke = sub.add_parser("revoke", help="revoke one unit's key in a registry and sign it with the CEC key")
+    revoke.add_argument("--registry", required=True, type=Path)
+    revoke.add_argument("--cec-key", required=True, type=Path, help="the CEC's raw private key file")
+    revoke.add_argument("--station", required=True)
+    revoke.add_argument("--key-id", required=True, help="the key id of the unit to revoke")
+    revoke.add_argument("--reason", required=True, help="why (lost, stolen, compromised, ...)")
+    revoke.add_argument("--by", required=True, help="who decided the revocation")
+    revoke.add_argument("--last-seq", type=int, help="the last seq of this key the CEC accepts")
+    revoke.add_argument("--db", help="the receiver's database: accept up to the highest seq of this key it stores")
     pubkey = sub.add_parser("pubkey", help="print the base64 public key of a raw private key file")
     pubkey.add_argument("path", type=Path)
     return top
@@ -206,13 +219,42 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revoke(args: argparse.Namespace) -> int:
+    if (args.last_seq is None) == (args.db is None):
+        raise UsageError("give exactly one of --last-seq N (the last seq of this key the CEC accepts) or --db URL "
+                         "(accept up to the highest seq of this key the receiver stores)")
+    cec = load_receiver_key(args.cec_key)
+    registry = Registry.load(args.registry, cec.public_key())
+    entry = registry.revocable(args.key_id, args.station)
+    last_seq = args.last_seq if args.db is None else _stored_last_seq(args.db, entry)
+    if last_seq < 0:
+        raise UsageError(f"--last-seq must be 0 or more, not {last_seq}")
+    revocation = Revocation(at=iso_utc(time.time()), reason=args.reason, by=args.by, last_seq=last_seq)
+    registry.revoke(entry.key_id, entry.station, revocation)
+    registry.sign_and_save(args.registry, cec)
+    print(f"revoked key {entry.key_id} of station {entry.station} ({entry.serial}): records up to seq {last_seq} "
+          f"are accepted, later ones refused (revoked_key); {len(registry)} devices in {args.registry}")
+    return 0
+
+
+def _stored_last_seq(url: str, entry: DeviceEntry) -> int:
+    """The highest seq signed by ``entry``'s key that the receiver's database stores."""
+    if not is_postgres(url) and not sqlite_path(url).is_file():
+        raise UsageError(f"no receiver database at {sqlite_path(url)}")
+    storage = open_storage(url)
+    try:
+        return storage.highest_seq_signed_by(entry.station, entry.key_id)
+    finally:
+        storage.close()
+
+
 def cmd_pubkey(args: argparse.Namespace) -> int:
     print(public_b64(load_receiver_key(args.path).public_key()))
     return 0
 
 
 COMMANDS = {"serve": cmd_serve, "import": cmd_import, "ingest": cmd_ingest, "verify-inclusion": cmd_verify_inclusion,
-            "keygen": cmd_keygen, "enroll": cmd_enroll, "pubkey": cmd_pubkey}
+            "keygen": cmd_keygen, "enroll": cmd_enroll, "revoke": cmd_revoke, "pubkey": cmd_pubkey}
 
 if __name__ == "__main__":
     sys.exit(main())

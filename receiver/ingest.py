@@ -9,7 +9,9 @@ Every batch, from the network or from a USB export, goes through
    here is rejected whole (``malformed`` or ``oversized``): nothing is stored.
 2. **Authenticate** (``authenticate``), without touching the database: the
    key must be enrolled (``unknown_key``), enrolled for the record's station
-   (``wrong_station``), and the signature must verify (``bad_signature``).
+   (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
+   key's records are accepted only up to the revocation's ``last_seq``), and
+   the signature must verify (``bad_signature``).
 3. **Sequence** (``sequence``), under the station's lock in storage: a
    stored seq with the same bytes is a duplicate (acknowledged again); with
    other bytes it is a ``conflict`` (the record is kept as evidence); the next
@@ -38,7 +40,7 @@ from receiver.registry import Registry
 MAX_RECORDS = 2_000
 MAX_BYTES = 4 * 1024 * 1024
 
-HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403,
+HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
                "bad_signature": 400, "gap": 409, "chain_broken": 409, "conflict": 409}
 
 log = logging.getLogger("pollbox.receiver.ingest")
@@ -152,6 +154,10 @@ def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | N
     if entry.station != record.station:
         return _about(record, "wrong_station", f"record {record.seq}: key {record.key} is enrolled for station "
                          f"{entry.station}, not {record.station}")
+    revocation = registry.revocation_of(record.key)
+    if revocation is not None and revocation.refuses(record.seq):
+        return _about(record, "revoked_key", f"record {record.seq}: key {record.key} was revoked at {revocation.at}; "
+                         f"its records are accepted only up to seq {revocation.last_seq}")
     try:
         record.verify(public)
     except EnvelopeError as exc:

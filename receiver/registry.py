@@ -3,8 +3,16 @@
 A registry file is JSON::
 
     {"format": "pollbox-device-registry/1",
-     "devices": [{"station", "serial", "public_key", "key_id", "software", "enrolled_at"}, ...],
+     "devices": [{"station", "serial", "public_key", "key_id", "software", "enrolled_at"
+                  [, "revocation": {"at", "reason", "by", "last_seq"}]}, ...],
      "signature": "<base64 Ed25519 signature by the CEC over canonical JSON of devices>"}
+
+A device without ``revocation`` is written exactly as before revocations
+existed, so older files load unchanged and an unrevoked registry keeps its
+bytes and digest. A revoked key stays in the registry (its stored records must
+still verify): records it signs with ``seq`` up to ``last_seq`` are accepted,
+later ones are refused (``revoked_key``, see ``ingest.py``). The revocation is
+part of the signed ``devices`` list, so only the CEC key can add or remove one.
 
 Provisioning builds it with ``Registry.add`` and ``Registry.sign_and_save``;
 the receiver loads it with ``Registry.load`` and the CEC public key as trust
@@ -14,8 +22,10 @@ that replaces a failed one is enrolled for the same station and continues the
 station's sequence, see docs/receiver.md).
 
 ``RegistryFile`` reloads the file when it changes on disk, so a unit enrolled
-during the day is accepted without restarting the receiver; a changed file
-that fails verification is refused and the previous registry stays in force.
+or a key revoked during the day takes effect without restarting the receiver;
+a changed file that fails verification, or that would undo a revocation in
+force (an older, validly signed registry put back), is refused, logged, and
+the previous registry stays in force.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import binascii
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -38,6 +49,8 @@ from device.upstream.envelope import key_id as key_id_of
 
 FORMAT = "pollbox-device-registry/1"
 MAX_STATION_CHARS = 64
+MAX_REVOCATION_TEXT = 200
+ISO_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 log = logging.getLogger("pollbox.receiver.registry")
 
@@ -78,6 +91,46 @@ class DeviceEntry:
             raise RegistryError(f"device {position} ({self.serial}): key_id does not match its public key")
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """Why and when the CEC revoked a key, and the last seq of that key it still accepts.
+
+    ``last_seq`` is a station sequence number, never a time: a stolen key can
+    sign any timestamp, but the receiver's stored sequence cannot be rewritten.
+    """
+
+    at: str
+    reason: str
+    by: str
+    last_seq: int
+
+    def refuses(self, seq: int) -> bool:
+        """True for a record of the revoked key the CEC no longer accepts."""
+        return seq > self.last_seq
+
+    def check(self, where: str) -> None:
+        if not ISO_UTC_RE.match(self.at):
+            raise RegistryError(f"{where}: revocation 'at' must be UTC like 2026-11-27T20:00:00.000000Z")
+        for name in ("reason", "by"):
+            text = getattr(self, name)
+            if not text.strip() or len(text) > MAX_REVOCATION_TEXT or not text.isprintable():
+                raise RegistryError(f"{where}: revocation {name!r} must be 1-{MAX_REVOCATION_TEXT} "
+                                    "printable characters")
+        if isinstance(self.last_seq, bool) or not isinstance(self.last_seq, int) or self.last_seq < 0:
+            raise RegistryError(f"{where}: revocation 'last_seq' must be a whole number, 0 or more")
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str) -> Revocation:
+        names = [f.name for f in fields(cls)]
+        if not isinstance(raw, dict) or sorted(raw) != sorted(names):
+            raise RegistryError(f"{where}: revocation fields must be exactly {', '.join(names)}")
+        if not all(isinstance(raw[name], str) for name in ("at", "reason", "by")):
+            raise RegistryError(f"{where}: revocation at, reason and by are strings")
+        revocation = cls(**raw)
+        revocation.check(where)
+        return revocation
+
+
 def decode_public_key(text: str) -> Ed25519PublicKey:
     """An Ed25519 public key from base64 of its 32 raw bytes; raises RegistryError."""
     try:
@@ -92,6 +145,8 @@ class Registry:
     def __init__(self, entries: list[DeviceEntry] | None = None) -> None:
         self._by_key: dict[str, DeviceEntry] = {}
         self._public: dict[str, Ed25519PublicKey] = {}
+        self._revoked: dict[str, Revocation] = {}
+        self.signed_document: bytes | None = None
         for entry in entries or []:
             self.add(entry)
 
@@ -99,16 +154,58 @@ class Registry:
         """Enroll a unit; a key already bound to another station is refused."""
         entry.check(len(self._by_key))
         known = self._by_key.get(entry.key_id)
+        if known is not None and known != entry and entry.key_id in self._revoked:
+            raise RegistryError(f"key {entry.key_id} of station {known.station} ({known.serial}) is revoked; "
+                                "a revoked key cannot be enrolled again")
         if known is not None and known != entry:
             raise RegistryError(f"key {entry.key_id} is already enrolled for station {known.station} ({known.serial})")
         self._by_key[entry.key_id] = entry
         self._public[entry.key_id] = entry.public()
+
+    def revocable(self, key_id: str, station: str) -> DeviceEntry:
+        """The entry of a key that may be revoked for ``station``; raises RegistryError saying why not."""
+        entry = self._by_key.get(key_id)
+        if entry is None:
+            raise RegistryError(f"key {key_id} is not enrolled in this registry")
+        if entry.station != station:
+            raise RegistryError(f"key {key_id} is enrolled for station {entry.station}, not {station}")
+        known = self._revoked.get(key_id)
+        if known is not None:
+            raise RegistryError(f"key {key_id} of station {station} is already revoked (at {known.at} by {known.by}, "
+                                f"records up to seq {known.last_seq} accepted)")
+        return entry
+
+    def revoke(self, key_id: str, station: str, revocation: Revocation) -> DeviceEntry:
+        """Revoke an enrolled, not yet revoked key of ``station``; the entry stays, marked revoked."""
+        entry = self.revocable(key_id, station)
+        revocation.check(f"key {key_id}")
+        self._revoked[key_id] = revocation
+        return entry
 
     def for_key(self, key_id: str) -> DeviceEntry | None:
         return self._by_key.get(key_id)
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
         return self._public.get(key_id)
+
+    def revocation_of(self, key_id: str) -> Revocation | None:
+        return self._revoked.get(key_id)
+
+    def revoked(self) -> list[tuple[DeviceEntry, Revocation]]:
+        """Every revoked key's entry and revocation, by station and key id."""
+        return sorted(((self._by_key[k], r) for k, r in self._revoked.items()),
+                      key=lambda pair: (pair[0].station, pair[0].key_id))
+
+    def revoked_stations(self) -> set[str]:
+        return {self._by_key[k].station for k in self._revoked}
+
+    def undone_revocation(self, newer: Registry) -> str | None:
+        """Why ``newer`` would undo or change a revocation of this registry (None if it keeps them all)."""
+        for entry, revocation in self.revoked():
+            if newer.for_key(entry.key_id) != entry or newer.revocation_of(entry.key_id) != revocation:
+                return (f"it drops or changes the revocation of key {entry.key_id} of station {entry.station} "
+                        f"(revoked at {revocation.at}); a revocation is never undone")
+        return None
 
     def __iter__(self) -> Iterator[DeviceEntry]:
         return iter(self._by_key.values())
@@ -122,8 +219,16 @@ class Registry:
     def devices_of(self, station: str) -> list[DeviceEntry]:
         return [entry for entry in self if entry.station == station]
 
-    def devices_json(self) -> list[dict[str, str]]:
-        return [asdict(entry) for entry in sorted(self, key=lambda e: (e.station, e.enrolled_at, e.key_id))]
+    def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
+        """One device as written in the file: with ``revocation`` only when the key is revoked."""
+        doc: dict[str, Any] = asdict(entry)
+        revocation = self._revoked.get(entry.key_id)
+        if revocation is not None:
+            doc["revocation"] = asdict(revocation)
+        return doc
+
+    def devices_json(self) -> list[dict[str, Any]]:
+        return [self.device_json(entry) for entry in sorted(self, key=lambda e: (e.station, e.enrolled_at, e.key_id))]
 
     def sign_and_save(self, path: Path, cec_private_key: Ed25519PrivateKey) -> None:
         """Write the signed registry atomically (temporary file, then rename)."""
@@ -148,8 +253,18 @@ class Registry:
         devices = _verified_devices(doc, cec_public_key, name)
         registry = cls()
         for position, raw in enumerate(devices):
-            registry.add(DeviceEntry.from_dict(raw, position))
+            registry._add_signed(raw, position)
+        registry.signed_document = data
         return registry
+
+    def _add_signed(self, raw: Any, position: int) -> None:
+        """Add one device of a verified file, with its revocation if it carries one."""
+        fields_only = {k: v for k, v in raw.items() if k != "revocation"} if isinstance(raw, dict) else raw
+        entry = DeviceEntry.from_dict(fields_only, position)
+        self.add(entry)
+        if isinstance(raw, dict) and "revocation" in raw:
+            self._revoked[entry.key_id] = Revocation.from_dict(raw["revocation"], f"device {position} "
+                                                                                  f"({entry.serial})")
 
 
 def _read(path: Path) -> bytes:
@@ -184,12 +299,12 @@ class RegistryFile:
         self._stamp = self._stat()
         self.registry = Registry.load(path, cec_public_key)
 
-    def _stat(self) -> tuple[int, int]:
+    def _stat(self) -> tuple[int, int, int]:
         try:
             st = self.path.stat()
         except OSError as exc:
             raise RegistryError(f"cannot read the device registry {self.path}: {exc.strerror}") from None
-        return st.st_mtime_ns, st.st_size
+        return st.st_mtime_ns, st.st_size, st.st_ino
 
     def current(self) -> Registry:
         """The registry in force, reloading the file if it changed; a bad new file is logged and ignored."""
@@ -201,8 +316,21 @@ class RegistryFile:
         if stamp != self._stamp:
             self._stamp = stamp
             try:
-                self.registry = Registry.load(self.path, self._cec)
-                log.info("device registry reloaded: %d devices", len(self.registry))
+                self._take(Registry.load(self.path, self._cec))
             except RegistryError as exc:
                 log.error("device registry not reloaded, keeping the previous one: %s", exc)
         return self.registry
+
+    def _take(self, newer: Registry) -> None:
+        """Put a verified registry in force unless it undoes a revocation; log what it revokes."""
+        undone = self.registry.undone_revocation(newer)
+        if undone is not None:
+            raise RegistryError(f"{self.path}: {undone}")
+        old = self.registry
+        self.registry = newer
+        log.info("device registry reloaded: %d devices, %d revoked", len(newer), len(newer.revoked()))
+        for entry, revocation in newer.revoked():
+            if old.revocation_of(entry.key_id) is None:
+                log.warning("key %s of station %s (%s) revoked at %s by %s (%s): records after seq %d are refused",
+                            entry.key_id, entry.station, entry.serial, revocation.at, revocation.by,
+                            revocation.reason, revocation.last_seq)

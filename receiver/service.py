@@ -2,6 +2,10 @@
 
 ``build_receiver(config)`` is called by ``create_app`` (HTTP) and by the CLI's
 ``import`` and ``ingest`` commands, so every path shares one ``Ingestor``.
+Whenever the registry in force changes (``RegistryFile`` reloads it), its
+stations are mirrored to the database and its revocations recorded there; a
+receiver refuses to start on a registry lacking a revocation the database has
+recorded (an older registry put back).
 Config keys (all strings unless noted):
 
 - ``DATABASE_URL``: ``postgresql://...``, ``sqlite:///path`` or a file path;
@@ -58,13 +62,25 @@ class Receiver:
                                  clock=self.clock)
 
     def registry(self) -> Registry:
-        """The registry in force; its stations are mirrored to the database whenever it changes."""
+        """The registry in force; its stations and revocations go to the database whenever it changes."""
         current = self.registry_file.current()
         if current is not self._synced:
             digest = hashlib.sha256(canonical(current.devices_json())).hexdigest()
             self.storage.sync_enrolled(current.stations(), digest)
+            self.storage.record_revocations(current.revoked(), self.clock())
             self._synced = current
         return current
+
+    def check_revocations_kept(self) -> None:
+        """Refuse a registry that lacks a revocation this database has recorded."""
+        registry = self.registry_file.registry
+        for known in self.storage.revocations():
+            revocation = registry.revocation_of(known["key_id"])
+            if revocation is None:
+                raise ReceiverConfigError(
+                    f"the device registry {self.registry_file.path} does not revoke key {known['key_id']} of station "
+                    f"{known['station']}, which was revoked at {known['revoked_at']} by {known['revoked_by']}: "
+                    "an older registry? a revocation is never undone")
 
     def silent_before(self) -> float:
         return self.clock() - self.silent_after
@@ -102,6 +118,11 @@ def build_receiver(config: Mapping[str, Any]) -> Receiver:
     if problems or key is None or registry_file is None or silent is None or storage is None:
         raise ReceiverConfigError("; ".join(problems))
     receiver = Receiver(storage, registry_file, key, config.get("CLOCK") or time.time, silent)
+    try:
+        receiver.check_revocations_kept()
+    except ReceiverConfigError:
+        storage.close()
+        raise
     receiver.registry()
     return receiver
 

@@ -10,7 +10,11 @@ how to lock). Tables:
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
   (``merkle.py``) and its size and root;
 - ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
-  seq, never overwriting the first) and ``rejections``.
+  seq, never overwriting the first) and ``rejections``;
+- ``revocations``: every key revocation this database has seen in a CEC-signed
+  registry, with when the receiver first put it in force; never deleted, so a
+  receiver refuses to start on an older registry that lacks one
+  (``service.py``).
 
 Concurrency. ``store`` runs one transaction per batch. SQLite takes the write
 lock up front (``BEGIN IMMEDIATE``): one writer at a time. PostgreSQL locks
@@ -40,6 +44,7 @@ from typing import Any
 from device.upstream.envelope import ZERO_HASH, SignedRecord
 from receiver import merkle
 from receiver.ingest import Plan, Rejection, sequence
+from receiver.registry import DeviceEntry, Revocation
 from receiver.status import StationStatus, alarm_changes, fold
 
 log = logging.getLogger("pollbox.receiver.storage")
@@ -74,7 +79,12 @@ CREATE TABLE IF NOT EXISTS rejections (
     id {serial}, received_at {float} NOT NULL, station TEXT, seq {bigint}, key_id TEXT,
     code TEXT NOT NULL, reason TEXT NOT NULL, source TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS rejections_station ON rejections (station, id);
+CREATE TABLE IF NOT EXISTS revocations (
+    key_id TEXT PRIMARY KEY, station TEXT NOT NULL, revoked_at TEXT NOT NULL, reason TEXT NOT NULL,
+    revoked_by TEXT NOT NULL, last_seq {bigint} NOT NULL, in_force_since {float} NOT NULL);
 """
+
+REVOCATION_COLUMNS = ("key_id", "station", "revoked_at", "reason", "revoked_by", "last_seq", "in_force_since")
 
 
 class StorageError(Exception):
@@ -285,7 +295,44 @@ class Storage:
             self._q("INSERT INTO meta (key, value) VALUES ('registry_digest', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (digest,))
 
+    def record_revocations(self, revoked: Sequence[tuple[DeviceEntry, Revocation]], now: float) -> None:
+        """Keep every revocation put in force (the first sighting wins; rows are never changed or deleted)."""
+        if not revoked:
+            return
+        with self._transaction():
+            self._many("INSERT INTO revocations (key_id, station, revoked_at, reason, revoked_by, last_seq, "
+                       "in_force_since) VALUES (?,?,?,?,?,?,?) ON CONFLICT (key_id) DO NOTHING",
+                       [(e.key_id, e.station, r.at, r.reason, r.by, r.last_seq, now) for e, r in revoked])
+
+    def revocations(self) -> list[dict[str, Any]]:
+        """Every revocation this database has seen, oldest first."""
+        rows = self._q(f"SELECT {', '.join(REVOCATION_COLUMNS)} FROM revocations "
+                       "ORDER BY in_force_since, key_id").fetchall()
+        return [dict(zip(REVOCATION_COLUMNS, row, strict=True)) for row in rows]
+
     # Reads --------------------------------------------------------------------
+
+    def seqs_signed_by(self, station: str, key_id: str, after: int = 0, limit: int | None = None) -> list[int]:
+        """Seqs above ``after`` of the station's stored records signed by ``key_id``, highest first.
+
+        Records have no key column: a LIKE narrows the rows, then each line's own ``key`` field decides.
+        """
+        pattern = f'%"key":"{_like_escape(key_id)}"%'
+        rows = self._q("SELECT seq, line FROM records WHERE station = ? AND seq > ? AND line LIKE ? ESCAPE '!' "
+                       "ORDER BY seq DESC", (station, after, pattern))
+        seqs: list[int] = []
+        for seq, line in rows:
+            if json.loads(line.partition(" ")[2]).get("key") == key_id:
+                seqs.append(int(seq))
+                if limit is not None and len(seqs) >= limit:
+                    break
+        return seqs
+
+    def highest_seq_signed_by(self, station: str, key_id: str) -> int:
+        """The highest stored seq of ``station`` signed by ``key_id`` (0 when it signed none stored)."""
+        found = self.seqs_signed_by(station, key_id, limit=1)
+        return found[0] if found else 0
+
 
     def highest_seq(self, station: str) -> int:
         row = self._q("SELECT highest_seq FROM stations WHERE station = ?", (station,)).fetchone()
@@ -393,8 +440,12 @@ class Storage:
                 for row in rows]
 
 
+def _like_escape(text: str) -> str:
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
 def _like_prefix(prefix: str) -> str:
-    return prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+    return _like_escape(prefix) + "%"
 
 
 def is_postgres(url: str) -> bool:

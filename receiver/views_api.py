@@ -75,6 +75,23 @@ def get_receipt(station: str) -> Response:
     return jsonify({"receipt": receiver().ingestor.receipt(station)})
 
 
+@bp.get("/stations/<path:station>/devices")
+def get_devices(station: str) -> tuple[Response, int]:
+    """The station's enrolled devices, each with its revocation (when, why, by whom, last accepted seq) if revoked."""
+    registry = receiver().registry()
+    devices = registry.devices_of(station)
+    if not devices:
+        return _error(404, "not_found", f"no device is enrolled for station {station}")
+    return jsonify({"station": station, "devices": [registry.device_json(d) for d in devices]}), 200
+
+
+@bp.get("/registry")
+def get_registry() -> Response:
+    """The CEC-signed device registry in force, byte for byte, so anyone can check its signature and revocations."""
+    document = receiver().registry().signed_document or b""
+    return Response(document, mimetype="application/json")
+
+
 @bp.get("/records/<path:station>/<int:seq>")
 def get_record(station: str, seq: int) -> tuple[Response, int]:
     line = receiver().storage.record_line(station, seq)

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from device.hardware.clock import FakeClock
 from device.keys import public_b64
 from device.upstream.envelope import ZERO_HASH, SignedRecord, encode_batch, key_id, make_record
-from receiver.registry import DeviceEntry, Registry
+from receiver.registry import DeviceEntry, Registry, Revocation
 
 BATCH = "application/x-pollbox-batch"
 
@@ -72,6 +72,14 @@ class Setup:
             registry.add(unit.entry())
         registry.sign_and_save(self.registry_path, self.cec)
 
+    def revoke(self, unit: Unit, last_seq: int, reason: str = "stolen from the school", by: str = "CEC duty officer",
+               at: str = "2026-11-27T11:00:00.000000Z") -> Registry:
+        """Revoke ``unit``'s key in the signed registry file; records up to ``last_seq`` stay accepted."""
+        registry = Registry.load(self.registry_path, self.cec.public_key())
+        registry.revoke(unit.key_id, unit.station, Revocation(at=at, reason=reason, by=by, last_seq=last_seq))
+        registry.sign_and_save(self.registry_path, self.cec)
+        return registry
+
     def config(self, db: str, clock: FakeClock) -> dict[str, Any]:
         return {"DATABASE_URL": db, "REGISTRY_PATH": str(self.registry_path),
                 "CEC_PUBLIC_KEY": public_b64(self.cec.public_key()), "RECEIVER_KEY_PATH": str(self.key_path),
@@ -80,8 +88,6 @@ class Setup:
     def cli_args(self, db: str) -> list[str]:
         return ["--db", db, "--registry", str(self.registry_path), "--cec-public-key",
                 public_b64(self.cec.public_key()), "--key", str(self.key_path)]
-
-
 
 
 def post(client: FlaskClient, records: list[SignedRecord] | bytes, **headers: str) -> Any:
