@@ -2,12 +2,12 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
-APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl
+APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl fonts-dejavu-core
 DEMO := var/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test quick lint bench docs screenshots image clean system-deps firmware-deps
+.PHONY: help run test quick lint bench docs screenshots fonts image clean system-deps firmware-deps
 
 help:
 	@echo "pollbox make targets:"
@@ -19,6 +19,7 @@ help:
 	@echo "  make bench   benchmarks; writes bench/results.json"
 	@echo "  make docs    regenerate docs/audit-events.md from the event catalogue"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
+	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
 	@echo "  make image   build the Raspberry Pi OS image (arm64 host only)"
 	@echo "  make clean   remove the virtualenv, the demo station and build files"
 
@@ -67,6 +68,9 @@ bench: $(VENV_STAMP)
 
 docs: $(VENV_STAMP)
 	$(PY) -m device.cli docs
+
+fonts: $(VENV_STAMP) system-deps
+	$(PY) -m web_ui.fontbuild
 
 screenshots: $(VENV_STAMP)
 	POLLBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -m browser tests/web
