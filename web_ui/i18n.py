@@ -76,6 +76,21 @@ POLL_STATES: dict[str, Any] = {
     "closed": _l("Polls closed"),
 }
 
+UPSTREAM_REFUSALS: dict[str, Any] = {
+    "revoked_key": _l("The CEC has revoked this unit's key and takes no new records from it. Every record is "
+                      "kept here. Call the technician."),
+    "unknown_key": _l("The CEC does not know this unit's key: the unit is not enrolled. Every record is kept "
+                      "here. Call the technician."),
+    "wrong_station": _l("The CEC has this unit's key enrolled for another station. Every record is kept here. "
+                        "Call the technician."),
+    "conflict": _l("The CEC already holds other records under the same numbers from this station. Every record "
+                   "is kept here. Call the technician."),
+}
+"""What the chair's screen says when the CEC's receiver refuses this unit's records, by rejection code;
+any other code gets ``UPSTREAM_REFUSED``."""
+
+UPSTREAM_REFUSED = _l("The CEC refuses this unit's records. Every record is kept here. Call the technician.")
+
 SCANNER_STATES: dict[str, Any] = {
     "connected": _l("connected"),
     "disconnected": _l("disconnected"),
@@ -142,4 +157,5 @@ def init_app(app: Flask) -> None:
                                  mb=fmt_megabytes)
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, SHORT_NAMES=SHORT_NAMES, current_language=current_language,
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
-                                 SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE)
+                                 SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE,
+                                 UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED)

@@ -80,11 +80,17 @@ class _LinkState:
     link_down: bool = False
     online: bool | None = None
     last_error: str | None = None
+    refused: str | None = None
     resend_after: int | None = None
 
 
 class _Refused(Exception):
-    """The receiver answered but did not take the records; the message says why."""
+    """The receiver answered but did not take the records; the message says why, ``code`` is the
+    receiver's rejection code (``revoked_key``, ``unknown_key``, ...) when it gave one."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Upstream:
@@ -177,7 +183,7 @@ class Upstream:
         if reply.ok:
             raise _Refused(f"the receiver accepted the batch {batch[0][0]}..{batch[-1][0]} "
                            f"but its receipt only reaches {highest}")
-        raise _Refused(f"the receiver refused record {reply.seq}: {reply.error} ({reply.reason})")
+        raise _Refused(f"the receiver refused record {reply.seq}: {reply.error} ({reply.reason})", reply.error)
 
     def _apply_receipt(self, reply: Reply) -> int:
         """Verify the reply's receipt, store it, and return its highest seq (-1 without receipt)."""
@@ -212,6 +218,7 @@ class Upstream:
         state.link_down = isinstance(exc, LinkDown)
         state.online = not state.link_down
         state.last_error = str(exc)
+        state.refused = exc.code if isinstance(exc, _Refused) else None
         wait = full_jitter(state.failures, self._delays.uplink_backoff_base, self._delays.uplink_backoff_cap,
                            self._rng.random())
         state.next_attempt_at = now + wait
@@ -284,7 +291,7 @@ class Upstream:
         receipt = self.outbox.last_receipt()
         return {"waiting": last - delivered, "delivered_through": delivered, "last_seq": last,
                 "last_receipt_at": iso_utc(receipt[2]) if receipt else None, "online": state.online,
-                "last_error": state.last_error, "failures": state.failures,
+                "last_error": state.last_error, "refused": state.refused, "failures": state.failures,
                 "next_attempt_in": round(max(0.0, state.next_attempt_at - self._clock.monotonic()), 3)}
 
     def signed_line_for(self, journal_seq: int) -> str | None:

@@ -95,3 +95,22 @@ def test_the_zero_report_refusal_carries_what_is_recorded() -> None:
         st.decide_open(state)
     assert refused.value.code is RefusalCode.ZERO_REPORT_FAILS
     assert refused.value.params == {"identified": 0, "ballots": 1}
+
+
+@pytest.mark.parametrize(("code", "lang", "words"), [
+    ("revoked_key", "ru", "ЦИК отозвала ключ этого устройства"),
+    ("unknown_key", "ky", "түзмөк каттоодон өткөн эмес"),
+    ("chain_broken", "en", "The CEC refuses this unit's records."),
+])
+def test_a_receiver_refusal_is_explained_on_the_status_screen(client: FlaskClient, app: Any, monkeypatch: Any,
+                                                             code: str, lang: str, words: str) -> None:
+    assert app.upstream is not None
+    real = app.upstream.status
+    monkeypatch.setattr(app.upstream, "status", lambda: {**real(), "refused": code, "last_error": code})
+    post(client, f"/lang/{lang}")
+    page = client.get("/").get_data(as_text=True)
+    assert f'data-refused="{code}"' in page and words in page
+
+
+def test_no_refusal_no_banner(client: FlaskClient, app: Any) -> None:
+    assert 'data-refused' not in client.get("/").get_data(as_text=True)
