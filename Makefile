@@ -48,10 +48,13 @@ run: $(VENV_STAMP)
 	$(PY) -m device.cli demo $(DEMO)
 	$(PY) -m device.cli --config $(DEMO)/station.toml run --with-receiver
 
+# The real-browser tests save their screenshots of every screen here (README, chair guide).
+SHOTS := $(CURDIR)/docs/screenshots
+
 # The real-browser tests run on their own, after the rest, so no other test's threads share their process.
 test: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -n 2 -m "not browser" $(PYTEST_ARGS)
-	$(PY) -m pytest -q -m browser $(PYTEST_ARGS)
+	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
 quick: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -n 2 -m "not slow and not browser" $(PYTEST_ARGS)
@@ -73,7 +76,7 @@ fonts: $(VENV_STAMP) system-deps
 	$(PY) -m web_ui.fontbuild
 
 screenshots: $(VENV_STAMP)
-	POLLBOX_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -m browser tests/web
+	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser tests/web
 
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=

@@ -2,10 +2,10 @@
 
 One station runs in this process (appliance on a fake clock, waitress on a
 free loopback port). The test walks through a polling day as the chair and
-an observer would, taking a screenshot of each screen. The screenshots are
-saved only when ``POLLBOX_SCREENSHOTS`` names a directory (``make screenshots``
-sets it to docs/screenshots/ for the README and the chair's guide), so a test
-run never changes the working tree. Nothing sleeps: every wait is on the DOM.
+an observer would, taking a screenshot of each screen at 800x480. They are
+saved where ``POLLBOX_SCREENSHOTS`` says: ``make test`` and ``make screenshots``
+set it to docs/screenshots/ (shown in the README and the chair's guide); a bare
+pytest run saves nothing. Nothing sleeps: every wait is on the DOM.
 """
 
 from __future__ import annotations
