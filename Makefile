@@ -17,7 +17,7 @@ help:
 	@echo "  make quick   the quick test suite (no slow tests)"
 	@echo "  make lint    ruff, mypy (strict on device/core) and pyright on the firmware"
 	@echo "  make bench   benchmarks; writes bench/results.json"
-	@echo "  make docs    regenerate docs/audit-events.md from the event catalogue"
+	@echo "  make docs    regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
 	@echo "  make image   build the Raspberry Pi OS image (arm64 host only)"

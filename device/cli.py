@@ -254,9 +254,15 @@ def cmd_verify_report(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
+    """Write the audit event catalogue and, next to it, the ballot box wiring drawings."""
     from device.core.catalogue import render_markdown
+    from device.hardware.boxes.wiring import BOARD_SOURCE, documents
     Path(args.output).write_text(render_markdown(), encoding="utf-8")
     print(f"wrote {args.output}")
+    for name, svg in documents(BOARD_SOURCE.read_text(encoding="utf-8")).items():
+        path = Path(args.output).parent / name
+        path.write_text(svg, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 
@@ -352,8 +358,9 @@ def parser() -> argparse.ArgumentParser:
                         "(--key KEY and --text/--image/--file; see docs/chair-guide.md)", add_help=False)
     vr.add_argument("args", nargs=argparse.REMAINDER)
     vr.set_defaults(func=cmd_verify_report)
-    o = sub.add_parser("docs", help="regenerate docs/audit-events.md from the event catalogue")
-    o.add_argument("--output", default="docs/audit-events.md")
+    o = sub.add_parser("docs", help="regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg")
+    o.add_argument("--output", default="docs/audit-events.md",
+                   help="the event catalogue; the wiring drawings go into the same directory")
     o.set_defaults(func=cmd_docs)
     b = sub.add_parser("box", help="ballot box: 'box lock' locks the slot, 'box selftest' tests every part")
     b.add_argument("action", choices=["lock", "selftest"])

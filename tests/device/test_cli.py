@@ -94,3 +94,11 @@ def test_box_selftest_refused_while_polls_open(make_app: object, station_dir: Pa
     app.stop()
     assert main(["--config", str(station_dir / "station.toml"), "box", "selftest"]) == 2
     assert "refused while the polls are open" in capsys.readouterr().err
+
+
+def test_docs_writes_the_catalogue_and_the_wiring_drawings(tmp_path: Path) -> None:
+    from device.hardware.boxes.wiring import BOARD_SOURCE, documents
+    assert main(["docs", "--output", str(tmp_path / "audit-events.md")]) == 0
+    assert (tmp_path / "audit-events.md").read_text().startswith("#")
+    for name, svg in documents(BOARD_SOURCE.read_text(encoding="utf-8")).items():
+        assert (tmp_path / name).read_text(encoding="utf-8") == svg
