@@ -141,6 +141,14 @@ DEFAULT_PINS = PinMap(
 )
 """The documented default wiring (docs/ballot-box.md)."""
 
-HEADER_PIN = {2: 3, 3: 5, 4: 7, 5: 29, 6: 31, 7: 26, 8: 24, 9: 21, 10: 19, 11: 23, 12: 32, 13: 33, 16: 36,
-              17: 11, 18: 12, 19: 35, 20: 38, 21: 40, 22: 15, 23: 16, 24: 18, 25: 22, 26: 37, 27: 13}
-"""BCM GPIO number -> physical pin on the 40-pin header (for wiring reports)."""
+PI_HEADER: tuple[str | int, ...] = (
+    "3V3", "5V", 2, "5V", 3, "GND", 4, 14, "GND", 15, 17, 18, 27, "GND", 22, 23, "3V3", 24, 10, "GND",
+    9, 25, 11, 8, "GND", 7, 0, 1, 5, "GND", 6, 12, 13, "GND", 19, 16, 26, 20, "GND", 21,
+)
+"""The Raspberry Pi 40-pin header, physical pin 1 first: a BCM GPIO number or a supply name."""
+
+BCM_TO_PHYSICAL: dict[int, int] = {bcm: i + 1 for i, bcm in enumerate(PI_HEADER) if isinstance(bcm, int)}
+"""BCM GPIO number -> physical pin on the 40-pin header."""
+
+HEADER_PIN = {bcm: pin for bcm, pin in BCM_TO_PHYSICAL.items() if bcm >= 2 and bcm not in RESERVED}
+"""The GPIOs a part may use (not the ID EEPROM pins 0/1 nor the reserved UART) -> physical pin."""

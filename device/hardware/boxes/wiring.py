@@ -13,8 +13,8 @@ source text with ``ast``.
 Pure string building: no third-party libraries and no I/O. ``pollbox docs``
 reads ``BOARD_SOURCE``, calls ``documents`` and writes each file into docs/;
 ``tests/box/test_wiring.py`` fails when a committed drawing is out of date.
-``BCM_TO_PHYSICAL`` (from ``PI_HEADER``) is the one place that maps BCM
-numbers to header pins here.
+``pins.BCM_TO_PHYSICAL`` (from ``pins.PI_HEADER``) is the one place that maps
+BCM numbers to header pins.
 """
 
 from __future__ import annotations
@@ -27,19 +27,10 @@ from xml.sax.saxutils import escape
 
 from device.firmware import FILES
 
-from .pins import DEFAULT_PINS, INPUTS, OPTIONAL, PinMap, PinSpec, pull_to_active
+from .pins import BCM_TO_PHYSICAL, DEFAULT_PINS, INPUTS, OPTIONAL, PI_HEADER, PinMap, PinSpec, pull_to_active
 
 BOARD_SOURCE: Path = FILES["board.py"]
 """The smart box firmware's pin map lives in this file (``PINS``, ``BAUDRATE``)."""
-
-PI_HEADER: tuple[str | int, ...] = (
-    "3V3", "5V", 2, "5V", 3, "GND", 4, 14, "GND", 15, 17, 18, 27, "GND", 22, 23, "3V3", 24, 10, "GND",
-    9, 25, 11, 8, "GND", 7, 0, 1, 5, "GND", 6, 12, 13, "GND", 19, 16, 26, 20, "GND", 21,
-)
-"""The Raspberry Pi 40-pin header, physical pin 1 first: a BCM GPIO number or a supply name."""
-
-BCM_TO_PHYSICAL: dict[int, int] = {bcm: i + 1 for i, bcm in enumerate(PI_HEADER) if isinstance(bcm, int)}
-"""BCM GPIO number -> physical pin on the 40-pin header."""
 
 PICO_HEADER: tuple[str, ...] = (
     "GP0", "GP1", "GND", "GP2", "GP3", "GP4", "GP5", "GND", "GP6", "GP7",
