@@ -2,8 +2,11 @@
 
 Server-rendered HTML with no external assets (one stylesheet from ``static/``).
 The overview shows a summary, filters (reporting, silent, not reported,
-closed, with open alarms), a station-id prefix search, sorting and
-pagination: one page of rows at a time, however many stations are enrolled.
+closed, with open alarms), a station-id prefix search, sorting and keyset
+pagination (``?after=`` / ``?before=`` page tokens made by ``Storage.overview``):
+one index range per page and no count of the rows, however many stations
+are enrolled. The totals come from ``Storage.summary`` (kept counts) or, with
+a prefix, from a count bounded by ``COUNT_CAP`` rows.
 Revoked keys come from the registry in force: the overview marks their
 stations, the station page says when, why, by whom and up to which seq.
 """
@@ -18,9 +21,10 @@ from flask import Blueprint, Flask, abort, render_template, request
 from receiver.app import receiver
 from receiver.registry import DeviceEntry, Registry, Revocation
 from receiver.status import StationStatus
-from receiver.storage import SORTS, STATUS_FILTERS, OverviewQuery
+from receiver.storage import SILENT_RECOUNT_SECONDS, SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError
 
 PER_PAGE = 100
+COUNT_CAP = 10_000  # with a prefix, matches are counted only when the prefix holds at most this many
 
 bp = Blueprint("pages", __name__)
 
@@ -60,22 +64,30 @@ def condition(status: StationStatus, silent_before: float) -> str:
 def overview() -> str:
     rx = receiver()
     registry = rx.registry()
-    query = OverviewQuery(status=_choice("status", STATUS_FILTERS, "all"), prefix=request.args.get("q", "")[:64],
-                          sort=_choice("sort", tuple(SORTS), "station"),
-                          page=max(1, request.args.get("page", 1, type=int) or 1), per_page=PER_PAGE)
-    silent_before = rx.silent_before()
-    rows, total = rx.storage.overview(query, silent_before)
-    pages = max(1, -(-total // PER_PAGE))
-    return render_template("overview.html", rows=rows, total=total, pages=pages, query=query,
-                           summary=rx.storage.summary(silent_before), filters=STATUS_FILTERS, sorts=tuple(SORTS),
+    query = _overview_query()
+    silent_before, now = rx.silent_before(), rx.clock()
+    try:
+        page = rx.storage.overview(query, silent_before)
+    except PageTokenError as exc:
+        abort(400, str(exc))
+    summary = rx.storage.summary(silent_before, now)
+    total = rx.storage.count_matching(query, silent_before, COUNT_CAP) if query.prefix \
+        else summary.matching(query.status)
+    return render_template("overview.html", page=page, rows=page.rows, total=total, count_cap=COUNT_CAP,
+                           query=query, summary=summary, filters=STATUS_FILTERS, sorts=tuple(SORTS),
                            silent_minutes=int(rx.silent_after // 60), silent_before=silent_before,
-                           condition=condition, now=rx.clock(), revoked_stations=registry.revoked_stations(),
-                           revoked_keys=len(registry.revoked()))
+                           recount_seconds=int(SILENT_RECOUNT_SECONDS), condition=condition, now=now,
+                           revoked_stations=registry.revoked_stations(), revoked_keys=len(registry.revoked()))
 
 
-def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.args.get(name, default)
-    return value if value in allowed else default
+def _overview_query() -> OverviewQuery:
+    """The overview's filters from the query string; a prefix with control characters is refused (400)."""
+    prefix = request.args.get("q", "")[:64]
+    if any(not c.isprintable() for c in prefix):
+        abort(400, "the station id prefix must not contain control characters")
+    return OverviewQuery(status=_choice("status", STATUS_FILTERS, "all"), prefix=prefix,
+                         sort=_choice("sort", tuple(SORTS), "station"), after=request.args.get("after", ""),
+                         before=request.args.get("before", ""), per_page=PER_PAGE)
 
 
 @bp.get("/stations/<path:station>")
@@ -108,3 +120,8 @@ def _devices(registry: Registry, station: str) -> list[DeviceRow]:
         beyond = storage.seqs_signed_by(station, entry.key_id, after=revocation.last_seq) if revocation else []
         rows.append(DeviceRow(entry, revocation, beyond))
     return rows
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = request.args.get(name, default)
+    return value if value in allowed else default

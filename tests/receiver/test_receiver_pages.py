@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape as html_unescape
+
 from flask import Flask
 from flask.testing import FlaskClient
 from rx_kit import Setup, Unit, post
 
 from device.hardware.clock import FakeClock
 
+NEXT = re.compile(r'<a rel="next" href="([^"]+)"')
 OPENED = ("polls_opened", {"identified": 0, "ballots": 0})
 
 
@@ -66,8 +70,11 @@ def test_station_names_and_bodies_are_escaped(app: Flask, client: FlaskClient, s
 def test_overview_paginates_and_searches_by_prefix(app: Flask, client: FlaskClient, setup: Setup) -> None:
     setup.enroll(*[Unit(f"KG-{i:04d}") for i in range(3, 251)])
     html = page(client, "/")
-    assert "250 stations match; page 1 of 3" in html and html.count('href="/stations/') == 100
-    assert "KG-0201" in page(client, "/?page=3") and "KG-0201" not in html
+    assert "250 stations match." in html and html.count('href="/stations/') == 100
+    assert "previous" not in html and "first" not in html
+    third = page(client, html_unescape(NEXT.search(page(client, html_unescape(NEXT.search(html).group(1)))).group(1)))
+    assert "KG-0201" in third and "KG-0201" not in html and third.count('href="/stations/') == 50
+    assert NEXT.search(third) is None and "previous" in third and "first" in third
     html = page(client, "/?q=KG-01")
     assert "100 stations match" in html
     assert "0 stations match" in page(client, "/?q=%25")

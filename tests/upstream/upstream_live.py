@@ -21,6 +21,8 @@ class LiveReceiver:
     port: int
     key: Ed25519PrivateKey
     app: Any
+    registry_path: Path | None = None
+    cec: Ed25519PrivateKey | None = None
 
     @property
     def storage(self) -> Any:
@@ -57,7 +59,7 @@ def live_receiver(directory: Path, station: str, device: Ed25519PrivateKey) -> I
     server = ServerThread(waitress.create_server(app, host="127.0.0.1", port=0, threads=4,
                                                  ident="pollbox-receiver")).start()
     try:
-        yield LiveReceiver(f"http://127.0.0.1:{server.port}", server.port, key, app)
+        yield LiveReceiver(f"http://127.0.0.1:{server.port}", server.port, key, app, registry_path, cec)
     finally:
         server.stop()
         app.extensions["pollbox_receiver"].storage.close()
