@@ -13,6 +13,9 @@ Commands:
   of that key are accepted up to ``--last-seq`` or, with ``--db``, up to the
   highest seq of that key the receiver has stored (a running receiver picks
   the new file up by itself);
+- ``recount --db URL``: recompute the overview's counts from every station row
+  and say whether they had drifted (after receivers of an earlier version wrote
+  to the database); safe while other receivers ingest;
 - ``pubkey``: print the base64 public key of a raw private key file.
 
 Errors are one sentence on stderr and exit status 2 (usage/config) or 1
@@ -91,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("--by", required=True, help="who decided the revocation")
     revoke.add_argument("--last-seq", type=int, help="the last seq of this key the CEC accepts")
     revoke.add_argument("--db", help="the receiver's database: accept up to the highest seq of this key it stores")
+    recount = sub.add_parser("recount", help="recompute the overview's station counts from every station row")
+    recount.add_argument("--db", required=True, help="the receiver's database (SQLite path or PostgreSQL URL)")
     pubkey = sub.add_parser("pubkey", help="print the base64 public key of a raw private key file")
     pubkey.add_argument("path", type=Path)
     return top
@@ -239,13 +244,34 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def _stored_last_seq(url: str, entry: DeviceEntry) -> int:
     """The highest seq signed by ``entry``'s key that the receiver's database stores."""
-    if not is_postgres(url) and not sqlite_path(url).is_file():
-        raise UsageError(f"no receiver database at {sqlite_path(url)}")
-    storage = open_storage(url)
+    storage = _open_existing(url)
     try:
         return storage.highest_seq_signed_by(entry.station, entry.key_id)
     finally:
         storage.close()
+
+
+def _open_existing(url: str) -> Any:
+    """The receiver's storage at ``url``; an SQLite file that does not exist is refused, never created."""
+    if not is_postgres(url) and not sqlite_path(url).is_file():
+        raise UsageError(f"no receiver database at {sqlite_path(url)}")
+    return open_storage(url)
+
+
+def cmd_recount(args: argparse.Namespace) -> int:
+    storage = _open_existing(args.db)
+    try:
+        before = storage.tallies()
+        storage.recount()
+        after = storage.tallies()
+    finally:
+        storage.close()
+    drift = {name: (before[name], after[name]) for name in after if before[name] != after[name]}
+    for name, (was, now) in drift.items():
+        print(f"{name}: {was} -> {now}")
+    print(f"{after['stations']} stations counted; "
+          + (f"{len(drift)} count(s) corrected" if drift else "the counts were exact"))
+    return 0
 
 
 def cmd_pubkey(args: argparse.Namespace) -> int:
@@ -254,7 +280,8 @@ def cmd_pubkey(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "import": cmd_import, "ingest": cmd_ingest, "verify-inclusion": cmd_verify_inclusion,
-            "keygen": cmd_keygen, "enroll": cmd_enroll, "revoke": cmd_revoke, "pubkey": cmd_pubkey}
+            "keygen": cmd_keygen, "enroll": cmd_enroll, "revoke": cmd_revoke, "recount": cmd_recount,
+            "pubkey": cmd_pubkey}
 
 if __name__ == "__main__":
     sys.exit(main())
