@@ -39,7 +39,7 @@ from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_k
 from receiver.loghead import LogError, check_inclusion
 from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
-from receiver.storage import StorageError, is_postgres, open_storage, sqlite_path
+from receiver.storage import Storage, StorageError, is_postgres, open_storage, sqlite_path
 
 log = logging.getLogger("pollbox.receiver.cli")
 
@@ -251,7 +251,7 @@ def _stored_last_seq(url: str, entry: DeviceEntry) -> int:
         storage.close()
 
 
-def _open_existing(url: str) -> Any:
+def _open_existing(url: str) -> Storage:
     """The receiver's storage at ``url``; an SQLite file that does not exist is refused, never created."""
     if not is_postgres(url) and not sqlite_path(url).is_file():
         raise UsageError(f"no receiver database at {sqlite_path(url)}")
