@@ -337,7 +337,7 @@ class Storage:
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
-        self._silent: tuple[float, float, int, int] | None = None  # (counted at, silent before, silent, voting)
+        self._silent: tuple[float, int, int] | None = None  # (counted at, silent, voting)
         self.tokens = PageTokens(self._create_schema())
 
     # Connections ------------------------------------------------------------
@@ -653,11 +653,8 @@ class Storage:
         one index range however deep the page, and no row appears twice on a page. ``PageTokenError`` for a
         token this receiver did not make for this sort.
         """
-        sort = SORTS.get(query.sort, SORTS["station"])
-        backward = bool(query.before) and not query.after
-        token = query.after or query.before
-        position = self.tokens.read(token, query.sort) if token else None
-        rows = self._page_rows(query, silent_before, sort, position, backward)
+        sort, position, backward = self._where_from(query)
+        rows = list(self._q(*self._page_sql(query, silent_before, sort, position, backward)).fetchall())
         more = len(rows) > query.per_page
         rows = rows[:query.per_page][::-1] if backward else rows[:query.per_page]
         statuses = [StationStatus(*row[:len(STATUS_COLUMNS)]) for row in rows]
@@ -669,9 +666,11 @@ class Storage:
         return OverviewPage(statuses, self.tokens.make(last) if has_next and last else None,
                             self.tokens.make(first) if has_previous and first else None)
 
-    def _page_rows(self, query: OverviewQuery, silent_before: float, sort: Sort, position: Position | None,
-                   backward: bool) -> list[Any]:
-        return list(self._q(*self._page_sql(query, silent_before, sort, position, backward)).fetchall())
+    def _where_from(self, query: OverviewQuery) -> tuple[Sort, Position | None, bool]:
+        """The query's sort, the position its token names (None: the first page) and whether it pages backward."""
+        token = query.after or query.before
+        position = self.tokens.read(token, query.sort) if token else None
+        return SORTS.get(query.sort, SORTS["station"]), position, bool(query.before) and not query.after
 
     def _page_sql(self, query: OverviewQuery, silent_before: float, sort: Sort, position: Position | None,
                   backward: bool) -> tuple[str, list[Any]]:
@@ -684,10 +683,7 @@ class Storage:
 
     def overview_plan(self, query: OverviewQuery, silent_before: float) -> str:
         """The database's plan for one overview page (``EXPLAIN``), to check that it is an index range."""
-        sort = SORTS.get(query.sort, SORTS["station"])
-        token = query.after or query.before
-        position = self.tokens.read(token, query.sort) if token else None
-        sql, params = self._page_sql(query, silent_before, sort, position, bool(query.before) and not query.after)
+        sql, params = self._page_sql(query, silent_before, *self._where_from(query))
         explain = "EXPLAIN QUERY PLAN " if self.dialect is SQLITE else "EXPLAIN "
         return "\n".join(" ".join(str(c) for c in row) for row in self._q(explain + sql, params).fetchall())
 
@@ -762,7 +758,7 @@ class Storage:
     def summary(self, silent_before: float, now: float) -> Summary:
         """Counts for the overview's header: exact ones from ``station_counts``, silence recounted now and then."""
         counts = self.tallies()
-        silent_at, _, silent, voting = self._silent_split(silent_before, now)
+        silent_at, silent, voting = self._silent_split(silent_before, now)
         return Summary(**counts, silent=silent, reporting=max(0, voting - silent), silent_as_of=silent_at)
 
     def count_silent(self, silent_before: float) -> tuple[int, int]:
@@ -771,13 +767,13 @@ class Storage:
                       "WHERE id = 1", (silent_before,)).fetchone()
         return int(row[0]), int(row[1])
 
-    def _silent_split(self, silent_before: float, now: float) -> tuple[float, float, int, int]:
-        """(counted at, silent before, silent stations, voting stations), recounted when older than the limit."""
+    def _silent_split(self, silent_before: float, now: float) -> tuple[float, int, int]:
+        """(counted at, silent stations, voting stations), recounted when older than the limit."""
         with self._lock:
             cached = self._silent
         if cached is not None and 0 <= now - cached[0] < SILENT_RECOUNT_SECONDS:
             return cached
-        fresh = (now, silent_before, *self.count_silent(silent_before))
+        fresh = (now, *self.count_silent(silent_before))
         with self._lock:
             self._silent = fresh
         return fresh

@@ -352,16 +352,16 @@ def decide_unit_count(state: StationState, unit_count: int, detail: str,
     last, known = state.unit_count, state.unit_id
     if last is None:
         return [ev.BoxCounterNoted(unit_count, None, unit_id)]
+    why = None
     if unit_id is not None and known is not None and unit_id != known:
         why = (f"ballot box unit {unit_id} answers instead of unit {known}: the unit was replaced; its drop "
                f"counter {unit_count} is the new reference (this station recorded {last}); nothing was added "
                "or subtracted")
-        return [ev.BoxCounterNoted(unit_count, last, unit_id), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
-    if unit_count < last:
+    elif unit_count < last:
         why = (f"the unit's drop counter is {unit_count}, lower than the {last} this station recorded: "
                "the unit was replaced or its memory erased; nothing was subtracted")
-        return [ev.BoxCounterNoted(unit_count, last, unit_id),
-                alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
+    if why is not None:
+        return [ev.BoxCounterNoted(unit_count, last, unit_id), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
     out: list[ev.Event] = []
     if unit_id is not None and known is None:
         out.append(ev.BoxCounterNoted(last, last, unit_id))  # the unit's identity, first heard

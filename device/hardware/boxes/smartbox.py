@@ -278,24 +278,24 @@ class SmartBallotBox:
     def _restarted(self, seq: int, boot: int, drops: int, lid_opens: int, now: float) -> None:
         self.stats["unit_restarts"] += 1
         log.warning("the smart box restarted (boot %d -> %d)", self._boot, boot)
-        if self._present:
-            self._lose("smart box restarted", now)
         if drops < self._drops:
             self.stats["counter_regressions"] += 1
             log.error("smart box drop counter went back from %d to %d", self._drops, drops)
             self._drops = drops
-        self._boot, self._last_seq, self._lid_opens = boot, seq, lid_opens
-        self._want_open = False
-        self._send_hello()
+        self._new_session("smart box restarted", seq, boot, lid_opens, now)
 
     def _replaced(self, seq: int, boot: int, drops: int, lid_opens: int, unit: str, now: float) -> None:
         """Another unit answers: its counters become the reference; UNIT_FOUND hands them to the appliance."""
         self.stats["unit_replacements"] += 1
         log.warning("another smart box answers (unit %s, was %s)", unit, self._unit)
+        self._unit, self._drops = unit, drops
+        self._new_session("smart box replaced", seq, boot, lid_opens, now)
+
+    def _new_session(self, why: str, seq: int, boot: int, lid_opens: int, now: float) -> None:
+        """Lose the unit (if it was present), take its new boot and sequence, and renew the session (HELLO)."""
         if self._present:
-            self._lose("smart box replaced", now)
-        self._unit, self._boot, self._last_seq = unit, boot, seq
-        self._drops, self._lid_opens = drops, lid_opens
+            self._lose(why, now)
+        self._boot, self._last_seq, self._lid_opens = boot, seq, lid_opens
         self._want_open = False
         self._send_hello()
 
