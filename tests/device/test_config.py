@@ -208,3 +208,38 @@ def test_broken_files(tmp_path: Path, text: str, fragment: str) -> None:
 def test_missing_file_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def schema_keys(cls: type, prefix: str = "") -> tuple[list[str], list[str]]:
+    """The schema's keys, and the tables read whole (by a reader of their own), as dotted names."""
+    from dataclasses import fields
+    keys: list[str] = []
+    whole: list[str] = []
+    for f in fields(cls):
+        if "table" in f.metadata:
+            more, more_whole = schema_keys(f.metadata["table"], f"{prefix}{f.name}.")
+            keys, whole = keys + more, whole + more_whole
+        elif "reader" in f.metadata or f.metadata.get("names_key"):
+            whole.append(prefix + f.name)
+        else:
+            keys.append(prefix + f.name)
+    return keys, whole
+
+
+def test_every_key_is_documented() -> None:
+    """docs/configuration.md names each key of the schema in its table's section, and has a section
+    for each table read whole."""
+    from device.config import _File
+    text = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    keys, whole = schema_keys(_File)
+    assert "hardware.camera.width" in keys and "web.allow_remote" in keys and "mode" in keys
+    assert whole == ["hardware.pins", "delays"]
+    headings = [s.split("\n", 1)[0] for s in text.split("\n#")]
+    sections = text.split("\n#")
+    for key in keys:
+        table, _, name = key.rpartition(".")
+        heading = f"`[{table}]`" if table else "Top level"
+        section = next((s for s in sections if heading in s.split("\n", 1)[0]), "")
+        assert f"`{name}`" in section, f"{key} is not documented under {heading} in docs/configuration.md"
+    for table in whole:
+        assert any(f"`[{table}]`" in h for h in headings), f"docs/configuration.md has no section for [{table}]"

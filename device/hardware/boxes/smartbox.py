@@ -74,7 +74,7 @@ class SmartBallotBox:
                  link: Link | None = None, tick_every: float | None = 0.005,
                  wait: Callable[[float], None] = time.sleep) -> None:
         if link is None and port is None:
-            raise BoxError("the smart box needs a serial port (hardware.box_port)")
+            raise BoxError("the smart box needs a serial port (hardware.smartbox.port)")
         self._clock = clock
         self._delays = delays
         self._port, self._baudrate, self._link = port, baudrate, link
