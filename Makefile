@@ -7,15 +7,16 @@ DEMO := var/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test quick lint bench docs screenshots fonts image clean system-deps firmware-deps
+.PHONY: help run demo-reset test quick lint bench docs screenshots fonts image clean system-deps firmware-deps
 
 help:
 	@echo "pollbox make targets:"
 	@echo "  make run     create a demo station (simulated hardware) and run it with the chair's screen"
 	@echo "               on http://127.0.0.1:8080 and a local CEC receiver on http://127.0.0.1:8090"
-	@echo "  make test    the full test suite (what CI runs)"
+	@echo "  make demo-reset  delete the demo station, so the next 'make run' starts from an empty journal"
+	@echo "  make test    the full test suite (what CI runs; its screenshots go to build/screenshots/)"
 	@echo "  make quick   the quick test suite (no slow tests)"
-	@echo "  make lint    ruff, mypy (strict on device/core) and pyright on the firmware"
+	@echo "  make lint    ruff, mypy (strict on device/core and protocol) and pyright on the firmware"
 	@echo "  make bench   benchmarks; writes bench/results.json"
 	@echo "  make docs    regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
@@ -48,22 +49,28 @@ run: $(VENV_STAMP)
 	$(PY) -m device.cli demo $(DEMO)
 	$(PY) -m device.cli --config $(DEMO)/station.toml run --with-receiver
 
-# The real-browser tests save their screenshots of every screen here (README, chair guide).
+# The demo station again from an empty journal (new keys, no votes, a fresh receiver).
+demo-reset: $(VENV_STAMP)
+	$(PY) -m device.cli demo $(DEMO) --reset
+
+# `make screenshots` retakes the screenshots of every screen shown in the README and the chair guide;
+# `make test` saves its own in an ignored build folder, so a test run leaves the tree as it was.
 SHOTS := $(CURDIR)/docs/screenshots
+TEST_SHOTS := $(CURDIR)/build/screenshots
 
 # The real-browser tests run on their own, after the rest, so no other test's threads share their process.
 test: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -n 2 -m "not browser" $(PYTEST_ARGS)
-	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser $(PYTEST_ARGS)
+	POLLBOX_SCREENSHOTS=$(TEST_SHOTS) $(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
 quick: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -n 2 -m "not slow and not browser" $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m "browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
-	$(PY) -m ruff check device web_ui provisioning receiver bench tests
-	$(PY) -m mypy device/core
-	$(PY) -m mypy device web_ui provisioning receiver --exclude device/firmware
+	$(PY) -m ruff check device web_ui provisioning receiver protocol bench tests
+	$(PY) -m mypy device/core protocol
+	$(PY) -m mypy device web_ui provisioning receiver protocol --exclude device/firmware
 	$(PY) -m pyright -p device/firmware
 
 bench: $(VENV_STAMP)

@@ -30,8 +30,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.keys import public_b64, write_private
-from device.upstream.envelope import ZERO_HASH, SignedRecord, encode_batch, key_id, make_record
+from device.keys import write_private
+from protocol.batch import encode_batch
+from protocol.chain import ZERO_HASH
+from protocol.envelope import SignedRecord, make_record
+from protocol.keys import key_id, public_b64
 from receiver.pgcluster import ClusterError, start_cluster
 from receiver.registry import DeviceEntry, Registry
 from receiver.service import Receiver, build_receiver

@@ -31,12 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.core import events as ev
 from device.hardware.clock import SystemClock
-from device.keys import public_b64, write_private
+from device.keys import write_private
 from device.store.journal import Journal
-from device.upstream.envelope import key_id
 from device.upstream.service import Upstream
 from device.upstream.uplink import HttpUplink
 from device.webserver import ServerThread
+from protocol.keys import key_id, public_b64
 
 STATION = "KG-BENCH"
 

@@ -1,11 +1,14 @@
 """A demo station for trying pollbox without hardware: ``pollbox demo DIR`` / ``make run``.
 
 Creates, in one directory: a demo CEC key, a receiver key, a list key, a
-station package with a deterministic synthetic voter list (2,000 voters by
-default; the numbers and names are invented and derived from a seed, so the
+station package with a deterministic synthetic voter list (2,000 voters with
+personal numbers by default, plus one holder of the demo driver's licence: 2,001
+on the list; the numbers and names are invented and derived from a seed, so the
 same list appears on every machine), a device key, and a config in simulation
 mode. ``demo_pins(n)`` recomputes the first voters' numbers for the README and
-the CLI; they are never written to disk.
+the CLI; they are never written to disk. ``reset_demo_station`` deletes a demo
+station (refusing anything that is not one, or one that is running) so the
+next ``make run`` starts from an empty journal.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from device.core.documents.samples import make_pin
 from device.core.voterkey import voter_hash
 from device.files import write_private as write_private_file
-from device.keys import create_device_key, public_b64, write_private
+from device.keys import create_device_key, write_private
 from device.package import sign_package, voters_digest
+from protocol.keys import public_b64
 
 ELECTION = "demo-2026"
 STATION = "KG-DEMO-0001"
@@ -54,6 +59,13 @@ def demo_pins(count: int) -> list[str]:
 def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
     write_private(path, key)
     path.with_suffix(".pub").write_text(public_b64(key.public_key()) + "\n")
+
+
+DEMO_MARK = "# Demo station: simulated hardware, loopback receiver. Not for a polling station."
+
+
+class DemoError(Exception):
+    """The demo station cannot be made or reset; the message says why."""
 
 
 AAMVA_KEY = "636000:D12345678"  # issuer id and licence number of the demo driver's licence
@@ -110,7 +122,7 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     (directory / "station-package.json").write_bytes(sign_package(payload, cec))
     write_demo_documents(directory / "documents", list_key, slip)
     config.write_text(
-        "# Demo station: simulated hardware, loopback receiver. Not for a polling station.\n"
+        f"{DEMO_MARK}\n"
         'mode = "simulation"\n'
         f'election_id = "{ELECTION}"\n'
         f'cec_public_key = "{public_b64(cec.public_key())}"\n'
@@ -130,22 +142,43 @@ def make_demo_station(directory: Path, voters: int = 2000, receiver_url: str = "
     return config
 
 
+def reset_demo_station(directory: Path) -> None:
+    """Delete the demo station in ``directory``: refused for anything that is not one, or while it runs."""
+    config = directory / "station.toml"
+    if not directory.exists():
+        return
+    try:
+        first = config.read_text(encoding="utf-8").splitlines()[:1]
+    except (OSError, UnicodeDecodeError):
+        first = []
+    if first != [DEMO_MARK]:
+        raise DemoError(f"{directory} is not a demo station made by 'pollbox demo' (no demo {config.name}); "
+                        "nothing was deleted")
+    from device.control import appliance_answers
+    if appliance_answers(directory / "data" / "control.sock"):
+        raise DemoError(f"the demo station in {directory} is running; stop it (Ctrl-C) before resetting it")
+    shutil.rmtree(directory)
+
+
+def demo_receiver_port(config: Any) -> int:
+    """The loopback port of the demo CEC receiver, from the station package's receiver URL."""
+    from urllib.parse import urlsplit
+    url = json.loads(config.station_package.read_bytes())["payload"]["receiver"]["url"]
+    return urlsplit(url).port or 8090
+
+
 def start_demo_receiver(config: Any) -> subprocess.Popen[bytes]:
     """Enroll the demo unit (once) and start the reference CEC receiver on loopback beside it."""
-    from urllib.parse import urlsplit
-
-    from receiver.cli import main as receiver_main
-
     directory = config.path.parent
     registry = directory / "registry.json"
-    if not registry.exists():
-        code = receiver_main(["enroll", "--registry", str(registry), "--cec-key", str(directory / "cec.key"),
-                              "--station", STATION, "--public-key-file", str(config.data_dir / "device.pub"),
-                              "--serial", "demo-unit", "--software", "demo"])
-        if code != 0:
-            raise RuntimeError("could not enroll the demo unit in the demo receiver's registry")
-    url = json.loads((directory / "station-package.json").read_bytes())["payload"]["receiver"]["url"]
-    port = str(urlsplit(url).port or 8090)
+    if not registry.exists():  # the receiver is another program: run it, never import it
+        done = subprocess.run([sys.executable, "-m", "receiver.cli", "enroll", "--registry", str(registry),
+                               "--cec-key", str(directory / "cec.key"), "--station", STATION,
+                               "--public-key-file", str(config.data_dir / "device.pub"),
+                               "--serial", "demo-unit", "--software", "demo"], check=False)
+        if done.returncode != 0:
+            raise DemoError("could not enroll the demo unit in the demo receiver's registry")
+    port = str(demo_receiver_port(config))
     return subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", port,
                              "--db", str(directory / "receiver.db"), "--registry", str(registry),
                              "--cec-public-key-file", str(directory / "cec.pub"),

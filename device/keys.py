@@ -4,29 +4,24 @@ The private key is a 32-byte raw seed in ``device.key`` (mode 0600, written to
 a temporary file and renamed, so a crash never leaves half a key); the public
 key sits beside it in ``device.pub`` as base64 of its 32 raw bytes. Created at
 provisioning (``pollbox-provision unit keygen``) or, in simulation only, by the
-demo set-up. ``key_id`` is the short id used in records and the registry.
+demo set-up. Key ids and the base64 form of public keys are wire format: ``protocol/keys.py``.
 """
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from device.files import write_private as write_private_file
-from device.upstream.envelope import key_id
+from protocol.keys import public_b64
 
-__all__ = ["KeyError_", "create_device_key", "load_device_key", "public_b64", "key_id", "write_private"]
+__all__ = ["KeyError_", "create_device_key", "load_device_key", "write_private"]
 
 
 class KeyError_(Exception):
     """A key file is missing, unreadable or malformed; the message says which."""
-
-
-def public_b64(public: Ed25519PublicKey) -> str:
-    return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
 
 
 def write_private(path: Path, key: Ed25519PrivateKey) -> None:

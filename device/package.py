@@ -36,8 +36,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from device.core.events import canonical
 from device.core.station import VoterEntry
+from protocol.canonical import canonical
 
 FORMAT = "pollbox-station-package/1"
 _KEY_CHECK_LABEL = b"pollbox list key check v1"

@@ -27,9 +27,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import device
-from device.core.events import canonical
-from device.keys import KeyError_, create_device_key, load_device_key, public_b64
-from device.upstream.envelope import iso_utc, key_id
+from device.keys import KeyError_, create_device_key, load_device_key
+from protocol.canonical import canonical
+from protocol.envelope import iso_utc
+from protocol.keys import key_id, public_b64
 from receiver.registry import DeviceEntry, Registry, RegistryError
 
 from .errors import ProvisionError

@@ -26,7 +26,7 @@ from device.core.documents.rules import pin_rule_from_mapping
 from device.core.voterkey import LIST_KEY_BYTES
 from device.files import write_private
 from device.package import PackageError, StationPackage, list_key_check, load_package, sign_package, voters_digest
-from device.upstream.envelope import iso_utc
+from protocol.envelope import iso_utc
 
 from .cec import public_b64
 from .election import ElectionPlan

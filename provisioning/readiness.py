@@ -34,8 +34,10 @@ from device.config import Config
 from device.hardware.interfaces import UplinkError
 from device.keys import KeyError_, load_device_key
 from device.package import PackageError, StationPackage, load_package, public_key_from_b64
-from device.upstream.envelope import EnvelopeError, iso_utc, key_id, verify_receipt
 from device.upstream.uplink import HttpUplink, LinkDown, UplinkConfigError
+from protocol.envelope import EnvelopeError, iso_utc
+from protocol.keys import key_id
+from protocol.receipts import verify_receipt
 
 from .enrollment import recorded_enrollment
 from .errors import ProvisionError

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from device.config import Config
-from device.core.events import canonical
-from device.keys import KeyError_, load_device_key, public_b64
-from device.upstream.envelope import iso_utc, key_id
+from device.keys import KeyError_, load_device_key
+from protocol.canonical import canonical
+from protocol.envelope import iso_utc
+from protocol.keys import key_id, public_b64
 
 from .errors import ProvisionError
 

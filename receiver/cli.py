@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device.keys import public_b64
-from device.upstream.envelope import iso_utc, key_id
+from protocol.envelope import iso_utc
+from protocol.keys import key_id, public_b64
+from protocol.treehead import LogError, check_inclusion, head_line
 from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
-from receiver.loghead import LogError, check_inclusion
 from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
 from receiver.storage import Storage, StorageError, is_postgres, open_storage, sqlite_path
@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify-inclusion", help="check a record's inclusion in the public log, offline")
     verify.add_argument("--record", required=True, type=Path, help="file with the record's signed line")
     verify.add_argument("--proof", required=True, type=Path, help="JSON from /api/v1/tree/proof")
-    verify.add_argument("--head", required=True, type=Path, help="JSON from /api/v1/tree/head")
+    verify.add_argument("--head", required=True, type=Path,
+                        help="JSON from /api/v1/tree/head, or the bare signed tree head line")
     verify.add_argument("--receiver-key", required=True, help="base64 of the receiver's public key")
     keygen = sub.add_parser("keygen", help="create the receiver key and KEY.pub")
     keygen.add_argument("path", type=Path)
@@ -184,14 +185,14 @@ def cmd_verify_inclusion(args: argparse.Namespace) -> int:
     except RegistryError:
         raise UsageError("--receiver-key is not a base64 32-byte Ed25519 public key") from None
     record = _read_text(args.record, "record file")
-    proof, head = _read_json(args.proof, "proof"), _read_json(args.head, "tree head")
+    proof = _read_json(args.proof, "proof")
     try:
-        index = check_inclusion(record, proof, head, public)
+        index, head = check_inclusion(record, proof, head_line(_read_text(args.head, "tree head")), public)
     except LogError as exc:
         print(f"NOT VERIFIED: {exc}", file=sys.stderr)
         return 1
-    print(f"verified: the record is leaf {index} of the log of {head.get('size')} records "
-          f"with root {head.get('root')}, signed by receiver key {key_id(public)}")
+    print(f"verified: the record is leaf {index} of the log of {head.size} records with root {head.root.hex()}, "
+          f"as the tree head signed at {head.at} by receiver key {head.key} says")
     return 0
 
 

@@ -34,7 +34,8 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.upstream.envelope import EnvelopeError, SignedRecord, make_receipt, parse_line
+from protocol.envelope import EnvelopeError, SignedRecord, parse_line
+from protocol.receipts import make_receipt
 from receiver.registry import Registry
 
 MAX_RECORDS = 2_000

@@ -8,15 +8,30 @@ station package so units can verify receipts. Created by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from device.keys import public_b64, write_private
+from protocol.keys import public_b64
 
 
 class ReceiverKeyError(Exception):
     """The receiver key file is missing, unreadable or not a key; the message says which."""
+
+
+def write_private(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write a raw private key with mode 0600: to a temporary file, synced, then renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def public_path(path: Path) -> Path:

@@ -44,8 +44,10 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from device.core.events import canonical
-from device.upstream.envelope import key_id as key_id_of
+from protocol.canonical import canonical
+from protocol.keys import KeyFormatError
+from protocol.keys import decode_public_key as decode_key
+from protocol.keys import key_id as key_id_of
 
 FORMAT = "pollbox-device-registry/1"
 MAX_STATION_CHARS = 64
@@ -134,9 +136,9 @@ class Revocation:
 def decode_public_key(text: str) -> Ed25519PublicKey:
     """An Ed25519 public key from base64 of its 32 raw bytes; raises RegistryError."""
     try:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
-    except (ValueError, binascii.Error):
-        raise RegistryError(f"{text[:60]!r} is not a base64 32-byte Ed25519 public key") from None
+        return decode_key(text)
+    except KeyFormatError as exc:
+        raise RegistryError(str(exc)) from None
 
 
 class Registry:

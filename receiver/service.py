@@ -29,8 +29,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.core.events import canonical
-from device.upstream.export import ExportError, read_export
+from protocol.canonical import canonical
+from protocol.export import ExportError, read_export
 from receiver.ingest import MAX_RECORDS, Ingestor, Outcome, Rejection
 from receiver.keys import ReceiverKeyError, load_receiver_key
 from receiver.registry import Registry, RegistryError, RegistryFile, decode_public_key

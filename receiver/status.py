@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from device.upstream.envelope import SignedRecord
+from protocol.envelope import SignedRecord
 
 PHASES = {"polls_opened": "open", "polls_paused": "paused", "polls_resumed": "open", "polls_closed": "closed"}
 COUNTS = ("identified", "ballots", "registered")

@@ -54,8 +54,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from device.upstream.envelope import ZERO_HASH, SignedRecord
-from receiver import merkle
+from protocol import merkle
+from protocol.chain import ZERO_HASH
+from protocol.envelope import SignedRecord
 from receiver.ingest import Plan, Rejection, sequence
 from receiver.registry import DeviceEntry, Revocation
 from receiver.status import StationStatus, alarm_changes, fold
@@ -641,6 +642,12 @@ class Storage:
     def leaves(self) -> list[tuple[int, str]]:
         """(leaf index, line) of every record, in leaf order (for audits and tests)."""
         return [(int(i), str(line)) for i, line in self._q("SELECT leaf_index, line FROM records ORDER BY leaf_index")]
+
+    def leaves_between(self, start: int, end: int) -> list[tuple[int, str]]:
+        """(leaf index, line) of the leaves ``start`` to ``end - 1``, in leaf order: one range of the leaf index."""
+        rows = self._q("SELECT leaf_index, line FROM records WHERE leaf_index >= ? AND leaf_index < ? "
+                       "ORDER BY leaf_index", (start, end)).fetchall()
+        return [(int(i), str(line)) for i, line in rows]
 
     def status(self, station: str) -> StationStatus | None:
         row = self._q(f"SELECT {', '.join(STATUS_COLUMNS)} FROM stations WHERE station = ?", (station,)).fetchone()

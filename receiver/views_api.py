@@ -13,14 +13,15 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from protocol.merkle import ProofError, leaf_hash
+from protocol.treehead import proof_json, sign_tree_head
 from receiver.app import receiver
 from receiver.ingest import MAX_BYTES, Outcome
-from receiver.loghead import proof_json, sign_tree_head
-from receiver.merkle import ProofError, leaf_hash
 from receiver.storage import StorageError
 
 BATCH_TYPE = "application/x-pollbox-batch"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_ENTRIES = 1_000
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger("pollbox.receiver.api")
@@ -112,9 +113,31 @@ def get_past_tree_head(size: int) -> tuple[Response, int]:
     """A signed head for an earlier size, so proofs against a head an auditor already holds can be matched."""
     rx = receiver()
     current, _ = rx.storage.tree()
-    if not 0 < size <= current:
+    if not 0 <= size <= current:
         return _error(404, "not_found", f"the log has {current} leaves; there is no head of size {size}")
     return jsonify(sign_tree_head(rx.key, size, rx.storage.root_at(size), rx.clock())), 200
+
+
+@bp.get("/tree/entries")
+def get_entries() -> tuple[Response, int]:
+    """Leaves ``start`` to ``end - 1`` in leaf order (at most ``MAX_ENTRIES``), so a whole log can be audited."""
+    rx = receiver()
+    size = rx.storage.tree()[0]
+    start = _int_arg("start", None)
+    end = _int_arg("end", size if start is None else min(size, start + MAX_ENTRIES))
+    if start is None or end is None or not 0 <= start <= end <= size:
+        return _error(400, "malformed", f"start and end must be integers with 0 <= start <= end <= {size} "
+                                        "(the log's size)")
+    end = min(end, start + MAX_ENTRIES)
+    entries = [{"leaf_index": index, "line": line} for index, line in rx.storage.leaves_between(start, end)]
+    return jsonify({"start": start, "end": end, "tree_size": size, "entries": entries}), 200
+
+
+def _int_arg(name: str, default: int | None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 @bp.get("/tree/proof")

@@ -24,7 +24,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from device.upstream.envelope import EnvelopeError, key_id, parse_line
+from protocol.envelope import EnvelopeError, parse_line
+from protocol.keys import key_id
 
 COUNT_FIELDS = ("identified", "ballots", "difference", "alarms_total", "alarms_open")
 

@@ -14,9 +14,10 @@ only as keyed hashes (hex) and list line numbers.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar
+
+from protocol.canonical import canonical as canonical  # the journal hashes its rows in the wire format's JSON
 
 from .errors import InvalidEvent
 
@@ -236,11 +237,6 @@ def _field_names(cls: type) -> tuple[str, ...]:
     if names is None:
         names = _NAMES[cls] = tuple(f.name for f in fields(cls))
     return names
-
-
-def canonical(obj: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def decode(kind: str, body: dict[str, Any]) -> Event:

@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.core import events as ev
 from device.store.journal import Journal, connect
-from device.upstream.envelope import ZERO_HASH, SignedRecord, key_id, make_record, parse_line
 from device.upstream.records import Tally, body_for, is_upstream, needs_tally
+from protocol.chain import ZERO_HASH
+from protocol.envelope import SignedRecord, make_record, parse_line
+from protocol.keys import key_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

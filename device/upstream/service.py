@@ -39,10 +39,12 @@ from device.core.backoff import full_jitter, jittered
 from device.core.delays import DEFAULT_DELAYS, Delays
 from device.hardware.interfaces import Clock, UplinkError
 from device.store.journal import Journal
-from device.upstream.envelope import EnvelopeError, iso_utc, verify_receipt
-from device.upstream.export import read_export, render_export, write_export
+from device.upstream.export import write_export
 from device.upstream.outbox import Outbox, OutboxError
 from device.upstream.uplink import LinkDown, Reply, Uplink
+from protocol.envelope import EnvelopeError, iso_utc
+from protocol.export import read_export, render_export
+from protocol.receipts import verify_receipt
 
 log = logging.getLogger("pollbox.upstream")
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("device", "web_ui", "receiver", "provisioning")
+PACKAGES = ("device", "web_ui", "receiver", "provisioning", "protocol")
 
 SMOKE = """
 import sys
 from pathlib import Path
-import web_ui, receiver
+import web_ui, receiver, protocol
 assert web_ui.__file__.startswith(sys.argv[1]), web_ui.__file__
+assert protocol.__file__.startswith(sys.argv[1]), protocol.__file__
 assert receiver.__file__.startswith(sys.argv[1]), receiver.__file__
 from device.appliance import build_appliance
 from device.config import load_config
@@ -42,7 +43,8 @@ appliance.stop()
 from receiver.app import create_app as receiver_app
 from receiver.registry import Registry
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from device.keys import public_b64, write_private
+from protocol.keys import public_b64
+from receiver.keys import write_private
 cec = Ed25519PrivateKey.generate()
 Registry().sign_and_save(work / "registry.json", cec)
 write_private(work / "receiver.key", Ed25519PrivateKey.generate())

@@ -23,7 +23,7 @@ from prov_helpers import STATION, Cec, provision, receiver_of, running
 from device.appliance import Appliance
 from device.config import Config, load_config
 from device.package import public_key_from_b64
-from device.upstream.envelope import verify_receipt
+from protocol.receipts import verify_receipt
 from provisioning import cli
 from provisioning.readiness import render, run_checks
 from receiver.registry import Registry

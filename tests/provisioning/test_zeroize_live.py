@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prov_helpers import STATION, Cec, provision, receiver_of, running
 
 from device.config import Config, load_config
-from device.core.events import canonical
 from device.package import public_key_from_b64
+from protocol.canonical import canonical
 from provisioning import cli
 from provisioning.errors import ProvisionError
 from provisioning.zeroize import zeroize

@@ -11,8 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from device.hardware.clock import FakeClock
-from device.keys import public_b64
-from device.upstream.envelope import ZERO_HASH, SignedRecord, encode_batch, key_id, make_record
+from protocol.batch import encode_batch
+from protocol.chain import ZERO_HASH
+from protocol.envelope import SignedRecord, make_record
+from protocol.keys import key_id, public_b64
 from receiver.registry import DeviceEntry, Registry, Revocation
 
 BATCH = "application/x-pollbox-batch"

@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rx_kit import Setup, Unit, post, stored
 
-from device.core.events import canonical
-from device.upstream.envelope import SignedRecord, b64u, encode_batch, make_record
+from protocol.batch import encode_batch
+from protocol.canonical import canonical
+from protocol.envelope import SignedRecord, b64u, make_record
 from receiver.ingest import MAX_BYTES, MAX_RECORDS, BatchRejected, decode, gunzip
 
 
@@ -149,7 +150,11 @@ def test_receipt_posing_as_a_record_is_rejected(app: Flask, client: FlaskClient,
     fields = {"v": 1, "type": "receipt", "station": unit.station, "key": unit.key_id, "seq": 0, "prev": "0" * 64,
               "at": "2026-11-27T08:00:00.000000Z", "body": {}}
     data = canonical(fields)
-    rejected(app, client, f"{b64u(unit.key.sign(data))} {data.decode()}".encode(), "malformed", 400, seq=0)
+    rejected(app, client, f"{b64u(unit.key.sign(data))} {data.decode()}".encode(), "malformed", 400)
+    fields["seq"] = 1
+    data = canonical(fields)
+    doc = rejected(app, client, f"{b64u(unit.key.sign(data))} {data.decode()}".encode(), "malformed", 400, seq=1)
+    assert "receipt" in str(doc["reason"])
 
 
 def test_wrong_content_type_is_malformed(app: Flask, client: FlaskClient, setup: Setup) -> None:

@@ -9,8 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rx_kit import Setup, Unit, post, stored
 
-from device.upstream.envelope import encode_batch, parse_line, verify_receipt
-from device.upstream.export import render_export
+from protocol.batch import encode_batch
+from protocol.envelope import parse_line
+from protocol.export import render_export
+from protocol.receipts import verify_receipt
 from receiver.cli import main as cli_main
 
 

@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rx_kit import Setup, post
 
-from device.keys import public_b64
-from receiver import merkle
+from protocol import merkle
+from protocol.keys import public_b64
+from protocol.treehead import LogError, check_inclusion
 from receiver.cli import main as cli_main
-from receiver.loghead import LogError, check_inclusion
 
 # The eight leaves of the Certificate Transparency reference tests and the roots of their prefixes.
 CT_LEAVES = [bytes.fromhex(h) for h in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
@@ -165,7 +165,7 @@ def test_log_over_http_proves_every_record(app: Flask, client: FlaskClient, setu
     public = setup.receiver_key.public_key()
     for index, record in enumerate(records):
         proof = client.get(f"/api/v1/tree/proof?hash={record.hash}").get_json()
-        assert check_inclusion(record.line(), proof, head, public) == index
+        assert check_inclusion(record.line(), proof, head["tree_head"], public)[0] == index
 
 
 def test_proof_against_an_earlier_head_still_verifies(app: Flask, client: FlaskClient, setup: Setup) -> None:
@@ -175,7 +175,7 @@ def test_proof_against_an_earlier_head_still_verifies(app: Flask, client: FlaskC
     old_head = client.get("/api/v1/tree/head").get_json()
     post(client, unit.records(6))
     proof = client.get(f"/api/v1/tree/proof?hash={first[1].hash}&size=3").get_json()
-    assert check_inclusion(first[1].line(), proof, old_head, setup.receiver_key.public_key()) == 1
+    assert check_inclusion(first[1].line(), proof, old_head["tree_head"], setup.receiver_key.public_key())[0] == 1
     assert client.get("/api/v1/tree/head/3").get_json()["root"] == old_head["root"]
     consistency = client.get("/api/v1/tree/consistency?first=3").get_json()
     new_head = client.get("/api/v1/tree/head").get_json()
@@ -200,12 +200,12 @@ def test_forged_head_or_foreign_record_fails_verification(app: Flask, client: Fl
     proof = client.get(f"/api/v1/tree/proof?hash={records[0].hash}").get_json()
     public = setup.receiver_key.public_key()
     with pytest.raises(LogError, match="not proven"):
-        check_inclusion(records[1].line(), proof, head, public)
+        check_inclusion(records[1].line(), proof, head["tree_head"], public)
     with pytest.raises(LogError, match="signature"):
-        check_inclusion(records[0].line(), proof, head, setup.cec.public_key())
+        check_inclusion(records[0].line(), proof, head["tree_head"], setup.cec.public_key())
     forged = dict(head, tree_head=head["tree_head"].replace(head["root"], "00" * 32))
     with pytest.raises(LogError, match="signature"):
-        check_inclusion(records[0].line(), proof, forged, public)
+        check_inclusion(records[0].line(), proof, forged["tree_head"], public)
 
 
 def test_verify_inclusion_command(app: Flask, client: FlaskClient, setup: Setup, tmp_path: Path,

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 from rx_kit import BATCH, Setup
 
-from device.upstream.envelope import encode_batch
+from protocol.batch import encode_batch
 from receiver.cli import main as cli_main
 from receiver.storage import open_storage
 

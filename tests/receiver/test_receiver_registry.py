@@ -10,8 +10,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rx_kit import Unit
 
-from device.core.events import canonical
-from device.keys import public_b64, write_private
+from device.keys import write_private
+from protocol.canonical import canonical
+from protocol.keys import public_b64
 from receiver.cli import main as cli_main
 from receiver.registry import DeviceEntry, Registry, RegistryError, RegistryFile
 from receiver.service import ReceiverConfigError, build_receiver

@@ -17,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rx_kit import Setup, Unit, post, stored
 
-from device.core.events import canonical
 from device.hardware.clock import FakeClock
 from device.keys import write_private
-from device.upstream.envelope import verify_receipt
+from protocol.canonical import canonical
+from protocol.receipts import verify_receipt
 from receiver.app import create_app
 from receiver.cli import main as cli_main
 from receiver.ingest import authenticate

@@ -13,8 +13,10 @@ from flask import Flask
 from rx_kit import BATCH, Setup, Unit
 from test_receiver_merkle import naive_root
 
-from device.upstream.envelope import encode_batch, parse_line, verify_receipt
 from device.webserver import ServerThread
+from protocol.batch import encode_batch
+from protocol.envelope import parse_line
+from protocol.receipts import verify_receipt
 from receiver.pgcluster import Cluster
 from receiver.storage import open_storage
 

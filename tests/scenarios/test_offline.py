@@ -16,10 +16,10 @@ from device.config import load_config
 from device.demo import STATION, demo_pins, make_demo_station
 from device.hardware.clock import FakeClock
 from device.hardware.interfaces import ScanRead
-from device.keys import key_id
 from device.package import public_key_from_b64
-from device.upstream.envelope import parse_line
 from device.webserver import ServerThread
+from protocol.envelope import parse_line
+from protocol.keys import key_id
 
 
 def free_port() -> int:

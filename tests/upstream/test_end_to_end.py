@@ -23,10 +23,11 @@ from device.core import events as ev
 from device.core.delays import Delays
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import ZERO_HASH, parse_line
 from device.upstream.service import Upstream
 from device.upstream.switchable import SwitchableUplink
 from device.upstream.uplink import HttpUplink
+from protocol.chain import ZERO_HASH
+from protocol.envelope import parse_line
 
 MAX_ROUNDS = 20_000
 ALL_FAULTS = {"pass": 5.0, "drop": 1.0, "reset": 1.0, "error500": 1.0, "lost_answer": 1.0, "cut_answer": 0.5,

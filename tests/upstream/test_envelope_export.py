@@ -9,17 +9,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from device.upstream.envelope import (
-    EnvelopeError,
-    SignedRecord,
-    decode_batch,
-    encode_batch,
-    make_receipt,
-    make_record,
-    parse_line,
-    verify_receipt,
-)
-from device.upstream.export import ExportError, read_export, render_export
+from protocol.batch import decode_batch, encode_batch
+from protocol.envelope import EnvelopeError, SignedRecord, make_record, parse_line
+from protocol.export import ExportError, read_export, render_export
+from protocol.receipts import make_receipt, verify_receipt
 
 KEY = Ed25519PrivateKey.generate()
 STATION = "KG-0001"

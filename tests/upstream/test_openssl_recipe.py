@@ -19,9 +19,8 @@ from upstream_fakes import STATION, make_upstream, polling_day
 
 from device.core import events as ev
 from device.hardware.clock import FakeClock
-from device.keys import public_b64
 from device.store.journal import Journal
-from device.upstream.envelope import key_id
+from protocol.keys import key_id, public_b64
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 EXAMPLE_FILE = "pollbox-export-KG-0001-1-14.txt"

@@ -13,8 +13,9 @@ from upstream_fakes import STATION, polling_day, station_key_id
 from device.core import events as ev
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import ZERO_HASH, SignedRecord, parse_line
 from device.upstream.outbox import Outbox, OutboxError
+from protocol.chain import ZERO_HASH
+from protocol.envelope import SignedRecord, parse_line
 
 
 def attached(journal: Journal, key: Ed25519PrivateKey) -> Outbox:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from device.core import events as ev
 from device.core.catalogue import CATALOGUE
-from device.core.events import canonical
 from device.upstream.records import (
     REMOVED,
     NotUpstream,
@@ -17,6 +16,7 @@ from device.upstream.records import (
     scrub,
     upstream_kinds_without_builder,
 )
+from protocol.canonical import canonical
 
 VOTER = "ab" * 32
 

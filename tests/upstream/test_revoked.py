@@ -12,9 +12,9 @@ from device.core import events as ev
 from device.core.delays import Delays
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import key_id
 from device.upstream.service import Upstream
 from device.upstream.uplink import HttpUplink
+from protocol.keys import key_id
 from receiver.registry import Registry, Revocation
 
 

@@ -12,10 +12,11 @@ from device.core import events as ev
 from device.core.delays import Delays
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import make_receipt, make_record
-from device.upstream.export import ExportError, read_export
 from device.upstream.service import Upstream, UpstreamError
 from device.upstream.uplink import Reply
+from protocol.envelope import make_record
+from protocol.export import ExportError, read_export
+from protocol.receipts import make_receipt
 
 
 def fill(journal: Journal, clock: FakeClock, count: int) -> None:

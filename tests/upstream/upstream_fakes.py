@@ -10,9 +10,12 @@ from device.core import events as ev
 from device.core.delays import Delays
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
-from device.upstream.envelope import EnvelopeError, SignedRecord, decode_batch, key_id, make_receipt
 from device.upstream.service import Upstream
 from device.upstream.uplink import LinkDown, ReceiverTrouble, Reply
+from protocol.batch import decode_batch
+from protocol.envelope import EnvelopeError, SignedRecord
+from protocol.keys import key_id
+from protocol.receipts import make_receipt
 
 STATION = "KG-0001"
 

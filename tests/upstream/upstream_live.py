@@ -10,9 +10,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.keys import public_b64, write_private
-from device.upstream.envelope import key_id
+from device.keys import write_private
 from device.webserver import ServerThread
+from protocol.keys import key_id, public_b64
 
 
 @dataclass

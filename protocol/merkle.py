@@ -12,9 +12,10 @@ audit path or consistency proof of any past tree size follows in
 ``O(log² n)`` lookups. Appending needs only the **frontier**: the complete
 subtrees that make up the current tree (one per set bit of its size).
 
-Wiring: ``storage.py`` persists the nodes ``append`` returns and supplies
-``lookup``; ``loghead.py`` and ``cli.py verify-inclusion`` call
-``verify_inclusion``.
+Wiring: the receiver's storage persists the nodes ``append`` returns and
+supplies ``lookup``; ``treehead.py`` (and so ``pollbox-receiver
+verify-inclusion``) calls ``verify_inclusion``; monitors call
+``verify_consistency``.
 """
 
 from __future__ import annotations

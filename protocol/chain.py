@@ -1,0 +1,55 @@
+"""The chain of a station's records: each record's ``prev`` is the SHA-256 of the previous record's bytes.
+
+``seq`` runs from 1 without a gap; record 1 chains to ``ZERO_HASH``. A
+receiver checks each new record against the last one it stores
+(``link_error``); anyone holding a run of records checks it end to end
+(``check_chain``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from protocol.envelope import SignedRecord
+
+ZERO_HASH = "0" * 64
+
+
+class ChainError(Exception):
+    """A run of records that is not gap-free and chained; ``code`` is ``gap`` or ``chain_broken``."""
+
+    def __init__(self, code: str, message: str, seq: int) -> None:
+        self.code, self.seq = code, seq
+        super().__init__(message)
+
+
+def record_hash(record_bytes: bytes) -> str:
+    """SHA-256 (hex) of a record's exact bytes: what the next record's ``prev`` holds."""
+    return hashlib.sha256(record_bytes).hexdigest()
+
+
+def link_error(record: SignedRecord, last_seq: int, last_hash: str) -> ChainError | None:
+    """Why ``record`` cannot follow the record ``last_seq`` whose hash is ``last_hash`` (None if it can)."""
+    if record.seq != last_seq + 1:
+        return ChainError("gap", f"record {record.seq} cannot follow record {last_seq}: "
+                                 f"records {last_seq + 1}-{record.seq - 1} are missing", record.seq)
+    if record.fields["prev"] != last_hash:
+        return ChainError("chain_broken", f"record {record.seq} does not chain to record {last_seq} "
+                                          "(prev hash differs)", record.seq)
+    return None
+
+
+def check_chain(records: Sequence[SignedRecord], last_seq: int = 0, last_hash: str = ZERO_HASH) -> str:
+    """Check that ``records`` follow record ``last_seq`` (hash ``last_hash``) and each other; the last hash.
+
+    Raises ChainError at the first record that does not follow.
+    """
+    for record in records:
+        error = link_error(record, last_seq, last_hash)
+        if error is not None:
+            raise error
+        last_seq, last_hash = record.seq, record.hash
+    return last_hash

@@ -1,0 +1,220 @@
+"""The signed record: its canonical bytes, its Ed25519 signature and its fields (docs/protocol.md, section 2).
+
+A **record** is the canonical JSON object (``canonical.py``)::
+
+    {"at": "2026-11-27T08:00:00.123456Z", "body": {...}, "key": "<key id>",
+     "prev": "<64 hex>", "seq": 17, "station": "KG-0001", "type": "polls_opened", "v": 1}
+
+with exactly these fields. ``seq`` is gapless from 1 per station; ``prev`` is
+the SHA-256 (hex) of the previous record's exact bytes (64 zeros for seq 1,
+``chain.py``); ``key`` is the key id of the signing device key
+(``keys.py``). The **signed form** of a record is one line::
+
+    base64url(Ed25519 signature over the record bytes, 86 characters) " " record bytes
+
+(base64url without padding, then one space, then the record's exact bytes,
+which never contain a newline). Receipts (``receipts.py``) and tree heads
+(``treehead.py``) use the same signed form. What a body holds is checked
+separately, by type (``schema.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeGuard
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from protocol.canonical import canonical
+from protocol.chain import record_hash
+from protocol.keys import key_id
+
+VERSION = 1
+MAX_LINE = 16_384
+SIG_CHARS = 86
+MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly (RFC 7493, I-JSON)
+MAX_STATION = 64
+MAX_TYPE = 64
+
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+HEX16_RE = re.compile(r"^[0-9a-f]{16}$")
+HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class EnvelopeError(Exception):
+    """A signed form that cannot be decoded or does not verify; ``code`` names the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64u(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise EnvelopeError("malformed", f"not base64url: {exc}") from None
+
+
+def iso_utc(at: float) -> str:
+    """Wall seconds as an ISO-8601 UTC string with microseconds and a Z."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_utc_time(value: object) -> bool:
+    """Whether ``value`` is a time as records write it (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) and a real date."""
+    if not isinstance(value, str) or not TIME_RE.match(value):
+        return False
+    try:
+        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return False
+    return True
+
+
+def is_int(value: object, low: int = 0, high: int = MAX_INT) -> TypeGuard[int]:
+    """Whether ``value`` is a JSON integer (not a boolean) within [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+@dataclass(frozen=True)
+class SignedRecord:
+    """A record's exact bytes, its signature, and its parsed fields."""
+
+    data: bytes
+    signature: bytes
+    fields: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return int(self.fields["seq"])
+
+    @property
+    def station(self) -> str:
+        return str(self.fields["station"])
+
+    @property
+    def key(self) -> str:
+        return str(self.fields["key"])
+
+    @property
+    def type(self) -> str:
+        return str(self.fields["type"])
+
+    @property
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.fields["body"]
+        return body
+
+    @property
+    def hash(self) -> str:
+        return record_hash(self.data)
+
+    def line(self) -> str:
+        return f"{b64u(self.signature)} {self.data.decode('utf-8')}"
+
+    def verify(self, public: Ed25519PublicKey) -> None:
+        try:
+            public.verify(self.signature, self.data)
+        except InvalidSignature:
+            raise EnvelopeError("bad_signature", f"record {self.seq}: signature does not verify") from None
+
+
+def make_record(
+    *, key: Ed25519PrivateKey, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any]
+) -> SignedRecord:
+    """Build and sign one record."""
+    fields = {"v": VERSION, "station": station, "key": key_id(key.public_key()), "seq": seq,
+              "prev": prev, "at": iso_utc(at), "type": type_, "body": body}
+    data = canonical(fields)
+    return SignedRecord(data, key.sign(data), fields)
+
+
+def sign_fields(key: Ed25519PrivateKey, fields: dict[str, Any]) -> str:
+    """The signed form of any object (a receipt, a tree head): signature, space, canonical JSON."""
+    data = canonical(fields)
+    return f"{b64u(key.sign(data))} {data.decode('utf-8')}"
+
+
+def parse_line(line: str) -> SignedRecord:
+    """Decode one signed form (no signature check yet); raises EnvelopeError."""
+    if len(line) > MAX_LINE:
+        raise EnvelopeError("oversized", f"record line of {len(line)} characters exceeds {MAX_LINE}")
+    sig, data = split_signed(line)
+    fields = load_json(data, "record")
+    _check_fields(fields, data)
+    return SignedRecord(data, sig, fields)
+
+
+def split_signed(line: str) -> tuple[bytes, bytes]:
+    """(signature, signed bytes) of a signed form."""
+    head, sep, rest = line.rstrip("\r\n").partition(" ")
+    if not sep or len(head) != SIG_CHARS:
+        raise EnvelopeError("malformed", f"a signed form is {SIG_CHARS} base64url characters, a space, then the record")
+    sig = unb64u(head)
+    if len(sig) != 64:
+        raise EnvelopeError("malformed", "an Ed25519 signature is 64 bytes")
+    return sig, rest.encode("utf-8")
+
+
+def _no_float(text: str) -> Any:
+    raise EnvelopeError("malformed", f"{text} is not allowed: records hold integers only, never a fraction, "
+                                     "an exponent, NaN or Infinity")
+
+
+def load_json(data: bytes, what: str) -> dict[str, Any]:
+    """The JSON object in ``data``; integers only (no fraction, exponent, NaN or Infinity). Raises EnvelopeError."""
+    try:
+        fields = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise EnvelopeError("malformed", f"{what} is not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise EnvelopeError("malformed", f"{what} is not a JSON object")
+    return fields
+
+
+_FIELDS = ("at", "body", "key", "prev", "seq", "station", "type", "v")
+
+
+def envelope_problem(fields: dict[str, Any]) -> str | None:
+    """What is wrong with a record's own fields (not its body), in one phrase; None if nothing."""
+    extra = sorted(set(fields) - set(_FIELDS))
+    missing = [name for name in _FIELDS if name not in fields]
+    checks = (
+        (not missing, f"record field(s) {', '.join(missing)} missing"),
+        (not extra, f"unknown record field(s) {', '.join(extra)[:100]}"),
+        (fields.get("v") == VERSION and is_int(fields.get("v")), f"record version must be {VERSION}"),
+        (_is_station(fields.get("station")), f"station must be 1 to {MAX_STATION} printable characters"),
+        (isinstance(fields.get("key"), str) and HEX16_RE.match(fields["key"]), "key must be 16 lowercase hex digits"),
+        (is_int(fields.get("seq"), 1), f"seq must be an integer from 1 to {MAX_INT}"),
+        (isinstance(fields.get("prev"), str) and HEX64_RE.match(fields["prev"]),
+         "prev must be 64 lowercase hex digits"),
+        (is_utc_time(fields.get("at")), "at must be a UTC time written YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+        (isinstance(fields.get("type"), str) and len(fields["type"]) <= MAX_TYPE and TYPE_RE.match(fields["type"]),
+         f"type must be lowercase letters, digits and _ (at most {MAX_TYPE})"),
+        (isinstance(fields.get("body"), dict), "body must be a JSON object"),
+    )
+    return next((message for ok, message in checks if not ok), None)
+
+
+def _is_station(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_STATION and value.isprintable()
+
+
+def _check_fields(fields: dict[str, Any], data: bytes) -> None:
+    problem = envelope_problem(fields)
+    if problem is not None:
+        raise EnvelopeError("malformed", problem)
+    if canonical(fields) != data:
+        raise EnvelopeError("malformed", "record bytes are not in canonical form")

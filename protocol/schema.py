@@ -1,0 +1,100 @@
+"""The body of each record type: which fields, of which kind (docs/protocol.md, section 3).
+
+One table, ``BODIES``, is the schema: both ends read it (the device's bodies
+are tested against it, the receiver refuses a record whose body breaks it with
+``invalid_body``) and ``docs/protocol.md`` shows it as rendered by
+``schema_table``. It is plain typed Python rather than JSON Schema or
+pydantic: bodies are flat objects of integers, short strings and booleans, so
+seven field kinds say everything, the station unit gains no dependency, and the
+check is a dictionary walk that cannot run away on hostile input.
+
+Every body of a known type holds exactly its fields, no more and no fewer.
+A body of a type the receiver does not know (a newer unit) needs only the
+fields every body carries, ``journal_seq`` and ``journal_hash``: it is stored
+and shown generically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from protocol.envelope import HEX64_RE, MAX_INT, is_int
+
+MAX_TEXT = 200
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of field value: how ``docs/protocol.md`` names it, and its check."""
+
+    doc: str
+    check: Callable[[Any], bool]
+
+
+COUNT = Kind("integer 0 to 2^53-1", lambda v: is_int(v))
+POSITIVE = Kind("integer 1 to 2^53-1", lambda v: is_int(v, 1))
+SIGNED = Kind("integer -(2^53-1) to 2^53-1", lambda v: is_int(v, -MAX_INT))
+HASH = Kind("64 lowercase hex digits", lambda v: isinstance(v, str) and HEX64_RE.match(v) is not None)
+TEXT = Kind(f"string of at most {MAX_TEXT} characters", lambda v: isinstance(v, str) and len(v) <= MAX_TEXT)
+NAME = Kind("name: a-z, 0-9, _ (at most 64, starting with a letter)",
+            lambda v: isinstance(v, str) and NAME_RE.match(v) is not None)
+BOOLEAN = Kind("true or false", lambda v: isinstance(v, bool))
+
+COMMON: dict[str, Kind] = {"journal_seq": POSITIVE, "journal_hash": HASH}
+
+BODIES: dict[str, dict[str, Kind]] = {
+    "polls_opened": {"identified": COUNT, "ballots": COUNT},
+    "polls_paused": {},
+    "polls_resumed": {},
+    "polls_closed": {"identified": COUNT, "ballots": COUNT, "difference": SIGNED, "alarms_total": COUNT,
+                     "alarms_open": COUNT},
+    "checkin_undone": {"undone_total": COUNT, "identified": COUNT, "ballots": COUNT},
+    "alarm_raised": {"alarm": POSITIVE, "alarm_kind": NAME, "detail": TEXT},
+    "alarm_acknowledged": {"alarm": POSITIVE, "note_given": BOOLEAN},
+    "turnout_snapshot": {"identified": COUNT, "ballots": COUNT, "registered": COUNT},
+    "annotation": {"topic": TEXT, "text": TEXT},
+}
+
+
+def fields_of(type_: str) -> dict[str, Kind] | None:
+    """Every field of a body of ``type_`` (common ones first); None for a type this schema does not know."""
+    own = BODIES.get(type_)
+    return None if own is None else {**COMMON, **own}
+
+
+def body_problem(type_: str, body: Any) -> str | None:
+    """What is wrong with a record body of ``type_``, in one sentence; None when it fits the schema."""
+    if not isinstance(body, dict):
+        return f"the body of a {type_} record must be a JSON object"
+    expected = fields_of(type_)
+    required = expected if expected is not None else COMMON
+    missing = [name for name in required if name not in body]
+    if missing:
+        return f"the body of a {type_} record lacks {', '.join(missing)}"
+    if expected is not None:
+        extra = sorted(set(body) - set(expected))
+        if extra:
+            return f"the body of a {type_} record has unknown field(s) {', '.join(extra)[:100]}"
+    for name, kind in required.items():
+        if not kind.check(body[name]):
+            return f"{type_} body field {name} must be {kind.doc}, not {_shown(body[name])}"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def schema_table() -> str:
+    """The schema as the Markdown table of docs/protocol.md (a test keeps the two identical)."""
+    rows = ["| `type` | body fields (besides `journal_seq`: integer 1 to 2^53-1, `journal_hash`: 64 lowercase hex "
+            "digits) |", "| --- | --- |"]
+    for type_, fields in BODIES.items():
+        listed = "; ".join(f"`{name}`: {kind.doc}" for name, kind in fields.items()) or "none"
+        rows.append(f"| `{type_}` | {listed} |")
+    return "\n".join(rows)
