@@ -6,8 +6,10 @@ hardware. Configuration follows the Flask tutorial: defaults below, then
 ``web.py`` in the instance folder (outside git: the secret key and the chair
 PIN file live there too), then the test overrides. One blueprint per module:
 ``status``, ``actions``, ``observer``, ``report``, ``devpanel`` (simulation
-only) and ``api``; Babel and CSRF plug in with ``init_app``.
-``web_ui.serve.serve`` runs the app under waitress.
+only) and ``api``; the ``Host`` check, Babel, CSRF and the fault handler plug
+in with ``init_app``. ``WEB_HOST`` is the station's ``web.host``: with
+127.0.0.1, localhost and ::1 it is a name the screen answers under
+(``hosts.py``). ``web_ui.serve.serve`` runs the app under waitress.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template
+from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from device.core.delays import DEFAULT_DELAYS
 
-from . import actions, api, csrf, devpanel, i18n, observer, report, secret, status
+from . import actions, api, csrf, devpanel, faults, hosts, i18n, observer, refusals, report, secret, status
 from .pin import ChairPin
+from .sessions import ChairSessions
 
 DEFAULTS: dict[str, Any] = {
+    "WEB_HOST": "127.0.0.1",
     "DEFAULT_LANGUAGE": "en",
     "STATION_LANGUAGE": None,
     "TIMEZONE": "Asia/Bishkek",
@@ -59,8 +64,14 @@ def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True
     app.extensions["pollbox.appliance"] = appliance
     app.extensions["pollbox.pin"] = _chair_pin(app, appliance)
+    app.extensions["pollbox.sessions"] = ChairSessions(
+        Path(app.instance_path) / "chair_sessions.json",
+        max_age=app.permanent_session_lifetime.total_seconds())
     i18n.init_app(app)
     csrf.init_app(app)
+    hosts.init_app(app)
+    faults.init_app(app)
+    refusals.init_app(app)
     for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp):
         app.register_blueprint(blueprint)
     if devpanel.allowed(appliance):
@@ -78,7 +89,19 @@ def _chair_pin(app: Flask, appliance: Any) -> ChairPin:
     return ChairPin(path, lockout_base=float(base))
 
 
+OWN_WORDS = {405: "method", 413: "too_large"}
+
+
 def _http_error(exc: HTTPException) -> tuple[str, int]:
-    """Every HTTP error as a page in the chosen language, never a traceback."""
-    kind = "not_found" if exc.code == 404 else "other"
-    return render_template("error.html", kind=kind, code=exc.code, message=exc.description), exc.code or 500
+    """Every HTTP error as a page in the chosen language, never a traceback. A description this
+    app gave (translated where it was raised) is shown; werkzeug's English defaults are not."""
+    code = exc.code or 500
+    kind = "not_found" if code == 404 else OWN_WORDS.get(code, "other")
+    ours = exc.description if exc.description != type(exc).description else ""
+    return render_template("error.html", kind=kind, code=code, message=ours or _http_sentence(code)), code
+
+
+def _http_sentence(code: int) -> str:
+    if code >= 500:
+        return faults.sentence(faults.Fault.UNEXPECTED)
+    return str(_("Go back to the status screen and try again."))

@@ -5,12 +5,15 @@ pause and resume, acknowledge an alarm, undo a check-in with a reason, type
 a number by hand, close the polls (after a confirmation). Each action calls
 one public ``Appliance`` method, which commits it to the journal before
 anything changes; a refusal (``ActionRefused``) is shown with HTTP 409, in
-the screen's language (``refusals.py``), and nothing is recorded. Wrong PINs and lockouts are journaled with
-``appliance.annotate("chair_pin", ...)`` (never the PIN itself).
+the screen's language (``refusals.py``), and nothing is recorded; any other failure
+(a full disk) is logged and shown as one sentence saying what to do (``faults.py``).
+Wrong PINs and lockouts are journaled with ``appliance.annotate("chair_pin", ...)``
+(never the PIN itself); when the journal cannot take the note the lockout still holds.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -20,12 +23,13 @@ from werkzeug.wrappers import Response
 
 from device.decision import ActionRefused
 
-from . import chair, view
+from . import chair, faults, view
 from .chair import chair_required
 from .pin import Outcome, PinError
 from .refusals import refusal_text
 
 bp = Blueprint("actions", __name__, url_prefix="/chair")
+log = logging.getLogger("pollbox.web")
 
 MAX_TEXT = 200
 
@@ -35,7 +39,7 @@ def _text(name: str) -> str:
 
 
 def _panel(code: int = 200, error: str = "", detail: str = "") -> tuple[str, int]:
-    s = view.snapshot()
+    s = view.snapshot(personal=True)
     return render_template("chair.html", s=s, error=error, detail=detail,
                            zero_shown=bool(session.get("zero_shown"))), code
 
@@ -51,7 +55,15 @@ def _attempt(action: Callable[[], Any], refused_headline: str, ok_message: str) 
         action()
     except ActionRefused as exc:
         return _panel(409, refused_headline, refusal_text(exc))
+    except Exception as exc:
+        return _panel(*_fault(exc, refused_headline))
     return _done(ok_message)
+
+
+def _fault(exc: Exception, headline: str) -> tuple[int, str, str]:
+    """An unexpected failure of an action: logged; the panel says it was not done and what to do."""
+    code, text = faults.explain(exc)
+    return code, headline, text
 
 
 # Login -----------------------------------------------------------------------------
@@ -91,6 +103,9 @@ def _journal_pin_failure(just_locked: bool, locked_for: float, tries_left: int) 
         view.appliance().annotate("chair_pin", text)
     except ActionRefused:
         pass  # the journal refuses new records (failed verification); the screen already says so
+    except Exception:
+        # the journal cannot take it (a full disk): the lockout itself holds regardless
+        log.exception("the wrong chair PIN could not be journaled")
 
 
 @bp.post("/logout")
@@ -163,6 +178,8 @@ def manual() -> Any:
         decision = view.appliance().identify_manual(number)
     except ActionRefused as exc:
         return _panel(409, _("The number was not checked."), refusal_text(exc))
+    except Exception as exc:
+        return _panel(*_fault(exc, _("The number was not checked.")))
     flash(str(view_outcome(decision.outcome)), "decision-" + decision.outcome)
     return redirect(url_for("actions.panel"), code=303)
 
@@ -188,4 +205,6 @@ def close_polls() -> Any:
         view.appliance().close_polls()
     except ActionRefused as exc:
         return _panel(409, _("The polls were not closed."), refusal_text(exc))
+    except Exception as exc:
+        return _panel(*_fault(exc, _("The polls were not closed.")))
     return redirect(url_for("report.close_report"), code=303)

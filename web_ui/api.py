@@ -6,7 +6,10 @@ sends a comment as keepalive every ``SSE_KEEPALIVE_SECONDS``, and ends after
 ``SSE_MAX_SECONDS`` so a waitress thread is never held for long; the browser
 reconnects by itself (``retry``). ``/api/status`` is the short-polling
 fallback and the JSON form of the same snapshot (``?view=status`` adds the
-rendered HTML).
+rendered HTML). The JSON never names a voter; the rendered HTML does so only
+for the chair's own session (``view.personal_for``). A fault while the stream
+renders is logged and shown in place of the live region, in the page's
+language, and the stream carries on.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request, stream_with_context
+from flask_babel import gettext as _
+from markupsafe import escape
 from werkzeug.wrappers import Response
 
-from . import view
+from . import faults, view
 
 bp = Blueprint("api", __name__)
 
@@ -27,28 +32,20 @@ bp = Blueprint("api", __name__)
 def _view_arg() -> str | None:
     name = request.args.get("view")
     if name is not None and name not in view.VIEWS:
-        abort(400, description=f"view must be one of {', '.join(view.VIEWS)}")
+        abort(400, description=_("There is no such view: choose %(views)s.", views=", ".join(view.VIEWS)))
     return name
 
 
 @bp.get("/api/status")
 def status() -> Response:
     name = _view_arg()
-    s = view.snapshot()
-    body: dict[str, Any] = {"status": public_status(s)}
+    s = view.snapshot(personal=name is not None and view.personal_for(name))
+    body: dict[str, Any] = {"status": view.without_personal_data(s)}
     if name:
         body["html"] = view.render_live(name, s)
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def public_status(s: dict[str, Any]) -> dict[str, Any]:
-    """The snapshot as JSON for machines: voter names stay on the chair's screen only."""
-    decision = s.get("last_decision")
-    if decision:
-        s = {**s, "last_decision": {k: v for k, v in decision.items() if k != "name"}}
-    return s
 
 
 def sse_event(kind: str, data: str) -> str:
@@ -64,7 +61,7 @@ def _stream(name: str) -> Iterator[str]:
     yield "retry: 1500\n\n"
     last_digest, last_sent = "", time.monotonic()
     while True:
-        html = view.render_live(name, view.snapshot())
+        html = _live_or_fault(name)
         digest = hashlib.sha256(html.encode()).hexdigest()
         now = time.monotonic()
         if digest != last_digest:
@@ -76,6 +73,15 @@ def _stream(name: str) -> Iterator[str]:
         if now >= deadline:
             return
         time.sleep(poll)
+
+
+def _live_or_fault(name: str) -> str:
+    """The live region of ``name`` now, or the sentence that says what went wrong."""
+    try:
+        return view.render_live(name, view.snapshot(personal=view.personal_for(name)))
+    except Exception as exc:
+        _, text = faults.explain(exc)
+        return f'<p class="alarm critical" data-fault>⚠ {escape(text)}</p>'
 
 
 @bp.get("/events")

@@ -91,6 +91,15 @@ any other code gets ``UPSTREAM_REFUSED``."""
 
 UPSTREAM_REFUSED = _l("The CEC refuses this unit's records. Every record is kept here. Call the technician.")
 
+LINK_STATES: dict[str, Any] = {
+    "online": _l("Online"),
+    "offline": _l("Offline"),
+    "connecting": _l("Not connected yet: records wait to be sent"),
+    "delivered": _l("Everything delivered"),
+    "idle": _l("Nothing to send yet"),
+}
+"""The wording of the link to the CEC, by ``view.link_state``."""
+
 SCANNER_STATES: dict[str, Any] = {
     "connected": _l("connected"),
     "disconnected": _l("disconnected"),
@@ -158,4 +167,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, SHORT_NAMES=SHORT_NAMES, current_language=current_language,
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
                                  SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE,
-                                 UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED)
+                                 UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED,
+                                 LINK_STATES=LINK_STATES)

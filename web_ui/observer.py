@@ -1,7 +1,8 @@
 """The observer view (``/observer``): the same counters, read-only, no actions.
 
 Safe on a second screen facing the room: no chair controls, no links to them,
-no voter names (only list lines), and it never needs a PIN.
+nothing that says who a voter is (no name, no list line), and it never needs a
+PIN.
 """
 
 from __future__ import annotations

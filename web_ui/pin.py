@@ -3,7 +3,9 @@
 The file ``chair_pin.json`` (in the web instance folder) holds the scrypt hash
 and salt of the PIN, never the PIN, and the lockout state (``lockout.py``), so
 a restart does not give an attacker fresh tries. It is rewritten atomically
-(temporary file, fsync, rename) with mode 0600.
+(temporary file, fsync, rename) with mode 0600. When it cannot be rewritten
+(a full disk, a read-only file system) the lockout state is kept in memory and
+wins over the stale file until a write succeeds: the lock holds either way.
 
 Wiring: provisioning (and the demo set-up) call ``set_pin(path, pin)``;
 ``create_app`` builds one ``ChairPin`` and the ``actions`` blueprint calls
@@ -16,6 +18,7 @@ import enum
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import threading
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from typing import Any
 from device.files import write_private
 
 from . import lockout
+
+log = logging.getLogger("pollbox.web.pin")
 
 FORMAT = "pollbox-chair-pin/1"
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -82,31 +87,39 @@ def _read(path: Path) -> dict[str, Any]:
         raise PinError("no chair PIN has been set on this unit; the technician sets it at provisioning") from None
     except (ValueError, UnicodeDecodeError):
         raise PinError(f"the chair PIN file {path.name} is damaged; the technician must set the PIN again") from None
+    except OSError as exc:
+        raise PinError(f"the chair PIN file {path.name} cannot be read ({exc.strerror}); call the technician") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("kdf") != "scrypt":
         raise PinError(f"the chair PIN file {path.name} is not in format {FORMAT}")
     return doc
 
 
 class ChairPin:
-    """Checks chair PINs against the stored hash, with persistent lockout. Thread-safe."""
+    """Checks chair PINs against the stored hash, with persistent lockout. Thread-safe.
+
+    ``_unsaved`` is the lockout state the file could not take (keyed by the PIN's
+    salt, so a PIN set anew starts from its own file); while it is there it is
+    the truth, and every check tries to write it again.
+    """
 
     def __init__(self, path: Path, *, lockout_base: float) -> None:
         self.path = path
         self.lockout_base = lockout_base
         self._lock = threading.Lock()
+        self._unsaved: tuple[str, lockout.Attempts] | None = None
 
     def is_set(self) -> bool:
         return self.path.exists()
 
     def attempts(self) -> lockout.Attempts:
-        doc = _read(self.path)
-        return lockout.Attempts(int(doc["failures"]), float(doc["locked_until"]))
+        with self._lock:
+            return self._state(_read(self.path))
 
     def check(self, pin: str, now: float) -> PinCheck:
         """Try ``pin`` at wall time ``now``; while locked, the PIN is not even compared."""
         with self._lock:
             doc = _read(self.path)
-            state = lockout.Attempts(int(doc["failures"]), float(doc["locked_until"]))
+            state = self._state(doc)
             if state.locked_for(now) > 0:
                 return PinCheck(Outcome.LOCKED, 0, state.locked_for(now))
             if self._matches(doc, pin):
@@ -118,6 +131,12 @@ class ChairPin:
                 return PinCheck(Outcome.LOCKED, 0, new.locked_for(now), just_locked=True)
             return PinCheck(Outcome.WRONG, new.tries_left)
 
+    def _state(self, doc: dict[str, Any]) -> lockout.Attempts:
+        """The lockout state: the one kept in memory if the file could not take it, else the file's."""
+        if self._unsaved is not None and self._unsaved[0] == doc["salt"]:
+            return self._unsaved[1]
+        return lockout.Attempts(int(doc["failures"]), float(doc["locked_until"]))
+
     def _matches(self, doc: dict[str, Any], pin: str) -> bool:
         if not (pin.isascii() and pin.isdigit() and len(pin) <= MAX_DIGITS):
             return False
@@ -125,5 +144,14 @@ class ChairPin:
         return hmac.compare_digest(_hash(pin, bytes.fromhex(doc["salt"]), params), bytes.fromhex(doc["hash"]))
 
     def _store(self, doc: dict[str, Any], state: lockout.Attempts) -> None:
-        if (doc["failures"], doc["locked_until"]) != (state.failures, state.locked_until):
+        """Write ``state`` to the file; if that fails, keep it in memory (the lock must hold regardless)."""
+        if self._unsaved is None and (doc["failures"], doc["locked_until"]) == (state.failures, state.locked_until):
+            return
+        try:
             _write(self.path, {**doc, "failures": state.failures, "locked_until": state.locked_until})
+        except OSError as exc:
+            self._unsaved = (str(doc["salt"]), state)
+            log.warning("the chair PIN lockout cannot be saved to %s (%s); it is kept in memory until it can be",
+                        self.path.name, exc.strerror or exc)
+            return
+        self._unsaved = None

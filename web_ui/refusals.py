@@ -4,7 +4,8 @@ The appliance refuses a chair action with ``ActionRefused``: an English
 sentence for logs and the command line, plus a ``RefusalCode`` and its
 parameters. ``refusal_text`` turns the code into a sentence from the
 ``.po`` catalogues, so a chair who reads Kyrgyz or Russian never sees the
-English one. A test checks that every code has a sentence here.
+English one. A test checks that every code has a sentence here. ``init_app``
+registers the page for a refusal that a view did not catch itself.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import Flask, render_template
 from flask_babel import gettext as _
 
 from device.core.errors import RefusalCode
 from device.decision import ActionRefused
 
+from . import faults
 from .i18n import POLL_STATES, fmt_number
 
 
@@ -44,5 +47,21 @@ SENTENCES: dict[RefusalCode, Callable[[dict[str, Any]], str]] = {
 
 
 def refusal_text(exc: ActionRefused) -> str:
-    """The sentence for ``exc`` in the current language."""
-    return SENTENCES[exc.code](exc.params)
+    """The sentence for ``exc`` in the current language. A code this screen has no sentence for yet
+    gets the storage sentence if it names a storage fault, else a general one; never English."""
+    sentence = SENTENCES.get(exc.code)
+    if sentence is not None:
+        return sentence(exc.params)
+    fault = faults.BY_CODE.get(str(getattr(exc.code, "value", exc.code)))
+    if fault is not None:
+        return faults.sentence(fault)
+    return str(_("The unit refused this, so nothing was recorded. Call the technician if it happens again."))
+
+
+def _refused(exc: ActionRefused) -> tuple[str, int]:
+    """A refusal a view did not expect: the page says why, in its language; nothing was recorded."""
+    return render_template("error.html", kind="fault", code=409, message=refusal_text(exc)), 409
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ActionRefused, _refused)

@@ -2,6 +2,8 @@
 
 The page renders the live region once on the server; ``static/live.js`` then
 keeps it current from ``/events`` (or ``/api/status`` if streaming fails).
+Who is at the desk (name, list line) is shown only while the chair is logged
+in on this browser; without the PIN the page carries no personal data.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ bp = Blueprint("status", __name__)
 
 @bp.get("/")
 def index() -> str:
-    s = view.snapshot()
+    s = view.snapshot(personal=view.personal_for("status"))
     return render_template("status.html", s=s, live=view.render_live("status", s), live_view="status")
 
 

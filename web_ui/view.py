@@ -2,22 +2,31 @@
 
 ``snapshot`` calls the appliance's public ``status()`` and
 ``turnout_by_hour()`` and adds what the templates need (is the last decision
-still fresh, the chart). ``render_live`` renders the live region of a screen
-(``status`` or ``observer``) to HTML; the page, the SSE stream and the polling
-API all use it, so every path shows the same thing in the chosen language.
+still fresh, the chart, the wording of the link to the CEC). It copies what it
+changes, so the appliance's snapshot may be immutable. ``render_live`` renders
+the live region of a screen (``status`` or ``observer``) to HTML; the page, the
+SSE stream and the polling API all use it, so every path shows the same thing
+in the chosen language.
+
+Personal data: the voter at the desk (name and list line) is in a snapshot
+only when asked for with ``personal=True``, which only the chair's own
+session does (``personal_for``). Every page and API without a PIN, and the
+observer view always, gets ``without_personal_data``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app, render_template
 from flask_babel import gettext as _
 
-from . import chart, i18n
+from . import chair, chart, i18n
 
 VIEWS = ("status", "observer")
 DECISION_FRESH_SECONDS = 4.0
+PERSONAL_FIELDS = ("name", "line")
 
 
 def appliance() -> Any:
@@ -25,16 +34,60 @@ def appliance() -> Any:
     return current_app.extensions["pollbox.appliance"]
 
 
-def snapshot() -> dict[str, Any]:
-    """The status snapshot plus derived display fields."""
+def personal_for(view: str) -> bool:
+    """Whether ``view`` may show who is at the desk to this request: the chair's status screen only."""
+    return view == "status" and chair.is_chair()
+
+
+def snapshot(*, personal: bool = False) -> dict[str, Any]:
+    """The status snapshot plus derived display fields; without personal data unless ``personal``."""
     app_ = appliance()
-    status: dict[str, Any] = app_.status()
+    status: dict[str, Any] = dict(app_.status())
     status["turnout_by_hour"] = app_.turnout_by_hour()
-    now = float(status.get("health", {}).get("clock") or 0.0)
+    now = float((status.get("health") or {}).get("clock") or 0.0)
     decision = status.get("last_decision")
     fresh = _decision_fresh_seconds(app_)
     status["decision_fresh"] = decision is not None and now - float(decision["at"]) <= fresh
-    return status
+    status["link"] = link_state(status.get("upstream"))
+    return status if personal else without_personal_data(status)
+
+
+def _strip(decision: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    return {k: v for k, v in decision.items() if k not in PERSONAL_FIELDS}
+
+
+def without_personal_data(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``status`` that says nothing about who a voter is: no name, no list line."""
+    out = dict(status)
+    out["last_decision"] = _strip(status.get("last_decision"))
+    desk = status.get("desk")
+    if isinstance(desk, Mapping):
+        out["desk"] = {**desk, "current": _strip(desk.get("current"))}
+    return out
+
+
+def link_state(upstream: Mapping[str, Any] | None) -> str:
+    """How the link to the CEC is worded.
+
+    ``none``: no link configured; ``online``: the receiver answered last;
+    ``offline``: the last attempt failed and that failure stands. Otherwise (not
+    tried since the start, or the last attempt went through): ``connecting`` when
+    records wait, ``delivered`` when the CEC has receipted everything, ``idle``
+    when nothing was ever sent. "Offline" is never said without a failure.
+    """
+    if not upstream:
+        return "none"
+    online = upstream.get("online")
+    if online is True or upstream.get("refused"):
+        return "online"
+    failed = bool(upstream.get("failures")) or bool(upstream.get("last_error"))
+    if online is False and failed:
+        return "offline"
+    if int(upstream.get("waiting") or 0) > 0:
+        return "connecting"
+    return "delivered" if upstream.get("last_receipt_at") else "idle"
 
 
 def _decision_fresh_seconds(app_: Any) -> float:
@@ -48,6 +101,7 @@ def turnout_chart(points: list[tuple[int, int]]) -> Any:
 
 
 def render_live(view: str, status: dict[str, Any]) -> str:
-    """The HTML of the live region of ``view`` for ``status``."""
-    return render_template("_live.html", s=status, observer=(view == "observer"),
-                           chart=turnout_chart(status["turnout_by_hour"]))
+    """The HTML of the live region of ``view`` for ``status`` (the observer view never shows who voted)."""
+    observer = view == "observer"
+    shown = without_personal_data(status) if observer else status
+    return render_template("_live.html", s=shown, observer=observer, chart=turnout_chart(status["turnout_by_hour"]))

@@ -107,6 +107,7 @@ def test_a_receiver_refusal_is_explained_on_the_status_screen(client: FlaskClien
     assert app.upstream is not None
     real = app.upstream.status
     monkeypatch.setattr(app.upstream, "status", lambda: {**real(), "refused": code, "last_error": code})
+    app.tick()  # the appliance publishes what its parts report on its next step
     post(client, f"/lang/{lang}")
     page = client.get("/").get_data(as_text=True)
     assert f'data-refused="{code}"' in page and words in page
