@@ -8,10 +8,23 @@ subfile (``DL``/``ID``, offset, length). A subfile is its type followed by
 data elements, each a 3-letter id and a value, separated by LF.
 
 Only what the desk needs is taken: the IIN and the customer id number
-(``DAQ``). Keyboard-mode scanners often turn the separators into CR or drop
-them, so the parser finds the subfile by its offset when that fits and by
-its type otherwise, and splits elements on CR or LF. The voter number is
-``<IIN>:<DAQ>``.
+(``DAQ``). The voter number is ``<IIN>:<DAQ>``.
+
+Real scanners in keyboard mode change the file on the way, and each change
+is read, not refused:
+
+- a byte-order mark, blanks or a noise line (a symbology prefix such as
+  ``]L2``, a scanner's banner) before the ``@``: the file starts at the
+  header, if it is found within ``NOISE_MAX`` characters;
+- separators sent as CR, dropped, or typed as ``|`` (a scanner cannot type
+  RS): the subfile is found by its offset when that fits and by its type
+  otherwise, and elements are split on CR, LF, RS and ``|``;
+- a version 1 header that carries a jurisdiction version anyway (some
+  issuers wrote one before version 2 made it standard), or a later header
+  without one: the layout the version names is tried first, then the other.
+
+Every count and offset is read from ASCII digits only, so any other
+character is a typed refusal, never an exception.
 """
 
 from __future__ import annotations
@@ -19,33 +32,73 @@ from __future__ import annotations
 import re
 
 from .result import Identified, RefusalCode, Unreadable
-from .rules import DocumentRules
+from .rules import DocumentRules, is_digits
 
 SCHEME = "aamva"
-_HEADER = re.compile(r"@[\x00-\x20\x1c-\x1f]{0,4}(ANSI |AAMVA)(\d{6})(\d{2})")
-_DESIGNATOR = re.compile(r"(DL|ID|Z[A-Z])(\d{4})(\d{4})")
+NOISE_MAX = 80
+"""The longest noise a scanner may send before the ``@`` of the header."""
+
+_SEPARATORS = r"[\x00-\x20\x1c-\x1f|\ufeff]"
+_START = re.compile(rf"@{_SEPARATORS}{{0,8}}(?:ANSI |AAMVA)")
+_HEADER = re.compile(rf"@{_SEPARATORS}{{0,8}}(ANSI |AAMVA)([0-9]{{6}})([0-9]{{2}})")
+_DESIGNATOR = re.compile(r"(DL|ID|Z[A-Z])([0-9]{4})([0-9]{4})")
 _DOCUMENT_NUMBER = re.compile(r"[A-Z0-9]{1,25}")
+_ELEMENT_BREAK = re.compile(r"[\r\n\x1c-\x1e|]+")
+_LEAD = "\ufeff\r\n \t"
 
 
 def claims(text: str) -> bool:
-    return text.lstrip("\r\n ").startswith("@")
+    return text.lstrip(_LEAD).startswith("@") or _noisy_start(text) is not None
 
 
 def parse(text: str, rules: DocumentRules) -> Identified | Unreadable:
-    body = text.lstrip("\r\n ")
+    body = _body(text)
     header = _HEADER.match(body)
     if header is None:
         return _short_or_bad(body)
     iin, version = header.group(2), int(header.group(3))
-    at = header.end() + (2 if version >= 2 else 0)
+    found: Unreadable | None = None
+    for at in _layouts(header.end(), version):
+        subfile = _subfile_list(body, header.end(), at)
+        if isinstance(subfile, str):
+            return _identified(subfile, iin)
+        found = found or subfile
+    assert found is not None
+    return found
+
+
+def _body(text: str) -> str:
+    """The file from its compliance indicator on (BOM, blanks or a noise line before it dropped)."""
+    stripped = text.lstrip(_LEAD)
+    start = None if _HEADER.match(stripped) else _noisy_start(text)
+    return stripped if start is None else text[start:]
+
+
+def _noisy_start(text: str) -> int | None:
+    found = _START.search(text, 0, NOISE_MAX + 20)
+    return found.start() if found is not None and found.start() <= NOISE_MAX else None
+
+
+def _layouts(end: int, version: int) -> tuple[int, int]:
+    """Where the number of entries may start: the version's own layout first."""
+    with_jurisdiction, without = end + 2, end
+    return (with_jurisdiction, without) if version >= 2 else (without, with_jurisdiction)
+
+
+def _subfile_list(body: str, end: int, at: int) -> str | Unreadable:
+    """The DL or ID subfile, reading the header's jurisdiction version (if any) from ``end`` and the
+    number of entries from ``at``."""
     entries = body[at:at + 2]
     if len(entries) < 2:
         return Unreadable(RefusalCode.TRUNCATED, "the licence data ends inside its header")
-    if not entries.isdigit() or int(entries) < 1:
+    if at > end and not is_digits(body[end:at]):
+        return Unreadable(RefusalCode.MALFORMED, "the licence header has no valid jurisdiction version")
+    if not is_digits(entries) or int(entries) < 1:
         return Unreadable(RefusalCode.MALFORMED, "the licence header has no valid number of entries")
-    subfile = _subfile(body, at + 2, int(entries))
-    if isinstance(subfile, Unreadable):
-        return subfile
+    return _subfile(body, at + 2, int(entries))
+
+
+def _identified(subfile: str, iin: str) -> Identified | Unreadable:
     number = _element(subfile, "DAQ")
     if number is None:
         return Unreadable(RefusalCode.MALFORMED, "the licence data has no customer id number (DAQ)")
@@ -85,7 +138,7 @@ def _locate(body: str, kind: str, offset: int, length: int, after: int) -> str |
 
 
 def _element(subfile: str, element: str) -> str | None:
-    for item in re.split(r"[\r\n]+", subfile):
+    for item in _ELEMENT_BREAK.split(subfile):
         if item.startswith(element):
             return item[3:].strip()
     return None

@@ -8,7 +8,8 @@ personal number, and the composite. Dates must be real calendar dates.
 
 The voter number: when the issuing state is the PIN rule's country and the
 optional data (TD1 line 1) or the personal-number field (TD3) holds a valid
-PIN, that PIN; otherwise ``<issuing state>:<document number>``. Expiry is
+PIN, that PIN; otherwise ``<issuing state>:<document number>``. A PIN there
+whose birth date is after the election day is refused, not passed over. Expiry is
 checked for its digit only: whether an expired document may be used is a
 matter for the electoral law, decided at the desk, not here.
 """
@@ -19,11 +20,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .pin import check_pin, is_real_date
+from .pin import check_pin
 from .result import Identified, RefusalCode, Unreadable
-from .rules import DocumentRules
+from .rules import DocumentRules, is_digits, is_real_date
 
 _START = re.compile(r"[IACP][A-Z<][A-Z<]{3}[A-Z0-9<]*\Z")
+_ALPHABET = re.compile(r"[A-Z0-9<]*\Z")
 WEIGHTS = (7, 3, 1)
 TD1_TYPES = "IAC"
 TD3_TYPES = "P"
@@ -40,7 +42,7 @@ class Fields:
 
 
 def char_value(c: str) -> int:
-    if c.isdigit():
+    if is_digits(c):
         return int(c)
     return 0 if c == "<" else ord(c) - ord("A") + 10
 
@@ -82,6 +84,8 @@ def _parse(text: str, rules: DocumentRules, scheme: str, label: str, what: str, 
     lines = _layout(text, shape[0], shape[1], what)
     if isinstance(lines, Unreadable):
         return lines
+    if not all(_ALPHABET.match(ln) for ln in lines):
+        return Unreadable(RefusalCode.MALFORMED, f"the MRZ of {what} has characters other than A-Z, 0-9 and <")
     fields = read_fields(lines)
     if isinstance(fields, Unreadable):
         return fields
@@ -137,7 +141,7 @@ def _dates(birth: str, expiry: str) -> Unreadable | None:
     for name, field in (("birth date", birth), ("expiry date", expiry)):
         if not _digit_ok(field[:6], field[6]):
             return Unreadable(RefusalCode.BAD_CHECK_DIGIT, f"the MRZ check digit of the {name} is wrong")
-        if field[:6].isdigit() and not _yymmdd_real(field[:6]):
+        if is_digits(field[:6]) and not _yymmdd_real(field[:6]):
             return Unreadable(RefusalCode.IMPLAUSIBLE_DATE, f"the MRZ {name} is not a calendar date")
     return None
 
@@ -157,7 +161,7 @@ def _composite(data: str, digit: str) -> Unreadable | None:
 
 
 def _digit_ok(field: str, digit: str) -> bool:
-    return digit.isdigit() and check_digit(field) == int(digit)
+    return is_digits(digit) and check_digit(field) == int(digit)
 
 
 def _yymmdd_real(text: str) -> bool:
@@ -170,6 +174,10 @@ def _identified(scheme: str, label: str, f: Fields, rules: DocumentRules) -> Ide
     if not f.document or not state:
         return Unreadable(RefusalCode.MALFORMED, "the MRZ has no document number or issuing state")
     pin = f.optional.strip("<")
-    if state == rules.pin.country and pin and check_pin(pin, rules.pin) is None:
-        return Identified(scheme, pin, None, f"{label}, {state}")
+    if state == rules.pin.country and pin:
+        refusal = check_pin(pin, rules.pin, rules.election_date)
+        if refusal is None:
+            return Identified(scheme, pin, None, f"{label}, {state}")
+        if refusal.reason is RefusalCode.BORN_AFTER_ELECTION:
+            return refusal
     return Identified(scheme, f"{state}:{f.document}", None, f"{label}, {state}")

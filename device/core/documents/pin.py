@@ -2,28 +2,31 @@
 
 A scanned PIN (the 1D barcode on the back of an ID card, a typed number) must
 be exactly the rule's digits: each segment's allowed digits, a real birth date
-within the rule's years, and the check digit if the rule has one. The
-normalized number is the digits alone. ``check_pin`` is shared with the MRZ
-parser, which finds the PIN in a document's optional data.
+within the rule's years, the check digit if the rule has one, and a birth
+date no later than the election day (``DocumentRules.election_date``): no
+voter can be born after the day they vote. The normalized number is the
+digits alone. ``check_pin`` is shared with the MRZ parser, which finds the
+PIN in a document's optional data.
 """
 
 from __future__ import annotations
 
 from .result import Identified, RefusalCode, Unreadable
-from .rules import DocumentRules, PinRule, Segment
+from .rules import Day, DocumentRules, PinRule, Segment, is_digits, is_real_date
 
 SCHEME = "pin"
+
+__all__ = ["SCHEME", "check_pin", "claims", "is_real_date", "kz_iin_check_digit", "parse", "parse_manual"]
 
 
 def claims(text: str) -> bool:
     """A PIN payload is digits only (surrounding blanks allowed)."""
-    stripped = text.strip()
-    return bool(stripped) and stripped.isascii() and stripped.isdigit()
+    return is_digits(text.strip())
 
 
 def parse(text: str, rules: DocumentRules) -> Identified | Unreadable:
     digits = text.strip()
-    refusal = check_pin(digits, rules.pin)
+    refusal = check_pin(digits, rules.pin, rules.election_date)
     if refusal is not None:
         return refusal
     return Identified(SCHEME, digits, None, f"personal number, {rules.pin.country}")
@@ -34,17 +37,17 @@ def parse_manual(text: str, rules: DocumentRules) -> Identified | Unreadable:
     digits = "".join(c for c in text if c not in " -\t")
     if not digits:
         return Unreadable(RefusalCode.EMPTY, "no number was typed")
-    if not (digits.isascii() and digits.isdigit()):
+    if not is_digits(digits):
         return Unreadable(RefusalCode.MALFORMED, "a personal number has digits only")
-    refusal = check_pin(digits, rules.pin)
+    refusal = check_pin(digits, rules.pin, rules.election_date)
     if refusal is not None:
         return refusal
     return Identified(SCHEME, digits, None, f"personal number typed by the clerk, {rules.pin.country}")
 
 
-def check_pin(digits: str, rule: PinRule) -> Unreadable | None:
-    """None if ``digits`` is a valid number under ``rule``, else the refusal."""
-    if not (digits.isascii() and digits.isdigit()):
+def check_pin(digits: str, rule: PinRule, election_date: Day | None = None) -> Unreadable | None:
+    """None if ``digits`` is a valid number under ``rule`` for a voter on ``election_date``, else the refusal."""
+    if not is_digits(digits):
         return Unreadable(RefusalCode.MALFORMED, "a personal number has digits only")
     if len(digits) != rule.length:
         code = RefusalCode.TRUNCATED if len(digits) < rule.length else RefusalCode.MALFORMED
@@ -54,10 +57,16 @@ def check_pin(digits: str, rule: PinRule) -> Unreadable | None:
         if any(c not in seg.digits for c in part):
             what = seg.name.replace("_", " ")
             return Unreadable(RefusalCode.MALFORMED, f"the {what} digits of the personal number are out of range")
-    if not _date_ok(parts, rule):
+    births = _birth_dates(parts, rule)
+    if not all(b is not None and rule.earliest_birth_year <= b[0] <= rule.latest_birth_year for b in births):
         return Unreadable(RefusalCode.IMPLAUSIBLE_DATE, "the birth date in the personal number is not a plausible date")
     if not _check_ok(digits, rule.check):
         return Unreadable(RefusalCode.BAD_CHECK_DIGIT, "the personal number's check digit is wrong")
+    if election_date is not None and any(b is not None and b > election_date for b in births):
+        y, m, d = election_date
+        return Unreadable(RefusalCode.BORN_AFTER_ELECTION,
+                          f"the birth date in the personal number is after the election day ({y:04d}-{m:02d}-{d:02d}):"
+                          " no voter can hold this number; it was misread or mistyped")
     return None
 
 
@@ -69,28 +78,20 @@ def _split(digits: str, rule: PinRule) -> list[tuple[Segment, str]]:
     return out
 
 
-def _date_ok(parts: list[tuple[Segment, str]], rule: PinRule) -> bool:
+def _birth_dates(parts: list[tuple[Segment, str]], rule: PinRule) -> list[Day | None]:
+    """The birth date of each date segment, None where it is not a calendar date."""
     century = next((dict(s.centuries).get(p[0]) for s, p in parts if s.centuries), None)
-    return all(_plausible(seg.date, part, century, rule) for seg, part in parts if seg.date)
+    return [_date_of(seg.date, part, century) for seg, part in parts if seg.date]
 
 
-def _plausible(layout: str, part: str, century: int | None, rule: PinRule) -> bool:
+def _date_of(layout: str, part: str, century: int | None) -> Day | None:
     day = int(part[layout.index("DD"):layout.index("DD") + 2])
     month = int(part[layout.index("MM"):layout.index("MM") + 2])
     if "YYYY" in layout:
         year = int(part[layout.index("YYYY"):layout.index("YYYY") + 4])
     else:
         year = (century if century is not None else 1900) + int(part[layout.index("YY"):layout.index("YY") + 2])
-    return rule.earliest_birth_year <= year <= rule.latest_birth_year and is_real_date(year, month, day)
-
-
-def is_real_date(year: int, month: int, day: int) -> bool:
-    """True if the day exists in the proleptic Gregorian calendar."""
-    if not 1 <= month <= 12 or day < 1:
-        return False
-    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[month - 1]
-    return day <= days
+    return (year, month, day) if is_real_date(year, month, day) else None
 
 
 def _check_ok(digits: str, check: str) -> bool:

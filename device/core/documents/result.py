@@ -24,6 +24,7 @@ class RefusalCode(str, enum.Enum):
     TRUNCATED = "truncated"
     BAD_CHECK_DIGIT = "bad_check_digit"
     IMPLAUSIBLE_DATE = "implausible_date"
+    BORN_AFTER_ELECTION = "born_after_election"
     BAD_SIGNATURE = "bad_signature"
     WRONG_STATION = "wrong_station"
     NO_SLIP_KEY = "no_slip_key"

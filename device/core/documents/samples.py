@@ -58,15 +58,19 @@ def make_td3(pin: str = "", document: str = "AC1234567", state: str = "KGZ", bir
     return f"{l1}\n{head}{composite}"
 
 
-def make_aamva(number: str = "D12345678", iin: str = "636000", version: int = 10, separators: bool = True) -> str:
+def make_aamva(number: str = "D12345678", iin: str = "636000", version: int = 10, separators: bool = True,
+               jurisdiction: bool | None = None) -> str:
     """An AAMVA card file with one DL subfile.
 
     ``separators=False`` mimics a keyboard scanner: RS dropped, LF sent as CR.
+    ``jurisdiction`` writes the jurisdiction version field (default: from
+    version 2 on, as the standard says; some version 1 cards have it too).
     """
     elements = ["DAQ" + number, "DCSPUBLIC", "DACJOHN", "DBB01151985", "DBA01152030", "DAJVA", "DCGUSA"]
     subfile = "DL" + "\n".join(elements) + "\r"
-    head_len = 21 if version >= 2 else 19
+    with_jurisdiction = version >= 2 if jurisdiction is None else jurisdiction
+    head_len = 21 if with_jurisdiction else 19
     start = head_len + 10
-    header = f"@\n\x1e\rANSI {iin}{version:02d}" + ("00" if version >= 2 else "") + "01"
+    header = f"@\n\x1e\rANSI {iin}{version:02d}" + ("00" if with_jurisdiction else "") + "01"
     text = f"{header}DL{start:04d}{len(subfile):04d}{subfile}"
     return text if separators else text.replace("\x1e", "").replace("\n", "\r")
