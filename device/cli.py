@@ -1,18 +1,23 @@
 """The ``pollbox`` command: run the appliance, drive a simulated station, verify a journal.
 
 Every user error (a bad config, an altered package, a damaged journal, an
-appliance that is not running) is printed as one clear sentence with exit
-status 2, never a traceback.
+appliance that is not running, a port already in use, a data directory that is
+a file) is printed as one clear sentence with exit status 2, never a
+traceback. Exit status 1 means a check ran and failed (``verify``, a failed
+self-test); 0 means done.
 """
 
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import logging.handlers
 import os
 import signal
+import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable
@@ -20,8 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from device.config import ConfigError, load_config
+from device.hardware.sim.controls import ACTIONS, Action, Param, describe
 
 DEMO_DIR = Path("var/demo")
+
+
+class CommandError(Exception):
+    """A command cannot do what it was asked; the message is the sentence to print."""
 
 
 def default_config() -> Path:
@@ -32,7 +42,9 @@ def default_config() -> Path:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from device.control import ControlError
     from device.decision import ActionRefused
+    from device.demo import DemoError
     from device.hardware.registry import BackendError
     from device.identity import IdentityError
     from device.keys import KeyError_
@@ -41,7 +53,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from device.upstream.service import UpstreamError
     from device.upstream.uplink import UplinkConfigError
     return (ConfigError, PackageError, JournalError, IdentityError, BackendError, KeyError_, ActionRefused,
-            ConnectionError, UplinkConfigError, UpstreamError)
+            ConnectionError, UplinkConfigError, UpstreamError, CommandError, ControlError, DemoError)
+
+
+def _sentence(exc: BaseException) -> str:
+    """One line for an error from the environment (a file, a port, the journal database)."""
+    if isinstance(exc, sqlite3.Error):
+        return f"the journal database cannot be used: {exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror[0].lower()}{exc.strerror[1:]}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    """The station's config; ``load_config`` checks the data directory as this process finds it."""
+    return load_config(args.config)
 
 
 def setup_logging(level: str, data_dir: Path | None) -> None:
@@ -55,41 +82,100 @@ def setup_logging(level: str, data_dir: Path | None) -> None:
 # Commands ---------------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from device.demo import demo_pins, make_demo_station
-    path = make_demo_station(Path(args.directory), voters=args.voters, web_port=args.port)
-    print(f"demo station ready: {path}")
+    from device.demo import demo_pins, make_demo_station, reset_demo_station
+    directory = Path(args.directory)
+    receiver_url = f"http://127.0.0.1:{args.receiver_port}"
+    if args.reset:
+        reset_demo_station(directory)
+        print(f"removed the demo station in {directory} (its journal, keys and receiver)")
+    path = make_demo_station(directory, voters=args.voters, web_port=args.port, receiver_url=receiver_url)
+    registered = _registered(path)
+    print(f"demo station ready: {path} ({registered:,} voters: {registered - 1:,} with synthetic personal "
+          "numbers and one with a demo driver's licence)")
     print("first voters' personal numbers (synthetic):", ", ".join(demo_pins(3)))
+    print(f"start it with 'pollbox --config {path} run --with-receiver' (or 'make run'), then open the polls "
+          "with 'pollbox chair open'; 'pollbox demo --reset' starts again from an empty journal")
     return 0
+
+
+def _registered(config_path: Path) -> int:
+    package = config_path.parent / "station-package.json"
+    return int(json.loads(package.read_bytes())["payload"]["voters"]["count"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from device.appliance import build_appliance
-    from device.control import ControlServer
+    from device.control import ControlServer, appliance_answers
     from device.systemd import notify
 
-    config = load_config(args.config)
+    config = _load_config(args)
+    if appliance_answers(config.data_dir / "control.sock"):
+        raise CommandError(f"pollbox is already running for this station (data directory {config.data_dir}); "
+                           "stop it first")
+    if not args.no_web:
+        check_can_listen(config.web_host, config.web_port, "the chair's screen", "[web] host and port")
+    if args.with_receiver:
+        from device.demo import demo_receiver_port
+        check_can_listen("127.0.0.1", demo_receiver_port(config), "the demo CEC receiver",
+                         "the receiver URL given to 'pollbox demo --receiver-port'")
     setup_logging(config.log_level, config.data_dir)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints every thread's stack
     app = build_appliance(config)
     app.on_healthy_tick = _watchdog_ping()
-    app.start()
-    control = ControlServer(app, config.data_dir / "control.sock")
-    control.start()
-    receiver = _start_receiver(config) if args.with_receiver else None
+    control, receiver = None, None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    _banner(config, app)
-    notify("READY=1")
     try:
-        _serve_web(app, config, stop) if not args.no_web else stop.wait()
+        app.start()
+        control = ControlServer(app, config.data_dir / "control.sock")
+        control.start()
+        receiver = _start_receiver(config) if args.with_receiver else None
+        web = None if args.no_web else _bind_web(app, config)
+        _banner(config, app)
+        notify("READY=1")
+        if web is None:
+            stop.wait()
+        else:
+            with web:
+                stop.wait()
     except KeyboardInterrupt:
         pass
     finally:
         notify("STOPPING=1")
-        control.stop()
+        if control is not None:
+            control.stop()
         app.stop()
         if receiver is not None:
             receiver.terminate()
+            receiver.wait(timeout=10)
     return 0
+
+
+def check_can_listen(host: str, port: int, what: str, setting: str) -> None:
+    """Raise CommandError, in one sentence, if ``host:port`` cannot be listened on now."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError, ValueError):
+        raise CommandError(f"{what} cannot listen on {host!r}: it is not a host name or address this machine "
+                           f"knows; check {setting}") from None
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as exc:
+            raise CommandError(_listen_sentence(exc, host, port, what, setting)) from None
+
+
+def _listen_sentence(exc: OSError, host: str, port: int, what: str, setting: str) -> str:
+    import errno
+    where = f"{what} cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: the port is already in use by another program (another pollbox?); stop it or change {setting}"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{where}: {host} is not an address of this machine; change {setting} (127.0.0.1 for this machine only)"
+    if exc.errno == errno.EACCES:
+        return f"{where}: not allowed to use port {port} (ports below 1024 need special rights); change {setting}"
+    return f"{where}: {exc.strerror or exc}; check {setting}"
 
 
 def _watchdog_ping(every: float = 1.0) -> Callable[[], None]:
@@ -107,7 +193,8 @@ def _watchdog_ping(every: float = 1.0) -> Callable[[], None]:
     return ping
 
 
-def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
+def _bind_web(app: Any, config: Any) -> Any:
+    """The chair's screen, bound to its port (not yet serving); a problem is one sentence."""
     from device.webserver import ServerThread
     from web_ui import create_app
     from web_ui.i18n import LANGUAGES
@@ -117,9 +204,19 @@ def _serve_web(app: Any, config: Any, stop: threading.Event) -> None:
     if config.simulation:
         from device.demo import demo_pins
         extra["DEMO_NUMBERS"] = demo_pins(8)
-    web = create_app(app, extra, instance_path=config.data_dir / "web")
-    with ServerThread(make_server(web, config.web_host, config.web_port), name="pollbox-web"):
-        stop.wait()
+    try:
+        web = create_app(app, extra, instance_path=config.data_dir / "web")
+    except (RuntimeError, OSError) as exc:
+        raise CommandError(f"the chair's screen cannot start: {_sentence(exc)}") from None
+    try:
+        server = make_server(web, config.web_host, config.web_port)
+    except OSError as exc:
+        raise CommandError(_listen_sentence(exc, config.web_host, config.web_port, "the chair's screen",
+                                            "[web] host and port")) from None
+    except ValueError:  # waitress: the host does not resolve
+        raise CommandError(f"the chair's screen cannot listen on {config.web_host!r}: it is not a host name or "
+                           "address this machine knows; check [web] host") from None
+    return ServerThread(server, name="pollbox-web")
 
 
 def _start_receiver(config: Any) -> Any:
@@ -134,19 +231,23 @@ def _banner(config: Any, app: Any) -> None:
     print(f"  chair's screen:  http://{config.web_host}:{config.web_port}/")
     print(f"  observer view:   http://{config.web_host}:{config.web_port}/observer")
     if config.simulation:
+        if s["poll"] == "setup":
+            print("  first open the polls:  pollbox chair open   (or on the screen, PIN in the README)")
         print("  try:  pollbox sim pins 3        (synthetic voters' numbers)")
         print("        pollbox sim scan <number>  /  pollbox sim drop  /  pollbox status")
         print(f"        pollbox sim image {config.path.parent}/documents/td1.png   (a document shown to the camera)")
+        print("        pollbox sim --help  /  pollbox chair --help   (every action)")
     print("  stop with Ctrl-C\n", flush=True)
 
 
-def _control(args: argparse.Namespace, payload: dict[str, Any]) -> dict[str, Any]:
+def _control(args: argparse.Namespace, payload: dict[str, Any]) -> Any:
+    """Send one request to the running appliance; its refusal becomes the one sentence printed."""
     from device.control import request
-    config = load_config(args.config)
+    config = _load_config(args)
     answer = request(config.data_dir / "control.sock", payload)
     if not answer.get("ok"):
-        raise ConnectionError(answer.get("error", "refused"))
-    return answer.get("result") or {}
+        raise CommandError(str(answer.get("error") or "the appliance refused the request"))
+    return answer.get("result")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -159,8 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  identified {c['identified']}  ballots {c['ballots']}  difference {c['difference']:+d}  "
           f"turnout {c['turnout_pct']}% of {c['registered']}")
     if status["last_decision"]:
-        d = status["last_decision"]
-        print(f"  last decision: {d['outcome']} {('line ' + str(d['line'])) if d['line'] else ''} {d['reason']}")
+        print(f"  last decision: {decision_sentence(status['last_decision'])}")
     for a in status["alarms"]:
         print(f"  ALARM {a['id']} {a['kind']}: {a['advice']}")
     print(f"  scanner {status['scanner']['state']}, slot {'OPEN' if status['interlock']['slot_open'] else 'locked'}")
@@ -170,53 +270,85 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-SIM_SIMPLE = ("drop", "lid-open", "lid-close", "jam", "unjam", "box-unplug", "box-replug",
-              "scanner-unplug", "scanner-replug", "link-cut", "link-restore")
+def decision_sentence(d: dict[str, Any] | None) -> str:
+    """The desk's decision in one line: outcome, list line and name, and the reason if any."""
+    if d is None:
+        return "no decision: nothing was read"
+    words = [str(d["outcome"]).replace("_", " ")]
+    if d.get("line"):
+        words.append(f"list line {d['line']}")
+    if d.get("name"):
+        words.append(str(d["name"]))
+    reason = f" ({d['reason']})" if d.get("reason") else ""
+    return ", ".join(words) + reason
+
+
+# The simulator's and the chair's actions: one table each, shared with the control socket -----
+
+def _pins(values: dict[str, Any]) -> list[str]:
+    from device.demo import demo_pins
+    return demo_pins(values["count"])
+
+
+PINS = Action[None]("pins", "print the personal numbers of the first synthetic voters (no appliance needed)",
+                    lambda _, v: _pins(dict(v)), (Param("count", "how many numbers", default="5", kind="int"),))
+
+
+def _chair_actions() -> tuple[Action[Any], ...]:
+    from device.control import CHAIR_ACTIONS
+    return CHAIR_ACTIONS
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    if args.action == "pins":
-        from device.demo import demo_pins
-        print("\n".join(demo_pins(int(args.value or 5))))
+    if args.action == PINS.name:
+        print("\n".join(PINS.run(None, PINS.values(_words(PINS, args.values)))))
         return 0
-    payload: dict[str, Any] = {"cmd": args.action}
-    if args.action in ("scan", "manual"):
-        payload["text"] = _need(args, "the scanned text or typed number")
-    elif args.action == "type":
-        payload["text"] = _need(args, "the text the keyboard-mode scanner types")
-        payload["layout"] = args.rest[0] if args.rest else "us"
-    elif args.action == "image":
-        payload["path"] = str(Path(_need(args, "an image file")).resolve())
-    elif args.action not in SIM_SIMPLE:
-        raise ConnectionError(f"unknown simulation action {args.action!r}")
-    result = _control(args, payload)
-    print(json.dumps(result, ensure_ascii=False, default=str) if result else "done")
-    return 0
+    return _act({a.name: a for a in ACTIONS}[args.action], args)
 
 
 def cmd_chair(args: argparse.Namespace) -> int:
-    payload: dict[str, Any] = {"cmd": args.action}
-    if args.action == "ack":
-        payload["alarm"] = int(_need(args, "the alarm number"))
-    if args.action == "undo":
-        payload["line"] = int(_need(args, "the voter list line"))
-        payload["reason"] = " ".join(args.rest) or ""
-    if args.action == "pause":
-        payload["reason"] = " ".join(([args.value] if args.value else []) + args.rest)
-    result = _control(args, payload)
-    print(json.dumps(result, ensure_ascii=False, indent=2, default=str) if result else "done")
+    return _act({a.name: a for a in _chair_actions()}[args.action], args)
+
+
+def _act(action: Action[Any], args: argparse.Namespace) -> int:
+    values = _words(action, args.values)
+    try:
+        action.values(values)  # a missing or malformed value is refused here, before the appliance
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    result = _control(args, {"cmd": action.name, **values})
+    if isinstance(result, dict) and "decoded" in result:
+        found = ", ".join(result["decoded"]) or "nothing"
+        print(f"the camera decoded: {found}")
+    if isinstance(result, dict) and "decision" in result:
+        print(decision_sentence(result["decision"]))
+    elif result is not None:
+        print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(action.done)
     return 0
 
 
-def _need(args: argparse.Namespace, what: str) -> str:
-    if not args.value:
-        raise ConnectionError(f"'{args.action}' needs {what}")
-    return str(args.value)
+def _words(action: Action[Any], words: list[str]) -> dict[str, Any]:
+    """Map the command line's words onto the action's parameters, in order (a ``rest`` one takes the rest)."""
+    out: dict[str, Any] = {}
+    for i, p in enumerate(action.params):
+        if p.rest:
+            if words[i:]:
+                out[p.name] = " ".join(words[i:])
+            return out
+        if i < len(words):
+            out[p.name] = str(Path(words[i]).resolve()) if p.kind == "path" else words[i]
+    if len(words) > len(action.params):
+        raise CommandError(f"'{action.name}' takes {action.usage}; too many words: {' '.join(words)}")
+    return out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Carry the records the CEC has not acknowledged on a USB stick (the link is down for good)."""
     result = _control(args, {"cmd": "export", "path": str(Path(args.directory).resolve())})
+    for name in result.get("removed_unfinished", []):
+        print(f"removed {name}: an unfinished export file left by an interrupted export")
     print(f"{result['records']} signed records written to {result['path']}; "
           "import them at the CEC with 'pollbox-receiver import FILE'")
     return 0
@@ -235,7 +367,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from device.package import load_package, public_key_from_b64
     from device.store.journal import Journal
     from device.store.verify import verify_journal
-    config = load_config(args.config)
+    config = _load_config(args)
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
     path = config.data_dir / "journal.db"
@@ -270,7 +402,7 @@ def cmd_box(args: argparse.Namespace) -> int:
     """Lock the slot without the appliance (systemd ExecStopPost), or run the technician's self-test."""
     from device.hardware.clock import SystemClock
     from device.hardware.registry import build_box
-    config = load_config(args.config)
+    config = _load_config(args)
     polls_open = _polls_open(config) if args.action == "selftest" else False
     box = build_box(config, clock=SystemClock(), delays=config.delays)
     box.start(lambda *_: None)
@@ -326,10 +458,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=None, help="station config (default: $POLLBOX_CONFIG, "
                    "/etc/pollbox/station.toml, or the demo station)")
     sub = p.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="create a demo station with simulated hardware")
+    d = sub.add_parser("demo", help="create a demo station with simulated hardware (--reset: start it again)")
     d.add_argument("directory", nargs="?", default=str(DEMO_DIR))
-    d.add_argument("--voters", type=int, default=2000)
-    d.add_argument("--port", type=int, default=8080)
+    d.add_argument("--voters", type=int, default=2000, help="voters with synthetic personal numbers (default 2000)")
+    d.add_argument("--port", type=int, default=8080, help="the chair's screen's port (default 8080)")
+    d.add_argument("--receiver-port", type=int, default=8090, help="the demo CEC receiver's port (default 8090)")
+    d.add_argument("--reset", action="store_true",
+                   help="delete the demo station (journal, keys, receiver database) and create a fresh one")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="run the appliance and the chair's screen")
     r.add_argument("--no-web", action="store_true", help="run without the chair's screen")
@@ -338,13 +473,17 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="show the running station's status")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
-    commands = (("sim", cmd_sim, "act on a simulated station: scan, drop, lid-open, jam, link-cut, ..."),
-                ("chair", cmd_chair, "chair actions (simulation): open, pause, resume, ack, undo, close"))
-    for name, func, helptext in commands:
-        x = sub.add_parser(name, help=helptext)
-        x.add_argument("action")
-        x.add_argument("value", nargs="?")
-        x.add_argument("rest", nargs="*")
+    sim_actions: tuple[Action[Any], ...] = (*ACTIONS, PINS)
+    commands = (("sim", cmd_sim, "act on a simulated station as a person would", sim_actions),
+                ("chair", cmd_chair, "the chair's actions (simulation; a unit takes them on its screen)",
+                 _chair_actions()))
+    for name, func, helptext, actions in commands:
+        names = [a.name for a in actions]
+        x = sub.add_parser(name, help=f"{helptext}: {', '.join(names)}", description=f"{helptext}.",
+                           epilog="actions:\n" + describe(actions),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        x.add_argument("action", choices=names, metavar="ACTION", help="one of the actions listed below")
+        x.add_argument("values", nargs="*", metavar="VALUE", help="what the action needs (see its line below)")
         x.set_defaults(func=func)
     e = sub.add_parser("export", help="write unacknowledged signed records to a USB stick")
     e.add_argument("directory")
@@ -355,8 +494,9 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="verify the journal's hash chain and counters")
     v.set_defaults(func=cmd_verify)
     vr = sub.add_parser("verify-report", help="verify a close report's QR against the station key "
-                        "(--key KEY and --text/--image/--file; see docs/chair-guide.md)", add_help=False)
-    vr.add_argument("args", nargs=argparse.REMAINDER)
+                        "(--key KEY and --text/--image/--file; see docs/chair-guide.md)",
+                        add_help=False, prefix_chars="+")  # every word, options included, goes to verify_report
+    vr.add_argument("args", nargs="*")
     vr.set_defaults(func=cmd_verify_report)
     o = sub.add_parser("docs", help="regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg")
     o.add_argument("--output", default="docs/audit-events.md",
@@ -377,6 +517,11 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"pollbox: {exc}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"pollbox: {_sentence(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -161,12 +161,27 @@ def _check_election(payload: dict[str, Any], election_id: str, now: float) -> No
 
 def _voters(payload: dict[str, Any]) -> dict[str, VoterEntry]:
     section = payload.get("voters", {})
-    entries = section.get("entries", [])
+    entries = section.get("entries", []) if isinstance(section, dict) else None
+    if not isinstance(entries, list):
+        raise PackageError("the package's voters.entries is not a list of voters")
     if voters_digest(entries) != section.get("digest"):
         raise PackageError("the voter list does not match its digest")
     out: dict[str, VoterEntry] = {}
-    for h, line, name in entries:
+    for number, entry in enumerate(entries, start=1):
+        h, line, name = _entry(number, entry)
         if h in out:
             raise PackageError(f"voter list line {line} repeats the hash of line {out[h].line}")
-        out[h] = VoterEntry(int(line), str(name))
+        out[h] = VoterEntry(line, name)
     return out
+
+
+def _entry(number: int, entry: Any) -> tuple[str, int, str]:
+    """One ``[hash, line, name]`` entry of the voter list, checked: a signed package can still be malformed."""
+    if not isinstance(entry, list) or len(entry) != 3:
+        raise PackageError(f"voter list entry {number} is not [hash, line, name]")
+    h, line, name = entry
+    if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+        raise PackageError(f"voter list entry {number} has the line {line!r}; a line is a whole number from 1")
+    if not isinstance(h, str) or not isinstance(name, str):
+        raise PackageError(f"voter list line {line}: the hash and the name must be text")
+    return h, line, name

@@ -4,19 +4,21 @@ It is registered only when the appliance runs in simulation mode and has
 simulated parts (``appliance.sim``); in production the routes do not exist.
 It feeds a scan to the simulated scanner, drops a ballot, opens and closes the
 lid, holds the drop sensor (a jam), unplugs the scanner and cuts the link to
-the CEC. What it does is what a person would do to real hardware; the
-appliance records the consequences as usual. Typed scan text is passed on in
-memory and never logged.
+the CEC: the actions of ``device.hardware.sim.controls.ACTIONS``, the same
+table the command line uses. What it does is what a person would do to real
+hardware; the appliance records the consequences as usual. Typed scan text is
+passed on in memory and never logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
+
+from device.hardware.sim.controls import BY_NAME
 
 from . import view
 
@@ -32,17 +34,12 @@ def _sim() -> Any:
     return view.appliance().sim
 
 
-ACTIONS: dict[str, Callable[[Any], None]] = {
-    "drop": lambda sim: sim.box.drop(),
-    "lid-open": lambda sim: sim.box.open_lid(),
-    "lid-close": lambda sim: sim.box.close_lid(),
-    "jam": lambda sim: sim.box.block_beam(),
-    "unjam": lambda sim: sim.box.clear_beam(),
-    "scanner-unplug": lambda sim: sim.scanner.unplug(),
-    "scanner-replug": lambda sim: sim.scanner.replug(),
-    "link-cut": lambda sim: sim.cut_link(),
-    "link-restore": lambda sim: sim.restore_link(),
-}
+def _do(name: str, values: dict[str, Any]) -> None:
+    """Run a simulator action; what the simulated part refuses (an unplugged scanner) is flashed."""
+    try:
+        BY_NAME[name].run(_sim(), values)
+    except (RuntimeError, ValueError) as exc:
+        flash(str(exc), "error")
 
 
 @bp.get("")
@@ -58,14 +55,14 @@ def scan() -> Response:
     if not text:
         flash(_("Type or pick a document payload to scan."), "error")
     else:
-        _sim().feed(text)
+        _do("scan", {"text": text})
     return redirect(url_for("devpanel.panel"), code=303)
 
 
 @bp.post("/<action>")
 def act(action: str) -> Response:
-    do = ACTIONS.get(action)
-    if do is None:
+    """A simulator action without parameters (a ballot drop, the lid, a jam, a plug, the link)."""
+    if action not in BY_NAME or BY_NAME[action].params:
         abort(404)
-    do(_sim())
+    _do(action, {})
     return redirect(url_for("devpanel.panel"), code=303)
