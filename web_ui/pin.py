@@ -121,6 +121,7 @@ class ChairPin:
             doc = _read(self.path)
             state = self._state(doc)
             if state.locked_for(now) > 0:
+                self._store(doc, state)  # a lock only memory holds is saved as soon as the file takes it
                 return PinCheck(Outcome.LOCKED, 0, state.locked_for(now))
             if self._matches(doc, pin):
                 self._store(doc, lockout.after_success())

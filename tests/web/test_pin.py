@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
 
-from web_ui import lockout
+from web_ui import lockout, pin
 from web_ui.pin import ChairPin, Outcome, PinError, set_pin
 
 from .conftest import CHAIR_PIN, build_web, post
@@ -99,3 +100,42 @@ def test_failures_count_and_lock_never_moves_back(times: list[float]) -> None:
         new = lockout.after_failure(state, now, BASE)
         assert new.failures == i and new.locked_until >= state.locked_until
         state = new
+
+
+def disk_full(*_: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_lockout_holds_in_memory_when_the_pin_file_cannot_be_written(instance: Path, monkeypatch: Any) -> None:
+    path = instance / "chair_pin.json"
+    monkeypatch.setattr(pin, "write_private", disk_full)
+    checker = ChairPin(path, lockout_base=BASE)
+    outcomes = [checker.check("000000", 100.0).outcome for _ in range(30)]
+    assert outcomes[:4] == [Outcome.WRONG] * 4 and set(outcomes[4:]) == {Outcome.LOCKED}
+    assert checker.check(CHAIR_PIN, 100.0).outcome is Outcome.LOCKED
+    assert json.loads(path.read_text())["failures"] == 0  # the file never took it: memory did
+    monkeypatch.undo()                                     # space is back: the next check saves the lock
+    assert checker.check(CHAIR_PIN, 101.0).outcome is Outcome.LOCKED
+    assert ChairPin(path, lockout_base=BASE).attempts() == checker.attempts()
+    assert checker.attempts().failures == 5
+
+
+def test_a_right_pin_on_a_full_disk_still_logs_in(instance: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(pin, "write_private", disk_full)
+    checker = ChairPin(instance / "chair_pin.json", lockout_base=BASE)
+    checker.check("000000", 10.0)
+    assert checker.check(CHAIR_PIN, 11.0).outcome is Outcome.ACCEPTED
+    assert checker.attempts() == lockout.Attempts()  # memory holds the reset the file could not take
+
+
+def test_thirty_wrong_pins_on_a_full_disk_lock_the_pin(client: FlaskClient, app: Any, monkeypatch: Any) -> None:
+    """Issue: on a full disk every wrong PIN got HTTP 500, nothing locked, then the right PIN worked."""
+    monkeypatch.setattr(pin, "write_private", disk_full)
+    monkeypatch.setattr(app, "annotate", lambda topic, text: disk_full())  # the journal is full as well
+    post(client, "/lang/ky")
+    codes = [post(client, "/chair/login", {"pin": "111111"}).status_code for _ in range(30)]
+    assert codes[:4] == [403] * 4 and set(codes[4:]) == {429}
+    response = post(client, "/chair/login", {"pin": CHAIR_PIN})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 429 and "30 секундага бөгөттөлдү" in page
+    assert client.get("/chair").status_code == 303
