@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
 
+from device.core.decision import Decision
 from device.core.errors import IllegalTransition, RefusalCode
 
-
-@dataclass(frozen=True)
-class Decision:
-    """One answer at the desk. ``outcome`` is admitted, already_voted, not_on_list,
-    invalid_document, polls_not_open or duplicate_read; ``name`` is for the screen only."""
-
-    outcome: str
-    at: float
-    method: str = "scan"
-    line: int | None = None
-    name: str | None = None
-    first_at: float | None = None
-    reason: str = ""
-    seq: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["ActionRefused", "Decision"]
 
 
 class ActionRefused(Exception):

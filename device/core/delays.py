@@ -48,6 +48,12 @@ class Delays:
         "How often a turnout snapshot record is produced while polls are open.")
     pin_lockout_base: float = _delay(30.0,
         "Lock-out after five wrong chair PINs; doubles with each further failure.")
+    scanner_restart_cap: float = _delay(60.0,
+        "Longest wait before a scan source whose reading loop failed is restarted; the wait starts at the source's retry interval and doubles with each failure in a row.")
+    journal_mark_sync: float = _delay(1.0,
+        "Longest time the journal's high-water mark (journal.mark) stays written but not yet fsynced after an append; the appliance also syncs it every tick.")
+    request_timeout: float = _delay(30.0,
+        "How long a chair action or command waits for the station's owner thread before it is told the station is stuck.")
 
     def __post_init__(self) -> None:
         for f in fields(self):

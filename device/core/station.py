@@ -77,10 +77,6 @@ class StationState:
         """True once any admission or ballot exists: the zero report is then void."""
         return self.admissions_ever > 0 or self.ballots > 0
 
-    def first_checkin(self, voter: str) -> tuple[int, float] | None:
-        """(seq, time) of the voter's standing admission, if any."""
-        return self.checkins.get(voter)
-
 
 # Applying recorded events -----------------------------------------------------
 
@@ -334,7 +330,7 @@ def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Ev
 
 
 def decide_unit_count(state: StationState, unit_count: int, detail: str,
-                      unit_id: str | None = None) -> list[ev.Event]:
+                      unit_id: str | None = None, offset: int = 0) -> list[ev.Event]:
     """Bring the journal up to the box unit's own drop counter ``unit_count``.
 
     Each drop the unit counted above the journal's last unit count is recorded
@@ -345,6 +341,7 @@ def decide_unit_count(state: StationState, unit_count: int, detail: str,
     journal's (``unit_id`` differs: a replaced unit), is noted as the new
     reference with a BOX_UNIT_REPLACED alarm: nothing is subtracted or added.
     Equal counters from the same unit record nothing, so this is safe to repeat.
+    ``offset`` is the number of alarms already raised in the same step.
     """
     if unit_count < 0:
         raise IllegalTransition("ballot box", "unit counter", "reconcile", f"unit counter {unit_count} is negative",
@@ -361,13 +358,14 @@ def decide_unit_count(state: StationState, unit_count: int, detail: str,
         why = (f"the unit's drop counter is {unit_count}, lower than the {last} this station recorded: "
                "the unit was replaced or its memory erased; nothing was subtracted")
     if why is not None:
-        return [ev.BoxCounterNoted(unit_count, last, unit_id), alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why)]
+        replaced = alarm_event(state, AlarmKind.BOX_UNIT_REPLACED, why, offset)
+        return [ev.BoxCounterNoted(unit_count, last, unit_id), replaced]
     out: list[ev.Event] = []
     if unit_id is not None and known is None:
         out.append(ev.BoxCounterNoted(last, last, unit_id))  # the unit's identity, first heard
     for n, count in enumerate(range(last + 1, unit_count + 1)):
         out.append(ev.BallotCounted(None, count))
-        out.append(alarm_event(state, AlarmKind.DROP_WITHOUT_TOKEN, detail, n))
+        out.append(alarm_event(state, AlarmKind.DROP_WITHOUT_TOKEN, detail, offset + n))
     return out
 
 

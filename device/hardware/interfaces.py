@@ -2,7 +2,8 @@
 
 Backends call back into the appliance with plain values; they never touch the
 journal or the core. Callbacks may come from a backend's own thread: the
-appliance serialises them.
+appliance only posts them to its owner thread and returns, so a backend may
+call back while holding its own lock.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+from device.core.session import BoxSignal as BoxSignal  # the signals are the core's words
 
 
 class Clock(Protocol):
@@ -26,20 +29,6 @@ class Clock(Protocol):
 
 
 # Ballot box -------------------------------------------------------------------
-
-class BoxSignal(str, enum.Enum):
-    """What a ballot box unit reports, after debouncing."""
-
-    BEAM_BLOCKED = "beam_blocked"
-    BEAM_CLEARED = "beam_cleared"
-    LID_OPENED = "lid_opened"
-    LID_CLOSED = "lid_closed"
-    UNIT_LOST = "unit_lost"
-    UNIT_FOUND = "unit_found"
-    JAMMED = "jammed"
-    """The unit reports its drop sensor blocked by something it did not count as a ballot
-    (it restarted with the beam blocked): a jam, never a drop."""
-
 
 @dataclass(frozen=True)
 class BoxInputs:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from device.appliance import DOWN_DETAIL, UNHEARD_DETAIL
+from device.core.session import DOWN_DETAIL, UNHEARD_DETAIL
 from device.core import events as ev
 from device.hardware.interfaces import BoxSignal, ScanRead
 

@@ -59,7 +59,7 @@ def test_admission_then_already_voted_with_first_time(opened: Log) -> None:
     opened.add(e, at=2000.0)
     again = decide_checkin(opened.state, "a" * 64, VOTERS, CheckinMethod.SCAN)
     assert again == ev.CheckinRefused(Refusal.ALREADY_VOTED.value, "a" * 64, opened.seq)
-    assert opened.state.first_checkin("a" * 64) == (opened.seq, 2000.0)
+    assert opened.state.checkins.get("a" * 64) == (opened.seq, 2000.0)
 
 
 def test_undo_needs_reason_and_a_standing_checkin(opened: Log) -> None:

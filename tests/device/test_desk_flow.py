@@ -62,7 +62,7 @@ def test_scan_during_previous_decision_is_queued(app: Appliance, clock: Any) -> 
     assert desk["current"]["line"] == 1 and desk["pending"] == 1
     clock.advance(app.delays.decision_display - 1)
     assert app.status()["desk"]["current"]["line"] == 2
-    app.dismiss_decision()
+    clock.advance(app.delays.decision_display)
     assert app.status()["desk"]["current"] is None
     assert app.counters()["identified"] == 2
 

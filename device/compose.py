@@ -1,0 +1,114 @@
+"""The composition root: ``build_appliance(config)`` builds a station unit from its validated config.
+
+It is the one place that chooses backends (through ``device/hardware/registry.py``),
+loads the station package and the keys, opens the journal and attaches the
+upstream outbox before anything is appended. Simulated parts are chosen by name
+only; in simulation it also builds the ``SimControls`` a person uses to play
+the station (scan, drop, open the lid, cut the link).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from device.appliance import Appliance
+from device.hardware.interfaces import Clock
+from device.package import StationPackage
+from device.store.journal import Journal
+
+
+class SimControls:
+    """What a person can do to a simulated station: scan, type, show a document to the camera,
+    drop ballots, open the lid, cut the link. Exists only in simulation mode."""
+
+    def __init__(self, *, box: Any, scanner: Any, camera: Any = None, link: Any = None) -> None:
+        self.box, self.scanner, self.camera, self.link = box, scanner, camera, link
+
+    def attach(self, app: Appliance) -> None:
+        """Connect the simulated camera to the desk (the typed scanner is the appliance's own source)."""
+        if self.camera is not None:
+            self.camera.start(app.post_scan, lambda state: None)
+
+    def feed(self, text: str) -> None:
+        self.scanner.feed(text)
+
+    def feed_image(self, path: Path) -> list[str]:
+        """Show an image to the simulated camera; returns the symbologies it decoded."""
+        if self.camera is None:
+            raise RuntimeError("this simulated station has no camera")
+        if not path.exists():
+            raise RuntimeError(f"no image at {path}")
+        return [read.symbology for read in self.camera.feed_image(path)]
+
+    def type_keys(self, text: str, layout: str = "us") -> None:
+        """A handheld scanner in keyboard mode types ``text``: key events decoded through ``layout``."""
+        from device.hardware.scanners.keymaps import keymap
+        from device.hardware.scanners.keys import KeyDecoder, key_events
+        decoder, typed = KeyDecoder(keymap(layout)), ""
+        for code, value in key_events(text, keymap(layout)):
+            typed += decoder.feed(code, value)
+        self.scanner.feed(typed.rstrip("\n"), symbology=f"keyboard-{layout}")
+
+    def cut_link(self) -> None:
+        if self.link is None:
+            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
+        self.link.cut_link()
+
+    def restore_link(self) -> None:
+        if self.link is None:
+            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
+        self.link.restore_link()
+
+
+def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
+    """Build the station from its validated ``Config``: the one composition root."""
+    from device.hardware.clock import SystemClock
+    from device.hardware.registry import build_box, build_scanner
+    from device.identity import Identity, load_list_key, rules_from_package
+    from device.package import load_package, public_key_from_b64
+
+    own_clock = clock is None  # an injected clock means the caller drives every timer
+    clock = clock or SystemClock()
+    package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
+                           config.election_id, clock.wall())
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    identity = Identity(list_key=load_list_key(config.data_dir / "list.key"), rules=rules_from_package(package.payload))
+    box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
+    scanner = build_scanner(config, clock=clock)
+    journal = Journal(config.data_dir / "journal.db", package.station_id)
+    upstream, link = _build_upstream(config, package, journal, clock)
+    sim = None
+    if config.simulation:
+        from device.hardware.registry import build_decoder
+        from device.hardware.scanners.simcamera import SimCamera
+        sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)),
+                          link=link if config.uplink == "sim" else None)
+    app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
+                    delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
+                    backup_dir=config.backup_dir)
+    if sim is not None:
+        sim.attach(app)
+    return app
+
+
+def _build_upstream(config: Any, package: StationPackage, journal: Journal, clock: Clock) -> tuple[Any, Any]:
+    """The outbox and uplink; attached to the journal before anything is appended."""
+    from device.keys import load_device_key
+    from device.package import PackageError, public_key_from_b64
+    from device.upstream.service import Upstream
+    from device.upstream.switchable import SwitchableUplink
+    from device.upstream.uplink import HttpUplink
+
+    http = HttpUplink.from_package(package.payload, station=package.station_id, mode=config.mode)
+    link = SwitchableUplink(http, mode=config.mode) if config.uplink == "sim" else http
+    try:
+        receiver_key = public_key_from_b64(str(package.payload.get("receiver", {}).get("public_key", "")))
+    except PackageError:
+        raise PackageError("the package's receiver.public_key is not a base64 Ed25519 key; "
+                           "the unit could not verify the CEC's receipts") from None
+    upstream = Upstream(journal=journal, key=load_device_key(config.data_dir), station_id=package.station_id,
+                        receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
+                        probe_every=config.delays.uplink_probe_every)
+    upstream.attach()
+    return upstream, link

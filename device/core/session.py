@@ -1,0 +1,432 @@
+"""The station session: one pure step for everything that happens at a station.
+
+``step(state, session, input, context, now)`` answers every input the station
+can receive (a document read, a box signal, a chair action, a scanner state,
+the passage of time) with a ``Step``: the new ``Session``, the events to
+record, the actions for the hardware, and the desk's ``Decision`` if there is
+one. It changes nothing it is given and does no I/O, so every rule of the day
+is tested here without threads, a journal or a box.
+
+Two kinds of state take part:
+
+* ``StationState`` (``station.py``): the fold of the journal. The step reads
+  it; the driver changes it only by applying the events it committed.
+* ``Session``: what the journal does not hold (the interlock's tokens and
+  sensors, the desk's dedupe window and decision queue, the next turnout
+  snapshot). It is transient: after a restart it starts afresh, locked.
+
+The driver (``device/appliance.py``) follows one rule: if the actions hold
+``LockSlot``, lock first; then commit the events; then take the new session and
+do the other actions (``ArmSlot``, ``Heartbeat``, ``WakeUpstream``). An input
+that is illegal now raises ``IllegalTransition`` and nothing changes.
+
+Each decision's ``seq`` is the journal sequence number its event will get: the
+journal is gapless and the driver commits exactly the events returned, so the
+``n``-th event of a step gets ``state.last_seq + n``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import desk as dk
+from . import events as ev
+from . import interlock as il
+from . import station as st
+from .decision import Decision
+from .delays import Delays
+from .errors import IllegalTransition, RefusalCode
+from .events import AlarmKind, CheckinMethod
+from .poll import PollState
+
+DOWN_DETAIL = "counted by the ballot box while the station software was down"
+UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
+
+
+class BoxSignal(str, enum.Enum):
+    """What a ballot box unit reports, after debouncing."""
+
+    BEAM_BLOCKED = "beam_blocked"
+    BEAM_CLEARED = "beam_cleared"
+    LID_OPENED = "lid_opened"
+    LID_CLOSED = "lid_closed"
+    UNIT_LOST = "unit_lost"
+    UNIT_FOUND = "unit_found"
+    JAMMED = "jammed"
+    """The unit reports its drop sensor blocked by something it did not count as a ballot
+    (it restarted with the beam blocked): a jam, never a drop."""
+
+
+_INTERLOCK_INPUT = {
+    BoxSignal.BEAM_BLOCKED: il.BeamBlocked,
+    BoxSignal.BEAM_CLEARED: il.BeamCleared,
+    BoxSignal.LID_OPENED: il.LidOpened,
+    BoxSignal.LID_CLOSED: il.LidClosed,
+    BoxSignal.JAMMED: il.JamReported,
+}
+
+
+# What does not change during the day ------------------------------------------------
+
+@dataclass(frozen=True)
+class Context:
+    """The station's fixed facts: its voter list (hash -> entry), list lines, delays."""
+
+    voters: Mapping[str, st.VoterEntry]
+    delays: Delays
+    lines: Mapping[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, voters: Mapping[str, st.VoterEntry], delays: Delays) -> Context:
+        return cls(voters, delays, {entry.line: voter for voter, entry in voters.items()})
+
+
+@dataclass(frozen=True)
+class Now:
+    """A reading of the injected clock: ``mono`` for timers, ``wall`` for records."""
+
+    mono: float
+    wall: float
+
+
+# The session ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Session:
+    """The transient part of the station: interlock, desk, answers by desk key, next snapshot."""
+
+    interlock: il.InterlockState
+    desk: dk.DeskState[Decision]
+    answers: tuple[tuple[str, Decision], ...] = ()
+    last_decision: Decision | None = None
+    next_snapshot: float | None = None
+
+    @classmethod
+    def new(cls, delays: Delays) -> Session:
+        return cls(il.InterlockState(), dk.new_desk(delays))
+
+
+# Inputs ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StartUp:
+    """The station software started: the box's inputs as read at start."""
+
+    software: str
+    station_id: str
+    beam_blocked: bool = False
+    lid_open: bool = False
+    unit_drops: int | None = None
+    unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Identify:
+    """A document read or a number typed: ``voter`` is its keyed hash (None if unreadable)."""
+
+    voter: str | None
+    desk_key: str
+    method: CheckinMethod
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BoxSaw:
+    """A box signal at monotonic time ``at``, with the unit's drop counter and identity where it has them."""
+
+    signal: BoxSignal
+    at: float
+    count: int | None = None
+    unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScannerChanged:
+    """The scanner's state: connected, disconnected or reading."""
+
+    state: str
+
+
+@dataclass(frozen=True)
+class OpenPolls:
+    pass
+
+
+@dataclass(frozen=True)
+class PausePolls:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResumePolls:
+    pass
+
+
+@dataclass(frozen=True)
+class ClosePolls:
+    pass
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    alarm: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Undo:
+    """Undo the standing check-in of the voter on list line ``line``."""
+
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note of record (readiness, enrollment, PIN lockout, USB export)."""
+
+    topic: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed: token expiry, jam detection, heartbeat, turnout snapshot."""
+
+
+Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
+         | Acknowledge | Undo | Note | Tick)
+
+
+# Actions -----------------------------------------------------------------------------------
+
+class Action(str, enum.Enum):
+    """What the driver does to the hardware. ``LOCK_SLOT`` comes before the commit, the rest after."""
+
+    LOCK_SLOT = "lock_slot"
+    ARM_SLOT = "arm_slot"
+    HEARTBEAT = "heartbeat"
+    WAKE_UPSTREAM = "wake_upstream"
+
+
+@dataclass(frozen=True)
+class Step:
+    """The answer to one input. ``ignored`` says why a box input changed nothing (for the debug log)."""
+
+    session: Session
+    events: tuple[ev.Event, ...] = ()
+    actions: tuple[Action, ...] = ()
+    decision: Decision | None = None
+    ignored: str = ""
+
+
+# The step ------------------------------------------------------------------------------------
+
+@dataclass
+class _Out:
+    """Events and actions as a step builds them; numbers alarms raised together."""
+
+    state: st.StationState
+    events: list[ev.Event] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    ignored: str = ""
+
+    @property
+    def alarms(self) -> int:
+        return sum(isinstance(e, ev.AlarmRaised) for e in self.events)
+
+    def alarm(self, kind: AlarmKind, detail: str) -> None:
+        self.events.append(st.alarm_event(self.state, kind, detail, self.alarms))
+
+    def act(self, action: Action) -> None:
+        if action not in self.actions:
+            self.actions.append(action)
+
+    def done(self, session: Session, decision: Decision | None = None) -> Step:
+        return Step(session, tuple(self.events), tuple(self.actions), decision, self.ignored)
+
+
+def step(state: st.StationState, session: Session, inp: Input, ctx: Context, now: Now) -> Step:
+    """Answer one input; raises IllegalTransition (nothing changes) for a chair action not allowed now."""
+    out = _Out(state)
+    handler = _STEPS[type(inp)]
+    return handler(out, session, inp, ctx, now)
+
+
+def _feed(out: _Out, session: Session, inp: il.Input, delays: Delays, unit_count: int | None = None) -> Session:
+    """Step the interlock; its outcomes become events, its slot an action. An illegal input is ignored."""
+    try:
+        new, outcomes = il.step(session.interlock, inp, delays)
+    except IllegalTransition as exc:
+        out.ignored = str(exc)
+        return session
+    for o in outcomes:
+        if isinstance(o, il.Counted):
+            out.events.append(ev.BallotCounted(o.token, unit_count))
+        elif isinstance(o, il.Expired):
+            out.events.append(ev.ArmExpired(o.token))
+        elif isinstance(o, il.Alarm):
+            out.alarm(o.kind, o.detail)
+        elif isinstance(o, il.JamEnded):
+            out.events.append(ev.JamCleared())
+        elif isinstance(o, il.LidShut):
+            out.events.append(ev.LidClosed())
+    consumed = any(isinstance(o, il.Counted) and o.token is not None for o in outcomes)
+    if not new.slot_should_open:
+        out.act(Action.LOCK_SLOT)
+        if Action.ARM_SLOT in out.actions:
+            out.actions.remove(Action.ARM_SLOT)
+    elif consumed or not session.interlock.slot_should_open:
+        out.act(Action.ARM_SLOT)  # the box opens for one ballot per arm
+    return replace(session, interlock=new)
+
+
+def _unit_count(out: _Out, count: int, detail: str, unit_id: str | None) -> None:
+    """Journal the drops the unit counted that the journal does not hold yet; a bad counter is ignored."""
+    try:
+        out.events += st.decide_unit_count(out.state, count, detail, unit_id, out.alarms)
+    except IllegalTransition as exc:
+        out.ignored = f"box unit counter not reconciled: {exc}"
+
+
+def _start(out: _Out, session: Session, inp: StartUp, ctx: Context, now: Now) -> Step:
+    out.act(Action.LOCK_SLOT)
+    out.events.append(ev.DeviceStarted(inp.software, inp.station_id))
+    out.events += [ev.ArmCancelled(t, "restart") for t in sorted(out.state.open_tokens)]
+    if inp.unit_drops is not None:
+        _unit_count(out, inp.unit_drops, DOWN_DETAIL, inp.unit_id)
+    session = Session.new(ctx.delays)
+    if out.state.poll is PollState.OPEN:
+        session = replace(session, next_snapshot=now.mono + ctx.delays.turnout_snapshot_every)
+    if inp.lid_open:
+        session = _feed(out, session, il.LidOpened(now.mono), ctx.delays)
+    if inp.beam_blocked:
+        session = _feed(out, session, il.BeamBlocked(now.mono, at_startup=True), ctx.delays)
+    return out.done(session)
+
+
+def _identify(out: _Out, session: Session, inp: Identify, ctx: Context, now: Now) -> Step:
+    desk, fresh = dk.read(session.desk, inp.desk_key, now.mono)
+    first = dict(session.answers).get(inp.desk_key)
+    if not fresh and first is not None:
+        again = Decision("duplicate_read", now.wall, first.method, first.line, first.name, first.at,
+                         f"same document read again; counted once ({first.outcome})", first.seq)
+        return out.done(replace(session, desk=desk), again)
+    event = st.decide_checkin(out.state, inp.voter, ctx.voters, inp.method, inp.detail)
+    out.events.append(event)
+    decision = _decision(out.state, event, ctx, inp.method, now.wall)
+    if isinstance(event, ev.VoterAdmitted):
+        session = _feed(out, session, il.Arm(event.token, now.mono), ctx.delays)
+    live = {k for k, _ in desk.recent}
+    answers = tuple((k, d) for k, d in session.answers if k in live and k != inp.desk_key)
+    session = replace(session, desk=dk.show(desk, decision, now.mono), answers=answers + ((inp.desk_key, decision),),
+                      last_decision=decision)
+    return out.done(session, decision)
+
+
+def _decision(state: st.StationState, e: ev.Event, ctx: Context, method: CheckinMethod, wall: float) -> Decision:
+    seq = state.last_seq + 1
+    if isinstance(e, ev.VoterAdmitted):
+        entry = ctx.voters[e.voter]
+        return Decision("admitted", wall, method.value, entry.line, entry.name, seq=seq)
+    assert isinstance(e, ev.CheckinRefused)
+    known = ctx.voters.get(e.voter) if e.voter else None
+    first_at = state.checkins[e.voter][1] if e.voter and e.reason == "already_voted" else None
+    return Decision(e.reason, wall, method.value, known.line if known else None,
+                    known.name if known else None, first_at, e.detail, seq)
+
+
+def _box(out: _Out, session: Session, inp: BoxSaw, ctx: Context, now: Now) -> Step:
+    if inp.signal is BoxSignal.BEAM_BLOCKED and inp.count is not None:
+        _unit_count(out, inp.count - 1, UNHEARD_DETAIL, None)  # a drop the station missed is still counted, once
+        return out.done(_feed(out, session, il.BeamBlocked(inp.at), ctx.delays, unit_count=inp.count))
+    if inp.signal in _INTERLOCK_INPUT:
+        return out.done(_feed(out, session, _INTERLOCK_INPUT[inp.signal](inp.at), ctx.delays))
+    lost = inp.signal is BoxSignal.UNIT_LOST
+    out.events.append(ev.DeviceStatusChanged("ballot_box", "lost" if lost else "present"))
+    if lost:
+        out.act(Action.LOCK_SLOT)
+        out.alarm(AlarmKind.BOX_UNIT_LOST, "no answer from the ballot box unit")
+    elif inp.count is not None and inp.count >= 0:
+        _unit_count(out, inp.count, UNHEARD_DETAIL, inp.unit_id)
+    return out.done(session)
+
+
+def _scanner(out: _Out, session: Session, inp: ScannerChanged, ctx: Context, now: Now) -> Step:
+    if inp.state == "reading":
+        return out.done(session)
+    out.events.append(ev.DeviceStatusChanged("scanner", inp.state))
+    if inp.state == "disconnected" and out.state.poll is PollState.OPEN:
+        out.alarm(AlarmKind.SCANNER_LOST, "scanner disconnected")
+    return out.done(session)
+
+
+def _chair(out: _Out, session: Session, events: list[ev.Event], ctx: Context) -> Step:
+    """A chair action's events; the next read is new, and tokens they cancel close the slot."""
+    out.events += events
+    session = replace(session, desk=dk.forget(session.desk))
+    for e in events:
+        if isinstance(e, ev.ArmCancelled):
+            session = _feed(out, session, il.Cancel(e.token), ctx.delays)
+    return out.done(session)
+
+
+def _open(out: _Out, session: Session, inp: OpenPolls, ctx: Context, now: Now) -> Step:
+    done = _chair(out, session, [st.decide_open(out.state)], ctx)
+    return replace(done, session=replace(done.session, next_snapshot=now.mono + ctx.delays.turnout_snapshot_every))
+
+
+def _pause(out: _Out, session: Session, inp: PausePolls, ctx: Context, now: Now) -> Step:
+    return _chair(out, session, [st.decide_pause(out.state, inp.reason)], ctx)
+
+
+def _resume(out: _Out, session: Session, inp: ResumePolls, ctx: Context, now: Now) -> Step:
+    return _chair(out, session, [st.decide_resume(out.state)], ctx)
+
+
+def _close(out: _Out, session: Session, inp: ClosePolls, ctx: Context, now: Now) -> Step:
+    out.act(Action.WAKE_UPSTREAM)  # the close report goes at once, even during a backoff
+    return _chair(out, session, st.decide_close(out.state), ctx)
+
+
+def _acknowledge(out: _Out, session: Session, inp: Acknowledge, ctx: Context, now: Now) -> Step:
+    return _chair(out, session, [st.decide_acknowledge(out.state, inp.alarm, inp.note)], ctx)
+
+
+def _undo(out: _Out, session: Session, inp: Undo, ctx: Context, now: Now) -> Step:
+    voter = ctx.lines.get(inp.line)
+    if voter is None:
+        raise IllegalTransition("check-in", "no such line", "undo a check-in",
+                                f"there is no line {inp.line} in this station's voter list",
+                                code=RefusalCode.NO_SUCH_LINE, params={"line": inp.line})
+    events = st.decide_undo(out.state, voter, inp.reason)
+    token = out.state.token_of.get(voter)
+    if token is not None and token in out.state.open_tokens:
+        events.append(ev.ArmCancelled(token, "check-in undone"))
+    return _chair(out, session, events, ctx)
+
+
+def _note(out: _Out, session: Session, inp: Note, ctx: Context, now: Now) -> Step:
+    out.events.append(ev.Annotation(inp.topic, inp.text))
+    return out.done(session)
+
+
+def _tick(out: _Out, session: Session, inp: Tick, ctx: Context, now: Now) -> Step:
+    session = _feed(out, session, il.Tick(now.mono), ctx.delays)
+    out.act(Action.HEARTBEAT)
+    due = session.next_snapshot is not None and now.mono >= session.next_snapshot
+    if due and out.state.poll is PollState.OPEN:
+        s = out.state
+        out.events.append(ev.TurnoutSnapshot(s.identified, s.ballots, len(ctx.voters)))
+        session = replace(session, next_snapshot=now.mono + ctx.delays.turnout_snapshot_every)
+    return out.done(session)
+
+
+_STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
+    StartUp: _start, Identify: _identify, BoxSaw: _box, ScannerChanged: _scanner, OpenPolls: _open,
+    PausePolls: _pause, ResumePolls: _resume, ClosePolls: _close, Acknowledge: _acknowledge, Undo: _undo,
+    Note: _note, Tick: _tick,
+}

@@ -1,0 +1,52 @@
+"""The close report as the journal holds it: counts, every alarm raised, the signed upstream line.
+
+``close_report(app)`` runs on the appliance's owner thread (``Appliance.close_report``
+sends it there), so it reads the journal and the state between two commits.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from device.core import events as ev
+from device.core.poll import PollState
+
+if TYPE_CHECKING:
+    from device.appliance import Appliance
+
+
+def close_report(app: Appliance) -> dict[str, Any] | None:
+    """The recorded close report, or None while the polls are not closed."""
+    if app.state.poll is not PollState.CLOSED:
+        return None
+    closed, raised = _close_and_alarms(app)
+    e = closed.event
+    assert isinstance(e, ev.PollsClosed)
+    alarms = [_alarm_dict(app, a) for a in raised]
+    signed = app.upstream.signed_line_for(closed.seq) if app.upstream is not None else None
+    return {"station": app.package.station_id, "station_name": app.package.payload["station"].get("name"),
+            "election": app.package.election_id, "closed_at": closed.at, "seq": closed.seq,
+            "identified": e.identified, "ballots": e.ballots, "difference": e.difference,
+            "alarms_total": e.alarms_total, "alarms_open": e.alarms_open, "alarms": alarms,
+            "registered": app.package.registered, "signed": signed,
+            "journal_head": app.journal.last_hash.hex()}
+
+
+def _close_and_alarms(app: Appliance) -> tuple[ev.Recorded, list[ev.Recorded]]:
+    """The close report event and every alarm raised, in one pass over the journal."""
+    closing: ev.Recorded | None = None
+    raised: list[ev.Recorded] = []
+    for rec in app.journal.recorded():
+        if isinstance(rec.event, ev.PollsClosed):
+            closing = rec
+        elif isinstance(rec.event, ev.AlarmRaised):
+            raised.append(rec)
+    assert closing is not None, "polls are closed, so the journal holds the close report"
+    return closing, raised
+
+
+def _alarm_dict(app: Appliance, rec: ev.Recorded) -> dict[str, Any]:
+    e = rec.event
+    assert isinstance(e, ev.AlarmRaised)
+    return {"id": e.alarm, "kind": e.alarm_kind, "detail": e.detail, "at": rec.at,
+            "open": e.alarm in app.state.alarms}

@@ -1,0 +1,126 @@
+"""The station's read model: a frozen ``StationStatus``, published by the owner after each change.
+
+The appliance's owner thread builds a new ``StationStatus`` after every batch of
+messages it handled and on every tick, from its state alone plus what the
+parts report of themselves (scanner state, box health, the outbox). Readers
+(the chair's screen, ``/api/status``, the control socket, readiness) take the
+latest one without a lock and without waiting for the owner; nothing they do
+can delay a voter or reach the hardware.
+
+``to_dict(now)`` is the JSON shape the screens, the API and the command line
+read. The desk's current decision is the only part computed at read time
+(from the immutable desk state and the reader's monotonic clock), so a decision
+leaves the screen on time even between ticks.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from device.core import station as st
+from device.core.catalogue import ALARM_ADVICE
+from device.core.decision import Decision
+from device.core.desk import DeskState
+from device.core.interlock import InterlockState
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The counters every screen shows."""
+
+    identified: int
+    ballots: int
+    registered: int
+    undone: int
+    refusals: tuple[tuple[str, int], ...]
+    alarms_total: int
+
+    @property
+    def difference(self) -> int:
+        return self.ballots - self.identified
+
+    @property
+    def turnout_pct(self) -> float:
+        return round(100.0 * self.identified / self.registered, 2) if self.registered else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"identified": self.identified, "ballots": self.ballots, "difference": self.difference,
+                "registered": self.registered, "turnout_pct": self.turnout_pct, "undone": self.undone,
+                "refusals": dict(self.refusals), "alarms_total": self.alarms_total}
+
+
+@dataclass(frozen=True)
+class AlarmView:
+    """An open alarm as the chair sees it, with what to do."""
+
+    id: int
+    kind: str
+    detail: str
+    at: float
+    advice: str
+
+    @classmethod
+    def of(cls, a: st.OpenAlarm) -> AlarmView:
+        return cls(a.alarm, a.kind.value, a.detail, a.at, ALARM_ADVICE[a.kind])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "detail": self.detail, "at": self.at, "advice": self.advice}
+
+
+@dataclass(frozen=True)
+class StationStatus:
+    """Everything the chair's screen shows, as of one moment of the owner thread.
+
+    The ``*_info`` fields are what parts report of themselves (plain JSON
+    values, copied when published and again when read).
+    """
+
+    mode: str
+    station: tuple[tuple[str, Any], ...]
+    poll: str
+    counters: Counters
+    last_decision: Decision | None
+    desk: DeskState[Decision]
+    alarms: tuple[AlarmView, ...]
+    interlock: InterlockState
+    scanner_info: tuple[tuple[str, Any], ...]
+    box_info: Any
+    upstream_info: Any
+    journal_ok: bool
+    journal_problem: str
+    seq: int
+    health: tuple[tuple[str, Any], ...]
+    backup: tuple[tuple[str, Any], ...]
+    turnout_by_hour: tuple[tuple[int, int], ...]
+    writable: bool
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        """The JSON-able status at monotonic time ``now`` (for the desk's current decision)."""
+        current = self.desk.current(now)
+        return {
+            "mode": self.mode,
+            "station": dict(self.station),
+            "poll": self.poll,
+            "counters": self.counters.to_dict(),
+            "last_decision": self.last_decision.to_dict() if self.last_decision else None,
+            "desk": {"current": current.to_dict() if current else None, "pending": len(self.desk.pending(now))},
+            "alarms": [a.to_dict() for a in self.alarms],
+            "interlock": {"armed": self.interlock.armed, "tokens": len(self.interlock.tokens),
+                          "slot_open": self.interlock.slot_should_open, "lid_open": self.interlock.lid_open,
+                          "jammed": self.interlock.jammed},
+            "scanner": dict(self.scanner_info),
+            "box": copy.deepcopy(self.box_info),
+            "upstream": copy.deepcopy(self.upstream_info),
+            "journal": {"ok": self.journal_ok, "events": self.seq, "problem": self.journal_problem},
+            "health": dict(self.health),
+            "backup": dict(self.backup),
+            "seq": self.seq,
+        }
+
+
+def counters_of(state: st.StationState, registered: int) -> Counters:
+    """The counters of a journal's fold."""
+    return Counters(state.identified, state.ballots, registered, state.undone,
+                    tuple(sorted(state.refusals.items())), state.alarms_total)
