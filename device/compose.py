@@ -18,49 +18,6 @@ from device.package import StationPackage
 from device.store.journal import Journal
 
 
-class SimControls:
-    """What a person can do to a simulated station: scan, type, show a document to the camera,
-    drop ballots, open the lid, cut the link. Exists only in simulation mode."""
-
-    def __init__(self, *, box: Any, scanner: Any, camera: Any = None, link: Any = None) -> None:
-        self.box, self.scanner, self.camera, self.link = box, scanner, camera, link
-
-    def attach(self, app: Appliance) -> None:
-        """Connect the simulated camera to the desk (the typed scanner is the appliance's own source)."""
-        if self.camera is not None:
-            self.camera.start(app.post_scan, lambda state: None)
-
-    def feed(self, text: str) -> None:
-        self.scanner.feed(text)
-
-    def feed_image(self, path: Path) -> list[str]:
-        """Show an image to the simulated camera; returns the symbologies it decoded."""
-        if self.camera is None:
-            raise RuntimeError("this simulated station has no camera")
-        if not path.exists():
-            raise RuntimeError(f"no image at {path}")
-        return [read.symbology for read in self.camera.feed_image(path)]
-
-    def type_keys(self, text: str, layout: str = "us") -> None:
-        """A handheld scanner in keyboard mode types ``text``: key events decoded through ``layout``."""
-        from device.hardware.scanners.keymaps import keymap
-        from device.hardware.scanners.keys import KeyDecoder, key_events
-        decoder, typed = KeyDecoder(keymap(layout)), ""
-        for code, value in key_events(text, keymap(layout)):
-            typed += decoder.feed(code, value)
-        self.scanner.feed(typed.rstrip("\n"), symbology=f"keyboard-{layout}")
-
-    def cut_link(self) -> None:
-        if self.link is None:
-            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
-        self.link.cut_link()
-
-    def restore_link(self) -> None:
-        if self.link is None:
-            raise RuntimeError("this station's uplink is not simulated (uplink.transport = \"sim\" to cut it)")
-        self.link.restore_link()
-
-
 def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     """Build the station from its validated ``Config``: the one composition root."""
     from device.hardware.clock import SystemClock
@@ -82,6 +39,7 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     if config.simulation:
         from device.hardware.registry import build_decoder
         from device.hardware.scanners.simcamera import SimCamera
+        from device.hardware.sim.controls import SimControls
         sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)),
                           link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
