@@ -43,9 +43,10 @@ def test_gpio_box_from_the_default_pin_map_locks_at_start(fake_gpio: tuple[Any, 
 
 
 def test_gpio_box_gets_the_configured_pin_map(fake_gpio: tuple[Any, Any], tmp_path: Path) -> None:
+    module, _ = fake_gpio
     pins = replace(DEFAULT_PINS, lock=PinSpec(6, False))
     box = build_box(production(tmp_path, pins=pins), clock=FakeClock(), delays=Delays(), timers=False)
-    assert box.pins.lock == PinSpec(6, False)  # type: ignore[attr-defined]
+    assert isinstance(box, module.GpioBallotBox) and box.pins.lock == PinSpec(6, False)
 
 
 def test_keyboard_scanner_needs_its_device(tmp_path: Path) -> None:
@@ -53,8 +54,9 @@ def test_keyboard_scanner_needs_its_device(tmp_path: Path) -> None:
         build_scanner(production(tmp_path), clock=FakeClock())
     config = production(tmp_path, keyboard=KeyboardSettings(device="Honeywell", layout="de"))
     scanner = build_scanner(config, clock=FakeClock())
-    assert scanner.name == "keyboard" and scanner.state().value == "disconnected"
-    assert scanner.layout.name == "de"  # type: ignore[attr-defined]
+    from device.hardware.scanners.keyboard import KeyboardScanner
+    assert isinstance(scanner, KeyboardScanner) and scanner.state().value == "disconnected"
+    assert (scanner.device, scanner.layout.name) == ("Honeywell", "de")
 
 
 def test_serial_scanner_from_its_settings(tmp_path: Path) -> None:
@@ -71,8 +73,10 @@ def test_missing_library_names_it_and_how_to_install(tmp_path: Path, monkeypatch
 
 
 def test_decoder_formats_come_from_the_camera_settings(tmp_path: Path) -> None:
+    from device.hardware.decoders.zxing import ZxingDecoder
     camera = replace(schema.CameraSettings(), formats=("qr", "pdf417"))
-    assert build_decoder(production(tmp_path, camera=camera)).formats == ("qr", "pdf417")  # type: ignore[attr-defined]
+    decoder = build_decoder(production(tmp_path, camera=camera))
+    assert isinstance(decoder, ZxingDecoder) and decoder.formats == ("qr", "pdf417")
     with pytest.raises(BackendError, match="hardware.decoder: the zbar decoder cannot read pdf417"):
         build_decoder(production(tmp_path, decoder="zbar", camera=camera))
 
