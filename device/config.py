@@ -34,6 +34,10 @@ SCANNERS = ("sim", "simcamera", "camera", "picamera", "keyboard", "serial")
 DECODERS = ("zxing", "zbar")
 BOXES = ("sim", "gpio", "smartbox")
 UPLINKS = ("https", "sim")
+CAMERAS = ("simcamera", "camera", "picamera")
+"""Scanners that decode frames, so build the decoder (the simulation builds the simulated camera too)."""
+ZBAR_READS = ("qr", "code128", "code39", "ean13", "itf")
+"""The formats the zbar decoder reads (its module's table; a test keeps the two in step)."""
 SIMULATED = {"scanner": ("sim", "simcamera"), "ballot_box": ("sim",)}
 """Backends that only simulate hardware: chosen by name, refused in production mode."""
 SECRET_KEYS = {"cec_public_key"}
@@ -245,6 +249,17 @@ def _production(doc: _File, problems: list[str]) -> None:
         problems.append("uplink.transport: the simulated uplink is refused in production mode (use https)")
 
 
+def _decoder(doc: _File, problems: list[str]) -> None:
+    """zbar cannot read every format; said here, with the rest, when a camera will use the decoder."""
+    hw = doc.hardware
+    if hw.decoder != "zbar" or (hw.scanner not in CAMERAS and doc.mode != "simulation"):
+        return
+    cannot = [f for f in hw.camera.formats if f not in ZBAR_READS]
+    if cannot:
+        problems.append(f"hardware.camera.formats: the zbar decoder cannot read {', '.join(cannot)} (the default "
+                        f"formats include them); use decoder = \"zxing\", or list formats from {', '.join(ZBAR_READS)}")
+
+
 def _web(web: WebSettings, problems: list[str]) -> None:
     """The chair's screen is for the unit's own touchscreen: remote listening only when asked for."""
     if not web.allow_remote and not cs.is_loopback(web.host):
@@ -291,6 +306,7 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
     backup_dir = (base / read.backup.directory).resolve() if read.backup.directory else None
     if read.mode == "production":
         _production(read, problems)
+    _decoder(read, problems)
     _web(read.web, problems)
     if "data_dir" in good and _a_directory("data_dir", data_dir, problems):
         _secret_key(data_dir / "web", problems)

@@ -243,3 +243,20 @@ def test_every_key_is_documented() -> None:
         assert f"`{name}`" in section, f"{key} is not documented under {heading} in docs/configuration.md"
     for table in whole:
         assert any(f"`[{table}]`" in h for h in headings), f"docs/configuration.md has no section for [{table}]"
+
+
+def test_zbar_formats_checked_with_the_rest_when_a_camera_decodes(tmp_path: Path) -> None:
+    zbar = GOOD.replace('ballot_box = "sim"', 'ballot_box = "sim"\ndecoder = "zbar"')
+    problems = problems_of(tmp_path, zbar + '[web]\nhost = "0.0.0.0"\n')
+    assert [p.split(":")[0] for p in problems] == ["hardware.camera.formats", "web.host"]
+    assert "zbar decoder cannot read datamatrix, pdf417" in problems[0]
+    assert load_config(write(tmp_path, zbar + '[hardware.camera]\nformats = ["qr", "code128"]\n')).decoder == "zbar"
+    production = zbar.replace('mode = "simulation"', 'mode = "production"').replace('"sim"', '"keyboard"', 1)
+    production = production.replace('ballot_box = "sim"', 'ballot_box = "gpio"')
+    assert load_config(write(tmp_path, production)).decoder == "zbar"  # no camera: the decoder is never built
+
+
+def test_zbar_formats_are_the_decoders() -> None:
+    from device.config import ZBAR_READS
+    from device.hardware.decoders.zbar import _SYMBOL
+    assert set(ZBAR_READS) == set(_SYMBOL)
