@@ -64,3 +64,80 @@ def app(make_app: object) -> Appliance:
 @pytest.fixture(scope="session")
 def pins() -> list[str]:
     return demo_pins(50)
+
+
+# Storage faults: a full disk and an unwritable file, for any test that needs one --------------
+
+import contextlib  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+
+class FullDisk:
+    """A full disk for SQLite connections, unprivileged and without a loop device.
+
+    ``fill(conn, ...)`` caps each connection's database at the pages it has now
+    (``PRAGMA max_page_count``): the next transaction that needs one more page
+    fails with SQLITE_FULL, exactly as on a full card, while the last page's
+    free room still takes a few small rows. ``free()`` lifts the cap again.
+    Fill the journal's own connection (``journal.conn``): its appends and the
+    outbox rows written in the same transaction go through it.
+    """
+
+    def __init__(self) -> None:
+        self._limits: list[tuple[sqlite3.Connection, int]] = []
+
+    def fill(self, *conns: sqlite3.Connection) -> None:
+        for conn in conns:
+            limit = conn.execute("PRAGMA max_page_count").fetchone()[0]
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages}")
+            self._limits.append((conn, limit))
+
+    def free(self) -> None:
+        while self._limits:
+            conn, limit = self._limits.pop()
+            conn.execute(f"PRAGMA max_page_count = {limit}")
+
+
+@pytest.fixture
+def full_disk() -> Iterator[FullDisk]:
+    """``full_disk.fill(journal.conn)``: appends soon fail with StorageFull; ``full_disk.free()`` makes room."""
+    disk = FullDisk()
+    yield disk
+    with contextlib.suppress(sqlite3.Error):
+        disk.free()
+
+
+@pytest.fixture
+def make_unwritable() -> Iterator[Callable[..., Callable[[], None]]]:
+    """``undo = make_unwritable(path)``: the file can be read but not written, also for root, until ``undo()``.
+
+    As root the immutable flag (``chattr +i``) is used: it also stops writes through
+    files already open, so ``live=True`` (a file made unwritable while a connection
+    has it open) works only as root and skips otherwise, as it does where the file
+    system has no immutable flag. Everything is undone at teardown.
+    """
+    undos: list[Callable[[], None]] = []
+
+    def make(path: Path, *, live: bool = False) -> Callable[[], None]:
+        root = os.geteuid() == 0
+        if live and not root:
+            pytest.skip("file permissions do not stop writes through an open file; needs root (chattr +i)")
+        if not root:
+            path.chmod(0o444)
+        elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("cannot make a file unwritable for root here (no chattr +i)")
+
+        def undo() -> None:
+            if root:
+                subprocess.run(["chattr", "-i", str(path)], check=False)
+            else:
+                path.chmod(0o644)
+        undos.append(undo)
+        return undo
+
+    yield make
+    for undo in undos:
+        undo()

@@ -9,6 +9,10 @@ The database runs in WAL mode with ``synchronous=FULL``: when ``append``
 returns, the events survive a power cut. Other modules (the upstream outbox)
 add rows of their own in the same transaction through ``add_hook``.
 
+Storage faults come out as one typed family (``errors.py``); the journal's
+high-water mark outside the file (``mark.py``) makes a lost or damaged tail a
+refusal instead of a silent fresh start.
+
 Wiring: the appliance owns one ``Journal``; ``verify.py`` reads it row by row.
 """
 
@@ -17,13 +21,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from device.core import events as ev
+from device.files import sync_path
+
+from .errors import JournalError as JournalError  # re-exported: callers catch it from here
+from .errors import (
+    JournalIncomplete,
+    JournalMissing,
+    StorageDamaged,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
+    diagnose,
+    from_sqlite,
+)
+from .mark import HighWaterMark, Mark, MarkDamaged, mark_path, read_mark
 
 log = logging.getLogger("pollbox.journal")
 
@@ -47,12 +68,6 @@ BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 
 Hook = Callable[[sqlite3.Connection, Sequence[ev.Recorded]], None]
-
-
-class JournalError(Exception):
-    """The journal cannot be opened or written; the message says why and what to do."""
-
-
 @dataclass(frozen=True)
 class Row:
     """A journal row as stored."""
@@ -84,31 +99,166 @@ def connect(path: Path) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous=FULL")
     except sqlite3.DatabaseError as exc:
-        raise JournalError(f"{path}: not a readable journal database ({exc}); "
-                           "keep the file for the technician and restore from the backup unit") from None
+        typed = from_sqlite(exc, path)
+        if isinstance(typed, (StorageFull, StorageReadOnly)):
+            raise typed from None
+        raise StorageDamaged(f"{path}: not a readable journal database ({exc})") from None
     if mode.lower() != "wal":
-        raise JournalError(f"{path}: could not switch to WAL mode (got {mode})")
+        conn.close()
+        raise StorageReadOnly(f"{path}: could not switch the journal to WAL mode (got {mode})")
     return conn
 
 
-class Journal:
-    """Append-only event log with a hash chain. Thread-safe: one writer at a time."""
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection: it never writes, checkpoints or truncates the WAL, so a damaged tail stays as found."""
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False, timeout=10)
+    except sqlite3.Error as exc:
+        raise from_sqlite(exc, path) or StorageDamaged(f"{path}: cannot be read ({exc})") from None
 
-    def __init__(self, path: Path, station_id: str) -> None:
-        self.path = path
+
+def preserve_evidence(path: Path, marked: int, found: int) -> Path | None:
+    """Copy a refused journal's files (database, WAL, mark) as found into a folder beside it; never deletes.
+
+    A damaged WAL is cut at its first bad frame by SQLite, and a later writer
+    (or the last connection closing) would overwrite or remove the frames after
+    it. The copy keeps them for the technician. Returns the folder, or None if
+    it could not be written (logged; the refusal stands either way).
+    """
+    folder = path.parent / f"journal-refused-{found}-of-{marked}"
+    if folder.exists():
+        return folder
+    tmp = folder.with_name(folder.name + ".part")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        for name in (path.name, path.name + "-wal", mark_path(path).name):
+            if (path.parent / name).exists():
+                shutil.copy2(path.parent / name, tmp / name)
+                sync_path(tmp / name)
+        os.replace(tmp, folder)
+        sync_path(path.parent)
+    except OSError as exc:
+        log.error("could not keep a copy of the refused journal in %s: %s", folder, exc)
+        return None
+    return folder
+
+
+class Journal:
+    """Append-only event log with a hash chain. Thread-safe: one writer at a time.
+
+    With ``anchored`` (the default), the journal keeps its high-water mark in
+    ``journal.mark`` beside it (``mark.py``). A journal that ends before the mark,
+    or is gone while the mark exists, is never opened for writing: ``refusal``
+    says why, ``append`` raises ``JournalIncomplete`` (or the constructor raises
+    ``JournalMissing``), and ``verify_journal`` reports it. Such a journal is
+    opened read-only, so nothing of a damaged WAL is checkpointed away.
+    Copies (backups, exports) are opened with ``anchored=False``.
+    """
+
+    def __init__(self, path: Path, station_id: str, *, anchored: bool = True) -> None:
+        self.path, self.station_id = path, station_id
         self._lock = threading.RLock()
         self._hooks: list[Hook] = []
+        self.refusal: str | None = None
+        """Why this journal may not be written (shorter than its mark, mark damaged), or None."""
+        self.mark: HighWaterMark | None = None
+        self.mark_fault: StorageError | None = None
+        """The last failure to move the mark (the events were recorded all the same), or None."""
+        self.evidence: Path | None = None
+        """Where a refused journal's files were copied as found (``preserve_evidence``)."""
+        self.last_seq, self.last_hash = 0, GENESIS
+        known = self._known_mark() if anchored else None
+        if known is not None and known.seq > 0 and not path.exists():
+            raise JournalMissing(f"{path}: the journal file is missing, but {mark_path(path).name} shows "
+                                 f"{known.seq} events were recorded; a fresh journal is not started")
+        if self.refusal is None and known is not None and path.exists():
+            self._probe(known)
+        if self.refusal is not None:
+            return
         self.conn = connect(path)
+        try:
+            self._prepare(station_id)
+            if anchored:
+                self.mark = HighWaterMark(mark_path(path), station_id)
+                self.mark.open(self.last_seq, self.last_hash)
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _known_mark(self) -> Mark | None:
+        try:
+            known = read_mark(mark_path(self.path))
+        except MarkDamaged as exc:
+            self.refusal = str(exc.detail)
+            self.conn = connect_read_only(self.path) if self.path.exists() else sqlite3.connect(":memory:")
+            self._read_head()
+            return None
+        if known is not None and known.station_id != self.station_id:
+            raise JournalError(f"{mark_path(self.path)}: this mark belongs to station {known.station_id!r}, "
+                               f"not {self.station_id!r}")
+        return known
+
+    def _probe(self, known: Mark) -> None:
+        """Compare the journal with its mark through a read-only connection; keep it if refused."""
+        self.conn = connect_read_only(self.path)
+        try:
+            self._read_head()
+            problem = self._against_mark(known)
+        except sqlite3.DatabaseError as exc:
+            problem = f"the journal database cannot be read ({exc})"
+        if problem is None:
+            self.conn.close()
+            return
+        self.refusal = problem
+        log.error("journal refused: %s", problem)
+        self.evidence = preserve_evidence(self.path, known.seq, self.last_seq)
+        if not self._has_events_table():
+            self.conn.close()
+            raise JournalMissing(f"{self.path}: the journal holds no events at all (its WAL was deleted or lost), "
+                                 f"but {mark_path(self.path).name} shows {known.seq} events were recorded; "
+                                 "a fresh journal is not started")
+
+    def _has_events_table(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone() \
+            is not None
+
+    def check_mark(self) -> str | None:
+        """Why the journal no longer matches its mark on disk (another writer, a replaced file), or None."""
+        known = read_mark(mark_path(self.path)) if self.mark is not None else None
+        return None if known is None else self._against_mark(known)
+
+    def _read_head(self) -> None:
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        last = (self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+                if "events" in tables else None)
+        self.last_seq, self.last_hash = (int(last[0]), bytes(last[1])) if last else (0, GENESIS)
+
+    def _against_mark(self, known: Mark) -> str | None:
+        where = mark_path(self.path).name
+        if self.last_seq < known.seq:
+            return (f"the journal ends at event {self.last_seq}, but {known.seq} events were recorded "
+                    f"({where}): its tail was lost or damaged")
+        row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (known.seq,)).fetchone()
+        if known.seq > 0 and (row is None or bytes(row[0]) != known.hash):
+            return (f"event {known.seq} of the journal is not the one recorded ({where}): "
+                    "the journal was replaced or rewritten")
+        return None
+
+    def _prepare(self, station_id: str) -> None:
         try:
             self.conn.executescript(SCHEMA)
             self._check_meta(station_id)
-            last = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            self._read_head()
+            self.conn.execute("BEGIN IMMEDIATE")   # a write that changes nothing: a read-only journal shows now
+            self.conn.execute("DELETE FROM meta WHERE key = ''")
+            self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise JournalError(f"{path}: the journal database is damaged ({exc}); "
-                               "run 'pollbox verify' and call the technician") from None
-        self.last_seq: int = last[0] if last else 0
-        self.last_hash: bytes = bytes(last[1]) if last else GENESIS
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise from_sqlite(exc, self.path) or StorageDamaged(
+                f"{self.path}: the journal database is damaged ({exc})") from None
 
     def _check_meta(self, station_id: str) -> None:
         rows = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
@@ -127,33 +277,77 @@ class Journal:
         self._hooks.append(hook)
 
     def append(self, events: Sequence[ev.Event], at: float) -> list[ev.Recorded]:
-        """Commit ``events`` durably, in order, in one transaction; returns them as recorded."""
+        """Commit ``events`` durably, in order, in one transaction; returns them as recorded.
+
+        Storage faults raise a ``StorageError`` (``StorageFull``, ``StorageReadOnly``,
+        ``StorageDamaged``, ``JournalIncomplete``) and leave the journal as it was:
+        nothing of the failed transaction is kept, and a later append (once space
+        is back) continues the chain. Errors of a hook propagate unchanged.
+        """
         if not events:
             return []
+        if self.refusal is not None:
+            raise JournalIncomplete(f"{self.path}: nothing can be recorded: {self.refusal}")
         at_us = int(round(at * 1_000_000))
         with self._lock:
-            seq, prev = self.last_seq, self.last_hash
-            rows, recorded = [], []
-            for event in events:
-                seq += 1
-                body = ev.canonical(ev.body_of(event)).decode()
-                digest = row_hash(prev, seq, at_us, event.kind, body)
-                rows.append((seq, at_us, event.kind, body, prev, digest))
-                recorded.append(ev.Recorded(seq, at_us / 1_000_000, event))
-                prev = digest
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                for row in rows:
-                    self.conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", row)
-                for hook in self._hooks:
-                    hook(self.conn, recorded)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
-            self.last_seq, self.last_hash = seq, prev
+            rows, recorded = self._chain(events, at_us)
+            self._commit(rows, recorded)
+            self.last_seq, self.last_hash = rows[-1][0], rows[-1][5]
+            self._advance_mark()
             return recorded
+
+    def _advance_mark(self) -> None:
+        """Move the mark after a commit; the events are recorded even if this fails, so it never raises."""
+        if self.mark is None:
+            return
+        try:
+            self.mark.advance(self.last_seq, self.last_hash)
+            self.mark_fault = None
+        except StorageError as exc:
+            self.mark_fault = exc
+            log.error("journal high-water mark not moved (the events are recorded): %s", exc)
+
+    def _chain(self, events: Sequence[ev.Event], at_us: int) -> tuple[list[tuple[Any, ...]], list[ev.Recorded]]:
+        seq, prev = self.last_seq, self.last_hash
+        rows, recorded = [], []
+        for event in events:
+            seq += 1
+            body = ev.canonical(ev.body_of(event)).decode()
+            digest = row_hash(prev, seq, at_us, event.kind, body)
+            rows.append((seq, at_us, event.kind, body, prev, digest))
+            recorded.append(ev.Recorded(seq, at_us / 1_000_000, event))
+            prev = digest
+        return rows, recorded
+
+    def _commit(self, rows: list[tuple[Any, ...]], recorded: list[ev.Recorded]) -> None:
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            for hook in self._hooks:
+                hook(self.conn, recorded)
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                typed = from_sqlite(exc, self.path)
+                if typed is not None:
+                    typed = diagnose(typed, self.path)
+                    log.error("journal append failed: %s", typed)
+                    raise typed from exc
+            raise
+
+    def _rollback(self) -> None:
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:   # SQLite rolls back on its own after a full disk or an I/O error
+            log.warning("journal rollback: %s", exc)
+
+    def sync_mark(self) -> None:
+        """Make the high-water mark durable now if an append moved it (cheap when it did not); call each tick."""
+        with self._lock:
+            if self.mark is not None:
+                self.mark.sync()
 
     def rows(self, after: int = 0) -> Iterator[Row]:
         """Stored rows with seq > ``after``, in order (a separate read cursor)."""
@@ -169,4 +363,8 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            self.conn.close()
+            try:
+                if self.mark is not None:
+                    self.mark.close()
+            finally:
+                self.conn.close()

@@ -31,7 +31,7 @@ def test_backup_is_a_verified_copy_of_the_live_journal(app: Appliance, tmp_path:
     stick = tmp_path / "stick"
     stick.mkdir()
     done = app.backup(stick)
-    copy = Journal(stick / backup_name(STATION), STATION)
+    copy = Journal(stick / backup_name(STATION), STATION, anchored=False)
     report = verify_journal(copy)
     copy.close()
     assert report.ok and report.events == app.journal.last_seq == done["events"]
@@ -100,7 +100,7 @@ def test_replacement_unit_carries_on_from_the_backup(make_app: Any, station_dir:
     app.backup(stick)
     app.stop()
     spare = tmp_path / "spare"                           # the spare unit: same package, its own device key
-    shutil.copytree(station_dir, spare, ignore=shutil.ignore_patterns("journal.db*", "device.*", "control.sock"))
+    shutil.copytree(station_dir, spare, ignore=shutil.ignore_patterns("journal.*", "device.*", "control.sock"))
     create_device_key(spare / "data")
     shutil.copy(stick / backup_name(STATION), spare / "data" / "journal.db")
     replacement = build_appliance(load_config(spare / "station.toml"), clock=clock)

@@ -1,0 +1,233 @@
+"""Fault family: storage. A damaged or lost journal tail, a deleted journal, a full disk, a read-only journal.
+
+A voting day runs on a live station; its data folder is then copied as a kill
+would leave it (the database, its WAL and the high-water mark, not cleanly
+closed) and damaged the ways seen in the field: bytes flipped in the middle of
+``journal.db-wal``, a few bytes cut off its end, the WAL deleted,
+``journal.db`` deleted. Every time the station must refuse to record (nobody
+is admitted again, the polls cannot be opened again), ``verify`` must say
+what happened and what to do, the files as found are kept, and the documented
+recovery from the backup stick must bring back every event.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from device.appliance import Appliance, build_appliance
+from device.config import load_config
+from device.core import events as ev
+from device.decision import ActionRefused
+from device.demo import STATION, demo_pins
+from device.hardware.interfaces import ScanRead
+from device.store.backup import backup_name
+from device.store.errors import JournalMissing, StorageError, StorageFull
+from device.store.journal import Journal
+from device.store.mark import read_mark
+from device.store.recovery import RecoveryRefused, accept_as_found, restore
+from device.store.verify import verify_journal, verify_path
+
+VOTERS = 20
+
+
+def voting_day(app: Appliance, voters: int = VOTERS) -> None:
+    """Open, admit ``voters`` who each drop a ballot, then a break: the last event is an acknowledged resume."""
+    app.open_polls()
+    for pin in demo_pins(voters):
+        assert app.identify(ScanRead(pin, "qr", "t")).outcome == "admitted"
+        app.sim.box.drop()
+    app.pause_polls("break")
+    app.resume_polls()
+
+
+def as_killed(station_dir: Path, target: Path) -> Path:
+    """The station's files as a kill -9 leaves them: the live WAL and mark, copied while the journal is open."""
+    shutil.copytree(station_dir, target, ignore=shutil.ignore_patterns("control.sock", "*.db-shm"))
+    return target
+
+
+def flip_middle_of_wal(data: Path) -> None:
+    wal = data / "journal.db-wal"
+    raw = bytearray(wal.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 8] = bytes(b ^ 0x5A for b in raw[middle:middle + 8])
+    wal.write_bytes(bytes(raw))
+
+
+def cut_end_of_wal(data: Path) -> None:
+    wal = data / "journal.db-wal"
+    wal.write_bytes(wal.read_bytes()[:-7])
+
+
+def delete_wal(data: Path) -> None:
+    (data / "journal.db-wal").unlink()
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "flip bytes in the middle of the WAL": flip_middle_of_wal,
+    "cut bytes off the end of the WAL": cut_end_of_wal,
+    "delete the WAL": delete_wal,
+}
+
+
+@pytest.fixture
+def killed(make_app: Any, station_dir: Path, tmp_path: Path) -> tuple[Path, int]:
+    """A copy of a station killed after a voting day (with a backup on its stick): (its folder, events recorded)."""
+    app = make_app()
+    voting_day(app)
+    app.backup(station_dir / "usb-stick")
+    assert app.journal.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == app.journal.last_seq
+    return as_killed(station_dir, tmp_path / "killed"), app.journal.last_seq
+
+
+def start(station: Path, clock: Any) -> Appliance:
+    app = build_appliance(load_config(station / "station.toml"), clock=clock)
+    app.start(background=False)
+    return app
+
+
+@pytest.mark.parametrize("damage", ["flip bytes in the middle of the WAL", "cut bytes off the end of the WAL"])
+def test_a_lost_or_damaged_wal_tail_is_refused_not_replayed(killed: tuple[Path, int], clock: Any,
+                                                            damage: str) -> None:
+    station, recorded = killed
+    DAMAGE[damage](station / "data")
+    app = start(station, clock)
+    try:
+        assert app.journal.refusal is not None and app.journal.last_seq < recorded
+        report = app.verify()
+        assert not report.ok and report.advice
+        sentence = report.sentence()
+        assert "REFUSED" in sentence and f"{recorded} events were recorded" in sentence
+        assert "lost or damaged" in sentence and "backup stick" in sentence and "chain intact" not in sentence
+        with pytest.raises(ActionRefused):                 # an admitted voter is not admitted again
+            app.identify(ScanRead(demo_pins(1)[0], "qr", "t"))
+        with pytest.raises(ActionRefused):                 # and the polls cannot be opened again
+            app.open_polls()
+    finally:
+        app.stop()
+    assert read_mark(station / "data" / "journal.mark").seq == recorded        # type: ignore[union-attr]
+    kept = list((station / "data").glob("journal-refused-*"))
+    assert len(kept) == 1 and (kept[0] / "journal.mark").exists()
+    assert not verify_path(station / "data" / "journal.db", STATION).ok         # what 'pollbox verify' reports
+
+
+def test_the_damaged_wal_is_kept_as_found(killed: tuple[Path, int], clock: Any) -> None:
+    station, _ = killed
+    flip_middle_of_wal(station / "data")
+    damaged = (station / "data" / "journal.db-wal").read_bytes()
+    start(station, clock).stop()
+    kept = next((station / "data").glob("journal-refused-*"))
+    assert (kept / "journal.db-wal").read_bytes() == damaged
+
+
+@pytest.mark.parametrize("deleted", ["journal.db", "journal.db-wal"])
+def test_a_deleted_journal_or_wal_is_refused_never_a_fresh_station(killed: tuple[Path, int], clock: Any,
+                                                                   deleted: str) -> None:
+    station, recorded = killed
+    data = station / "data"
+    (data / deleted).unlink()
+    db = data / "journal.db"
+    before = db.read_bytes() if db.exists() else None
+    with pytest.raises(JournalMissing) as caught:
+        build_appliance(load_config(station / "station.toml"), clock=clock)
+    assert f"{recorded} events were recorded" in str(caught.value) and "backup stick" in str(caught.value)
+    assert isinstance(caught.value, StorageError) and caught.value.code == "journal_missing"
+    assert (db.read_bytes() if db.exists() else None) == before  # no fresh journal was started
+    report = verify_path(data / "journal.db", STATION)
+    assert not report.ok and "REFUSED" in report.sentence() and "backup stick" in report.sentence()
+
+
+def test_the_backup_stick_is_a_second_anchor(killed: tuple[Path, int]) -> None:
+    """Even with the mark gone too, a journal shorter than its copy on the stick is refused."""
+    station, recorded = killed
+    data = station / "data"
+    delete_wal(data)
+    (data / "journal.mark").unlink()
+    journal = Journal(data / "journal.db", STATION)
+    try:
+        assert verify_journal(journal).ok                           # nothing on the unit itself can tell
+        report = verify_journal(journal, backup_dir=station / "usb-stick")
+        assert not report.ok and f"the backup on the stick holds {recorded} events" in report.reason
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE) + ["delete journal.db"])
+def test_recovery_from_the_backup_stick_brings_back_every_event(killed: tuple[Path, int], clock: Any,
+                                                                damage: str) -> None:
+    station, recorded = killed
+    data = station / "data"
+    if damage == "delete journal.db":
+        (data / "journal.db").unlink()
+    else:
+        DAMAGE[damage](data)
+    done = restore(station / "usb-stick" / backup_name(STATION), data / "journal.db", STATION)
+    assert done.lost == 0 and done.events == recorded and done.replaced.is_dir()
+    app = start(station, clock)
+    try:
+        assert app.verify().ok and app.state.poll.value == "open"
+        assert app.identify(ScanRead(demo_pins(1)[0], "qr", "t")).outcome == "already_voted"
+        assert app.identify(ScanRead(demo_pins(VOTERS + 1)[VOTERS], "qr", "t")).outcome == "admitted"
+    finally:
+        app.stop()
+
+
+def test_a_shorter_backup_is_refused_unless_the_loss_is_accepted_and_noted(make_app: Any, station_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    app = make_app()
+    app.open_polls()
+    app.backup(station_dir / "usb-stick")                  # the last backup, before the voters came
+    for pin in demo_pins(3):
+        app.identify(ScanRead(pin, "qr", "t"))
+    recorded = app.journal.last_seq
+    station = as_killed(station_dir, tmp_path / "killed")
+    data = station / "data"
+    delete_wal(data)
+    copy = station / "usb-stick" / backup_name(STATION)
+    with pytest.raises(RecoveryRefused, match="would be lost"):
+        restore(copy, data / "journal.db", STATION)
+    assert (data / "journal.mark").exists()                # nothing was changed
+    done = restore(copy, data / "journal.db", STATION, accept_loss=True, at=2_000_000_000.0)
+    assert done.lost == recorded - done.events > 0
+    journal = Journal(data / "journal.db", STATION)
+    try:
+        note = list(journal.recorded())[-1].event
+        assert isinstance(note, ev.Annotation) and note.topic == "journal_recovered"
+        assert f"{recorded} were recorded" in note.text and verify_journal(journal).ok
+    finally:
+        journal.close()
+
+
+def test_without_any_backup_the_journal_is_accepted_as_found_with_the_loss_noted(killed: tuple[Path, int]) -> None:
+    station, recorded = killed
+    data = station / "data"
+    flip_middle_of_wal(data)
+    done = accept_as_found(data / "journal.db", STATION, at=2_000_000_000.0)
+    assert done.recorded == recorded and 0 < done.events < recorded
+    kept = done.replaced
+    assert (kept / "journal.db-wal").exists() and (kept / "journal.mark").exists()
+    journal = Journal(data / "journal.db", STATION)
+    try:
+        assert verify_journal(journal).ok and journal.last_seq == done.events + 1
+    finally:
+        journal.close()
+
+
+def test_a_full_disk_refuses_the_event_then_recording_resumes_without_restart(app: Appliance,
+                                                                             full_disk: Any) -> None:
+    """At the journal: the failed event is not recorded, nothing half-written remains, the next one works."""
+    app.open_polls()
+    before = app.journal.last_seq
+    full_disk.fill(app.journal.conn)
+    with pytest.raises(StorageFull) as caught:
+        for _ in range(2000):
+            app.journal.append([ev.Annotation("note", "x" * 2000)], 1_800_000_000.0)
+    assert isinstance(caught.value, StorageError) and "Free space" in caught.value.advice
+    full_disk.free()
+    app.journal.append([ev.Annotation("note", "space is back")], 1_800_000_001.0)
+    assert app.journal.last_seq > before and app.verify().ok
