@@ -240,13 +240,20 @@ def _plain(value: Any) -> Any:
 # Checks across keys and against the disk -----------------------------------------------
 
 def _production(doc: _File, problems: list[str]) -> None:
-    """Simulated parts and the simulated uplink are refused on a station unit."""
-    for part, names in SIMULATED.items():
-        if getattr(doc.hardware, part) in names:
-            problems.append(f"hardware.{part}: simulated hardware is refused in production mode "
-                            f"(name the real {part.replace('_', ' ')} backend)")
-    if doc.uplink.transport == "sim":
-        problems.append("uplink.transport: the simulated uplink is refused in production mode (use https)")
+    """Simulated parts and the simulated uplink are refused on a station unit.
+
+    A key already reported (misspelt backend name, a section that is not a table) stands at its
+    default, which is simulated: it is not reported twice.
+    """
+    reported = {p.split(":")[0] for p in problems}
+    checks = [(f"hardware.{part}", getattr(doc.hardware, part) in names,
+               f"simulated hardware is refused in production mode (name the real {part.replace('_', ' ')} backend)")
+              for part, names in SIMULATED.items()]
+    checks.append(("uplink.transport", doc.uplink.transport == "sim",
+                   "the simulated uplink is refused in production mode (use https)"))
+    for key, simulated, why in checks:
+        if simulated and key not in reported and key.split(".")[0] not in reported:
+            problems.append(f"{key}: {why}")
 
 
 def _decoder(doc: _File, problems: list[str]) -> None:

@@ -260,3 +260,13 @@ def test_zbar_formats_are_the_decoders() -> None:
     from device.config import ZBAR_READS
     from device.hardware.decoders.zbar import _SYMBOL
     assert set(ZBAR_READS) == set(_SYMBOL)
+
+
+def test_misspelt_backend_in_production_is_one_problem(tmp_path: Path) -> None:
+    """A wrong backend name leaves the key at its simulated default: reported once, as the wrong name."""
+    text = GOOD.replace('mode = "simulation"', 'mode = "production"').replace('ballot_box = "sim"', 'ballot_box = "gpoi"')
+    problems = problems_of(tmp_path, text.replace('scanner = "sim"', 'scanner = "serial"') + '[uplink]\ntransport = "htps"\n')
+    assert [p.split(":")[0] for p in problems] == ["hardware.ballot_box", "uplink.transport"]
+    assert problems[0].endswith("(did you mean 'gpio'?)") and problems[1].endswith("(did you mean 'https'?)")
+    problems = problems_of(tmp_path, text.replace("[hardware]", "hardware = 3\n[other]"))
+    assert [p.split(":")[0] for p in problems] == ["hardware", "other"]
