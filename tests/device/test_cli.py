@@ -152,6 +152,19 @@ def test_port_in_use_is_one_sentence(station_dir: Path, capsys: pytest.CaptureFi
     assert not (station_dir / "data" / "journal.db").exists(), "nothing is started when the screen cannot listen"
 
 
+def test_demo_receiver_port_in_use_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["demo", str(tmp_path / "demo"), "--voters", "5", "--port", str(free_port()),
+                     "--receiver-port", str(port)]) == 0
+        capsys.readouterr()
+        assert main(["--config", str(tmp_path / "demo" / "station.toml"), "run", "--with-receiver"]) == 2
+    line = _one_sentence(capsys.readouterr().err)
+    assert line.startswith(f"pollbox: the demo CEC receiver cannot listen on 127.0.0.1:{port}: the port is already")
+
+
 @pytest.mark.parametrize(("host", "said"), [("no-such-host.invalid", "not a host name or address"),
                                             ("192.0.2.1", "not an address of this machine")])
 def test_bad_host_is_one_sentence(station_dir: Path, capsys: pytest.CaptureFixture[str], host: str, said: str) -> None:
