@@ -1,4 +1,4 @@
-"""Foundation benchmarks: durable journal appends, check-in latency, memory and start-up.
+"""Foundation benchmarks: durable journal appends and check-in latency in-process.
 
 - ``journal_appends_per_s``: one event per durable transaction through
   ``Journal.append`` (hashing, canonical JSON, triggers), against plain SQLite
@@ -8,20 +8,14 @@
 - ``checkin_to_armed_p50/p99``: from a decoded payload to "slot armed" with the
   check-in committed, against the latency of one plain durable SQLite insert.
   Target p99 < 5 ms.
-- ``appliance_rss_3000``: resident memory of a process that loaded a 3,000-voter
-  package and started, against a bare interpreter. Target < 60 MB.
-- ``start_to_ready``: process start to a started appliance, against starting a
-  bare interpreter. Target < 1.5 s.
+
+Memory, start-up and check-in latency of the real ``pollbox run`` process, with
+all its threads and the screen polled, are in ``bench_process.py``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import sqlite3
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -121,47 +115,9 @@ def bench_checkin(tmp: Path, n: int) -> list[dict[str, object]]:
             entry("checkin_to_armed_p99 (vs one durable sqlite insert p99)", pct(lat, 0.99), "ms", pct(base, 0.99))]
 
 
-CHILD = """
-import json, sys, time
-t0 = time.perf_counter()
-from pathlib import Path
-from device.appliance import build_appliance
-from device.config import load_config
-app = build_appliance(load_config(Path(sys.argv[1])))
-app.start(background=False)
-ready = time.perf_counter() - t0
-rss = int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024
-print(json.dumps({"ready": ready, "rss": rss}))
-app.stop()
-"""
-BARE = "import time; print(int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0].split()[1]) * 1024)"
-
-
-def _timed(args: list[str]) -> tuple[float, str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    t = time.perf_counter()
-    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True, env=env).stdout
-    return time.perf_counter() - t, out
-
-
-def bench_process(tmp: Path) -> list[dict[str, object]]:
-    from device.demo import make_demo_station
-    config = make_demo_station(tmp / "mem", voters=3000)
-    _timed(["-c", CHILD, str(config)])  # first start creates the journal; measure a normal restart
-    runs = [_timed(["-c", CHILD, str(config)]) for _ in range(3)]
-    bare = [_timed(["-c", BARE]) for _ in range(3)]
-    wall = statistics.median(r[0] for r in runs)
-    rss = statistics.median(json.loads(r[1])["rss"] for r in runs) / 2**20
-    bare_wall = statistics.median(b[0] for b in bare)
-    bare_rss = statistics.median(int(b[1]) for b in bare) / 2**20
-    return [entry("appliance_rss_3000_voters (vs bare python)", rss, "MB", bare_rss),
-            entry("start_to_ready (process start to started appliance, vs bare python start)", wall, "s", bare_wall)]
-
-
 def run(quick: bool = False) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         out = bench_appends(tmp, 300 if quick else 2000)
         out += bench_checkin(tmp, 200 if quick else 1000)
-        out += bench_process(tmp)
     return out

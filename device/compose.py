@@ -37,11 +37,9 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     upstream, link = _build_upstream(config, package, journal, clock)
     sim = None
     if config.simulation:
-        from device.hardware.registry import build_decoder
-        from device.hardware.scanners.simcamera import SimCamera
         from device.hardware.sim.controls import SimControls
-        sim = SimControls(box=box, scanner=scanner, camera=SimCamera(decoder=build_decoder(config)),
-                          link=link if config.uplink == "sim" else None)
+        camera = _CameraOnDemand(lambda: _sim_camera(config))
+        sim = SimControls(box=box, scanner=scanner, camera=camera, link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
                     backup_dir=config.backup_dir)
@@ -70,3 +68,34 @@ def _build_upstream(config: Any, package: StationPackage, journal: Journal, cloc
                         probe_every=config.delays.uplink_probe_every)
     upstream.attach()
     return upstream, link
+
+
+def _sim_camera(config: Any) -> Any:
+    from device.hardware.registry import build_decoder
+    from device.hardware.scanners.simcamera import SimCamera
+    return SimCamera(decoder=build_decoder(config))
+
+
+class _CameraOnDemand:
+    """The simulated camera, built the first time a document is shown to it.
+
+    Its decoder libraries (zxing-cpp, NumPy, Pillow) cost about 20 MB of memory;
+    a simulated station that is only scanned by hand never loads them.
+    """
+
+    def __init__(self, build: Any) -> None:
+        self._build, self._camera, self._callbacks = build, None, None
+
+    def start(self, on_read: Any, on_state: Any) -> None:
+        self._callbacks = (on_read, on_state)
+
+    def feed_image(self, path: Path) -> Any:
+        if self._camera is None:
+            self._camera = self._build()
+            if self._callbacks is not None:
+                self._camera.start(*self._callbacks)
+        return self._camera.feed_image(path)
+
+    def stop(self) -> None:
+        if self._camera is not None:
+            self._camera.stop()

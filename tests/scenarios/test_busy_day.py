@@ -131,7 +131,8 @@ class Day:
         return answer.get("result")
 
     def scan(self, pin: str) -> str:
-        outcome = str(self.do("scan", text=pin)["outcome"])
+        result = self.do("scan", text=pin)
+        outcome = str(result.get("decision", result)["outcome"])  # a simulated read answers with its decision
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
         self.admitted += outcome == "admitted"
         return outcome
