@@ -94,7 +94,7 @@ UPSTREAM_REFUSED = _l("The CEC refuses this unit's records. Every record is kept
 LINK_STATES: dict[str, Any] = {
     "online": _l("Online"),
     "offline": _l("Offline"),
-    "connecting": _l("Not connected yet: records wait to be sent"),
+    "sending": _l("Sending to the CEC…"),
     "delivered": _l("Everything delivered"),
     "idle": _l("Nothing to send yet"),
 }

@@ -73,7 +73,7 @@ def link_state(upstream: Mapping[str, Any] | None) -> str:
 
     ``none``: no link configured; ``online``: the receiver answered last;
     ``offline``: the last attempt failed and that failure stands. Otherwise (not
-    tried since the start, or the last attempt went through): ``connecting`` when
+    tried since the start, or the last attempt went through): ``sending`` when
     records wait, ``delivered`` when the CEC has receipted everything, ``idle``
     when nothing was ever sent. "Offline" is never said without a failure.
     """
@@ -86,7 +86,7 @@ def link_state(upstream: Mapping[str, Any] | None) -> str:
     if online is False and failed:
         return "offline"
     if int(upstream.get("waiting") or 0) > 0:
-        return "connecting"
+        return "sending"
     return "delivered" if upstream.get("last_receipt_at") else "idle"
 
 
