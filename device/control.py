@@ -163,9 +163,7 @@ def simulate(app: Any, action: Action[sim.SimControls], request: Mapping[str, An
     values = action.values(request)
     before = app.last_decision
     result = action.run(app.sim, values)
-    settle = getattr(app, "settle", None)  # until every appliance has settle()
-    if settle is not None:
-        settle()
+    app.settle()
     if not action.reads:
         return result
     answer = dict(result or {})
