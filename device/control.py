@@ -24,13 +24,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from device.decision import ActionRefused
+from device.decision import ActionRefused, Decision
 from device.hardware.sim import controls as sim
-from device.hardware.sim.controls import Action, Param
+from device.hardware.sim.controls import Action, Param, SimControls
 from device.store.backup import BackupError
 from device.upstream.service import UpstreamError
+
+if TYPE_CHECKING:
+    from device.store.verify import VerifyReport
 
 log = logging.getLogger("pollbox.control")
 
@@ -42,6 +45,27 @@ class ControlError(Exception):
     """The control socket cannot be used (another appliance holds it, a path is unusable)."""
 
 
+class Station(Protocol):
+    """What the control socket may ask of the appliance, and nothing more."""
+
+    @property
+    def sim(self) -> SimControls | None: ...
+    @property
+    def last_decision(self) -> Decision | None: ...
+    def status(self) -> dict[str, Any]: ...
+    def verify(self) -> VerifyReport: ...
+    def export_usb(self, directory: Path) -> dict[str, Any]: ...
+    def backup(self, directory: Path) -> dict[str, Any]: ...
+    def settle(self) -> None: ...
+    def open_polls(self) -> None: ...
+    def pause_polls(self, reason: str = "") -> None: ...
+    def resume_polls(self) -> None: ...
+    def close_polls(self) -> dict[str, Any]: ...
+    def acknowledge_alarm(self, alarm_id: int, note: str = "") -> None: ...
+    def undo_checkin(self, line: int, reason: str) -> None: ...
+    def identify_manual(self, number: str) -> Decision: ...
+
+
 REFUSALS: tuple[type[Exception], ...] = (ControlError, ActionRefused, BackupError, UpstreamError, ValueError,
                                          RuntimeError)
 """What a command may refuse with: the message is the answer, no traceback is logged."""
@@ -49,12 +73,12 @@ REFUSALS: tuple[type[Exception], ...] = (ControlError, ActionRefused, BackupErro
 
 # The chair's actions (simulation only: on a unit they need the screen and its PIN) ---------
 
-def _decision(d: Any) -> dict[str, Any]:
+def _decision(d: Decision) -> dict[str, Any]:
     return {"decision": d.to_dict()}
 
 
 REASON = Param("reason", "a reason", default="", rest=True)
-CHAIR_ACTIONS: tuple[Action[Any], ...] = (
+CHAIR_ACTIONS: tuple[Action[Station], ...] = (
     Action("open", "open the polls (refused once anything is recorded)", lambda a, v: a.open_polls(),
            done="the polls are open"),
     Action("pause", "pause the polls (a break, an incident)", lambda a, v: a.pause_polls(v["reason"]), (REASON,),
@@ -70,17 +94,17 @@ CHAIR_ACTIONS: tuple[Action[Any], ...] = (
     Action("manual", "the clerk types a personal number because nothing scans",
            lambda a, v: _decision(a.identify_manual(v["number"])), (Param("number", "the personal number"),)),
 )
-CHAIR: dict[str, Action[Any]] = sim.table(CHAIR_ACTIONS)
+CHAIR: dict[str, Action[Station]] = sim.table(CHAIR_ACTIONS)
 
 
 # Read-only commands, served in production too --------------------------------------------
 
-def _verify(app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+def _verify(app: Station, request: Mapping[str, Any]) -> dict[str, Any]:
     report = app.verify()
     return {"ok": report.ok, "sentence": report.sentence()}
 
 
-def _export(app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+def _export(app: Station, request: Mapping[str, Any]) -> dict[str, Any]:
     """Write the unacknowledged records to a USB stick, first removing what an interrupted export left there."""
     path = Path(str(request["path"]))
     folder = path if path.is_dir() else path.parent
@@ -108,7 +132,7 @@ def remove_unfinished_exports(folder: Path) -> list[str]:
     return removed
 
 
-READ_ONLY: dict[str, Callable[[Any, Mapping[str, Any]], Any]] = {
+READ_ONLY: dict[str, Callable[[Station, Mapping[str, Any]], Any]] = {
     "status": lambda app, r: app.status(),
     "verify": _verify,
     "export": _export,
@@ -122,7 +146,7 @@ def known_commands() -> list[str]:
     return sorted([*READ_ONLY, *CHAIR, *sim.BY_NAME])
 
 
-def handle(app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
+def handle(app: Station, request: Mapping[str, Any]) -> dict[str, Any]:
     """Run one request against the appliance; never raises, always answers in one sentence on failure."""
     cmd = str(request.get("cmd", ""))
     try:
@@ -140,7 +164,7 @@ def handle(app: Any, request: Mapping[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": f"{cmd} failed: {what} (the appliance's log has the details)"}
 
 
-def _run(app: Any, cmd: str, request: Mapping[str, Any]) -> Any:
+def _run(app: Station, cmd: str, request: Mapping[str, Any]) -> Any:
     if cmd in READ_ONLY:
         return READ_ONLY[cmd](app, request)
     if cmd not in CHAIR and cmd not in sim.BY_NAME:
@@ -150,10 +174,10 @@ def _run(app: Any, cmd: str, request: Mapping[str, Any]) -> Any:
     if cmd in CHAIR:
         action = CHAIR[cmd]
         return action.run(app, action.values(request))
-    return simulate(app, sim.BY_NAME[cmd], request)
+    return simulate(app, app.sim, sim.BY_NAME[cmd], request)
 
 
-def simulate(app: Any, action: Action[sim.SimControls], request: Mapping[str, Any]) -> Any:
+def simulate(app: Station, controls: SimControls, action: Action[SimControls], request: Mapping[str, Any]) -> Any:
     """Do a simulator action, wait until the appliance has handled what it caused, and report it.
 
     For an action that reads a document, the answer carries the decision made
@@ -162,7 +186,7 @@ def simulate(app: Any, action: Action[sim.SimControls], request: Mapping[str, An
     """
     values = action.values(request)
     before = app.last_decision
-    result = action.run(app.sim, values)
+    result = action.run(controls, values)
     app.settle()
     if not action.reads:
         return result
@@ -172,10 +196,10 @@ def simulate(app: Any, action: Action[sim.SimControls], request: Mapping[str, An
     return answer
 
 
-def _decision_of_read(app: Any, before: Any) -> dict[str, Any]:
+def _decision_of_read(app: Station, before: Decision | None) -> dict[str, Any]:
     after = app.last_decision
     if after is not None and after != before:
-        return after.to_dict()  # type: ignore[no-any-return]
+        return after.to_dict()
     if not app.status()["journal"]["ok"]:
         raise ControlError("the read was not recorded: the journal failed verification ('pollbox verify')")
     return {"outcome": "duplicate_read", "at": None, "method": "scan", "line": None, "name": None,
@@ -190,7 +214,7 @@ def _os_sentence(exc: OSError) -> str:
 
 # The server and the client --------------------------------------------------------------
 
-def _answer_line(app: Any, line: bytes) -> bytes:
+def _answer_line(app: Station, line: bytes) -> bytes:
     try:
         request = json.loads(line)
     except ValueError:
@@ -217,7 +241,7 @@ def appliance_answers(path: Path) -> bool:
 class ControlServer:
     """Serves ``handle`` on a Unix socket in a background thread."""
 
-    def __init__(self, app: Any, path: Path) -> None:
+    def __init__(self, app: Station, path: Path) -> None:
         self.path = path
         if appliance_answers(path):
             raise ControlError(f"another pollbox is already running for this station (its control socket {path} "

@@ -70,7 +70,7 @@ def test_audit_catalogue_is_complete_and_documented() -> None:
         "docs/audit-events.md is out of date: run 'make docs'"
 
 
-def test_control_socket_round_trip(app: object, station_dir: Path, pins: list[str]) -> None:
+def test_control_socket_round_trip(app: Any, station_dir: Path, pins: list[str]) -> None:
     from device.control import ControlServer, request
     server = ControlServer(app, station_dir / "data" / "control.sock")
     server.start()
@@ -297,7 +297,8 @@ def test_help_lists_every_simulator_and_chair_action() -> None:
     top = subprocess.run([sys.executable, "-m", "device.cli", "--help"], capture_output=True, text=True, cwd=ROOT,
                          check=True).stdout
     top = " ".join(re.sub(r"-\s+", "-", top).split())  # argparse wraps long lines, also after a hyphen
-    assert all(f" {a.name}," in top or f" {a.name} " in top for a in (*ACTIONS, *CHAIR_ACTIONS))
+    names = [a.name for a in ACTIONS] + [a.name for a in CHAIR_ACTIONS]
+    assert all(f" {name}," in top or f" {name} " in top for name in names)
 
 
 def test_verify_report_as_documented(make_app: Any, station_dir: Path, tmp_path: Path,
