@@ -228,12 +228,22 @@ def test_export_with_nothing_pending_is_one_sentence(served: Any, station_dir: P
 
 
 def test_export_removes_what_an_interrupted_export_left(served: Any, station_dir: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process killed between writing the file and renaming it leaves a ``.part``; the next export removes it."""
+    import device.upstream.export as writer
+    from device.control import handle
     served.open_polls()
     stick = tmp_path / "stick"
     stick.mkdir()
-    left = stick / "pollbox-export-KG-DEMO-0001-1-9.txt.part"
-    left.write_text("half an export")
+    def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # the process is stopped before the rename
+
+    with monkeypatch.context() as kill:
+        kill.setattr(writer.os, "replace", killed)
+        with pytest.raises(KeyboardInterrupt):
+            handle(served, {"cmd": "export", "path": str(stick)})
+    (left,) = stick.glob("*.part")
     (stick / "holiday-photos.part").write_text("not ours")
     assert main(["--config", str(station_dir / "station.toml"), "export", str(stick)]) == 0
     out = capsys.readouterr().out
