@@ -231,7 +231,8 @@ def test_export_removes_what_an_interrupted_export_left(served: Any, station_dir
                                                        capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The process killed between writing the file and renaming it leaves a ``.part``; the next export removes it."""
-    import device.upstream.export as writer
+    import os
+
     from device.control import handle
     served.open_polls()
     stick = tmp_path / "stick"
@@ -240,7 +241,7 @@ def test_export_removes_what_an_interrupted_export_left(served: Any, station_dir
         raise KeyboardInterrupt  # the process is stopped before the rename
 
     with monkeypatch.context() as kill:
-        kill.setattr(writer.os, "replace", killed)
+        kill.setattr(os, "replace", killed)
         with pytest.raises(KeyboardInterrupt):
             handle(served, {"cmd": "export", "path": str(stick)})
     (left,) = stick.glob("*.part")
