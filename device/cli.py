@@ -93,8 +93,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo station ready: {path} ({registered:,} voters: {registered - 1:,} with synthetic personal "
           "numbers and one with a demo driver's licence)")
     print("first voters' personal numbers (synthetic):", ", ".join(demo_pins(3)))
-    print(f"start it with 'pollbox --config {path} run --with-receiver' (or 'make run'), then open the polls "
-          "with 'pollbox chair open'; 'pollbox demo --reset' starts again from an empty journal")
+    start = "make run" if directory == DEMO_DIR else f"pollbox --config {path} run --with-receiver"
+    print(f"start it with '{start}', then open the polls with 'pollbox chair open'; "
+          f"'pollbox demo {directory} --reset' starts again from an empty journal")
     return 0
 
 
@@ -232,7 +233,7 @@ def _banner(config: Any, app: Any) -> None:
     print(f"  observer view:   http://{config.web_host}:{config.web_port}/observer")
     if config.simulation:
         if s["poll"] == "setup":
-            print("  first open the polls:  pollbox chair open   (or on the screen, PIN in the README)")
+            print("  first open the polls:  pollbox chair open   (or 'Open the polls' on the chair's screen)")
         print("  try:  pollbox sim pins 3        (synthetic voters' numbers)")
         print("        pollbox sim scan <number>  /  pollbox sim drop  /  pollbox status")
         print(f"        pollbox sim image {config.path.parent}/documents/td1.png   (a document shown to the camera)")
