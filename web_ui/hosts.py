@@ -5,7 +5,9 @@ pointing its own domain name there (DNS rebinding); the browser then sends the
 attacker's name in ``Host``. So every request must name one of the hosts in
 ``allowed_hosts``: 127.0.0.1, localhost, ::1 and the configured ``WEB_HOST``
 (the station's ``web.host``), with any port. Anything else gets HTTP 400 and a
-page saying which address to open. Wiring: ``create_app`` calls ``init_app``.
+page saying which address to open. Wiring: ``create_app`` calls ``init_app``;
+``serve.make_server`` calls ``allow`` with the address it binds, so the name
+the screen listens under is always one it answers under.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def allowed_hosts(config_host: str | None) -> frozenset[str]:
     """The names the screen answers under: the loopback names and the configured host (not a wildcard)."""
     extra = {hostname(config_host)} if config_host else set()
     return frozenset(LOOPBACK) | (extra - WILDCARDS)
+
+
+def allow(app: Flask, host: str) -> None:
+    """Answer under ``host`` too (the address the server listens on; a wildcard adds nothing)."""
+    app.config["ALLOWED_HOSTS"] = frozenset(app.config["ALLOWED_HOSTS"]) | allowed_hosts(host)
 
 
 def check() -> None:

@@ -14,11 +14,15 @@ from typing import Any
 from flask import Flask
 from waitress.server import create_server
 
+from . import hosts
+
 THREADS = 12
 
 
 def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8080) -> Any:
-    """A waitress server bound to ``host:port`` (port 0: a free port, see ``.effective_port``)."""
+    """A waitress server bound to ``host:port`` (port 0: a free port, see ``.effective_port``); the app
+    answers under ``host`` from now on (``hosts.allow``)."""
+    hosts.allow(app, host)
     return create_server(app, host=host, port=port, threads=THREADS, channel_timeout=120,
                          ident="pollbox", clear_untrusted_proxy_headers=True)
 

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from web_ui import hosts, sessions
+from web_ui.serve import make_server
 from web_ui.sessions import ChairSessions
 
 from .conftest import CHAIR_PIN, build_web, post
@@ -99,6 +100,15 @@ def test_the_host_refusal_is_in_the_page_language(web: Flask, client: FlaskClien
     web.config["STATION_LANGUAGE"] = "ky"
     page = client.get("/", headers={"Host": "evil.example"}).get_data(as_text=True)
     assert 'lang="ky"' in page and "Бул экран өз дарегинде гана жооп берет" in page
+
+
+def test_the_address_the_server_binds_is_answered(web: Flask) -> None:
+    client = web.test_client()
+    assert client.get("/", headers={"Host": "10.20.30.40:8080"}).status_code == 400
+    hosts.allow(web, "10.20.30.40")
+    assert client.get("/", headers={"Host": "10.20.30.40:8080"}).status_code == 200
+    make_server(web, "127.0.0.1", 0).close()
+    assert web.config["ALLOWED_HOSTS"] == frozenset(hosts.LOOPBACK) | {"10.20.30.40"}
 
 
 def test_wildcards_never_become_host_names() -> None:
