@@ -30,11 +30,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.keys import write_private
 from protocol.batch import encode_batch
 from protocol.chain import ZERO_HASH
 from protocol.envelope import SignedRecord, make_record
 from protocol.keys import key_id, public_b64
+from receiver.keys import write_private
 from receiver.pgcluster import ClusterError, start_cluster
 from receiver.registry import DeviceEntry, Registry
 from receiver.service import Receiver, build_receiver
@@ -42,6 +42,7 @@ from receiver.status import StationStatus
 from receiver.storage import RANK_COLUMNS, SORTS, STATUS_COLUMNS, OverviewQuery, Position, Storage, ranks
 
 BATCH = 50
+JOURNAL_HASH = "5e" * 32  # the journal chain hash every body carries (its value does not matter here)
 
 
 def _fleet(stations: int, per_station: int) -> tuple[list[Ed25519PrivateKey], list[list[SignedRecord]]]:
@@ -52,7 +53,7 @@ def _fleet(stations: int, per_station: int) -> tuple[list[Ed25519PrivateKey], li
         for seq in range(1, per_station + 1):
             record = make_record(key=key, station=f"KG-{n:05d}", seq=seq, prev=prev, at=1.8e9 + seq,
                                  type_="turnout_snapshot", body={"identified": seq, "ballots": seq, "registered": 900,
-                                                                 "journal_seq": seq * 3})
+                                                                 "journal_seq": seq * 3, "journal_hash": JOURNAL_HASH})
             records.append(record)
             prev = record.hash
         streams.append(records)

@@ -69,16 +69,16 @@ def fields_of(type_: str) -> dict[str, Kind] | None:
 def body_problem(type_: str, body: Any) -> str | None:
     """What is wrong with a record body of ``type_``, in one sentence; None when it fits the schema."""
     if not isinstance(body, dict):
-        return f"the body of a {type_} record must be a JSON object"
+        return f"the body of a record of type {type_} must be a JSON object"
     expected = fields_of(type_)
     required = expected if expected is not None else COMMON
     missing = [name for name in required if name not in body]
     if missing:
-        return f"the body of a {type_} record lacks {', '.join(missing)}"
+        return f"the body of a record of type {type_} lacks {', '.join(missing)}"
     if expected is not None:
         extra = sorted(set(body) - set(expected))
         if extra:
-            return f"the body of a {type_} record has unknown field(s) {', '.join(extra)[:100]}"
+            return f"the body of a record of type {type_} has unknown field(s) {', '.join(extra)[:100]}"
     for name, kind in required.items():
         if not kind.check(body[name]):
             return f"{type_} body field {name} must be {kind.doc}, not {_shown(body[name])}"

@@ -7,7 +7,8 @@ Every batch, from the network or from a USB export, goes through
    gzip bombs), at most ``MAX_RECORDS`` lines and ``MAX_BYTES`` bytes, each
    line a well-formed signed record, all for one station. A batch that fails
    here is rejected whole (``malformed`` or ``oversized``): nothing is stored.
-2. **Authenticate** (``authenticate``), without touching the database: the
+2. **Check** (``authenticate``), without touching the database: the body
+   must fit its type's schema (``invalid_body``, ``protocol/schema.py``), the
    key must be enrolled (``unknown_key``), enrolled for the record's station
    (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
    key's records are accepted only up to the revocation's ``last_seq``), and
@@ -19,7 +20,8 @@ Every batch, from the network or from a USB export, goes through
    further is a ``gap``.
 
 Records before the first bad one are stored; the bad one and those after it
-are not. Every rejection goes to the debug log and the ``rejections`` table.
+are not. Every rejection goes to the debug log and, within the rates of
+``limits.py``, to the ``rejections`` table.
 Steps 1-3 are pure functions; ``Ingestor`` wires them to storage, the
 registry, the receiver key and the clock.
 """
@@ -27,6 +29,7 @@ registry, the receiver key and the clock.
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,15 +37,16 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocol.batch import MAX_BYTES, MAX_RECORDS
+from protocol.chain import link_error
 from protocol.envelope import EnvelopeError, SignedRecord, parse_line
 from protocol.receipts import make_receipt
+from protocol.schema import body_problem
+from receiver.limits import RejectionLimiter
 from receiver.registry import Registry
 
-MAX_RECORDS = 2_000
-MAX_BYTES = 4 * 1024 * 1024
-
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
-               "bad_signature": 400, "gap": 409, "chain_broken": 409, "conflict": 409}
+               "bad_signature": 400, "invalid_body": 400, "gap": 409, "chain_broken": 409, "conflict": 409}
 
 log = logging.getLogger("pollbox.receiver.ingest")
 
@@ -163,6 +167,9 @@ def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | N
         record.verify(public)
     except EnvelopeError as exc:
         return _about(record, "bad_signature", str(exc))
+    problem = body_problem(record.type, record.body)
+    if problem is not None:
+        return _about(record, "invalid_body", f"record {record.seq}: {problem}")
     return None
 
 
@@ -204,13 +211,8 @@ def _sequence_one(record: SignedRecord, highest: int, last_hash: str, known: Map
             return None
         return _about(record, "conflict", f"record {record.seq} differs from the record {record.seq} already stored; "
                          "both are kept as evidence")
-    if record.seq > highest + 1:
-        return _about(record, "gap", f"record {record.seq} cannot follow record {highest}: "
-                         f"records {highest + 1}-{record.seq - 1} are missing")
-    if record.fields["prev"] != last_hash:
-        return _about(record, "chain_broken", f"record {record.seq} does not chain to the stored record {highest} "
-                         "(prev hash differs)")
-    return None
+    error = link_error(record, highest, last_hash)
+    return None if error is None else _about(record, error.code, str(error))
 
 
 # Wiring ------------------------------------------------------------------------
@@ -242,6 +244,8 @@ class Ingestor:
     def __init__(self, *, storage: StorageLike, registry: Callable[[], Registry],
                  receiver_key: Ed25519PrivateKey, clock: Callable[[], float]) -> None:
         self.storage, self.registry, self.key, self.clock = storage, registry, receiver_key, clock
+        self.limiter = RejectionLimiter()
+        self._limit_lock = threading.Lock()
 
     def ingest_body(self, raw: bytes, encoding: str | None, source: str) -> Outcome:
         """A request body, as sent over HTTP."""
@@ -261,7 +265,7 @@ class Ingestor:
         rejection = plan.rejection or bad
         outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station), rejection)
         if rejection is not None:
-            self._log(rejection, source, now)
+            self.log_rejection(rejection, source, now)
         return outcome
 
     def receipt(self, station: str) -> str | None:
@@ -272,13 +276,21 @@ class Ingestor:
         return make_receipt(key=self.key, station=station, highest_seq=highest, at=self.clock())
 
     def _refuse(self, rejection: Rejection, source: str) -> Outcome:
-        self._log(rejection, source, self.clock())
+        self.log_rejection(rejection, source, self.clock())
         station = rejection.station
         return Outcome(station, 0, 0, self.receipt(station) if station else None, rejection)
 
-    def _log(self, rejection: Rejection, source: str, now: float) -> None:
+    def log_rejection(self, rejection: Rejection, source: str, now: float) -> None:
+        """The debug log always; the ``rejections`` table within the limiter's rates."""
         log.warning("rejected from %s: %s (station %s, seq %s): %s", source, rejection.code,
                     rejection.station, rejection.seq, rejection.reason)
+        with self._limit_lock:
+            left_out = self.limiter.admit(source, now)
+        if left_out is None:
+            return
+        if left_out:
+            self.storage.log_rejection(Rejection("not_logged", f"{left_out} earlier rejection(s) from {source} "
+                                                 "were over the rate and not written down"), now, source)
         self.storage.log_rejection(rejection, now, source)
 
 

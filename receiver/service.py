@@ -91,7 +91,7 @@ class Receiver:
             header, records = read_export(data)
         except ExportError as exc:
             rejection = Rejection(exc.code, f"not a usable export file: {exc}")
-            self.storage.log_rejection(rejection, self.clock(), source)
+            self.ingestor.log_rejection(rejection, source, self.clock())
             return [Outcome(None, 0, 0, None, rejection)]
         log.info("importing %d records of station %s from %s", len(records), header.station, source)
         outcomes = []

@@ -6,6 +6,14 @@ acknowledged. Storage keeps the result in the ``stations`` and ``alarms``
 tables so the overview page is one indexed query even for a million stations.
 Record types it does not know are stored and shown generically; they change
 nothing here.
+
+A station closes once. After its ``polls_closed`` record only alarms, their
+acknowledgements and annotations may follow (``AFTER_CLOSE``; and types this
+receiver does not know, which change nothing). Any other record after the
+close, a second close report above all, is stored like every record (it is
+signed and chained: evidence), changes nothing in the status, so the published
+report stays the first one, and raises a receiver alarm (``evidence_alarms``)
+that the overview counts with the station's open alarms.
 """
 
 from __future__ import annotations
@@ -15,8 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from protocol.envelope import SignedRecord
+from protocol.envelope import SignedRecord, is_int
+from protocol.schema import BODIES
 
+AFTER_CLOSE = frozenset({"alarm_raised", "alarm_acknowledged", "annotation"})
+KNOWN = frozenset(BODIES)
 PHASES = {"polls_opened": "open", "polls_paused": "paused", "polls_resumed": "open", "polls_closed": "closed"}
 COUNTS = ("identified", "ballots", "registered")
 
@@ -39,6 +50,7 @@ class StationStatus:
     registered: int | None = None
     alarms_open: int = 0
     close_report: str | None = None
+    evidence: int = 0  # records signed after the close that the protocol does not allow (kept, counted, ignored)
 
     @property
     def turnout(self) -> float | None:
@@ -62,21 +74,49 @@ class AlarmChange:
 
 
 def fold(status: StationStatus, records: Sequence[SignedRecord], received_at: float) -> StationStatus:
-    """The status after ``records`` (already accepted, in sequence order)."""
+    """The status after ``records`` (already accepted, in sequence order); records out of place change nothing."""
     if not records:
         return status
     changes: dict[str, Any] = {"opened_at": status.opened_at}
-    for record in records:
+    effective, evidence = split_after_close(status, records)
+    for record in effective:
         _apply(changes, record)
+    if evidence:
+        changes["evidence"] = status.evidence + len(evidence)
     last = records[-1]
     changes.update(highest_seq=last.seq, last_hash=last.hash, first_received=status.first_received or received_at,
                    last_received=received_at, last_at=str(last.fields["at"]))
     return replace(status, **changes)
 
 
+def split_after_close(status: StationStatus, records: Sequence[SignedRecord]) -> tuple[
+        list[SignedRecord], list[SignedRecord]]:
+    """(records that count, records a closed station may not send): the second list is kept only as evidence."""
+    closed, effective, evidence = status.phase == "closed", [], []
+    for record in records:
+        if closed and record.type in KNOWN and record.type not in AFTER_CLOSE:
+            evidence.append(record)
+            continue
+        effective.append(record)
+        closed = closed or record.type == "polls_closed"
+    return effective, evidence
+
+
+def evidence_alarms(status: StationStatus, records: Sequence[SignedRecord]) -> list[AlarmChange]:
+    """A receiver alarm for each record out of place after the close (numbered ``-seq``, never acknowledged)."""
+    _, evidence = split_after_close(status, records)
+    return [AlarmChange(alarm=-record.seq, acknowledged=False,
+                        kind="second_close_report" if record.type == "polls_closed" else "record_after_close",
+                        detail=f"record {record.seq} ({record.type}) was signed after the station closed the polls; "
+                               "it is kept as evidence and the published close report is unchanged",
+                        at=str(record.fields["at"])) for record in evidence]
+
+
 def _apply(changes: dict[str, Any], record: SignedRecord) -> None:
     """Fold one record into the pending column changes."""
     kind, body, at = str(record.fields["type"]), record.fields["body"], str(record.fields["at"])
+    if kind not in KNOWN:
+        return
     changes.update((name, body[name]) for name in COUNTS if _is_count(body.get(name)))
     if kind in PHASES:
         changes["phase"] = PHASES[kind]
@@ -88,7 +128,7 @@ def _apply(changes: dict[str, Any], record: SignedRecord) -> None:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value)
 
 
 def alarm_changes(records: Sequence[SignedRecord]) -> list[AlarmChange]:

@@ -58,8 +58,9 @@ from protocol import merkle
 from protocol.chain import ZERO_HASH
 from protocol.envelope import SignedRecord
 from receiver.ingest import Plan, Rejection, sequence
+from receiver.limits import MAX_ROWS
 from receiver.registry import DeviceEntry, Revocation
-from receiver.status import StationStatus, alarm_changes, fold
+from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
 
 log = logging.getLogger("pollbox.receiver.storage")
 
@@ -72,7 +73,7 @@ CREATE TABLE IF NOT EXISTS stations (
     highest_seq {bigint} NOT NULL DEFAULT 0, last_hash TEXT NOT NULL DEFAULT '{zero}',
     phase TEXT NOT NULL DEFAULT 'not_opened', first_received {float}, last_received {float},
     last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
-    alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT,
+    alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
     silent_rank {float} NOT NULL DEFAULT 1e300, turnout_rank {float} NOT NULL DEFAULT 1e300,
     alarms_rank INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS station_counts (
@@ -132,6 +133,9 @@ COUNT_TALLIES = "SELECT COUNT(*), " + ", ".join(f"COALESCE(SUM({term}), 0)" for 
     "alarms_open", "identified", "ballots", "registered")) + " FROM stations"
 SILENT = "highest_seq > 0 AND phase <> 'closed' AND last_received < ?"
 SILENT_RECOUNT_SECONDS = 30.0  # the silent / reporting split is recounted at most this often per process
+
+MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
+MAX_REASON = 500  # characters of a rejection's reason and source kept
 
 REVOCATION_COLUMNS = ("key_id", "station", "revoked_at", "reason", "revoked_by", "last_seq", "in_force_since")
 
@@ -339,6 +343,7 @@ class Storage:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self._silent: tuple[float, int, int] | None = None  # (counted at, silent, voting)
+        self.max_rejections = MAX_REJECTIONS
         self.tokens = PageTokens(self._create_schema())
 
     # Connections ------------------------------------------------------------
@@ -418,6 +423,8 @@ class Storage:
                 self._q("SELECT pg_advisory_xact_lock(6962)")  # concurrent first starts create the schema once
             self._statements(TABLES.format(**fmt))
             self._add_rank_columns()
+            if "evidence" not in self._columns("stations"):
+                self._q("ALTER TABLE stations ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0")
             self._create_indexes(INDEXES + (";" + POSTGRES_INDEXES if self.dialect is POSTGRES else ""))
             self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
                     (merkle.EMPTY_ROOT, b""))
@@ -477,7 +484,8 @@ class Storage:
             after = before
             if plan.new:
                 self._append(plan.new, now)
-                after = self._apply_alarms(fold(before, plan.new, now), plan.new)
+                after = self._apply_alarms(fold(before, plan.new, now),
+                                           alarm_changes(plan.new) + evidence_alarms(before, plan.new))
                 self._save_status(after)
             if plan.conflict is not None:
                 self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
@@ -529,9 +537,9 @@ class Storage:
         self._q(f"UPDATE stations SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ?",
                 [*(getattr(status, n) for n in STATUS_COLUMNS[1:]), *ranks(status), status.station])
 
-    def _apply_alarms(self, status: StationStatus, records: Sequence[SignedRecord]) -> StationStatus:
+    def _apply_alarms(self, status: StationStatus, changes: Sequence[AlarmChange]) -> StationStatus:
         """Record the alarms raised and acknowledged; returns ``status`` with its count of open alarms."""
-        station, changes = status.station, alarm_changes(records)
+        station = status.station
         for change in changes:
             if change.acknowledged:
                 self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND alarm = ? "
@@ -546,10 +554,13 @@ class Storage:
         return replace(status, alarms_open=int(row.fetchone()[0]))
 
     def log_rejection(self, rejection: Rejection, now: float, source: str) -> None:
+        """Write one rejection down; the table keeps the latest ``MAX_REJECTIONS`` rows (older ones are dropped)."""
         with self._transaction():
-            self._q("INSERT INTO rejections (received_at, station, seq, key_id, code, reason, source) "
-                    "VALUES (?,?,?,?,?,?,?)", (now, rejection.station, rejection.seq, rejection.key,
-                                               rejection.code, rejection.reason, source))
+            row = self._q("INSERT INTO rejections (received_at, station, seq, key_id, code, reason, source) "
+                          "VALUES (?,?,?,?,?,?,?) RETURNING id",
+                          (now, rejection.station, rejection.seq, rejection.key, rejection.code,
+                           rejection.reason[:MAX_REASON], source[:MAX_REASON])).fetchone()
+            self._q("DELETE FROM rejections WHERE id <= ?", (int(row[0]) - self.max_rejections,))
 
     def sync_enrolled(self, stations: Sequence[str], digest: str) -> None:
         """Mark the registry's stations as enrolled (once per registry version), so silent ones show."""

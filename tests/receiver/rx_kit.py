@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,16 @@ class Unit:
                            public_key=public_b64(self.key.public_key()), key_id=self.key_id, software="0.1.0",
                            enrolled_at="2026-11-20T10:00:00.000000Z")
 
-    def record(self, type_: str = "annotation", body: dict[str, Any] | None = None) -> SignedRecord:
+    def record(self, type_: str = "annotation", body: dict[str, Any] | None = None,
+               journal: bool = True) -> SignedRecord:
+        """The next record; its body gets the journal fields every body carries unless ``journal`` is False."""
         self.seq, self.at = self.seq + 1, self.at + 60
+        body = dict(body) if body is not None else {"topic": "t", "text": "x"}
+        if journal:
+            body.setdefault("journal_seq", 2 * self.seq)
+            body.setdefault("journal_hash", hashlib.sha256(f"{self.station} {self.seq}".encode()).hexdigest())
         record = make_record(key=self.key, station=self.station, seq=self.seq, prev=self.prev, at=self.at,
-                             type_=type_, body=body if body is not None else {"topic": "t", "text": "x"})
+                             type_=type_, body=body)
         self.prev = record.hash
         return record
 

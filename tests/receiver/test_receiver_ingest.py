@@ -115,7 +115,7 @@ def test_station_status_follows_its_records(app: Flask, client: FlaskClient, set
                   unit.record("turnout_snapshot", {"identified": 40, "ballots": 40, "registered": 100}),
                   unit.record("alarm_raised", {"alarm": 1, "alarm_kind": "lid_opened", "detail": ""}),
                   unit.record("alarm_raised", {"alarm": 2, "alarm_kind": "jam", "detail": "slot"}),
-                  unit.record("alarm_acknowledged", {"alarm": 1, "note": ""}),
+                  unit.record("alarm_acknowledged", {"alarm": 1, "note_given": False}),
                   unit.record("something_new", {"x": 1})])
     status = app.extensions["pollbox_receiver"].storage.status("KG-0001")
     assert (status.phase, status.identified, status.registered, status.alarms_open) == ("open", 40, 100, 1)
