@@ -76,7 +76,8 @@ def login() -> Any:
     try:
         result = chair.pin().check(request.form.get("pin", ""), chair.now())
     except PinError as exc:
-        return _login_page(nxt, _("The chair PIN cannot be checked."), str(exc), 503)
+        log.error("the chair PIN cannot be checked: %s", exc)
+        return _login_page(nxt, _("The chair PIN cannot be checked."), _pin_problem(exc), 503)
     if result.outcome is Outcome.ACCEPTED:
         chair.log_in()
         return redirect(nxt if nxt.startswith("/chair") else url_for("actions.panel"), code=303)
@@ -86,6 +87,13 @@ def login() -> Any:
                     seconds=int(result.locked_for + 0.999))
         return _login_page(nxt, message, "", 429)
     return _login_page(nxt, _("Wrong PIN. %(n)s tries left before the PIN locks.", n=result.tries_left), "", 403)
+
+
+def _pin_problem(exc: PinError) -> str:
+    if exc.missing:
+        return str(_("No chair PIN has been set on this unit. The technician sets it when preparing the unit "
+                     "(provisioning)."))
+    return str(_("The chair PIN file on this unit is damaged or cannot be read. Call the technician."))
 
 
 def _login_page(nxt: str, error: str = "", detail: str = "", code: int = 200) -> tuple[str, int]:

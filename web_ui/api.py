@@ -60,8 +60,9 @@ def _stream(name: str) -> Iterator[str]:
     deadline = time.monotonic() + float(cfg["SSE_MAX_SECONDS"])
     yield "retry: 1500\n\n"
     last_digest, last_sent = "", time.monotonic()
+    faults_seen: set[str] = set()
     while True:
-        html = _live_or_fault(name)
+        html = _live_or_fault(name, faults_seen)
         digest = hashlib.sha256(html.encode()).hexdigest()
         now = time.monotonic()
         if digest != last_digest:
@@ -75,12 +76,15 @@ def _stream(name: str) -> Iterator[str]:
         time.sleep(poll)
 
 
-def _live_or_fault(name: str) -> str:
-    """The live region of ``name`` now, or the sentence that says what went wrong."""
+def _live_or_fault(name: str, seen: set[str]) -> str:
+    """The live region of ``name`` now, or the sentence that says what went wrong (each kind of
+    exception is logged once per stream, not on every poll)."""
     try:
         return view.render_live(name, view.snapshot(personal=view.personal_for(name)))
     except Exception as exc:
-        _, text = faults.explain(exc)
+        kind = type(exc).__qualname__
+        _, text = faults.explain(exc, logged=kind not in seen)
+        seen.add(kind)
         return f'<p class="alarm critical" data-fault>⚠ {escape(text)}</p>'
 
 

@@ -113,10 +113,12 @@ def sentence(fault: Fault) -> str:
                  "call the technician."))
 
 
-def explain(exc: BaseException) -> tuple[int, str]:
-    """Log ``exc`` with its traceback; the HTTP status and the sentence to show."""
+def explain(exc: BaseException, *, logged: bool = True) -> tuple[int, str]:
+    """The HTTP status and the sentence to show for ``exc``; unless ``logged`` is False, its traceback
+    goes to the debug log."""
     fault = classify(exc)
-    log.error("%s on %s %s: %s", fault.value, request.method, request.path, exc, exc_info=exc)
+    if logged:
+        log.error("%s on %s %s: %s", fault.value, request.method, request.path, exc, exc_info=exc)
     return STATUS_CODES.get(fault, 503), sentence(fault)
 
 

@@ -37,7 +37,12 @@ MIN_DIGITS, MAX_DIGITS = 6, 12
 
 
 class PinError(Exception):
-    """The PIN file is missing or unusable, or a new PIN is malformed; the message says what to do."""
+    """The PIN file is missing or unusable, or a new PIN is malformed; the message says what to do
+    (in English, for logs and the command line); ``missing`` tells the screen which sentence to show."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class Outcome(enum.StrEnum):
@@ -84,7 +89,8 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PinError("no chair PIN has been set on this unit; the technician sets it at provisioning") from None
+        raise PinError("no chair PIN has been set on this unit; the technician sets it at provisioning",
+                       missing=True) from None
     except (ValueError, UnicodeDecodeError):
         raise PinError(f"the chair PIN file {path.name} is damaged; the technician must set the PIN again") from None
     except OSError as exc:

@@ -101,6 +101,16 @@ def test_api_and_stream_answer_faults_with_the_sentence(client: FlaskClient, app
     assert "event: live" in body and "data-fault" in body and "Хранилище устройства заполнено" in body
 
 
+def test_a_stream_logs_a_lasting_fault_once(web: Flask, app: Any, monkeypatch: Any, caplog: Any) -> None:
+    from web_ui.api import _live_or_fault
+    monkeypatch.setattr(app, "status", lambda: {}["boom"])
+    seen: set[str] = set()
+    with web.test_request_context("/events"), caplog.at_level(logging.ERROR, logger="pollbox.web"):
+        first, second = _live_or_fault("status", seen), _live_or_fault("status", seen)
+    assert first == second and "data-fault" in first
+    assert len([r for r in caplog.records if r.name == "pollbox.web"]) == 1
+
+
 def test_a_refusal_a_view_did_not_expect_is_explained(client: FlaskClient, app: Any, monkeypatch: Any) -> None:
     def refuse() -> None:
         raise ActionRefused("the journal failed verification", RefusalCode.JOURNAL_FAILED)

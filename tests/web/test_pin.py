@@ -82,6 +82,18 @@ def test_login_without_pin_file_explains(app: Any, tmp_path: Path, clock: Any) -
     client = build_web(app, tmp_path / "empty", clock).test_client()
     response = post(client, "/chair/login", {"pin": CHAIR_PIN})
     assert response.status_code == 503 and "provisioning" in response.get_data(as_text=True)
+    post(client, "/lang/ky")
+    page = post(client, "/chair/login", {"pin": CHAIR_PIN}).get_data(as_text=True)
+    assert "Бул түзмөктө төраганын ПИН-коду коюлган эмес" in page and "no chair PIN" not in page
+
+
+def test_a_damaged_pin_file_is_explained_in_the_page_language(app: Any, instance: Path, clock: Any) -> None:
+    (instance / "chair_pin.json").write_text("{not json")
+    client = build_web(app, instance, clock).test_client()
+    post(client, "/lang/ru")
+    response = post(client, "/chair/login", {"pin": CHAIR_PIN})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503 and "Файл ПИН-кода председателя" in page and "damaged" not in page
 
 
 @given(st.integers(min_value=0, max_value=40), st.floats(min_value=1, max_value=3600))
