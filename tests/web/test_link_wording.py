@@ -58,3 +58,8 @@ def test_everything_delivered_is_not_offline(client: FlaskClient, app: Any, monk
 def test_a_standing_failure_is_offline(client: FlaskClient, app: Any, monkeypatch: Any) -> None:
     page = show(client, app, monkeypatch, online=False, failures=3, last_error="no answer", waiting=4)
     assert 'data-link="offline"' in page and "Offline" in page
+
+
+def test_records_not_yet_tried_are_sending_not_offline(client: FlaskClient, app: Any, monkeypatch: Any) -> None:
+    page = show(client, app, monkeypatch, online=None, waiting=2, last_seq=2)
+    assert 'class="link-pending" data-link="sending"' in page and "Offline" not in page
