@@ -18,6 +18,7 @@ Wiring: the appliance owns one ``Journal``; ``verify.py`` reads it row by row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -80,6 +81,11 @@ class Row:
     hash: bytes
 
 
+@functools.lru_cache(maxsize=256)
+def _kind_json(kind: str) -> str:
+    return json.dumps(kind)
+
+
 def row_hash(prev: bytes, seq: int, at_us: int, kind: str, body: str) -> bytes:
     """The chain hash of one row: SHA-256 over the previous hash and the canonical row content.
 
@@ -88,7 +94,7 @@ def row_hash(prev: bytes, seq: int, at_us: int, kind: str, body: str) -> bytes:
     sorted order) instead of being parsed and re-serialized. A body that is not
     canonical therefore never matches the hash it was written with.
     """
-    content = f'{{"at_us":{at_us},"body":{body},"kind":{json.dumps(kind)},"seq":{seq}}}'
+    content = f'{{"at_us":{at_us},"body":{body},"kind":{_kind_json(kind)},"seq":{seq}}}'
     return hashlib.sha256(prev + content.encode()).digest()
 
 

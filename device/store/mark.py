@@ -30,8 +30,8 @@ import os
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from device.core.delays import DEFAULT_DELAYS
 from device.files import sync_path
@@ -48,9 +48,8 @@ class MarkDamaged(StorageDamaged):
     code = "mark_damaged"
 
 
-@dataclass(frozen=True)
-class Mark:
-    """The newest event known to be committed: its seq and chain hash, for one station."""
+class Mark(NamedTuple):
+    """The newest event known to be committed: its seq and chain hash, for one station (a tuple: made per append)."""
 
     station_id: str
     seq: int
@@ -64,12 +63,12 @@ def mark_path(journal_path: Path) -> Path:
 
 
 def encode_slot(mark: Mark) -> bytes:
-    return _slot(json.dumps(mark.station_id), mark)
+    return _slot(json.dumps(mark.station_id).encode(), mark.seq, mark.hash, mark.n)
 
 
-def _slot(station_json: str, mark: Mark) -> bytes:
-    """The slot bytes: canonical JSON (keys sorted, built as text: this runs after every append) and its CRC-32."""
-    line = f'{{"hash":"{mark.hash.hex()}","n":{mark.n},"seq":{mark.seq},"station":{station_json}}}'.encode()
+def _slot(station_json: bytes, seq: int, digest: bytes, n: int) -> bytes:
+    """The slot bytes: canonical JSON (keys sorted, built as bytes: this runs after every append) and its CRC-32."""
+    line = b'{"hash":"%s","n":%d,"seq":%d,"station":%s}' % (digest.hex().encode(), n, seq, station_json)
     return b"%s\n%08x\n" % (line, zlib.crc32(line))
 
 
@@ -108,7 +107,7 @@ class HighWaterMark:
     def __init__(self, path: Path, station_id: str, *, sync_every: float = DEFAULT_DELAYS.journal_mark_sync,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.path, self.station_id = path, station_id
-        self._station_json = json.dumps(station_id)
+        self._station_json = json.dumps(station_id).encode()
         self.sync_every, self._monotonic = sync_every, monotonic
         self.last: Mark | None = read_mark(path)
         self._fd = -1
@@ -148,17 +147,17 @@ class HighWaterMark:
 
     def advance(self, seq: int, digest: bytes) -> None:
         """Record that events through ``seq`` (chain hash ``digest``) are committed; never moves back."""
-        if self.last is not None and seq <= self.last.seq:
+        last = self.last
+        if last is not None and seq <= last.seq:
             return
-        n = self.last.n + 1 if self.last is not None else 0
-        mark = Mark(self.station_id, seq, digest, n)
+        n = last.n + 1 if last is not None else 0
         if self._fd < 0:
             raise StorageDamaged(f"{self.path}: the high-water mark was not opened for writing")
         try:
-            os.pwrite(self._fd, _slot(self._station_json, mark), (n % 2) * SLOT)
+            os.pwrite(self._fd, _slot(self._station_json, seq, digest, n), (n % 2) * SLOT)
         except OSError as exc:
             raise from_os(exc, self.path) from None
-        self.last, self._dirty = mark, True
+        self.last, self._dirty = Mark(self.station_id, seq, digest, n), True
         if self._monotonic() - self._synced_at >= self.sync_every:
             self.sync()
 

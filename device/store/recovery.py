@@ -34,7 +34,7 @@ from device.core import events as ev
 from device.files import sync_path
 
 from .errors import JournalError
-from .journal import Journal
+from .journal import Journal, connect_read_only
 from .mark import Mark, MarkDamaged, mark_path, read_mark
 from .verify import verify_journal
 
@@ -116,10 +116,29 @@ def _verified_copy(path: Path, station_id: str, known: Mark | None) -> tuple[int
 
 
 def _mark(journal_path: Path) -> tuple[Mark | None, bool]:
+    """What was recorded: the mark, or the journal's own head where it reaches further (a lost mark)."""
     try:
-        return read_mark(mark_path(journal_path)), True
+        known, readable = read_mark(mark_path(journal_path)), True
     except MarkDamaged:
-        return None, False
+        known, readable = None, False
+    head = _head(journal_path)
+    if head is not None and (known is None or head.seq > known.seq):
+        known = head
+    return known, readable
+
+
+def _head(journal_path: Path) -> Mark | None:
+    if not journal_path.is_file():
+        return None
+    try:
+        conn = connect_read_only(journal_path)
+        try:
+            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except (sqlite3.Error, JournalError):
+        return None
+    return Mark("", int(row[0]), bytes(row[1])) if row else None
 
 
 def _loss(known: Mark | None, readable: bool, events: int, digest: bytes | None, what: str) -> str | None:

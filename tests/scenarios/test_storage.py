@@ -231,3 +231,27 @@ def test_a_full_disk_refuses_the_event_then_recording_resumes_without_restart(ap
     full_disk.free()
     app.journal.append([ev.Annotation("note", "space is back")], 1_800_000_001.0)
     assert app.journal.last_seq > before and app.verify().ok
+
+
+def test_a_restore_never_replaces_a_longer_journal_even_without_its_mark(make_app: Any, station_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    app = make_app()
+    app.open_polls()
+    app.backup(station_dir / "usb-stick")
+    app.identify(ScanRead(demo_pins(1)[0], "qr", "t"))
+    station = as_killed(station_dir, tmp_path / "killed")
+    (station / "data" / "journal.mark").unlink()
+    with pytest.raises(RecoveryRefused, match="1 would be lost"):
+        restore(station / "usb-stick" / backup_name(STATION), station / "data" / "journal.db", STATION)
+    assert not list((station / "data").glob("journal-replaced-*"))
+
+
+def test_verify_says_what_happened_and_what_to_do(killed: tuple[Path, int], clock: Any) -> None:
+    station, recorded = killed
+    flip_middle_of_wal(station / "data")
+    report = verify_path(station / "data" / "journal.db", STATION)
+    assert report.sentence().startswith(f"journal REFUSED at event {report.events + 1}: the journal ends at event "
+                                        f"{report.events}, but {recorded} events were recorded (journal.mark): "
+                                        "its tail was lost or damaged; the files as found are kept in ")
+    assert report.sentence().endswith("Do not record on this unit: call the technician, who restores the journal "
+                                      "from the backup stick (technician guide, \"Journal refused at start\").")
