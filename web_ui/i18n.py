@@ -107,6 +107,25 @@ SCANNER_STATES: dict[str, Any] = {
 }
 
 
+UNKNOWN_ALARM_ADVICE = _l("This screen has no words for this alarm yet. Call the technician, then acknowledge.")
+
+
+def alarm_title(alarm: dict[str, Any]) -> str:
+    """The alarm's title in the chosen language (a kind newer than this screen: "Alarm" and its code)."""
+    kind = str(alarm.get("kind", ""))
+    known = ALARM_TITLES.get(kind)
+    return str(known) if known is not None else f"{_l('Alarm')} ({kind})"
+
+
+def alarm_advice(alarm: dict[str, Any]) -> str:
+    """What to do about the alarm, in the chosen language; the appliance's own (English) sentence only
+    when the screen is in English and has none of its own for this kind."""
+    known = ALARM_ADVICE.get(str(alarm.get("kind", "")))
+    if known is not None:
+        return str(known)
+    return str(alarm.get("advice") or "") if current_language() == "en" else str(UNKNOWN_ALARM_ADVICE)
+
+
 def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in LANGUAGES:
@@ -168,4 +187,4 @@ def init_app(app: Flask) -> None:
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
                                  SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE,
                                  UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED,
-                                 LINK_STATES=LINK_STATES)
+                                 LINK_STATES=LINK_STATES, alarm_title=alarm_title, alarm_advice=alarm_advice)

@@ -106,3 +106,17 @@ def test_times_from_iso_strings_and_numbers_agree(web: Any) -> None:
         assert i18n.fmt_time("2027-01-15T08:00:00.000000Z", True) == i18n.fmt_time(1_800_000_000.0, True) == "14:00:00"
         assert i18n.fmt_time(None) == "—"
         assert i18n.fmt_number(1234567) == "1\xa0234\xa0567"
+
+
+def test_an_alarm_newer_than_the_screen_is_still_in_the_page_language(client: FlaskClient, app: Any,
+                                                                      monkeypatch: Any) -> None:
+    real = app.status
+    newer = {"id": 7, "kind": "storage_low", "detail": "", "at": 1_800_000_000.0,
+             "advice": "Free space on the card or call the technician."}
+    monkeypatch.setattr(app, "status", lambda: {**real(), "alarms": [newer]})
+    page = client.get("/").get_data(as_text=True)
+    assert "Alarm (storage_low)" in page and "Free space on the card" in page
+    post(client, "/lang/ky")
+    page = client.get("/").get_data(as_text=True)
+    assert "Эскертүү (storage_low)" in page and "Бул экранда бул эскертүү үчүн азырынча сөз жок" in page
+    assert "Free space" not in page
