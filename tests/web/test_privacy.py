@@ -140,9 +140,12 @@ def test_the_walk_covers_every_route(web: Flask) -> None:
     assert ("GET", "/api/status?view=observer") in {(m, u) for m, u, _ in requests(web)}
 
 
-def test_status_json_never_names_the_voter_even_for_the_chair(chair: FlaskClient, day: tuple[Personal, Any]) -> None:
+def test_only_the_chairs_own_status_screen_names_the_voter(chair: FlaskClient, day: tuple[Personal, Any]) -> None:
     personal, app = day
     app.identify(ScanRead(personal.numbers[0], "qr", "t"))
     body = chair.get("/api/status?view=status").get_json()
     assert personal.found_in(str(body["status"])) == []
     assert personal.names[0] in body["html"]  # the chair's own screen, rendered for the chair's session
+    assert personal.names[0] in chair.get("/events?view=status").get_data(as_text=True)
+    post(chair, "/chair/logout")
+    assert personal.found_in(chair.get("/events?view=status").get_data(as_text=True)) == []
