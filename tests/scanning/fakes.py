@@ -1,10 +1,15 @@
-"""Fake devices for the scan-source tests: a clock, a scripted keyboard, a scripted camera."""
+"""Fake devices for the scan-source tests: a clock, a scripted keyboard, camera and serial port."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import serial
+
+from device.hardware.decoders.frames import FrameSkipper
+from device.hardware.interfaces import ScanRead
 
 
 @dataclass
@@ -59,6 +64,43 @@ class FakeCamera:
 
     def grab(self) -> Any:
         return self.frames.pop(0) if self.frames else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class EveryFrame(FrameSkipper):
+    """A frame skipper that skips nothing (the frames of these fakes are payloads, not images)."""
+
+    def wants(self, gray: Any) -> bool:
+        return True
+
+
+class TextDecoder:
+    """A decoder whose frames are the decoded text itself; an empty frame holds no symbol."""
+
+    name = "fake"
+
+    def decode(self, gray: Any) -> list[ScanRead]:
+        return [ScanRead(str(gray), "pdf417", self.name)] if gray else []
+
+
+class ScriptedPort:
+    """A serial port that returns one scripted chunk per read, advancing the clock; unplugged at the end."""
+
+    def __init__(self, clock: FakeClock, chunks: list[bytes]) -> None:
+        self.clock, self.chunks = clock, list(chunks)
+        self.closed = False
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.chunks[0]) if self.chunks else 0
+
+    def read(self, size: int) -> bytes:
+        self.clock.advance(0.03)
+        if not self.chunks:
+            raise serial.SerialException("device reports readiness to read but returned no data")
+        return self.chunks.pop(0)
 
     def close(self) -> None:
         self.closed = True

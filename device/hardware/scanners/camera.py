@@ -40,8 +40,8 @@ class CameraSource(DeviceLoop):
     name = "camera"
 
     def __init__(self, *, decoder: Decoder, opener: Callable[[], Camera | None], skipper: FrameSkipper | None = None,
-                 retry_every: float = 2.0, wait: Wait | None = None) -> None:
-        super().__init__(retry_every=retry_every, wait=wait)
+                 retry_every: float = 2.0, wait: Wait | None = None, restart_cap: float | None = None) -> None:
+        super().__init__(retry_every=retry_every, wait=wait, restart_cap=restart_cap)
         self.skipper = skipper or FrameSkipper()
         self.pipeline = FramePipeline(decoder, self.name, self.skipper)
         self._opener = opener

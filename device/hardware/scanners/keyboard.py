@@ -47,8 +47,8 @@ class KeyboardScanner(DeviceLoop):
 
     def __init__(self, *, device: str, layout: str = "us", gap: float = 0.08, monotonic: Callable[[], float],
                  retry_every: float = 2.0, wait: Wait | None = None,
-                 opener: Callable[[], KeyDevice | None] | None = None) -> None:
-        super().__init__(retry_every=retry_every, wait=wait)
+                 opener: Callable[[], KeyDevice | None] | None = None, restart_cap: float | None = None) -> None:
+        super().__init__(retry_every=retry_every, wait=wait, restart_cap=restart_cap)
         self.device, self.layout = device, keymap(layout)
         self._gap, self._monotonic = gap, monotonic
         self._opener = opener or (lambda: open_evdev(device))

@@ -88,9 +88,12 @@ class KeyDecoder:
 
     def _alt_release(self) -> str:
         digits, self._alt_code = self._alt_code, ""
-        if digits and 0 < int(digits) < 0x110000:
-            return chr(int(digits))
-        return ""
+        if not digits or len(digits) > 7:  # no code point has more than 7 digits (and int() caps its input)
+            return ""
+        code = int(digits)
+        if not 0 < code < 0x110000 or 0xD800 <= code <= 0xDFFF:  # a surrogate is no character
+            return ""
+        return chr(code)
 
 
 def key_events(text: str, keymap: Keymap) -> list[tuple[int, int]]:

@@ -1,21 +1,38 @@
 """The reconnecting device loop shared by every physical scan source.
 
-``DeviceLoop`` implements ``ScanSource``: ``start`` runs ``run`` on its own
-thread. ``run`` opens the device (``open_device`` returns None while it is
-absent), reports CONNECTED, calls ``pump`` until the device is lost (``pump``
-raises ``OSError``), closes it, reports DISCONNECTED and tries again every
-``retry_every`` seconds: unplugging and re-plugging needs no restart.
+``DeviceLoop`` implements ``ScanSource``: ``start`` runs ``supervise`` on its
+own thread. ``run`` opens the device (``open_device`` returns None while it
+is absent), reports CONNECTED, calls ``pump`` until the device is lost
+(``pump`` raises ``OSError``), closes it, reports DISCONNECTED and tries
+again every ``retry_every`` seconds: unplugging and re-plugging needs no
+restart.
+
+``supervise`` keeps the reading alive whatever happens inside it: a decoder
+or a read callback that raises anything else would otherwise end the thread
+while the state still said CONNECTED, and no later document would be read.
+Such a fault is logged (its type and place, never its message, which may
+quote a payload), reported as DISCONNECTED (the appliance raises the
+scanner-lost alarm while polls are open), and ``run`` starts again after a
+backoff: ``retry_every``, doubling with each fault in a row up to
+``restart_cap`` (``Delays.scanner_restart_cap``); a read delivered without a
+fault ends the row. CONNECTED is reported again once the device is reopened.
+
 Waiting goes through the injected ``wait(seconds) -> stop requested`` so tests
-drive the loop without sleeping; ``run`` can be called directly in a test.
+drive the loop without sleeping; ``run`` and ``supervise`` can be called
+directly in a test.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from device.core.backoff import backoff_ceiling
+from device.core.delays import DEFAULT_DELAYS
 from device.hardware.interfaces import ScannerState, ScanRead
 
 log = logging.getLogger("pollbox.scanner")
@@ -29,8 +46,13 @@ class DeviceLoop:
 
     name = "device"
 
-    def __init__(self, *, retry_every: float = 2.0, wait: Wait | None = None) -> None:
+    def __init__(self, *, retry_every: float = 2.0, wait: Wait | None = None,
+                 restart_cap: float | None = None) -> None:
         self.retry_every = retry_every
+        self.restart_cap = DEFAULT_DELAYS.scanner_restart_cap if restart_cap is None else restart_cap
+        self.faults = 0
+        """Faults of the reading loop since the source was made (each one restarted it)."""
+        self._faults_in_row = 0
         self._stop = threading.Event()
         self._wait: Wait = wait or self._stop.wait
         self._state = ScannerState.DISCONNECTED
@@ -43,7 +65,7 @@ class DeviceLoop:
 
     def start(self, on_read: Callable[[ScanRead], None], on_state: Callable[[ScannerState], None]) -> None:
         self.attach(on_read, on_state)
-        self._thread = threading.Thread(target=self.run, name=f"pollbox-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self.supervise, name=f"pollbox-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -59,6 +81,17 @@ class DeviceLoop:
     def attach(self, on_read: Callable[[ScanRead], None], on_state: Callable[[ScannerState], None]) -> None:
         self._on_read, self._on_state = on_read, on_state
         self._stop.clear()
+
+    def supervise(self) -> None:
+        """``run`` until ``stop``, restarting it after a backoff whenever a fault escapes it."""
+        while not self._stop.is_set():
+            try:
+                self.run()
+            except Exception as exc:  # anything else would end the thread with the state still CONNECTED
+                if self._restart_after(exc):
+                    return
+            else:
+                return
 
     def run(self) -> None:
         """Open, pump, reopen, until ``stop``; returns when stopped."""
@@ -76,6 +109,20 @@ class DeviceLoop:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def _restart_after(self, exc: Exception) -> bool:
+        """Log and report the fault, then wait the backoff; True if stop was requested meanwhile."""
+        self.faults += 1
+        self._faults_in_row += 1
+        delay = backoff_ceiling(self._faults_in_row, self.retry_every, self.restart_cap)
+        log.error("%s: the reading loop failed (%s at %s); restarting it in %g s (fault %d in a row)",
+                  self.name, type(exc).__name__, _place(exc), delay, self._faults_in_row)
+        try:
+            self.set_state(ScannerState.DISCONNECTED)
+        except Exception as report:  # the listener failed too: the restart must still happen
+            log.error("%s: reporting the failure failed too (%s at %s)", self.name, type(report).__name__,
+                      _place(report))
+        return self._stop.is_set() or self._wait(delay)
 
     def _try_open(self) -> Any:
         try:
@@ -103,6 +150,7 @@ class DeviceLoop:
     def emit(self, read: ScanRead) -> None:
         if self._on_read is not None:
             self._on_read(read)
+        self._faults_in_row = 0
 
     # Overridden by each source ----------------------------------------------------
 
@@ -117,3 +165,12 @@ class DeviceLoop:
     def close_device(self, handle: Any) -> None:
         """Release the device; must not raise."""
         raise NotImplementedError
+
+
+def _place(exc: BaseException) -> str:
+    """Where ``exc`` was raised, as ``file:line in function`` (no message: it may quote a payload)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} in {last.name}"

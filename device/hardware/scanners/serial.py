@@ -32,8 +32,8 @@ class SerialScanner(DeviceLoop):
 
     def __init__(self, *, port: str, baudrate: int = 9600, gap: float = 0.08, monotonic: Callable[[], float],
                  retry_every: float = 2.0, wait: Wait | None = None,
-                 opener: Callable[[], Any] | None = None) -> None:
-        super().__init__(retry_every=retry_every, wait=wait)
+                 opener: Callable[[], Any] | None = None, restart_cap: float | None = None) -> None:
+        super().__init__(retry_every=retry_every, wait=wait, restart_cap=restart_cap)
         self.port, self.baudrate = port, baudrate
         self._gap, self._monotonic = gap, monotonic
         self._opener = opener or self._open_port
