@@ -53,6 +53,8 @@ ALARM_ADVICE: dict[AlarmKind, str] = {
     AlarmKind.BOX_UNIT_LOST: "The ballot box unit does not answer. Check its cable, pause the polls if it does not come back, then acknowledge.",
     AlarmKind.BOX_UNIT_REPLACED: "Another ballot box unit answers, or the unit's memory was erased: the unit was replaced or reset. No ballot was added to the count or removed from it. Check the unit and its seals with the observers, note it in the protocol, then acknowledge.",
     AlarmKind.SCANNER_LOST: "The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge.",
+    AlarmKind.STORAGE_LOW: "The unit's card is almost full. The unit still records and nothing is lost; call the technician to free space today, then acknowledge.",
+    AlarmKind.STORAGE_FAILED: "The unit cannot write its journal (card full, read-only or failing): nobody is admitted and the slot stays locked. If the card is full, free space and recording resumes by itself; otherwise call the technician. Then acknowledge.",
 }
 
 

@@ -41,6 +41,8 @@ class AlarmKind(str, enum.Enum):
     BOX_UNIT_LOST = "box_unit_lost"
     BOX_UNIT_REPLACED = "box_unit_replaced"
     SCANNER_LOST = "scanner_lost"
+    STORAGE_LOW = "storage_low"
+    STORAGE_FAILED = "storage_failed"
 
 
 class CheckinMethod(str, enum.Enum):
