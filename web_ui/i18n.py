@@ -33,6 +33,8 @@ ALARM_TITLES: dict[str, Any] = {
     "box_unit_lost": _l("Ballot box unit not answering"),
     "box_unit_replaced": _l("Ballot box unit replaced"),
     "scanner_lost": _l("Document scanner disconnected"),
+    "storage_low": _l("Storage almost full"),
+    "storage_failed": _l("The journal cannot be written"),
 }
 
 ALARM_ADVICE: dict[str, Any] = {
@@ -49,6 +51,11 @@ ALARM_ADVICE: dict[str, Any] = {
                             "or reset. No ballot was added to the count or removed from it. Check the unit and its "
                             "seals with the observers, note it in the protocol, then acknowledge."),
     "scanner_lost": _l("The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge."),
+    "storage_low": _l("The unit's card is almost full. The unit still records and nothing is lost; call the technician "
+                      "to free space today, then acknowledge."),
+    "storage_failed": _l("The unit cannot write its journal (card full, read-only or failing): nobody is admitted and "
+                         "the slot stays locked. If the card is full, free space and recording resumes by itself; "
+                         "otherwise call the technician. Then acknowledge."),
 }
 
 OUTCOMES: dict[str, Any] = {

@@ -111,12 +111,12 @@ def test_times_from_iso_strings_and_numbers_agree(web: Any) -> None:
 def test_an_alarm_newer_than_the_screen_is_still_in_the_page_language(client: FlaskClient, app: Any,
                                                                       monkeypatch: Any) -> None:
     real = app.status
-    newer = {"id": 7, "kind": "storage_low", "detail": "", "at": 1_800_000_000.0,
+    newer = {"id": 7, "kind": "kind_from_a_newer_unit", "detail": "", "at": 1_800_000_000.0,
              "advice": "Free space on the card or call the technician."}
     monkeypatch.setattr(app, "status", lambda: {**real(), "alarms": [newer]})
     page = client.get("/").get_data(as_text=True)
-    assert "Alarm (storage_low)" in page and "Free space on the card" in page
+    assert "Alarm (kind_from_a_newer_unit)" in page and "Free space on the card" in page
     post(client, "/lang/ky")
     page = client.get("/").get_data(as_text=True)
-    assert "Эскертүү (storage_low)" in page and "Бул экранда бул эскертүү үчүн азырынча сөз жок" in page
+    assert "Эскертүү (kind_from_a_newer_unit)" in page and "Бул экранда бул эскертүү үчүн азырынча сөз жок" in page
     assert "Free space" not in page
