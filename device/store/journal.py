@@ -46,6 +46,7 @@ from .errors import (
     from_sqlite,
 )
 from .mark import HighWaterMark, Mark, MarkDamaged, mark_path, read_mark
+from .space import STORAGE_RESERVE_BYTES, StorageSpace, storage_space
 
 log = logging.getLogger("pollbox.journal")
 
@@ -348,6 +349,10 @@ class Journal:
                 self.conn.execute("ROLLBACK")
         except sqlite3.Error as exc:   # SQLite rolls back on its own after a full disk or an I/O error
             log.warning("journal rollback: %s", exc)
+
+    def space(self, reserve_bytes: int = STORAGE_RESERVE_BYTES) -> StorageSpace:
+        """Free space beside the journal against the reserve (one statvfs); ``.low``: raise the low-storage alarm."""
+        return storage_space(self.path, reserve_bytes)
 
     def sync_mark(self) -> None:
         """Make the high-water mark durable now if an append moved it (cheap when it did not); call each tick."""

@@ -127,10 +127,43 @@ def test_os_errors_map_to_the_family(tmp_path: Path, errno_: int, cls: type[Stor
 
 
 def test_free_space_against_the_reserve(journal: Journal) -> None:
-    space = storage_space(journal.path)
+    space = journal.space()
     assert space.reserve_bytes == STORAGE_RESERVE_BYTES and space.free_bytes > 0
     st = os.statvfs(journal.path.parent)
     assert abs(space.free_bytes - st.f_bavail * st.f_frsize) < 64 * 1024 * 1024
     low = storage_space(journal.path, reserve_bytes=space.free_bytes + 2**40)
     assert low.low and "call the technician" in low.sentence()
     assert not storage_space(journal.path.parent, reserve_bytes=1).low
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Any:
+    """A 512 KiB tmpfs, where a real ENOSPC can happen; only as root (skips elsewhere)."""
+    import subprocess
+    mount = tmp_path / "card"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_really_full_file_system_is_storage_full_and_heals(tiny_tmpfs: Path) -> None:
+    journal = Journal(tiny_tmpfs / "journal.db", "S1")
+    journal.append([ev.PollsOpened(0, 0)], 1000.0)
+    filler = os.open(tiny_tmpfs / "filler", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError):
+        while True:
+            os.write(filler, b"x" * 4096)
+    os.close(filler)
+    assert storage_space(journal.path).low
+    with pytest.raises(StorageFull):
+        for _ in range(1000):
+            journal.append([ev.Annotation("note", "y" * 300)], 1001.0)
+    seq = journal.last_seq
+    assert verify_journal(journal).ok and read_mark(mark_path(journal.path)).seq == seq   # type: ignore[union-attr]
+    (tiny_tmpfs / "filler").unlink()
+    assert [r.seq for r in journal.append([ev.BallotCounted(None)], 1002.0)] == [seq + 1]
+    assert verify_journal(journal).ok
+    journal.close()
