@@ -26,7 +26,7 @@ from device.decision import ActionRefused
 from device.demo import STATION, demo_pins
 from device.hardware.interfaces import ScanRead
 from device.store.backup import backup_name
-from device.store.errors import JournalMissing, StorageError, StorageFull
+from device.store.errors import JournalMissing, StorageError, StorageFull, StorageReadOnly
 from device.store.journal import Journal
 from device.store.mark import read_mark
 from device.store.recovery import RecoveryRefused, accept_as_found, restore
@@ -255,3 +255,12 @@ def test_verify_says_what_happened_and_what_to_do(killed: tuple[Path, int], cloc
                                         "its tail was lost or damaged; the files as found are kept in ")
     assert report.sentence().endswith("Do not record on this unit: call the technician, who restores the journal "
                                       "from the backup stick (technician guide, \"Journal refused at start\").")
+
+
+def test_a_read_only_journal_at_start_is_a_typed_error_with_advice(make_app: Any, station_dir: Path, clock: Any,
+                                                                   make_unwritable: Any) -> None:
+    make_app().stop()
+    make_unwritable(station_dir / "data" / "journal.db")
+    with pytest.raises(StorageReadOnly) as caught:
+        build_appliance(load_config(station_dir / "station.toml"), clock=clock)
+    assert "cannot be written" in str(caught.value) and "call the technician" in caught.value.advice
