@@ -39,7 +39,9 @@ from receiver.pgcluster import ClusterError, start_cluster
 from receiver.registry import DeviceEntry, Registry
 from receiver.service import Receiver, build_receiver
 from receiver.status import StationStatus
-from receiver.storage import RANK_COLUMNS, SORTS, STATUS_COLUMNS, OverviewQuery, Position, Storage, ranks
+from receiver.storage import Storage
+from receiver.store.overview import SORTS, OverviewQuery, Position, ranks
+from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS
 
 BATCH = 50
 JOURNAL_HASH = "5e" * 32  # the journal chain hash every body carries (its value does not matter here)

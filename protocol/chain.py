@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from protocol.envelope import SignedRecord
+from typing import Protocol
 
 ZERO_HASH = "0" * 64
+
+
+class Linked(Protocol):
+    """What the chain needs of a record (``envelope.SignedRecord`` has it)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def prev(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
 
 
 class ChainError(Exception):
@@ -31,18 +41,18 @@ def record_hash(record_bytes: bytes) -> str:
     return hashlib.sha256(record_bytes).hexdigest()
 
 
-def link_error(record: SignedRecord, last_seq: int, last_hash: str) -> ChainError | None:
+def link_error(record: Linked, last_seq: int, last_hash: str) -> ChainError | None:
     """Why ``record`` cannot follow the record ``last_seq`` whose hash is ``last_hash`` (None if it can)."""
     if record.seq != last_seq + 1:
         return ChainError("gap", f"record {record.seq} cannot follow record {last_seq}: "
                                  f"records {last_seq + 1}-{record.seq - 1} are missing", record.seq)
-    if record.fields["prev"] != last_hash:
+    if record.prev != last_hash:
         return ChainError("chain_broken", f"record {record.seq} does not chain to record {last_seq} "
                                           "(prev hash differs)", record.seq)
     return None
 
 
-def check_chain(records: Sequence[SignedRecord], last_seq: int = 0, last_hash: str = ZERO_HASH) -> str:
+def check_chain(records: Sequence[Linked], last_seq: int = 0, last_hash: str = ZERO_HASH) -> str:
     """Check that ``records`` follow record ``last_seq`` (hash ``last_hash``) and each other; the last hash.
 
     Raises ChainError at the first record that does not follow.

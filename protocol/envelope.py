@@ -109,6 +109,10 @@ class SignedRecord:
         return str(self.fields["key"])
 
     @property
+    def prev(self) -> str:
+        return str(self.fields["prev"])
+
+    @property
     def type(self) -> str:
         return str(self.fields["type"])
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
-from receiver.ingest import MAX_BYTES
-from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, Receiver, build_receiver
-
-EXTENSION = "pollbox_receiver"
+from protocol.batch import MAX_BYTES
+from receiver import views_api, views_pages
+from receiver.current import install
+from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, build_receiver
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -32,16 +32,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     if not str(app.config["DATABASE_URL"]).startswith(("postgres", "sqlite:")):
         Path(app.config["DATABASE_URL"]).parent.mkdir(parents=True, exist_ok=True)
-    app.extensions[EXTENSION] = build_receiver(app.config)
-
-    from receiver import views_api, views_pages
-
+    install(app, build_receiver(app.config))
     views_api.init_app(app)
     views_pages.init_app(app)
     return app
-
-
-def receiver() -> Receiver:
-    """The Receiver of the running app."""
-    found: Receiver = current_app.extensions[EXTENSION]
-    return found

@@ -39,7 +39,8 @@ from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
 from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
-from receiver.storage import Storage, StorageError, is_postgres, open_storage, sqlite_path
+from receiver.storage import Storage, open_storage
+from receiver.store.db import StorageError, is_postgres, sqlite_path
 
 log = logging.getLogger("pollbox.receiver.cli")
 

@@ -29,12 +29,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from protocol.batch import MAX_RECORDS
 from protocol.canonical import canonical
 from protocol.export import ExportError, read_export
-from receiver.ingest import MAX_RECORDS, Ingestor, Outcome, Rejection
+from receiver.ingest import Ingestor, Outcome, Rejection
 from receiver.keys import ReceiverKeyError, load_receiver_key
 from receiver.registry import Registry, RegistryError, RegistryFile, decode_public_key
-from receiver.storage import Storage, StorageError, open_storage
+from receiver.storage import Storage, open_storage
+from receiver.store.db import StorageError
 
 DEFAULT_SILENT_AFTER_MINUTES = 15
 

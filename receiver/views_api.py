@@ -13,11 +13,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from protocol.batch import MAX_BYTES
 from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
-from receiver.app import receiver
-from receiver.ingest import MAX_BYTES, Outcome
-from receiver.storage import StorageError
+from receiver.current import receiver
+from receiver.ingest import Outcome
+from receiver.store.db import StorageError
 
 BATCH_TYPE = "application/x-pollbox-batch"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")

@@ -18,10 +18,11 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, abort, render_template, request
 
-from receiver.app import receiver
+from receiver.current import receiver
 from receiver.registry import DeviceEntry, Registry, Revocation
 from receiver.status import StationStatus
-from receiver.storage import SILENT_RECOUNT_SECONDS, SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError
+from receiver.store.overview import SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError
+from receiver.store.tallies import SILENT_RECOUNT_SECONDS
 
 PER_PAGE = 100
 COUNT_CAP = 10_000  # with a prefix, matches are counted only when the prefix holds at most this many

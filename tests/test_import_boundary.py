@@ -63,3 +63,51 @@ def test_the_check_sees_an_import_across_the_wire(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert sorted(imported(fake / "bad.py")) == ["device.keys", "device.upstream", "receiver.registry"]
     assert len(violations("receiver")) == 2
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> the modules of ``packages`` it imports, at any depth of its code (functions included)."""
+    modules = {module_name(p): p for package in packages for p in (ROOT / package).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported_name in imported(path):
+            while imported_name and imported_name not in modules:
+                imported_name = imported_name.rpartition(".")[0]
+            if imported_name and imported_name != name and not name.startswith(imported_name + "."):
+                targets.add(imported_name)
+        graph[name] = targets
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import circle, found by depth-first search (each reported once from its first module)."""
+    found, done = [], set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        if node in trail:
+            found.append(trail[trail.index(node):] + [node])
+            return
+        if node in done:
+            return
+        for target in sorted(graph.get(node, ())):
+            visit(target, [*trail, node])
+        done.add(node)
+
+    for start in sorted(graph):
+        visit(start, [])
+    return found
+
+
+@pytest.mark.parametrize("package", ["receiver", "protocol"])
+def test_no_import_circle(package: str) -> None:
+    assert circles(import_graph((package,))) == []
+
+
+def test_the_circle_check_sees_a_circle_through_a_function_import() -> None:
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]

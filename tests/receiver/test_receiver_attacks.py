@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rx_kit import Setup, Unit, post, stored
 
-from protocol.batch import encode_batch
+from protocol.batch import MAX_BYTES, MAX_RECORDS, encode_batch
 from protocol.canonical import canonical
 from protocol.envelope import SignedRecord, b64u, make_record
-from receiver.ingest import MAX_BYTES, MAX_RECORDS, BatchRejected, decode, gunzip
+from receiver.ingest import BatchRejected, decode, gunzip
 
 
 def rejected(app: Flask, client: FlaskClient, body: list[SignedRecord] | bytes, code: str, status: int,

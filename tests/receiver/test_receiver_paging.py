@@ -24,16 +24,9 @@ from rx_kit import Setup, Unit, post
 from device.hardware.clock import FakeClock
 from receiver.pgcluster import Cluster
 from receiver.status import StationStatus
-from receiver.storage import (
-    SILENT_RECOUNT_SECONDS,
-    SORTS,
-    STATUS_FILTERS,
-    OverviewQuery,
-    PageTokenError,
-    Position,
-    Storage,
-    open_storage,
-)
+from receiver.storage import Storage, open_storage
+from receiver.store.overview import SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError, Position
+from receiver.store.tallies import SILENT_RECOUNT_SECONDS
 
 NOW = 1_800_100_000.0
 SILENT_BEFORE = NOW - 15 * 60

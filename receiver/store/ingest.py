@@ -1,0 +1,175 @@
+"""Ingest into the database: one station's authenticated records sequenced and stored in one transaction.
+
+``store`` locks the station's row (PostgreSQL: ``SELECT ... FOR UPDATE``;
+SQLite holds the write lock for the whole transaction), sequences the records
+against what is stored (``receiver/ingest.py`` ``sequence``: duplicates,
+conflicts, gaps, broken chains), appends the new ones to the public log (the
+``tree`` row's lock) and the ``records`` table with their key id, folds them
+into the station's row and its alarms (``receiver/status.py``), keeps a
+conflicting record as evidence, and moves the counts last. Locks are always
+taken in that order (station, tree, counts), so they cannot deadlock.
+Signatures were verified before, outside any lock.
+
+Also the reads of what ingest wrote: records, alarms, conflicts, rejections.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from protocol import merkle
+from protocol.envelope import SignedRecord
+from receiver.ingest import Plan, Rejection, sequence
+from receiver.limits import MAX_ROWS
+from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
+from receiver.store.merkle_log import MerkleLog
+from receiver.store.overview import ranks
+from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS
+from receiver.store.tallies import Tallies, tally
+
+MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
+MAX_REASON = 500  # characters of a rejection's reason and source kept
+
+
+class Ingest(MerkleLog, Tallies):
+    """Stores records and rejections; reads them back."""
+
+    max_rejections = MAX_REJECTIONS
+
+    def store(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
+        """Sequence and store one station's authenticated records in one transaction."""
+        if not records:
+            return Plan()
+        with self._transaction():
+            before, created = self._locked_status(station)
+            plan = sequence(records, before.highest_seq, before.last_hash,
+                            self._stored_hashes(station, records, before.highest_seq))
+            after = before
+            if plan.new:
+                self._insert_records(plan.new, now)
+                after = self._apply_alarms(fold(before, plan.new, now),
+                                           alarm_changes(plan.new) + evidence_alarms(before, plan.new))
+                self._save_status(after)
+            if plan.conflict is not None:
+                self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
+                        (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
+            self._count(tally(after), tally(None if created else before))
+        return plan
+
+
+    def _locked_status(self, station: str) -> tuple[StationStatus, bool]:
+        """The station's row, locked until the transaction ends, and whether it was created just now."""
+        sql = f"SELECT {', '.join(STATUS_COLUMNS)} FROM stations WHERE station = ?{self.dialect.for_update}"
+        row = self._q(sql, (station,)).fetchone()
+        if row is not None:
+            return StationStatus(*row), False
+        created = self._q("INSERT INTO stations (station) VALUES (?) ON CONFLICT (station) DO NOTHING",
+                          (station,)).rowcount == 1
+        return StationStatus(*self._q(sql, (station,)).fetchone()), created
+
+
+    def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int) -> dict[int, str]:
+        """Hashes of the stored records a batch may repeat (none in the usual case of only new records)."""
+        low, high = min(r.seq for r in records), min(max(r.seq for r in records), highest)
+        if low > high:
+            return {}
+        rows = self._q("SELECT seq, hash FROM records WHERE station = ? AND seq BETWEEN ? AND ?",
+                       (station, low, high)).fetchall()
+        return {int(seq): str(h) for seq, h in rows}
+
+
+    def _insert_records(self, records: Sequence[SignedRecord], now: float) -> None:
+        first = self._append_leaves([merkle.leaf_hash(r.data) for r in records])
+        self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line, key_id) "
+                   "VALUES (?,?,?,?,?,?,?,?,?)",
+                   [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key)
+                    for i, r in enumerate(records)])
+
+    def _save_status(self, status: StationStatus) -> None:
+        names = [*STATUS_COLUMNS[1:], *RANK_COLUMNS]
+        self._q(f"UPDATE stations SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ?",
+                [*(getattr(status, n) for n in STATUS_COLUMNS[1:]), *ranks(status), status.station])
+
+    def _apply_alarms(self, status: StationStatus, changes: Sequence[AlarmChange]) -> StationStatus:
+        """Record the alarms raised and acknowledged; returns ``status`` with its count of open alarms."""
+        station = status.station
+        for change in changes:
+            if change.acknowledged:
+                self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND alarm = ? "
+                        "AND acknowledged_at IS NULL", (change.at, station, change.alarm))
+            else:
+                self._q("INSERT INTO alarms (station, alarm, kind, detail, raised_at) VALUES (?,?,?,?,?) "
+                        "ON CONFLICT (station, alarm) DO NOTHING",
+                        (station, change.alarm, change.kind, change.detail, change.at))
+        if not changes:
+            return status
+        row = self._q("SELECT COUNT(*) FROM alarms WHERE station = ? AND acknowledged_at IS NULL", (station,))
+        return replace(status, alarms_open=int(row.fetchone()[0]))
+
+    def log_rejection(self, rejection: Rejection, now: float, source: str) -> None:
+        """Write one rejection down; the table keeps the latest ``MAX_REJECTIONS`` rows (older ones are dropped)."""
+        with self._transaction():
+            row = self._q("INSERT INTO rejections (received_at, station, seq, key_id, code, reason, source) "
+                          "VALUES (?,?,?,?,?,?,?) RETURNING id",
+                          (now, rejection.station, rejection.seq, rejection.key, rejection.code,
+                           rejection.reason[:MAX_REASON], source[:MAX_REASON])).fetchone()
+            self._q("DELETE FROM rejections WHERE id <= ?", (int(row[0]) - self.max_rejections,))
+
+
+    def seqs_signed_by(self, station: str, key_id: str, after: int = 0, limit: int | None = None) -> list[int]:
+        """Seqs above ``after`` of the station's stored records signed by ``key_id``, highest first.
+
+        One range of the ``records_key`` index (station, key id, seq).
+        """
+        sql = "SELECT seq FROM records WHERE station = ? AND key_id = ? AND seq > ? ORDER BY seq DESC"
+        params: list[Any] = [station, key_id, after]
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        return [int(seq) for (seq,) in self._q(sql, params).fetchall()]
+
+    def highest_seq_signed_by(self, station: str, key_id: str) -> int:
+        """The highest stored seq of ``station`` signed by ``key_id`` (0 when it signed none stored)."""
+        found = self.seqs_signed_by(station, key_id, limit=1)
+        return found[0] if found else 0
+
+
+    def highest_seq(self, station: str) -> int:
+        row = self._q("SELECT highest_seq FROM stations WHERE station = ?", (station,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def record_line(self, station: str, seq: int) -> str | None:
+        row = self._q("SELECT line FROM records WHERE station = ? AND seq = ?", (station, seq)).fetchone()
+        return str(row[0]) if row else None
+
+
+    def alarms(self, station: str) -> list[dict[str, Any]]:
+        rows = self._q("SELECT alarm, kind, detail, raised_at, acknowledged_at FROM alarms WHERE station = ? "
+                       "ORDER BY alarm", (station,)).fetchall()
+        names = ("alarm", "kind", "detail", "raised_at", "acknowledged_at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def records_of(self, station: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The latest ``limit`` records of a station, newest first, with parsed bodies."""
+        rows = self._q("SELECT seq, type, at, received_at, leaf_index, hash, line FROM records WHERE station = ? "
+                       "ORDER BY seq DESC LIMIT ?", (station, limit)).fetchall()
+        return [{"seq": seq, "type": kind, "at": at, "received_at": received, "leaf_index": leaf, "hash": h,
+                 "body": json.loads(line.partition(" ")[2])["body"]}
+                for seq, kind, at, received, leaf, h, line in rows]
+
+    def conflicts_of(self, station: str) -> list[dict[str, Any]]:
+        rows = self._q("SELECT seq, hash, line, received_at, source FROM conflicts WHERE station = ? ORDER BY id",
+                       (station,)).fetchall()
+        return [dict(zip(("seq", "hash", "line", "received_at", "source"), row, strict=True)) for row in rows]
+
+    def rejections(self, station: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        sql = "SELECT received_at, station, seq, key_id, code, reason, source FROM rejections"
+        params: list[Any] = []
+        if station is not None:
+            sql, params = sql + " WHERE station = ?", [station]
+        rows = self._q(sql + " ORDER BY id DESC LIMIT ?", [*params, limit]).fetchall()
+        return [dict(zip(("received_at", "station", "seq", "key_id", "code", "reason", "source"), row, strict=True))
+                for row in rows]
+

@@ -1,0 +1,183 @@
+"""The receiver's tables, their indexes, and the in-place upgrade of a database of an earlier version.
+
+Tables:
+
+- ``stations``: one row per station, the projection of its records
+  (``receiver/status.py``): highest seq, last hash, phase, counts, open
+  alarms, close report, records kept as evidence after the close, and the
+  overview's sort keys (``ranks``), one index per sort;
+- ``station_counts``: one row of counts over all stations (``tallies.py``);
+- ``records``: every accepted signed line, by (station, seq), with its hash,
+  type, time, signing key id and Merkle leaf index;
+- ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
+  (``merkle_log.py``) and its size and root;
+- ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
+  seq, never overwriting the first) and ``rejections`` (the latest
+  ``MAX_REJECTIONS``);
+- ``revocations``: every key revocation seen (``revocations.py``);
+- ``meta``: the key of the overview's page tokens, the registry's digest.
+
+Upgrades happen in place when a receiver opens the database, under an
+advisory lock on PostgreSQL so concurrent first starts do it once: missing
+columns are added and filled from what is stored (``UPGRADES``), then the
+missing indexes are created. Only missing indexes: ``CREATE INDEX IF NOT
+EXISTS`` would lock the table on PostgreSQL even when the index exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, fields
+
+from protocol import merkle
+from protocol.chain import ZERO_HASH
+from receiver.status import StationStatus
+from receiver.store.db import POSTGRES, SQLITE, Database
+from receiver.store.tallies import COUNT_TALLIES, TALLY_COLUMNS
+
+log = logging.getLogger("pollbox.receiver.storage")
+
+STATUS_COLUMNS = [f.name for f in fields(StationStatus)]  # the ``stations`` columns a ``StationStatus`` holds
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stations (
+    station TEXT PRIMARY KEY, enrolled INTEGER NOT NULL DEFAULT 0,
+    highest_seq {bigint} NOT NULL DEFAULT 0, last_hash TEXT NOT NULL DEFAULT '{zero}',
+    phase TEXT NOT NULL DEFAULT 'not_opened', first_received {float}, last_received {float},
+    last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
+    alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
+    silent_rank {float} NOT NULL DEFAULT 1e300, turnout_rank {float} NOT NULL DEFAULT 1e300,
+    alarms_rank INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS station_counts (
+    id INTEGER PRIMARY KEY, stations {bigint} NOT NULL, reported {bigint} NOT NULL, voting {bigint} NOT NULL,
+    closed {bigint} NOT NULL, with_alarms {bigint} NOT NULL, alarms_open {bigint} NOT NULL,
+    identified {bigint} NOT NULL, ballots {bigint} NOT NULL, registered {bigint} NOT NULL);
+CREATE TABLE IF NOT EXISTS records (
+    station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
+    received_at {float} NOT NULL, leaf_index {bigint} NOT NULL, line TEXT NOT NULL, key_id TEXT,
+    PRIMARY KEY (station, seq));
+CREATE TABLE IF NOT EXISTS merkle_nodes (
+    level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
+CREATE TABLE IF NOT EXISTS tree (
+    id INTEGER PRIMARY KEY, size {bigint} NOT NULL, root {blob} NOT NULL, frontier {blob} NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (
+    station TEXT NOT NULL, alarm INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+    raised_at TEXT NOT NULL, acknowledged_at TEXT, PRIMARY KEY (station, alarm));
+CREATE TABLE IF NOT EXISTS conflicts (
+    id {serial}, station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL,
+    line TEXT NOT NULL, received_at {float} NOT NULL, source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rejections (
+    id {serial}, received_at {float} NOT NULL, station TEXT, seq {bigint}, key_id TEXT,
+    code TEXT NOT NULL, reason TEXT NOT NULL, source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (
+    key_id TEXT PRIMARY KEY, station TEXT NOT NULL, revoked_at TEXT NOT NULL, reason TEXT NOT NULL,
+    revoked_by TEXT NOT NULL, last_seq {bigint} NOT NULL, in_force_since {float} NOT NULL);
+"""
+
+# Created after the tables (and after adding the columns of later versions to an earlier database).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS stations_last_received ON stations (last_received);
+CREATE INDEX IF NOT EXISTS stations_silent_rank ON stations (silent_rank, station);
+CREATE INDEX IF NOT EXISTS stations_turnout_rank ON stations (turnout_rank, station);
+CREATE INDEX IF NOT EXISTS stations_alarms_rank ON stations (alarms_rank, station);
+CREATE INDEX IF NOT EXISTS stations_voting_last ON stations (last_received) WHERE highest_seq > 0 AND phase <> 'closed';
+CREATE UNIQUE INDEX IF NOT EXISTS records_hash ON records (hash);
+CREATE UNIQUE INDEX IF NOT EXISTS records_leaf ON records (leaf_index);
+CREATE INDEX IF NOT EXISTS rejections_station ON rejections (station, id);
+CREATE INDEX IF NOT EXISTS records_key ON records (station, key_id, seq);
+"""
+
+# PostgreSQL only: LIKE 'prefix%' uses this index whatever the database's collation (SQLite uses a range instead).
+POSTGRES_INDEXES = "CREATE INDEX IF NOT EXISTS stations_station_pattern ON stations (station text_pattern_ops)"
+
+# The sort keys of the overview, kept in the station's row: every sort is (rank, station) ascending,
+# so one index serves both the order and the keyset condition ``(rank, station) > (?, ?)``.
+RANK_COLUMNS = ("silent_rank", "turnout_rank", "alarms_rank")
+BACKFILL_RANKS = (
+    "UPDATE stations SET silent_rank = COALESCE(last_received, 1e300), "
+    "turnout_rank = CASE WHEN identified IS NULL OR registered IS NULL OR registered = 0 THEN 1e300 "
+    "ELSE -(CAST(identified AS DOUBLE PRECISION) / registered) END, alarms_rank = -alarms_open")
+# A record's line is 86 characters of signature, a space, then the record's JSON (from character 88).
+BACKFILL_KEY_ID = {
+    SQLITE.name: "UPDATE records SET key_id = json_extract(substr(line, 88), '$.key') WHERE key_id IS NULL",
+    POSTGRES.name: "UPDATE records SET key_id = (substr(line, 88)::json ->> 'key') WHERE key_id IS NULL",
+}
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """Columns a later version added to ``table``, and how to fill them from what an earlier one stored."""
+
+    table: str
+    columns: dict[str, str]
+    backfill: dict[str, str] | str | None = None
+    why: str = ""
+
+
+UPGRADES = (
+    Upgrade("stations", {"silent_rank": "{float} NOT NULL DEFAULT 1e300",
+                         "turnout_rank": "{float} NOT NULL DEFAULT 1e300",
+                         "alarms_rank": "INTEGER NOT NULL DEFAULT 0"}, BACKFILL_RANKS, "the overview's sort keys"),
+    Upgrade("stations", {"evidence": "INTEGER NOT NULL DEFAULT 0"}, None,
+            "the count of records kept as evidence after the close (earlier versions did not tell them apart)"),
+    Upgrade("records", {"key_id": "TEXT"}, BACKFILL_KEY_ID, "the key id of each record, read from its line"),
+)
+
+
+class Schema(Database):
+    """Creates or upgrades the tables; once per process, when the storage opens."""
+
+    def _create_schema(self) -> bytes:
+        """Create or upgrade the schema; returns the key of the overview's page tokens."""
+        fmt = {"zero": ZERO_HASH, **self.dialect.types}
+        with self._transaction():
+            if self.dialect is POSTGRES:
+                self._q("SELECT pg_advisory_xact_lock(6962)")  # concurrent first starts create the schema once
+            self._statements(TABLES.format(**fmt))
+            for upgrade in UPGRADES:
+                self._upgrade(upgrade)
+            self._create_indexes(INDEXES + (";" + POSTGRES_INDEXES if self.dialect is POSTGRES else ""))
+            self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    (merkle.EMPTY_ROOT, b""))
+            if self._q("SELECT id FROM station_counts WHERE id = 1").fetchone() is None:
+                self._q(f"INSERT INTO station_counts (id, {', '.join(TALLY_COLUMNS)}) "
+                        f"SELECT 1, {COUNT_TALLIES.removeprefix('SELECT ')} WHERE 1 = 1")
+            self._q("INSERT INTO meta (key, value) VALUES ('page_token_key', ?) ON CONFLICT (key) DO NOTHING",
+                    (secrets.token_hex(32),))
+            return bytes.fromhex(self._q("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()[0])
+
+    def _statements(self, ddl: str) -> None:
+        for statement in ddl.split(";"):
+            if statement.strip():
+                self._q(statement)
+
+    def _create_indexes(self, ddl: str) -> None:
+        """Create the missing indexes only: ``CREATE INDEX IF NOT EXISTS`` would still lock the table on PostgreSQL,
+        and a receiver starting beside running ones would then deadlock with their ingest."""
+        if self.dialect is POSTGRES:
+            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        existing = {str(row[0]) for row in self._q(sql).fetchall()}
+        for statement in ddl.split(";"):
+            name = statement.partition("IF NOT EXISTS ")[2].split(" ", 1)[0]
+            if statement.strip() and name not in existing:
+                self._q(statement)
+
+    def _upgrade(self, upgrade: Upgrade) -> None:
+        """Add the upgrade's missing columns to a database of an earlier version and fill them."""
+        present = self._columns(upgrade.table)
+        missing = [c for c in upgrade.columns if c not in present]
+        for column in missing:
+            kind = upgrade.columns[column].format(**self.dialect.types)
+            self._q(f"ALTER TABLE {upgrade.table} ADD COLUMN {column} {kind}")
+        if not missing:
+            return
+        log.info("%s: added %s (%s)", upgrade.table, ", ".join(missing), upgrade.why)
+        backfill = upgrade.backfill
+        if isinstance(backfill, dict):
+            backfill = backfill[self.dialect.name]
+        if backfill:
+            self._q(backfill)
