@@ -125,7 +125,7 @@ def connect_read_only(path: Path) -> sqlite3.Connection:
         raise from_sqlite(exc, path) or StorageDamaged(f"{path}: cannot be read ({exc})") from None
 
 
-def preserve_evidence(path: Path, marked: int, found: int) -> Path | None:
+def preserve_evidence(path: Path, marked: int | None, found: int | None) -> Path | None:
     """Copy a refused journal's files (database, WAL, mark) as found into a folder beside it; never deletes.
 
     A damaged WAL is cut at its first bad frame by SQLite, and a later writer
@@ -133,7 +133,7 @@ def preserve_evidence(path: Path, marked: int, found: int) -> Path | None:
     it. The copy keeps them for the technician. Returns the folder, or None if
     it could not be written (logged; the refusal stands either way).
     """
-    folder = path.parent / f"journal-refused-{found}-of-{marked}"
+    folder = path.parent / f"journal-refused-{_n(found)}-of-{_n(marked)}"
     if folder.exists():
         return folder
     tmp = folder.with_name(folder.name + ".part")
@@ -150,6 +150,10 @@ def preserve_evidence(path: Path, marked: int, found: int) -> Path | None:
         log.error("could not keep a copy of the refused journal in %s: %s", folder, exc)
         return None
     return folder
+
+
+def _n(count: int | None) -> str:
+    return "unknown" if count is None else str(count)
 
 
 class Journal:
@@ -198,9 +202,7 @@ class Journal:
         try:
             known = read_mark(mark_path(self.path))
         except MarkDamaged as exc:
-            self.refusal = str(exc.detail)
-            self.conn = connect_read_only(self.path) if self.path.exists() else sqlite3.connect(":memory:")
-            self._read_head()
+            self._refuse(str(exc.detail), None)
             return None
         if known is not None and known.station_id != self.station_id:
             raise JournalError(f"{mark_path(self.path)}: this mark belongs to station {known.station_id!r}, "
@@ -208,24 +210,38 @@ class Journal:
         return known
 
     def _probe(self, known: Mark) -> None:
-        """Compare the journal with its mark through a read-only connection; keep it if refused."""
+        """Compare the journal with its mark through a read-only connection; keep it open (read-only) if refused."""
         self.conn = connect_read_only(self.path)
         try:
             self._read_head()
             problem = self._against_mark(known)
         except sqlite3.DatabaseError as exc:
-            problem = f"the journal database cannot be read ({exc})"
-        if problem is None:
             self.conn.close()
-            return
+            preserve_evidence(self.path, known.seq, None)
+            raise StorageDamaged(f"{self.path}: the journal database cannot be read ({exc})") from None
+        self.conn.close()
+        if problem is not None:
+            self._refuse(problem, known.seq)
+
+    def _refuse(self, problem: str, marked: int | None) -> None:
+        """Open read-only for verify and keep the files as found; a journal with no events at all is missing."""
+        if not self.path.exists():
+            raise JournalMissing(f"{self.path}: the journal file is missing, and {problem}")
+        self.conn = connect_read_only(self.path)
+        try:
+            self._read_head()
+            has_events = self._has_events_table()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StorageDamaged(f"{self.path}: the journal database cannot be read ({exc})") from None
         self.refusal = problem
         log.error("journal refused: %s", problem)
-        self.evidence = preserve_evidence(self.path, known.seq, self.last_seq)
-        if not self._has_events_table():
+        self.evidence = preserve_evidence(self.path, marked, self.last_seq)
+        if not has_events:
             self.conn.close()
+            recorded = f"{marked} events were recorded" if marked is not None else "its mark is damaged"
             raise JournalMissing(f"{self.path}: the journal holds no events at all (its WAL was deleted or lost), "
-                                 f"but {mark_path(self.path).name} shows {known.seq} events were recorded; "
-                                 "a fresh journal is not started")
+                                 f"but {recorded} ({mark_path(self.path).name}); a fresh journal is not started")
 
     def _has_events_table(self) -> bool:
         return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'").fetchone() \
@@ -233,7 +249,12 @@ class Journal:
 
     def check_mark(self) -> str | None:
         """Why the journal no longer matches its mark on disk (another writer, a replaced file), or None."""
-        known = read_mark(mark_path(self.path)) if self.mark is not None else None
+        if self.mark is None:
+            return None
+        try:
+            known = read_mark(mark_path(self.path))
+        except StorageError as exc:
+            return exc.detail
         return None if known is None else self._against_mark(known)
 
     def _read_head(self) -> None:

@@ -138,3 +138,35 @@ def test_the_mark_is_fsynced_in_batches_and_on_each_sync(tmp_path: Path, monkeyp
     j.sync_mark()                                              # the appliance's tick
     assert len(synced) == 2
     j.close()
+
+
+def test_a_damaged_mark_and_no_journal_is_missing_not_fresh(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "journal.db", "S1")
+    fill(j, 3)
+    j.close()
+    mark_path(j.path).write_bytes(bytes(2 * SLOT))
+    j.path.unlink()
+    with pytest.raises(JournalMissing, match="high-water mark is damaged"):
+        Journal(j.path, "S1")
+    assert not j.path.exists()
+
+
+def test_an_unreadable_database_behind_a_mark_is_typed_damage(tmp_path: Path) -> None:
+    from device.store.errors import StorageDamaged
+    j = Journal(tmp_path / "journal.db", "S1")
+    fill(j, 3)
+    j.close()
+    j.path.write_bytes(b"not a database at all " * 400)
+    with pytest.raises(StorageDamaged):
+        Journal(j.path, "S1")
+    assert list(tmp_path.glob("journal-refused-*"))
+
+
+def test_verify_reports_a_mark_damaged_while_open(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "journal.db", "S1")
+    fill(j, 3)
+    assert verify_journal(j).ok
+    mark_path(j.path).write_bytes(bytes(2 * SLOT))
+    report = verify_journal(j)
+    assert not report.ok and "high-water mark is damaged" in report.reason
+    j.close()
