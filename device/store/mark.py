@@ -28,10 +28,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import zlib
+from binascii import hexlify
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
+from zlib import crc32
 
 from device.core.delays import DEFAULT_DELAYS
 from device.files import sync_path
@@ -67,16 +68,16 @@ def encode_slot(mark: Mark) -> bytes:
 
 
 def _slot(station_json: bytes, seq: int, digest: bytes, n: int) -> bytes:
-    """The slot bytes: canonical JSON (keys sorted, built as bytes: this runs after every append) and its CRC-32."""
-    line = b'{"hash":"%s","n":%d,"seq":%d,"station":%s}' % (digest.hex().encode(), n, seq, station_json)
-    return b"%s\n%08x\n" % (line, zlib.crc32(line))
+    """The slot bytes: canonical JSON (keys sorted, built as bytes) and its CRC-32; ``advance`` inlines the same."""
+    line = b'{"hash":"%s","n":%d,"seq":%d,"station":%s}' % (hexlify(digest), n, seq, station_json)
+    return b"%s\n%08x\n" % (line, crc32(line))
 
 
 def decode_slot(data: bytes) -> Mark | None:
     """The mark in one slot, or None if the slot is empty, torn or damaged."""
     text = data.split(b"\0", 1)[0]
     parts = text.split(b"\n")
-    if len(parts) != 3 or parts[2] or parts[1] != b"%08x" % zlib.crc32(parts[0]):
+    if len(parts) != 3 or parts[2] or parts[1] != b"%08x" % crc32(parts[0]):
         return None
     try:
         obj = json.loads(parts[0])
@@ -109,7 +110,8 @@ class HighWaterMark:
         self.path, self.station_id = path, station_id
         self._station_json = json.dumps(station_id).encode()
         self.sync_every, self._monotonic = sync_every, monotonic
-        self.last: Mark | None = read_mark(path)
+        self._seq, self._hash, self._n = -1, b"", -1     # the newest mark written or read (n -1: none)
+        self._remember(read_mark(path))
         self._fd = -1
         self._dirty = False
         self._synced_at = monotonic()
@@ -143,23 +145,35 @@ class HighWaterMark:
             os.close(fd)
         os.replace(tmp, self.path)
         sync_path(self.path.parent)
-        self.last = mark
+        self._remember(mark)
 
     def advance(self, seq: int, digest: bytes) -> None:
-        """Record that events through ``seq`` (chain hash ``digest``) are committed; never moves back."""
-        last = self.last
-        if last is not None and seq <= last.seq:
+        """Record that events through ``seq`` (chain hash ``digest``) are committed; never moves back.
+
+        Runs after every append, so it is kept lean: one ``pwrite`` and no objects
+        beyond the slot's bytes.
+        """
+        if seq <= self._seq:
             return
-        n = last.n + 1 if last is not None else 0
         if self._fd < 0:
             raise StorageDamaged(f"{self.path}: the high-water mark was not opened for writing")
+        n = self._n + 1
+        line = b'{"hash":"%s","n":%d,"seq":%d,"station":%s}' % (hexlify(digest), n, seq, self._station_json)
         try:
-            os.pwrite(self._fd, _slot(self._station_json, seq, digest, n), (n % 2) * SLOT)
+            os.pwrite(self._fd, b"%s\n%08x\n" % (line, crc32(line)), (n & 1) * SLOT)
         except OSError as exc:
             raise from_os(exc, self.path) from None
-        self.last, self._dirty = Mark(self.station_id, seq, digest, n), True
+        self._seq, self._hash, self._n, self._dirty = seq, digest, n, True
         if self._monotonic() - self._synced_at >= self.sync_every:
             self.sync()
+
+    @property
+    def last(self) -> Mark | None:
+        """The newest mark written (or read at open), None if there is none yet."""
+        return None if self._n < 0 else Mark(self.station_id, self._seq, self._hash, self._n)
+
+    def _remember(self, mark: Mark | None) -> None:
+        self._seq, self._hash, self._n = (mark.seq, mark.hash, mark.n) if mark is not None else (-1, b"", -1)
 
     def sync(self) -> None:
         """Make the newest mark durable (one fdatasync), if it is not yet."""
