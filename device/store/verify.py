@@ -16,6 +16,7 @@ database whose pages fail SQLite's own ``quick_check``.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +59,10 @@ def verify_journal(journal: Journal, *, backup_dir: Path | None = None) -> Verif
     ``backup_dir``: the backup stick's folder, if one is configured; a journal
     shorter than the station's copy there (or differing from it) is refused.
     """
-    report = _verify_chain(journal)
+    try:
+        report = _verify_chain(journal)
+    except sqlite3.DatabaseError as exc:     # a damaged page that SQLite cannot even read
+        return VerifyReport(False, 0, 1, f"the journal database is damaged ({exc})", advice=RESTORE_ADVICE)
     if not report.ok:
         return report
     problem = journal.refusal or journal.check_mark() or _against_backup(journal, backup_dir) or _damaged_pages(journal)
@@ -114,8 +118,11 @@ def _against_backup(journal: Journal, backup_dir: Path | None) -> str | None:
 
 
 def _damaged_pages(journal: Journal) -> str | None:
-    """SQLite's own page check; damage the hash chain cannot see (free lists, indexes) shows here."""
-    result = [r[0] for r in journal.conn.execute("PRAGMA quick_check").fetchall()]
+    """SQLite's own page check; damage the hash chain cannot see (free lists, page structure) shows here."""
+    try:
+        result = [r[0] for r in journal.conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        return f"the journal database is damaged ({exc})"
     return None if result == ["ok"] else f"the journal database is damaged ({'; '.join(result[:3])})"
 
 

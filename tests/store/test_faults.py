@@ -167,3 +167,27 @@ def test_a_really_full_file_system_is_storage_full_and_heals(tiny_tmpfs: Path) -
     assert [r.seq for r in journal.append([ev.BallotCounted(None)], 1002.0)] == [seq + 1]
     assert verify_journal(journal).ok
     journal.close()
+
+
+@pytest.mark.parametrize("offset", [0.3, 0.5, 0.7, 0.9])
+def test_damaged_pages_in_the_database_never_verify_as_intact(tmp_path: Path, offset: float) -> None:
+    """Bytes flipped inside journal.db (after a checkpoint): the chain, SQLite's page check or the read fails."""
+    j = Journal(tmp_path / "journal.db", "S1")
+    j.append([ev.DeviceStarted("t", "S1"), ev.PollsOpened(0, 0)], 1000.0)
+    for i in range(300):
+        j.append([ev.Annotation("note", f"event {i} " + "z" * 200)], 1001.0 + i)
+    j.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    j.close()
+    raw = bytearray(j.path.read_bytes())
+    at = int(len(raw) * offset)
+    raw[at:at + 16] = bytes(b ^ 0xA5 for b in raw[at:at + 16])
+    j.path.write_bytes(bytes(raw))
+    try:
+        damaged = Journal(j.path, "S1")
+    except StorageDamaged:
+        return                                   # refused at open: also fine, it is typed
+    try:
+        report = verify_journal(damaged)
+        assert not report.ok and "chain intact" not in report.sentence()
+    finally:
+        damaged.close()
