@@ -21,6 +21,7 @@ earlier sort expressions.
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import shutil
 import tempfile
@@ -143,13 +144,38 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     try:
         receiver = _receiver(directory, str(directory / "receiver.db"), keys)
         ingest, raw = _measure(receiver, _rounds(keys, streams, rounds))
-        receiver.storage.close()
         results.append(_entry(f"receiver ingest SQLite, gzip batches of {BATCH} (vs raw Ed25519 verify)", ingest, raw))
+        results.append(_key_lookup(receiver, keys))
+        receiver.storage.close()
         results.extend(_postgres(directory, keys, _rounds(keys, streams, rounds)))
         results.extend(overview_run(directory, 50_000 if quick else 1_000_000))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return results
+
+
+OLD_SIGNED_BY = ("SELECT seq, line FROM records WHERE station = ? AND seq > ? AND line LIKE ? ESCAPE '!' "
+                 "ORDER BY seq DESC")
+
+
+def _old_highest_signed_by(storage: Storage, station: str, key: str) -> int:
+    """The earlier code: no key column, a LIKE over each line's JSON, then the line's own key field decides."""
+    for seq, line in storage._q(OLD_SIGNED_BY, (station, 0, f'%"key":"{key}"%')):
+        if json.loads(line.partition(" ")[2]).get("key") == key:
+            return int(seq)
+    return 0
+
+
+def _key_lookup(receiver: Receiver, keys: list[Ed25519PrivateKey]) -> dict[str, Any]:
+    """The highest stored seq each station's key signed (``pollbox-receiver revoke --db``, the station page)."""
+    storage, pairs = receiver.storage, [(f"KG-{n:05d}", key_id(k.public_key())) for n, k in enumerate(keys)]
+    new = _best(3, lambda: [storage.highest_seq_signed_by(s, k) for s, k in pairs])
+    old = _best(3, lambda: [_old_highest_signed_by(storage, s, k) for s, k in pairs])
+    if [storage.highest_seq_signed_by(s, k) for s, k in pairs] != [_old_highest_signed_by(storage, s, k)
+                                                                   for s, k in pairs]:
+        raise RuntimeError("the key id column and the LIKE over the lines disagree")
+    return _ms(f"receiver highest seq of a key, {len(pairs)} stations (key id index vs LIKE over JSON)",
+               new, old)
 
 
 def _postgres(directory: Path, keys: list[Ed25519PrivateKey], rounds: list[Round]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
@@ -77,7 +78,8 @@ def is_utc_time(value: object) -> bool:
     if not isinstance(value, str) or not TIME_RE.match(value):
         return False
     try:
-        datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+        datetime(int(value[:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]), int(value[14:16]),
+                 int(value[17:19]))
     except ValueError:
         return False
     return True
@@ -177,10 +179,13 @@ def _no_float(text: str) -> Any:
                                      "an exponent, NaN or Infinity")
 
 
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
+
+
 def load_json(data: bytes, what: str) -> dict[str, Any]:
     """The JSON object in ``data``; integers only (no fraction, exponent, NaN or Infinity). Raises EnvelopeError."""
     try:
-        fields = json.loads(data, parse_float=_no_float, parse_constant=_no_float)
+        fields = _DECODER.decode(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError("malformed", f"{what} is not JSON: {exc}") from None
     if not isinstance(fields, dict):
@@ -189,27 +194,31 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 
 _FIELDS = ("at", "body", "key", "prev", "seq", "station", "type", "v")
+_FIELD_SET = frozenset(_FIELDS)
+_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("v", lambda v: v == VERSION and is_int(v), f"record version must be {VERSION}"),
+    ("station", lambda v: _is_station(v), f"station must be 1 to {MAX_STATION} printable characters"),
+    ("key", lambda v: isinstance(v, str) and HEX16_RE.match(v) is not None, "key must be 16 lowercase hex digits"),
+    ("seq", lambda v: is_int(v, 1), f"seq must be an integer from 1 to {MAX_INT}"),
+    ("prev", lambda v: isinstance(v, str) and HEX64_RE.match(v) is not None, "prev must be 64 lowercase hex digits"),
+    ("at", is_utc_time, "at must be a UTC time written YYYY-MM-DDTHH:MM:SS.ffffffZ"),
+    ("type", lambda v: isinstance(v, str) and len(v) <= MAX_TYPE and TYPE_RE.match(v) is not None,
+     f"type must be lowercase letters, digits and _ (at most {MAX_TYPE})"),
+    ("body", lambda v: isinstance(v, dict), "body must be a JSON object"),
+)
 
 
 def envelope_problem(fields: dict[str, Any]) -> str | None:
     """What is wrong with a record's own fields (not its body), in one phrase; None if nothing."""
-    extra = sorted(set(fields) - set(_FIELDS))
-    missing = [name for name in _FIELDS if name not in fields]
-    checks = (
-        (not missing, f"record field(s) {', '.join(missing)} missing"),
-        (not extra, f"unknown record field(s) {', '.join(extra)[:100]}"),
-        (fields.get("v") == VERSION and is_int(fields.get("v")), f"record version must be {VERSION}"),
-        (_is_station(fields.get("station")), f"station must be 1 to {MAX_STATION} printable characters"),
-        (isinstance(fields.get("key"), str) and HEX16_RE.match(fields["key"]), "key must be 16 lowercase hex digits"),
-        (is_int(fields.get("seq"), 1), f"seq must be an integer from 1 to {MAX_INT}"),
-        (isinstance(fields.get("prev"), str) and HEX64_RE.match(fields["prev"]),
-         "prev must be 64 lowercase hex digits"),
-        (is_utc_time(fields.get("at")), "at must be a UTC time written YYYY-MM-DDTHH:MM:SS.ffffffZ"),
-        (isinstance(fields.get("type"), str) and len(fields["type"]) <= MAX_TYPE and TYPE_RE.match(fields["type"]),
-         f"type must be lowercase letters, digits and _ (at most {MAX_TYPE})"),
-        (isinstance(fields.get("body"), dict), "body must be a JSON object"),
-    )
-    return next((message for ok, message in checks if not ok), None)
+    if fields.keys() != _FIELD_SET:
+        missing = [name for name in _FIELDS if name not in fields]
+        if missing:
+            return f"record field(s) {', '.join(missing)} missing"
+        return f"unknown record field(s) {', '.join(sorted(set(fields) - _FIELD_SET))[:100]}"
+    for name, check, message in _CHECKS:
+        if not check(fields[name]):
+            return message
+    return None
 
 
 def _is_station(value: object) -> bool:

@@ -60,10 +60,12 @@ BODIES: dict[str, dict[str, Kind]] = {
 }
 
 
+_ALL_FIELDS = {type_: {**COMMON, **own} for type_, own in BODIES.items()}
+
+
 def fields_of(type_: str) -> dict[str, Kind] | None:
     """Every field of a body of ``type_`` (common ones first); None for a type this schema does not know."""
-    own = BODIES.get(type_)
-    return None if own is None else {**COMMON, **own}
+    return _ALL_FIELDS.get(type_)
 
 
 def body_problem(type_: str, body: Any) -> str | None:
@@ -72,11 +74,11 @@ def body_problem(type_: str, body: Any) -> str | None:
         return f"the body of a record of type {type_} must be a JSON object"
     expected = fields_of(type_)
     required = expected if expected is not None else COMMON
-    missing = [name for name in required if name not in body]
-    if missing:
-        return f"the body of a record of type {type_} lacks {', '.join(missing)}"
-    if expected is not None:
-        extra = sorted(set(body) - set(expected))
+    if expected is None or body.keys() != expected.keys():
+        missing = [name for name in required if name not in body]
+        if missing:
+            return f"the body of a record of type {type_} lacks {', '.join(missing)}"
+        extra = sorted(set(body) - set(required)) if expected is not None else []
         if extra:
             return f"the body of a record of type {type_} has unknown field(s) {', '.join(extra)[:100]}"
     for name, kind in required.items():
