@@ -150,3 +150,10 @@ def test_the_licence_header_must_still_be_found_near_the_start(rules: DocumentRu
     far = "x" * 200 + "\n" + docs.make_aamva()
     assert refused(parse_payload(far, rules), RefusalCode.UNKNOWN_FORMAT)
     assert refused(parse_payload(_piped(docs.make_aamva()).replace("DAQ", "DXX"), rules), RefusalCode.MALFORMED)
+
+
+@pytest.mark.parametrize("scheme", ["pin", "mrz-td1", "mrz-td3", "slip"])
+def test_a_byte_order_mark_before_any_document_is_dropped(scheme: str, rules: DocumentRules,
+                                                          valid_payloads: dict[str, str]) -> None:
+    plain, marked = parse_payload(valid_payloads[scheme], rules), parse_payload("\ufeff" + valid_payloads[scheme], rules)
+    assert isinstance(marked, Identified) and marked == plain

@@ -3,8 +3,10 @@
 ``parse_payload(text, rules)`` is the one entry point for scans. It walks the
 ``PARSERS`` registry in order; the first parser whose ``claims`` recognizes
 the payload's shape decides, and a scheme the station does not accept is
-refused before it is parsed. It never raises: every problem is an
-``Unreadable`` with a ``RefusalCode``. ``parse_manual`` takes what the clerk
+refused before it is parsed. A byte-order mark in front (sent by some
+serial and keyboard-mode readers) is dropped first. It never raises, for any
+text: every problem is an ``Unreadable`` with a ``RefusalCode`` (fuzzed in
+``tests/scanning/test_fuzz.py``, with the source loops around it). ``parse_manual`` takes what the clerk
 typed (the PIN rule only).
 
 The appliance hashes ``Identified.number`` with the station's list key at
@@ -37,6 +39,8 @@ class Parser:
     parse: Callable[[str, DocumentRules], ParseResult]
 
 
+BYTE_ORDER_MARK = "\ufeff"
+
 PARSERS: tuple[Parser, ...] = (
     Parser(slip.SCHEME, slip.claims, slip.parse),
     Parser(aamva.SCHEME, aamva.claims, aamva.parse),
@@ -48,6 +52,7 @@ PARSERS: tuple[Parser, ...] = (
 
 def parse_payload(text: str, rules: DocumentRules) -> ParseResult:
     """The voter a scanned payload names, or why it does not name one. Never raises."""
+    text = text.removeprefix(BYTE_ORDER_MARK)
     if not text.strip():
         return Unreadable(RefusalCode.EMPTY, "the scan was empty")
     if len(text) > rules.max_length:
