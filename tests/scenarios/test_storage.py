@@ -264,3 +264,16 @@ def test_a_read_only_journal_at_start_is_a_typed_error_with_advice(make_app: Any
     with pytest.raises(StorageReadOnly) as caught:
         build_appliance(load_config(station_dir / "station.toml"), clock=clock)
     assert "cannot be written" in str(caught.value) and "call the technician" in caught.value.advice
+
+
+def test_the_documented_recovery_command(killed: tuple[Path, int], capsys: pytest.CaptureFixture[str]) -> None:
+    from device.store.recovery import main
+    station, recorded = killed
+    data = station / "data"
+    cut_end_of_wal(data)
+    copy = station / "usb-stick" / backup_name(STATION)
+    assert main(["--journal", str(data / "journal.db"), "--station", "KG-OTHER", "restore", str(copy)]) == 1
+    assert "not done:" in capsys.readouterr().err
+    assert main(["--journal", str(data / "journal.db"), "--station", STATION, "restore", str(copy)]) == 0
+    assert f"journal restored: {recorded} events, nothing lost" in capsys.readouterr().out
+    assert verify_path(data / "journal.db", STATION).ok
