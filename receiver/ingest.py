@@ -281,13 +281,16 @@ class Ingestor:
         return Outcome(station, 0, 0, self.receipt(station) if station else None, rejection)
 
     def log_rejection(self, rejection: Rejection, source: str, now: float) -> None:
-        """The debug log always; the ``rejections`` table within the limiter's rates."""
-        log.warning("rejected from %s: %s (station %s, seq %s): %s", source, rejection.code,
-                    rejection.station, rejection.seq, rejection.reason)
+        """The debug log and the ``rejections`` table, within the limiter's rates (beyond them: counted)."""
         with self._limit_lock:
             left_out = self.limiter.admit(source, now)
+            first_left_out = left_out is None and self.limiter.left_out(source) == 1
         if left_out is None:
+            if first_left_out:
+                log.warning("rejections from %s are over the rate; they are counted, not written down", source)
             return
+        log.warning("rejected from %s: %s (station %s, seq %s): %s", source, rejection.code,
+                    rejection.station, rejection.seq, rejection.reason)
         if left_out:
             self.storage.log_rejection(Rejection("not_logged", f"{left_out} earlier rejection(s) from {source} "
                                                  "were over the rate and not written down"), now, source)

@@ -1,12 +1,13 @@
 """How many rejections the receiver writes down: a rate per source and overall, so nobody can fill its disk.
 
-Every rejection is answered and goes to the debug log; it is also written to
+Every rejection is answered. It is written to the debug log and to
 the ``rejections`` table unless its source (``http:<address>``, ``import:...``)
 has used up its allowance (``PER_SOURCE`` at once, then one per
 ``SOURCE_REFILL_SECONDS``) or all sources together have (``OVERALL``, refilled
-``OVERALL_PER_SECOND``). What is not written is counted, and the next row
-written for that source says how many were left out. The table itself keeps at
-most ``MAX_ROWS`` rows, oldest dropped first (``storage``).
+``OVERALL_PER_SECOND``). What is not written is counted (the debug log says
+once when a source goes over), and the next row written for that source says
+how many were left out. The table itself keeps at most ``MAX_ROWS`` rows,
+oldest dropped first (``store/ingest.py``).
 
 Pure: the clock comes in as an argument, so tests move time by hand.
 """

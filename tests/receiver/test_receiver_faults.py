@@ -18,6 +18,7 @@ from rx_kit import Setup, Unit, post, stored
 
 from device.hardware.clock import FakeClock
 from protocol.envelope import b64u
+from receiver.limits import RejectionLimiter
 
 OPENED = {"identified": 0, "ballots": 0}
 CLOSED = {"identified": 61, "ballots": 60, "difference": -1, "alarms_total": 0, "alarms_open": 0}
@@ -206,3 +207,16 @@ def test_the_rejections_table_keeps_only_the_latest_rows(app: Flask, client: Fla
         post(client, f"line {n}".encode())
     rows = rejection_rows(app)
     assert len(rows) == 25 and "line 1:" in rows[0]["reason"]
+
+
+def test_the_limiter_counts_what_it_leaves_out_per_source_and_overall() -> None:
+    limiter = RejectionLimiter(per_source=2, source_refill_seconds=10, overall=3, overall_per_second=0.1,
+                               max_sources=2)
+    assert [limiter.admit("a", 0.0) for _ in range(3)] == [0, 0, None]
+    assert limiter.admit("b", 0.0) == 0
+    assert limiter.left_out("a") == 1
+    assert limiter.admit("c", 0.0) is None  # all sources together are over
+    assert limiter.left_out("c") == 1
+    assert limiter.left_out("a") == 0 and sorted(limiter._sources) == ["b", "c"]  # at most 2 sources remembered
+    assert limiter.admit("c", 20.0) == 1  # refilled: the next row written says one was left out
+    assert limiter.left_out("c") == 0
