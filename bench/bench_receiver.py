@@ -174,7 +174,7 @@ def _key_lookup(receiver: Receiver, keys: list[Ed25519PrivateKey]) -> dict[str, 
     if [storage.highest_seq_signed_by(s, k) for s, k in pairs] != [_old_highest_signed_by(storage, s, k)
                                                                    for s, k in pairs]:
         raise RuntimeError("the key id column and the LIKE over the lines disagree")
-    return _ms(f"receiver highest seq of a key, {len(pairs)} stations (key id index vs LIKE over JSON)",
+    return _ms(f"receiver highest seq of a key, {len(pairs)} stations (key id column vs LIKE over JSON)",
                new, old)
 
 

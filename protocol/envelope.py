@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
@@ -87,26 +88,26 @@ def is_utc_time(value: object) -> bool:
 
 def is_int(value: object, low: int = 0, high: int = MAX_INT) -> TypeGuard[int]:
     """Whether ``value`` is a JSON integer (not a boolean) within [low, high]."""
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return type(value) is int and low <= value <= high
 
 
 @dataclass(frozen=True)
 class SignedRecord:
-    """A record's exact bytes, its signature, and its parsed fields."""
+    """A record's exact bytes, its signature, and its parsed fields (read once, on first use)."""
 
     data: bytes
     signature: bytes
     fields: dict[str, Any]
 
-    @property
+    @cached_property
     def seq(self) -> int:
         return int(self.fields["seq"])
 
-    @property
+    @cached_property
     def station(self) -> str:
         return str(self.fields["station"])
 
-    @property
+    @cached_property
     def key(self) -> str:
         return str(self.fields["key"])
 
@@ -123,7 +124,7 @@ class SignedRecord:
         body: dict[str, Any] = self.fields["body"]
         return body
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return record_hash(self.data)
 

@@ -122,7 +122,7 @@ class Ingest(MerkleLog, Tallies):
     def seqs_signed_by(self, station: str, key_id: str, after: int = 0, limit: int | None = None) -> list[int]:
         """Seqs above ``after`` of the station's stored records signed by ``key_id``, highest first.
 
-        One range of the ``records_key`` index (station, key id, seq).
+        One range of the primary key (station, seq), filtered on the ``key_id`` column: no JSON is read.
         """
         sql = "SELECT seq FROM records WHERE station = ? AND key_id = ? AND seq > ? ORDER BY seq DESC"
         params: list[Any] = [station, key_id, after]

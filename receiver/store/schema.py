@@ -8,7 +8,9 @@ Tables:
   overview's sort keys (``ranks``), one index per sort;
 - ``station_counts``: one row of counts over all stations (``tallies.py``);
 - ``records``: every accepted signed line, by (station, seq), with its hash,
-  type, time, signing key id and Merkle leaf index;
+  type, time, signing key id and Merkle leaf index (a key's records are a
+  range of the station's primary key filtered on the key id column: a station
+  has hundreds of records, and one more index would slow every insert);
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
   (``merkle_log.py``) and its size and root;
 - ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
@@ -86,7 +88,6 @@ CREATE INDEX IF NOT EXISTS stations_voting_last ON stations (last_received) WHER
 CREATE UNIQUE INDEX IF NOT EXISTS records_hash ON records (hash);
 CREATE UNIQUE INDEX IF NOT EXISTS records_leaf ON records (leaf_index);
 CREATE INDEX IF NOT EXISTS rejections_station ON rejections (station, id);
-CREATE INDEX IF NOT EXISTS records_key ON records (station, key_id, seq);
 """
 
 # PostgreSQL only: LIKE 'prefix%' uses this index whatever the database's collation (SQLite uses a range instead).

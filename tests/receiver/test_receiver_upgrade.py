@@ -17,7 +17,6 @@ CLOSED = {"identified": 3, "ballots": 3, "difference": 0, "alarms_total": 0, "al
 def make_previous_version(app: Flask) -> str:
     """Strip the columns and index this version added, as a database of the previous version lacks them."""
     storage = app.extensions["pollbox_receiver"].storage
-    storage._q("DROP INDEX records_key")
     storage._q("ALTER TABLE records DROP COLUMN key_id")
     storage._q("ALTER TABLE stations DROP COLUMN evidence")
     url = str(storage.url)
@@ -47,7 +46,7 @@ def test_records_get_their_key_id_column_filled_in_place(app: Flask, client: Fla
         if upgraded.dialect.name == "sqlite":
             plan = upgraded._q("EXPLAIN QUERY PLAN SELECT seq FROM records WHERE station = ? AND key_id = ? "
                                "AND seq > ? ORDER BY seq DESC", ("KG-0001", unit.key_id, 0)).fetchall()
-            assert "records_key" in str(plan)
+            assert "PRIMARY KEY" in str(plan) or "sqlite_autoindex_records" in str(plan), plan
     finally:
         upgraded.close()
 
