@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from protocol.batch import MAX_BYTES
+from protocol.envelope import MAX_INT
 from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
 from receiver.current import receiver
@@ -96,7 +97,7 @@ def get_registry() -> Response:
 
 @bp.get("/records/<path:station>/<int:seq>")
 def get_record(station: str, seq: int) -> tuple[Response, int]:
-    line = receiver().storage.record_line(station, seq)
+    line = receiver().storage.record_line(station, seq) if seq <= MAX_INT else None
     if line is None:
         return _error(404, "not_found", f"no record {seq} of station {station} is stored")
     return jsonify({"line": line}), 200

@@ -46,6 +46,10 @@ def test_entries_are_refused_outside_the_log_and_capped_per_request(
         reply = client.get(f"/api/v1/tree/entries?{query}")
         assert (reply.status_code, reply.get_json()["error"]) == (400, "malformed"), query
     assert client.get("/api/v1/tree/entries?start=3").get_json()["entries"] == []
+    for path in (f"/api/v1/records/KG-0001/{10**30}", f"/api/v1/tree/head/{10**30}",
+                 f"/api/v1/tree/proof?hash={'0' * 64}&size={10**30}", f"/api/v1/tree/consistency?first={10**30}"):
+        reply = client.get(path)
+        assert 400 <= reply.status_code < 500 and reply.get_json()["error"], path
     assert MAX_ENTRIES == 1_000
 
 
