@@ -202,11 +202,12 @@ def _bind_web(app: Any, config: Any) -> Any:
     from web_ui.serve import make_server
     spoken = [lang for lang in app.package.languages if lang in LANGUAGES]
     extra: dict[str, Any] = {"STATION_LANGUAGE": spoken[0]} if spoken else {}
+    extra["WEB_HOST"] = config.web_host  # the screen answers to this name too (its Host check)
     if config.simulation:
         from device.demo import demo_pins
         extra["DEMO_NUMBERS"] = demo_pins(8)
     try:
-        web = create_app(app, extra, instance_path=config.data_dir / "web")
+        web = create_app(app, extra, instance_path=config.web_dir)
     except (RuntimeError, OSError) as exc:
         raise CommandError(f"the chair's screen cannot start: {_sentence(exc)}") from None
     try:

@@ -84,7 +84,9 @@ class _CameraOnDemand:
     """
 
     def __init__(self, build: Any) -> None:
-        self._build, self._camera, self._callbacks = build, None, None
+        self._build = build
+        self._camera: Any = None
+        self._callbacks: tuple[Any, Any] | None = None
 
     def start(self, on_read: Any, on_state: Any) -> None:
         self._callbacks = (on_read, on_state)

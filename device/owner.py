@@ -88,6 +88,8 @@ class Owner:
         """Run ``fn(*args)`` on the owner and return its result (or raise its exception)."""
         if threading.get_ident() == self._drainer:
             return fn(*args)  # already the owner: a nested request runs in place
+        if self.stopped and self._thread is not None:
+            raise OwnerBusy("the station has stopped; the request was not carried out")
         reply = _Reply()
         self._inbox.put(_Message(fn, args, reply))
         if self._thread is None:

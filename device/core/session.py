@@ -314,7 +314,7 @@ def _identify(out: _Out, session: Session, inp: Identify, ctx: Context, now: Now
     if not fresh and first is not None:
         again = Decision("duplicate_read", now.wall, first.method, first.line, first.name, first.at,
                          f"same document read again; counted once ({first.outcome})", first.seq)
-        return out.done(replace(session, desk=desk), again)
+        return out.done(replace(session, desk=desk, last_decision=again), again)
     event = st.decide_checkin(out.state, inp.voter, ctx.voters, inp.method, inp.detail)
     out.events.append(event)
     decision = _decision(out.state, event, ctx, inp.method, now.wall)
