@@ -42,8 +42,9 @@ from device.identity import Identity, Resolved
 from device.owner import Owner
 from device.package import StationPackage
 from device.reports import close_report
-from device.status import AlarmView, StationStatus, counters_of
+from device.status import AlarmView, StationStatus, StorageView, counters_of
 from device.store.backup import BackupError, backup_journal
+from device.store.errors import StorageError
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
 
@@ -67,6 +68,11 @@ class Appliance:
         self.started = False
         self._ctx = ss.Context.of(package.voters, delays)
         self._hourly: Counter[int] = Counter()
+        self._fault: StorageError | None = None
+        self._fault_at = 0.0
+        self._backlog: list[ss.Input] = []
+        self.read_failure: str | None = None
+        """Why the last read from a scanner was not recorded (None when it was)."""
         self._owner = Owner(on_idle=self._publish, request_timeout=delays.request_timeout)
         self._status: StationStatus | None = None
         self.last_backup: dict[str, Any] = {"configured": backup_dir is not None}
@@ -92,7 +98,7 @@ class Appliance:
             self._owner.start(interval=min(self.delays.heartbeat_interval, 0.25), on_timer=self._timer)
 
     def _start(self, inputs: Any) -> None:
-        self.report = verify_journal(self.journal)
+        self.report = verify_journal(self.journal, backup_dir=self.backup_dir)
         self.state = self.report.state
         self._hourly = Counter(int(at // 3600) for _seq, at in self.state.checkins.values())
         self.started = True
@@ -125,11 +131,20 @@ class Appliance:
         return self.started and self.report is not None and self.report.ok
 
     def _step(self, inp: ss.Input) -> ss.Step:
-        """Run one input through the session and carry out its step. Owner thread only."""
+        """Run one input through the session and carry out its step. Owner thread only.
+
+        While the journal cannot be written, every step first tries to record what
+        happened meanwhile (``_recover``); until that works it raises the
+        ``StorageError`` and the slot stays locked.
+        """
         if not self.writable:
             self.box.lock()
             raise ActionRefused("the journal failed verification; nothing more can be recorded "
                                 "(run 'pollbox verify' and call the technician)", RefusalCode.JOURNAL_FAILED)
+        self._recover()
+        return self._run(inp)
+
+    def _run(self, inp: ss.Input) -> ss.Step:
         now = ss.Now(self.clock.monotonic(), self.clock.wall())
         try:
             done = ss.step(self.state, self.session, inp, self._ctx, now)
@@ -140,11 +155,38 @@ class Appliance:
         if ss.Action.LOCK_SLOT in done.actions:
             self.box.lock()
         if done.events:
-            self._commit(list(done.events), now.wall)
+            try:
+                self._commit(list(done.events), now.wall)
+            except StorageError as exc:
+                self._storage_failed(exc, now.wall)
+                raise
         self.session = done.session
         for action in done.actions:
             self._act(action)
         return done
+
+    def _storage_failed(self, exc: StorageError, wall: float) -> None:
+        """Nothing of the step was recorded: lock the slot, remember since when, say so on the screen."""
+        self.box.lock()
+        if self._fault is None:
+            self._fault_at = wall
+            log.error("the journal cannot be written: %s", exc)
+        self._fault = exc
+
+    def _recover(self) -> None:
+        """After a storage fault: record the fault as an alarm, then every box input kept meanwhile, in order."""
+        if self._fault is None:
+            return
+        fault = self._fault
+        kept = len(self._backlog)
+        self._run(ss.StorageRecovered(
+            f"the journal could not be written for {max(0.0, self.clock.wall() - self._fault_at):.0f} s "
+            f"({fault.code}); {kept} box or scanner input(s) from that time are recorded now, in order"))
+        self._fault = None
+        while self._backlog:
+            self._run(self._backlog[0])
+            self._backlog.pop(0)
+        log.warning("the journal takes writes again (%s)", fault.code)
 
     def _commit(self, events: list[ev.Event], wall: float) -> None:
         for rec in self.journal.append(events, wall):
@@ -185,7 +227,14 @@ class Appliance:
         if not self.writable:
             self.box.lock()
             return
-        self._step(ss.Tick())
+        self.journal.sync_mark()
+        try:
+            space = self.journal.space()
+            if space.low != self.session.storage_low:
+                self._step(ss.SpaceChecked(space.low, space.sentence()))
+            self._step(ss.Tick())
+        except StorageError:
+            self.box.heartbeat()  # the core is alive; the slot stays locked until the journal takes writes
 
     # Inputs from the parts: posted, never waited for ---------------------------------------
 
@@ -199,7 +248,10 @@ class Appliance:
             self.box.lock()
             log.error("box input not recorded: the journal is not writable (%s)", inp)
             return
-        self._step(inp)
+        try:
+            self._step(inp)
+        except StorageError:
+            self._backlog.append(inp)  # recorded, in order, as soon as the journal takes writes again
 
     def _on_scanner_state(self, state: ScannerState) -> None:
         if state is not ScannerState.READING:
@@ -232,8 +284,11 @@ class Appliance:
     def _identify_logged(self, resolved: Resolved, method: CheckinMethod) -> None:
         try:
             self._identify(resolved, method)
-        except ActionRefused as exc:
+        except (ActionRefused, StorageError) as exc:
             log.error("scan not recorded: %s", exc)
+            self.read_failure = str(exc)
+        else:
+            self.read_failure = None
 
     @property
     def last_decision(self) -> Decision | None:
@@ -373,8 +428,13 @@ class Appliance:
             journal_ok=ok, journal_problem="" if self.report is None or ok else self.report.sentence(),
             seq=self.journal.last_seq, health=tuple(health.items()), backup=tuple(self.last_backup.items()),
             turnout_by_hour=tuple(sorted((h * 3600, n) for h, n in self._hourly.items() if n)),
-            writable=self.writable,
+            writable=self.writable, storage=self._storage_view(),
         )
+
+    def _storage_view(self) -> StorageView:
+        fault = self._fault or self.journal.mark_fault
+        return StorageView(fault.code if fault else "", str(fault) if fault else "", self.session.storage_low,
+                           len(self._backlog))
 
     @property
     def polls_closed(self) -> bool:

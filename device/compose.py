@@ -30,7 +30,8 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, clock.wall())
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    identity = Identity(list_key=load_list_key(config.data_dir / "list.key"), rules=rules_from_package(package.payload))
+    list_key = load_list_key(config.data_dir / "list.key", package)  # refused if it does not open this list
+    identity = Identity(list_key=list_key, rules=rules_from_package(package.payload))
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     journal = Journal(config.data_dir / "journal.db", package.station_id)

@@ -52,6 +52,7 @@ class Station(Protocol):
     def sim(self) -> SimControls | None: ...
     @property
     def last_decision(self) -> Decision | None: ...
+    read_failure: str | None
     def status(self) -> dict[str, Any]: ...
     def verify(self) -> VerifyReport: ...
     def export_usb(self, directory: Path) -> dict[str, Any]: ...
@@ -200,6 +201,8 @@ def _decision_of_read(app: Station, before: Decision | None) -> dict[str, Any]:
     after = app.last_decision
     if after is not None and after != before:
         return after.to_dict()
+    if app.read_failure:
+        raise ControlError(f"the read was not recorded: {app.read_failure}")
     if not app.status()["journal"]["ok"]:
         raise ControlError("the read was not recorded: the journal failed verification ('pollbox verify')")
     return {"outcome": "duplicate_read", "at": None, "method": "scan", "line": None, "name": None,

@@ -28,7 +28,7 @@ from device.core.documents.samples import make_pin
 from device.core.voterkey import voter_hash
 from device.files import write_private as write_private_file
 from device.keys import create_device_key, write_private
-from device.package import sign_package, voters_digest
+from device.package import list_key_check, sign_package, voters_digest
 from protocol.keys import public_b64
 
 ELECTION = "demo-2026"
@@ -79,12 +79,14 @@ def demo_payload(list_key: bytes, voters: int, receiver_key: Ed25519PrivateKey, 
         entries.append([voter_hash(list_key, pin), i + 1, name])
     entries.append([voter_hash(list_key, AAMVA_KEY), voters + 1, "Demo Licence-Holder"])
     return {
-        "election": {"id": ELECTION, "name": "Demonstration election", "expires_at": "2099-12-31T23:59:59Z"},
+        "election": {"id": ELECTION, "name": "Demonstration election", "poll_date": "2026-12-06",
+                     "expires_at": "2099-12-31T23:59:59Z"},
         "station": {"id": STATION, "name": "Demo station No. 1 (school No. 5)", "region": "Bishkek",
                     "opens": "08:00", "closes": "20:00", "timezone": "Asia/Bishkek", "languages": ["ky", "ru", "en"]},
         "receiver": {"url": receiver_url, "ca_pem": "", "public_key": public_b64(receiver_key.public_key())},
         "documents": {"pin_rule": {"country": "KGZ"}, "slip_public_key": public_b64(slip_key.public_key())},
-        "voters": {"count": len(entries), "digest": voters_digest(entries), "entries": entries},
+        "voters": {"count": len(entries), "digest": voters_digest(entries), "key_check": list_key_check(list_key),
+                   "entries": entries},
     }
 
 

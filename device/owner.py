@@ -5,8 +5,9 @@ never change the station themselves: they put a message in the owner's inbox.
 ``post`` leaves a message and returns at once (hardware callbacks use it, so a
 callback can never wait for the owner); ``call`` leaves one and waits for its
 answer (chair actions, which must report a refusal). The owner thread takes
-messages in order, runs each to the end, and after each batch runs
-``on_idle`` (the appliance publishes its status snapshot there). Nothing holds
+messages in order, runs each to the end, and runs ``on_idle`` (the appliance
+publishes its status snapshot there) after each batch and before it answers a
+request, so whoever asked then reads a snapshot that holds the answer. Nothing holds
 a lock while it calls into hardware, so no two locks can ever be taken in
 opposite orders: the hang of two threads each waiting for the other cannot
 happen by construction.
@@ -182,6 +183,7 @@ class Owner:
             if msg.reply is not None:
                 msg.reply.value = value
         if msg.reply is not None:
+            self._guard(self._on_idle)  # whoever asked reads a snapshot that holds what it asked for
             msg.reply.done.set()
 
     def _guard(self, fn: Callable[[], None]) -> None:

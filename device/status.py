@@ -70,6 +70,24 @@ class AlarmView:
 
 
 @dataclass(frozen=True)
+class StorageView:
+    """Whether the journal takes writes: ``code`` and ``problem`` of a standing fault, the low-space flag."""
+
+    code: str = ""
+    problem: str = ""
+    low: bool = False
+    waiting: int = 0
+    """Box and scanner inputs kept in memory, to be recorded once the journal takes writes again."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "code": self.code, "problem": self.problem, "low": self.low, "waiting": self.waiting}
+
+
+@dataclass(frozen=True)
 class StationStatus:
     """Everything the chair's screen shows, as of one moment of the owner thread.
 
@@ -95,6 +113,7 @@ class StationStatus:
     backup: tuple[tuple[str, Any], ...]
     turnout_by_hour: tuple[tuple[int, int], ...]
     writable: bool
+    storage: StorageView
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """The JSON-able status at monotonic time ``now`` (for the desk's current decision)."""
@@ -108,8 +127,9 @@ class StationStatus:
             "desk": {"current": current.to_dict() if current else None, "pending": len(self.desk.pending(now))},
             "alarms": [a.to_dict() for a in self.alarms],
             "interlock": {"armed": self.interlock.armed, "tokens": len(self.interlock.tokens),
-                          "slot_open": self.interlock.slot_should_open, "lid_open": self.interlock.lid_open,
-                          "jammed": self.interlock.jammed},
+                          "slot_open": self.interlock.slot_should_open and self.storage.ok,
+                          "lid_open": self.interlock.lid_open, "jammed": self.interlock.jammed},
+            "storage": self.storage.to_dict(),
             "scanner": dict(self.scanner_info),
             "box": copy.deepcopy(self.box_info),
             "upstream": copy.deepcopy(self.upstream_info),

@@ -134,5 +134,11 @@ def handle(exc: Exception) -> Response | tuple[str, int] | HTTPException:
     return render_template("error.html", kind="fault", code=code, message=text), code
 
 
+def storage_sentence(code: str) -> str:
+    """The banner for a standing storage fault (the status snapshot's ``storage.code``), in the page's language."""
+    return sentence(BY_CODE.get(code, Fault.STORAGE_DAMAGED))
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, handle)
+    app.jinja_env.globals["storage_sentence"] = storage_sentence

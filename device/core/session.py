@@ -103,6 +103,7 @@ class Session:
     answers: tuple[tuple[str, Decision], ...] = ()
     last_decision: Decision | None = None
     next_snapshot: float | None = None
+    storage_low: bool = False
 
     @classmethod
     def new(cls, delays: Delays) -> Session:
@@ -197,8 +198,23 @@ class Tick:
     """Time passed: token expiry, jam detection, heartbeat, turnout snapshot."""
 
 
+@dataclass(frozen=True)
+class SpaceChecked:
+    """The journal's free space against its reserve: ``low`` raises the low-storage alarm once."""
+
+    low: bool
+    sentence: str
+
+
+@dataclass(frozen=True)
+class StorageRecovered:
+    """The journal takes writes again after it could not: what happened goes on the record first."""
+
+    detail: str
+
+
 Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
-         | Acknowledge | Undo | Note | Tick)
+         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered)
 
 
 # Actions -----------------------------------------------------------------------------------
@@ -425,8 +441,19 @@ def _tick(out: _Out, session: Session, inp: Tick, ctx: Context, now: Now) -> Ste
     return out.done(session)
 
 
+def _space(out: _Out, session: Session, inp: SpaceChecked, ctx: Context, now: Now) -> Step:
+    if inp.low and not session.storage_low:
+        out.alarm(AlarmKind.STORAGE_LOW, inp.sentence)
+    return out.done(replace(session, storage_low=inp.low))
+
+
+def _recovered(out: _Out, session: Session, inp: StorageRecovered, ctx: Context, now: Now) -> Step:
+    out.alarm(AlarmKind.STORAGE_FAILED, inp.detail)
+    return out.done(session)
+
+
 _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     StartUp: _start, Identify: _identify, BoxSaw: _box, ScannerChanged: _scanner, OpenPolls: _open,
     PausePolls: _pause, ResumePolls: _resume, ClosePolls: _close, Acknowledge: _acknowledge, Undo: _undo,
-    Note: _note, Tick: _tick,
+    Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
 }

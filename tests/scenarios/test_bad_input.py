@@ -204,8 +204,6 @@ def test_keyboard_mode_licence_data_admits_its_holder(name: str, app: Appliance)
 
 # A list key that is not the package's --------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="needs the composition root to pass the package to load_list_key")
 def test_a_wrong_list_key_stops_the_station_at_start_with_the_reason(station_dir: Path,
                                                                      make_app: Callable[..., Appliance]) -> None:
     from device.identity import IdentityError
