@@ -24,13 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from device.config import ConfigError, load_config
+from device.config import load_config
 from device.hardware.sim.controls import ACTIONS, Action, Param, describe
+from protocol.errors import UserError
 
 DEMO_DIR = Path("var/demo")
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """A command cannot do what it was asked; the message is the sentence to print."""
 
 
@@ -42,18 +43,8 @@ def default_config() -> Path:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from device.control import ControlError
-    from device.decision import ActionRefused
-    from device.demo import DemoError
-    from device.hardware.registry import BackendError
-    from device.identity import IdentityError
-    from device.keys import KeyError_
-    from device.package import PackageError
-    from device.store.journal import JournalError
-    from device.upstream.service import UpstreamError
-    from device.upstream.uplink import UplinkConfigError
-    return (ConfigError, PackageError, JournalError, IdentityError, BackendError, KeyError_, ActionRefused,
-            ConnectionError, UplinkConfigError, UpstreamError, CommandError, ControlError, DemoError)
+    """What the command line prints as one sentence: every ``UserError``, and a refused connection."""
+    return (UserError, ConnectionError)
 
 
 def _sentence(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from device.core.delays import Delays
 from device.hardware.boxes.pins import DEFAULT_PINS, PinMap
 from device.hardware.decoders import DEFAULT_FORMATS, FORMATS
 from device.hardware.scanners.keymaps import LAYOUTS
+from protocol.errors import UserError
 
 MODES = ("simulation", "production")
 SCANNERS = ("sim", "simcamera", "camera", "picamera", "keyboard", "serial")
@@ -48,7 +49,7 @@ FIRST_CAMERA: int | str = 0
 """The default V4L2 camera: /dev/video0."""
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """The config has problems; ``problems`` lists each as 'key: what is wrong (hint)'."""
 
     def __init__(self, path: Path, problems: list[str]) -> None:

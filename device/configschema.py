@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from protocol.errors import PollboxError
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -32,7 +34,7 @@ Reader = Callable[[str, Any, list[str]], T]
 """Reads a whole sub-table at a key, appending its problems: (key, raw table, problems) -> value."""
 
 
-class WrongName(ValueError):
+class WrongName(PollboxError, ValueError):
     """A value that is not one of the known names; ``near`` is the likeliest meant, if any."""
 
     def __init__(self, message: str, given: object, known: tuple[str, ...]) -> None:

@@ -31,6 +31,7 @@ from device.hardware.sim import controls as sim
 from device.hardware.sim.controls import Action, Param, SimControls
 from device.store.backup import BackupError
 from device.upstream.service import UpstreamError
+from protocol.errors import UserError
 
 if TYPE_CHECKING:
     from device.store.verify import VerifyReport
@@ -41,7 +42,7 @@ MAX_REQUEST = 65_536
 EXPORT_PREFIX = "pollbox-export-"
 
 
-class ControlError(Exception):
+class ControlError(UserError):
     """The control socket cannot be used (another appliance holds it, a path is unusable)."""
 
 

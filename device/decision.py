@@ -6,11 +6,12 @@ from collections.abc import Mapping
 
 from device.core.decision import Decision
 from device.core.errors import IllegalTransition, RefusalCode
+from protocol.errors import UserError
 
 __all__ = ["ActionRefused", "Decision"]
 
 
-class ActionRefused(Exception):
+class ActionRefused(UserError):
     """A chair or desk action is not allowed now. The message is the operator sentence (English, for
     logs and the command line); ``code`` and ``params`` let the chair's screen say it in its language."""
 

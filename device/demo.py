@@ -29,6 +29,7 @@ from device.core.voterkey import voter_hash
 from device.files import write_private as write_private_file
 from device.keys import create_device_key, write_private
 from device.package import list_key_check, sign_package, voters_digest
+from protocol.errors import UserError
 from protocol.keys import public_b64
 
 ELECTION = "demo-2026"
@@ -64,7 +65,7 @@ def _write_key(path: Path, key: Ed25519PrivateKey) -> None:
 DEMO_MARK = "# Demo station: simulated hardware, loopback receiver. Not for a polling station."
 
 
-class DemoError(Exception):
+class DemoError(UserError):
     """The demo station cannot be made or reset; the message says why."""
 
 

@@ -39,6 +39,7 @@ from device.core.documents import (
 )
 from device.core.documents.rules import SCHEMES, Day
 from device.core.voterkey import LIST_KEY_BYTES, voter_hash
+from protocol.errors import UserError
 
 if TYPE_CHECKING:
     from device.package import StationPackage
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pollbox.identity")
 
 
-class IdentityError(Exception):
+class IdentityError(UserError):
     """The list key or document rules are unusable."""
 
 

@@ -15,12 +15,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from device.files import write_private as write_private_file
+from protocol.errors import UserError
 from protocol.keys import public_b64
 
 __all__ = ["KeyError_", "create_device_key", "load_device_key", "write_private"]
 
 
-class KeyError_(Exception):
+class KeyError_(UserError):
     """A key file is missing, unreadable or malformed; the message says which."""
 
 

@@ -32,12 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from protocol.errors import UserError
+
 log = logging.getLogger("pollbox.owner")
 
 T = TypeVar("T")
 
 
-class OwnerBusy(RuntimeError):
+class OwnerBusy(UserError, RuntimeError):
     """The owner did not answer a request within its timeout (the station is stuck or stopping)."""
 
 

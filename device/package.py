@@ -38,12 +38,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from device.core.station import VoterEntry
 from protocol.canonical import canonical
+from protocol.errors import UserError
 
 FORMAT = "pollbox-station-package/1"
 _KEY_CHECK_LABEL = b"pollbox list key check v1"
 
 
-class PackageError(Exception):
+class PackageError(UserError):
     """The package cannot be used; the message names the reason."""
 
 

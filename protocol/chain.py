@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Protocol
 
+from protocol.errors import UserError
+
 ZERO_HASH = "0" * 64
 
 
@@ -28,7 +30,7 @@ class Linked(Protocol):
     def hash(self) -> str: ...
 
 
-class ChainError(Exception):
+class ChainError(UserError):
     """A run of records that is not gap-free and chained; ``code`` is ``gap`` or ``chain_broken``."""
 
     def __init__(self, code: str, message: str, seq: int) -> None:

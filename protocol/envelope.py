@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocol.canonical import canonical
 from protocol.chain import record_hash
+from protocol.errors import UserError
 from protocol.keys import key_id
 
 VERSION = 1
@@ -50,7 +51,7 @@ HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class EnvelopeError(Exception):
+class EnvelopeError(UserError):
     """A signed form that cannot be decoded or does not verify; ``code`` names the reason."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -9,8 +9,10 @@ import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from protocol.errors import UserError
 
-class KeyFormatError(ValueError):
+
+class KeyFormatError(UserError, ValueError):
     """Text that is not base64 of a 32-byte Ed25519 public key."""
 
 

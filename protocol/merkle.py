@@ -23,13 +23,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
+from protocol.errors import UserError
+
 Lookup = Callable[[int, int], bytes]
 Node = tuple[int, int, bytes]
 
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
-class ProofError(Exception):
+class ProofError(UserError):
     """A proof was asked for a leaf or size the tree does not have, or does not verify."""
 
 

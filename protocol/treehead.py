@@ -37,10 +37,11 @@ from protocol.envelope import (
     sign_fields,
     split_signed,
 )
+from protocol.errors import UserError
 from protocol.keys import key_id
 
 
-class LogError(Exception):
+class LogError(UserError):
     """A tree head or proof is malformed or does not verify; the message says which."""
 
 

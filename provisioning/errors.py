@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from protocol.errors import UserError
+
 
 class Code(NamedTuple):
     code: str
@@ -56,7 +58,7 @@ CODES: dict[str, Code] = {c.code: c for c in (
 )}
 
 
-class ProvisionError(Exception):
+class ProvisionError(UserError):
     """A failure the technician must see: a code from ``CODES`` and a specific sentence."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 
+from protocol.errors import UserError
+
 
 class RefusalCode(str, enum.Enum):
     """Why an action was refused; the chair's screen has a sentence for each, in every language.
@@ -24,7 +26,7 @@ class RefusalCode(str, enum.Enum):
     NO_OUTBOX = "no_outbox"
 
 
-class CoreError(Exception):
+class CoreError(UserError):
     """Base of all core errors."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from device.core.session import BoxSignal as BoxSignal  # the signals are the core's words
+from protocol.errors import PollboxError
 
 
 class Clock(Protocol):
@@ -139,7 +140,7 @@ class Decoder(Protocol):
 
 # Uplink -------------------------------------------------------------------------
 
-class UplinkError(Exception):
+class UplinkError(PollboxError):
     """The link failed; the outbox keeps the records and retries later."""
 
 

@@ -18,9 +18,10 @@ from typing import Protocol
 from device.config import Config
 from device.core.delays import Delays
 from device.hardware.interfaces import BallotBox, Clock, Decoder, ScanSource
+from protocol.errors import UserError
 
 
-class BackendError(Exception):
+class BackendError(UserError):
     """A backend cannot be built; the message says which and why."""
 
 

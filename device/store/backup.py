@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.files import sync_path
+from protocol.errors import UserError
 
 from .journal import GENESIS, Journal, JournalError
 from .verify import verify_journal
 
 
-class BackupError(Exception):
+class BackupError(UserError):
     """The backup could not be written or did not verify; the previous backup is untouched."""
 
 

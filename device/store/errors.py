@@ -24,8 +24,10 @@ import os
 import sqlite3
 from pathlib import Path
 
+from protocol.errors import UserError
 
-class JournalError(Exception):
+
+class JournalError(UserError):
     """The journal cannot be opened or written; the message says why and what to do."""
 
 

@@ -31,6 +31,7 @@ from device.store.journal import Journal, connect
 from device.upstream.records import Tally, body_for, is_upstream, needs_tally
 from protocol.chain import ZERO_HASH
 from protocol.envelope import SignedRecord, make_record, parse_line
+from protocol.errors import UserError
 from protocol.keys import key_id
 
 SCHEMA = """
@@ -58,7 +59,7 @@ WHERE seq <= ? AND kind IN ('voter_admitted', 'checkin_undone', 'ballot_counted'
 """
 
 
-class OutboxError(Exception):
+class OutboxError(UserError):
     """The outbox cannot do what was asked; the message says why."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from device.core import events as ev
 from device.core.catalogue import CATALOGUE
+from protocol.errors import PollboxError
 
 REMOVED = "[removed]"
 MAX_TEXT = 200
@@ -42,7 +43,7 @@ class Tally:
         return self.admitted - self.undone
 
 
-class NotUpstream(Exception):
+class NotUpstream(PollboxError):
     """The event kind is not sent upstream (a programming error if it reaches the outbox)."""
 
 

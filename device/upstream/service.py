@@ -43,6 +43,7 @@ from device.upstream.export import write_export
 from device.upstream.outbox import Outbox, OutboxError
 from device.upstream.uplink import LinkDown, Reply, Uplink
 from protocol.envelope import EnvelopeError, iso_utc
+from protocol.errors import PollboxError, UserError
 from protocol.export import read_export, render_export
 from protocol.receipts import verify_receipt
 
@@ -55,7 +56,7 @@ IDLE_RECHECK = 1.0
 """How often the worker looks for records committed without a wake-up (seconds)."""
 
 
-class UpstreamError(Exception):
+class UpstreamError(UserError):
     """An upstream action cannot be done; the message is for the operator."""
 
 
@@ -86,7 +87,7 @@ class _LinkState:
     resend_after: int | None = None
 
 
-class _Refused(Exception):
+class _Refused(PollboxError):
     """The receiver answered but did not take the records; the message says why, ``code`` is the
     receiver's rejection code (``revoked_key``, ``unknown_key``, ...) when it gave one."""
 

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 from device.hardware.interfaces import UplinkError
+from protocol.errors import UserError
 
 CONTENT_TYPE = "application/x-pollbox-batch"
 RECORDS_PATH = "/api/v1/records"
@@ -38,7 +39,7 @@ DEFAULT_TIMEOUT = 15.0
 USER_AGENT = "pollbox-uplink/1"
 
 
-class UplinkConfigError(ValueError):
+class UplinkConfigError(UserError, ValueError):
     """The receiver URL or CA cannot be used; the message says what to fix."""
 
 

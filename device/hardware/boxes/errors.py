@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from protocol.errors import UserError
 
-class BoxError(Exception):
+
+class BoxError(UserError):
     """The ballot box unit cannot be used as asked; the slot has been left locked."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from device.hardware.interfaces import Clock
+from protocol.errors import UserError
 
 _ACTIVE_WORDS = {
     "beam": ("Block the drop sensor (hold a card in the slot)", "Clear the drop sensor"),
@@ -29,7 +30,7 @@ _OUTPUT_WORDS = {"lock": "Is the slot unlocked (the lock clicked open)?", "green
                  "red": "Is the red lamp lit?", "buzzer": "Is the buzzer sounding?"}
 
 
-class SelfTestRefused(Exception):
+class SelfTestRefused(UserError):
     """The self-test may not run now; the message says why."""
 
 

@@ -14,6 +14,7 @@ import importlib
 from collections.abc import Iterable
 
 from device.hardware.interfaces import Decoder
+from protocol.errors import UserError
 
 FORMATS: tuple[str, ...] = ("qr", "code128", "datamatrix", "pdf417", "code39", "ean13", "itf")
 DEFAULT_FORMATS: tuple[str, ...] = ("qr", "code128", "datamatrix", "pdf417")
@@ -24,7 +25,7 @@ BACKENDS: dict[str, str] = {
 }
 
 
-class DecoderConfigError(ValueError):
+class DecoderConfigError(UserError, ValueError):
     """The decoder or its formats cannot be used as configured; the message says why."""
 
 
