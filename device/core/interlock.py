@@ -4,8 +4,9 @@ Inputs are what the box and the check-in desk report (``Arm``, ``BeamBlocked``,
 ``BeamCleared``, ``JamReported``, ``LidOpened``, ``LidClosed``, ``Cancel``) plus
 ``Tick`` for the passage of time; outputs are ``Outcome`` values that the station turns into
 journal events. The machine is the ``TRANSITIONS`` table: a row per
-(input type, condition) names the handler; an input whose row says ``None``
-is illegal, raises, and leaves the state unchanged.
+(input type, ``Condition``) names the handler; an input whose row says ``None``
+is illegal, raises, and leaves the state unchanged. Which condition an input
+meets is named by that input type's classifier in ``CLASSIFY``, beside the table.
 
 Time is a monotonic reading in seconds passed in by the caller. The machine is
 transient: after a restart it starts locked, and the station cancels any token
@@ -21,6 +22,7 @@ beam blocked); either way it is an alarm and never a ballot.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -209,58 +211,92 @@ def _tick(s: InterlockState, i: Input, d: Delays) -> Step:
 
 
 # The table --------------------------------------------------------------------
-# Key: (input type, condition name). Conditions are evaluated by ``_condition``.
-# A value of None marks an illegal input in that condition.
+# Key: (input type, the condition the machine is in for that input). Each input
+# type has one small classifier (``CLASSIFY``) that names its condition; a value
+# of None in ``TRANSITIONS`` marks an input that is illegal in that condition.
 
-TRANSITIONS: dict[tuple[type, str], Handler | None] = {
-    (Arm, "new_token"): _arm,
-    (Arm, "known_token"): None,
-    (Cancel, "known_token"): _cancel,
-    (Cancel, "unknown_token"): None,
-    (BeamBlocked, "startup_clear"): None,
-    (BeamBlocked, "startup_blocked"): _blocked_at_startup,
-    (BeamBlocked, "beam_clear_armed"): _drop_armed,
-    (BeamBlocked, "beam_clear_locked"): _drop_locked,
-    (BeamBlocked, "beam_blocked"): None,
-    (BeamCleared, "beam_blocked"): _cleared,
-    (BeamCleared, "beam_clear"): None,
-    (JamReported, "beam_clear"): _jam_reported,
-    (JamReported, "beam_blocked"): _jam_reported,
-    (JamReported, "jammed"): None,
-    (LidOpened, "lid_closed"): _lid_opened,
-    (LidOpened, "lid_open"): None,
-    (LidClosed, "lid_open"): _lid_closed,
-    (LidClosed, "lid_closed"): None,
-    (Tick, "always"): _tick,
+class Condition(enum.Enum):
+    """What decides how an input is handled: the sensors, the tokens, the lid."""
+
+    NEW_TOKEN = "new_token"
+    KNOWN_TOKEN = "known_token"
+    UNKNOWN_TOKEN = "unknown_token"
+    STARTUP_PRISTINE = "startup_pristine"
+    """The first reading at start-up, before anything happened."""
+    STARTUP_LATE = "startup_late"
+    BEAM_CLEAR_ARMED = "beam_clear_armed"
+    BEAM_CLEAR_LOCKED = "beam_clear_locked"
+    BEAM_BLOCKED = "beam_blocked"
+    BEAM_CLEAR = "beam_clear"
+    JAMMED = "jammed"
+    LID_OPEN = "lid_open"
+    LID_CLOSED = "lid_closed"
+    ALWAYS = "always"
+
+
+C = Condition
+
+TRANSITIONS: dict[tuple[type, Condition], Handler | None] = {
+    (Arm, C.NEW_TOKEN): _arm,
+    (Arm, C.KNOWN_TOKEN): None,
+    (Cancel, C.KNOWN_TOKEN): _cancel,
+    (Cancel, C.UNKNOWN_TOKEN): None,
+    (BeamBlocked, C.STARTUP_LATE): None,
+    (BeamBlocked, C.STARTUP_PRISTINE): _blocked_at_startup,
+    (BeamBlocked, C.BEAM_CLEAR_ARMED): _drop_armed,
+    (BeamBlocked, C.BEAM_CLEAR_LOCKED): _drop_locked,
+    (BeamBlocked, C.BEAM_BLOCKED): None,
+    (BeamCleared, C.BEAM_BLOCKED): _cleared,
+    (BeamCleared, C.BEAM_CLEAR): None,
+    (JamReported, C.BEAM_CLEAR): _jam_reported,
+    (JamReported, C.BEAM_BLOCKED): _jam_reported,
+    (JamReported, C.JAMMED): None,
+    (LidOpened, C.LID_CLOSED): _lid_opened,
+    (LidOpened, C.LID_OPEN): None,
+    (LidClosed, C.LID_OPEN): _lid_closed,
+    (LidClosed, C.LID_CLOSED): None,
+    (Tick, C.ALWAYS): _tick,
 }
 
 
-def _condition(s: InterlockState, i: Input) -> str:
-    blocked = s.beam_blocked_since is not None
-    if isinstance(i, (Arm, Cancel)):
-        known = any(t[0] == i.token for t in s.tokens)
-        if isinstance(i, Arm):
-            return "known_token" if known else "new_token"
-        return "known_token" if known else "unknown_token"
-    if isinstance(i, BeamBlocked):
-        if blocked:
-            return "beam_blocked"
-        if i.at_startup:
-            return "startup_blocked" if s == InterlockState() else "startup_clear"
-        return "beam_clear_armed" if s.armed else "beam_clear_locked"
-    if isinstance(i, BeamCleared):
-        return "beam_blocked" if blocked else "beam_clear"
-    if isinstance(i, JamReported):
-        return "jammed" if s.jammed else "beam_blocked" if blocked else "beam_clear"
-    if isinstance(i, (LidOpened, LidClosed)):
-        return "lid_open" if s.lid_open else "lid_closed"
-    return "always"
+def _token(s: InterlockState, i: Input) -> Condition:
+    assert isinstance(i, (Arm, Cancel))
+    if any(t[0] == i.token for t in s.tokens):
+        return C.KNOWN_TOKEN
+    return C.NEW_TOKEN if isinstance(i, Arm) else C.UNKNOWN_TOKEN
+
+
+def _drop(s: InterlockState, i: Input) -> Condition:
+    assert isinstance(i, BeamBlocked)
+    if s.beam_blocked_since is not None:
+        return C.BEAM_BLOCKED
+    if i.at_startup:
+        return C.STARTUP_PRISTINE if s == InterlockState() else C.STARTUP_LATE
+    return C.BEAM_CLEAR_ARMED if s.armed else C.BEAM_CLEAR_LOCKED
+
+
+def _beam(s: InterlockState, i: Input) -> Condition:
+    return C.BEAM_BLOCKED if s.beam_blocked_since is not None else C.BEAM_CLEAR
+
+
+def _jam(s: InterlockState, i: Input) -> Condition:
+    return C.JAMMED if s.jammed else _beam(s, i)
+
+
+def _lid(s: InterlockState, i: Input) -> Condition:
+    return C.LID_OPEN if s.lid_open else C.LID_CLOSED
+
+
+CLASSIFY: dict[type, Callable[[InterlockState, Input], Condition]] = {
+    Arm: _token, Cancel: _token, BeamBlocked: _drop, BeamCleared: _beam, JamReported: _jam,
+    LidOpened: _lid, LidClosed: _lid, Tick: lambda s, i: C.ALWAYS,
+}
 
 
 def step(state: InterlockState, event: Input, delays: Delays) -> Step:
     """Apply one input; returns the new state and its outcomes, or raises."""
-    cond = _condition(state, event)
+    cond = CLASSIFY[type(event)](state, event)
     handler = TRANSITIONS.get((type(event), cond))
     if handler is None:
-        raise IllegalTransition("interlock", f"{state.phase} ({cond})", type(event).__name__)
+        raise IllegalTransition("interlock", f"{state.phase} ({cond.value})", type(event).__name__)
     return handler(state, event, delays)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hst
 
 from device.core import interlock as il
 from device.core.delays import Delays
@@ -116,7 +118,7 @@ def test_unit_reported_jam_on_a_counted_block_keeps_its_start() -> None:
 def test_every_input_type_has_a_row() -> None:
     assert {k[0] for k in il.TRANSITIONS} == {il.Arm, il.Cancel, il.BeamBlocked, il.BeamCleared, il.JamReported,
                                                il.LidOpened, il.LidClosed, il.Tick}
-    assert [c for (t, c), h in il.TRANSITIONS.items() if t is il.JamReported and h is None] == ["jammed"]
+    assert [c for (t, c), h in il.TRANSITIONS.items() if t is il.JamReported and h is None] == [il.Condition.JAMMED]
 
 
 ILLEGAL = [
@@ -141,3 +143,15 @@ def test_illegal_inputs_raise_and_change_nothing(name: str, state: il.InterlockS
     with pytest.raises(IllegalTransition):
         il.step(state, inp, D)
     assert state == before
+
+
+@given(tokens=hst.lists(hst.integers(1, 4), max_size=3, unique=True), blocked=hst.booleans(), jammed=hst.booleans(),
+       lid=hst.booleans(), token=hst.integers(1, 5), startup=hst.booleans())
+def test_every_condition_a_classifier_names_has_its_row(tokens: list[int], blocked: bool, jammed: bool, lid: bool,
+                                                        token: int, startup: bool) -> None:
+    s = il.InterlockState(tokens=tuple((t, T0 + 90) for t in tokens), beam_blocked_since=T0 if blocked else None,
+                          jammed=jammed, lid_open=lid)
+    inputs = [il.Arm(token, T0), il.Cancel(token), il.BeamBlocked(T0, at_startup=startup), il.BeamCleared(T0),
+              il.JamReported(T0), il.LidOpened(T0), il.LidClosed(T0), il.Tick(T0)]
+    for i in inputs:
+        assert (type(i), il.CLASSIFY[type(i)](s, i)) in il.TRANSITIONS
