@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.core.documents import DocumentRules, Identified, parse_payload
 from device.hardware.decoders import DecoderConfigError, load_decoder
 from device.hardware.decoders.frames import FrameSkipper
+from device.hardware.decoders.scenes import empty_scene, partly_covered, put
+from device.hardware.decoders.texture import TextureGate
 from device.hardware.decoders.zbar import ZbarDecoder
 from device.hardware.decoders.zxing import ZxingDecoder
 from device.hardware.interfaces import ScannerState, ScanRead
@@ -100,6 +104,71 @@ def test_cheap_passes_never_cost_a_read_the_thorough_pass_makes(documents: DemoD
         thorough = [b.text for b in decoder.read_pass(s.gray, decoder.thorough)]
         if s.text in thorough:
             assert s.text in [r.text for r in decoder.decode(s.gray)], f"{s.fmt} {s.variant} lost"
+
+
+def thorough_reads(decoder: ZxingDecoder, frame: np.ndarray) -> set[str]:
+    return {b.text for b in decoder.read_pass(frame, decoder.thorough)}
+
+
+@pytest.mark.parametrize("size", [(480, 640), (720, 1280)])
+def test_an_empty_scene_is_rejected_without_calling_zxing(size: tuple[int, int],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    scenes = [empty_scene(*size, rng) for _ in range(12)]
+    calls: list[object] = []
+    real = zxingcpp.read_barcodes
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(zxingcpp, "read_barcodes", counted)
+    decoder = ZxingDecoder()
+    assert [decoder.decode(s) for s in scenes] == [[]] * len(scenes)
+    assert calls == []
+    assert all(thorough_reads(decoder, s) == set() for s in scenes)  # nothing was there to read
+    assert len(calls) == len(scenes)  # the counter counts
+
+
+@pytest.mark.parametrize("size", [(480, 640), (720, 1280)])
+def test_a_code_anywhere_in_a_busy_scene_is_read_whenever_the_thorough_pass_reads_it(
+        documents: DemoDocuments, size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(12)
+    decoder, read = ZxingDecoder(), 0
+    for fmt, text in corpus_payloads(documents).items():
+        symbol = render(fmt, text, 3)
+        h, w = symbol.shape
+        for top, left in ((0, 0), (size[0] - h, size[1] - w), ((size[0] - h) // 3, (size[1] - w) // 2)):
+            frame = put(symbol, empty_scene(*size, rng), top, left)
+            if text in thorough_reads(decoder, frame):
+                read += 1
+                assert text in [r.text for r in decoder.decode(frame)], f"{fmt} at {top},{left} lost"
+    assert read >= 10  # the scene leaves most codes readable, so the check above is not empty
+
+
+@pytest.mark.parametrize("covered", [0.2, 0.4, 0.55, 0.8])
+def test_a_partly_covered_code_is_decoded_and_never_read_less_than_by_the_thorough_pass(
+        documents: DemoDocuments, covered: float) -> None:
+    rng = np.random.default_rng(13)
+    decoder = ZxingDecoder()
+    for fmt, text in corpus_payloads(documents).items():
+        symbol = render(fmt, text, 3)
+        left = min(100, 640 - symbol.shape[1])
+        frame = partly_covered(symbol, empty_scene(480, 640, rng), 60, left, covered)
+        assert TextureGate().region(frame) is not None, fmt  # what is left of it looks like a code
+        assert thorough_reads(decoder, frame) <= {r.text for r in decoder.decode(frame)}, fmt
+
+
+def test_the_gate_crops_to_the_code_and_can_be_turned_off(documents: DemoDocuments) -> None:
+    symbol = render("qr", documents.slip, 3)
+    frame = put(symbol, empty_scene(720, 1280, np.random.default_rng(14)), 40, 900)
+    region = TextureGate().region(frame)
+    assert region is not None and region.left > 700 and region.bottom < 720
+    assert region.crop(frame).size < frame.size / 4
+    part = ZxingDecoder().code_like_part(frame)
+    assert part is not None and part.shape == (region.bottom - region.top, region.right - region.left)
+    assert ZxingDecoder(gate=None).code_like_part(frame) is frame
+    assert [r.text for r in ZxingDecoder(gate=None).decode(frame)] == [documents.slip]
 
 
 def test_a_barcode_held_on_its_side_is_read_before_the_thorough_pass(documents: DemoDocuments) -> None:

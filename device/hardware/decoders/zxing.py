@@ -53,6 +53,9 @@ _FORMAT = {
 }
 
 
+DEFAULT_GATE = TextureGate()
+"""The texture test every station decoder runs first (frozen, so shared)."""
+
 ROTATION_FREE = frozenset({"qr"})
 """Formats found at any angle without ``try_rotate``."""
 
@@ -64,7 +67,7 @@ class ZxingDecoder:
 
     def __init__(self, formats: Iterable[str] = DEFAULT_FORMATS, *, try_rotate: bool = True,
                  try_downscale: bool = True, try_invert: bool = False,
-                 gate: TextureGate | None = TextureGate()) -> None:
+                 gate: TextureGate | None = DEFAULT_GATE) -> None:
         self.formats = check_formats(formats, _FORMAT, self.name)
         self._names = {_FORMAT[f]: f for f in self.formats}
         wanted = tuple(_FORMAT[f] for f in self.formats)
