@@ -1,0 +1,190 @@
+"""The pollbox image under QEMU/KVM, seen from outside as a technician would see it.
+
+A ``VirtualMachine`` boots a copy-on-write overlay of the built image (the image itself is never
+written) with a virtual USB stick, the i6300esb watchdog, QMP, the serial console in a file and the
+chair's screen's port forwarded to 127.0.0.1 only. Waiting is polling with a named deadline.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from device.demo import make_demo_station
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "provisioning" / "image" / "debian" / "build.sh"
+IMAGE_DIR = REPO / "build" / "image"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+BOOT_DEADLINE = 180.0
+"""How long a boot may take until the chair's screen answers (firmware, kernel, first-boot import)."""
+POLL_EVERY = 0.25
+"""How often a waited-for condition is looked at again."""
+T = TypeVar("T")
+
+
+def build_image(arch: str = "amd64") -> Path:
+    """Build the image if its recipe changed (a cached image is reused); its path."""
+    done = subprocess.run(["bash", str(BUILD), arch, str(IMAGE_DIR)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return IMAGE_DIR / f"pollbox-{arch}.img"
+
+
+def wait_for(condition: Callable[[], T | None], what: str, deadline: float) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(POLL_EVERY)
+    raise AssertionError(f"{what}: not within {deadline:.0f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+STICK_FILES = ("station.toml", "station-package.json", "data/device.key", "data/device.pub", "data/list.key",
+               "data/web/chair_pin.json")
+"""What a station stick carries: the config, the signed package and the unit's keys (no journal)."""
+
+
+def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
+    """A demo station on a FAT stick labelled POLLBOXSTICK; (the stick image, the station folder on the host).
+
+    The station's screen listens on every address of the virtual machine so that QEMU's port
+    forwarding reaches it; it still answers only under the loopback names (its Host check).
+    """
+    station = make_demo_station(workdir / "station", voters=voters).parent
+    toml = station / "station.toml"
+    text = toml.read_text()
+    assert 'host = "127.0.0.1"' in text
+    toml.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"'))
+    stick = workdir / "stick.img"
+    subprocess.run(["mkfs.vfat", "-C", "-n", "POLLBOXSTICK", str(stick), "32768"], check=True, capture_output=True)
+    for folder in ("::/station", "::/station/data", "::/station/data/web"):
+        subprocess.run(["mmd", "-i", str(stick), folder], check=True)
+    for name in STICK_FILES:
+        subprocess.run(["mcopy", "-i", str(stick), str(station / name), f"::/station/{name}"], check=True)
+    return stick, station
+
+
+class VirtualMachine:
+    """One pollbox unit: its own disk overlay and firmware variables, started and killed at will."""
+
+    def __init__(self, workdir: Path, image: Path, stick: Path) -> None:
+        self.workdir = workdir
+        self.disk = workdir / "disk.qcow2"
+        self.vars = workdir / "OVMF_VARS.fd"
+        self.serial = workdir / "serial.log"
+        self.stick = stick
+        self.port = free_port()
+        self.boots = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
+                       check=True)
+        shutil.copyfile(OVMF_VARS, self.vars)
+
+    def command(self) -> list[str]:
+        return [
+            "qemu-system-x86_64", "-machine", "q35,accel=kvm", "-cpu", "host", "-m", "1024", "-smp", "2",
+            "-nodefaults", "-display", "none", "-vga", "std",
+            "-serial", f"file:{self.serial}",
+            "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={self.vars}",
+            "-drive", f"if=virtio,format=qcow2,file={self.disk}",
+            "-device", "qemu-xhci",
+            "-drive", f"if=none,id=stick,format=raw,readonly=on,file={self.stick}",
+            "-device", "usb-storage,drive=stick,removable=on",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:8080",
+            "-device", "virtio-net-pci,netdev=net0",
+            "-device", "i6300esb",
+        ]
+
+    def start(self) -> None:
+        """Power on; the serial console of this boot starts an empty file."""
+        self.serial.write_bytes(b"")
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=(self.workdir / "qemu.log").open("wb"))
+        self.boots += 1
+
+    def power_cut(self) -> None:
+        """Pull the plug: QEMU is killed with SIGKILL, nothing in the guest gets a chance to flush."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def console(self) -> str:
+        return self.serial.read_text(errors="replace")
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def status(self) -> dict[str, Any] | None:
+        """The appliance's status from the chair's screen, or None while it does not answer."""
+        try:
+            with urllib.request.urlopen(self.url("/api/status"), timeout=5) as answer:
+                return dict(json.load(answer)["status"])
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
+
+    def wait_until_ready(self) -> dict[str, Any]:
+        """Until systemd has reported pollbox.service started (after READY=1) and the screen answers."""
+        def ready() -> dict[str, Any] | None:
+            if not self.running():
+                raise AssertionError(f"QEMU stopped: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
+            if "Started pollbox.service" not in self.console():
+                return None
+            return self.status()
+        return wait_for(ready, f"boot {self.boots}: pollbox.service started and the screen answering",
+                        BOOT_DEADLINE)
+
+    def stop(self) -> None:
+        if self.running():
+            self.power_cut()
+
+
+class DevPanel:
+    """The screen's simulator panel (/dev) through the forwarded port: what a person does to the hardware."""
+
+    def __init__(self, vm: VirtualMachine) -> None:
+        self.vm = vm
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.token = ""
+
+    def page(self) -> str:
+        with self.opener.open(self.vm.url("/dev"), timeout=10) as answer:
+            text: str = answer.read().decode()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', text)
+        assert found, "the simulator panel has no form token"
+        self.token = found.group(1)
+        return text
+
+    def act(self, action: str) -> None:
+        if not self.token:
+            self.page()
+        body = urllib.parse.urlencode({"csrf_token": self.token}).encode()
+        with self.opener.open(self.vm.url(f"/dev/{action}"), data=body, timeout=10) as answer:
+            assert answer.status == 200, answer.status
