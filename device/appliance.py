@@ -21,29 +21,26 @@ wires it from config.
 from __future__ import annotations
 
 import logging
-import shutil
-import threading
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from device import __version__
+from device.backups import JournalBackups
 from device.core import events as ev
 from device.core import session as ss
 from device.core import station as st
 from device.core.delays import Delays
 from device.core.errors import IllegalTransition, RefusalCode
 from device.core.events import CheckinMethod
-from device.core.poll import PollState
 from device.decision import ActionRefused, Decision
 from device.hardware.interfaces import BallotBox, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
 from device.identity import Identity, Resolved
 from device.owner import Owner
 from device.package import StationPackage
-from device.reports import close_report
-from device.status import AlarmView, StationStatus, StorageView, counters_of
-from device.store.backup import BackupError, backup_journal
+from device.reports import close_report, export_usb, zero_report
+from device.status import StationStatus, TurnoutByHour, station_status
+from device.storagefault import StorageFault
 from device.store.errors import StorageError
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
@@ -67,17 +64,14 @@ class Appliance:
         self.report: VerifyReport | None = None
         self.started = False
         self._ctx = ss.Context.of(package.voters, delays)
-        self._hourly: Counter[int] = Counter()
-        self._fault: StorageError | None = None
-        self._fault_at = 0.0
-        self._backlog: list[ss.Input] = []
+        self.hours = TurnoutByHour()
+        self.fault = StorageFault()
         self.read_failure: str | None = None
         """Why the last read from a scanner was not recorded (None when it was)."""
         self._owner = Owner(on_idle=self._publish, request_timeout=delays.request_timeout)
         self._status: StationStatus | None = None
-        self.last_backup: dict[str, Any] = {"configured": backup_dir is not None}
-        self._next_backup = 0.0
-        self._backing_up = threading.Lock()
+        self.backups = JournalBackups(journal_path=journal.path, station_id=package.station_id, directory=backup_dir,
+                                      clock=clock, delays=delays)
         self.on_healthy_tick: Callable[[], None] | None = None
         """Called on the owner thread after every tick that went well (the service watchdog's ping)."""
 
@@ -100,7 +94,7 @@ class Appliance:
     def _start(self, inputs: Any) -> None:
         self.report = verify_journal(self.journal, backup_dir=self.backup_dir)
         self.state = self.report.state
-        self._hourly = Counter(int(at // 3600) for _seq, at in self.state.checkins.values())
+        self.hours.rebuild(self.state)
         self.started = True
         if not self.report.ok:
             log.error("%s", self.report.sentence())
@@ -131,16 +125,13 @@ class Appliance:
         return self.started and self.report is not None and self.report.ok
 
     def _step(self, inp: ss.Input) -> ss.Step:
-        """Run one input through the session and carry out its step. Owner thread only.
-
-        While the journal cannot be written, every step first tries to record what
-        happened meanwhile (``_recover``); until that works it raises the
-        ``StorageError`` and the slot stays locked.
-        """
+        """Run one input through the session and carry out its step (owner thread only); after a storage
+        fault, first record what happened meanwhile (``_recover``), or raise the ``StorageError`` again."""
         if not self.writable:
             self.box.lock()
-            raise ActionRefused("the journal failed verification; nothing more can be recorded "
-                                "(run 'pollbox verify' and call the technician)", RefusalCode.JOURNAL_FAILED)
+            why = self.report.sentence() if self.report else "the station has not started"
+            raise ActionRefused(f"nothing can be recorded: {why} (run 'pollbox verify' and call the technician)",
+                                RefusalCode.JOURNAL_FAILED)
         self._recover()
         return self._run(inp)
 
@@ -158,39 +149,28 @@ class Appliance:
             try:
                 self._commit(list(done.events), now.wall)
             except StorageError as exc:
-                self._storage_failed(exc, now.wall)
+                self.box.lock()  # nothing of the step was recorded
+                self.fault.failed(exc, now.wall)
                 raise
         self.session = done.session
         for action in done.actions:
             self._act(action)
         return done
 
-    def _storage_failed(self, exc: StorageError, wall: float) -> None:
-        """Nothing of the step was recorded: lock the slot, remember since when, say so on the screen."""
-        self.box.lock()
-        if self._fault is None:
-            self._fault_at = wall
-            log.error("the journal cannot be written: %s", exc)
-        self._fault = exc
-
     def _recover(self) -> None:
-        """After a storage fault: record the fault as an alarm, then every box input kept meanwhile, in order."""
-        if self._fault is None:
+        """After a storage fault: record the fault as an alarm, then every input kept meanwhile, in order."""
+        if self.fault.error is None:
             return
-        fault = self._fault
-        kept = len(self._backlog)
-        self._run(ss.StorageRecovered(
-            f"the journal could not be written for {max(0.0, self.clock.wall() - self._fault_at):.0f} s "
-            f"({fault.code}); {kept} box or scanner input(s) from that time are recorded now, in order"))
-        self._fault = None
-        while self._backlog:
-            self._run(self._backlog[0])
-            self._backlog.pop(0)
-        log.warning("the journal takes writes again (%s)", fault.code)
+        self._run(self.fault.note(self.clock.wall()))
+        log.warning("the journal takes writes again (%s)", self.fault.error.code)
+        self.fault.error = None
+        while self.fault.kept:
+            self._run(self.fault.kept[0])
+            self.fault.kept.pop(0)
 
     def _commit(self, events: list[ev.Event], wall: float) -> None:
         for rec in self.journal.append(events, wall):
-            self._track_hourly(rec)
+            self.hours.track(rec, self.state)
             st.apply(self.state, rec)
 
     def _act(self, action: ss.Action) -> None:
@@ -201,13 +181,6 @@ class Appliance:
         elif action is ss.Action.WAKE_UPSTREAM and self.upstream is not None:
             self.upstream.wake()
 
-    def _track_hourly(self, rec: ev.Recorded) -> None:
-        e = rec.event
-        if isinstance(e, ev.VoterAdmitted):
-            self._hourly[int(rec.at // 3600)] += 1
-        elif isinstance(e, ev.CheckinUndone) and e.voter in self.state.checkins:
-            self._hourly[int(self.state.checkins[e.voter][1] // 3600)] -= 1
-
     def _timer(self) -> None:
         """Every tick on the owner thread: the station's timers, the watchdog, the backup."""
         try:
@@ -217,7 +190,7 @@ class Appliance:
             raise
         if self.on_healthy_tick is not None:  # also with a failed journal: the screen must stay up to say so
             self.on_healthy_tick()
-        self.backup_if_due()
+        self.backups.start_if_due()
 
     def tick(self) -> None:
         """Advance timers: token expiry, jam detection, heartbeat, turnout snapshot."""
@@ -251,7 +224,7 @@ class Appliance:
         try:
             self._step(inp)
         except StorageError:
-            self._backlog.append(inp)  # recorded, in order, as soon as the journal takes writes again
+            self.fault.kept.append(inp)  # recorded, in order, as soon as the journal takes writes again
 
     def _on_scanner_state(self, state: ScannerState) -> None:
         if state is not ScannerState.READING:
@@ -298,13 +271,7 @@ class Appliance:
 
     def open_polls(self) -> None:
         """Open the polls; refused unless the journal verifies and the zero report holds."""
-        self._owner.call(self._open)
-
-    def _open(self) -> None:
-        if self.report is None or not self.report.ok:
-            raise ActionRefused(f"cannot open the polls: {self.report.sentence() if self.report else 'not started'}",
-                                RefusalCode.JOURNAL_FAILED)
-        self._step(ss.OpenPolls())
+        self._owner.call(self._step, ss.OpenPolls())
 
     def pause_polls(self, reason: str = "") -> None:
         self._owner.call(self._step, ss.PausePolls(reason))
@@ -331,54 +298,21 @@ class Appliance:
 
     def export_usb(self, directory: Path) -> dict[str, Any]:
         """Write the records the CEC has not acknowledged to a file on a USB stick, and note it in the journal."""
-        if self.upstream is None:
-            raise ActionRefused("this unit has no upstream outbox", RefusalCode.NO_OUTBOX)
-        waiting = self.upstream.status()["waiting"]
-        path = self.upstream.export(directory)
-        self.annotate("usb_export", f"{waiting} records exported to a USB file")
-        return {"path": str(path), "records": waiting}
-
-    # Backups: copied outside the owner, so a slow stick never delays a voter -------------------------
-
-    def backup_if_due(self) -> None:
-        """Copy the journal to the configured backup directory every ``Delays.backup_every``, on a thread of its own."""
-        now = self.clock.monotonic()
-        if self.backup_dir is None or now < self._next_backup or self._backing_up.locked():
-            return
-        self._next_backup = now + self.delays.backup_every
-        threading.Thread(target=self._backup_quietly, name="pollbox-backup", daemon=True).start()
-
-    def _backup_quietly(self) -> None:
-        try:
-            assert self.backup_dir is not None
-            self.backup(self.backup_dir)
-        except BackupError as exc:
-            log.warning("journal backup failed: %s", exc)
+        return export_usb(self, directory)
 
     def backup(self, directory: Path) -> dict[str, Any]:
         """Copy the journal to ``directory`` now; the result also shows in ``status()``."""
-        with self._backing_up:
-            try:
-                done = backup_journal(self.journal.path, self.package.station_id, directory)
-            except BackupError as exc:
-                self.last_backup = {"configured": self.backup_dir is not None, "ok": False, "error": str(exc),
-                                    "at": self.clock.wall()}
-                raise
-            self.last_backup = {"configured": self.backup_dir is not None, "ok": True, "path": str(done.path),
-                                "events": done.events, "at": self.clock.wall()}
-            return dict(self.last_backup)
+        return self.backups.copy(directory)
 
     # Reading ------------------------------------------------------------------------------------
 
     def verify(self) -> VerifyReport:
+        """Verify the journal between two commits."""
         return self._owner.call(verify_journal, self.journal)
 
     def zero_report(self) -> dict[str, Any]:
-        s = self.status()
-        c = s["counters"]
-        return {"station": self.package.station_id, "identified": c["identified"], "ballots": c["ballots"],
-                "holds": c["identified"] == 0 and c["ballots"] == 0 and not self.state.anything_recorded,
-                "poll": s["poll"], "at": self.clock.wall()}
+        """The zero report: nothing identified and nothing counted before the polls open."""
+        return self._owner.call(zero_report, self)
 
     def close_report(self) -> dict[str, Any] | None:
         """The close report as recorded, with the signed upstream record if there is one."""
@@ -409,44 +343,7 @@ class Appliance:
 
     def _publish(self) -> None:
         """Build the read model from the owner's state and what the parts report. Owner thread only."""
-        s, p = self.state, self.package.payload
-        usage = shutil.disk_usage(self.data_dir)
-        health = {"cpu_temp_c": _cpu_temperature(), "free_bytes": usage.free, "total_bytes": usage.total,
-                  "clock": self.clock.wall(), "power": None, "software": __version__}
-        ok = bool(self.report and self.report.ok)
-        self._status = StationStatus(
-            mode=self.mode,
-            station=(("id", self.package.station_id), ("name", p["station"].get("name")),
-                     ("region", p["station"].get("region")), ("election", self.package.election_id)),
-            poll=s.poll.value, counters=counters_of(s, self.package.registered),
-            last_decision=self.session.last_decision, desk=self.session.desk,
-            alarms=tuple(AlarmView.of(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)),
-            interlock=self.session.interlock,
-            scanner_info=(("name", self.scanner.name), ("state", self.scanner.state().value)),
-            box_info=self.box.health(),
-            upstream_info=self.upstream.status() if self.upstream is not None else None,
-            journal_ok=ok, journal_problem="" if self.report is None or ok else self.report.sentence(),
-            seq=self.journal.last_seq, health=tuple(health.items()), backup=tuple(self.last_backup.items()),
-            turnout_by_hour=tuple(sorted((h * 3600, n) for h, n in self._hourly.items() if n)),
-            writable=self.writable, storage=self._storage_view(),
-        )
-
-    def _storage_view(self) -> StorageView:
-        fault = self._fault or self.journal.mark_fault
-        return StorageView(fault.code if fault else "", str(fault) if fault else "", self.session.storage_low,
-                           len(self._backlog))
-
-    @property
-    def polls_closed(self) -> bool:
-        return self.state.poll is PollState.CLOSED
-
-
-def _cpu_temperature() -> float | None:
-    """The SoC temperature from the kernel's thermal zone, if the machine has one."""
-    try:
-        return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000.0
-    except (OSError, ValueError):
-        return None
+        self._status = station_status(self)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,65 +10,15 @@ self-test); 0 means done.
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import json
-import logging
-import logging.handlers
-import os
-import signal
-import socket
 import sqlite3
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from device.config import load_config
+from device.cliutil import DEMO_DIR, CommandError, default_config, load_station_config, sentence, user_errors
 from device.hardware.sim.controls import ACTIONS, Action, Param, describe
-from protocol.errors import UserError
-
-DEMO_DIR = Path("var/demo")
-
-
-class CommandError(UserError):
-    """A command cannot do what it was asked; the message is the sentence to print."""
-
-
-def default_config() -> Path:
-    if os.environ.get("POLLBOX_CONFIG"):
-        return Path(os.environ["POLLBOX_CONFIG"])
-    system = Path("/etc/pollbox/station.toml")
-    return system if system.exists() else DEMO_DIR / "station.toml"
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """What the command line prints as one sentence: every ``UserError``, and a refused connection."""
-    return (UserError, ConnectionError)
-
-
-def _sentence(exc: BaseException) -> str:
-    """One line for an error from the environment (a file, a port, the journal database)."""
-    if isinstance(exc, sqlite3.Error):
-        return f"the journal database cannot be used: {exc}"
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror[0].lower()}{exc.strerror[1:]}{where}"
-    return str(exc) or type(exc).__name__
-
-
-def _load_config(args: argparse.Namespace) -> Any:
-    """The station's config; ``load_config`` checks the data directory as this process finds it."""
-    return load_config(args.config)
-
-
-def setup_logging(level: str, data_dir: Path | None) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if data_dir is not None and data_dir.exists():
-        handlers.append(logging.handlers.RotatingFileHandler(data_dir / "pollbox.log", maxBytes=5_000_000,
-                                                             backupCount=5))
-    logging.basicConfig(level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
+from device.runner import cmd_run, registered_voters
 
 # Commands ---------------------------------------------------------------------------
 
@@ -80,7 +30,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         reset_demo_station(directory)
         print(f"removed the demo station in {directory} (its journal, keys and receiver)")
     path = make_demo_station(directory, voters=args.voters, web_port=args.port, receiver_url=receiver_url)
-    registered = _registered(path)
+    registered = registered_voters(path)
     print(f"demo station ready: {path} ({registered:,} voters: {registered - 1:,} with synthetic personal "
           "numbers and one with a demo driver's licence)")
     print("first voters' personal numbers (synthetic):", ", ".join(demo_pins(3)))
@@ -90,153 +40,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _registered(config_path: Path) -> int:
-    package = config_path.parent / "station-package.json"
-    return int(json.loads(package.read_bytes())["payload"]["voters"]["count"])
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from device.appliance import build_appliance
-    from device.control import ControlServer, appliance_answers
-    from device.systemd import notify
-
-    config = _load_config(args)
-    if appliance_answers(config.data_dir / "control.sock"):
-        raise CommandError(f"pollbox is already running for this station (data directory {config.data_dir}); "
-                           "stop it first")
-    if not args.no_web:
-        check_can_listen(config.web_host, config.web_port, "the chair's screen", "[web] host and port")
-    if args.with_receiver:
-        from device.demo import demo_receiver_port
-        check_can_listen("127.0.0.1", demo_receiver_port(config), "the demo CEC receiver",
-                         "the receiver URL given to 'pollbox demo --receiver-port'")
-    setup_logging(config.log_level, config.data_dir)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1` prints every thread's stack
-    app = build_appliance(config)
-    app.on_healthy_tick = _watchdog_ping()
-    control, receiver = None, None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        app.start()
-        control = ControlServer(app, config.data_dir / "control.sock")
-        control.start()
-        receiver = _start_receiver(config) if args.with_receiver else None
-        web = None if args.no_web else _bind_web(app, config)
-        _banner(config, app)
-        notify("READY=1")
-        if web is None:
-            stop.wait()
-        else:
-            with web:
-                stop.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        notify("STOPPING=1")
-        if control is not None:
-            control.stop()
-        app.stop()
-        if receiver is not None:
-            receiver.terminate()
-            receiver.wait(timeout=10)
-    return 0
-
-
-def check_can_listen(host: str, port: int, what: str, setting: str) -> None:
-    """Raise CommandError, in one sentence, if ``host:port`` cannot be listened on now."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except (OSError, UnicodeError, ValueError):
-        raise CommandError(f"{what} cannot listen on {host!r}: it is not a host name or address this machine "
-                           f"knows; check {setting}") from None
-    with socket.socket(family, kind, proto) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(address)
-        except OSError as exc:
-            raise CommandError(_listen_sentence(exc, host, port, what, setting)) from None
-
-
-def _listen_sentence(exc: OSError, host: str, port: int, what: str, setting: str) -> str:
-    import errno
-    where = f"{what} cannot listen on {host}:{port}"
-    if exc.errno == errno.EADDRINUSE:
-        return f"{where}: the port is already in use by another program (another pollbox?); stop it or change {setting}"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return f"{where}: {host} is not an address of this machine; change {setting} (127.0.0.1 for this machine only)"
-    if exc.errno == errno.EACCES:
-        return f"{where}: not allowed to use port {port} (ports below 1024 need special rights); change {setting}"
-    return f"{where}: {exc.strerror or exc}; check {setting}"
-
-
-def _watchdog_ping(every: float = 1.0) -> Callable[[], None]:
-    """Feed systemd's watchdog (WatchdogSec in pollbox.service) at most once per ``every`` seconds."""
-    import time
-
-    from device.systemd import notify
-    last = [0.0]
-
-    def ping() -> None:
-        now = time.monotonic()
-        if now - last[0] >= every:
-            last[0] = now
-            notify("WATCHDOG=1")
-    return ping
-
-
-def _bind_web(app: Any, config: Any) -> Any:
-    """The chair's screen, bound to its port (not yet serving); a problem is one sentence."""
-    from device.webserver import ServerThread
-    from web_ui import create_app
-    from web_ui.i18n import LANGUAGES
-    from web_ui.serve import make_server
-    spoken = [lang for lang in app.package.languages if lang in LANGUAGES]
-    extra: dict[str, Any] = {"STATION_LANGUAGE": spoken[0]} if spoken else {}
-    extra["WEB_HOST"] = config.web_host  # the screen answers to this name too (its Host check)
-    if config.simulation:
-        from device.demo import demo_pins
-        extra["DEMO_NUMBERS"] = demo_pins(8)
-    try:
-        web = create_app(app, extra, instance_path=config.web_dir)
-    except (RuntimeError, OSError) as exc:
-        raise CommandError(f"the chair's screen cannot start: {_sentence(exc)}") from None
-    try:
-        server = make_server(web, config.web_host, config.web_port)
-    except OSError as exc:
-        raise CommandError(_listen_sentence(exc, config.web_host, config.web_port, "the chair's screen",
-                                            "[web] host and port")) from None
-    except ValueError:  # waitress: the host does not resolve
-        raise CommandError(f"the chair's screen cannot listen on {config.web_host!r}: it is not a host name or "
-                           "address this machine knows; check [web] host") from None
-    return ServerThread(server, name="pollbox-web")
-
-
-def _start_receiver(config: Any) -> Any:
-    from device.demo import start_demo_receiver
-    return start_demo_receiver(config)
-
-
-def _banner(config: Any, app: Any) -> None:
-    s = app.status()
-    print(f"\npollbox {s['mode']} station {s['station']['id']} — polls {s['poll']}, journal: "
-          f"{'verified' if s['journal']['ok'] else s['journal']['problem']}")
-    print(f"  chair's screen:  http://{config.web_host}:{config.web_port}/")
-    print(f"  observer view:   http://{config.web_host}:{config.web_port}/observer")
-    if config.simulation:
-        if s["poll"] == "setup":
-            print("  first open the polls:  pollbox chair open   (or 'Open the polls' on the chair's screen)")
-        print("  try:  pollbox sim pins 3        (synthetic voters' numbers)")
-        print("        pollbox sim scan <number>  /  pollbox sim drop  /  pollbox status")
-        print(f"        pollbox sim image {config.path.parent}/documents/td1.png   (a document shown to the camera)")
-        print("        pollbox sim --help  /  pollbox chair --help   (every action)")
-    print("  stop with Ctrl-C\n", flush=True)
-
-
 def _control(args: argparse.Namespace, payload: dict[str, Any]) -> Any:
     """Send one request to the running appliance; its refusal becomes the one sentence printed."""
     from device.control import request
-    config = _load_config(args)
+    config = load_station_config(args)
     answer = request(config.data_dir / "control.sock", payload)
     if not answer.get("ok"):
         raise CommandError(str(answer.get("error") or "the appliance refused the request"))
@@ -253,7 +60,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  identified {c['identified']}  ballots {c['ballots']}  difference {c['difference']:+d}  "
           f"turnout {c['turnout_pct']}% of {c['registered']}")
     if status["last_decision"]:
-        print(f"  last decision: {decision_sentence(status['last_decision'])}")
+        print(f"  last decision: {decisionsentence(status['last_decision'])}")
     for a in status["alarms"]:
         print(f"  ALARM {a['id']} {a['kind']}: {a['advice']}")
     print(f"  scanner {status['scanner']['state']}, slot {'OPEN' if status['interlock']['slot_open'] else 'locked'}")
@@ -263,7 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def decision_sentence(d: dict[str, Any] | None) -> str:
+def decisionsentence(d: dict[str, Any] | None) -> str:
     """The desk's decision in one line: outcome, list line and name, and the reason if any."""
     if d is None:
         return "no decision: nothing was read"
@@ -314,7 +121,7 @@ def _act(action: Action[Any], args: argparse.Namespace) -> int:
         found = ", ".join(result["decoded"]) or "nothing"
         print(f"the camera decoded: {found}")
     if isinstance(result, dict) and "decision" in result:
-        print(decision_sentence(result["decision"]))
+        print(decisionsentence(result["decision"]))
     elif result is not None:
         print(json.dumps(result, ensure_ascii=False, indent=2, default=str))
     else:
@@ -360,7 +167,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from device.package import load_package, public_key_from_b64
     from device.store.journal import Journal
     from device.store.verify import verify_journal
-    config = _load_config(args)
+    config = load_station_config(args)
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
     path = config.data_dir / "journal.db"
@@ -395,7 +202,7 @@ def cmd_box(args: argparse.Namespace) -> int:
     """Lock the slot without the appliance (systemd ExecStopPost), or run the technician's self-test."""
     from device.hardware.clock import SystemClock
     from device.hardware.registry import build_box
-    config = _load_config(args)
+    config = load_station_config(args)
     polls_open = _polls_open(config) if args.action == "selftest" else False
     box = build_box(config, clock=SystemClock(), delays=config.delays)
     box.start(lambda *_: None)
@@ -507,11 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         args.config = default_config()
     try:
         return int(args.func(args))
-    except _user_errors() as exc:
+    except user_errors() as exc:
         print(f"pollbox: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
-        print(f"pollbox: {_sentence(exc)}", file=sys.stderr)
+        print(f"pollbox: {sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

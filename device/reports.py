@@ -1,18 +1,39 @@
-"""The close report as the journal holds it: counts, every alarm raised, the signed upstream line.
+"""The reports a station gives: the zero report, the close report as the journal holds it (counts, every alarm
+raised, the signed line), and the USB export of what the CEC has not acknowledged.
 
-``close_report(app)`` runs on the appliance's owner thread (``Appliance.close_report``
-sends it there), so it reads the journal and the state between two commits.
+``zero_report(app)`` and ``close_report(app)`` run on the appliance's owner thread (``Appliance.close_report``
+sends them there), so they read the journal and the state between two commits.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from device.core import events as ev
+from device.core.errors import RefusalCode
 from device.core.poll import PollState
+from device.decision import ActionRefused
 
 if TYPE_CHECKING:
     from device.appliance import Appliance
+
+
+def export_usb(app: Appliance, directory: Path) -> dict[str, Any]:
+    """Write the records the CEC has not acknowledged to a file on a USB stick, and note it in the journal."""
+    if app.upstream is None:
+        raise ActionRefused("this unit has no upstream outbox", RefusalCode.NO_OUTBOX)
+    waiting = app.upstream.status()["waiting"]
+    path = app.upstream.export(directory)
+    app.annotate("usb_export", f"{waiting} records exported to a USB file")
+    return {"path": str(path), "records": waiting}
+
+
+def zero_report(app: Appliance) -> dict[str, Any]:
+    """The zero report: it holds while nothing was identified or counted."""
+    s = app.state
+    return {"station": app.package.station_id, "identified": s.identified, "ballots": s.ballots,
+            "holds": not s.anything_recorded, "poll": s.poll.value, "at": app.clock.wall()}
 
 
 def close_report(app: Appliance) -> dict[str, Any] | None:

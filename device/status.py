@@ -16,14 +16,22 @@ leaves the screen on time even between ticks.
 from __future__ import annotations
 
 import copy
+import shutil
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from device import __version__
 from device.core import station as st
 from device.core.catalogue import ALARM_ADVICE
 from device.core.decision import Decision
 from device.core.desk import DeskState
+from device.core.events import CheckinUndone, Recorded, VoterAdmitted
 from device.core.interlock import InterlockState
+
+if TYPE_CHECKING:
+    from device.appliance import Appliance
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,62 @@ class StationStatus:
         }
 
 
+class TurnoutByHour:
+    """Voters identified per wall-clock hour, kept up to date by the owner as it commits."""
+
+    def __init__(self) -> None:
+        self._hours: Counter[int] = Counter()
+
+    def rebuild(self, state: st.StationState) -> None:
+        self._hours = Counter(int(at // 3600) for _seq, at in state.checkins.values())
+
+    def track(self, rec: Recorded, state: st.StationState) -> None:
+        """Count ``rec`` (before it is applied to ``state``): an admission adds, an undo takes away."""
+        e = rec.event
+        if isinstance(e, VoterAdmitted):
+            self._hours[int(rec.at // 3600)] += 1
+        elif isinstance(e, CheckinUndone) and e.voter in state.checkins:
+            self._hours[int(state.checkins[e.voter][1] // 3600)] -= 1
+
+    def hours(self) -> tuple[tuple[int, int], ...]:
+        """(hour start as wall seconds, voters identified in it), in order."""
+        return tuple(sorted((h * 3600, n) for h, n in self._hours.items() if n))
+
+
 def counters_of(state: st.StationState, registered: int) -> Counters:
     """The counters of a journal's fold."""
     return Counters(state.identified, state.ballots, registered, state.undone,
                     tuple(sorted(state.refusals.items())), state.alarms_total)
+
+
+def station_status(app: Appliance) -> StationStatus:
+    """The read model of ``app`` as its owner thread sees it now (called on that thread only)."""
+    s, p = app.state, app.package.payload
+    usage = shutil.disk_usage(app.data_dir)
+    health = {"cpu_temp_c": _cpu_temperature(), "free_bytes": usage.free, "total_bytes": usage.total,
+              "clock": app.clock.wall(), "power": None, "software": __version__}
+    ok = bool(app.report and app.report.ok)
+    return StationStatus(
+        mode=app.mode,
+        station=(("id", app.package.station_id), ("name", p["station"].get("name")),
+                 ("region", p["station"].get("region")), ("election", app.package.election_id)),
+        poll=s.poll.value, counters=counters_of(s, app.package.registered),
+        last_decision=app.session.last_decision, desk=app.session.desk,
+        alarms=tuple(AlarmView.of(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)),
+        interlock=app.session.interlock,
+        scanner_info=(("name", app.scanner.name), ("state", app.scanner.state().value)),
+        box_info=app.box.health(),
+        upstream_info=app.upstream.status() if app.upstream is not None else None,
+        journal_ok=ok, journal_problem="" if app.report is None or ok else app.report.sentence(),
+        seq=app.journal.last_seq, health=tuple(health.items()), backup=tuple(app.backups.last.items()),
+        turnout_by_hour=app.hours.hours(), writable=app.writable,
+        storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
+    )
+
+
+def _cpu_temperature() -> float | None:
+    """The SoC temperature from the kernel's thermal zone, if the machine has one."""
+    try:
+        return int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000.0
+    except (OSError, ValueError):
+        return None

@@ -27,8 +27,7 @@ journal is gapless and the driver commits exactly the events returned, so the
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,25 +39,59 @@ from .decision import Decision
 from .delays import Delays
 from .errors import IllegalTransition, RefusalCode
 from .events import AlarmKind, CheckinMethod
+from .inputs import (
+    Acknowledge,
+    Action,
+    BoxSaw,
+    BoxSignal,
+    ClosePolls,
+    Context,
+    Identify,
+    Input,
+    Note,
+    Now,
+    OpenPolls,
+    PausePolls,
+    ResumePolls,
+    ScannerChanged,
+    SpaceChecked,
+    StartUp,
+    StorageRecovered,
+    Tick,
+    Undo,
+)
 from .poll import PollState
 
 DOWN_DETAIL = "counted by the ballot box while the station software was down"
 UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
 
 
-class BoxSignal(str, enum.Enum):
-    """What a ballot box unit reports, after debouncing."""
-
-    BEAM_BLOCKED = "beam_blocked"
-    BEAM_CLEARED = "beam_cleared"
-    LID_OPENED = "lid_opened"
-    LID_CLOSED = "lid_closed"
-    UNIT_LOST = "unit_lost"
-    UNIT_FOUND = "unit_found"
-    JAMMED = "jammed"
-    """The unit reports its drop sensor blocked by something it did not count as a ballot
-    (it restarted with the beam blocked): a jam, never a drop."""
-
+__all__ = [
+    "Acknowledge",
+    "Action",
+    "BoxSaw",
+    "BoxSignal",
+    "ClosePolls",
+    "Context",
+    "Identify",
+    "Input",
+    "Note",
+    "Now",
+    "OpenPolls",
+    "PausePolls",
+    "ResumePolls",
+    "ScannerChanged",
+    "Session",
+    "SpaceChecked",
+    "StartUp",
+    "Step",
+    "StorageRecovered",
+    "Tick",
+    "Undo",
+    "step",
+    "DOWN_DETAIL",
+    "UNHEARD_DETAIL",
+]
 
 _INTERLOCK_INPUT = {
     BoxSignal.BEAM_BLOCKED: il.BeamBlocked,
@@ -67,29 +100,6 @@ _INTERLOCK_INPUT = {
     BoxSignal.LID_CLOSED: il.LidClosed,
     BoxSignal.JAMMED: il.JamReported,
 }
-
-
-# What does not change during the day ------------------------------------------------
-
-@dataclass(frozen=True)
-class Context:
-    """The station's fixed facts: its voter list (hash -> entry), list lines, delays."""
-
-    voters: Mapping[str, st.VoterEntry]
-    delays: Delays
-    lines: Mapping[int, str] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, voters: Mapping[str, st.VoterEntry], delays: Delays) -> Context:
-        return cls(voters, delays, {entry.line: voter for voter, entry in voters.items()})
-
-
-@dataclass(frozen=True)
-class Now:
-    """A reading of the injected clock: ``mono`` for timers, ``wall`` for records."""
-
-    mono: float
-    wall: float
 
 
 # The session ----------------------------------------------------------------------------
@@ -108,124 +118,6 @@ class Session:
     @classmethod
     def new(cls, delays: Delays) -> Session:
         return cls(il.InterlockState(), dk.new_desk(delays))
-
-
-# Inputs ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StartUp:
-    """The station software started: the box's inputs as read at start."""
-
-    software: str
-    station_id: str
-    beam_blocked: bool = False
-    lid_open: bool = False
-    unit_drops: int | None = None
-    unit_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Identify:
-    """A document read or a number typed: ``voter`` is its keyed hash (None if unreadable)."""
-
-    voter: str | None
-    desk_key: str
-    method: CheckinMethod
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class BoxSaw:
-    """A box signal at monotonic time ``at``, with the unit's drop counter and identity where it has them."""
-
-    signal: BoxSignal
-    at: float
-    count: int | None = None
-    unit_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ScannerChanged:
-    """The scanner's state: connected, disconnected or reading."""
-
-    state: str
-
-
-@dataclass(frozen=True)
-class OpenPolls:
-    pass
-
-
-@dataclass(frozen=True)
-class PausePolls:
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class ResumePolls:
-    pass
-
-
-@dataclass(frozen=True)
-class ClosePolls:
-    pass
-
-
-@dataclass(frozen=True)
-class Acknowledge:
-    alarm: int
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Undo:
-    """Undo the standing check-in of the voter on list line ``line``."""
-
-    line: int
-    reason: str
-
-
-@dataclass(frozen=True)
-class Note:
-    """A note of record (readiness, enrollment, PIN lockout, USB export)."""
-
-    topic: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Time passed: token expiry, jam detection, heartbeat, turnout snapshot."""
-
-
-@dataclass(frozen=True)
-class SpaceChecked:
-    """The journal's free space against its reserve: ``low`` raises the low-storage alarm once."""
-
-    low: bool
-    sentence: str
-
-
-@dataclass(frozen=True)
-class StorageRecovered:
-    """The journal takes writes again after it could not: what happened goes on the record first."""
-
-    detail: str
-
-
-Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
-         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered)
-
-
-# Actions -----------------------------------------------------------------------------------
-
-class Action(str, enum.Enum):
-    """What the driver does to the hardware. ``LOCK_SLOT`` comes before the commit, the rest after."""
-
-    LOCK_SLOT = "lock_slot"
-    ARM_SLOT = "arm_slot"
-    HEARTBEAT = "heartbeat"
-    WAKE_UPSTREAM = "wake_upstream"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from device.core.session import BoxSignal as BoxSignal  # the signals are the core's words
+from device.core.inputs import BoxSignal as BoxSignal  # the signals are the core's words
 from protocol.errors import PollboxError
 
 

@@ -149,7 +149,7 @@ def test_broken_journal_refuses_to_open(make_app: Any, station_dir: Path) -> Non
     app2 = make_app()
     status = app2.status()
     assert not status["journal"]["ok"] and "event 1" in status["journal"]["problem"]
-    with pytest.raises(ActionRefused, match="cannot open the polls: journal FAILED verification at event 1"):
+    with pytest.raises(ActionRefused, match="nothing can be recorded: journal FAILED verification at event 1"):
         app2.open_polls()
 
 

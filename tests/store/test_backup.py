@@ -80,7 +80,7 @@ def test_periodic_backup_every_named_delay(station_dir: Path, clock: Any, tmp_pa
 
     def backup_if_due() -> dict[str, Any]:
         """The periodic backup runs on a thread of its own (a slow stick never delays a voter): wait for it."""
-        app.backup_if_due()
+        app.backups.start_if_due()
         for thread in threading.enumerate():
             if thread.name == "pollbox-backup":
                 thread.join()
