@@ -5,8 +5,9 @@
 ``verify``, ``annotate`` and ``upstream`` are used) and checks: keys present and enrolled
 for this station, package valid and list key matching, clock within the
 package's validity, storage writable with room to spare and the journal
-intact, scanner answering, ballot box unit present with the slot locked, and
-the receiver reachable.
+intact, scanner answering, ballot box unit present with the slot locked, the
+chair PIN set (by the chair, on the screen, at the opening: the package carries
+none), and the receiver reachable.
 
 The receiver check really talks to the receiver: it first asks the unit's
 upstream (``Appliance.upstream``) to send whatever is waiting, which succeeds
@@ -24,6 +25,7 @@ upstream record); ``render`` is the printable form.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +147,26 @@ def _storage(config: Config, appliance: ApplianceView) -> Check:
     return Check("storage", True, f"writable, {free // 2**20} MiB free, journal verified")
 
 
+CHAIR_PIN_FORMAT = "pollbox-chair-pin/1"
+"""The format of the chair screen's PIN file (``web_ui.pin``): read here as data, never imported."""
+
+
+def _chair_pin(config: Config) -> Check:
+    path = config.web_dir / "chair_pin.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Check("chair PIN", False, "not set yet: the chair sets it on the unit's screen, in front of the "
+                                         "commission; then run the self-test again")
+    except (OSError, ValueError) as exc:
+        return Check("chair PIN", False, f"the PIN file {path.name} cannot be read ({exc}); reset it "
+                                         "(python -m web_ui.pin reset) and let the chair set it again")
+    if not isinstance(doc, dict) or doc.get("format") != CHAIR_PIN_FORMAT or not doc.get("hash"):
+        return Check("chair PIN", False, f"the PIN file {path.name} is not a chair PIN; reset it and let the chair "
+                                         "set it again")
+    return Check("chair PIN", True, "set by the chair (stored hashed)")
+
+
 def _scanner(status: dict[str, Any]) -> Check:
     scanner = status.get("scanner") or {}
     ok = scanner.get("state") in ("connected", "reading")
@@ -230,7 +252,7 @@ def run_checks(config: Config, appliance: ApplianceView, now: float) -> Readines
     status = appliance.status()
     result = Readiness(station, now)
     result.checks += [_keys(config, station), check, _clock(package, now), _storage(config, appliance),
-                      _scanner(status), _box(status), receiver]
+                      _scanner(status), _box(status), receiver, _chair_pin(config)]
     return result
 
 

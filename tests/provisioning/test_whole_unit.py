@@ -27,6 +27,7 @@ from protocol.receipts import verify_receipt
 from provisioning import cli
 from provisioning.readiness import render, run_checks
 from receiver.registry import Registry
+from web_ui.pin import set_pin
 
 
 def receiver_check(app: Appliance, config: Config, now: float) -> str:
@@ -47,6 +48,9 @@ def test_whole_unit_from_cec_key_to_records_at_the_receiver(
     now = time.time()  # the CLI stamps packages with the real time
     with receiver_of(tmp_path, cec, receiver_socket, receiver_key) as live, running(config, now) as app:
         assert app.status()["counters"]["registered"] == 300
+        without = run_checks(config, app, now)
+        assert [c.name for c in without.failed()] == ["chair PIN"] and "NOT READY" in render(without)
+        set_pin(config.web_dir / "chair_pin.json", "385027")  # the chair, on the screen, at the opening
         result = run_checks(config, app, now)
         assert result.ok, render(result)
         assert "READY" in render(result) and "10000000abcdef" in render(result)
@@ -76,6 +80,7 @@ def test_readiness_cli_stores_then_forwards_its_note(
         tmp_path: Path, cec: Cec, plan: Path, voters: tuple[Path, list[list[str]]], receiver_socket: socket.socket,
         receiver_key: Ed25519PrivateKey, capsys: pytest.CaptureFixture[str]) -> None:
     config_path = provision(tmp_path, cec, plan, voters[0])
+    set_pin(load_config(config_path).web_dir / "chair_pin.json", "385027")
     capsys.readouterr()
     assert cli.main(["unit", "readiness", "--config", str(config_path)]) == 0
     printed = capsys.readouterr().out
@@ -97,7 +102,7 @@ def test_readiness_fails_when_the_receiver_signs_with_another_key(
         app.annotate("test", "a record to send")
         result = run_checks(config, app, now)
         assert app.upstream.status()["waiting"] == 1
-    assert [c.name for c in result.failed()] == ["receiver"]
+    assert [c.name for c in result.failed() if c.name != "chair PIN"] == ["receiver"]
     assert "receipt signature does not verify" in result.failed()[0].detail
 
 
@@ -111,7 +116,7 @@ def test_readiness_fails_when_the_receiver_does_not_know_the_unit(
     with receiver_of(tmp_path, cec, receiver_socket, receiver_key), running(config, now) as app:
         app.annotate("test", "a record to send")
         result = run_checks(config, app, now)
-    assert [c.name for c in result.failed()] == ["receiver"]
+    assert [c.name for c in result.failed() if c.name != "chair PIN"] == ["receiver"]
     assert "unknown_key" in result.failed()[0].detail and "device registry" in result.failed()[0].detail
 
 
@@ -123,7 +128,7 @@ def test_readiness_fails_without_enrollment(tmp_path: Path, cec: Cec, plan: Path
     now = time.time()
     with running(config, now) as app:
         result = run_checks(config, app, now)
-    assert [c.name for c in result.failed()] == ["keys and enrollment"]
+    assert [c.name for c in result.failed() if c.name != "chair PIN"] == ["keys and enrollment"]
     (receiver,) = [c for c in result.checks if c.name == "receiver"]
     assert "stored on the unit" in receiver.detail and "no answer from the receiver" in receiver.detail
 
