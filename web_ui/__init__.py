@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "SSE_KEEPALIVE_SECONDS": 10.0,
     "SSE_MAX_SECONDS": 55.0,
     "POLL_FALLBACK_MS": 2000,
+    "OBSERVER_RETURN_SECONDS": 120,
     "DEMO_NUMBERS": [],
     "WALL_CLOCK": time.time,
     "SESSION_COOKIE_SAMESITE": "Strict",
@@ -77,6 +78,7 @@ def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
     if devpanel.allowed(appliance):
         app.register_blueprint(devpanel.bp)
     app.register_error_handler(HTTPException, _http_error)
+    app.jinja_env.globals["stale_ms"] = lambda: int(1000 * 3 * float(app.config["SSE_KEEPALIVE_SECONDS"]) + 5000)
     return app
 
 

@@ -2,7 +2,8 @@
 
 ``/events`` is a Server-Sent Events stream: it renders the live region of the
 requested view every ``SSE_POLL_SECONDS``, sends it when the HTML changed,
-sends a comment as keepalive every ``SSE_KEEPALIVE_SECONDS``, and ends after
+sends an ``alive`` event every ``SSE_KEEPALIVE_SECONDS`` while nothing changed (the page
+shows "connection lost" when neither comes for three of those), and ends after
 ``SSE_MAX_SECONDS`` so a waitress thread is never held for long; the browser
 reconnects by itself (``retry``). ``/api/status`` is the short-polling
 fallback and the JSON form of the same snapshot (``?view=status`` adds the
@@ -69,7 +70,7 @@ def _stream(name: str) -> Iterator[str]:
             yield sse_event("live", html)
             last_digest, last_sent = digest, now
         elif now - last_sent >= keepalive:
-            yield ": keepalive\n\n"
+            yield sse_event("alive", "")
             last_sent = now
         if now >= deadline:
             return

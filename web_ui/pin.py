@@ -1,4 +1,4 @@
-"""The chair PIN: set at provisioning, stored hashed, locked out after five wrong tries.
+"""The chair PIN: set by the chair at the station, stored hashed, locked out after five wrong tries.
 
 The file ``chair_pin.json`` (in the web instance folder) holds the scrypt hash
 and salt of the PIN, never the PIN, and the lockout state (``lockout.py``), so
@@ -7,9 +7,15 @@ a restart does not give an attacker fresh tries. It is rewritten atomically
 (a full disk, a read-only file system) the lockout state is kept in memory and
 wins over the stale file until a write succeeds: the lock holds either way.
 
-Wiring: provisioning (and the demo set-up) call ``set_pin(path, pin)``;
-``create_app`` builds one ``ChairPin`` and the ``actions`` blueprint calls
-``check``.
+The station package carries no PIN. At the first start the screen asks the
+chair to choose one (``actions.setup``), twice, in the commission's presence;
+``pin_rule_broken`` says which rule a chosen PIN breaks. A forgotten PIN is
+reset by the technician, logged in to the unit with their own credential:
+``python -m web_ui.pin reset DATA_DIR/web`` deletes the file, and the screen
+asks for a new PIN again (the new one is journaled as set after a reset).
+
+Wiring: ``create_app`` builds one ``ChairPin``; the ``actions`` blueprint
+calls ``set`` and ``check``; the demo set-up calls ``set_pin(path, pin)``.
 """
 
 from __future__ import annotations
@@ -67,6 +73,34 @@ def validate_pin(pin: str) -> None:
         raise PinError(f"a chair PIN is {MIN_DIGITS} to {MAX_DIGITS} digits")
 
 
+WEAK_PINS_NOTE = "the same digit repeated, or digits counting up or down"
+
+
+class PinRule(enum.StrEnum):
+    """Why a PIN the chair chose at the station is refused (the screen has a sentence for each)."""
+
+    LENGTH = "length"
+    WEAK = "weak"
+    MISMATCH = "mismatch"
+
+
+def _is_weak(pin: str) -> bool:
+    """One digit repeated (111111) or a run counting up or down by one (123456, 987654)."""
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:], strict=False)}
+    return len(steps) == 1 and steps <= {0, 1, 9}
+
+
+def pin_rule_broken(pin: str, again: str) -> PinRule | None:
+    """The rule a PIN chosen at the station breaks, or None when it may be set."""
+    if not (pin.isascii() and pin.isdigit() and MIN_DIGITS <= len(pin) <= MAX_DIGITS):
+        return PinRule.LENGTH
+    if _is_weak(pin):
+        return PinRule.WEAK
+    if not hmac.compare_digest(pin.encode(), again.encode()):
+        return PinRule.MISMATCH
+    return None
+
+
 def _hash(pin: str, salt: bytes, params: dict[str, int]) -> bytes:
     return hashlib.scrypt(pin.encode("ascii"), salt=salt, n=params["n"], r=params["r"], p=params["p"],
                           maxmem=64 * 1024 * 1024, dklen=32)
@@ -89,7 +123,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PinError("no chair PIN has been set on this unit; the technician sets it at provisioning",
+        raise PinError("no chair PIN has been set on this unit; the chair sets it on the screen at the opening",
                        missing=True) from None
     except (ValueError, UnicodeDecodeError):
         raise PinError(f"the chair PIN file {path.name} is damaged; the technician must set the PIN again") from None
@@ -116,6 +150,15 @@ class ChairPin:
 
     def is_set(self) -> bool:
         return self.path.exists()
+
+    def set_first(self, pin: str) -> bool:
+        """Set ``pin`` unless a PIN is already set (then False: a PIN is never replaced from the screen)."""
+        with self._lock:
+            if self.path.exists():
+                return False
+            set_pin(self.path, pin)
+            self._unsaved = None
+            return True
 
     def attempts(self) -> lockout.Attempts:
         with self._lock:
@@ -162,3 +205,32 @@ class ChairPin:
                         self.path.name, exc.strerror or exc)
             return
         self._unsaved = None
+
+
+def reset(instance: Path) -> bool:
+    """Delete the chair PIN in the web instance folder ``instance``; True if there was one."""
+    try:
+        (instance / "chair_pin.json").unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m web_ui.pin reset DATA_DIR/web``: the technician's reset of a forgotten chair PIN."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m web_ui.pin", description="reset the chair PIN")
+    parser.add_argument("action", choices=["reset"])
+    parser.add_argument("instance", type=Path, help="the chair screen's instance folder (DATA_DIR/web)")
+    args = parser.parse_args(argv)
+    try:
+        had = reset(args.instance)
+    except OSError as exc:
+        print(f"the chair PIN cannot be reset: {exc.strerror} (log in as the technician)")
+        return 1
+    print("chair PIN deleted; the screen asks the chair for a new one" if had else "no chair PIN was set")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

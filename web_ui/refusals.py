@@ -20,7 +20,7 @@ from device.core.errors import RefusalCode
 from device.decision import ActionRefused
 
 from . import faults
-from .i18n import POLL_STATES, fmt_number
+from .i18n import ALARM_TITLES, POLL_STATES, fmt_number
 
 
 def _wrong_state(p: dict[str, Any]) -> str:
@@ -43,6 +43,10 @@ SENTENCES: dict[RefusalCode, Callable[[dict[str, Any]], str]] = {
     RefusalCode.JOURNAL_FAILED: lambda p: _(
         "The journal failed verification. Nothing more can be recorded. Call the technician."),
     RefusalCode.NO_OUTBOX: lambda p: _("This unit has no link to the CEC configured. Call the technician."),
+    RefusalCode.CONDITION_PERSISTS: lambda p: _(
+        "Alarm %(id)s cannot be acknowledged yet: its cause is still there (%(what)s). Do what the screen says; "
+        "the alarm can be acknowledged once the unit sees it resolved.",
+        id=p.get("alarm", ""), what=ALARM_TITLES.get(str(p.get("kind", "")), _("Alarm"))),
 }
 
 

@@ -1,4 +1,10 @@
-"""The status screen (``/``) and the language switch (``/lang/<code>``).
+"""The status screen (``/``), its two detail pages and the language switch (``/lang/<code>``).
+
+The status screen fits the 800x480 touchscreen without scrolling: counters,
+the last decision, the most urgent alarm, short states of the link and the
+scanner. ``/alarms`` lists every open alarm and ``/details`` shows the
+turnout chart, the link and the device in full; each has a way back
+(to the observer view when opened from it: ``?view=observer``).
 
 The page renders the live region once on the server; ``static/live.js`` then
 keeps it current from ``/events`` (or ``/api/status`` if streaming fails).
@@ -20,6 +26,27 @@ bp = Blueprint("status", __name__)
 def index() -> str:
     s = view.snapshot(personal=view.personal_for("status"))
     return render_template("status.html", s=s, live=view.render_live("status", s), live_view="status")
+
+
+def _from_observer() -> bool:
+    return request.args.get("view") == "observer"
+
+
+def _back() -> str:
+    return url_for("observer.index") if _from_observer() else url_for("status.index")
+
+
+@bp.get("/alarms")
+def alarms() -> str:
+    s = view.snapshot()
+    return render_template("alarms.html", s=s, back=_back(), observer=_from_observer())
+
+
+@bp.get("/details")
+def details() -> str:
+    s = view.snapshot()
+    return render_template("details.html", s=s, back=_back(), observer=_from_observer(),
+                           chart=view.turnout_chart(s["turnout_by_hour"]))
 
 
 @bp.post("/lang/<code>")

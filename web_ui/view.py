@@ -49,6 +49,7 @@ def snapshot(*, personal: bool = False) -> dict[str, Any]:
     fresh = _decision_fresh_seconds(app_)
     status["decision_fresh"] = decision is not None and now - float(decision["at"]) <= fresh
     status["link"] = link_state(status.get("upstream"))
+    status["alarms"] = by_urgency(status.get("alarms") or [], status)
     return status if personal else without_personal_data(status)
 
 
@@ -90,6 +91,28 @@ def link_state(upstream: Mapping[str, Any] | None) -> str:
     return "delivered" if upstream.get("last_receipt_at") else "idle"
 
 
+URGENCY = ("storage_failed", "lid_opened", "second_ballot", "drop_without_token", "jam", "box_unit_lost",
+           "box_unit_replaced", "scanner_lost", "storage_low")
+"""Alarm kinds from most to least urgent: the status screen always shows the first open one in full."""
+
+
+def persists(alarm: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the condition behind ``alarm`` is still there (lid open, slot jammed, box unit silent):
+    such an alarm is shown as still open and cannot be acknowledged."""
+    lock, box = status.get("interlock") or {}, status.get("box") or {}
+    kind = alarm.get("kind")
+    return bool((kind == "lid_opened" and lock.get("lid_open")) or (kind == "jam" and lock.get("jammed"))
+                or (kind == "box_unit_lost" and box.get("present") is False))
+
+
+def by_urgency(alarms: list[Mapping[str, Any]], status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The open alarms, most urgent first (then newest first), each marked ``persists``."""
+    def rank(a: Mapping[str, Any]) -> tuple[int, float]:
+        kind = str(a.get("kind"))
+        return (URGENCY.index(kind) if kind in URGENCY else len(URGENCY), -float(a.get("at") or 0))
+    return [{**a, "persists": persists(a, status)} for a in sorted(alarms, key=rank)]
+
+
 def _decision_fresh_seconds(app_: Any) -> float:
     delays = getattr(app_, "delays", None)
     return float(getattr(delays, "decision_display", DECISION_FRESH_SECONDS))
@@ -104,4 +127,4 @@ def render_live(view: str, status: dict[str, Any]) -> str:
     """The HTML of the live region of ``view`` for ``status`` (the observer view never shows who voted)."""
     observer = view == "observer"
     shown = without_personal_data(status) if observer else status
-    return render_template("_live.html", s=shown, observer=observer, chart=turnout_chart(status["turnout_by_hour"]))
+    return render_template("_live.html", s=shown, observer=observer)

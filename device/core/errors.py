@@ -24,6 +24,7 @@ class RefusalCode(str, enum.Enum):
     NO_SUCH_LINE = "no_such_line"                # line: the line number asked for
     JOURNAL_FAILED = "journal_failed"
     NO_OUTBOX = "no_outbox"
+    CONDITION_PERSISTS = "condition_persists"    # alarm: its number; kind: the alarm kind whose cause is still there
 
 
 class CoreError(UserError):

@@ -322,10 +322,25 @@ def decide_close(state: StationState) -> list[ev.Event]:
     return out
 
 
+_PERSISTS: Mapping[AlarmKind, Callable[[StationState], bool]] = {
+    AlarmKind.LID_OPENED: lambda s: s.lid_open,
+    AlarmKind.JAM: lambda s: s.jammed,
+}
+"""Alarms whose cause the journal still shows: they stay open until the sensor says it is resolved."""
+
+
 def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Event:
+    """Acknowledge open alarm ``alarm``; refused while the cause it reports persists (a lid still open,
+    a slot still jammed): acknowledging would say "no open alarms" about a box that is still open."""
     if alarm not in state.alarms:
         raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open",
                                 code=RefusalCode.ALARM_NOT_OPEN, params={"alarm": alarm})
+    kind = state.alarms[alarm].kind
+    still = _PERSISTS.get(kind)
+    if still is not None and still(state):
+        raise IllegalTransition("alarms", "cause persists", "acknowledge",
+                                f"alarm {alarm} ({kind.value}): its cause is still there",
+                                code=RefusalCode.CONDITION_PERSISTS, params={"alarm": alarm, "kind": kind.value})
     return ev.AlarmAcknowledged(alarm, note.strip())
 
 

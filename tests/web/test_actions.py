@@ -75,7 +75,7 @@ def test_acknowledge_an_alarm(chair: FlaskClient, app: Any) -> None:
     app.sim.box.drop()  # a ballot with no identification
     alarm = app.status()["alarms"][0]
     page = chair.get("/").get_data(as_text=True)
-    assert "Ballot without identification" in page and "What to do now:" in page
+    assert "Ballot without identification" in page and "record it in the protocol" in page
     response = post(chair, f"/chair/alarms/{alarm['id']}/acknowledge", {"note": "voter X, noted in protocol"})
     assert response.status_code == 303
     assert app.status()["alarms"] == []

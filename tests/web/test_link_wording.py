@@ -62,4 +62,4 @@ def test_a_standing_failure_is_offline(client: FlaskClient, app: Any, monkeypatc
 
 def test_records_not_yet_tried_are_sending_not_offline(client: FlaskClient, app: Any, monkeypatch: Any) -> None:
     page = show(client, app, monkeypatch, online=None, waiting=2, last_seq=2)
-    assert 'class="link-pending" data-link="sending"' in page and "Offline" not in page
+    assert 'class="state wait" data-link="sending"' in page and "Offline" not in page

@@ -39,7 +39,7 @@ def test_set_pin_refuses_malformed_pins(tmp_path: Path, bad: str) -> None:
 
 
 def test_missing_pin_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(PinError, match="provisioning"):
+    with pytest.raises(PinError, match="the chair sets it on the screen"):
         ChairPin(tmp_path / "none.json", lockout_base=BASE).check("123456", 0.0)
 
 
@@ -78,13 +78,45 @@ def test_login_lockout_is_shown_and_journaled(client: FlaskClient, app: Any, clo
     assert post(client, "/chair/login", {"pin": CHAIR_PIN}).status_code == 303
 
 
-def test_login_without_pin_file_explains(app: Any, tmp_path: Path, clock: Any) -> None:
-    client = build_web(app, tmp_path / "empty", clock).test_client()
-    response = post(client, "/chair/login", {"pin": CHAIR_PIN})
-    assert response.status_code == 503 and "provisioning" in response.get_data(as_text=True)
+def test_without_a_pin_the_chair_sets_one_at_the_station(app: Any, tmp_path: Path, clock: Any) -> None:
+    web_dir = tmp_path / "fresh"
+    client = build_web(app, web_dir, clock).test_client()
+    assert client.get("/chair/login").headers["Location"] == "/chair/setup"
+    assert post(client, "/chair/login", {"pin": CHAIR_PIN}).headers["Location"] == "/chair/setup"
     post(client, "/lang/ky")
-    page = post(client, "/chair/login", {"pin": CHAIR_PIN}).get_data(as_text=True)
-    assert "Бул түзмөктө төраганын ПИН-коду коюлган эмес" in page and "no chair PIN" not in page
+    assert "Төраганын ПИН-кодун коюу" in client.get("/chair/setup").get_data(as_text=True)
+    post(client, "/lang/en")
+    for new, again, why in (("123456", "123456", "too easy"), ("444444", "444444", "too easy"),
+                            ("98765", "98765", "6 to 12 digits"), ("284915", "284916", "differ")):
+        response = post(client, "/chair/setup", {"pin": new, "again": again})
+        assert response.status_code == 400 and why in response.get_data(as_text=True)
+    assert not (web_dir / "chair_pin.json").exists()
+    response = post(client, "/chair/setup", {"pin": "284915", "again": "284915"})
+    assert response.status_code == 303 and response.headers["Location"] == "/chair"
+    assert client.get("/chair").status_code == 200  # the chair who set it is logged in
+    assert pin_notes(app)[-1] == "chair PIN set at the station by the chair"
+    assert not any("284915" in n for n in pin_notes(app)) and "284915" not in (web_dir / "chair_pin.json").read_text()
+    stranger = build_web(app, web_dir, clock).test_client()
+    assert post(stranger, "/chair/setup", {"pin": "739162", "again": "739162"}).headers["Location"] == "/chair/login"
+    assert ChairPin(web_dir / "chair_pin.json", lockout_base=BASE).check("284915", 0.0).outcome is Outcome.ACCEPTED
+
+
+def test_the_technician_resets_a_forgotten_pin(instance: Path, app: Any, clock: Any,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert pin.main(["reset", str(instance)]) == 0
+    assert "asks the chair for a new one" in capsys.readouterr().out
+    assert not (instance / "chair_pin.json").exists()
+    assert build_web(app, instance, clock).test_client().get("/chair").headers["Location"].startswith("/chair/login")
+    assert pin.main(["reset", str(instance)]) == 0 and "no chair PIN was set" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("new", "again", "rule"), [
+    ("123456", "123456", pin.PinRule.WEAK), ("0987654321", "0987654321", pin.PinRule.WEAK),
+    ("901234", "901234", pin.PinRule.WEAK), ("1234567890123", "", pin.PinRule.LENGTH),
+    ("12a456", "12a456", pin.PinRule.LENGTH), ("385027", "385072", pin.PinRule.MISMATCH),
+    ("385027", "385027", None), ("112233", "112233", None)])
+def test_pin_rules(new: str, again: str, rule: pin.PinRule | None) -> None:
+    assert pin.pin_rule_broken(new, again) is rule
 
 
 def test_a_damaged_pin_file_is_explained_in_the_page_language(app: Any, instance: Path, clock: Any) -> None:

@@ -71,7 +71,7 @@ def test_a_missing_list_line_is_explained_in_kyrgyz(chair: FlaskClient, app: Any
 
 def test_acknowledging_an_alarm_twice_is_explained(chair: FlaskClient, app: Any) -> None:
     open_polls(chair)
-    app.sim.box.open_lid()
+    app.sim.box.drop()  # a ballot without identification: nothing about it persists
     alarm = app.status()["alarms"][0]["id"]
     assert post(chair, f"/chair/alarms/{alarm}/acknowledge").status_code in (200, 303)
     page = post(chair, f"/chair/alarms/{alarm}/acknowledge")
@@ -110,7 +110,9 @@ def test_a_receiver_refusal_is_explained_on_the_status_screen(client: FlaskClien
     app.tick()  # the appliance publishes what its parts report on its next step
     post(client, f"/lang/{lang}")
     page = client.get("/").get_data(as_text=True)
-    assert f'data-refused="{code}"' in page and words in page
+    assert f'class="state bad" data-link="online" data-refused="{code}"' in page  # red, not green
+    details = client.get("/details").get_data(as_text=True)
+    assert f'data-refused="{code}"' in details and words in details
 
 
 def test_no_refusal_no_banner(client: FlaskClient, app: Any) -> None:
