@@ -188,7 +188,7 @@ def cmd_verify_report(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     """Write the audit event catalogue and, next to it, the ballot box wiring drawings."""
     from device.core.catalogue import render_markdown
-    from device.hardware.boxes.wiring import BOARD_SOURCE, documents
+    from tools.wiring import BOARD_SOURCE, documents
     Path(args.output).write_text(render_markdown(), encoding="utf-8")
     print(f"wrote {args.output}")
     for name, svg in documents(BOARD_SOURCE.read_text(encoding="utf-8")).items():

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.hardware.boxes.pins import DEFAULT_PINS, HEADER_PIN, RESERVED, PinMap, PinSpec
-from device.hardware.boxes.wiring import (
+from tools.wiring import (
     BCM_TO_PHYSICAL,
     BOARD_SOURCE,
     COLOURS,

@@ -109,7 +109,7 @@ def test_box_selftest_refused_while_polls_open(make_app: object, station_dir: Pa
 
 
 def test_docs_writes_the_catalogue_and_the_wiring_drawings(tmp_path: Path) -> None:
-    from device.hardware.boxes.wiring import BOARD_SOURCE, documents
+    from tools.wiring import BOARD_SOURCE, documents
     assert main(["docs", "--output", str(tmp_path / "audit-events.md")]) == 0
     assert (tmp_path / "audit-events.md").read_text().startswith("#")
     for name, svg in documents(BOARD_SOURCE.read_text(encoding="utf-8")).items():

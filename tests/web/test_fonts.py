@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from web_ui import fontbuild
+from tools import fontbuild
 
 FONTS = fontbuild.TARGET_DIR
 

@@ -2,7 +2,7 @@
 
 The station is offline and its screen must look the same on every unit, so
 the font ships with the app (``web_ui/static/fonts/``) instead of being
-looked up on the system. ``python -m web_ui.fontbuild`` (``make fonts``)
+looked up on the system. ``python -m tools.fontbuild`` (``make fonts``)
 builds the two WOFF2 files, regular and bold, from Debian's
 ``fonts-dejavu-core`` with fontTools: every character of the ranges below
 plus every character the templates, scripts and translations use, so a new
@@ -21,8 +21,8 @@ from pathlib import Path
 
 SOURCE_DIR = Path("/usr/share/fonts/truetype/dejavu")
 LICENSE_SOURCE = Path("/usr/share/doc/fonts-dejavu-core/copyright")
-HERE = Path(__file__).resolve().parent
-TARGET_DIR = HERE / "static" / "fonts"
+WEB_UI = Path(__file__).resolve().parent.parent / "web_ui"
+TARGET_DIR = WEB_UI / "static" / "fonts"
 FACES = {"DejaVuSans.ttf": "pollbox-sans.woff2", "DejaVuSans-Bold.ttf": "pollbox-sans-bold.woff2"}
 
 RANGES: tuple[tuple[int, int], ...] = (
@@ -40,7 +40,7 @@ RANGES: tuple[tuple[int, int], ...] = (
 SOURCES = ("templates/*.html", "static/*.js", "static/*.css", "translations/*/LC_MESSAGES/messages.po", "*.py")
 
 
-def used_text(root: Path = HERE) -> str:
+def used_text(root: Path = WEB_UI) -> str:
     """Every character the screen's templates, scripts, styles, translations and Python strings contain."""
     return "".join(path.read_text(encoding="utf-8") for pattern in SOURCES for path in sorted(root.glob(pattern)))
 
@@ -80,11 +80,11 @@ def build(source_dir: Path = SOURCE_DIR, target_dir: Path = TARGET_DIR) -> list[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m web_ui.fontbuild", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.fontbuild", description=__doc__.splitlines()[0])
     parser.add_argument("--source-dir", type=Path, default=SOURCE_DIR, help="where DejaVuSans*.ttf are")
     args = parser.parse_args(argv)
     for path in build(args.source_dir):
-        print(f"wrote {path.relative_to(HERE.parent)} ({path.stat().st_size:,} bytes)")
+        print(f"wrote {path.relative_to(WEB_UI.parent)} ({path.stat().st_size:,} bytes)")
     return 0
 
 
