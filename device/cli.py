@@ -181,7 +181,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_verify_report(args: argparse.Namespace) -> int:
     """Check the signed close report an observer photographed (its QR text or image)."""
-    from web_ui.verify_report import main as verify_report_main
+    from tools.verify_report import main as verify_report_main
     return verify_report_main(args.args)
 
 

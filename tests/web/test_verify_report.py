@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol.chain import ZERO_HASH
 from protocol.envelope import make_record
 from protocol.keys import public_b64
-from web_ui.verify_report import main, verify_line
+from tools.verify_report import main, verify_line
 
 BODY = {"identified": 812, "ballots": 811, "difference": -1, "alarms_total": 2, "alarms_open": 0}
 

@@ -25,12 +25,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol.envelope import EnvelopeError, parse_line
+from protocol.errors import UserError
 from protocol.keys import key_id
 
 COUNT_FIELDS = ("identified", "ballots", "difference", "alarms_total", "alarms_open")
 
 
-class InputProblem(Exception):
+class InputProblem(UserError):
     """The key, text or image given cannot be used; the message says why."""
 
 
@@ -84,7 +85,10 @@ def verify_line(line: str, public: Ed25519PublicKey) -> Verdict:
 def text_from_image(path: Path) -> str:
     """The text of the QR code in a photo (zxing-cpp)."""
     from . import qr_image
-    return qr_image.read_qr_text(path)
+    try:
+        return qr_image.read_qr_text(path)
+    except qr_image.QrUnreadable as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
