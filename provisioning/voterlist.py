@@ -14,18 +14,28 @@ Good rows become ``[hash, line, name]`` where ``hash`` is
 copied per row (that keeps 100,000 rows well under a second of hashing).
 Entries are sorted by list line so the package digest does not depend on the
 file's row order.
+
+The import runs in constant memory, whatever the size of the list (a
+technician may check a whole region's list on a small laptop): the file is
+read row by row, and the rows seen (hash, list line, name) go to a private
+temporary SQLite database on disk (deleted when the result is closed or
+collected), whose unique keys find the duplicates and whose line order is
+the entries' order. ``ImportResult.iter_entries()`` streams them;
+``ImportResult.entries`` is the same as a list, for a station's package.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import hmac
 import io
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from device.core.documents.pin import check_pin
 from device.core.documents.rules import KGZ, PinRule
@@ -34,6 +44,8 @@ from .errors import ProvisionError
 
 HEADER = ("personal_number", "surname", "given_names", "line", "station")
 MAX_NAME = 200
+BATCH = 2_000
+"""Rows checked against the seen-rows database in one statement each way."""
 _DROP = str.maketrans("", "", " -\t")
 
 Progress = Callable[[int], None]
@@ -50,56 +62,148 @@ class RowError(NamedTuple):
         return f"{self.code} {filename} line {self.line}: {self.reason}"
 
 
+class _Seen:
+    """The rows accepted so far, in a private temporary database on disk (SQLite deletes it on close)."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", check_same_thread=False)
+        self.db.executescript("PRAGMA cache_size = -16384; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+                              "CREATE TABLE lines (line INTEGER PRIMARY KEY, at INTEGER, hash TEXT, name TEXT);"
+                              "CREATE TABLE voters (hash BLOB PRIMARY KEY, at INTEGER) WITHOUT ROWID;")
+
+    def lines_claimed(self, lines: list[int]) -> dict[int, int]:
+        """Which of ``lines`` earlier rows claimed, with the file line of the first claim."""
+        marks = ",".join("?" * len(lines))
+        return dict(self.db.execute(f"SELECT line, at FROM lines WHERE line IN ({marks})", lines))
+
+    def voters_claimed(self, voters: list[str]) -> dict[str, int]:
+        """Which of ``voters`` (hex hashes) earlier rows claimed, with the file line of the first claim."""
+        marks = ",".join("?" * len(voters))
+        found = self.db.execute(f"SELECT hash, at FROM voters WHERE hash IN ({marks})",
+                                [bytes.fromhex(v) for v in voters])
+        return {bytes(h).hex(): at for h, at in found}
+
+    def add(self, entries: list[tuple[int, str, str]], lines: dict[int, int], voters: dict[str, int]) -> None:
+        """Store every list line and voter claimed (by good rows or bad), with the good rows' entries."""
+        good = {line: (voter, name) for line, voter, name in entries}
+        with self.db:
+            self.db.executemany("INSERT INTO lines VALUES (?, ?, ?, ?)",
+                                ((line, at, *good.get(line, (None, None))) for line, at in lines.items()))
+            self.db.executemany("INSERT INTO voters VALUES (?, ?)",
+                                ((bytes.fromhex(v), at) for v, at in voters.items()))
+
+    def entries(self) -> Iterator[list[Any]]:
+        good = "SELECT line, hash, name FROM lines WHERE hash IS NOT NULL ORDER BY line"
+        for line, voter, name in self.db.execute(good):
+            yield [voter, line, name]
+
+    def close(self) -> None:
+        self.db.close()
+
+
 @dataclass
 class ImportResult:
     """What an import produced: entries only if there were no errors."""
 
     station_id: str
-    entries: list[list[Any]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: int = 0
+    count: int = 0
+    """How many entries there are (0 when there were errors)."""
+    _seen: _Seen | None = field(default=None, repr=False)
+    _list: list[list[Any]] | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        return not self.errors and bool(self.entries)
+        return not self.errors and self.count > 0
+
+    def iter_entries(self) -> Iterator[list[Any]]:
+        """The entries ``[hash, line, name]`` in list-line order, read from disk as they are consumed."""
+        if self._list is not None:
+            yield from self._list
+        elif self._seen is not None and not self.errors:
+            yield from self._seen.entries()
+
+    @property
+    def entries(self) -> list[list[Any]]:
+        """The entries as one list (a station's list, for its package); [] if there were errors."""
+        if self._list is None:
+            self._list = list(self.iter_entries())
+        return self._list
+
+    def close(self) -> None:
+        """Delete the temporary database (the entries read as a list are kept)."""
+        if self._seen is not None:
+            self._seen.close()
+            self._seen = None
 
 
 def import_csv(path: Path, station_id: str, list_key: bytes, pin_rule: PinRule = KGZ,
                progress: Progress | None = None) -> ImportResult:
     """Read and check the voter list at ``path`` for ``station_id``."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as raw:
+            return import_stream(raw, station_id, list_key, pin_rule, progress)
     except OSError as exc:
         raise ProvisionError("E001", f"cannot read the voter list {path} ({exc.strerror})") from None
-    return import_bytes(raw, station_id, list_key, pin_rule, progress)
 
 
 def import_bytes(raw: bytes, station_id: str, list_key: bytes, pin_rule: PinRule = KGZ,
                  progress: Progress | None = None) -> ImportResult:
     """The same as ``import_csv`` for bytes already in memory."""
-    text, clean = _decode(raw)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    return import_stream(io.BytesIO(raw), station_id, list_key, pin_rule, progress)
+
+
+def import_stream(raw: IO[bytes], station_id: str, list_key: bytes, pin_rule: PinRule = KGZ,
+                  progress: Progress | None = None) -> ImportResult:
+    """The same as ``import_csv`` for an open, seekable binary file, read row by row.
+
+    The file is read as strict UTF-8; only if that fails somewhere is it read
+    again from the start with each row checked, so the bad rows are named.
+    """
+    told = [0]
+
+    def tell(rows: int) -> None:  # the second reading does not report the rows the first one did again
+        told[0] += rows
+        if progress is not None and told[0] > reported:
+            progress(min(rows, told[0] - reported))
+
+    reported = -1
+    try:
+        return _import_text(raw, station_id, list_key, pin_rule, tell, clean=True)
+    except UnicodeDecodeError:
+        reported, told[0] = told[0], 0
+        return _import_text(raw, station_id, list_key, pin_rule, tell, clean=False)
+
+
+def _import_text(raw: IO[bytes], station_id: str, list_key: bytes, pin_rule: PinRule,
+                 progress: Progress | None, clean: bool) -> ImportResult:
+    raw.seek(0)
+    if raw.read(3) != codecs.BOM_UTF8:
+        raw.seek(0)
+    text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict" if clean else "surrogateescape", newline="")
     result = ImportResult(station_id)
-    if not _header_ok(reader, result):
-        return result
-    _Rows(station_id, list_key, pin_rule, clean, result).run(reader, progress)
-    if result.rows == 0 and not result.errors:
-        result.errors.append(RowError(1, "the voter list has a header but no voters", "E018"))
-    if result.errors:
-        result.entries = []
-    else:
-        result.entries.sort(key=lambda e: int(e[1]))
+    try:
+        _read(csv.reader(text), result, _Rows(station_id, list_key, pin_rule, result, clean), progress)
+    except UnicodeDecodeError:
+        result.close()
+        raise
+    finally:
+        text.detach()
     return result
 
 
-def _decode(raw: bytes) -> tuple[str, bool]:
-    """The text, and whether it was all valid UTF-8 (bad bytes become lone surrogates)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        return raw.decode("utf-8"), True
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "surrogateescape"), False
+def _read(reader: Any, result: ImportResult, rows: _Rows, progress: Progress | None) -> None:
+    if not _header_ok(reader, result):
+        return
+    result._seen = rows.seen
+    rows.run(reader, progress)
+    if result.rows == 0 and not result.errors:
+        result.errors.append(RowError(1, "the voter list has a header but no voters", "E018"))
+    if result.errors:
+        result.errors.sort(key=lambda e: e.line)  # a duplicate of an earlier batch is found when its batch ends
+        result.close()
+        result.count = 0
 
 
 def _header_ok(reader: Any, result: ImportResult) -> bool:
@@ -121,17 +225,20 @@ def _header_ok(reader: Any, result: ImportResult) -> bool:
 class _Rows:
     """The per-row checks, with the state that spans rows (numbers and lines seen)."""
 
-    def __init__(self, station_id: str, list_key: bytes, rule: PinRule, clean: bool, result: ImportResult) -> None:
-        self.station_id, self.rule, self.clean, self.result = station_id, rule, clean, result
+    def __init__(self, station_id: str, list_key: bytes, rule: PinRule, result: ImportResult, clean: bool) -> None:
+        self.station_id, self.rule, self.result, self.clean = station_id, rule, result, clean
+        self.seen = _Seen()
         self.mac = hmac.new(list_key, digestmod=hashlib.sha256)
         self.hash_line: dict[str, int] = {}
         self.list_line: dict[int, int] = {}
+        self.pending: list[tuple[int, str, str]] = []
 
     def run(self, reader: Any, progress: Progress | None) -> None:
         while True:
             try:
                 row = next(reader)
             except StopIteration:
+                self.flush()
                 return
             except csv.Error as exc:
                 self.fail(reader.line_num, f"the row is not valid CSV ({exc})", "E016")
@@ -139,8 +246,25 @@ class _Rows:
             if row:
                 self.result.rows += 1
                 self.check(reader.line_num, row)
+                if len(self.list_line) >= BATCH:
+                    self.flush()
                 if progress is not None and self.result.rows % 1000 == 0:
                     progress(1000)
+
+    def flush(self) -> None:
+        """Check this batch's claims against the earlier batches', then store them; the batch starts again."""
+        old_lines = self.seen.lines_claimed(list(self.list_line)) if self.list_line else {}
+        old_voters = self.seen.voters_claimed(list(self.hash_line)) if self.hash_line else {}
+        for line, first in old_lines.items():
+            self.fail(self.list_line.pop(line), f"list line {line} is already used on file line {first}", "E015")
+        for voter, first in old_voters.items():
+            self.fail(self.hash_line.pop(voter), f"the same personal number is already on file line {first}", "E013")
+        good = [e for e in self.pending if e[0] not in old_lines and e[1] not in old_voters]
+        self.seen.add(good, self.list_line, self.hash_line)
+        self.result.count += len(good)
+        self.pending.clear()
+        self.hash_line.clear()
+        self.list_line.clear()
 
     def fail(self, line: int, reason: str, code: str) -> None:
         self.result.errors.append(RowError(line, reason, code))
@@ -160,7 +284,7 @@ class _Rows:
         name = self.name_of(at, surname, given)
         voter = self.hash_of(at, number)
         if line is not None and name is not None and voter is not None:
-            self.result.entries.append([voter, line, name])
+            self.pending.append((line, voter, name))
 
     def list_line_of(self, at: int, text: str) -> int | None:
         text = text.strip()

@@ -147,3 +147,59 @@ def test_arbitrary_bytes_never_crash_and_never_half_import(noise: bytes) -> None
 def test_large_list_imports() -> None:
     rows = sample_rows(STATION, 5000, seed=random.Random(5).randint(0, 99))
     assert len(import_bytes(csv_bytes(rows), STATION, KEY).entries) == 5000
+
+
+# Constant memory: rows are checked in batches against an on-disk index ----------------
+
+@given(hs.lists(hs.integers(0, len(ROWS) - 1), min_size=1, max_size=5), hs.integers(1, 7))
+def test_duplicates_are_found_across_batches_as_within_one(copies: list[int], batch: int) -> None:
+    """However the rows fall into batches, every repeated number and line is reported on its own row."""
+    from provisioning import voterlist
+    rows = [list(r) for r in ROWS] + [list(ROWS[i]) for i in copies]
+    whole = import_bytes(csv_bytes(rows), STATION, KEY)
+    old, voterlist.BATCH = voterlist.BATCH, batch
+    try:
+        batched = import_bytes(csv_bytes(rows), STATION, KEY)
+    finally:
+        voterlist.BATCH = old
+    bad_lines = sorted({e.line for e in batched.errors})
+    assert bad_lines == list(range(len(ROWS) + 2, len(rows) + 2))  # each copy, never the original
+    assert sorted((e.line, e.code) for e in batched.errors) == sorted((e.line, e.code) for e in whole.errors)
+    assert {e.code for e in batched.errors} == {"E013", "E015"} and batched.entries == [] and not batched.ok
+
+
+def test_a_list_in_many_batches_streams_its_entries_in_line_order() -> None:
+    from provisioning import voterlist
+    shuffled = random.Random(4).sample(ROWS, len(ROWS))
+    old, voterlist.BATCH = voterlist.BATCH, 3
+    try:
+        result = import_bytes(csv_bytes(shuffled), STATION, KEY)
+    finally:
+        voterlist.BATCH = old
+    streamed = list(result.iter_entries())
+    assert result.ok and result.count == len(ROWS) == len(streamed)
+    assert [e[1] for e in streamed] == list(range(1, len(ROWS) + 1))
+    assert streamed == import_bytes(csv_bytes(ROWS), STATION, KEY).entries
+    listed = result.entries
+    result.close()
+    assert listed == streamed and result.entries == streamed  # read as a list before the close: kept
+
+
+def test_bad_bytes_late_in_a_long_list_are_named_after_a_clean_start() -> None:
+    rows = sample_rows(STATION, 3000, seed=8)
+    data = csv_bytes(rows)
+    cut = data.index(rows[2500][0].encode())
+    result = import_bytes(data[:cut] + b"\xc3(" + data[cut:], STATION, KEY)
+    assert [(e.line, e.code) for e in result.errors] == [(2502, "E011")] and result.entries == []
+
+
+def test_progress_counts_each_row_once_when_bad_bytes_make_a_second_reading() -> None:
+    rows = sample_rows(STATION, 3000, seed=9)
+    data = csv_bytes(rows)
+    cut = data.index(rows[2500][0].encode())
+    told: list[int] = []
+    import_bytes(data[:cut] + b"\xff" + data[cut:], STATION, KEY, progress=told.append)
+    assert sum(told) == 3000
+    told.clear()
+    import_bytes(data, STATION, KEY, progress=told.append)
+    assert told == [1000] * 3

@@ -1,0 +1,134 @@
+"""Peak memory against size: the voter list import and the journal verify.
+
+Each figure is the peak resident set (``VmHWM``, Linux; ``ru_maxrss`` would
+carry over the benchmark process's own peak) of a fresh Python process doing
+one job, in MB. The baseline is a fresh process of the same
+kind in the same run that imports the same modules and only reads the same
+input without doing the job (a bare ``csv.reader`` pass over the list; a
+``SELECT`` over the journal's rows), so ``ratio`` near 1 means the job adds
+next to nothing, and equal values at every size mean memory does not grow
+with the work.
+
+* ``voter list import peak RSS, N rows``: ``import_csv`` then streaming every
+  entry out (``iter_entries``), as a region-wide check does;
+* ``journal verify peak RSS, N events``: ``verify_journal`` of a journal of a
+  station of 3,000 voters (each admitted and voting) and then uplink status
+  changes up to N events: the station's state holds one entry per voter,
+  bounded by the voter list, and the rows are read as a stream.
+
+Sizes: 10,000 and 100,000 (``quick``: 10,000 and 30,000); 1,000,000 too when
+``POLLBOX_BENCH_FULL=1`` is set (it takes minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+VOTERS = 3_000
+
+_IMPORT = """
+import os, sys
+from pathlib import Path
+from provisioning.voterlist import import_csv
+result = import_csv(Path(sys.argv[1]), "KG-0001", os.urandom(32))
+assert result.ok and sum(1 for _ in result.iter_entries()) == int(sys.argv[2])
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_IMPORT_BASE = """
+import csv, sys
+from provisioning.voterlist import import_csv
+with open(sys.argv[1], newline="", encoding="utf-8") as f:
+    assert sum(1 for _ in csv.reader(f)) == int(sys.argv[2]) + 1
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_VERIFY = """
+import sys
+from pathlib import Path
+from device.store.journal import Journal
+from device.store.verify import verify_journal
+journal = Journal(Path(sys.argv[1]), "BENCH")
+report = verify_journal(journal)
+assert report.ok and report.events == int(sys.argv[2]), report.sentence()
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_VERIFY_BASE = """
+import sys
+from pathlib import Path
+from device.store.journal import Journal
+from device.store.verify import verify_journal
+journal = Journal(Path(sys.argv[1]), "BENCH")
+assert sum(1 for _ in journal.rows()) == int(sys.argv[2])
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    sizes = [10_000, 30_000] if quick else [10_000, 100_000]
+    if os.environ.get("POLLBOX_BENCH_FULL") == "1":
+        sizes.append(1_000_000)
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            rows.append(_import_row(Path(tmp), n))
+        for n in sizes:
+            rows.append(_verify_row(Path(tmp), n))
+    return rows
+
+
+def peak_mb(script: str, *args: str) -> float:
+    """Peak RSS in MB of a fresh interpreter running ``script`` with ``args``."""
+    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    return int(out.stdout.split()[-1]) / 1024.0
+
+
+def _import_row(tmp: Path, n: int) -> dict[str, Any]:
+    from provisioning.samplelist import write_sample_csv
+    path = tmp / f"voters-{n}.csv"
+    write_sample_csv(path, "KG-0001", n, seed=3)
+    start = time.perf_counter()
+    value = peak_mb(_IMPORT, str(path), str(n))
+    seconds = time.perf_counter() - start
+    base = peak_mb(_IMPORT_BASE, str(path), str(n))
+    return _row(f"voter list import peak RSS, {n} rows ({seconds:.1f} s; baseline: csv.reader pass)", value, base)
+
+
+def _verify_row(tmp: Path, n: int) -> dict[str, Any]:
+    path = tmp / f"journal-{n}.db"
+    write_journal(path, n)
+    value = peak_mb(_VERIFY, str(path), str(n))
+    base = peak_mb(_VERIFY_BASE, str(path), str(n))
+    return _row(f"journal verify peak RSS, {n} events (baseline: reading the rows)", value, base)
+
+
+def write_journal(path: Path, events: int) -> None:
+    """A station's journal of ``events`` events: start, open, 3,000 voters voting, then uplink changes."""
+    from device.core import events as ev
+    from device.store.journal import Journal
+    journal = Journal(path, "BENCH", anchored=False)
+    at = 1_800_000_000.0
+    todo: list[ev.Event] = [ev.DeviceStarted("bench", "BENCH"), ev.PollsOpened(0, 0)]
+    for token in range(1, min(VOTERS, (events - 2) // 2) + 1):
+        todo += [ev.VoterAdmitted(f"{token:064x}", token, "scan", token), ev.BallotCounted(token)]
+    while len(todo) < events:
+        todo.append(ev.DeviceStatusChanged("uplink", "down" if len(todo) % 2 else "up"))
+    for start in range(0, events, 5_000):
+        journal.append(todo[start:start + 5_000], at)
+        at += 60.0
+    journal.close()
+
+
+def _row(name: str, value: float, baseline: float) -> dict[str, Any]:
+    return {"name": name, "value": round(value, 1), "unit": "MB", "baseline": round(baseline, 1),
+            "ratio": round(value / baseline, 3)}
+
+
+if __name__ == "__main__":
+    for entry in run(quick=True):
+        print(entry)
