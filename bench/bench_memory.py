@@ -16,6 +16,13 @@ with the work.
   changes up to N events: the station's state holds one entry per voter,
   bounded by the voter list, and the rows are read as a stream.
 
+* ``receiver registry load, N stations``: the receiver's start on a signed
+  device registry (``Registry.load``: parse, CEC signature, checks, the
+  per-station index) in peak MB and in seconds; the baseline is a process
+  that only parses the same file with ``json.loads``. The signature covers
+  the whole file, so a start reads all of it; public keys are decoded when
+  first used, not at load.
+
 Sizes: 10,000 and 100,000 (``quick``: 10,000 and 30,000); 1,000,000 too when
 ``POLLBOX_BENCH_FULL=1`` is set (it takes minutes).
 """
@@ -57,6 +64,25 @@ report = verify_journal(journal)
 assert report.ok and report.events == int(sys.argv[2]), report.sentence()
 print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
+_REGISTRY = """
+import sys, time
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from receiver.registry import Registry
+start = time.perf_counter()
+registry = Registry.load(Path(sys.argv[1]), Ed25519PublicKey.from_public_bytes(bytes.fromhex(sys.argv[2])))
+assert len(registry) == int(sys.argv[3])
+print(time.perf_counter() - start, open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_REGISTRY_BASE = """
+import json, sys, time
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from receiver.registry import Registry
+start = time.perf_counter()
+assert len(json.loads(Path(sys.argv[1]).read_bytes())["devices"]) == int(sys.argv[3])
+print(time.perf_counter() - start, open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
 _VERIFY_BASE = """
 import sys
 from pathlib import Path
@@ -78,6 +104,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(_import_row(Path(tmp), n))
         for n in sizes:
             rows.append(_verify_row(Path(tmp), n))
+        for n in [1_000, *sizes]:
+            rows += _registry_rows(Path(tmp), n)
     return rows
 
 
@@ -105,6 +133,37 @@ def _verify_row(tmp: Path, n: int) -> dict[str, Any]:
     value = peak_mb(_VERIFY, str(path), str(n))
     base = peak_mb(_VERIFY_BASE, str(path), str(n))
     return _row(f"journal verify peak RSS, {n} events (baseline: reading the rows)", value, base)
+
+
+def _registry_rows(tmp: Path, n: int) -> list[dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from protocol.keys import key_id, public_b64
+    from receiver.registry import DeviceEntry, Registry
+    registry = Registry()
+    for i in range(n):
+        public = Ed25519PrivateKey.from_private_bytes(i.to_bytes(32, "big")).public_key()
+        registry.add(DeviceEntry(f"KG-{i:07d}", f"SN-{i}", public_b64(public), key_id(public), "1.0",
+                                 "2026-11-20T10:00:00.000000Z"))
+    cec = Ed25519PrivateKey.from_private_bytes(bytes(31) + b"\x01")
+    path = tmp / f"registry-{n}.json"
+    registry.sign_and_save(path, cec)
+    args = (str(path), cec.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex(), str(n))
+    seconds, kb = _timed(_REGISTRY, *args)
+    base_seconds, base_kb = _timed(_REGISTRY_BASE, *args)
+    return [_row(f"receiver registry load peak RSS, {n} stations (baseline: json.loads of the file)",
+                 kb / 1024, base_kb / 1024),
+            {"name": f"receiver registry load time, {n} stations (baseline: json.loads of the file)",
+             "value": round(seconds, 4), "unit": "s", "baseline": round(base_seconds, 4),
+             "ratio": round(seconds / base_seconds, 3)}]
+
+
+def _timed(script: str, *args: str) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    seconds, kb = out.stdout.split()[-2:]
+    return float(seconds), int(kb)
 
 
 def write_journal(path: Path, events: int) -> None:

@@ -36,6 +36,8 @@ import json
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -141,12 +143,23 @@ def decode_public_key(text: str) -> Ed25519PublicKey:
         raise RegistryError(str(exc)) from None
 
 
+PUBLIC_KEYS_KEPT = 4096
+"""Decoded public keys kept ready; the others are decoded again when their station sends."""
+
+
 class Registry:
-    """The enrolled devices, indexed by key id."""
+    """The enrolled devices, indexed by key id and by station.
+
+    Public keys are kept as their base64 text; the key objects that verify
+    signatures are made when a key is first used and the latest
+    ``PUBLIC_KEYS_KEPT`` kept, so memory does not hold one per station.
+    """
 
     def __init__(self, entries: list[DeviceEntry] | None = None) -> None:
         self._by_key: dict[str, DeviceEntry] = {}
-        self._public: dict[str, Ed25519PublicKey] = {}
+        self._by_station: dict[str, list[str]] = {}
+        self._public: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._public_lock = threading.Lock()
         self._revoked: dict[str, Revocation] = {}
         self.signed_document: bytes | None = None
         for entry in entries or []:
@@ -161,8 +174,9 @@ class Registry:
                                 "a revoked key cannot be enrolled again")
         if known is not None and known != entry:
             raise RegistryError(f"key {entry.key_id} is already enrolled for station {known.station} ({known.serial})")
+        if known is None:
+            self._by_station.setdefault(entry.station, []).append(entry.key_id)
         self._by_key[entry.key_id] = entry
-        self._public[entry.key_id] = entry.public()
 
     def revocable(self, key_id: str, station: str) -> DeviceEntry:
         """The entry of a key that may be revoked for ``station``; raises RegistryError saying why not."""
@@ -188,7 +202,20 @@ class Registry:
         return self._by_key.get(key_id)
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
-        return self._public.get(key_id)
+        with self._public_lock:
+            public = self._public.get(key_id)
+            if public is not None:
+                self._public.move_to_end(key_id)
+                return public
+        entry = self._by_key.get(key_id)
+        if entry is None:
+            return None
+        public = entry.public()
+        with self._public_lock:
+            self._public[key_id] = public
+            if len(self._public) > PUBLIC_KEYS_KEPT:
+                self._public.popitem(last=False)
+        return public
 
     def revocation_of(self, key_id: str) -> Revocation | None:
         return self._revoked.get(key_id)
@@ -216,10 +243,10 @@ class Registry:
         return len(self._by_key)
 
     def stations(self) -> list[str]:
-        return sorted({entry.station for entry in self})
+        return sorted(self._by_station)
 
     def devices_of(self, station: str) -> list[DeviceEntry]:
-        return [entry for entry in self if entry.station == station]
+        return [self._by_key[k] for k in self._by_station.get(station, ())]
 
     def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
         """One device as written in the file: with ``revocation`` only when the key is revoked."""

@@ -123,3 +123,22 @@ def test_keygen_enroll_and_pubkey_commands(tmp_path: Path, capsys: pytest.Captur
     assert Registry.load(tmp_path / "registry.json", cec.public_key()).for_key(unit.key_id) is not None
     assert cli_main(["pubkey", str(tmp_path / "cec.key")]) == 0
     assert capsys.readouterr().out.strip().endswith(public_b64(cec.public_key()))
+
+
+def test_devices_are_indexed_by_station_and_keys_decoded_when_used(tmp_path: Path, cec: Ed25519PrivateKey,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from receiver import registry as registry_module
+    monkeypatch.setattr(registry_module, "PUBLIC_KEYS_KEPT", 3)
+    units = [Unit(f"KG-{n % 7:04d}") for n in range(20)]
+    registry = Registry.load(saved(tmp_path / "r.json", cec, *units), cec.public_key())
+    for station in {u.station for u in units} | {"KG-9999"}:
+        scanned = [e for e in registry if e.station == station]
+        assert registry.devices_of(station) == scanned  # the index answers what a scan of every device would
+    assert registry.stations() == sorted({u.station for u in units})
+    assert len(registry._public) == 0  # nothing decoded at load
+    message = b"record bytes"
+    for unit in units + units[:4]:
+        public = registry.public_key(unit.key_id)
+        assert public is not None and len(registry._public) <= 3
+        public.verify(unit.key.sign(message), message)  # the right key, also after it left the cache
+    assert registry.public_key("0" * 16) is None
