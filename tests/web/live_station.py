@@ -34,7 +34,7 @@ class LiveStation:
         self.appliance.start(background=True)
         web = create_app(self.appliance, {"WALL_CLOCK": self.clock.wall, "SSE_MAX_SECONDS": 20.0,
                                           "SSE_POLL_SECONDS": 0.1, "SSE_KEEPALIVE_SECONDS": 0.5,
-                                          "DEMO_NUMBERS": self.demo_numbers},
+                                          "DEMO_NUMBERS": self.demo_numbers, "OBSERVER_RETURN_SECONDS": 1},
                          instance_path=self.instance)
         self._server = ServerThread(make_server(web, "127.0.0.1", self.port), name="web").start()
         self.port = self._server.port

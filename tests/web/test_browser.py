@@ -20,7 +20,6 @@ import pytest
 
 from web_ui.pin import set_pin
 
-from .conftest import CHAIR_PIN
 from .live_station import LiveStation
 
 pytestmark = pytest.mark.browser
@@ -41,10 +40,29 @@ expect = sync_api.expect
 expect.set_options(timeout=WAIT_MS)
 
 
+NEW_PIN = "385027"
+
+FITS = """() => {
+  const out = {height: document.documentElement.scrollHeight, small_targets: [], small_text: []};
+  const seen = (el) => { const r = el.getBoundingClientRect(); const st = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && st.visibility !== "hidden" && r.bottom > 0 && r.top < 480; };
+  for (const el of document.querySelectorAll("a, button, input:not([type=hidden]), label.check")) {
+    if (!seen(el) || el.closest("label.check") && el.tagName === "INPUT") continue;
+    const r = el.getBoundingClientRect();
+    if (r.height < 48 || r.width < 48) out.small_targets.push(el.outerHTML.slice(0, 80) + " " + r.width + "x" + r.height);
+  }
+  for (const el of document.querySelectorAll("body *:not(svg):not(svg *)")) {
+    const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (own && seen(el) && parseFloat(getComputedStyle(el).fontSize) < 16)
+      out.small_text.push(el.tagName + ": " + el.textContent.trim().slice(0, 40));
+  }
+  return out;
+}"""
+
+
 @pytest.fixture
 def station(station_dir: Path, tmp_path: Path, clock: Any, pins: list[str]) -> Iterator[LiveStation]:
-    set_pin(tmp_path / "web" / "chair_pin.json", CHAIR_PIN)
-    live = LiveStation(station_dir, tmp_path / "web", clock, pins[:8])
+    live = LiveStation(station_dir, tmp_path / "web", clock, pins[:8])  # no chair PIN yet: a first start
     live.start()
     yield live
     live.stop()
@@ -61,7 +79,6 @@ def browser() -> Iterator[Any]:
 def shot(page: Any, name: str) -> None:
     """Screenshot the page as it is now; kept as ``name``.png when screenshots are wanted."""
     page.wait_for_load_state()
-    page.bring_to_front()
     png = page.screenshot()
     assert png.startswith(b"\x89PNG")
     if SHOTS is not None:
@@ -69,98 +86,171 @@ def shot(page: Any, name: str) -> None:
         (SHOTS / f"{name}.png").write_bytes(png)
 
 
-def new_page(browser: Any, context: Any = None) -> Any:
-    ctx = context or browser.new_context(viewport={"width": 800, "height": 480}, locale="en-US")
+def fits(page: Any, name: str) -> None:
+    """The page as it is now fits the 800x480 screen, with touch targets and text large enough; screenshot."""
+    page.wait_for_load_state()
+    found = page.evaluate(FITS)
+    assert found["height"] <= 480, f"{name}: {found['height']} px tall"
+    assert found["small_targets"] == [], name
+    assert found["small_text"] == [], name
+    shot(page, name)
+
+
+def new_page(browser: Any) -> Any:
+    ctx = browser.new_context(viewport={"width": 800, "height": 480}, locale="en-US", has_touch=True)
     ctx.set_default_timeout(WAIT_MS)
     return ctx.new_page()
 
 
-def sim(page: Any, base: str, action: str) -> None:
-    page.goto(f"{base}/dev")
-    page.click(f"button[data-sim='{action}']")
+class Taps:
+    """Counts the taps each of the chair's tasks takes."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.task = ""
+
+    def __call__(self, page: Any, selector: str) -> None:
+        page.locator(selector).first.tap()
+        self.counts[self.task] = self.counts.get(self.task, 0) + 1
+
+    def digits(self, page: Any, digits: str) -> None:
+        for digit in digits:
+            self(page, f"[data-keypad] button[data-key='{digit}']")
 
 
-def login(page: Any, base: str) -> None:
-    page.goto(f"{base}/chair")
-    expect(page.locator("h1")).to_have_text("Chair PIN")
-    for digit in CHAIR_PIN:
-        page.click(f".keypad button[data-key='{digit}']")
-    shot(page, "login")
-    page.click(".keypad button[type=submit]")
-    expect(page.locator("h2").first).to_have_text("The polls")
-
-
-def test_a_polling_day_in_the_browser(station: LiveStation, browser: Any, clock: Any, pins: list[str]) -> None:
-    base = station.url
-    chair = new_page(browser)
+def test_the_chairs_day_by_touch_alone(station: LiveStation, browser: Any, clock: Any, pins: list[str]) -> None:
+    base, app, tap = station.url, station.appliance, Taps()
+    assert app is not None
     board = new_page(browser)  # the status screen, left open: it must update by itself
     board.goto(base + "/")
     expect(board.locator("#poll-badge")).to_contain_text("Not yet open")
-    shot(board, "status-setup")
+    fits(board, "status-setup")
 
-    login(chair, base)
-    chair.click("a.button:has-text('Show the zero report')")
+    chair = new_page(browser)
+    chair.goto(base + "/")
+    tap.task = "set the PIN"
+    tap(chair, "a.button:has-text('Chair')")
+    expect(chair.locator("h1")).to_have_text("Set the chair PIN")
+    tap.digits(chair, NEW_PIN)
+    tap(chair, "[data-keypad] button[data-key=enter]")
+    tap.digits(chair, NEW_PIN)
+    fits(chair, "pin-setup")
+    tap(chair, "button[data-submit]")
+    expect(chair.locator(".banner.ok")).to_contain_text("The chair PIN is set")
+    fits(chair, "chair")
+
+    tap.task = "open the polls"
+    tap(chair, "a.button:has-text('Show the zero report')")
     expect(chair.locator(".verdict.ok")).to_be_visible()
-    shot(chair, "zero-report")
-    chair.click("button:has-text('Open the polls')")
+    fits(chair, "zero-report")
+    tap(chair, "button:has-text('Open the polls')")
     expect(chair.locator(".banner.ok")).to_have_text("The polls are open.")
 
-    desk = new_page(browser)
-    desk.goto(base + "/dev")
-    desk.fill("#text", pins[0])
-    desk.click("button:has-text('Scan')")
-    shot(desk, "devpanel")
-    decision = board.locator(".decision")
-    expect(decision).to_have_attribute("data-outcome", "admitted")
+    app.sim.feed(pins[0])  # type: ignore[union-attr]
+    expect(board.locator(".decision")).to_have_attribute("data-outcome", "admitted")
     expect(board.locator("[data-counter=identified]")).to_have_text("1")
-    shot(board, "decision-admitted")
+    fits(board, "decision-admitted")
 
-    sim(desk, base, "drop")
-    expect(board.locator("[data-counter=ballots]")).to_have_text("1")
-    expect(board.locator(".counter.diff")).to_contain_text("Counts match")
+    tap.task = "type a number by hand"
+    tap(chair, "a.button:has-text('Type a number by hand')")
+    tap.digits(chair, pins[1])
+    tap(chair, "button:has-text('Check')")
+    expect(chair.locator(".decision")).to_have_attribute("data-outcome", "admitted")
+    clock.advance(app.delays.duplicate_read_window + 1)
+    tap.task = "the next number by hand"
+    tap.digits(chair, pins[1])
+    tap(chair, "button:has-text('Check')")
+    expect(chair.locator(".decision")).to_have_attribute("data-outcome", "already_voted")
+    expect(chair.locator(".decision .outcome")).to_have_text("Already voted")
+    fits(chair, "manual-already-voted")
 
-    clock.advance(station.appliance.delays.duplicate_read_window + 1)  # type: ignore[union-attr]
-    desk.goto(base + "/dev")
-    desk.fill("#text", pins[0])
-    desk.click("button:has-text('Scan')")
-    expect(decision).to_have_attribute("data-outcome", "already_voted")
-    expect(decision).to_contain_text("First identified at")
-    shot(board, "decision-already-voted")
+    line = str(app.status()["last_decision"]["line"])
+    tap.task = "undo a check-in"
+    tap(chair, "a.back")
+    tap(chair, "a.button:has-text('Undo a check-in')")
+    tap.digits(chair, line)
+    tap(chair, "[data-keypad] button[data-key=enter]")
+    expect(chair.locator("[data-keypad] button[data-key=layout]")).to_be_visible()  # the text keypad now
+    tap(chair, "button[data-pick]")
+    fits(chair, "undo")
+    tap(chair, "button:has-text('Undo the check-in')")
+    expect(chair.locator(".banner.ok")).to_contain_text(f"list line {line} was undone")
+    for letter in "ab":  # the text keypad types too, in the screen's layouts
+        chair.goto(base + "/chair/pause")
+        chair.locator(f"[data-keypad] button[data-key='{letter}']").first.tap()
+        assert chair.locator("input[name=reason]").input_value() == letter.upper()
 
-    sim(desk, base, "lid-open")
-    alarm = board.locator("article.alarm[data-alarm-kind=lid_opened]")
-    expect(alarm).to_contain_text("Pause the polls, close and seal the lid")
-    board.evaluate("document.querySelector('.alarms').scrollIntoView()")
-    shot(board, "alarm")
-    sim(desk, base, "lid-close")
-    chair.goto(base + "/chair")
-    chair.fill("form.alarm input[name=note]", "lid sealed again in front of observers")
-    chair.click("form.alarm button")
-    expect(chair.locator(".banner.ok")).to_contain_text("acknowledged")
-    shot(chair, "chair")
-    expect(board.locator(".alarms .none")).to_be_visible()
+    app.sim.box.open_lid()  # type: ignore[union-attr]
+    app.sim.scanner.unplug()  # type: ignore[union-attr]
+    top = board.locator("article.alarm.top")
+    expect(top).to_have_attribute("data-alarm-kind", "lid_opened")
+    expect(top.locator("[data-still-open]")).to_be_visible()
+    expect(board.locator("[data-more-alarms]")).to_have_text("1 more alarm")
+    fits(board, "alarm")
+    board.locator("[data-more-alarms]").tap()
+    expect(board.locator("article.alarm")).to_have_count(2)
+    fits(board, "alarms")
+    board.locator("a.back").tap()
+    app.sim.box.close_lid()  # type: ignore[union-attr]
+    expect(top.locator("[data-still-open]")).to_have_count(0)
 
-    board.click("button[lang=ru]")
-    expect(board.locator("#poll-badge")).to_have_text("Голосование открыто")
-    shot(board, "status-ru")
-    board.click("button[lang=ky]")
-    expect(board.locator("#poll-badge")).to_have_text("Добуш берүү ачык")
-    shot(board, "status-ky")
+    chair.goto(base + "/")
+    tap.task = "acknowledge an alarm"
+    tap(chair, "article.alarm.top a.button:has-text('Acknowledge')")
+    tap(chair, "button[data-pick]")
+    fits(chair, "acknowledge")
+    tap(chair, "button:has-text('Acknowledge')")
+    expect(chair.locator(".banner.ok")).to_have_text("Alarm acknowledged.")
+    expect(board.locator("article.alarm.top")).to_have_attribute("data-alarm-kind", "scanner_lost")
 
+    board.locator("a.button:has-text('Observers')").tap()
+    expect(board.locator("[data-counter=identified]")).to_have_text("1")
+    assert board.locator("#live form").count() == 0
+    board.locator("a.back").tap()
+    expect(board).to_have_url(base + "/")
+    board.locator("a.button:has-text('Observers')").tap()
+    expect(board).to_have_url(base + "/")  # untouched, the observer view goes back by itself
     observer = new_page(browser)
     observer.goto(base + "/observer")
-    expect(observer.locator("[data-counter=identified]")).to_have_text("1")
-    assert observer.locator("#live form").count() == 0
-    shot(observer, "observer")
+    fits(observer, "observer")
+    board.locator("a.button:has-text('Details')").tap()
+    expect(board.locator("svg.chart")).to_be_visible()
+    fits(board, "details")
+    board.locator("a.back").tap()
 
-    chair.goto(base + "/chair/close")
-    chair.check("input[name=confirm]")
-    shot(chair, "close-confirm")
-    chair.click("button.danger")
+    for lang, words, name in (("ru", "Голосование открыто", "status-ru"), ("ky", "Добуш берүү ачык", "status-ky")):
+        board.locator(f"button[lang={lang}]").tap()
+        expect(board.locator("#poll-badge")).to_have_text(words)
+        fits(board, name)
+
+    tap.task = "close the polls"
+    chair.goto(base + "/chair")
+    tap(chair, "a.button:has-text('Close the polls')")
+    tap(chair, "input[name=confirm]")
+    fits(chair, "close-confirm")
+    tap(chair, "button.danger")
     expect(chair.locator("h1")).to_have_text("Close report")
     shot(chair, "close-report")
     expect(board.locator("#poll-badge")).to_contain_text("жабылды")
     _read_qr_if_signed(chair, station)
+    print("taps per task:", tap.counts)
+    assert tap.counts == {"set the PIN": 15, "open the polls": 2, "type a number by hand": 2 + len(pins[1]),
+                          "the next number by hand": 1 + len(pins[1]),
+                          "undo a check-in": 5 + len(line), "acknowledge an alarm": 3, "close the polls": 3}
+
+
+def test_logging_in_by_touch(station: LiveStation, browser: Any) -> None:
+    set_pin(station.instance / "chair_pin.json", NEW_PIN)
+    page, tap = new_page(browser), Taps()
+    page.goto(station.url + "/")
+    tap.task = "log in"
+    tap(page, "a.button:has-text('Chair')")
+    expect(page.locator("h1")).to_have_text("Chair PIN")
+    tap.digits(page, NEW_PIN)
+    fits(page, "login")
+    tap(page, "button[data-submit]")
+    expect(page.locator("a.button:has-text('Show the zero report')")).to_be_visible()
+    assert tap.counts == {"log in": 8}
 
 
 def _read_qr_if_signed(page: Any, station: LiveStation) -> None:
