@@ -146,7 +146,10 @@ def test_the_chairs_day_by_touch_alone(station: LiveStation, browser: Any, clock
     tap(chair, "button:has-text('Open the polls')")
     expect(chair.locator(".banner.ok")).to_have_text("The polls are open.")
 
-    app.sim.feed(pins[0])  # type: ignore[union-attr]
+    desk = new_page(browser)  # the simulator panel (simulation only) scans the first voter
+    desk.goto(base + "/dev")
+    desk.locator("form.inline button").first.tap()
+    shot(desk, "devpanel")
     expect(board.locator(".decision")).to_have_attribute("data-outcome", "admitted")
     expect(board.locator("[data-counter=identified]")).to_have_text("1")
     fits(board, "decision-admitted")
@@ -163,6 +166,8 @@ def test_the_chairs_day_by_touch_alone(station: LiveStation, browser: Any, clock
     expect(chair.locator(".decision")).to_have_attribute("data-outcome", "already_voted")
     expect(chair.locator(".decision .outcome")).to_have_text("Already voted")
     fits(chair, "manual-already-voted")
+    expect(board.locator(".decision")).to_have_attribute("data-outcome", "already_voted")
+    fits(board, "decision-already-voted")
 
     line = str(app.status()["last_decision"]["line"])
     tap.task = "undo a check-in"

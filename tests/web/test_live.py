@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from device.hardware.interfaces import ScanRead
 from web_ui.api import sse_event
 
-from .conftest import open_polls
+from .conftest import build_web, open_polls
 
 
 def parse_sse(text: str) -> list[tuple[str, str]]:
@@ -59,3 +59,14 @@ def test_observer_stream_has_no_names(client: FlaskClient, app: Any, pins: list[
     name = app.status()["last_decision"]["name"]
     body = client.get("/events?view=observer").get_data(as_text=True)
     assert "admitted" in body and name not in body
+
+
+def test_a_quiet_stream_says_it_is_alive(app: Any, instance: Any, clock: Any) -> None:
+    """Nothing changes, yet the page hears from the unit: only silence shows "connection lost"."""
+    web = build_web(app, instance, clock, SSE_MAX_SECONDS=0.3, SSE_POLL_SECONDS=0.01, SSE_KEEPALIVE_SECONDS=0.0)
+    client = web.test_client()
+    events = parse_sse(client.get("/events?view=status").get_data(as_text=True))
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "live" and set(kinds[1:]) == {"alive"}
+    page = client.get("/").get_data(as_text=True)
+    assert 'data-stale-ms="5000"' in page  # three keepalive periods and five seconds of grace
