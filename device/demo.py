@@ -24,8 +24,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.core.documents.samples import make_pin
 from device.core.voterkey import voter_hash
+from device.demo_documents import make_pin
 from device.files import write_private as write_private_file
 from device.keys import create_device_key, write_private
 from device.package import list_key_check, sign_package, voters_digest
@@ -93,7 +93,7 @@ def demo_payload(list_key: bytes, voters: int, receiver_key: Ed25519PrivateKey, 
 
 def write_demo_documents(directory: Path, list_key: bytes, slip_key: Ed25519PrivateKey) -> dict[str, Path]:
     """One camera image per document format, each naming a different demo voter (lines 1-4 and the licence)."""
-    from device.core.documents import samples as docs
+    from device import demo_documents as docs
     from device.core.documents.slip import issue_slip
     from device.hardware.scanners.samples import DemoDocuments, write_samples
     pins = demo_pins(4)

@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from device import demo_documents as docs
 from device.core.documents import DocumentRules
-from device.core.documents import samples as docs
 from device.core.documents.slip import issue_slip
 
 STATION = "KG-0101"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from device import demo_documents as docs
 from device.core.documents import (
     PARSERS,
     DocumentRules,
@@ -20,7 +21,6 @@ from device.core.documents import (
     parse_manual,
     parse_payload,
 )
-from device.core.documents import samples as docs
 from device.core.documents.pin import check_pin
 from device.core.documents.rules import KGZ
 

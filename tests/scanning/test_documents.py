@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from device import demo_documents as docs
 from device.core.documents import (
     PIN_RULES,
     DocumentRules,
@@ -15,7 +16,6 @@ from device.core.documents import (
     parse_payload,
     pin_rule_from_mapping,
 )
-from device.core.documents import samples as docs
 from device.core.documents.mrz import check_digit
 from device.core.documents.slip import issue_slip
 

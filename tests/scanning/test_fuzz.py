@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from device import demo_documents as docs
 from device.core.documents import DocumentRules, Identified, RefusalCode, Unreadable, parse_manual, parse_payload
-from device.core.documents import samples as docs
 from device.core.documents.slip import issue_slip
 from device.core.documents.slip import parse as parse_slip
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from device import demo_documents as docs
 from device.core import documents
 from device.core.documents import DocumentRules
-from device.core.documents import samples as docs
 from device.identity import Identity, IdentityError, load_list_key, rules_from_package
 from device.package import StationPackage, list_key_check
 

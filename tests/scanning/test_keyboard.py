@@ -5,8 +5,8 @@ from __future__ import annotations
 import evdev
 import pytest
 
+from device import demo_documents as docs
 from device.core.documents import DocumentRules, Identified, parse_payload
-from device.core.documents import samples as docs
 from device.hardware.interfaces import ScannerState, ScanRead
 from device.hardware.scanners import keymaps
 from device.hardware.scanners.keyboard import KeyboardScanner

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import serial
 
-from device.core.documents import samples as docs
+from device import demo_documents as docs
 from device.hardware.interfaces import ScannerState, ScanRead
 from device.hardware.scanners.serial import SerialScanner
 

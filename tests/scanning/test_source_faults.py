@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from device import demo_documents as docs
 from device.core.delays import DEFAULT_DELAYS
 from device.core.documents import DocumentRules
-from device.core.documents import samples as docs
 from device.hardware.interfaces import ScannerState, ScanRead
 from device.hardware.scanners.camera import CameraSource
 from device.hardware.scanners.keyboard import KeyboardScanner

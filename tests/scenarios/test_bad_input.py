@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from device import demo_documents as docs
 from device.appliance import Appliance
 from device.core import events as ev
-from device.core.documents import samples as docs
 from device.core.voterkey import voter_hash
 from device.demo import AAMVA_KEY
 from device.hardware.clock import FakeClock

@@ -125,11 +125,11 @@ def test_replacement_unit_carries_on_from_the_backup(make_app: Any, station_dir:
 def test_the_chairs_screen_shows_the_last_backup(app: Appliance, tmp_path: Path) -> None:
     from web_ui import create_app
     web = create_app(app, {"TESTING": True}, instance_path=tmp_path / "web")
-    page = web.test_client().get("/").get_data(as_text=True)
+    page = web.test_client().get("/details").get_data(as_text=True)  # the status screen's details, one tap away
     assert "Journal backup" in page and "not yet" in page  # configured (the demo has a stick), not yet run
     with pytest.raises(BackupError):
         app.backup(tmp_path / "no-stick")
-    assert "is the USB stick inserted?" in web.test_client().get("/").get_data(as_text=True)
+    assert "is the USB stick inserted?" in web.test_client().get("/details").get_data(as_text=True)
     (tmp_path / "stick").mkdir()
     app.backup(tmp_path / "stick")
-    assert "is the USB stick inserted?" not in web.test_client().get("/").get_data(as_text=True)
+    assert "is the USB stick inserted?" not in web.test_client().get("/details").get_data(as_text=True)

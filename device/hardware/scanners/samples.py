@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from pylibdmtx import pylibdmtx
 
-from device.core.documents import samples as docs
+from device import demo_documents as docs
 from device.core.documents.slip import issue_slip
 
 from .imagefeed import add_noise, blur, load_gray, low_contrast, place, rotate, shadow

@@ -1,6 +1,7 @@
-"""Generators of valid test documents: a PIN, TD1 and TD3 MRZ, an AAMVA licence.
+"""Generators of valid demonstration documents: a PIN, TD1 and TD3 MRZ, an AAMVA licence.
 
-Used by tests, benchmarks and the demo images (``device/hardware/scanners/samples.py``).
+Not part of the station's logic (so not in the core): used by the demo station,
+tests, benchmarks and the demo images (``device/hardware/scanners/samples.py``).
 Every generator computes real check digits, so its output passes the
 parsers; tests change single characters to make the failures. Slips are
 made with ``slip.issue_slip``. Names in these documents are invented.
@@ -8,8 +9,8 @@ made with ``slip.issue_slip``. Names in these documents are invented.
 
 from __future__ import annotations
 
-from .mrz import check_digit
-from .pin import kz_iin_check_digit
+from device.core.documents.mrz import check_digit
+from device.core.documents.pin import kz_iin_check_digit
 
 
 def make_pin(sex: int = 2, day: int = 15, month: int = 3, year: int = 1985, serial: int = 12345) -> str:
