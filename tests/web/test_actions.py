@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 
 from device.hardware.interfaces import ScanRead
 
-from .conftest import open_polls, post, token
+from .conftest import CHAIR_PIN, open_polls, post, token
 
 
 def kinds(app: Any, after: int = 0) -> list[str]:
@@ -123,3 +123,23 @@ def test_logout_ends_the_chair_session(chair: FlaskClient) -> None:
 def test_chair_session_expires_when_idle(chair: FlaskClient, web: Any, clock: Any) -> None:
     clock.advance(web.config["CHAIR_IDLE_SECONDS"] + 1)
     assert chair.get("/chair").status_code == 303
+
+
+def test_an_idle_logout_in_a_form_comes_back_to_that_form(chair: FlaskClient, app: Any, clock: Any,
+                                                          web: Any) -> None:
+    open_polls(chair)
+    clock.advance(web.config["CHAIR_IDLE_SECONDS"] + 1)
+    response = post(chair, "/chair/undo", {"line": "1", "reason": "wrong voter"})
+    assert response.status_code == 303 and response.headers["Location"] == "/chair/login?next=/chair/undo"
+    back = post(chair, "/chair/login", {"pin": CHAIR_PIN, "next": "/chair/undo"})
+    assert back.headers["Location"] == "/chair/undo"
+    assert 'name="reason"' in chair.get("/chair/undo").get_data(as_text=True)
+
+
+def test_while_paused_the_desk_hint_says_resume(chair: FlaskClient, app: Any, pins: list[str]) -> None:
+    open_polls(chair)
+    assert post(chair, "/chair/pause", {"reason": "lunch"}).status_code == 303
+    app.identify(ScanRead(pins[0], "qr", "t"))
+    page = chair.get("/").get_data(as_text=True)
+    assert "identification resumes when the chair resumes the polls" in page
+    assert "starts when the chair opens the polls" not in page
