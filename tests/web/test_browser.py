@@ -288,3 +288,13 @@ def test_banner_while_the_station_restarts(station: LiveStation, browser: Any, p
 
 def test_chromium_is_debian_s(browser: Any) -> None:
     assert shutil.which("chromium") == str(CHROMIUM) and browser.version
+
+
+def test_banner_when_a_hung_unit_stops_sending(station: LiveStation, browser: Any) -> None:
+    """The connection stays open but nothing comes (a hung server): the page still says so."""
+    page = new_page(browser)
+    page.route("**/events*", lambda route: None)  # the stream is accepted and never answered
+    page.route("**/api/status*", lambda route: None)
+    page.goto(station.url + "/")
+    expect(page.locator("#conn-lost")).to_be_visible()
+    assert page.evaluate(FITS)["height"] <= 480
