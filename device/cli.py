@@ -165,16 +165,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
     from device.package import load_package, public_key_from_b64
-    from device.store.journal import Journal
-    from device.store.verify import verify_journal
+    from device.store.verify import verify_path
     config = load_station_config(args)
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
     path = config.data_dir / "journal.db"
-    if not path.exists():
+    if not path.exists() and not (config.data_dir / "journal.mark").exists():
         print(f"no journal yet at {path}")
         return 0
-    report = verify_journal(Journal(path, package.station_id))
+    report = verify_path(path, package.station_id, backup_dir=config.backup_dir)  # a lost journal is refused
     print(report.sentence())
     return 0 if report.ok else 1
 
@@ -217,21 +216,18 @@ def cmd_box(args: argparse.Namespace) -> int:
 
 
 def _polls_open(config: Any) -> bool:
+    """Whether the journal says the polls are open; a journal that is refused counts as open (the slot stays put)."""
     import time
 
     from device.package import load_package, public_key_from_b64
-    from device.store.journal import Journal
-    from device.store.verify import verify_journal
+    from device.store.verify import verify_path
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
     path = config.data_dir / "journal.db"
-    if not path.exists():
+    if not path.exists() and not (config.data_dir / "journal.mark").exists():
         return False
-    journal = Journal(path, package.station_id)
-    try:
-        return verify_journal(journal).state.poll.value in ("open", "paused")
-    finally:
-        journal.close()
+    report = verify_path(path, package.station_id, backup_dir=config.backup_dir)
+    return not report.ok or report.state.poll.value in ("open", "paused")
 
 
 def _selftest(box: Any, polls_open: bool) -> int:

@@ -457,3 +457,17 @@ def test_the_chairs_screen_says_what_to_do_while_the_card_is_full(app: Appliance
     full_disk.free()
     app.tick()
     assert "data-storage" not in client.get("/").get_data(as_text=True)
+
+
+def test_pollbox_verify_refuses_a_deleted_journal_instead_of_saying_there_is_none(
+        make_app: Any, station_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from device.cli import main
+    app = make_app()
+    voting_day(app, 3)
+    app.stop()
+    for name in ("journal.db", "journal.db-wal", "journal.db-shm"):
+        (station_dir / "data" / name).unlink(missing_ok=True)
+    assert main(["--config", str(station_dir / "station.toml"), "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "no journal yet" not in out and "technician" in out
+    assert not (station_dir / "data" / "journal.db").exists(), "verify must not create a fresh journal"
