@@ -46,6 +46,8 @@ class Delays:
         "How often the journal is copied to the backup directory (a USB stick kept in the unit), when one is configured.")
     turnout_snapshot_every: float = _delay(3600.0,
         "How often a turnout snapshot record is produced while polls are open.")
+    count_update_every: float = _delay(60.0,
+        "While polls are open, a changed count (voters identified, ballots) is sent upstream as a turnout snapshot at most this often, so the CEC's overview follows the day.")
     pin_lockout_base: float = _delay(30.0,
         "Lock-out after five wrong chair PINs; doubles with each further failure.")
     scanner_restart_cap: float = _delay(60.0,

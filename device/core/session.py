@@ -113,6 +113,10 @@ class Session:
     answers: tuple[tuple[str, Decision], ...] = ()
     last_decision: Decision | None = None
     next_snapshot: float | None = None
+    sent_counts: tuple[int, int] = (0, 0)
+    """(identified, ballots) as the last turnout snapshot sent them upstream."""
+    next_count: float = 0.0
+    """Monotonic time from which a changed count may be sent again (``Delays.count_update_every``)."""
     storage_low: bool = False
 
     @classmethod
@@ -325,10 +329,16 @@ def _note(out: _Out, session: Session, inp: Note, ctx: Context, now: Now) -> Ste
 def _tick(out: _Out, session: Session, inp: Tick, ctx: Context, now: Now) -> Step:
     session = _feed(out, session, il.Tick(now.mono), ctx.delays)
     out.act(Action.HEARTBEAT)
-    due = session.next_snapshot is not None and now.mono >= session.next_snapshot
-    if due and out.state.poll is PollState.OPEN:
-        s = out.state
+    if out.state.poll is not PollState.OPEN:
+        return out.done(session)
+    s = out.state
+    hourly = session.next_snapshot is not None and now.mono >= session.next_snapshot
+    changed = (s.identified, s.ballots) != session.sent_counts and now.mono >= session.next_count
+    if hourly or changed:  # the CEC's overview follows the day: every hour, and soon after counts change
         out.events.append(ev.TurnoutSnapshot(s.identified, s.ballots, len(ctx.voters)))
+        session = replace(session, sent_counts=(s.identified, s.ballots),
+                          next_count=now.mono + ctx.delays.count_update_every)
+    if hourly:
         session = replace(session, next_snapshot=now.mono + ctx.delays.turnout_snapshot_every)
     return out.done(session)
 

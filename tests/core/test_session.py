@@ -98,7 +98,8 @@ ROWS = [
     ("the scanner unplugged while open", opened, ss.ScannerChanged("disconnected"), 0,
      ["device_status_changed", "alarm_raised"], [], None),
     ("the scanner reading is no event", opened, ss.ScannerChanged("reading"), 0, [], [], None),
-    ("a token expires on the tick", admitted, ss.Tick(), D.arm_timeout + 1, ["arm_expired"], [LOCK, BEAT], None),
+    ("a token expires on the tick, and the changed count goes upstream", admitted, ss.Tick(), D.arm_timeout + 1,
+     ["arm_expired", "turnout_snapshot"], [LOCK, BEAT], None),
     ("the hourly snapshot", opened, ss.Tick(), D.turnout_snapshot_every, ["turnout_snapshot"], [LOCK, BEAT], None),
     ("pause", opened, ss.PausePolls("lunch"), 0, ["polls_paused"], [], None),
     ("close cancels the open token and wakes the upstream", admitted, ss.ClosePolls(), 0,
@@ -165,3 +166,16 @@ def test_one_admission_opens_the_slot_for_exactly_one_ballot() -> None:
     assert kinds(second) == ["ballot_counted", "alarm_raised"]
     assert second.events[1].alarm_kind == "second_ballot"  # type: ignore[attr-defined]
     assert s.state.ballots == 2 and s.state.identified == 1
+
+
+def test_counts_go_upstream_soon_after_they_change_and_not_more_often() -> None:
+    s = admitted()
+    first = s.feed(ss.Tick(), after=1)
+    assert kinds(first) == ["turnout_snapshot"] and first.events[0].identified == 1  # type: ignore[attr-defined]
+    assert kinds(s.feed(ss.Tick(), after=D.count_update_every)) == []  # nothing changed: nothing sent
+    s.feed(scan(B))
+    assert kinds(s.feed(ss.Tick(), after=1)) == ["turnout_snapshot"]  # the interval since the last has passed
+    s.feed(ss.BoxSaw(ss.BoxSignal.BEAM_BLOCKED, s.mono + 1), after=1)
+    s.feed(ss.BoxSaw(ss.BoxSignal.BEAM_CLEARED, s.mono + 0.1), after=0.1)
+    assert kinds(s.feed(ss.Tick(), after=1)) == []  # changed again, but too soon after the last
+    assert kinds(s.feed(ss.Tick(), after=D.count_update_every)) == ["turnout_snapshot"]
