@@ -8,6 +8,7 @@ errors as ``StorageError``):
   database written by an earlier version;
 - ``ingest.py``: a station's records sequenced and stored in one transaction,
   rejections, and the reads of records, alarms and conflicts;
+- ``writer.py``: the one writer thread, committing many batches at once;
 - ``merkle_log.py``: the public RFC 6962 log, its leaves, roots and proofs;
 - ``overview.py``: the overview's pages, keyset paging and page tokens;
 - ``tallies.py``: the overview's counts, kept in one row;
@@ -23,6 +24,7 @@ from receiver.store.ingest import Ingest
 from receiver.store.overview import Overview, PageTokens
 from receiver.store.revocations import Revocations
 from receiver.store.schema import Schema
+from receiver.store.writer import GroupWriter
 
 
 class Storage(Schema, Ingest, Overview, Revocations):
@@ -32,6 +34,12 @@ class Storage(Schema, Ingest, Overview, Revocations):
         super().__init__(url)
         self._silent = None
         self.tokens = PageTokens(self._create_schema())
+        self.writer = GroupWriter(self)
+
+    def close(self) -> None:
+        """Let the writer finish what it was handed, then close every connection."""
+        self.writer.stop()
+        super().close()
 
 
 def open_storage(url: str) -> Storage:

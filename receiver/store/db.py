@@ -75,6 +75,16 @@ class Database:
                 self._connections.append(conn)
         return conn
 
+    def close_own(self) -> None:
+        """Close the calling thread's connection, if it has one."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._connections:
+                    self._connections.remove(conn)
+            conn.close()
+
     def close(self) -> None:
         with self._lock:
             for conn in self._connections:

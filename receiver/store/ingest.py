@@ -8,7 +8,10 @@ conflicts, gaps, broken chains), appends the new ones to the public log (the
 into the station's row and its alarms (``receiver/status.py``), keeps a
 conflicting record as evidence, and moves the counts last. Locks are always
 taken in that order (station, tree, counts), so they cannot deadlock.
-Signatures were verified before, outside any lock.
+Signatures were verified before, outside any lock. The transaction is the
+writer's (``writer.py``): ``store`` hands the work to the process's one
+writer thread, which commits it with the other batches waiting, and returns
+only once that commit is durable.
 
 Also the reads of what ingest wrote: records, alarms, conflicts, rejections.
 """
@@ -29,6 +32,7 @@ from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
 from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS
 from receiver.store.tallies import Tallies, tally
+from receiver.store.writer import GroupWriter
 
 MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
 MAX_REASON = 500  # characters of a rejection's reason and source kept
@@ -39,24 +43,34 @@ class Ingest(MerkleLog, Tallies):
 
     max_rejections = MAX_REJECTIONS
 
+    writer: GroupWriter
+
     def store(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
-        """Sequence and store one station's authenticated records in one transaction."""
+        """Sequence and store one station's authenticated records; returns once they are durable.
+
+        The work runs in the writer's transaction (``writer.py``), with other
+        batches that arrived meanwhile, and this returns only after that
+        transaction's commit.
+        """
         if not records:
             return Plan()
-        with self._transaction():
-            before, created = self._locked_status(station)
-            plan = sequence(records, before.highest_seq, before.last_hash,
-                            self._stored_hashes(station, records, before.highest_seq))
-            after = before
-            if plan.new:
-                self._insert_records(plan.new, now)
-                after = self._apply_alarms(fold(before, plan.new, now),
-                                           alarm_changes(plan.new) + evidence_alarms(before, plan.new))
-                self._save_status(after)
-            if plan.conflict is not None:
-                self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
-                        (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
-            self._count(tally(after), tally(None if created else before))
+        return self.writer.write(lambda: self.store_now(station, records, now, source))
+
+    def store_now(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
+        """``store``'s work, inside a transaction the caller holds."""
+        before, created = self._locked_status(station)
+        plan = sequence(records, before.highest_seq, before.last_hash,
+                        self._stored_hashes(station, records, before.highest_seq))
+        after = before
+        if plan.new:
+            self._insert_records(plan.new, now)
+            after = self._apply_alarms(fold(before, plan.new, now),
+                                       alarm_changes(plan.new) + evidence_alarms(before, plan.new))
+            self._save_status(after)
+        if plan.conflict is not None:
+            self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
+                    (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
+        self._count(tally(after), tally(None if created else before))
         return plan
 
 
@@ -111,12 +125,14 @@ class Ingest(MerkleLog, Tallies):
 
     def log_rejection(self, rejection: Rejection, now: float, source: str) -> None:
         """Write one rejection down; the table keeps the latest ``MAX_REJECTIONS`` rows (older ones are dropped)."""
-        with self._transaction():
-            row = self._q("INSERT INTO rejections (received_at, station, seq, key_id, code, reason, source) "
-                          "VALUES (?,?,?,?,?,?,?) RETURNING id",
-                          (now, rejection.station, rejection.seq, rejection.key, rejection.code,
-                           rejection.reason[:MAX_REASON], source[:MAX_REASON])).fetchone()
-            self._q("DELETE FROM rejections WHERE id <= ?", (int(row[0]) - self.max_rejections,))
+        self.writer.write(lambda: self._log_rejection_now(rejection, now, source))
+
+    def _log_rejection_now(self, rejection: Rejection, now: float, source: str) -> None:
+        row = self._q("INSERT INTO rejections (received_at, station, seq, key_id, code, reason, source) "
+                      "VALUES (?,?,?,?,?,?,?) RETURNING id",
+                      (now, rejection.station, rejection.seq, rejection.key, rejection.code,
+                       rejection.reason[:MAX_REASON], source[:MAX_REASON])).fetchone()
+        self._q("DELETE FROM rejections WHERE id <= ?", (int(row[0]) - self.max_rejections,))
 
 
     def seqs_signed_by(self, station: str, key_id: str, after: int = 0, limit: int | None = None) -> list[int]:
