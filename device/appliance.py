@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device import __version__
 from device.backups import JournalBackups
@@ -34,7 +34,7 @@ from device.core.delays import Delays
 from device.core.errors import IllegalTransition, RefusalCode
 from device.core.events import CheckinMethod
 from device.decision import ActionRefused, Decision
-from device.hardware.interfaces import BallotBox, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
+from device.hardware.interfaces import BallotBox, BoxInputs, BoxSignal, Clock, ScannerState, ScanRead, ScanSource
 from device.identity import Identity, Resolved
 from device.owner import Owner
 from device.package import StationPackage
@@ -45,6 +45,10 @@ from device.store.errors import StorageError
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
 
+if TYPE_CHECKING:
+    from device.hardware.sim.controls import SimControls
+    from device.upstream.service import Upstream
+
 log = logging.getLogger("pollbox.appliance")
 
 
@@ -54,7 +58,7 @@ class Appliance:
     def __init__(
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
-        upstream: Any = None, sim: Any = None, backup_dir: Path | None = None,
+        upstream: Upstream | None = None, sim: SimControls | None = None, backup_dir: Path | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -91,7 +95,7 @@ class Appliance:
                 self.upstream.start()
             self._owner.start(interval=min(self.delays.heartbeat_interval, 0.25), on_timer=self._timer)
 
-    def _start(self, inputs: Any) -> None:
+    def _start(self, inputs: BoxInputs) -> None:
         self.report = verify_journal(self.journal, backup_dir=self.backup_dir)
         self.state = self.report.state
         self.hours.rebuild(self.state)

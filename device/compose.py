@@ -10,15 +10,21 @@ the station (scan, drop, open the lid, cut the link).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.appliance import Appliance
+from device.config import Config
 from device.hardware.interfaces import Clock
 from device.package import StationPackage
 from device.store.journal import Journal
 
+if TYPE_CHECKING:
+    from device.hardware.scanners.simcamera import SimCamera
+    from device.upstream.service import Upstream
+    from device.upstream.uplink import Uplink
 
-def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
+
+def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     """Build the station from its validated ``Config``: the one composition root."""
     from device.hardware.clock import SystemClock
     from device.hardware.registry import build_box, build_scanner
@@ -49,7 +55,8 @@ def build_appliance(config: Any, *, clock: Clock | None = None) -> Appliance:
     return app
 
 
-def _build_upstream(config: Any, package: StationPackage, journal: Journal, clock: Clock) -> tuple[Any, Any]:
+def _build_upstream(config: Config, package: StationPackage, journal: Journal,
+                    clock: Clock) -> tuple[Upstream, Uplink]:
     """The outbox and uplink; attached to the journal before anything is appended."""
     from device.keys import load_device_key
     from device.package import PackageError, public_key_from_b64
@@ -71,7 +78,7 @@ def _build_upstream(config: Any, package: StationPackage, journal: Journal, cloc
     return upstream, link
 
 
-def _sim_camera(config: Any) -> Any:
+def _sim_camera(config: Config) -> SimCamera:
     from device.hardware.registry import build_decoder
     from device.hardware.scanners.simcamera import SimCamera
     return SimCamera(decoder=build_decoder(config))
