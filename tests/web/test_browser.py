@@ -185,8 +185,11 @@ def test_the_chairs_day_by_touch_alone(station: LiveStation, browser: Any, clock
         chair.locator(f"[data-keypad] button[data-key='{letter}']").first.tap()
         assert chair.locator("input[name=reason]").input_value() == letter.upper()
 
+    chair.goto(base + "/chair")
+    expect(chair.locator("[data-chair-alarms]")).to_have_text("Alarms: 0")
     app.sim.box.open_lid()  # type: ignore[union-attr]
     app.sim.scanner.unplug()  # type: ignore[union-attr]
+    expect(chair.locator("[data-chair-alarms]")).to_have_text("Alarms: 2")  # the chair's menu follows too
     top = board.locator("article.alarm.top")
     expect(top).to_have_attribute("data-alarm-kind", "lid_opened")
     expect(top.locator("[data-still-open]")).to_be_visible()

@@ -18,6 +18,18 @@
   setupPicks();
   setupReturn();
   setupLive();
+  setupWatch();
+
+  function setupWatch() {
+    // The chair's menu has no fields to lose: it reloads when its figures, alarms or poll state change.
+    var watched = document.body.getAttribute("data-watch");
+    if (!watched || !window.EventSource) { return; }
+    var source = new EventSource("/events?view=status");
+    source.addEventListener("live", function (event) {
+      var match = /data-signature="([^"]*)"/.exec(event.data);
+      if (match && match[1] !== watched) { source.close(); window.location.reload(); }
+    });
+  }
 
   function setupKeypad() {
     var pad = document.querySelector("[data-keypad]");
