@@ -63,6 +63,8 @@ class StationState:
     refusals: dict[str, int] = field(default_factory=dict)
     lid_open: bool = False
     jammed: bool = False
+    box_lost: bool = False
+    """The ballot box unit stopped answering and has not answered since (``DeviceStatusChanged``)."""
     unit_count: int | None = None
     unit_id: str | None = None
     """The box unit's drop counter as of the last ballot it counted (or the last ``BoxCounterNoted``)."""
@@ -226,9 +228,17 @@ def _jam_cleared(state: StationState, rec: ev.Recorded) -> None:
 
 
 def _started(state: StationState, rec: ev.Recorded) -> None:
-    """A restart: the slot is locked and the lid and sensor are read afresh."""
+    """A restart: the slot is locked and the lid, the sensor and the box unit are read afresh."""
     state.lid_open = False
     state.jammed = False
+    state.box_lost = False
+
+
+def _device_status(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.DeviceStatusChanged)
+    if e.part == "ballot_box":
+        state.box_lost = e.status == "lost"
 
 
 _APPLY: Mapping[type, Applier] = {
@@ -248,6 +258,7 @@ _APPLY: Mapping[type, Applier] = {
     ev.AlarmAcknowledged: _acknowledged,
     ev.LidClosed: _lid_closed,
     ev.JamCleared: _jam_cleared,
+    ev.DeviceStatusChanged: _device_status,
 }
 
 
@@ -325,13 +336,14 @@ def decide_close(state: StationState) -> list[ev.Event]:
 _PERSISTS: Mapping[AlarmKind, Callable[[StationState], bool]] = {
     AlarmKind.LID_OPENED: lambda s: s.lid_open,
     AlarmKind.JAM: lambda s: s.jammed,
+    AlarmKind.BOX_UNIT_LOST: lambda s: s.box_lost,
 }
 """Alarms whose cause the journal still shows: they stay open until the sensor says it is resolved."""
 
 
 def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Event:
     """Acknowledge open alarm ``alarm``; refused while the cause it reports persists (a lid still open,
-    a slot still jammed): acknowledging would say "no open alarms" about a box that is still open."""
+    a slot still jammed, a box unit still silent): acknowledging would say "no open alarms" about a box that is still open."""
     if alarm not in state.alarms:
         raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open",
                                 code=RefusalCode.ALARM_NOT_OPEN, params={"alarm": alarm})

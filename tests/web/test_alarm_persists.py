@@ -15,7 +15,8 @@ from device.core.events import AlarmKind
 from .conftest import open_polls, post
 
 
-@pytest.mark.parametrize(("kind", "flag"), [(AlarmKind.LID_OPENED, "lid_open"), (AlarmKind.JAM, "jammed")])
+@pytest.mark.parametrize(("kind", "flag"), [(AlarmKind.LID_OPENED, "lid_open"), (AlarmKind.JAM, "jammed"),
+                                            (AlarmKind.BOX_UNIT_LOST, "box_lost")])
 def test_the_core_refuses_while_the_cause_persists(kind: AlarmKind, flag: str) -> None:
     state = st.StationState()
     state.alarms[7] = st.OpenAlarm(7, kind, "sensor", 1, 0.0)
@@ -49,3 +50,16 @@ def test_the_lid_alarm_stays_still_open_until_the_lid_is_shut(chair: FlaskClient
     assert "data-still-open" not in chair.get("/").get_data(as_text=True)
     assert post(chair, f"/chair/alarms/{alarm['id']}/acknowledge", {"note": "sealed"}).status_code == 303
     assert app.status()["alarms"] == []
+
+
+def test_the_box_lost_alarm_stays_open_until_the_unit_answers_again(app: Any) -> None:
+    from device.decision import ActionRefused
+    app.open_polls()
+    app.sim.box.unplug()
+    (alarm,) = [a for a in app.status()["alarms"] if a["kind"] == "box_unit_lost"]
+    with pytest.raises(ActionRefused) as refused:
+        app.acknowledge_alarm(alarm["id"], "checked the cable")
+    assert refused.value.code is RefusalCode.CONDITION_PERSISTS
+    app.sim.box.replug()
+    app.acknowledge_alarm(alarm["id"], "checked the cable")
+    assert not [a for a in app.status()["alarms"] if a["kind"] == "box_unit_lost"]
