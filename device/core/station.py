@@ -343,7 +343,8 @@ _PERSISTS: Mapping[AlarmKind, Callable[[StationState], bool]] = {
 
 def decide_acknowledge(state: StationState, alarm: int, note: str = "") -> ev.Event:
     """Acknowledge open alarm ``alarm``; refused while the cause it reports persists (a lid still open,
-    a slot still jammed, a box unit still silent): acknowledging would say "no open alarms" about a box that is still open."""
+    a slot still jammed, a box unit still silent): acknowledging would say "no open alarms" about a box
+    that is still open."""
     if alarm not in state.alarms:
         raise IllegalTransition("alarms", "no such open alarm", "acknowledge", f"alarm {alarm} is not open",
                                 code=RefusalCode.ALARM_NOT_OPEN, params={"alarm": alarm})
