@@ -28,6 +28,7 @@ from device.core.delays import DEFAULT_DELAYS
 from . import actions, api, csrf, devpanel, faults, hosts, i18n, observer, refusals, report, secret, status
 from .pin import ChairPin
 from .sessions import ChairSessions
+from .station import Station
 
 DEFAULTS: dict[str, Any] = {
     "WEB_HOST": "127.0.0.1",
@@ -50,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
+def create_app(appliance: Station, test_config: dict[str, Any] | None = None, *,
                instance_path: Path | None = None) -> Flask:
     """The chair's screen for ``appliance``; ``instance_path`` holds the secret key and chair PIN."""
     app = Flask(__name__, instance_relative_config=True,
@@ -82,7 +83,7 @@ def create_app(appliance: Any, test_config: dict[str, Any] | None = None, *,
     return app
 
 
-def _chair_pin(app: Flask, appliance: Any) -> ChairPin:
+def _chair_pin(app: Flask, appliance: Station) -> ChairPin:
     """The PIN checker; the lockout base is the appliance's ``Delays.pin_lockout_base`` unless overridden."""
     path = Path(app.config.get("CHAIR_PIN_FILE") or Path(app.instance_path) / "chair_pin.json")
     base = app.config["PIN_LOCKOUT_BASE"]

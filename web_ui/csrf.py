@@ -15,11 +15,13 @@ import secrets
 
 from flask import Flask, render_template, request, session
 
+from protocol.errors import UserError
+
 SESSION_KEY = "csrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class CsrfRefused(Exception):
+class CsrfRefused(UserError):
     """A state-changing request without the session's token."""
 
 

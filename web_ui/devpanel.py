@@ -21,13 +21,14 @@ from werkzeug.wrappers import Response
 from device.hardware.sim.controls import BY_NAME
 
 from . import view
+from .station import Station
 
 bp = Blueprint("devpanel", __name__, url_prefix="/dev")
 
 
-def allowed(appliance: Any) -> bool:
+def allowed(appliance: Station) -> bool:
     """The panel exists only for a simulated station."""
-    return getattr(appliance, "sim", None) is not None and appliance.status().get("mode") == "simulation"
+    return appliance.sim is not None and appliance.status().get("mode") == "simulation"
 
 
 def _sim() -> Any:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
 
+from protocol.errors import UserError
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
-class WrongHost(Exception):
+class WrongHost(UserError):
     """A request named a host this screen does not answer under."""
 
 

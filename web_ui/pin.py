@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from device.files import write_private
+from protocol.errors import UserError
 
 from . import lockout
 
@@ -42,7 +43,7 @@ SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_DIGITS, MAX_DIGITS = 6, 12
 
 
-class PinError(Exception):
+class PinError(UserError):
     """The PIN file is missing or unusable, or a new PIN is malformed; the message says what to do
     (in English, for logs and the command line); ``missing`` tells the screen which sentence to show."""
 

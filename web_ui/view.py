@@ -23,15 +23,17 @@ from flask import current_app, render_template
 from flask_babel import gettext as _
 
 from . import chair, chart, i18n
+from .station import Station
 
 VIEWS = ("status", "observer")
 DECISION_FRESH_SECONDS = 4.0
 PERSONAL_FIELDS = ("name", "line")
 
 
-def appliance() -> Any:
+def appliance() -> Station:
     """The appliance this app serves."""
-    return current_app.extensions["pollbox.appliance"]
+    station: Station = current_app.extensions["pollbox.appliance"]
+    return station
 
 
 def personal_for(view: str) -> bool:
