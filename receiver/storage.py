@@ -34,7 +34,7 @@ class Storage(Schema, Ingest, Overview, Revocations):
         super().__init__(url)
         self._silent = None
         self.tokens = PageTokens(self._create_schema())
-        self.writer = GroupWriter(self)
+        self.writer = GroupWriter(self, direct=self.dialect.name == "postgresql")
 
     def close(self) -> None:
         """Let the writer finish what it was handed, then close every connection."""

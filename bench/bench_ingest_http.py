@@ -1,0 +1,181 @@
+"""Receiver ingest over real HTTP, the way units reach it: ``pollbox-receiver serve`` (waitress) in its own process.
+
+Stations send gzip batches concurrently, each station its own batches in
+order over one kept-alive connection, the way units do. Two batch sizes:
+3 records (a unit during the day sends 2-4 at a time) and 50 (a unit
+catching up at close of polls). Records per second counts records stored
+and acknowledged (HTTP 200 with a receipt) over the wall time of the whole
+send.
+
+The baseline, measured in the same run while the server is idle, is the raw
+Ed25519 verification rate of the same records on one thread with the
+library the receiver uses (libsodium through PyNaCl), parsing excluded: the
+limit of one core. The server may use both cores (libsodium lets go of
+Python's global lock while it verifies), so a ratio above 1 is possible;
+the client threads share the same two cores.
+
+SQLite (WAL, ``synchronous=FULL``) always; PostgreSQL (a local throwaway
+server, durable commits) when its server binary is installed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from bench.bench_receiver import _fleet
+from protocol.batch import encode_batch
+from protocol.envelope import SignedRecord
+from protocol.keys import key_id, public_b64
+from receiver.keys import write_private
+from receiver.pgcluster import ClusterError, start_cluster
+from receiver.registry import DeviceEntry, Registry
+
+SERVER_THREADS = 8
+"""waitress threads: ``pollbox-receiver serve``'s default."""
+CLIENTS = 16
+"""Stations sending at the same time."""
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    stations, per_station = (16, 150) if quick else (32, 300)
+    keys, streams = _fleet(stations, per_station)
+    directory = Path(tempfile.mkdtemp(prefix="pollbox-bench-http-"))
+    results: list[dict[str, Any]] = []
+    try:
+        args = _files(directory, keys)
+        results += _database("SQLite", str(directory / "receiver.db"), args, keys, streams)
+        try:
+            cluster = start_cluster(durable=True)
+        except ClusterError as exc:
+            print(f"   ingest_http: PostgreSQL skipped: {exc}")
+        else:
+            try:
+                results += _database("PostgreSQL", cluster.create_database(), args, keys, streams)
+            finally:
+                cluster.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return results
+
+
+def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey],
+              streams: list[list[SignedRecord]]) -> list[dict[str, Any]]:
+    """Batches of 3 for the first half of every station's records, then batches of 50 for the second half."""
+    half = len(streams[0]) // 2
+    rows = []
+    with Served([*args, "--db", db]) as url:
+        for size, part in ((3, slice(0, half)), (50, slice(half, None))):
+            records = [s[part] for s in streams]
+            raw = _raw_rate(keys, records)
+            rate = _send(url, [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)]
+                               for s in records], sum(map(len, records)))
+            rows.append({"name": f"ingest over HTTP {name}, batches of {size}, {CLIENTS} stations at once, "
+                                 f"{SERVER_THREADS} server threads (vs raw libsodium verify, one thread)",
+                         "value": round(rate, 1), "unit": "records/s", "baseline": round(raw, 1),
+                         "ratio": round(rate / raw, 3)})
+    return rows
+
+
+def _files(directory: Path, keys: list[Ed25519PrivateKey]) -> list[str]:
+    cec, rx_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    registry = Registry()
+    for n, key in enumerate(keys):
+        registry.add(DeviceEntry(station=f"KG-{n:05d}", serial=f"SN{n}", public_key=public_b64(key.public_key()),
+                                 key_id=key_id(key.public_key()), software="bench", enrolled_at="2026-11-20T00:00:00Z"))
+    registry.sign_and_save(directory / "registry.json", cec)
+    write_private(directory / "receiver.key", rx_key)
+    return ["--registry", str(directory / "registry.json"), "--cec-public-key", public_b64(cec.public_key()),
+            "--key", str(directory / "receiver.key")]
+
+
+class Served:
+    """``pollbox-receiver serve`` in its own process on a free loopback port."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+
+    def __enter__(self) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", *self.args, "--port", str(port),
+                                      "--threads", str(SERVER_THREADS)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        end = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/tree/head", timeout=5):
+                    return url
+            except OSError:
+                if time.monotonic() > end or self.proc.poll() is not None:
+                    raise RuntimeError("the benchmark receiver did not start") from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
+def _raw_rate(keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]]) -> float:
+    publics = [k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) for k in keys]
+    count, start = 0, time.perf_counter()
+    for public, records in zip(publics, streams, strict=True):
+        for record in records:
+            nacl.bindings.crypto_sign_open(record.signature + record.data, public)
+            count += 1
+    return count / (time.perf_counter() - start)
+
+
+def _send(url: str, per_station: list[list[bytes]], total: int) -> float:
+    """Every station's batches, ``CLIENTS`` stations at a time; records/s acknowledged."""
+    host, port = url.removeprefix("http://").split(":")
+    todo = list(range(len(per_station)))
+    lock, failures = threading.Lock(), []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=120)
+        while True:
+            with lock:
+                if not todo:
+                    break
+                station = todo.pop(0)
+            for body in per_station[station]:
+                conn.request("POST", "/api/v1/records", body=body,
+                             headers={"Content-Type": "application/x-pollbox-batch", "Content-Encoding": "gzip"})
+                reply = conn.getresponse()
+                answer = reply.read()
+                if reply.status != 200:
+                    failures.append(answer[:200])
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"benchmark batches refused: {failures[:3]}")
+    return total / elapsed
+
+
+if __name__ == "__main__":
+    for entry in run(quick=True):
+        print(entry)
