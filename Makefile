@@ -7,7 +7,7 @@ DEMO := var/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo-reset test quick lint bench docs screenshots fonts image clean system-deps firmware-deps
+.PHONY: help run demo-reset test quick lint bench docs screenshots fonts image image-test image-pigen image-deps clean system-deps firmware-deps
 
 help:
 	@echo "pollbox make targets:"
@@ -21,7 +21,10 @@ help:
 	@echo "  make docs    regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
-	@echo "  make image   build the Raspberry Pi OS image (arm64 host only)"
+	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64; arm64 not yet)"
+	@echo "               into build/image/pollbox-ARCH.img with its manifest; rebuilt only when its recipe changes"
+	@echo "  make image-test  build the image if needed and boot it under KVM: the appliance, power cuts"
+	@echo "  make image-pigen  the older Raspberry Pi OS route with pi-gen (arm64 host, fetches pi-gen)"
 	@echo "  make clean   remove the virtualenv, the demo station and build files"
 
 # Debian packages: installed when missing (needs root; otherwise says what to install).
@@ -31,6 +34,17 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+
+# What building and booting the image needs (Debian packages; root installs them, others are told which).
+IMAGE_PACKAGES := mmdebstrap e2fsprogs dosfstools mtools fdisk git qemu-system-x86 qemu-utils ovmf
+image-deps:
+	@missing=""; for p in $(IMAGE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages for the image:$$missing"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi; \
 	fi
@@ -60,17 +74,17 @@ TEST_SHOTS := $(CURDIR)/build/screenshots
 
 # The real-browser tests run on their own, after the rest, so no other test's threads share their process.
 test: $(VENV_STAMP) firmware-deps
-	$(PY) -m pytest -q -n 2 -m "not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not browser and not image" $(PYTEST_ARGS)
 	POLLBOX_SCREENSHOTS=$(TEST_SHOTS) $(PY) -m pytest -q -m browser $(PYTEST_ARGS)
 
 quick: $(VENV_STAMP) firmware-deps
-	$(PY) -m pytest -q -n 2 -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 -m "not slow and not browser and not image" $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m "browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
-	$(PY) -m ruff check device web_ui provisioning receiver protocol bench tests
+	$(PY) -m ruff check device web_ui provisioning receiver protocol tools bench tests
 	$(PY) -m mypy device/core protocol
-	$(PY) -m mypy device web_ui provisioning receiver protocol --exclude device/firmware
+	$(PY) -m mypy device web_ui provisioning receiver protocol tools --exclude device/firmware
 	$(PY) -m pyright -p device/firmware
 
 bench: $(VENV_STAMP)
@@ -80,14 +94,21 @@ docs: $(VENV_STAMP)
 	$(PY) -m device.cli docs
 
 fonts: $(VENV_STAMP) system-deps
-	$(PY) -m web_ui.fontbuild
+	$(PY) -m tools.fontbuild
 
 screenshots: $(VENV_STAMP)
 	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser tests/web
 
+ARCH ?= amd64
+image: image-deps $(VENV_STAMP)
+	PYTHON=$(CURDIR)/$(PY) bash provisioning/image/debian/build.sh $(ARCH) build/image
+
+image-test: image
+	$(PY) -m pytest -q -m image tests/image $(PYTEST_ARGS)
+
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=
-image:
+image-pigen:
 	bash provisioning/image/build.sh image --out build/image --election-id "$(ELECTION_ID)" --cec-public-key "$(CEC_PUBLIC_KEY)"
 
 clean:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -29,8 +31,9 @@ BUILD = REPO / "provisioning" / "image" / "debian" / "build.sh"
 IMAGE_DIR = REPO / "build" / "image"
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-BOOT_DEADLINE = 180.0
-"""How long a boot may take until the chair's screen answers (firmware, kernel, first-boot import)."""
+BOOT_DEADLINE = {"kvm": 180.0, "tcg": 900.0}
+"""How long a boot may take until the chair's screen answers (firmware, kernel, first-boot import), by
+accelerator: software emulation (tcg) is many times slower than KVM."""
 POLL_EVERY = 0.25
 """How often a waited-for condition is looked at again."""
 T = TypeVar("T")
@@ -38,7 +41,8 @@ T = TypeVar("T")
 
 def build_image(arch: str = "amd64") -> Path:
     """Build the image if its recipe changed (a cached image is reused); its path."""
-    done = subprocess.run(["bash", str(BUILD), arch, str(IMAGE_DIR)], capture_output=True, text=True)
+    done = subprocess.run(["bash", str(BUILD), arch, str(IMAGE_DIR)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable})
     if done.returncode != 0:
         raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     return IMAGE_DIR / f"pollbox-{arch}.img"
@@ -55,6 +59,59 @@ def wait_for(condition: Callable[[], T | None], what: str, deadline: float) -> T
     raise AssertionError(f"{what}: not within {deadline:.0f} s")
 
 
+def run(command: list[str]) -> str:
+    """Run a host tool; its output, or a failure that shows what it said."""
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def partitions(image: Path) -> dict[str, tuple[int, int]]:
+    """The image's partitions by name: (first byte, the byte after the last)."""
+    table = json.loads(run(["sfdisk", "--json", str(image)]))["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    return {p["name"]: (p["start"] * sector, (p["start"] + p["size"]) * sector) for p in table["partitions"]}
+
+
+def written_ranges(disk: Path) -> list[tuple[int, int]]:
+    """The byte ranges the virtual machine has written: the overlay's own clusters (depth 0)."""
+    entries = json.loads(run(["qemu-img", "map", "-U", "--output=json", str(disk)]))
+    return [(e["start"], e["start"] + e["length"]) for e in entries if e["depth"] == 0]
+
+
+def pull_folder(disk: Path, partition: tuple[int, int], folder: str, dest: Path) -> Path:
+    """Copy ``folder`` out of the ext4 file system in ``partition`` of the (stopped) virtual disk."""
+    scratch = dest.parent / f"{dest.name}.scratch"
+    scratch.mkdir(parents=True)
+    raw, part = scratch / "disk.raw", scratch / "part.img"
+    run(["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(raw)])
+    start, end = partition
+    with raw.open("rb") as source, part.open("wb") as out:
+        source.seek(start)
+        for _ in range(start, end, 1 << 20):
+            out.write(source.read(min(1 << 20, end - source.tell())))
+    dest.mkdir(parents=True)
+    run(["debugfs", "-R", f"rdump {folder} {dest}", str(part)])
+    shutil.rmtree(scratch)
+    return dest / Path(folder).name
+
+
+def accelerator() -> str:
+    """``kvm`` where /dev/kvm runs ordinary guests, else ``tcg`` (QEMU's software emulation).
+
+    A host whose /dev/kvm is kvm-pvm (a paravirtual KVM inside some cloud sandboxes) runs only guest
+    kernels built for PVM: Debian's stock kernel hangs there right after the boot loader.
+    ``POLLBOX_VM_ACCEL`` overrides the choice.
+    """
+    forced = os.environ.get("POLLBOX_VM_ACCEL", "")
+    if forced:
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or Path("/sys/module/kvm_pvm").exists():
+        return "tcg"
+    return "kvm"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,7 +124,7 @@ STICK_FILES = ("station.toml", "station-package.json", "data/device.key", "data/
 
 
 def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
-    """A demo station on a FAT stick labelled POLLBOXSTICK; (the stick image, the station folder on the host).
+    """A demo station on a FAT stick labelled POLLBOXUSB; (the stick image, the station folder on the host).
 
     The station's screen listens on every address of the virtual machine so that QEMU's port
     forwarding reaches it; it still answers only under the loopback names (its Host check).
@@ -78,33 +135,41 @@ def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
     assert 'host = "127.0.0.1"' in text
     toml.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"'))
     stick = workdir / "stick.img"
-    subprocess.run(["mkfs.vfat", "-C", "-n", "POLLBOXSTICK", str(stick), "32768"], check=True, capture_output=True)
+    run(["mkfs.vfat", "-C", "-n", "POLLBOXUSB", str(stick), "32768"])
     for folder in ("::/station", "::/station/data", "::/station/data/web"):
-        subprocess.run(["mmd", "-i", str(stick), folder], check=True)
+        run(["mmd", "-i", str(stick), folder])
     for name in STICK_FILES:
-        subprocess.run(["mcopy", "-i", str(stick), str(station / name), f"::/station/{name}"], check=True)
+        run(["mcopy", "-i", str(stick), str(station / name), f"::/station/{name}"])
     return stick, station
 
 
 class VirtualMachine:
-    """One pollbox unit: its own disk overlay and firmware variables, started and killed at will."""
+    """One pollbox unit: its own disk overlay and firmware variables, started and killed at will.
 
-    def __init__(self, workdir: Path, image: Path, stick: Path) -> None:
+    ``station`` is the host's copy of the station on its stick (config, package, keys).
+    """
+
+    def __init__(self, workdir: Path, image: Path, stick: Path, station: Path) -> None:
         self.workdir = workdir
+        self.station = station
         self.disk = workdir / "disk.qcow2"
         self.vars = workdir / "OVMF_VARS.fd"
         self.serial = workdir / "serial.log"
         self.stick = stick
         self.port = free_port()
+        self.accel = accelerator()
         self.boots = 0
+        self.started_at = 0.0
+        self.ready_after: list[float] = []
+        """Seconds from power-on to systemd's "Started pollbox.service" (after READY=1), per boot."""
         self.process: subprocess.Popen[bytes] | None = None
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)],
-                       check=True)
+        self.image = image
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)])
         shutil.copyfile(OVMF_VARS, self.vars)
 
     def command(self) -> list[str]:
         return [
-            "qemu-system-x86_64", "-machine", "q35,accel=kvm", "-cpu", "host", "-m", "1024", "-smp", "2",
+            "qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if self.accel == "kvm" else "tcg,thread=multi", "-m", "1024", "-smp", "2",
             "-nodefaults", "-display", "none", "-vga", "std",
             "-serial", f"file:{self.serial}",
             "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
@@ -122,8 +187,10 @@ class VirtualMachine:
     def start(self) -> None:
         """Power on; the serial console of this boot starts an empty file."""
         self.serial.write_bytes(b"")
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=(self.workdir / "qemu.log").open("wb"))
+        self.started_at = time.monotonic()
+        with (self.workdir / "qemu.log").open("ab") as log:
+            self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=log)
         self.boots += 1
 
     def power_cut(self) -> None:
@@ -134,7 +201,8 @@ class VirtualMachine:
         self.process = None
 
     def console(self) -> str:
-        return self.serial.read_text(errors="replace")
+        """This boot's serial console, without colours."""
+        return re.sub(r"\x1b\[[0-9;]*m", "", self.serial.read_text(errors="replace"))
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -157,9 +225,12 @@ class VirtualMachine:
                 raise AssertionError(f"QEMU stopped: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
             if "Started pollbox.service" not in self.console():
                 return None
+            if len(self.ready_after) < self.boots:
+                self.ready_after.append(round(time.monotonic() - self.started_at, 1))
+                (self.workdir / "boot-times.json").write_text(json.dumps(self.ready_after))
             return self.status()
         return wait_for(ready, f"boot {self.boots}: pollbox.service started and the screen answering",
-                        BOOT_DEADLINE)
+                        BOOT_DEADLINE[self.accel])
 
     def stop(self) -> None:
         if self.running():

@@ -14,6 +14,7 @@ REPO="$(cd "$HERE/../../.." && pwd)"
 SUITE=bookworm
 MIRROR="${POLLBOX_MIRROR:-http://deb.debian.org/debian}"
 PYTHON_VERSION=3.11  # bookworm's python3
+PYTHON="${PYTHON:-python3}"
 SOURCES=(setup.cfg pyproject.toml README.md device web_ui protocol provisioning receiver)
 ESP_MB=160
 DATA_MB=256
@@ -54,7 +55,7 @@ check_host() {
 	need mkfs.vfat dosfstools
 	need mcopy mtools
 	need sfdisk fdisk
-	need python3 python3
+	need "$PYTHON" python3
 	need git git
 	[ -z "$MISSING" ] || die "missing Debian packages:$MISSING — install them with: apt-get install$MISSING"
 	local free_mb
@@ -87,8 +88,8 @@ build_wheels() {
 	mkdir -p "$WORK/src"
 	# pollbox as committed (the manifest names the commit), not whatever the working tree holds now
 	git -C "$REPO" archive --format=tar HEAD -- "${SOURCES[@]}" | tar -x -C "$WORK/src"
-	python3 -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
-	python3 -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
+	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
+	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
 	cp "$cache"/*.whl "$wheels"/
 }
@@ -119,7 +120,7 @@ esp() {
 	mcopy -i "$img" "$initrd" ::/initrd.img
 	printf 'default pollbox.conf\ntimeout 0\neditor no\n' > "$WORK/loader.conf"
 	printf 'title pollbox\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' \
-		"root=LABEL=POLLBOXROOT ro rootfstype=ext4 console=tty1 console=ttyS0,115200 systemd.show_status=1" \
+		"root=LABEL=POLLBOXROOT ro rootfstype=ext4 console=tty1 console=ttyS0,115200 systemd.show_status=1 systemd.status_unit_format=name" \
 		> "$WORK/pollbox.conf"
 	mcopy -i "$img" "$WORK/loader.conf" ::/loader/loader.conf
 	mcopy -i "$img" "$WORK/pollbox.conf" ::/loader/entries/pollbox.conf
