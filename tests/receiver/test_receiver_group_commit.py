@@ -37,13 +37,14 @@ from receiver.store.db import StorageError
 DEADLINE = 60.0
 
 SERVE = """
-import json, pathlib, sys, time
+import json, os, pathlib, sys, time
 import waitress.server
 from receiver.app import create_app
 config, hold = json.loads(sys.argv[1]), pathlib.Path(sys.argv[2])
 app = create_app(config)
 def stop_before_commit(size):
-    hold.write_text(str(size))
+    hold.with_suffix(".part").write_text(str(size))
+    os.replace(hold.with_suffix(".part"), hold)
     time.sleep(3600)
 app.extensions["pollbox_receiver"].storage.writer.before_commit = stop_before_commit
 server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
