@@ -17,10 +17,12 @@ file's row order.
 
 The import runs in constant memory, whatever the size of the list (a
 technician may check a whole region's list on a small laptop): the file is
-read row by row, and the rows seen (hash, list line, name) go to a private
-temporary SQLite database on disk (deleted when the result is closed or
-collected), whose unique keys find the duplicates and whose line order is
-the entries' order. ``ImportResult.iter_entries()`` streams them;
+read row by row and checked in batches of ``BATCH`` rows in memory; a list
+longer than one batch sends each batch's rows (hash, list line, name) to a
+private temporary SQLite database on disk (deleted when the result is closed
+or collected), whose unique keys find duplicates across batches and whose
+line order is the entries' order. A station's list fits one batch and never
+touches the disk. ``ImportResult.iter_entries()`` streams them;
 ``ImportResult.entries`` is the same as a list, for a station's package.
 """
 
@@ -44,8 +46,11 @@ from .errors import ProvisionError
 
 HEADER = ("personal_number", "surname", "given_names", "line", "station")
 MAX_NAME = 200
-BATCH = 2_000
-"""Rows checked against the seen-rows database in one statement each way."""
+BATCH = 20_000
+"""Rows checked in memory before they go to the seen-rows database (a few MB); a list no longer
+than this (any one station's) never touches the disk."""
+LOOKUP = 5_000
+"""Keys asked of the seen-rows database in one statement."""
 _DROP = str.maketrans("", "", " -\t")
 
 Progress = Callable[[int], None]
@@ -73,15 +78,19 @@ class _Seen:
 
     def lines_claimed(self, lines: list[int]) -> dict[int, int]:
         """Which of ``lines`` earlier rows claimed, with the file line of the first claim."""
-        marks = ",".join("?" * len(lines))
-        return dict(self.db.execute(f"SELECT line, at FROM lines WHERE line IN ({marks})", lines))
+        return dict(self._claimed("SELECT line, at FROM lines WHERE line IN ({})", lines))
 
     def voters_claimed(self, voters: list[str]) -> dict[str, int]:
         """Which of ``voters`` (hex hashes) earlier rows claimed, with the file line of the first claim."""
-        marks = ",".join("?" * len(voters))
-        found = self.db.execute(f"SELECT hash, at FROM voters WHERE hash IN ({marks})",
-                                [bytes.fromhex(v) for v in voters])
+        found = self._claimed("SELECT hash, at FROM voters WHERE hash IN ({})", [bytes.fromhex(v) for v in voters])
         return {bytes(h).hex(): at for h, at in found}
+
+    def _claimed(self, sql: str, keys: list[Any]) -> list[tuple[Any, int]]:
+        found: list[tuple[Any, int]] = []
+        for start in range(0, len(keys), LOOKUP):
+            chunk = keys[start:start + LOOKUP]
+            found += self.db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+        return found
 
     def add(self, entries: list[tuple[int, str, str]], lines: dict[int, int], voters: dict[str, int]) -> None:
         """Store every list line and voter claimed (by good rows or bad), with the good rows' entries."""
@@ -196,14 +205,14 @@ def _import_text(raw: IO[bytes], station_id: str, list_key: bytes, pin_rule: Pin
 def _read(reader: Any, result: ImportResult, rows: _Rows, progress: Progress | None) -> None:
     if not _header_ok(reader, result):
         return
-    result._seen = rows.seen
     rows.run(reader, progress)
+    result._seen = rows.seen
     if result.rows == 0 and not result.errors:
         result.errors.append(RowError(1, "the voter list has a header but no voters", "E018"))
     if result.errors:
         result.errors.sort(key=lambda e: e.line)  # a duplicate of an earlier batch is found when its batch ends
         result.close()
-        result.count = 0
+        result.count, result._list = 0, None
 
 
 def _header_ok(reader: Any, result: ImportResult) -> bool:
@@ -227,7 +236,8 @@ class _Rows:
 
     def __init__(self, station_id: str, list_key: bytes, rule: PinRule, result: ImportResult, clean: bool) -> None:
         self.station_id, self.rule, self.result, self.clean = station_id, rule, result, clean
-        self.seen = _Seen()
+        self.seen: _Seen | None = None
+        """Made at the first full batch: a list that fits one batch stays in memory."""
         self.mac = hmac.new(list_key, digestmod=hashlib.sha256)
         self.hash_line: dict[str, int] = {}
         self.list_line: dict[int, int] = {}
@@ -238,7 +248,7 @@ class _Rows:
             try:
                 row = next(reader)
             except StopIteration:
-                self.flush()
+                self.finish()
                 return
             except csv.Error as exc:
                 self.fail(reader.line_num, f"the row is not valid CSV ({exc})", "E016")
@@ -251,8 +261,18 @@ class _Rows:
                 if progress is not None and self.result.rows % 1000 == 0:
                     progress(1000)
 
+    def finish(self) -> None:
+        """The last batch: to the database after the others, or, if it is the only one, kept in memory."""
+        if self.seen is not None:
+            self.flush()
+            return
+        self.result.count = len(self.pending)
+        self.result._list = [[voter, line, name] for line, voter, name in sorted(self.pending)]
+
     def flush(self) -> None:
         """Check this batch's claims against the earlier batches', then store them; the batch starts again."""
+        if self.seen is None:
+            self.seen = _Seen()
         old_lines = self.seen.lines_claimed(list(self.list_line)) if self.list_line else {}
         old_voters = self.seen.voters_claimed(list(self.hash_line)) if self.hash_line else {}
         for line, first in old_lines.items():
