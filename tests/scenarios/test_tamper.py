@@ -59,7 +59,7 @@ def test_voter_walks_away_slot_relocks(app: Appliance, pins: list[str], clock: A
     clock.advance(app.delays.arm_timeout)
     app.tick()
     assert not app.sim.box.slot_open
-    assert [r.event.kind for r in app.journal.recorded()][-1] == "arm_expired"
+    assert "arm_expired" in [r.event.kind for r in app.journal.recorded()][-2:]  # beside the count update
     app.sim.box.drop()
     assert kinds(app) == ["drop_without_token"]
 
