@@ -127,13 +127,14 @@ def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
     """A demo station on a FAT stick labelled POLLBOXUSB; (the stick image, the station folder on the host).
 
     The station's screen listens on every address of the virtual machine so that QEMU's port
-    forwarding reaches it; it still answers only under the loopback names (its Host check).
+    forwarding reaches it (``allow_remote``: the virtual network is QEMU's own); it still answers only
+    under the loopback names (its Host check).
     """
     station = make_demo_station(workdir / "station", voters=voters).parent
     toml = station / "station.toml"
     text = toml.read_text()
     assert 'host = "127.0.0.1"' in text
-    toml.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"'))
+    toml.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"\nallow_remote = true'))
     stick = workdir / "stick.img"
     run(["mkfs.vfat", "-C", "-n", "POLLBOXUSB", str(stick), "32768"])
     for folder in ("::/station", "::/station/data", "::/station/data/web"):

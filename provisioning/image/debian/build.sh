@@ -37,8 +37,17 @@ step() {
 }
 
 on_error() {
+	if [ -f "$WORK/build.log" ]; then
+		echo "image: the last lines of the build log:" >&2
+		tail -n 25 "$WORK/build.log" >&2
+	fi
 	echo "image: step ${STEP}/${STEPS} failed: ${STEP_NAME}; nothing was written under the final name" >&2
 	rm -rf "$WORK"
+}
+
+# Run one build step with its output in the build log (shown when the step fails).
+quietly() {
+	"$@" >>"$WORK/build.log" 2>&1
 }
 
 need() {
@@ -181,12 +190,12 @@ if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pol
 fi
 WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
 trap on_error ERR
-step "Python wheels for $ARCH"; build_wheels
-step "Debian $SUITE system with mmdebstrap"; bootstrap
-step "EFI system partition"; esp
-step "root and data file systems"; filesystems
-step "disk image"; disk
-step "manifest"; manifest
+step "Python wheels for $ARCH"; quietly build_wheels
+step "Debian $SUITE system with mmdebstrap"; quietly bootstrap
+step "EFI system partition"; quietly esp
+step "root and data file systems"; quietly filesystems
+step "disk image"; quietly disk
+step "manifest"; quietly manifest
 step "install under the final name"
 rm -f "$OUT/pollbox-$ARCH.key"
 mv "$WORK/pollbox.img" "$FINAL"

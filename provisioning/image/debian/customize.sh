@@ -31,7 +31,7 @@ install_pollbox() {
 add_users() {
 	in_root useradd --system --user-group --home-dir /var/lib/pollbox --no-create-home \
 		--shell /usr/sbin/nologin pollbox
-	mkdir -p "$ROOT/var/lib/pollbox"
+	mkdir -p "$ROOT/var/lib/pollbox" "$ROOT/boot/efi"
 }
 
 enable_units() {
