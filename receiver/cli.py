@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.envelope import iso_utc
+from protocol.errors import UserError
 from protocol.keys import key_id, public_b64
 from protocol.treehead import LogError, check_inclusion, head_line
 from receiver.ingest import Outcome
@@ -45,7 +46,7 @@ from receiver.store.db import StorageError, is_postgres, sqlite_path
 log = logging.getLogger("pollbox.receiver.cli")
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """Bad arguments or files; the message is shown as is."""
 
 

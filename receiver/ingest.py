@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocol.batch import MAX_BYTES, MAX_RECORDS
 from protocol.chain import link_error
 from protocol.envelope import EnvelopeError, SignedRecord, parse_line
+from protocol.errors import PollboxError
 from protocol.receipts import make_receipt
 from protocol.schema import body_problem
 from receiver.limits import RejectionLimiter
@@ -68,7 +69,7 @@ class Rejection:
         return HTTP_STATUS[self.code]
 
 
-class BatchRejected(Exception):
+class BatchRejected(PollboxError):
     def __init__(self, rejection: Rejection) -> None:
         self.rejection = rejection
         super().__init__(rejection.reason)

@@ -14,10 +14,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from protocol.errors import UserError
 from protocol.keys import public_b64
 
 
-class ReceiverKeyError(Exception):
+class ReceiverKeyError(UserError):
     """The receiver key file is missing, unreadable or not a key; the message says which."""
 
 

@@ -19,10 +19,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from protocol.errors import UserError
+
 SERVER_USER = "postgres"
 
 
-class ClusterError(Exception):
+class ClusterError(UserError):
     """PostgreSQL is not installed or the server did not start; the message says which."""
 
 

@@ -47,6 +47,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocol.canonical import canonical
+from protocol.errors import UserError
 from protocol.keys import KeyFormatError
 from protocol.keys import decode_public_key as decode_key
 from protocol.keys import key_id as key_id_of
@@ -59,7 +60,7 @@ ISO_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 log = logging.getLogger("pollbox.receiver.registry")
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """The registry cannot be used; the message names the reason."""
 
 

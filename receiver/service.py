@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.batch import MAX_RECORDS
 from protocol.canonical import canonical
+from protocol.errors import UserError
 from protocol.export import ExportError, read_export
 from receiver.ingest import Ingestor, Outcome, Rejection
 from receiver.keys import ReceiverKeyError, load_receiver_key
@@ -43,7 +44,7 @@ DEFAULT_SILENT_AFTER_MINUTES = 15
 log = logging.getLogger("pollbox.receiver")
 
 
-class ReceiverConfigError(Exception):
+class ReceiverConfigError(UserError):
     """The receiver cannot start with this configuration; the message lists every problem."""
 
 

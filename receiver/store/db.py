@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protocol.errors import UserError
 
-class StorageError(Exception):
+
+class StorageError(UserError):
     """The database cannot be opened or used; the message says which and why."""
 
 

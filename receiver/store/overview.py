@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from protocol.errors import UserError
 from receiver.status import StationStatus
 from receiver.store.db import POSTGRES, SQLITE, Database
 from receiver.store.schema import STATUS_COLUMNS
@@ -69,7 +70,7 @@ SORTS = {"station": Sort(), "silent": Sort("silent_rank"), "alarms": Sort("alarm
 MAX_TOKEN = 512
 
 
-class PageTokenError(ValueError):
+class PageTokenError(UserError, ValueError):
     """A page token that this receiver did not make, was altered, or belongs to another sort."""
 
 
