@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import difflib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,13 +35,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.files import sync_path, write_private
+from device.files import sync_path
 from device.package import StationPackage
 
 from .cec import load_list_key
 from .election import ElectionPlan
 from .enrollment import check_request, read_json
 from .errors import ProvisionError, ProvisionErrors
+from .manifest import MANIFEST, STICK_FOLDER, Manifest, manifest_entry, sha256_of
 from .package import (
     LIST_KEY_FILE,
     PACKAGE_FILE,
@@ -53,9 +53,6 @@ from .package import (
     check_package,
 )
 
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "pollbox-package-manifest/1"
-STICK_FOLDER = "pollbox"
 SAVE_EVERY = 50
 MAX_SHOWN = 100
 LOCK = ".packages.lock"
@@ -106,58 +103,6 @@ class BulkResult:
 
     def summary(self) -> str:
         return f"{self.count('built')} built, {self.count('skipped')} skipped, {self.count('failed')} failed"
-
-
-# The manifest -------------------------------------------------------------------------------
-
-@dataclass
-class Manifest:
-    """``OUTDIR/manifest.json``: the election id and one entry per complete station folder."""
-
-    path: Path
-    election_id: str
-    stations: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, out: Path, election_id: str) -> Manifest:
-        path = out / MANIFEST
-        if not path.exists():
-            return cls(path, election_id)
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ProvisionError("E074", f"{path}: not a package manifest ({exc}); move it away") from None
-        if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT or not isinstance(doc.get("stations"),
-                                                                                                    dict):
-            raise ProvisionError("E074", f"{path}: not a package manifest ({MANIFEST_FORMAT}); move it away")
-        if doc.get("election_id") != election_id:
-            raise ProvisionError("E074", f"{out} holds packages of election {doc.get('election_id')!r}, not "
-                                         f"{election_id!r}; use another output folder")
-        return cls(path, election_id, dict(doc["stations"]))
-
-    def keep_complete(self, planned: Collection[str]) -> None:
-        """Drop entries of stations no longer planned, or whose folder no longer holds the listed package."""
-        def listed(sid: str) -> str | None:
-            return _sha256(self.path.parent / sid / STICK_FOLDER / PACKAGE_FILE)
-        self.stations = {sid: e for sid, e in self.stations.items()
-                         if sid in planned and listed(sid) == e.get("package_sha256")}
-
-    def save(self) -> None:
-        doc = {"format": MANIFEST_FORMAT, "election_id": self.election_id,
-               "stations": dict(sorted(self.stations.items()))}
-        write_private(self.path, (json.dumps(doc, indent=1) + "\n").encode())
-
-
-def manifest_entry(built: BuiltStation, voters_file_sha256: str | None) -> dict[str, Any]:
-    return {"voters": built.voters, "package_sha256": built.sha256, "sealed": built.sealed_to is not None,
-            "sealed_to": built.sealed_to, "built_at": built.built_at, "voters_file_sha256": voters_file_sha256}
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 # Checks before anything is built ----------------------------------------------------------------
@@ -286,7 +231,7 @@ class _Run:
 
     def skip(self, job: StationJob, folder: Path, package: StationPackage) -> Outcome:
         stick = folder / STICK_FOLDER
-        digest = _sha256(stick / PACKAGE_FILE)
+        digest = sha256_of(stick / PACKAGE_FILE)
         entry = self.manifest.stations.get(job.station_id)
         if entry is None or entry.get("package_sha256") != digest:
             entry = _entry_from_files(stick, package, digest, job.request)
@@ -310,7 +255,7 @@ class _Run:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        self.manifest.stations[job.station_id] = manifest_entry(built, _sha256(job.voters_csv))
+        self.manifest.stations[job.station_id] = manifest_entry(built, sha256_of(job.voters_csv))
         key = f"list key sealed to unit {built.sealed_to}" if built.sealed_to else "plain list.key"
         return Outcome(job.station_id, "built", f"{job.station_id}: {built.voters} voters, package sha256 "
                                                 f"{built.sha256}; {key}")
@@ -339,7 +284,7 @@ def _sealed_recipient(stick: Path) -> str | None:
 def _changed_inputs(entry: dict[str, Any], job: StationJob, stick: Path) -> str | None:
     """What changed since an already-built station was built: its voter list file, or the unit to seal to."""
     known = entry.get("voters_file_sha256")
-    if known is not None and known != _sha256(job.voters_csv):
+    if known is not None and known != sha256_of(job.voters_csv):
         return f"its voter list {job.voters_csv.name} changed"
     if job.request is not None and _sealed_recipient(stick) != job.request["seal_public_key"]:
         return f"its list key is not sealed to unit {job.request['serial']} of {job.voters_csv.stem}.json"

@@ -7,13 +7,11 @@ record, or raise ``IllegalTransition`` without changing anything. The
 appliance commits the returned events to the journal first, applies them
 second, and acts (arms the slot, shows "admitted") third.
 
-``apply`` also checks that each event fits what came before (a ballot token
-that was issued, an alarm that exists, zero counts at opening); the journal
-verifier relies on this to name the first event that does not add up.
+``apply`` also checks that each event fits what came before (a ballot token that was issued, an
+alarm that exists, zero counts at opening): the verifier names the first event that does not add up.
 
-A smart ballot box keeps its own drop counter; ballots it reports carry that
-count, and ``decide_unit_count`` turns drops the unit counted while nobody was
-listening (the station software down) into ballots and alarms, exactly once.
+A smart ballot box keeps its own drop counter: ``decide_unit_count`` turns drops
+it counted while nobody was listening into ballots and alarms, exactly once.
 """
 
 from __future__ import annotations

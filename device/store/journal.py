@@ -9,10 +9,8 @@ The database runs in WAL mode with ``synchronous=FULL``: when ``append``
 returns, the events survive a power cut. Other modules (the upstream outbox)
 add rows of their own in the same transaction through ``add_hook``.
 
-Storage faults come out as one typed family (``errors.py``); the journal's
-high-water mark outside the file (``mark.py``) makes a lost or damaged tail a
-refusal instead of a silent fresh start.
-
+Storage faults come out as one typed family (``errors.py``); the high-water mark outside
+the file (``mark.py``) makes a lost or damaged tail a refusal, never a fresh start.
 Wiring: the appliance owns one ``Journal``; ``verify.py`` reads it row by row.
 """
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from device.core.session import DOWN_DETAIL, UNHEARD_DETAIL
 from device.core import events as ev
+from device.core.session import DOWN_DETAIL, UNHEARD_DETAIL
 from device.hardware.interfaces import BoxSignal, ScanRead
 
 from .fakes import CHIP_ID

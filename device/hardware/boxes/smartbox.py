@@ -1,43 +1,30 @@
 """The smart ballot box: an RP2040 unit running ``device/firmware`` on the other end of a UART.
 
-Chosen by ``ballot_box = "smartbox"``; built as ``SmartBallotBox(clock=,
-delays=, port=, baudrate=)`` (tests pass ``link=`` instead of a port). The
-firmware debounces, counts drops (its counter survives its restarts), times
-the lock and detects jams; this backend speaks ``device.firmware.boxproto``
-to it and turns its STATUS snapshots into the same ``BoxSignal``s the GPIO
-backend emits.
+Chosen by ``ballot_box = "smartbox"``; built as ``SmartBallotBox(clock=, delays=, port=, baudrate=)``
+(tests pass ``link=``). The firmware debounces, counts drops (its counter survives its restarts), times
+the lock and detects jams; this backend speaks ``device.firmware.boxproto`` to it and turns its STATUS
+snapshots into the ``BoxSignal``s the GPIO backend emits.
 
-Exactly once: every STATUS carries the unit's cumulative drop counter and
-lid-opening counter, so each increment becomes one BEAM_BLOCKED (then
-BEAM_CLEARED) and one LID_OPENED (then LID_CLOSED) however frames are lost,
-duplicated or reordered: stale and duplicated frames (sequence not newer) are
-ignored, a gap asks for a fresh status (STATUS_REQ). A new boot number means
-the firmware restarted: UNIT_LOST then UNIT_FOUND, the session is renewed
-(HELLO) and counting continues from the saved counter. No valid frame for
+Exactly once: every STATUS carries the unit's cumulative drop and lid-opening counters, so each increment
+becomes one BEAM_BLOCKED (then BEAM_CLEARED) or LID_OPENED (then LID_CLOSED) however frames are lost,
+duplicated or reordered: frames whose sequence is not newer are ignored, a gap asks for a fresh status
+(STATUS_REQ). A new boot number means the firmware restarted: UNIT_LOST then UNIT_FOUND, the session is
+renewed (HELLO) and counting continues from the saved counter. No valid frame for
 ``Delays.heartbeat_timeout`` is UNIT_LOST.
 
-Every STATUS also carries the unit's unique id (the RP2040's flash id). A
-status from another unit (a replacement plugged in while the station runs)
-is a new unit whatever its boot number: UNIT_LOST, then UNIT_FOUND with its
-counter and its id, and none of its earlier drops become signals. The
-appliance decides what the new counter means (``station.decide_unit_count``).
-Firmware from before unit ids sends a shorter STATUS; it is read with no id.
+Every STATUS also carries the unit's unique id (the RP2040's flash id): a status from another unit (a
+replacement plugged in while the station runs) is a new unit whatever its boot number, UNIT_LOST then
+UNIT_FOUND with its counter and id, and none of its earlier drops become signals; the appliance decides
+what the new counter means (``station.decide_unit_count``). Older firmware sends no id.
 
-The unit's counter travels with the signals (``OnBoxSignal``): each
-BEAM_BLOCKED carries the counter after that drop, UNIT_FOUND carries the
-counter up to which every drop has been signalled, and ``start`` returns the
-counter in ``BoxInputs.unit_drops``. The appliance compares it with the last
-count in its journal, so drops made while the station software was down are
-counted exactly once.
+The counter travels with the signals (``OnBoxSignal``): each BEAM_BLOCKED carries the counter after that
+drop, UNIT_FOUND the counter up to which every drop has been signalled, and ``start`` returns it in
+``BoxInputs.unit_drops``, so drops made while the station software was down are counted exactly once.
 
-Fail-safe: ``start`` sends HELLO (which locks) first; heartbeats from the
-station are forwarded as HEARTBEAT frames, and both the firmware and this
-backend lock when they stop. A beam blocked when the firmware booted is not
-counted (it would count a ballot nobody saw fall); it shows in ``health()``
-as ``uncounted_block`` and keeps the slot locked in the unit. At start it is
-reported as ``BoxInputs.beam_blocked``; later (the firmware restarted, or
-first answered, with the beam blocked) as JAMMED, then BEAM_CLEARED when it
-clears.
+Fail-safe: ``start`` sends HELLO (which locks) first; heartbeats from the station are forwarded as
+HEARTBEAT frames, and both the firmware and this backend lock when they stop. A beam blocked when the
+firmware booted is not counted; it shows in ``health()`` as ``uncounted_block``, keeps the slot locked,
+and is reported at start as ``BoxInputs.beam_blocked``, later as JAMMED, then BEAM_CLEARED when it clears.
 """
 
 from __future__ import annotations
