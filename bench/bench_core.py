@@ -87,7 +87,7 @@ def _plain_insert_latency(path: Path, n: int) -> list[float]:
 
 
 def bench_checkin(tmp: Path, n: int) -> list[dict[str, object]]:
-    from device.appliance import build_appliance
+    from device.compose import build_appliance
     from device.config import load_config
     from device.demo import demo_pins, make_demo_station
     from device.hardware.interfaces import ScanRead

@@ -349,10 +349,3 @@ class Appliance:
         """Build the read model from the owner's state and what the parts report. Owner thread only."""
         self._status = station_status(self)
 
-
-def __getattr__(name: str) -> Any:
-    """``build_appliance`` lives in ``device.compose``; this keeps older imports working."""
-    if name == "build_appliance":
-        from device.compose import build_appliance
-        return build_appliance
-    raise AttributeError(name)

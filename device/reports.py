@@ -8,18 +8,34 @@ sends them there), so they read the journal and the state between two commits.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device.core import events as ev
 from device.core.errors import RefusalCode
 from device.core.poll import PollState
+from device.core.station import StationState
 from device.decision import ActionRefused
+from device.hardware.interfaces import Clock
+from device.package import StationPackage
+from device.store.journal import Journal
 
 if TYPE_CHECKING:
-    from device.appliance import Appliance
+    from device.upstream.service import Upstream
 
 
-def export_usb(app: Appliance, directory: Path) -> dict[str, Any]:
+class Reporting(Protocol):
+    """What the reports read of a station (the ``Appliance`` is one)."""
+
+    state: StationState
+    package: StationPackage
+    journal: Journal
+    upstream: Upstream | None
+    clock: Clock
+
+    def annotate(self, topic: str, text: str) -> None: ...
+
+
+def export_usb(app: Reporting, directory: Path) -> dict[str, Any]:
     """Write the records the CEC has not acknowledged to a file on a USB stick, and note it in the journal."""
     if app.upstream is None:
         raise ActionRefused("this unit has no upstream outbox", RefusalCode.NO_OUTBOX)
@@ -29,14 +45,14 @@ def export_usb(app: Appliance, directory: Path) -> dict[str, Any]:
     return {"path": str(path), "records": waiting}
 
 
-def zero_report(app: Appliance) -> dict[str, Any]:
+def zero_report(app: Reporting) -> dict[str, Any]:
     """The zero report: it holds while nothing was identified or counted."""
     s = app.state
     return {"station": app.package.station_id, "identified": s.identified, "ballots": s.ballots,
             "holds": not s.anything_recorded, "poll": s.poll.value, "at": app.clock.wall()}
 
 
-def close_report(app: Appliance) -> dict[str, Any] | None:
+def close_report(app: Reporting) -> dict[str, Any] | None:
     """The recorded close report, or None while the polls are not closed."""
     if app.state.poll is not PollState.CLOSED:
         return None
@@ -53,7 +69,7 @@ def close_report(app: Appliance) -> dict[str, Any] | None:
             "journal_head": app.journal.last_hash.hex()}
 
 
-def _close_and_alarms(app: Appliance) -> tuple[ev.Recorded, list[ev.Recorded]]:
+def _close_and_alarms(app: Reporting) -> tuple[ev.Recorded, list[ev.Recorded]]:
     """The close report event and every alarm raised, in one pass over the journal."""
     closing: ev.Recorded | None = None
     raised: list[ev.Recorded] = []
@@ -66,7 +82,7 @@ def _close_and_alarms(app: Appliance) -> tuple[ev.Recorded, list[ev.Recorded]]:
     return closing, raised
 
 
-def _alarm_dict(app: Appliance, rec: ev.Recorded) -> dict[str, Any]:
+def _alarm_dict(app: Reporting, rec: ev.Recorded) -> dict[str, Any]:
     e = rec.event
     assert isinstance(e, ev.AlarmRaised)
     return {"id": e.alarm, "kind": e.alarm_kind, "detail": e.detail, "at": rec.at,

@@ -28,7 +28,7 @@ def registered_voters(config_path: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from device.appliance import build_appliance
+    from device.compose import build_appliance
     from device.control import ControlServer, appliance_answers
     from device.systemd import notify
 

@@ -20,18 +20,25 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device import __version__
+from device.backups import JournalBackups
 from device.core import station as st
 from device.core.catalogue import ALARM_ADVICE
 from device.core.decision import Decision
 from device.core.desk import DeskState
 from device.core.events import CheckinUndone, Recorded, VoterAdmitted
 from device.core.interlock import InterlockState
+from device.core.session import Session
+from device.hardware.interfaces import BallotBox, Clock, ScanSource
+from device.package import StationPackage
+from device.storagefault import StorageFault, StorageView
+from device.store.journal import Journal
+from device.store.verify import VerifyReport
 
 if TYPE_CHECKING:
-    from device.appliance import Appliance
+    from device.upstream.service import Upstream
 
 
 @dataclass(frozen=True)
@@ -75,24 +82,6 @@ class AlarmView:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "detail": self.detail, "at": self.at, "advice": self.advice}
-
-
-@dataclass(frozen=True)
-class StorageView:
-    """Whether the journal takes writes: ``code`` and ``problem`` of a standing fault, the low-space flag."""
-
-    code: str = ""
-    problem: str = ""
-    low: bool = False
-    waiting: int = 0
-    """Box and scanner inputs kept in memory, to be recorded once the journal takes writes again."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.code
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "code": self.code, "problem": self.problem, "low": self.low, "waiting": self.waiting}
 
 
 @dataclass(frozen=True)
@@ -176,7 +165,29 @@ def counters_of(state: st.StationState, registered: int) -> Counters:
                     tuple(sorted(state.refusals.items())), state.alarms_total)
 
 
-def station_status(app: Appliance) -> StationStatus:
+class Owned(Protocol):
+    """What the read model is built from: the owner's state and its parts (the ``Appliance`` is one)."""
+
+    mode: str
+    package: StationPackage
+    state: st.StationState
+    session: Session
+    report: VerifyReport | None
+    scanner: ScanSource
+    box: BallotBox
+    upstream: Upstream | None
+    journal: Journal
+    hours: TurnoutByHour
+    backups: JournalBackups
+    fault: StorageFault
+    data_dir: Path
+    clock: Clock
+
+    @property
+    def writable(self) -> bool: ...
+
+
+def station_status(app: Owned) -> StationStatus:
     """The read model of ``app`` as its owner thread sees it now (called on that thread only)."""
     s, p = app.state, app.package.payload
     usage = shutil.disk_usage(app.data_dir)

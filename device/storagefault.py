@@ -11,12 +11,30 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from device.core import session as ss
-from device.status import StorageView
 from device.store.errors import StorageError
 
 log = logging.getLogger("pollbox.storage")
+
+
+@dataclass(frozen=True)
+class StorageView:
+    """Whether the journal takes writes: ``code`` and ``problem`` of a standing fault, the low-space flag."""
+
+    code: str = ""
+    problem: str = ""
+    low: bool = False
+    waiting: int = 0
+    """Box and scanner inputs kept in memory, to be recorded once the journal takes writes again."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.code
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "code": self.code, "problem": self.problem, "low": self.low, "waiting": self.waiting}
 
 
 @dataclass

@@ -205,7 +205,7 @@ def unit_install_package(args: argparse.Namespace) -> int:
 
 
 def _appliance(config: Any) -> Any:
-    from device.appliance import build_appliance
+    from device.compose import build_appliance
 
     from .errors import ProvisionError
     if (config.data_dir / "control.sock").exists():

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.demo import demo_pins, make_demo_station
 from device.hardware.clock import FakeClock

@@ -22,7 +22,8 @@ from pathlib import Path
 from device.files import sync_path
 from protocol.errors import UserError
 
-from .journal import GENESIS, Journal, JournalError
+from .backuphead import backup_name
+from .journal import Journal, JournalError
 from .verify import verify_journal
 
 
@@ -35,10 +36,6 @@ class Backup:
     path: Path
     events: int
     head_hash: str
-
-
-def backup_name(station_id: str) -> str:
-    return f"pollbox-{station_id}-journal.db"
 
 
 def backup_journal(source: Path, station_id: str, directory: Path) -> Backup:
@@ -59,26 +56,6 @@ def backup_journal(source: Path, station_id: str, directory: Path) -> Backup:
         tmp.unlink(missing_ok=True)
         raise
     return Backup(target, copy[0], copy[1])
-
-
-def backup_head(directory: Path, station_id: str) -> tuple[int, bytes] | None:
-    """(last seq, its chain hash) of the station's backup in ``directory``; None if there is none to read.
-
-    Read-only and cheap (one query): the appliance compares it with its journal
-    at start, so a journal shorter than its own backup is refused.
-    """
-    path = directory / backup_name(station_id)
-    if not path.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None     # an unreadable stick is reported by the next backup, not here
-    return (int(row[0]), bytes(row[1])) if row else (0, GENESIS)
 
 
 def _snapshot(source: Path, tmp: Path) -> None:

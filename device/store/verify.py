@@ -24,6 +24,7 @@ from device.core import events as ev
 from device.core.errors import InvalidEvent
 from device.core.station import StationState, apply
 
+from .backuphead import backup_head
 from .errors import JournalIncomplete, StorageError
 from .journal import GENESIS, Journal, Row, row_hash
 
@@ -103,7 +104,6 @@ def _verify_chain(journal: Journal) -> VerifyReport:
 
 
 def _against_backup(journal: Journal, backup_dir: Path | None) -> str | None:
-    from .backup import backup_head  # backup.py verifies its copies with this module
     head = backup_head(backup_dir, journal.station_id) if backup_dir is not None else None
     if head is None:
         return None

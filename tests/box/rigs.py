@@ -303,7 +303,8 @@ class SmartStation:
 
     def boot(self) -> Any:
         """Start the station software; the serial port opens afresh (bytes sent while it was closed are gone)."""
-        from device.appliance import Appliance, build_appliance
+        from device.appliance import Appliance
+        from device.compose import build_appliance
         from device.config import load_config
         from device.hardware.boxes.smartbox import SmartBallotBox
         assert self.app is None, "the station is already running"

@@ -108,7 +108,7 @@ def test_production_unit_refuses_a_plain_http_receiver(tmp_path: Path, demo_temp
     """The demo package points at http://127.0.0.1: fine in simulation, refused in production."""
     import shutil
 
-    from device.appliance import build_appliance
+    from device.compose import build_appliance
     from device.upstream.uplink import UplinkConfigError
     station = tmp_path / "station"
     shutil.copytree(demo_template, station)

@@ -15,7 +15,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.core import events as ev
 from device.decision import ActionRefused

@@ -21,7 +21,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import Config
 from device.hardware.clock import FakeClock
 from device.keys import write_private

@@ -26,7 +26,7 @@ import web_ui, receiver, protocol
 assert web_ui.__file__.startswith(sys.argv[1]), web_ui.__file__
 assert protocol.__file__.startswith(sys.argv[1]), protocol.__file__
 assert receiver.__file__.startswith(sys.argv[1]), receiver.__file__
-from device.appliance import build_appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.demo import make_demo_station
 from device.hardware.clock import FakeClock

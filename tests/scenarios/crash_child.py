@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from device.appliance import build_appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.core.poll import PollState
 from device.demo import demo_pins

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import waitress
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.demo import STATION, demo_pins, make_demo_station
 from device.hardware.clock import FakeClock

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.core import events as ev
 from device.decision import ActionRefused

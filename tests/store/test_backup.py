@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.demo import STATION, demo_pins
 from device.hardware.interfaces import ScanRead

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from device.appliance import Appliance, build_appliance
+from device.appliance import Appliance
+from device.compose import build_appliance
 from device.config import load_config
 from device.hardware.clock import FakeClock
 from device.webserver import ServerThread
