@@ -41,7 +41,6 @@ ZBAR_READS = ("qr", "code128", "code39", "ean13", "itf")
 """The formats the zbar decoder reads (its module's table; a test keeps the two in step)."""
 SIMULATED = {"scanner": ("sim", "simcamera"), "ballot_box": ("sim",)}
 """Backends that only simulate hardware: chosen by name, refused in production mode."""
-SECRET_KEYS = {"cec_public_key"}
 SECRET_KEY_BYTES = 32
 """The least length of the chair screen's session signing key (``web_ui.secret.KEY_BYTES``)."""
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -222,20 +221,6 @@ class Config:
         """The chair screen's instance folder: its session key and the chair PIN."""
         return self.data_dir / "web"
 
-    def describe(self) -> dict[str, Any]:
-        """The config as shown to operators (plain JSON values), secrets masked."""
-        out = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
-        return {k: ("********" if k in SECRET_KEYS else v) for k, v in out.items()}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    return value
 
 
 # Checks across keys and against the disk -----------------------------------------------
