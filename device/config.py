@@ -7,9 +7,8 @@ its own settings dataclass (``CameraSettings``, ``KeyboardSettings``,
 ``SerialSettings``, ``SmartBoxSettings``, the ``PinMap`` of the GPIO box).
 Every problem in the file is collected and reported at once, each with its key
 and a hint ("did you mean ...?" for misspelt keys), including the keys of the
-backend tables. Paths are resolved relative to the config file. Secrets never
-appear in ``describe()``: they show as ``********``. docs/configuration.md
-lists every key.
+backend tables. Paths are resolved relative to the config file.
+docs/configuration.md lists every key.
 
 Wiring: ``device.cli`` calls ``load_config``; the composition root
 (``device.appliance.build_appliance``) takes the resulting ``Config`` and
