@@ -89,6 +89,7 @@ def journal_on_disk(vm: VirtualMachine, name: str) -> int:
 
 
 def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> None:
+    unit.ensure_running()
     unit.wait_until_ready()
     panel = DevPanel(unit)
     for cut in range(POWER_CUTS):
@@ -107,6 +108,7 @@ def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> Non
 
 
 def test_the_root_file_system_is_never_written(unit: VirtualMachine) -> None:
+    unit.ensure_running()
     unit.wait_until_ready()
     layout = partitions(unit.image)
     written = written_ranges(unit.disk)

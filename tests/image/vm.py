@@ -91,7 +91,7 @@ def pull_folder(disk: Path, partition: tuple[int, int], folder: str, dest: Path)
         source.seek(start)
         for _ in range(start, end, 1 << 20):
             out.write(source.read(min(1 << 20, end - source.tell())))
-    dest.mkdir(parents=True)
+    dest.mkdir(parents=True, exist_ok=True)
     run(["debugfs", "-R", f"rdump {folder} {dest}", str(part)])
     shutil.rmtree(scratch)
     return dest / Path(folder).name
@@ -200,6 +200,11 @@ class VirtualMachine:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
         self.process = None
+
+    def ensure_running(self) -> None:
+        """Power on if a previous check left the unit off."""
+        if not self.running():
+            self.start()
 
     def console(self) -> str:
         """This boot's serial console, without colours."""
