@@ -164,8 +164,10 @@ class VirtualMachine:
         self.ready_after: list[float] = []
         """Seconds from power-on to systemd's "Started pollbox.service" (after READY=1), per boot."""
         self.process: subprocess.Popen[bytes] | None = None
-        self.image = image
-        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image), str(self.disk)])
+        # The unit's own copy of the image: a rebuild meanwhile must not change the disk under a reboot.
+        self.image = workdir / image.name
+        run(["cp", "--sparse=always", "--reflink=auto", str(image), str(self.image)])
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image), str(self.disk)])
         shutil.copyfile(OVMF_VARS, self.vars)
 
     def command(self) -> list[str]:
