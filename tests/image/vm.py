@@ -92,9 +92,11 @@ def pull_folder(disk: Path, partition: tuple[int, int], folder: str, dest: Path)
         for _ in range(start, end, 1 << 20):
             out.write(source.read(min(1 << 20, end - source.tell())))
     dest.mkdir(parents=True, exist_ok=True)
-    run(["debugfs", "-R", f"rdump {folder} {dest}", str(part)])
+    said = subprocess.run(["debugfs", "-R", f"rdump {folder} {dest}", str(part)], capture_output=True, text=True)
+    pulled = dest / Path(folder).name
+    assert pulled.is_dir(), f"debugfs could not copy {folder} off the partition: {said.stderr.strip()[-1000:]}"
     shutil.rmtree(scratch)
-    return dest / Path(folder).name
+    return pulled
 
 
 def accelerator() -> str:
