@@ -91,7 +91,8 @@ def journal_on_disk(vm: VirtualMachine, name: str) -> int:
 def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> None:
     unit.ensure_running()
     unit.wait_until_ready()
-    panel = DevPanel(unit)
+    panel = DevPanel(unit)  # its session (and form token) outlives a reboot: the key is on the data partition
+    panel.page()
     for cut in range(POWER_CUTS):
         before = events(unit)
         for action in ("lid-open", "lid-close"):
@@ -104,7 +105,6 @@ def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> Non
         assert status["journal"]["ok"] is True, (cut, status["journal"])
         assert status["journal"]["events"] >= acknowledged, (cut, acknowledged, status["journal"])
         assert "station imported" not in unit.console(), "the station was imported again after a power cut"
-        panel = DevPanel(unit)
 
 
 def test_the_root_file_system_is_never_written(unit: VirtualMachine) -> None:
