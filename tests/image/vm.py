@@ -251,12 +251,20 @@ class VirtualMachine:
             self.power_cut()
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Report a redirect as it is (an HTTPError with its code) instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class DevPanel:
     """The screen's simulator panel (/dev) through the forwarded port: what a person does to the hardware."""
 
     def __init__(self, vm: VirtualMachine) -> None:
         self.vm = vm
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
+                                                  NoRedirect())
         self.token = ""
 
     def page(self) -> str:
@@ -270,6 +278,12 @@ class DevPanel:
     def act(self, action: str) -> None:
         if not self.token:
             self.page()
+        """Do ``action``; the panel answers a done action with 303 (back to the panel), not followed here."""
         body = urllib.parse.urlencode({"csrf_token": self.token}).encode()
-        with self.opener.open(self.vm.url(f"/dev/{action}"), data=body, timeout=10) as answer:
-            assert answer.status == 200, answer.status
+        try:
+            self.opener.open(self.vm.url(f"/dev/{action}"), data=body, timeout=10).close()
+        except urllib.error.HTTPError as answer:
+            assert answer.code == 303, f"/dev/{action}: HTTP {answer.code}"
+            answer.close()
+        else:
+            raise AssertionError(f"/dev/{action} was not answered with a redirect")
