@@ -231,7 +231,7 @@ class Appliance:
             self.fault.kept.append(inp)  # recorded, in order, as soon as the journal takes writes again
 
     def _on_scanner_state(self, state: ScannerState) -> None:
-        if state is not ScannerState.READING:
+        if state is not ScannerState.READING and self.started:  # a scanner stopping with the unit is no incident
             self._owner.post(self._signal, ss.ScannerChanged(state.value))
 
     def post_scan(self, read: ScanRead) -> None:
