@@ -1,0 +1,29 @@
+"""The chair's actions as the station offers them: one protocol that the screen's and the socket's ports extend.
+
+``web_ui.station.Station`` (what the chair's screen may ask) and
+``device.control.Station`` (what the control socket may ask) each add what
+only they need to ``ChairActions``; the running ``Appliance`` satisfies both.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from device.core.decision import Decision
+    from device.hardware.sim.controls import SimControls
+
+
+class ChairActions(Protocol):
+    """What the chair does to the station, its status, and the simulated parts on a simulated station."""
+
+    @property
+    def sim(self) -> SimControls | None: ...
+    def status(self) -> dict[str, Any]: ...
+    def identify_manual(self, number: str) -> Decision: ...
+    def open_polls(self) -> None: ...
+    def pause_polls(self, reason: str = "") -> None: ...
+    def resume_polls(self) -> None: ...
+    def close_polls(self) -> dict[str, Any]: ...
+    def acknowledge_alarm(self, alarm_id: int, note: str = "") -> None: ...
+    def undo_checkin(self, line: int, reason: str) -> None: ...
