@@ -74,6 +74,7 @@ class Appliance:
         """Why the last read from a scanner was not recorded (None when it was)."""
         self._owner = Owner(on_idle=self._publish, request_timeout=delays.request_timeout)
         self._status: StationStatus | None = None
+        self._live_due = True
         self.backups = JournalBackups(journal_path=journal.path, station_id=package.station_id, directory=backup_dir,
                                       clock=clock, delays=delays)
         self.on_healthy_tick: Callable[[], None] | None = None
@@ -187,6 +188,7 @@ class Appliance:
 
     def _timer(self) -> None:
         """Every tick on the owner thread: the station's timers, the watchdog, the backup."""
+        self._live_due = True
         try:
             self.tick()
         except Exception:  # the owner survives; the slot locks, and the watchdog is not fed
@@ -334,18 +336,18 @@ class Appliance:
         return self.snapshot().to_dict(self.clock.monotonic())
 
     def snapshot(self) -> StationStatus:
-        """The latest published ``StationStatus``; with an owner thread, never waits for it.
+        """The latest published ``StationStatus``; with an owner thread, never waits for it (without one,
+        a caller driving time step by step, each read builds it afresh)."""
+        if self._status is None or not self._owner.threaded:
+            self._owner.call(self._build)
+        assert self._status is not None
+        return self._status
 
-        Without one (a caller driving time step by step) each read publishes afresh.
-        """
-        status = self._status
-        if status is None or not self._owner.threaded:
-            self._owner.call(self._publish)
-            status = self._status
-        assert status is not None
-        return status
-
-    def _publish(self) -> None:
-        """Build the read model from the owner's state and what the parts report. Owner thread only."""
+    def _build(self) -> None:
         self._status = station_status(self)
 
+    def _publish(self) -> None:
+        """After each batch: the state anew; the parts' own reports (box, outbox, disk) only after a tick."""
+        if self._owner.threaded:
+            self._status = station_status(self, previous=None if self._live_due else self._status)
+            self._live_due = False

@@ -187,13 +187,19 @@ class Owned(Protocol):
     def writable(self) -> bool: ...
 
 
-def station_status(app: Owned) -> StationStatus:
-    """The read model of ``app`` as its owner thread sees it now (called on that thread only)."""
+def station_status(app: Owned, previous: StationStatus | None = None) -> StationStatus:
+    """The read model of ``app`` as its owner thread sees it now (called on that thread only).
+
+    With ``previous``, what the parts report of themselves (scanner, box, outbox, health) is taken
+    from it instead of being asked for again.
+    """
     s, p = app.state, app.package.payload
-    usage = shutil.disk_usage(app.data_dir)
-    health = {"cpu_temp_c": _cpu_temperature(), "free_bytes": usage.free, "total_bytes": usage.total,
-              "clock": app.clock.wall(), "power": None, "software": __version__}
     ok = bool(app.report and app.report.ok)
+    if previous is not None:
+        scanner, box, upstream, health = (previous.scanner_info, previous.box_info, previous.upstream_info,
+                                          previous.health)
+    else:
+        scanner, box, upstream, health = _parts(app)
     return StationStatus(
         mode=app.mode,
         station=(("id", app.package.station_id), ("name", p["station"].get("name")),
@@ -202,14 +208,21 @@ def station_status(app: Owned) -> StationStatus:
         last_decision=app.session.last_decision, desk=app.session.desk,
         alarms=tuple(AlarmView.of(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)),
         interlock=app.session.interlock,
-        scanner_info=(("name", app.scanner.name), ("state", app.scanner.state().value)),
-        box_info=app.box.health(),
-        upstream_info=app.upstream.status() if app.upstream is not None else None,
+        scanner_info=scanner, box_info=box, upstream_info=upstream,
         journal_ok=ok, journal_problem="" if app.report is None or ok else app.report.sentence(),
-        seq=app.journal.last_seq, health=tuple(health.items()), backup=tuple(app.backups.last.items()),
+        seq=app.journal.last_seq, health=health, backup=tuple(app.backups.last.items()),
         turnout_by_hour=app.hours.hours(), writable=app.writable,
         storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
     )
+
+
+def _parts(app: Owned) -> tuple[tuple[tuple[str, Any], ...], Any, Any, tuple[tuple[str, Any], ...]]:
+    """What the scanner, the box, the outbox and the machine report of themselves now."""
+    usage = shutil.disk_usage(app.data_dir)
+    health = {"cpu_temp_c": _cpu_temperature(), "free_bytes": usage.free, "total_bytes": usage.total,
+              "clock": app.clock.wall(), "power": None, "software": __version__}
+    return ((("name", app.scanner.name), ("state", app.scanner.state().value)), app.box.health(),
+            app.upstream.status() if app.upstream is not None else None, tuple(health.items()))
 
 
 def _cpu_temperature() -> float | None:
