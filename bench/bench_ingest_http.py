@@ -37,13 +37,10 @@ import nacl.bindings
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from bench.bench_receiver import _fleet
+from bench.bench_receiver import _fleet, receiver_files
 from protocol.batch import encode_batch
 from protocol.envelope import SignedRecord
-from protocol.keys import key_id, public_b64
-from receiver.keys import write_private
 from receiver.pgcluster import ClusterError, start_cluster
-from receiver.registry import DeviceEntry, Registry
 
 SERVER_THREADS = 8
 """waitress threads: ``pollbox-receiver serve``'s default."""
@@ -92,14 +89,8 @@ def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey]
 
 
 def _files(directory: Path, keys: list[Ed25519PrivateKey]) -> list[str]:
-    cec, rx_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    registry = Registry()
-    for n, key in enumerate(keys):
-        registry.add(DeviceEntry(station=f"KG-{n:05d}", serial=f"SN{n}", public_key=public_b64(key.public_key()),
-                                 key_id=key_id(key.public_key()), software="bench", enrolled_at="2026-11-20T00:00:00Z"))
-    registry.sign_and_save(directory / "registry.json", cec)
-    write_private(directory / "receiver.key", rx_key)
-    return ["--registry", str(directory / "registry.json"), "--cec-public-key", public_b64(cec.public_key()),
+    cec_public = receiver_files(directory, keys)
+    return ["--registry", str(directory / "registry.json"), "--cec-public-key", cec_public,
             "--key", str(directory / "receiver.key")]
 
 

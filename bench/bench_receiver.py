@@ -96,7 +96,8 @@ class Round:
         return _raw_verify_rate(self.keys, self.streams)
 
 
-def _receiver(directory: Path, db: str, keys: list[Ed25519PrivateKey]) -> Receiver:
+def receiver_files(directory: Path, keys: list[Ed25519PrivateKey]) -> str:
+    """A CEC-signed registry of one station per key and a receiver key in ``directory``; the CEC's public key."""
     cec, rx_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     registry = Registry()
     for n, key in enumerate(keys):
@@ -104,9 +105,13 @@ def _receiver(directory: Path, db: str, keys: list[Ed25519PrivateKey]) -> Receiv
                                  key_id=key_id(key.public_key()), software="bench", enrolled_at="2026-11-20T00:00:00Z"))
     registry.sign_and_save(directory / "registry.json", cec)
     write_private(directory / "receiver.key", rx_key)
+    return public_b64(cec.public_key())
+
+
+def _receiver(directory: Path, db: str, keys: list[Ed25519PrivateKey]) -> Receiver:
+    cec_public = receiver_files(directory, keys)
     return build_receiver({"DATABASE_URL": db, "REGISTRY_PATH": str(directory / "registry.json"),
-                           "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
-                           "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
+                           "CEC_PUBLIC_KEY": cec_public, "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
 
 
 def _ingest_rate(receiver: Receiver, batches: list[bytes], total: int) -> float:

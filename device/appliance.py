@@ -325,7 +325,7 @@ class Appliance:
         return self._owner.call(close_report, self)
 
     def counters(self) -> dict[str, Any]:
-        return self.status()["counters"]  # type: ignore[no-any-return]
+        return self.snapshot().counters.to_dict()
 
     def turnout_by_hour(self) -> list[tuple[int, int]]:
         """(hour start as wall seconds, voters identified in that hour), in order."""

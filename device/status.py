@@ -109,7 +109,6 @@ class StationStatus:
     health: tuple[tuple[str, Any], ...]
     backup: tuple[tuple[str, Any], ...]
     turnout_by_hour: tuple[tuple[int, int], ...]
-    writable: bool
     storage: StorageView
 
     def to_dict(self, now: float) -> dict[str, Any]:
@@ -183,9 +182,6 @@ class Owned(Protocol):
     data_dir: Path
     clock: Clock
 
-    @property
-    def writable(self) -> bool: ...
-
 
 def station_status(app: Owned, previous: StationStatus | None = None) -> StationStatus:
     """The read model of ``app`` as its owner thread sees it now (called on that thread only).
@@ -211,7 +207,7 @@ def station_status(app: Owned, previous: StationStatus | None = None) -> Station
         scanner_info=scanner, box_info=box, upstream_info=upstream,
         journal_ok=ok, journal_problem="" if app.report is None or ok else app.report.sentence(),
         seq=app.journal.last_seq, health=health, backup=tuple(app.backups.last.items()),
-        turnout_by_hour=app.hours.hours(), writable=app.writable,
+        turnout_by_hour=app.hours.hours(),
         storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
     )
 

@@ -45,7 +45,7 @@ def backup_journal(source: Path, station_id: str, directory: Path) -> Backup:
     target = directory / backup_name(station_id)
     tmp = target.with_name(target.name + ".part")
     try:
-        _snapshot(source, tmp)
+        copy_database(source, tmp)
         copy = _check(tmp, station_id)
         os.replace(tmp, target)
         sync_path(directory)
@@ -58,10 +58,12 @@ def backup_journal(source: Path, station_id: str, directory: Path) -> Backup:
     return Backup(target, copy[0], copy[1])
 
 
-def _snapshot(source: Path, tmp: Path) -> None:
-    tmp.unlink(missing_ok=True)
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    dst = sqlite3.connect(tmp)
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent, synced copy of the SQLite file ``source`` at ``target`` (its online backup; ``source``
+    is only read). Raises ``sqlite3.Error`` when ``source`` cannot be read as a database."""
+    target.unlink(missing_ok=True)
+    src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+    dst = sqlite3.connect(target)
     try:
         src.backup(dst)
         dst.execute("PRAGMA journal_mode=DELETE")
@@ -69,7 +71,7 @@ def _snapshot(source: Path, tmp: Path) -> None:
     finally:
         dst.close()
         src.close()
-    sync_path(tmp)
+    sync_path(target)
 
 
 def _check(path: Path, station_id: str) -> tuple[int, str]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from device.core import events as ev
 from device.files import sync_path
 
+from .backup import copy_database
 from .errors import JournalError
 from .journal import Journal, connect_read_only
 from .mark import Mark, MarkDamaged, mark_path, read_mark
@@ -184,18 +185,10 @@ def _free_name(directory: Path) -> Path:
 def _stage_copy(backup: Path, journal_path: Path) -> Path:
     """A consistent copy of ``backup`` beside the journal (SQLite's online backup, read-only on the stick)."""
     staged = journal_path.with_name(journal_path.name + ".restore")
-    staged.unlink(missing_ok=True)
-    src = sqlite3.connect(f"{backup.resolve().as_uri()}?mode=ro", uri=True)
-    dst = sqlite3.connect(staged)
     try:
-        src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")
+        copy_database(backup, staged)
     except sqlite3.Error as exc:
         raise RecoveryRefused(f"{backup} cannot be read as a journal ({exc})") from None
-    finally:
-        dst.close()
-        src.close()
-    sync_path(staged)
     return staged
 
 
