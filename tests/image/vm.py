@@ -170,6 +170,8 @@ class VirtualMachine:
         self.ready_after: list[float] = []
         """Seconds from power-on to systemd's "Started pollbox.service" (after READY=1), per boot."""
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
+        """More QEMU arguments, appended to ``command()`` (test rigs add devices such as serial lines)."""
         # The unit's own copy of the image: a rebuild meanwhile must not change the disk under a reboot.
         self.image = workdir / image.name
         run(["cp", "--sparse=always", "--reflink=auto", str(image), str(self.image)])
@@ -191,6 +193,7 @@ class VirtualMachine:
             "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:8080",
             "-device", "virtio-net-pci,netdev=net0",
             "-device", "i6300esb",
+            *self.extra,
         ]
 
     def start(self) -> None:
