@@ -100,6 +100,11 @@ build_wheels() {
 	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
+	# rpi-lgpio: the RPi.GPIO module over the kernel's GPIO character device (every Pi, the Pi 5 included);
+	# lgpio publishes its binary wheels for glibc 2.34 and later only.
+	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
+		--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
+		--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
 	cp "$cache"/*.whl "$wheels"/
 }
 

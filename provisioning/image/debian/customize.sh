@@ -23,13 +23,14 @@ install_pollbox() {
 	rm -rf "$ROOT/tmp/wheels"
 	cp -r "$WHEELS" "$ROOT/tmp/wheels"
 	in_root python3 -m venv /opt/pollbox
-	in_root /opt/pollbox/bin/pip install --quiet --no-index --no-cache-dir --find-links /tmp/wheels pollbox
+	in_root /opt/pollbox/bin/pip install --quiet --no-index --no-cache-dir --find-links /tmp/wheels pollbox rpi-lgpio
 	rm -rf "$ROOT/tmp/wheels"
 	in_root /opt/pollbox/bin/pollbox --help >/dev/null
 }
 
 add_users() {
-	in_root useradd --system --user-group --home-dir /var/lib/pollbox --no-create-home \
+	# dialout: the serial scanner and the smart box's UART; input: the keyboard-mode scanner (evdev)
+	in_root useradd --system --user-group --groups dialout,input --home-dir /var/lib/pollbox --no-create-home \
 		--shell /usr/sbin/nologin pollbox
 	mkdir -p "$ROOT/var/lib/pollbox" "$ROOT/boot/efi"
 }
