@@ -34,6 +34,8 @@ SCANNERS = ("sim", "simcamera", "camera", "picamera", "keyboard", "serial")
 DECODERS = ("zxing", "zbar")
 BOXES = ("sim", "gpio", "smartbox")
 UPLINKS = ("https", "sim")
+GPIO_LIBRARIES = ("rpi-gpio", "rpi-lgpio")
+"""The two implementations of the ``RPi.GPIO`` module the gpio ballot box runs on."""
 CAMERAS = ("simcamera", "camera", "picamera")
 """Scanners that decode frames, so build the decoder (the simulation builds the simulated camera too)."""
 ZBAR_READS = ("qr", "code128", "code39", "ean13", "itf")
@@ -123,6 +125,20 @@ class SmartBoxSettings:
 
 
 @dataclass(frozen=True)
+class GpioSettings:
+    """``[hardware.gpio]``: which implementation of the ``RPi.GPIO`` module drives the header.
+
+    ``rpi-gpio`` is the classic RPi.GPIO (Pi 3, 4, Zero 2: ``pollbox[pi]``); ``rpi-lgpio`` is the
+    same module over the kernel's GPIO character device (any Pi, the Pi 5 included: ``pollbox[pi5]``).
+    ``chip`` picks the /dev/gpiochipN rpi-lgpio opens; -1 leaves the choice to rpi-lgpio.
+    """
+
+    library: str = cs.setting("rpi-gpio", cs.one_of(GPIO_LIBRARIES),
+                              "rpi-gpio on a Pi 3/4/Zero 2, rpi-lgpio on a Pi 5 (or any Pi)")
+    chip: int = cs.setting(-1, cs.int_from(-1, 63, "a /dev/gpiochip number, or -1 for rpi-lgpio's choice"))
+
+
+@dataclass(frozen=True)
 class HardwareSettings:
     """``[hardware]``: which backend drives each part, and each backend's own table."""
 
@@ -136,6 +152,7 @@ class HardwareSettings:
     serial: SerialSettings = cs.table(SerialSettings)
     smartbox: SmartBoxSettings = cs.table(SmartBoxSettings)
     pins: PinMap = cs.setting(DEFAULT_PINS, _pins, names_key=True)
+    gpio: GpioSettings = cs.table(GpioSettings)
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ def _sim_box(config: Config, *, clock: Clock, delays: Delays, timers: bool) -> B
 
 def _gpio_box(config: Config, *, clock: Clock, delays: Delays, timers: bool) -> BallotBox:
     with _library("gpio ballot box", "install pollbox[pi], or pollbox[pi5] on a Raspberry Pi 5"):
+        from device.hardware.boxes.gpiolib import load_gpio
+        load_gpio(config.hardware.gpio.library, config.hardware.gpio.chip)
         from device.hardware.boxes.gpio import GpioBallotBox
     return GpioBallotBox(clock=clock, delays=delays, pins=config.hardware.pins, tick_every=0.005 if timers else None)
 

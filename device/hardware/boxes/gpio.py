@@ -65,8 +65,12 @@ class GpioBallotBox:
         """Lock the slot first, then set up every other pin and read the inputs."""
         with self.unit.guard:
             GPIO.setwarnings(False)
-            GPIO.setmode(GPIO.BCM)
-            GPIO.setup(self.pins.lock.bcm, GPIO.OUT, initial=self._level(self.pins.lock, False))
+            try:
+                GPIO.setmode(GPIO.BCM)
+                GPIO.setup(self.pins.lock.bcm, GPIO.OUT, initial=self._level(self.pins.lock, False))
+            except Exception as exc:  # no GPIO chip, no access to it, the lock's line held by another program
+                raise BoxError(f"ballot box GPIO cannot drive the slot lock on BCM {self.pins.lock.bcm} "
+                               f"(is the GPIO chip there and free?): {exc}") from exc
             try:
                 inputs = self._setup(on_signal)
             except Exception as exc:
