@@ -5,7 +5,8 @@ A **record** is the canonical JSON object (``canonical.py``)::
     {"at": "2026-11-27T08:00:00.123456Z", "body": {...}, "key": "<key id>",
      "prev": "<64 hex>", "seq": 17, "station": "KG-0001", "type": "polls_opened", "v": 1}
 
-with exactly these fields. ``seq`` is gapless from 1 per station; ``prev`` is
+with exactly these fields, and on a training station's records one more,
+``"training": true`` (``training.py``). ``seq`` is gapless from 1 per station; ``prev`` is
 the SHA-256 (hex) of the previous record's exact bytes (64 zeros for seq 1,
 ``chain.py``); ``key`` is the key id of the signing device key
 (``keys.py``). The **signed form** of a record is one line::
@@ -37,6 +38,7 @@ from protocol.canonical import canonical
 from protocol.chain import record_hash
 from protocol.errors import UserError
 from protocol.keys import key_id
+from protocol.training import TRAINING_FIELD
 
 VERSION = 1
 MAX_LINE = 16_384
@@ -121,6 +123,11 @@ class SignedRecord:
         return str(self.fields["type"])
 
     @property
+    def training(self) -> bool:
+        """Whether this is a training station's record: ``"training": true`` in the signed bytes."""
+        return self.fields.get(TRAINING_FIELD) is True
+
+    @property
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = self.fields["body"]
         return body
@@ -140,11 +147,14 @@ class SignedRecord:
 
 
 def make_record(
-    *, key: Ed25519PrivateKey, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any]
+    *, key: Ed25519PrivateKey, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any],
+    training: bool = False,
 ) -> SignedRecord:
-    """Build and sign one record."""
+    """Build and sign one record; a training station's records carry ``"training": true`` (``training.py``)."""
     fields = {"v": VERSION, "station": station, "key": key_id(key.public_key()), "seq": seq,
               "prev": prev, "at": iso_utc(at), "type": type_, "body": body}
+    if training:
+        fields[TRAINING_FIELD] = True
     data = canonical(fields)
     return SignedRecord(data, key.sign(data), fields)
 
@@ -197,6 +207,7 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 _FIELDS = ("at", "body", "key", "prev", "seq", "station", "type", "v")
 _FIELD_SET = frozenset(_FIELDS)
+_ALLOWED = _FIELD_SET | {TRAINING_FIELD}
 _CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("v", lambda v: v == VERSION and is_int(v), f"record version must be {VERSION}"),
     ("station", lambda v: _is_station(v), f"station must be 1 to {MAX_STATION} printable characters"),
@@ -216,10 +227,13 @@ def envelope_problem(fields: dict[str, Any]) -> str | None:
         missing = [name for name in _FIELDS if name not in fields]
         if missing:
             return f"record field(s) {', '.join(missing)} missing"
-        return f"unknown record field(s) {', '.join(sorted(set(fields) - _FIELD_SET))[:100]}"
+        if not fields.keys() <= _ALLOWED:
+            return f"unknown record field(s) {', '.join(sorted(set(fields) - _ALLOWED))[:100]}"
     for name, check, message in _CHECKS:
         if not check(fields[name]):
             return message
+    if not isinstance(fields.get(TRAINING_FIELD, False), bool):
+        return "training must be true or false (a unit writes it only as true, on a training station's records)"
     return None
 
 

@@ -12,7 +12,9 @@ Every batch, from the network or from a USB export, goes through
    key must be enrolled (``unknown_key``), enrolled for the record's station
    (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
    key's records are accepted only up to the revocation's ``last_seq``), and
-   the signature must verify (``bad_signature``, checked with libsodium).
+   the signature must verify (``bad_signature``, checked with libsodium),
+   and a training record must be a training station's and the other way
+   round (``training_mismatch``, ``protocol/training.py``).
 3. **Sequence** (``sequence``), under the station's lock in storage: a
    stored seq with the same bytes is a duplicate (acknowledged again); with
    other bytes it is a ``conflict`` (the record is kept as evidence); the next
@@ -45,11 +47,13 @@ from protocol.envelope import EnvelopeError, SignedRecord, parse_line
 from protocol.errors import PollboxError
 from protocol.receipts import make_receipt
 from protocol.schema import body_problem
+from protocol.training import record_training_problem
 from receiver.limits import RejectionLimiter
 from receiver.registry import Registry
 
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
-               "bad_signature": 400, "invalid_body": 400, "gap": 409, "chain_broken": 409, "conflict": 409}
+               "bad_signature": 400, "invalid_body": 400, "training_mismatch": 400, "gap": 409, "chain_broken": 409,
+               "conflict": 409}
 
 log = logging.getLogger("pollbox.receiver.ingest")
 
@@ -185,6 +189,9 @@ def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | N
     problem = body_problem(record.type, record.body)
     if problem is not None:
         return _about(record, "invalid_body", f"record {record.seq}: {problem}")
+    mixed = record_training_problem(record.fields)
+    if mixed is not None:
+        return _about(record, "training_mismatch", f"record {record.seq}: {mixed}")
     return None
 
 

@@ -5,7 +5,8 @@ the new status, and ``alarm_changes`` lists the alarms raised and
 acknowledged. Storage keeps the result in the ``stations`` and ``alarms``
 tables so the overview page is one indexed query even for a million stations.
 Record types it does not know are stored and shown generically; they change
-nothing here.
+nothing here. A training station (``training`` 1, ``is_training``) is folded the
+same way, but storage never counts it and the results leave it out.
 
 A station closes once. After its ``polls_closed`` record only alarms, their
 acknowledgements and annotations may follow (``AFTER_CLOSE``; and types this
@@ -51,6 +52,7 @@ class StationStatus:
     alarms_open: int = 0
     close_report: str | None = None
     evidence: int = 0  # records signed after the close that the protocol does not allow (kept, counted, ignored)
+    training: int = 0  # 1: a training station (``protocol/training.py``): stored and shown apart, never counted
 
     @property
     def turnout(self) -> float | None:
@@ -71,6 +73,11 @@ class AlarmChange:
     kind: str
     detail: str
     at: str
+
+
+def is_training(status: StationStatus) -> bool:
+    """Whether ``status`` is a training station's: its records are kept apart and never counted."""
+    return bool(status.training)
 
 
 def fold(status: StationStatus, records: Sequence[SignedRecord], received_at: float) -> StationStatus:

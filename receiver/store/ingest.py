@@ -6,7 +6,8 @@ against what is stored (``receiver/ingest.py`` ``sequence``: duplicates,
 conflicts, gaps, broken chains), appends the new ones to the public log (the
 ``tree`` row's lock) and the ``records`` table with their key id, folds them
 into the station's row and its alarms (``receiver/status.py``), keeps a
-conflicting record as evidence, and moves the counts last. Locks are always
+conflicting record as evidence, and moves the counts last (a training
+station, created with ``training`` 1, moves them by nothing). Locks are always
 taken in that order (station, tree, counts), so they cannot deadlock.
 Signatures were verified before, outside any lock. The transaction is the
 writer's (``writer.py``): ``store`` hands the work to the process's one
@@ -25,6 +26,7 @@ from typing import Any
 
 from protocol import merkle
 from protocol.envelope import SignedRecord
+from protocol.training import is_training_station
 from receiver.ingest import Plan, Rejection, sequence
 from receiver.limits import MAX_ROWS
 from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
@@ -80,8 +82,8 @@ class Ingest(MerkleLog, Tallies):
         row = self._q(sql, (station,)).fetchone()
         if row is not None:
             return StationStatus(*row), False
-        created = self._q("INSERT INTO stations (station) VALUES (?) ON CONFLICT (station) DO NOTHING",
-                          (station,)).rowcount == 1
+        created = self._q("INSERT INTO stations (station, training) VALUES (?, ?) ON CONFLICT (station) DO NOTHING",
+                          (station, int(is_training_station(station)))).rowcount == 1
         return StationStatus(*self._q(sql, (station,)).fetchone()), created
 
 
@@ -97,10 +99,10 @@ class Ingest(MerkleLog, Tallies):
 
     def _insert_records(self, records: Sequence[SignedRecord], now: float) -> None:
         first = self._append_leaves([merkle.leaf_hash(r.data) for r in records])
-        self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line, key_id) "
-                   "VALUES (?,?,?,?,?,?,?,?,?)",
-                   [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key)
-                    for i, r in enumerate(records)])
+        self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line, key_id, "
+                   "training) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                   [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
+                     int(r.training)) for i, r in enumerate(records)])
 
     def _save_status(self, status: StationStatus) -> None:
         names = [*STATUS_COLUMNS[1:], *RANK_COLUMNS]

@@ -1,5 +1,8 @@
 """The overview's pages: filters, sorts, a station-id prefix, and keyset paging with signed page tokens.
 
+Every filter shows live stations only, but ``training``, which shows the
+training stations (``protocol/training.py``) and nothing else.
+
 Every sort is (rank, station) ascending over a rank column kept in the
 station's row (``ranks``), so one index serves both the order and the keyset
 condition ``(rank, station) > (?, ?)``: a page is one index range however deep,
@@ -64,7 +67,8 @@ class Sort:
         return f"{self.rank}{way}, station{way}" if self.rank else f"station{way}"
 
 
-STATUS_FILTERS = ("all", "reporting", "silent", "not_reported", "closed", "alarms")
+STATUS_FILTERS = ("all", "reporting", "silent", "not_reported", "closed", "alarms", "training")
+LIVE = "training = 0"  # every filter but ``training`` shows live stations only
 SORTS = {"station": Sort(), "silent": Sort("silent_rank"), "alarms": Sort("alarms_rank"),
          "turnout": Sort("turnout_rank")}
 MAX_TOKEN = 512
@@ -228,10 +232,11 @@ class Overview(Database):
     def _where(self, query: OverviewQuery, silent_before: float, page: bool = False) -> tuple[str, list[Any]]:
         """The filter's condition; for a page on SQLite, ``+last_received`` keeps the planner on the sort's index
         (with statistics it would otherwise take the voting stations' index and sort every silent one)."""
-        clauses = {"all": "1 = 1", "not_reported": "highest_seq = 0", "closed": "phase = 'closed'",
-                   "alarms": "alarms_open > 0", "silent": SILENT,
-                   "reporting": "highest_seq > 0 AND phase <> 'closed' AND last_received >= ?"}
-        clause = clauses.get(query.status, "1 = 1")
+        clauses = {"all": LIVE, "not_reported": f"highest_seq = 0 AND {LIVE}",
+                   "closed": f"phase = 'closed' AND {LIVE}", "alarms": f"alarms_open > 0 AND {LIVE}", "silent": SILENT,
+                   "reporting": f"highest_seq > 0 AND phase <> 'closed' AND last_received >= ? AND {LIVE}",
+                   "training": "training = 1"}
+        clause = clauses.get(query.status, LIVE)
         if page and self.dialect is SQLITE:
             clause = clause.replace("last_received", "+last_received")
         params: list[Any] = [silent_before] if "?" in clause else []

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from protocol.training import is_training_station
 from receiver.registry import DeviceEntry, Revocation
 from receiver.status import StationStatus
 from receiver.store.tallies import Tallies, tally
@@ -30,8 +31,11 @@ class Revocations(Tallies):
             if row is not None and row[0] == digest:
                 return
             self._q("UPDATE stations SET enrolled = 0")
+            live = [(s,) for s in stations if not is_training_station(s)]
             created = self._many("INSERT INTO stations (station, enrolled) VALUES (?, 1) "
-                                 "ON CONFLICT (station) DO NOTHING", [(s,) for s in stations])
+                                 "ON CONFLICT (station) DO NOTHING", live)
+            self._many("INSERT INTO stations (station, enrolled, training) VALUES (?, 1, 1) "
+                       "ON CONFLICT (station) DO NOTHING", [(s,) for s in stations if is_training_station(s)])
             self._many("UPDATE stations SET enrolled = 1 WHERE station = ? AND enrolled = 0", [(s,) for s in stations])
             self._count(tuple(created * n for n in tally(StationStatus(""))), tally(None))  # new rows: not reported
             self._q("INSERT INTO meta (key, value) VALUES ('registry_digest', ?) "

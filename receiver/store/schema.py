@@ -4,11 +4,12 @@ Tables:
 
 - ``stations``: one row per station, the projection of its records
   (``receiver/status.py``): highest seq, last hash, phase, counts, open
-  alarms, close report, records kept as evidence after the close, and the
-  overview's sort keys (``ranks``), one index per sort;
+  alarms, close report, records kept as evidence after the close, the
+  overview's sort keys (``ranks``), one index per sort, and ``training`` (1
+  for a training station: never counted; a partial index lists them);
 - ``station_counts``: one row of counts over all stations (``tallies.py``);
 - ``records``: every accepted signed line, by (station, seq), with its hash,
-  type, time, signing key id and Merkle leaf index (a key's records are a
+  type, time, signing key id, signed ``training`` flag and Merkle leaf index (a key's records are a
   range of the station's primary key filtered on the key id column: a station
   has hundreds of records, and one more index would slow every insert);
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
@@ -34,6 +35,7 @@ from dataclasses import dataclass, fields
 
 from protocol import merkle
 from protocol.chain import ZERO_HASH
+from protocol.training import TRAINING_PREFIX
 from receiver.status import StationStatus
 from receiver.store.db import POSTGRES, SQLITE, Database
 from receiver.store.tallies import COUNT_TALLIES, TALLY_COLUMNS
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS stations (
     last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
     alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
     silent_rank {float} NOT NULL DEFAULT 1e300, turnout_rank {float} NOT NULL DEFAULT 1e300,
-    alarms_rank INTEGER NOT NULL DEFAULT 0);
+    alarms_rank INTEGER NOT NULL DEFAULT 0, training INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS station_counts (
     id INTEGER PRIMARY KEY, stations {bigint} NOT NULL, reported {bigint} NOT NULL, voting {bigint} NOT NULL,
     closed {bigint} NOT NULL, with_alarms {bigint} NOT NULL, alarms_open {bigint} NOT NULL,
@@ -59,7 +61,7 @@ CREATE TABLE IF NOT EXISTS station_counts (
 CREATE TABLE IF NOT EXISTS records (
     station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
     received_at {float} NOT NULL, leaf_index {bigint} NOT NULL, line TEXT NOT NULL, key_id TEXT,
-    PRIMARY KEY (station, seq));
+    training INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (station, seq));
 CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE IF NOT EXISTS tree (
@@ -88,6 +90,7 @@ CREATE INDEX IF NOT EXISTS stations_voting_last ON stations (last_received) WHER
 CREATE UNIQUE INDEX IF NOT EXISTS records_hash ON records (hash);
 CREATE UNIQUE INDEX IF NOT EXISTS records_leaf ON records (leaf_index);
 CREATE INDEX IF NOT EXISTS rejections_station ON rejections (station, id);
+CREATE INDEX IF NOT EXISTS stations_training ON stations (station) WHERE training = 1;
 """
 
 # PostgreSQL only: LIKE 'prefix%' uses this index whatever the database's collation (SQLite uses a range instead).
@@ -105,6 +108,9 @@ BACKFILL_KEY_ID = {
     SQLITE.name: "UPDATE records SET key_id = json_extract(substr(line, 88), '$.key') WHERE key_id IS NULL",
     POSTGRES.name: "UPDATE records SET key_id = (substr(line, 88)::json ->> 'key') WHERE key_id IS NULL",
 }
+
+# Earlier receivers had no training flag; a station whose id has the training prefix is a training station now.
+BACKFILL_TRAINING = f"UPDATE stations SET training = 1 WHERE station LIKE '{TRAINING_PREFIX}%'"
 
 
 @dataclass(frozen=True)
@@ -124,6 +130,10 @@ UPGRADES = (
     Upgrade("stations", {"evidence": "INTEGER NOT NULL DEFAULT 0"}, None,
             "the count of records kept as evidence after the close (earlier versions did not tell them apart)"),
     Upgrade("records", {"key_id": "TEXT"}, BACKFILL_KEY_ID, "the key id of each record, read from its line"),
+    Upgrade("stations", {"training": "INTEGER NOT NULL DEFAULT 0"}, BACKFILL_TRAINING,
+            "training stations, kept apart and never counted (their ids start with TRAINING-)"),
+    Upgrade("records", {"training": "INTEGER NOT NULL DEFAULT 0"}, None,
+            "the signed training flag of each record (an earlier receiver refused every flagged record)"),
 )
 
 
@@ -144,7 +154,7 @@ class Schema(Database):
                     (merkle.EMPTY_ROOT, b""))
             if self._q("SELECT id FROM station_counts WHERE id = 1").fetchone() is None:
                 self._q(f"INSERT INTO station_counts (id, {', '.join(TALLY_COLUMNS)}) "
-                        f"SELECT 1, {COUNT_TALLIES.removeprefix('SELECT ')} WHERE 1 = 1")
+                        f"SELECT 1, {COUNT_TALLIES.removeprefix('SELECT ')} AND 1 = 1")
             self._q("INSERT INTO meta (key, value) VALUES ('page_token_key', ?) ON CONFLICT (key) DO NOTHING",
                     (secrets.token_hex(32),))
             return bytes.fromhex(self._q("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()[0])

@@ -1,6 +1,7 @@
 """The overview's header counts: kept exact in one row, moved in the same transaction as each station.
 
-``station_counts`` holds one row of counts over all stations (``TALLY_COLUMNS``);
+``station_counts`` holds one row of counts over all live stations (``TALLY_COLUMNS``;
+a training station counts for nothing, ``receiver/status.py`` ``is_training``);
 ingest moves it by a station's change (``_count``), always as the last lock of
 its transaction, so the overview never counts a million rows. Silence depends on
 the clock, so the silent / reporting split is counted through an index of the
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from receiver.status import StationStatus
+from receiver.status import StationStatus, is_training
 from receiver.store.db import Database
 
 TALLY_COLUMNS = ("stations", "reported", "voting", "closed", "with_alarms", "alarms_open", "identified", "ballots",
@@ -20,8 +21,8 @@ TALLY_COLUMNS = ("stations", "reported", "voting", "closed", "with_alarms", "ala
 COUNT_TALLIES = "SELECT COUNT(*), " + ", ".join(f"COALESCE(SUM({term}), 0)" for term in (
     "CASE WHEN highest_seq > 0 THEN 1 ELSE 0 END", "CASE WHEN highest_seq > 0 AND phase <> 'closed' THEN 1 ELSE 0 END",
     "CASE WHEN phase = 'closed' THEN 1 ELSE 0 END", "CASE WHEN alarms_open > 0 THEN 1 ELSE 0 END",
-    "alarms_open", "identified", "ballots", "registered")) + " FROM stations"
-SILENT = "highest_seq > 0 AND phase <> 'closed' AND last_received < ?"
+    "alarms_open", "identified", "ballots", "registered")) + " FROM stations WHERE training = 0"
+SILENT = "highest_seq > 0 AND phase <> 'closed' AND last_received < ? AND training = 0"
 SILENT_RECOUNT_SECONDS = 30.0  # the silent / reporting split is recounted at most this often per process
 
 
@@ -46,6 +47,7 @@ class Summary:
     silent: int
     reporting: int
     silent_as_of: float
+    training: int = 0  # training stations: shown apart, in none of the counts above
 
     @property
     def not_reported(self) -> int:
@@ -54,12 +56,13 @@ class Summary:
     def matching(self, status: str) -> int:
         """How many stations a status filter matches (``silent`` and ``reporting`` as of ``silent_as_of``)."""
         return {"all": self.stations, "reporting": self.reporting, "silent": self.silent,
-                "not_reported": self.not_reported, "closed": self.closed, "alarms": self.with_alarms}[status]
+                "not_reported": self.not_reported, "closed": self.closed, "alarms": self.with_alarms,
+                "training": self.training}[status]
 
 
 def tally(status: StationStatus | None) -> tuple[int, ...]:
-    """What one station adds to each of ``TALLY_COLUMNS`` (nothing when it does not exist)."""
-    if status is None:
+    """What one station adds to each of ``TALLY_COLUMNS`` (nothing when it does not exist or is a training one)."""
+    if status is None or is_training(status):
         return (0,) * len(TALLY_COLUMNS)
     reported, closed = status.highest_seq > 0, status.phase == "closed"
     return (1, int(reported), int(reported and not closed), int(closed), int(status.alarms_open > 0),
@@ -105,7 +108,12 @@ class Tallies(Database):
         """Counts for the overview's header: exact ones from ``station_counts``, silence recounted now and then."""
         counts = self.tallies()
         silent_at, silent, voting = self._silent_split(silent_before, now)
-        return Summary(**counts, silent=silent, reporting=max(0, voting - silent), silent_as_of=silent_at)
+        return Summary(**counts, silent=silent, reporting=max(0, voting - silent), silent_as_of=silent_at,
+                       training=self.count_training())
+
+    def count_training(self) -> int:
+        """How many training stations there are (the partial index ``stations_training``: no scan of live ones)."""
+        return int(self._q("SELECT COUNT(*) FROM stations WHERE training = 1").fetchone()[0])
 
     def count_silent(self, silent_before: float) -> tuple[int, int]:
         """(silent stations, voting stations) now, in one snapshot: an index range of the voting stations only."""

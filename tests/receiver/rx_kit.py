@@ -16,6 +16,7 @@ from protocol.batch import encode_batch
 from protocol.chain import ZERO_HASH
 from protocol.envelope import SignedRecord, make_record
 from protocol.keys import key_id, public_b64
+from protocol.training import is_training_station
 from receiver.registry import DeviceEntry, Registry, Revocation
 
 BATCH = "application/x-pollbox-batch"
@@ -49,7 +50,7 @@ class Unit:
             body.setdefault("journal_seq", 2 * self.seq)
             body.setdefault("journal_hash", hashlib.sha256(f"{self.station} {self.seq}".encode()).hexdigest())
         record = make_record(key=self.key, station=self.station, seq=self.seq, prev=self.prev, at=self.at,
-                             type_=type_, body=body)
+                             type_=type_, body=body, training=is_training_station(self.station))
         self.prev = record.hash
         return record
 
