@@ -35,6 +35,8 @@ ALARM_TITLES: dict[str, Any] = {
     "scanner_lost": _l("Document scanner disconnected"),
     "storage_low": _l("Storage almost full"),
     "storage_failed": _l("The journal cannot be written"),
+    "unit_conflict": _l("Voter admitted at two units"),
+    "unit_clock_drift": _l("Another unit's clock is off"),
 }
 
 ALARM_ADVICE: dict[str, Any] = {
@@ -56,6 +58,12 @@ ALARM_ADVICE: dict[str, Any] = {
     "storage_failed": _l("The unit cannot write its journal (card full, read-only or failing): nobody is admitted and "
                          "the slot stays locked. If the card is full, free space and recording resumes by itself; "
                          "otherwise call the technician. Then acknowledge."),
+    "unit_conflict": _l("The same voter was admitted by two units of this station while they could not reach each "
+                        "other. Both admissions stay on the record and nothing was removed. Compare the two units' "
+                        "records with the observers, note the incident in the protocol, then acknowledge."),
+    "unit_clock_drift": _l("Another unit's clock differs from this unit's beyond the allowed bound. Records still "
+                           "merge in order; check the time on both units, call the technician if it stays wrong, "
+                           "then acknowledge."),
 }
 
 OUTCOMES: dict[str, Any] = {
@@ -65,6 +73,9 @@ OUTCOMES: dict[str, Any] = {
     "invalid_document": _l("Unreadable document"),
     "polls_not_open": _l("Polls not open"),
     "duplicate_read": _l("Same document read twice"),
+    "admitted_elsewhere": _l("Admitted at another unit"),
+    "home_voting": _l("Registered for home voting"),
+    "not_home_voting": _l("Not registered for home voting"),
 }
 
 OUTCOME_HINTS: dict[str, Any] = {
@@ -74,6 +85,10 @@ OUTCOME_HINTS: dict[str, Any] = {
     "invalid_document": _l("Scan again, or type the number by hand."),
     "polls_not_open": _l("Identification starts when the chair opens the polls."),
     "duplicate_read": _l("The same scan was read twice; it counted once."),
+    "admitted_elsewhere": _l("Another unit of this station already admitted this voter. Do not issue a ballot."),
+    "home_voting": _l("This voter asked to vote at home; only the mobile unit admits them. Do not issue a ballot; "
+                      "tell the chair."),
+    "not_home_voting": _l("This voter votes at the polling station, not at home."),
 }
 
 POLL_STATES: dict[str, Any] = {

@@ -42,6 +42,9 @@ CATALOGUE: dict[str, Entry] = {
     "device_status_changed": Entry("PB-050", "Part status changed", "A part of the unit (scanner, box unit, link to the CEC) was connected or lost.", False),
     "turnout_snapshot": Entry("PB-055", "Turnout snapshot", "The hourly figure of voters identified and ballots counted, sent to the CEC.", True),
     "annotation": Entry("PB-060", "Note of record", "A technician or system note: readiness, enrollment, zeroize.", True),
+    "peer_checkin_applied": Entry("PB-070", "Other unit's admission applied", "Another unit of the station admitted a voter; its signed record was verified and applied to this unit's replica, which then refuses that voter.", False),
+    "peer_record_refused": Entry("PB-071", "Other unit's record refused", "A record received from the station LAN was not applied, with the reason: another station's unit, an unenrolled key, a forged or altered record, a replay, a gap, a message too large.", False),
+    "unit_conflict": Entry("PB-072", "Admitted at two units", "The same voter was admitted by two units of the station (while they could not reach each other); both admissions stand on the record, with an alarm. Sent to the CEC without the voter's hash or line.", True),
 }
 
 
@@ -55,6 +58,8 @@ ALARM_ADVICE: dict[AlarmKind, str] = {
     AlarmKind.SCANNER_LOST: "The document scanner is disconnected. Re-plug it or type numbers by hand, then acknowledge.",
     AlarmKind.STORAGE_LOW: "The unit's card is almost full. The unit still records and nothing is lost; call the technician to free space today, then acknowledge.",
     AlarmKind.STORAGE_FAILED: "The unit cannot write its journal (card full, read-only or failing): nobody is admitted and the slot stays locked. If the card is full, free space and recording resumes by itself; otherwise call the technician. Then acknowledge.",
+    AlarmKind.UNIT_CONFLICT: "The same voter was admitted by two units of this station while they could not reach each other. Both admissions stay on the record and nothing was removed. Compare the two units' records with the observers, note the incident in the protocol, then acknowledge.",
+    AlarmKind.UNIT_CLOCK_DRIFT: "Another unit's clock differs from this unit's beyond the allowed bound. Records still merge in order; check the time on both units, call the technician if it stays wrong, then acknowledge.",
 }
 
 

@@ -57,6 +57,13 @@ class Delays:
     request_timeout: float = _delay(30.0,
         "How long a chair action or command waits for the station's owner thread before it is told the station is stuck.")
 
+    unit_clock_drift: float = _delay(120.0,
+        "How far another unit's clock may differ from this unit's (as its records and sync answers show) before an alarm.")
+    sync_every: float = _delay(2.0,
+        "How often a unit pulls the other units' new records over the station LAN.")
+    sync_timeout: float = _delay(5.0,
+        "How long a pull from another unit may take before the unit counts as unreachable for now.")
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)

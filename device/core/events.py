@@ -29,6 +29,12 @@ class Refusal(str, enum.Enum):
     NOT_ON_LIST = "not_on_list"
     INVALID_DOCUMENT = "invalid_document"
     POLLS_NOT_OPEN = "polls_not_open"
+    ADMITTED_ELSEWHERE = "admitted_elsewhere"
+    """Another unit of the station admitted the voter (its record is in this unit's replica)."""
+    HOME_VOTING = "home_voting"
+    """A desk: the voter is registered for home voting, which only the mobile unit admits."""
+    NOT_HOME_VOTING = "not_home_voting"
+    """The mobile unit: the voter is not registered for home voting and votes at the station."""
 
 
 class AlarmKind(str, enum.Enum):
@@ -43,6 +49,8 @@ class AlarmKind(str, enum.Enum):
     SCANNER_LOST = "scanner_lost"
     STORAGE_LOW = "storage_low"
     STORAGE_FAILED = "storage_failed"
+    UNIT_CONFLICT = "unit_conflict"
+    UNIT_CLOCK_DRIFT = "unit_clock_drift"
 
 
 class CheckinMethod(str, enum.Enum):
@@ -214,13 +222,56 @@ class Annotation(Event):
     text: str
 
 
+@dataclass(frozen=True)
+class PeerCheckinApplied(Event):
+    """Another unit's admission, from its signed record, applied to this unit's replica (``core/units.py``).
+
+    ``unit_seq`` is the admission's number at that unit; ``hlc`` its hybrid logical clock stamp;
+    ``signature`` the unit's Ed25519 signature (base64) over the record's canonical bytes."""
+
+    kind: ClassVar[str] = "peer_checkin_applied"
+    station: str
+    unit: str
+    unit_seq: int
+    voter: str
+    line: int
+    at: float
+    hlc: int
+    signature: str
+
+
+@dataclass(frozen=True)
+class PeerRecordRefused(Event):
+    """A record from the station LAN was not applied; ``reason`` says why. Nothing of it was applied."""
+
+    kind: ClassVar[str] = "peer_record_refused"
+    unit: str | None
+    unit_seq: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnitConflict(Event):
+    """The same voter admitted by two units of the station (``first`` is the earlier by the units' clock)."""
+
+    kind: ClassVar[str] = "unit_conflict"
+    voter: str
+    line: int
+    first_unit: str
+    first_seq: int
+    first_at: float
+    second_unit: str
+    second_seq: int
+    second_at: float
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         DeviceStarted, PollsOpened, PollsPaused, PollsResumed, PollsClosed,
         VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, BoxCounterNoted, ArmExpired,
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
-        DeviceStatusChanged, TurnoutSnapshot, Annotation,
+        DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
     )
 }
 

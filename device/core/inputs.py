@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import station as st
+from . import units as un
 from .delays import Delays
 from .events import CheckinMethod
 
@@ -37,11 +38,12 @@ class BoxSignal(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Context:
-    """The station's fixed facts: its voter list (hash -> entry), list lines, delays."""
+    """The station's fixed facts: its voter list (hash -> entry), list lines, delays, its units."""
 
     voters: Mapping[str, st.VoterEntry]
     delays: Delays
     lines: Mapping[int, str] = field(default_factory=dict)
+    units: un.Units = field(default_factory=un.Units.single)
 
     @classmethod
     def of(cls, voters: Mapping[str, st.VoterEntry], delays: Delays) -> Context:
@@ -159,8 +161,32 @@ class StorageRecovered:
     detail: str
 
 
+@dataclass(frozen=True)
+class PeerRecords:
+    """Check-in records of other units of the station, received over the LAN, signatures verified."""
+
+    records: tuple[un.PeerCheckin, ...]
+
+
+@dataclass(frozen=True)
+class PeerRefused:
+    """A record (or a whole message) from the LAN the sync layer refused: its unit and seq if known, and why."""
+
+    unit: str | None
+    seq: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class PeerClock:
+    """Another unit's wall clock as its sync answer gave it, minus this unit's at the same moment (seconds)."""
+
+    unit: str
+    offset: float
+
+
 Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
-         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered)
+         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered | PeerRecords | PeerRefused | PeerClock)
 
 
 # Actions -----------------------------------------------------------------------------------

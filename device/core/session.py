@@ -35,6 +35,7 @@ from . import desk as dk
 from . import events as ev
 from . import interlock as il
 from . import station as st
+from . import units as un
 from .decision import Decision
 from .delays import Delays
 from .errors import IllegalTransition, RefusalCode
@@ -52,6 +53,9 @@ from .inputs import (
     Now,
     OpenPolls,
     PausePolls,
+    PeerClock,
+    PeerRecords,
+    PeerRefused,
     ResumePolls,
     ScannerChanged,
     SpaceChecked,
@@ -88,6 +92,9 @@ __all__ = [
     "StorageRecovered",
     "Tick",
     "Undo",
+    "PeerClock",
+    "PeerRecords",
+    "PeerRefused",
     "step",
     "DOWN_DETAIL",
     "UNHEARD_DETAIL",
@@ -118,6 +125,8 @@ class Session:
     next_count: float = 0.0
     """Monotonic time from which a changed count may be sent again (``Delays.count_update_every``)."""
     storage_low: bool = False
+    drift_noted: frozenset[str] = frozenset()
+    """Units whose clock drift was already raised as an alarm since the start."""
 
     @classmethod
     def new(cls, delays: Delays) -> Session:
@@ -228,6 +237,8 @@ def _identify(out: _Out, session: Session, inp: Identify, ctx: Context, now: Now
                          f"same document read again; counted once ({first.outcome})", first.seq)
         return out.done(replace(session, desk=desk, last_decision=again), again)
     event = st.decide_checkin(out.state, inp.voter, ctx.voters, inp.method, inp.detail)
+    if isinstance(event, ev.VoterAdmitted):  # another unit's admission, home voting (several units only)
+        event = un.decide_admission(out.state.replica, ctx.units, event.voter) or event
     out.events.append(event)
     decision = _decision(out.state, event, ctx, inp.method, now.wall)
     if isinstance(event, ev.VoterAdmitted):
@@ -247,6 +258,8 @@ def _decision(state: st.StationState, e: ev.Event, ctx: Context, method: Checkin
     assert isinstance(e, ev.CheckinRefused)
     known = ctx.voters.get(e.voter) if e.voter else None
     first_at = state.checkins[e.voter][1] if e.voter and e.reason == "already_voted" else None
+    elsewhere = state.replica.admitted_elsewhere(e.voter) if e.voter and e.reason == "admitted_elsewhere" else None
+    first_at = elsewhere.at if elsewhere is not None else first_at
     return Decision(e.reason, wall, method.value, known.line if known else None,
                     known.name if known else None, first_at, e.detail, seq)
 
@@ -354,8 +367,41 @@ def _recovered(out: _Out, session: Session, inp: StorageRecovered, ctx: Context,
     return out.done(session)
 
 
+def _peer(out: _Out, session: Session, inp: PeerRecords, ctx: Context, now: Now) -> Step:
+    """Other units' records: applied once and in order, or refused; a voter admitted twice is a conflict."""
+    done = un.decide_peer(out.state.replica, ctx.units, ctx.voters, inp.records, now.wall,
+                          ctx.delays.unit_clock_drift)
+    out.events += done.events
+    for c in done.conflicts:
+        out.alarm(AlarmKind.UNIT_CONFLICT, f"one voter was admitted by unit {c.first_unit} (its admission "
+                                           f"{c.first_seq}) and by unit {c.second_unit} (its admission {c.second_seq})")
+    for unit in done.ahead:
+        session = _drift(out, session, unit, "its records carry a time ahead of this unit's clock")
+    return out.done(session)
+
+
+def _drift(out: _Out, session: Session, unit: str, how: str) -> Session:
+    if unit in session.drift_noted:
+        return session
+    out.alarm(AlarmKind.UNIT_CLOCK_DRIFT, f"the clock of unit {unit} differs from this unit's: {how}")
+    return replace(session, drift_noted=session.drift_noted | {unit})
+
+
+def _peer_refused(out: _Out, session: Session, inp: PeerRefused, ctx: Context, now: Now) -> Step:
+    out.events.append(ev.PeerRecordRefused(inp.unit, inp.seq, inp.reason))
+    return out.done(session)
+
+
+def _peer_clock(out: _Out, session: Session, inp: PeerClock, ctx: Context, now: Now) -> Step:
+    if abs(inp.offset) > ctx.delays.unit_clock_drift:
+        way = "ahead of" if inp.offset > 0 else "behind"
+        session = _drift(out, session, inp.unit, f"{abs(inp.offset):.0f} s {way} this unit's")
+    return out.done(session)
+
+
 _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     StartUp: _start, Identify: _identify, BoxSaw: _box, ScannerChanged: _scanner, OpenPolls: _open,
     PausePolls: _pause, ResumePolls: _resume, ClosePolls: _close, Acknowledge: _acknowledge, Undo: _undo,
     Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
+    PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock,
 }

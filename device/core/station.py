@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import events as ev
+from . import units as un
 from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
@@ -66,6 +67,8 @@ class StationState:
     unit_count: int | None = None
     unit_id: str | None = None
     """The box unit's drop counter as of the last ballot it counted (or the last ``BoxCounterNoted``)."""
+    replica: un.Replica = field(default_factory=un.Replica)
+    """This unit's admissions and the other units' (``core/units.py``), for a station with several units."""
 
     @property
     def difference(self) -> int:
@@ -134,6 +137,7 @@ def _admitted(state: StationState, rec: ev.Recorded) -> None:
     if e.token != state.next_token:
         raise InvalidEvent(f"token {e.token} issued out of order (expected {state.next_token})")
     state.checkins[e.voter] = (rec.seq, rec.at)
+    un.own_admitted(state.replica, e.voter, e.line, rec.at)
     state.token_of[e.voter] = e.token
     state.open_tokens.add(e.token)
     state.next_token += 1
@@ -153,6 +157,7 @@ def _undone(state: StationState, rec: ev.Recorded) -> None:
     if e.voter not in state.checkins:
         raise InvalidEvent("undo of a check-in that is not standing")
     del state.checkins[e.voter]
+    un.own_undone(state.replica, e.voter)
     state.token_of.pop(e.voter, None)  # an open token is closed by the ArmCancelled that follows
     state.identified -= 1
     state.undone += 1
@@ -257,6 +262,7 @@ _APPLY: Mapping[type, Applier] = {
     ev.LidClosed: _lid_closed,
     ev.JamCleared: _jam_cleared,
     ev.DeviceStatusChanged: _device_status,
+    **{kind: (lambda fold: lambda state, rec: fold(state.replica, rec))(f) for kind, f in un.FOLDS.items()},
 }
 
 

@@ -105,6 +105,12 @@ def _annotation(e: Any, _: Tally | None) -> dict[str, Any]:
     return {"topic": scrub(e.topic), "text": scrub(e.text)}
 
 
+def _conflict(e: Any, _: Tally | None) -> dict[str, Any]:
+    """Which units admitted one voter, which of their admissions, when: never the voter's hash or line."""
+    return {"first_unit": scrub(e.first_unit), "first_seq": e.first_seq, "first_at": e.first_at,
+            "second_unit": scrub(e.second_unit), "second_seq": e.second_seq, "second_at": e.second_at}
+
+
 _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] = {
     ev.PollsOpened: _opened,
     ev.PollsPaused: _nothing,
@@ -115,6 +121,7 @@ _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] =
     ev.AlarmAcknowledged: _acknowledged,
     ev.TurnoutSnapshot: _snapshot,
     ev.Annotation: _annotation,
+    ev.UnitConflict: _conflict,
 }
 
 
