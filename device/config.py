@@ -304,6 +304,29 @@ def _secret_key(web_dir: Path, problems: list[str]) -> None:
                         "(the chair logs in again)")
 
 
+BACKUP_SETTING = "backup.toml"
+"""On the data partition: ``[backup] directory``, set by ``pollbox-provision unit backup`` on a unit whose
+station config is on the read-only root. A ``[backup] directory`` in the station config takes precedence."""
+
+
+def _backup_on_data(data_dir: Path, problems: list[str]) -> Path | None:
+    path = data_dir / BACKUP_SETTING
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{path}: the backup setting cannot be read ({exc}); set it again with "
+                        "'pollbox-provision unit backup'")
+        return None
+    directory = doc.get("backup", {}).get("directory") if isinstance(doc.get("backup"), dict) else None
+    if not isinstance(directory, str) or not directory.startswith("/"):
+        problems.append(f"{path}: [backup] directory must be an absolute path; set it again with "
+                        "'pollbox-provision unit backup'")
+        return None
+    return Path(directory)
+
+
 def parse_config(path: Path, doc: dict[str, Any]) -> Config:
     """Validate a parsed TOML document; raises ConfigError with every problem."""
     problems: list[str] = []
@@ -319,6 +342,8 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
     _web(read.web, problems)
     if "data_dir" in good and _a_directory("data_dir", data_dir, problems):
         _secret_key(data_dir / "web", problems)
+        if backup_dir is None:
+            backup_dir = _backup_on_data(data_dir, problems)
     if backup_dir is not None:
         _a_directory("backup.directory", backup_dir, problems)
     if problems:

@@ -59,7 +59,7 @@ def load_cec_key(path: Path, passphrase: bytes | None = None) -> Ed25519PrivateK
         key = load_pem_private_key(pem, password=passphrase)
     except TypeError:
         raise ProvisionError("E020", f"{path}: the CEC key is encrypted; give its passphrase "
-                                     "(POLLBOX_CEC_PASSPHRASE or the prompt)") from None
+                                     "(POLLBOX_CEC_PASSPHRASE, or the prompt on a terminal)") from None
     except ValueError:
         raise ProvisionError("E020", f"{path}: not a CEC key, or the passphrase is wrong") from None
     if not isinstance(key, Ed25519PrivateKey):

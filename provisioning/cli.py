@@ -7,9 +7,9 @@ Commands are grouped by who runs them::
     pollbox-provision cec package --plan election.toml --station KG-0001 --voters voters.csv \\
         --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json]
     pollbox-provision cec packages --plan election.toml --voters-dir LISTS --cec-key cec.key --out OUTDIR \\
-        [--requests-dir REQUESTS] [--stations ID,ID...] [--force] [--verbose]
+        [--requests-dir REQUESTS] [--enrollments-dir CERTS] [--stations ID,ID...] [--force] [--verbose]
     pollbox-provision cec enroll --cec-key cec.key --registry registry.json --out DIR REQUEST...
-    pollbox-provision unit keygen | enroll-request | install-package | readiness | zeroize
+    pollbox-provision unit keygen | enroll-request | install-package | backup | reset-pin | readiness | zeroize
 
 Every failure is one numbered line (``E012 voters.csv line 17: ...``, see
 ``errors.py``) and a non-zero exit status; never a traceback. Long work shows a
@@ -38,6 +38,47 @@ def _passphrase() -> bytes | None:
     return value.encode() if value else None
 
 
+UNENCRYPTED_WARNING = (
+    "WARNING: {path} is NOT encrypted. Anyone who copies this one file can sign station packages that every "
+    "unit of the election accepts. Keep it only on the CEC's offline machine, or delete it (and {path}.pub) "
+    "and make it again encrypted: 'pollbox-provision cec keygen --encrypt --out {path}' asks for a passphrase "
+    "(or set POLLBOX_CEC_PASSPHRASE); every command that signs then needs that passphrase.")
+
+
+def _new_passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase for a new CEC key: POLLBOX_CEC_PASSPHRASE, else asked twice when --encrypt is given."""
+    from .errors import ProvisionError
+    given = _passphrase()
+    if given is not None or not args.encrypt:
+        return given
+    import getpass
+    try:
+        first = getpass.getpass("passphrase for the new CEC key: ")
+        second = getpass.getpass("the same passphrase again: ")
+    except EOFError:
+        raise ProvisionError("E003", "--encrypt needs a passphrase typed at the prompt or in "
+                                     "POLLBOX_CEC_PASSPHRASE; no key written") from None
+    if first != second:
+        raise ProvisionError("E003", "the two passphrases differ; no key written")
+    if len(first) < 8:
+        raise ProvisionError("E003", "the passphrase is shorter than 8 characters; no key written")
+    return first.encode()
+
+
+def _cec_key(path: Path) -> Any:
+    """Load the CEC key; an encrypted key without POLLBOX_CEC_PASSPHRASE asks for its passphrase on a terminal."""
+    from .cec import load_cec_key
+    from .errors import ProvisionError
+    passphrase = _passphrase()
+    try:
+        return load_cec_key(path, passphrase)
+    except ProvisionError as exc:
+        if passphrase is not None or "is encrypted" not in exc.message or not sys.stdin.isatty():
+            raise
+    import getpass
+    return load_cec_key(path, getpass.getpass(f"passphrase of {path}: ").encode())
+
+
 def _config(args: argparse.Namespace) -> Any:
     from device.config import ConfigError, load_config
 
@@ -52,9 +93,14 @@ def _config(args: argparse.Namespace) -> Any:
 
 def cec_keygen(args: argparse.Namespace) -> int:
     from .cec import create_cec_key, public_b64, public_path
-    key = create_cec_key(args.out, _passphrase())
-    print(f"CEC signing key written to {args.out} (keep it offline); public key in {public_path(args.out)}:")
+    passphrase = _new_passphrase(args)
+    key = create_cec_key(args.out, passphrase)
+    state = "encrypted with the passphrase" if passphrase else "NOT encrypted"
+    print(f"CEC signing key written to {args.out} ({state}; keep it offline); "
+          f"public key in {public_path(args.out)}:")
     print(public_b64(key.public_key()))
+    if passphrase is None:
+        print(UNENCRYPTED_WARNING.format(path=args.out), file=sys.stderr)
     return 0
 
 
@@ -88,10 +134,10 @@ def _seal_request(path: Path) -> dict[str, Any]:
 
 
 def cec_package(args: argparse.Namespace) -> int:
-    from .cec import load_cec_key, load_list_key
+    from .cec import load_list_key
     from .election import load_plan
     from .package import VoterListRefused, build_station
-    cec_key = load_cec_key(args.cec_key, _passphrase())
+    cec_key = _cec_key(args.cec_key)
     list_key = load_list_key(args.list_key) if args.list_key else None
     request = _seal_request(args.seal_to) if args.seal_to else None
     plan = load_plan(args.plan)
@@ -104,6 +150,9 @@ def cec_package(args: argparse.Namespace) -> int:
             bar.close()
             _print_bad_rows(exc.lines, lambda line: print(line, file=sys.stderr))
             raise
+        if bar.total != bar.n:  # blank or multi-line rows: the line count was only an estimate
+            bar.total = bar.n
+            bar.refresh()
     key_note = (f"list key sealed to unit {built.sealed_to}" if built.sealed_to
                 else "list key in list.key (NOT sealed: keep the stick in custody)")
     print(f"{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
@@ -144,11 +193,12 @@ class _StationsBar:
 
 def cec_packages(args: argparse.Namespace) -> int:
     from .bulk import BulkOrder, build_all
-    from .cec import load_cec_key
     from .election import load_plan
     from .errors import ProvisionError
     plan = load_plan(args.plan)
-    cec_key = load_cec_key(args.cec_key, _passphrase())
+    if args.enrollments_dir is not None and not args.enrollments_dir.is_dir():
+        raise ProvisionError("E001", f"no enrollment certificate folder at {args.enrollments_dir}")
+    cec_key = _cec_key(args.cec_key)
     order = BulkOrder(args.voters_dir, args.out, args.requests_dir, _station_ids(args.stations), args.force)
     progress = _StationsBar(args.verbose)
     try:
@@ -156,6 +206,10 @@ def cec_packages(args: argparse.Namespace) -> int:
     finally:
         progress.bar.close()
     print(f"{result.election_id}: {result.summary()}; manifest {args.out / 'manifest.json'}")
+    if args.enrollments_dir is not None:
+        from .certificates import copy_certificates
+        ready = [o.station_id for o in result.outcomes if o.status in ("built", "skipped")]
+        print(copy_certificates(args.enrollments_dir, args.out, ready).summary())
     failed = result.failed()
     if failed:
         listed = ", ".join(failed[:20]) + (f" and {len(failed) - 20} more" if len(failed) > 20 else "")
@@ -165,11 +219,10 @@ def cec_packages(args: argparse.Namespace) -> int:
 
 
 def cec_enroll(args: argparse.Namespace) -> int:
-    from .cec import load_cec_key
     from .election import load_plan
     from .enrollment import enroll
     stations = load_plan(args.plan).stations if args.plan else None
-    certs = enroll(args.requests, args.registry, load_cec_key(args.cec_key, _passphrase()), args.out, time.time(),
+    certs = enroll(args.requests, args.registry, _cec_key(args.cec_key), args.out, time.time(),
                    stations)
     for cert in certs:
         print(f"enrolled: {cert}")
@@ -201,6 +254,40 @@ def unit_install_package(args: argparse.Namespace) -> int:
     print(f"installed {done.station_id}: {done.registered} voters; list key "
           f"{'sealed to this unit' if done.sealed else 'from a plain file'}; "
           f"{'enrollment recorded' if done.enrolled else 'no enrollment certificate on the stick yet'}")
+    return 0
+
+
+def unit_backup(args: argparse.Namespace) -> int:
+    from .backupsetting import clear_backup, set_backup, setting_path
+    config = _config(args)
+    if args.directory is not None:
+        written = set_backup(config, args.directory)
+        print(f"journal backup folder set to {args.directory} (in {written}); it takes effect when pollbox "
+              "starts again ('sudo systemctl restart pollbox')")
+    elif args.off:
+        removed = clear_backup(config)
+        print("journal backup switched off; it takes effect when pollbox starts again" if removed
+              else "no journal backup folder was set")
+    elif config.backup_dir is None:
+        print("no journal backup folder is set ('pollbox-provision unit backup --directory /media/pollbox-backup')")
+    else:
+        where = setting_path(config) if setting_path(config).exists() else config.path
+        print(f"journal backup folder: {config.backup_dir} (set in {where})")
+    return 0
+
+
+def unit_reset_pin(args: argparse.Namespace) -> int:
+    from web_ui.pin import reset
+
+    from .errors import ProvisionError
+    config = _config(args)
+    try:
+        had = reset(config.web_dir)
+    except OSError as exc:
+        raise ProvisionError("E001", f"the chair PIN in {config.web_dir} cannot be removed ({exc.strerror}); "
+                                     "run the command as the technician (sudo)") from None
+    print("chair PIN removed: the chair's screen now asks the chair to choose a new one" if had
+          else "no chair PIN was set: the chair's screen asks the chair to choose one")
     return 0
 
 
@@ -280,6 +367,8 @@ def parser() -> argparse.ArgumentParser:
     cec = who.add_parser("cec", help="on the CEC's offline machine").add_subparsers(dest="command", required=True)
     c = cec.add_parser("keygen", help="create the CEC package signing key")
     c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--encrypt", action="store_true",
+                   help="encrypt the key with a passphrase asked twice (or POLLBOX_CEC_PASSPHRASE)")
     c.set_defaults(func=cec_keygen)
     c = cec.add_parser("sample-list", help="write a practice voter list of invented voters")
     c.add_argument("--station", required=True)
@@ -303,6 +392,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="output folder: <station id>/pollbox/ and manifest.json")
     c.add_argument("--requests-dir", type=Path,
                    help="folder of enrollment requests, <station id>.json: seal those stations' list keys")
+    c.add_argument("--enrollments-dir", type=Path,
+                   help="folder of 'cec enroll' certificates: copy each station's into its folder for the stick")
     c.add_argument("--stations", help="only these stations (IDs separated by commas)")
     c.add_argument("--force", action="store_true", help="rebuild stations that are already built")
     c.add_argument("--verbose", action="store_true", help="also print one line per station built")
@@ -319,6 +410,8 @@ def parser() -> argparse.ArgumentParser:
             ("keygen", unit_keygen, "create the unit's device and sealing keys"),
             ("enroll-request", unit_enroll_request, "write the unit's signed enrollment request"),
             ("install-package", unit_install_package, "install the station package from the USB stick"),
+            ("backup", unit_backup, "show or set the journal backup folder (kept on the data partition)"),
+            ("reset-pin", unit_reset_pin, "remove a forgotten chair PIN: the screen asks the chair for a new one"),
             ("readiness", unit_readiness, "run and print the readiness self-test"),
             ("zeroize", unit_zeroize, "wipe keys and voter data after the CEC has every record")):
         u = unit.add_parser(name, help=helptext)
@@ -330,6 +423,10 @@ def parser() -> argparse.ArgumentParser:
             u.add_argument("--out", type=Path, required=True)
         elif name == "install-package":
             u.add_argument("--from", dest="source", type=Path, required=True, help="the stick's pollbox/ folder")
+        elif name == "backup":
+            how = u.add_mutually_exclusive_group()
+            how.add_argument("--directory", type=Path, help="where the backup stick is mounted in the unit")
+            how.add_argument("--off", action="store_true", help="no journal backup")
         elif name == "readiness":
             u.add_argument("--output", type=Path, help="also write the printable report here")
         elif name == "zeroize":

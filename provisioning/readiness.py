@@ -160,10 +160,10 @@ def _chair_pin(config: Config) -> Check:
                                          "commission; then run the self-test again")
     except (OSError, ValueError) as exc:
         return Check("chair PIN", False, f"the PIN file {path.name} cannot be read ({exc}); reset it "
-                                         "(python -m web_ui.pin reset) and let the chair set it again")
+                                         "(pollbox-provision unit reset-pin) and let the chair set it again")
     if not isinstance(doc, dict) or doc.get("format") != CHAIR_PIN_FORMAT or not doc.get("hash"):
-        return Check("chair PIN", False, f"the PIN file {path.name} is not a chair PIN; reset it and let the chair "
-                                         "set it again")
+        return Check("chair PIN", False, f"the PIN file {path.name} is not a chair PIN; reset it "
+                                         "(pollbox-provision unit reset-pin) and let the chair set it again")
     return Check("chair PIN", True, "set by the chair (stored hashed)")
 
 

@@ -249,6 +249,8 @@ class _Rows:
                 row = next(reader)
             except StopIteration:
                 self.finish()
+                if progress is not None and self.result.rows % 1000:
+                    progress(self.result.rows % 1000)  # the last, partial thousand: the bar ends at 100 %
                 return
             except csv.Error as exc:
                 self.fail(reader.line_num, f"the row is not valid CSV ({exc})", "E016")
