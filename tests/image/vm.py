@@ -7,6 +7,7 @@ chair's screen's port forwarded to 127.0.0.1 only. Waiting is polling with a nam
 
 from __future__ import annotations
 
+import hashlib
 import http.cookiejar
 import json
 import os
@@ -24,11 +25,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from device.demo import make_demo_station
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.demo import ELECTION, make_demo_station
+from device.package import sign_package
+from protocol.keys import public_b64
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "provisioning" / "image" / "debian" / "build.sh"
 IMAGE_DIR = REPO / "build" / "image"
+TEST_IMAGE_DIR = IMAGE_DIR / "test"
+"""The tests' image: built with the test CEC key as its trust anchor, so it never replaces ``make image``'s."""
+TEST_CEC = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"pollbox image tests: the test CEC key").digest())
+"""The CEC key of the tests' image (derived from a fixed phrase: it signs test packages and nothing else)."""
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 BOOT_DEADLINE = {"kvm": 180.0, "tcg": 900.0}
@@ -39,13 +48,23 @@ POLL_EVERY = 0.25
 T = TypeVar("T")
 
 
+def test_image_settings() -> dict[str, str]:
+    """The build environment of the tests' image: the test CEC key and the demo election as its trust
+    anchor, simulated stations accepted (the tests drive simulated hardware), and the first-boot screen
+    listening on the virtual machine's own network so that QEMU's port forwarding reaches it."""
+    return {"POLLBOX_ELECTION_ID": ELECTION, "POLLBOX_CEC_PUBLIC_KEY": public_b64(TEST_CEC.public_key()),
+            "POLLBOX_ALLOW_SIMULATION": "1", "POLLBOX_SCREEN_HOST": "0.0.0.0",
+            "POLLBOX_IMAGE_CACHE": str(IMAGE_DIR / "cache")}
+
+
 def build_image(arch: str = "amd64") -> Path:
-    """Build the image if its recipe changed (a cached image is reused); its path."""
-    done = subprocess.run(["bash", str(BUILD), arch, str(IMAGE_DIR)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": sys.executable})
+    """Build the tests' image if its recipe changed (a cached image is reused); its path."""
+    TEST_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["bash", str(BUILD), arch, str(TEST_IMAGE_DIR)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable, **test_image_settings()})
     if done.returncode != 0:
         raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return IMAGE_DIR / f"pollbox-{arch}.img"
+    return TEST_IMAGE_DIR / f"pollbox-{arch}.img"
 
 
 def wait_for(condition: Callable[[], T | None], what: str, deadline: float) -> T:
@@ -72,6 +91,47 @@ def partitions(image: Path) -> dict[str, tuple[int, int]]:
     table = json.loads(run(["sfdisk", "--json", str(image)]))["partitiontable"]
     sector = int(table.get("sectorsize", 512))
     return {p["name"]: (p["start"] * sector, (p["start"] + p["size"]) * sector) for p in table["partitions"]}
+
+
+def disk_partitions(disk: Path) -> dict[str, tuple[int, int]]:
+    """The partitions of a (stopped) virtual disk as the unit left them: its own table, grown or not."""
+    raw = disk.with_name(disk.name + ".table")
+    try:
+        run(["qemu-img", "dd", "-U", "-O", "raw", f"if={disk}", f"of={raw}", "bs=1M", "count=1"])
+        table = json.loads(run(["sfdisk", "--json", str(raw)]))["partitiontable"]
+    finally:
+        raw.unlink(missing_ok=True)
+    sector = int(table.get("sectorsize", 512))
+    return {p["name"]: (p["start"] * sector, (p["start"] + p["size"]) * sector) for p in table["partitions"]}
+
+
+def extract_partition(disk: Path, partition: tuple[int, int], dest: Path) -> Path:
+    """Copy one partition of the (stopped) virtual disk into the file ``dest``."""
+    start, end = partition
+    mib = 1 << 20
+    assert start % mib == 0 and end % mib == 0, partition
+    run(["qemu-img", "dd", "-U", "-f", "qcow2", "-O", "raw", f"if={disk}", f"of={dest}", f"bs={mib}",
+         f"skip={start // mib}", f"count={(end - start) // mib}"])
+    return dest
+
+
+def filesystem_bytes(part: Path) -> int:
+    """The size of the ext4 file system in a partition file (block count times block size)."""
+    header = run(["dumpe2fs", "-h", str(part)])
+    fields = dict(line.split(":", 1) for line in header.splitlines() if ":" in line)
+    return int(fields["Block count"].strip()) * int(fields["Block size"].strip())
+
+
+def data_listing(disk: Path, workdir: Path) -> list[str]:
+    """The names in the top folder of the data partition of the (stopped) virtual disk."""
+    part = extract_partition(disk, disk_partitions(disk)["data"], workdir / "data-listing.img")
+    try:
+        subprocess.run(["e2fsck", "-fy", str(part)], capture_output=True)
+        listing = run(["debugfs", "-R", "ls -p /", str(part)])
+    finally:
+        part.unlink(missing_ok=True)
+    names = [line.split("/")[5] for line in listing.splitlines() if line.count("/") >= 6]
+    return [n for n in names if n not in (".", "..", "lost+found")]
 
 
 def written_ranges(disk: Path) -> list[tuple[int, int]]:
@@ -129,8 +189,8 @@ STICK_FILES = ("station.toml", "station-package.json", "data/device.key", "data/
 """What a station stick carries: the config, the signed package and the unit's keys (no journal)."""
 
 
-def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
-    """A demo station on a FAT stick labelled POLLBOXUSB; (the stick image, the station folder on the host).
+def demo_station(workdir: Path, voters: int = 50) -> Path:
+    """A demo station folder whose package the tests' image accepts (signed with ``TEST_CEC``).
 
     The station's screen listens on every address of the virtual machine so that QEMU's port
     forwarding reaches it (``allow_remote``: the virtual network is QEMU's own); it still answers only
@@ -140,14 +200,33 @@ def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
     toml = station / "station.toml"
     text = toml.read_text()
     assert 'host = "127.0.0.1"' in text
+    package = station / "station-package.json"
+    payload = json.loads(package.read_bytes())["payload"]
+    package.write_bytes(sign_package(payload, TEST_CEC))
+    own_key = re.search(r'cec_public_key = "([^"]+)"', text)
+    assert own_key, text
+    text = text.replace(own_key.group(1), public_b64(TEST_CEC.public_key()))
     toml.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"\nallow_remote = true'))
-    stick = workdir / "stick.img"
+    return station
+
+
+def write_stick(stick: Path, station: Path, names: tuple[str, ...] = STICK_FILES) -> Path:
+    """A FAT stick image labelled POLLBOXUSB holding ``names`` of ``station`` under station/."""
     run(["mkfs.vfat", "-C", "-n", "POLLBOXUSB", str(stick), "32768"])
-    for folder in ("::/station", "::/station/data", "::/station/data/web"):
-        run(["mmd", "-i", str(stick), folder])
-    for name in STICK_FILES:
+    folders = sorted({str(Path("station", name).parent) for name in names} | {"station"}, key=len)
+    for folder in folders:
+        for depth in range(1, len(Path(folder).parts) + 1):
+            part = "/".join(Path(folder).parts[:depth])
+            subprocess.run(["mmd", "-D", "s", "-i", str(stick), f"::/{part}"], capture_output=True)
+    for name in names:
         run(["mcopy", "-i", str(stick), str(station / name), f"::/station/{name}"])
-    return stick, station
+    return stick
+
+
+def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
+    """A demo station on a FAT stick labelled POLLBOXUSB; (the stick image, the station folder on the host)."""
+    station = demo_station(workdir, voters)
+    return write_stick(workdir / "stick.img", station), station
 
 
 class VirtualMachine:
@@ -156,7 +235,7 @@ class VirtualMachine:
     ``station`` is the host's copy of the station on its stick (config, package, keys).
     """
 
-    def __init__(self, workdir: Path, image: Path, stick: Path, station: Path) -> None:
+    def __init__(self, workdir: Path, image: Path, stick: Path, station: Path, disk_size: int | None = None) -> None:
         self.workdir = workdir
         self.station = station
         self.disk = workdir / "disk.qcow2"
@@ -176,6 +255,8 @@ class VirtualMachine:
         self.image = workdir / image.name
         run(["cp", "--sparse=always", "--reflink=auto", str(image), str(self.image)])
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image), str(self.disk)])
+        if disk_size is not None:  # a larger card or disk than the image: the data partition grows into it
+            run(["qemu-img", "resize", "-q", str(self.disk), str(disk_size)])
         shutil.copyfile(OVMF_VARS, self.vars)
 
     def command(self) -> list[str]:
