@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask
 
 from protocol.batch import MAX_BYTES
-from receiver import views_api, views_pages
+from receiver import results, verifier_page, views_api, views_pages
 from receiver.current import install
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, build_receiver
 
@@ -35,4 +35,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     install(app, build_receiver(app.config))
     views_api.init_app(app)
     views_pages.init_app(app)
+    results.init_app(app)
+    verifier_page.init_app(app)
     return app
