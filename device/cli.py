@@ -166,11 +166,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from device.package import load_package, public_key_from_b64
     from device.store.verify import verify_path
+    from device.training import journal_path
     config = load_station_config(args)
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
-    path = config.data_dir / "journal.db"
-    if not path.exists() and not (config.data_dir / "journal.mark").exists():
+    path = journal_path(config.data_dir, package.training)
+    if not path.exists() and not path.with_suffix(".mark").exists():
         print(f"no journal yet at {path}")
         return 0
     report = verify_path(path, package.station_id, backup_dir=config.backup_dir)  # a lost journal is refused
@@ -221,10 +222,11 @@ def _polls_open(config: Any) -> bool:
 
     from device.package import load_package, public_key_from_b64
     from device.store.verify import verify_path
+    from device.training import journal_path
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, time.time())
-    path = config.data_dir / "journal.db"
-    if not path.exists() and not (config.data_dir / "journal.mark").exists():
+    path = journal_path(config.data_dir, package.training)
+    if not path.exists() and not path.with_suffix(".mark").exists():
         return False
     report = verify_path(path, package.station_id, backup_dir=config.backup_dir)
     return not report.ok or report.state.poll.value in ("open", "paused")

@@ -1,7 +1,9 @@
 """The composition root: ``build_appliance(config)`` builds a station unit from its validated config.
 
 It is the one place that chooses backends (through ``device/hardware/registry.py``),
-loads the station package and the keys, opens the journal and attaches the
+loads the station package and the keys, opens the journal (``journal.db``, or
+``training-journal.db`` for a training package, after ``device.training.check_unit``
+has refused a unit holding the other kind of data) and attaches the
 upstream outbox before anything is appended. Simulated parts are chosen by name
 only; in simulation it also builds the ``SimControls`` a person uses to play
 the station (scan, drop, open the lid, cut the link).
@@ -30,17 +32,19 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     from device.hardware.registry import build_box, build_scanner
     from device.identity import Identity, load_list_key, rules_from_package
     from device.package import load_package, public_key_from_b64
+    from device.training import check_unit, journal_path
 
     own_clock = clock is None  # an injected clock means the caller drives every timer
     clock = clock or SystemClock()
     package = load_package(config.station_package, public_key_from_b64(config.cec_public_key),
                            config.election_id, clock.wall())
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    check_unit(config.data_dir, training=package.training)  # live and training data never on one unit
     list_key = load_list_key(config.data_dir / "list.key", package)  # refused if it does not open this list
     identity = Identity(list_key=list_key, rules=rules_from_package(package.payload))
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
-    journal = Journal(config.data_dir / "journal.db", package.station_id)
+    journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
     upstream, link = _build_upstream(config, package, journal, clock)
     sim = None
     if config.simulation:

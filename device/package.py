@@ -11,7 +11,9 @@ The payload sections (``docs/provisioning.md`` has the full table):
 ``station`` {id, name, region, languages}, ``receiver`` {url, ca_pem,
 public_key}, ``cec`` {public_key}, ``documents`` {pin_rule, accepted,
 slip_public_key}, ``hardware`` (decoder and pin settings), ``voters``
-{entries, digest, count, key_check} and ``issued_at``. ``voters.key_check``
+{entries, digest, count, key_check}, ``issued_at`` and, in a training
+package only, ``training: true`` (its station id is then ``TRAINING-<id>``,
+``device/training.py``). ``voters.key_check``
 identifies the station's list key without revealing it (``list_key_check``),
 so a unit given the wrong ``list.key`` refuses it at installation.
 
@@ -37,6 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from device.core.station import VoterEntry
+from device.training import package_is_training, training_problem
 from protocol.canonical import canonical
 from protocol.errors import UserError
 
@@ -87,6 +90,11 @@ class StationPackage:
     def hardware(self) -> dict[str, Any]:
         return dict(self.payload.get("hardware", {}))
 
+    @property
+    def training(self) -> bool:
+        """Whether this is a training package (``device/training.py``): its own journal, flagged records, a banner."""
+        return package_is_training(self.payload)
+
     def list_key_matches(self, list_key: bytes) -> bool:
         """True if ``list_key`` is the key this package's voter hashes were made with."""
         expected = self.payload["voters"].get("key_check")
@@ -127,6 +135,9 @@ def load_package(path: Path, cec_key: Ed25519PublicKey, election_id: str, now: f
         raise PackageError(f"{path}: not a JSON station package ({exc})") from None
     payload = _verified_payload(doc, cec_key)
     _check_election(payload, election_id, now)
+    problem = training_problem(payload)
+    if problem is not None:
+        raise PackageError(problem)
     return StationPackage(payload, _voters(payload))
 
 

@@ -49,7 +49,8 @@ def zero_report(app: Reporting) -> dict[str, Any]:
     """The zero report: it holds while nothing was identified or counted."""
     s = app.state
     return {"station": app.package.station_id, "identified": s.identified, "ballots": s.ballots,
-            "holds": not s.anything_recorded, "poll": s.poll.value, "at": app.clock.wall()}
+            "holds": not s.anything_recorded, "poll": s.poll.value, "at": app.clock.wall(),
+            "training": app.package.training}
 
 
 def close_report(app: Reporting) -> dict[str, Any] | None:
@@ -66,7 +67,7 @@ def close_report(app: Reporting) -> dict[str, Any] | None:
             "identified": e.identified, "ballots": e.ballots, "difference": e.difference,
             "alarms_total": e.alarms_total, "alarms_open": e.alarms_open, "alarms": alarms,
             "registered": app.package.registered, "signed": signed,
-            "journal_head": app.journal.last_hash.hex()}
+            "journal_head": app.journal.last_hash.hex(), "training": app.package.training}
 
 
 def _close_and_alarms(app: Reporting) -> tuple[ev.Recorded, list[ev.Recorded]]:

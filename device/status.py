@@ -199,7 +199,8 @@ def station_status(app: Owned, previous: StationStatus | None = None) -> Station
     return StationStatus(
         mode=app.mode,
         station=(("id", app.package.station_id), ("name", p["station"].get("name")),
-                 ("region", p["station"].get("region")), ("election", app.package.election_id)),
+                 ("region", p["station"].get("region")), ("election", app.package.election_id),
+                 ("training", app.package.training)),
         poll=s.poll.value, counters=counters_of(s, app.package.registered),
         last_decision=app.session.last_decision, desk=app.session.desk,
         alarms=tuple(AlarmView.of(a) for a in sorted(s.alarms.values(), key=lambda a: a.alarm)),

@@ -16,7 +16,11 @@ folder already holds a package that loads for this election is skipped unless
 ``force``; its manifest entry is kept, or rebuilt from the files. ``Manifest``
 (``OUTDIR/manifest.json``) lists only complete stations; it is saved
 atomically every ``SAVE_EVERY`` stations and whenever the run ends, even by an
-exception. One run at a time per output folder (a lock file).
+exception. One run at a time per output folder (a lock file). With
+``--training`` every package is a training one (``training.py``): folders
+stay named by the plan's ids, enrollment requests are for (and named) the
+training ids, and the manifest says ``training``, so live and training
+packages never share an output folder.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.files import sync_path
 from device.package import StationPackage
+from protocol.training import is_training_station, live_station_id
 
 from .cec import load_list_key
 from .election import ElectionPlan
@@ -52,6 +57,7 @@ from .package import (
     build_station,
     check_package,
 )
+from .training import package_station_id
 
 SAVE_EVERY = 50
 MAX_SHOWN = 100
@@ -71,6 +77,7 @@ class BulkOrder:
     requests_dir: Path | None = None
     only: Sequence[str] | None = None
     force: bool = False
+    training: bool = False  # training packages (``training.py``); the output folder then holds no live ones
 
 
 @dataclass(frozen=True)
@@ -112,8 +119,9 @@ def prepare(plan: ElectionPlan, order: BulkOrder) -> tuple[list[StationJob], Man
     problems: list[ProvisionError] = []
     selected = _selected(plan, order.only, problems)
     lists = _voter_lists(plan, order.voters_dir, selected, problems)
-    requests = _requests(plan, order.requests_dir, problems) if order.requests_dir is not None else {}
-    manifest = _manifest(plan, order.out, problems)
+    requests = _requests(plan, order.requests_dir, problems, order.training) if order.requests_dir is not None \
+        else {}
+    manifest = _manifest(plan, order.out, problems, order.training)
     if problems:
         shown = problems[:MAX_SHOWN]
         more = f" ({len(problems) - len(shown)} more not shown)" if len(problems) > len(shown) else ""
@@ -153,7 +161,9 @@ def _voter_lists(plan: ElectionPlan, folder: Path, selected: list[str],
     return {sid: files[f"{sid}.csv"] for sid in selected if f"{sid}.csv" in files}
 
 
-def _requests(plan: ElectionPlan, folder: Path, problems: list[ProvisionError]) -> dict[str, dict[str, Any]]:
+def _requests(plan: ElectionPlan, folder: Path, problems: list[ProvisionError],
+              training: bool = False) -> dict[str, dict[str, Any]]:
+    """The checked enrollment requests by planned station; a training unit's is for (and named) ``TRAINING-<id>``."""
     if not folder.is_dir():
         problems.append(ProvisionError("E001", f"no enrollment request folder at {folder}"))
         return {}
@@ -167,23 +177,30 @@ def _requests(plan: ElectionPlan, folder: Path, problems: list[ProvisionError]) 
         if body["station"] != path.stem:
             problems.append(ProvisionError("E073", f"{path}: this request is for station {body['station']}, not "
                                                    f"{path.stem}; name it {body['station']}.json"))
-        elif path.stem not in plan.stations:
-            problems.append(ProvisionError("E073", f"{path}: station {path.stem!r} is not in the election plan"))
+        elif not _planned_request(plan, path.stem, training):
+            what = "the training id of a station in" if training else "in"
+            problems.append(ProvisionError("E073", f"{path}: station {path.stem!r} is not {what} the election plan"))
         else:
-            found[path.stem] = body
+            found[live_station_id(path.stem) if training else path.stem] = body
     return found
 
 
-def _manifest(plan: ElectionPlan, out: Path, problems: list[ProvisionError]) -> Manifest:
+def _planned_request(plan: ElectionPlan, station: str, training: bool) -> bool:
+    if training:
+        return is_training_station(station) and live_station_id(station) in plan.stations
+    return station in plan.stations
+
+
+def _manifest(plan: ElectionPlan, out: Path, problems: list[ProvisionError], training: bool = False) -> Manifest:
     election_id = str(plan.election["id"])
     if out.exists() and not out.is_dir():
         problems.append(ProvisionError("E074", f"{out} is a file, not an output folder"))
-        return Manifest(out / MANIFEST, election_id)
+        return Manifest(out / MANIFEST, election_id, training)
     try:
-        return Manifest.load(out, election_id)
+        return Manifest.load(out, election_id, training)
     except ProvisionError as exc:
         problems.append(exc)
-        return Manifest(out / MANIFEST, election_id)
+        return Manifest(out / MANIFEST, election_id, training)
 
 
 # Building -----------------------------------------------------------------------------------------
@@ -227,7 +244,8 @@ class _Run:
             key_ok = sealed or package.list_key_matches(load_list_key(stick / LIST_KEY_FILE))
         except ProvisionError:
             return None
-        return package if key_ok and package.station_id == station_id else None
+        wanted = package_station_id(station_id, self.order.training)
+        return package if key_ok and package.station_id == wanted else None
 
     def skip(self, job: StationJob, folder: Path, package: StationPackage) -> Outcome:
         stick = folder / STICK_FOLDER
@@ -248,7 +266,7 @@ class _Run:
         shutil.rmtree(partial, ignore_errors=True)
         try:
             built = build_station(self.plan, job.station_id, job.voters_csv, self.cec_key, partial / STICK_FOLDER,
-                                  self.clock(), seal_to=job.request)
+                                  self.clock(), seal_to=job.request, training=self.order.training)
             sync_path(partial / STICK_FOLDER)
             sync_path(partial)
             _move_into_place(partial, folder)

@@ -5,9 +5,9 @@ Commands are grouped by who runs them::
     pollbox-provision cec keygen --out cec.key
     pollbox-provision cec sample-list --station KG-0001 --count 1500 --out voters.csv
     pollbox-provision cec package --plan election.toml --station KG-0001 --voters voters.csv \\
-        --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json]
+        --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json] [--training]
     pollbox-provision cec packages --plan election.toml --voters-dir LISTS --cec-key cec.key --out OUTDIR \\
-        [--requests-dir REQUESTS] [--enrollments-dir CERTS] [--stations ID,ID...] [--force] [--verbose]
+        [--requests-dir REQUESTS] [--enrollments-dir CERTS] [--stations ID,ID...] [--force] [--verbose] [--training]
     pollbox-provision cec enroll --cec-key cec.key --registry registry.json --out DIR REQUEST...
     pollbox-provision unit keygen | enroll-request | install-package | backup | reset-pin | readiness | zeroize
 
@@ -145,7 +145,7 @@ def cec_package(args: argparse.Namespace) -> int:
     with tqdm(total=_rows_in(args.voters), desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
         try:
             built = build_station(plan, args.station, args.voters, cec_key, args.out, time.time(),
-                                  list_key=list_key, seal_to=request, progress=bar.update)
+                                  list_key=list_key, seal_to=request, progress=bar.update, training=args.training)
         except VoterListRefused as exc:
             bar.close()
             _print_bad_rows(exc.lines, lambda line: print(line, file=sys.stderr))
@@ -155,7 +155,8 @@ def cec_package(args: argparse.Namespace) -> int:
             bar.refresh()
     key_note = (f"list key sealed to unit {built.sealed_to}" if built.sealed_to
                 else "list key in list.key (NOT sealed: keep the stick in custody)")
-    print(f"{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
+    kind = f"TRAINING package for {built.station_id}: " if args.training else ""
+    print(f"{kind}{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
     return 0
 
 
@@ -199,7 +200,8 @@ def cec_packages(args: argparse.Namespace) -> int:
     if args.enrollments_dir is not None and not args.enrollments_dir.is_dir():
         raise ProvisionError("E001", f"no enrollment certificate folder at {args.enrollments_dir}")
     cec_key = _cec_key(args.cec_key)
-    order = BulkOrder(args.voters_dir, args.out, args.requests_dir, _station_ids(args.stations), args.force)
+    order = BulkOrder(args.voters_dir, args.out, args.requests_dir, _station_ids(args.stations), args.force,
+                      training=args.training)
     progress = _StationsBar(args.verbose)
     try:
         result = build_all(plan, cec_key, order, started=progress.started, report=progress.report)
@@ -384,6 +386,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="folder to write (the stick's pollbox/ folder)")
     c.add_argument("--list-key", type=Path, help="reuse this list key instead of making a new one")
     c.add_argument("--seal-to", type=Path, help="the unit's enrollment request: seal the list key to it")
+    c.add_argument("--training", action="store_true",
+                   help="a training package: station TRAINING-<id>, its own journal, never counted by the CEC")
     c.set_defaults(func=cec_package)
     c = cec.add_parser("packages", help="write the signed package of every station of the plan in one run")
     c.add_argument("--plan", type=Path, required=True, help="the election plan (TOML)")
@@ -397,6 +401,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--stations", help="only these stations (IDs separated by commas)")
     c.add_argument("--force", action="store_true", help="rebuild stations that are already built")
     c.add_argument("--verbose", action="store_true", help="also print one line per station built")
+    c.add_argument("--training", action="store_true",
+                   help="training packages (TRAINING-<id>, never counted); the output folder holds no live ones")
     c.set_defaults(func=cec_packages)
     c = cec.add_parser("enroll", help="sign enrollment requests into the device registry")
     c.add_argument("--cec-key", type=Path, required=True)

@@ -39,6 +39,7 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("E021", "station description is incomplete or invalid", 4),
     Code("E022", "station package refused by the unit", 4),
     Code("E023", "list key does not belong to this package", 4),
+    Code("E024", "live and training data cannot share a unit: zeroize it first", 4),
     Code("E030", "enrollment request is malformed or its signature does not verify", 5),
     Code("E031", "enrollment does not match this unit", 5),
     Code("E032", "device registry cannot be read or written", 5),

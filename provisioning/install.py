@@ -7,7 +7,10 @@ them against the trust anchor in the unit's config (the CEC public key and
 election id baked into the image) before anything is copied: a package that
 is unsigned, altered, for another election or expired, a list key that does
 not match the package, or an enrollment for another unit is refused and the
-unit is left as it was. Files land in the data dir by temporary file and rename.
+unit is left as it was. So is a training package on a unit holding live data,
+and a live package on a unit holding training data (E024,
+``device/training.py``): the technician zeroizes the unit first. Files land
+in the data dir by temporary file and rename.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from device.config import Config
 from device.package import PackageError, StationPackage, load_package, public_key_from_b64
+from device.training import TrainingRefused, check_unit, installed_package_training, journal_path
 
 from .cec import load_list_key
 from .enrollment import read_json, record_enrollment, verify_certificate
@@ -56,8 +60,7 @@ def _list_key(stick: Path, config: Config, package: StationPackage) -> tuple[byt
     return key, was_sealed
 
 
-def _journal_station(data_dir: Path) -> str | None:
-    path = data_dir / "journal.db"
+def _journal_station(path: Path) -> str | None:
     if not path.exists():
         return None
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -84,8 +87,13 @@ def _own_certificate(stick: Path, config: Config) -> Path | None:
 def install_from(stick: Path, config: Config, now: float) -> Installed:
     """Check everything on the stick, then install it; the unit is unchanged if anything is refused."""
     package = verify_stick_package(stick, config, now)
+    try:
+        check_unit(config.data_dir, training=package.training,
+                   installed=installed_package_training(config.station_package))
+    except TrainingRefused as exc:
+        raise ProvisionError("E024", f"{stick / PACKAGE_NAME}: {exc}") from None
     key, sealed = _list_key(stick, config, package)
-    journal_station = _journal_station(config.data_dir)
+    journal_station = _journal_station(journal_path(config.data_dir, package.training))
     if journal_station not in (None, package.station_id):
         raise ProvisionError("E022", f"this unit's journal belongs to station {journal_station}; it cannot take "
                                      f"{package.station_id}'s package until it is zeroized and its journal archived")

@@ -29,13 +29,14 @@ class Manifest:
 
     path: Path
     election_id: str
+    training: bool = False  # training packages only (``training.py``): never mixed with live ones in a folder
     stations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, out: Path, election_id: str) -> Manifest:
+    def load(cls, out: Path, election_id: str, training: bool = False) -> Manifest:
         path = out / MANIFEST
         if not path.exists():
-            return cls(path, election_id)
+            return cls(path, election_id, training)
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -46,7 +47,10 @@ class Manifest:
         if doc.get("election_id") != election_id:
             raise ProvisionError("E074", f"{out} holds packages of election {doc.get('election_id')!r}, not "
                                          f"{election_id!r}; use another output folder")
-        return cls(path, election_id, dict(doc["stations"]))
+        if bool(doc.get("training", False)) != training:
+            held, asked = ("training", "live") if doc.get("training") else ("live", "training")
+            raise ProvisionError("E074", f"{out} holds {held} packages; {asked} packages go to another output folder")
+        return cls(path, election_id, training, dict(doc["stations"]))
 
     def keep_complete(self, planned: Collection[str]) -> None:
         """Drop entries of stations no longer planned, or whose folder no longer holds the listed package."""
@@ -56,8 +60,10 @@ class Manifest:
                          if sid in planned and listed(sid) == e.get("package_sha256")}
 
     def save(self) -> None:
-        doc = {"format": MANIFEST_FORMAT, "election_id": self.election_id,
-               "stations": dict(sorted(self.stations.items()))}
+        doc: dict[str, Any] = {"format": MANIFEST_FORMAT, "election_id": self.election_id,
+                               "stations": dict(sorted(self.stations.items()))}
+        if self.training:
+            doc["training"] = True
         write_private(self.path, (json.dumps(doc, indent=1) + "\n").encode())
 
 

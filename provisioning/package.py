@@ -33,6 +33,7 @@ from .election import ElectionPlan
 from .errors import ProvisionError
 from .keyfiles import write_secret
 from .seal import seal_list_key
+from .training import package_station_id, training_payload
 from .voterlist import ImportResult, Progress, import_csv
 
 PACKAGE_FILE = "station.pkg"
@@ -119,22 +120,27 @@ def check_package(path: Path, cec_key: Ed25519PrivateKey, election_id: str, now:
 
 def build_station(plan: ElectionPlan, station_id: str, voters_csv: Path, cec_key: Ed25519PrivateKey, out: Path,
                   now: float, *, list_key: bytes | None = None, seal_to: dict[str, Any] | None = None,
-                  progress: Progress | None = None) -> BuiltStation:
+                  progress: Progress | None = None, training: bool = False) -> BuiltStation:
     """Import ``voters_csv`` and write ``station.pkg`` and the list key into ``out``.
 
     ``seal_to`` is a checked enrollment request body (``enrollment.check_request``):
     the list key is then sealed to that unit; otherwise a plain ``list.key`` is
     written. A fresh random list key is made unless ``list_key`` is given.
+    ``training`` makes a training package (``training.py``): the station's
+    training id, and an enrollment request must be for that id.
     """
-    if seal_to is not None and seal_to["station"] != station_id:
-        raise ProvisionError("E031", f"the enrollment request is for station {seal_to['station']}, not {station_id}")
+    package_id = package_station_id(station_id, training)
+    if seal_to is not None and seal_to["station"] != package_id:
+        raise ProvisionError("E031", f"the enrollment request is for station {seal_to['station']}, not {package_id}")
     key = list_key if list_key is not None else os.urandom(LIST_KEY_BYTES)
     voters = import_voters(plan, station_id, voters_csv, key, progress)
     payload = payload_from_plan(plan, station_id, voters, key, cec_key, now)
-    sealed = seal_list_key(key, seal_to["seal_public_key"], station_id) if seal_to is not None else None
+    if training:
+        payload = training_payload(payload)
+    sealed = seal_list_key(key, seal_to["seal_public_key"], package_id) if seal_to is not None else None
     digest = write_package(out / PACKAGE_FILE, payload, cec_key, now)
     write_list_key(out, key, sealed)
-    return BuiltStation(station_id, voters.rows, digest, seal_to["serial"] if seal_to else None, payload["issued_at"])
+    return BuiltStation(package_id, voters.rows, digest, seal_to["serial"] if seal_to else None, payload["issued_at"])
 
 
 def import_voters(plan: ElectionPlan, station_id: str, path: Path, list_key: bytes,

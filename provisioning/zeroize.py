@@ -4,7 +4,10 @@ What is wiped: the device key and sealing key (``device.key``, ``seal.key``),
 the list key (``list.key``) and the station package (it holds voters' names
 and keyed hashes). What stays: the hash-chained journal (keyed hashes only,
 unlinkable once the list key is gone; it is the unit's evidence), public keys
-and the enrollment certificate.
+and the enrollment certificate. On a training unit (``device/training.py``)
+the training journal is wiped too (practice data, already delivered to the
+CEC), and the record is ``training-zeroize-record.json``: after that the
+unit takes a live package.
 
 ``zeroize`` first asks the unit's upstream (``Appliance.upstream``) to send
 everything waiting, then refuses (E050) while the outbox still has records
@@ -30,6 +33,7 @@ from typing import Any, Protocol
 
 from device.config import Config
 from device.keys import KeyError_, load_device_key
+from device.training import training_files, zeroize_record_name
 from protocol.canonical import canonical
 from protocol.envelope import iso_utc
 from protocol.keys import key_id, public_b64
@@ -83,19 +87,21 @@ def _authorise(station: str, waiting: int | None, confirmation: str | None) -> b
     return True
 
 
-def _targets(config: Config) -> list[Path]:
-    return [config.data_dir / name for name in SECRET_FILES] + [config.station_package]
+def _targets(config: Config, training: bool) -> list[Path]:
+    """What is wiped; on a training unit also its training journal (practice data, already with the CEC)."""
+    extra = training_files(config.data_dir) if training else []
+    return [config.data_dir / name for name in SECRET_FILES] + [config.station_package] + extra
 
 
 def _signed_record(config: Config, station: str, waiting: int | None, left: int | None, forced: bool,
-                   now: float) -> dict[str, Any]:
+                   now: float, training: bool) -> dict[str, Any]:
     """The certificate of the wipe: ``waiting`` when it was judged, ``unacknowledged`` as it happened."""
     try:
         key = load_device_key(config.data_dir)
     except KeyError_ as exc:
         raise ProvisionError("E020", str(exc)) from None
     body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting, "unacknowledged": left,
-            "forced": forced, "wiped": [p.name for p in _targets(config) if p.exists()],
+            "forced": forced, "wiped": [p.name for p in _targets(config, training) if p.exists()],
             "key": key_id(key.public_key()), "public_key": public_b64(key.public_key())}
     return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
 
@@ -132,6 +138,7 @@ def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: 
     The appliance is stopped after a wipe; after a refusal it is left running for the caller to stop.
     """
     station = str(appliance.status()["station"]["id"])
+    training = bool(appliance.status()["station"].get("training"))
     waiting = deliver(appliance)
     forced = _authorise(station, waiting, confirmation)
     how = f"FORCED with {waiting} unacknowledged record(s)" if forced else "after every record was acknowledged"
@@ -140,9 +147,9 @@ def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: 
     if not forced and left != 0:
         raise ProvisionError("E052", f"the receiver did not acknowledge the zeroize note ({left} record(s) waiting); "
                                      "nothing wiped. Try again once the link to the receiver is steady")
-    record = _signed_record(config, station, waiting, left, forced, now)
-    record_path = config.data_dir / "zeroize-record.json"
+    record = _signed_record(config, station, waiting, left, forced, now, training)
+    record_path = config.data_dir / zeroize_record_name(training)
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     appliance.stop()
-    wiped = [p.name for p in _targets(config) if wipe_file(p)]
+    wiped = [p.name for p in _targets(config, training) if wipe_file(p)]
     return Zeroized(station, wiped, waiting, forced, record_path)

@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 
 from device.core.delays import DEFAULT_DELAYS
 
-from . import actions, api, csrf, devpanel, faults, hosts, i18n, observer, refusals, report, secret, status
+from . import actions, api, csrf, devpanel, faults, hosts, i18n, observer, refusals, report, secret, status, training
 from .pin import ChairPin
 from .sessions import ChairSessions
 from .station import Station
@@ -74,6 +74,7 @@ def create_app(appliance: Station, test_config: dict[str, Any] | None = None, *,
     hosts.init_app(app)
     faults.init_app(app)
     refusals.init_app(app)
+    training.init_app(app)
     for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp):
         app.register_blueprint(blueprint)
     if devpanel.allowed(appliance):

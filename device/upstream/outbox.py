@@ -10,6 +10,9 @@ Two tables live in the journal's SQLite database:
 * ``outbox_receipts``: every verified receipt, append-only. A record counts as
   delivered when a stored receipt's ``highest_seq`` reaches it.
 
+A training station's records (its id starts with ``TRAINING-``) carry the
+signed ``training`` flag (``protocol/training.py``).
+
 Wiring: ``service.Upstream`` creates one ``Outbox`` on the journal's path,
 calls ``attach(journal)`` (which also signs, in order, any upstream event the
 journal holds but the outbox does not, e.g. after an upgrade) and reads
@@ -33,6 +36,7 @@ from protocol.chain import ZERO_HASH
 from protocol.envelope import SignedRecord, make_record, parse_line
 from protocol.errors import UserError
 from protocol.keys import key_id
+from protocol.training import is_training_station
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -69,6 +73,7 @@ class Outbox:
     def __init__(self, path: Path, *, key: Ed25519PrivateKey, station_id: str) -> None:
         self._key = key
         self.station_id = station_id
+        self.training = is_training_station(station_id)  # a training station signs the flag into every record
         self.key_id = key_id(key.public_key())
         self._lock = threading.Lock()
         self._conn = connect(path)
@@ -111,7 +116,7 @@ class Outbox:
                 continue
             seq += 1
             record = make_record(key=self._key, station=self.station_id, seq=seq, prev=prev, at=rec.at,
-                                 type_=rec.event.kind, body=self._body(conn, rec))
+                                 type_=rec.event.kind, body=self._body(conn, rec), training=self.training)
             rows.append((seq, rec.seq, record.line(), record.hash))
             prev = record.hash
         conn.executemany("INSERT INTO outbox (seq, journal_seq, line, hash) VALUES (?, ?, ?, ?)", rows)
