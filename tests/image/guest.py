@@ -1,0 +1,222 @@
+"""A command channel into a booted *test copy* of the pollbox image. It exists only in tests.
+
+The product image has no way in: no login on the screen or the serial line, no shell server. Tests
+that must act inside the unit (load a kernel simulator module, drive a GPIO line, type on a virtual
+keyboard, read what the appliance wrote) boot a copy of the image into which ``test_copy`` has
+written a small agent (``guest_agent.py``) and its systemd unit, straight into the copy's root file
+system with e2fsprogs' ``debugfs -w`` (nothing is mounted; the built image is never written).
+The agent listens on the virtio-serial port ``pollbox.test``; QEMU connects that port to a Unix
+socket on the host, and ``Guest`` talks to it:
+
+    unit = boot_probed_unit(workdir)            # built image -> test copy -> QEMU, agent answering
+    rc, out = unit.guest.run("uname -r")
+    unit.guest.push(b"...", "/tmp/x")          # and pull("/tmp/x") -> bytes
+
+Waiting is polling with named deadlines (``vm.wait_for``).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .vm import BOOT_DEADLINE, VirtualMachine, build_image, make_stick, partitions, run, wait_for
+
+AGENT = Path(__file__).with_name("guest_agent.py")
+PORT_NAME = "pollbox.test"
+AGENT_PATH = "/usr/local/lib/pollbox-test/agent.py"
+UNIT_NAME = "pollbox-test-agent.service"
+UNIT = f"""[Unit]
+Description=pollbox test agent (test copies of the image only)
+DefaultDependencies=no
+After=systemd-udevd.service
+
+[Service]
+ExecStart=/usr/bin/python3 {AGENT_PATH}
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+ANSWER_MARGIN = 30.0
+"""How much longer than a command's own timeout its answer may take (a loaded, emulated guest)."""
+
+
+def host_can_boot() -> str:
+    """Why this host cannot build and boot the image (a reason to skip), or an empty string."""
+    if shutil.which("qemu-system-x86_64") is None:
+        return "no qemu-system-x86_64 (make image-deps installs it)"
+    if os.geteuid() != 0:
+        return "building the image needs root"
+    if shutil.which("debugfs") is None and not Path("/usr/sbin/debugfs").exists():
+        return "no debugfs (e2fsprogs) to write the test agent into the test copy"
+    return ""
+
+
+class GuestError(AssertionError):
+    """The agent answered a request with an error, or a command the test needed failed."""
+
+
+def _debugfs(filesystem: Path, commands: list[str]) -> None:
+    script = filesystem.with_suffix(".debugfs")
+    script.write_text("\n".join(commands) + "\n")
+    done = subprocess.run(["debugfs", "-w", "-f", str(script), str(filesystem)], capture_output=True, text=True)
+    # debugfs reports a failed command on stderr but exits 0: any line other than its banner is a failure.
+    said = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("debugfs ")]
+    if done.returncode != 0 or said:
+        raise GuestError(f"debugfs could not write the test agent: {done.stderr.strip()[-1500:]}")
+
+
+def make_test_copy(image: Path, dest: Path) -> Path:
+    """A copy of ``image`` at ``dest`` whose root file system also holds and starts the test agent."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    run(["cp", "--sparse=always", "--reflink=auto", str(image), str(dest)])
+    start, end = partitions(dest)["root"]
+    root = dest.with_name(dest.name + ".root")
+    run(["dd", f"if={dest}", f"of={root}", "bs=1M", f"skip={start}", f"count={end - start}",
+         "iflag=skip_bytes,count_bytes", "conv=sparse", "status=none"])
+    unit = dest.with_name(UNIT_NAME)
+    unit.write_text(UNIT)
+    _debugfs(root, [
+        "mkdir /usr/local/lib/pollbox-test",
+        f"write {AGENT} {AGENT_PATH}",
+        f"write {unit} /etc/systemd/system/{UNIT_NAME}",
+        f"symlink /etc/systemd/system/multi-user.target.wants/{UNIT_NAME} /etc/systemd/system/{UNIT_NAME}",
+    ])
+    run(["dd", f"if={root}", f"of={dest}", "bs=1M", f"seek={start}", "oflag=seek_bytes", "conv=notrunc",
+         "status=none"])
+    root.unlink()
+    return dest
+
+
+class Guest:
+    """The host's end of the agent's port: run commands, push and pull files."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock: socket.socket | None = None
+        self._pending = b""
+        self._ids = itertools.count(1)
+
+    def connect(self, deadline: float) -> None:
+        """Until the agent answers a ping (QEMU's socket up, the guest booted, the agent started)."""
+        def answered() -> bool:
+            try:
+                if self._sock is None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    self._sock.connect(str(self.path))
+                self.request({"op": "ping"}, timeout=2.0)
+                return True
+            except (OSError, TimeoutError):
+                self.close()
+                return False
+        wait_for(answered, "the test agent in the guest answering", deadline)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self._pending = b""
+
+    def request(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request; its answer (an earlier request's late answer is skipped)."""
+        if self._sock is None:
+            raise GuestError("not connected to the test agent")
+        ident = next(self._ids)
+        self._sock.sendall((json.dumps({**request, "id": ident}) + "\n").encode())
+        end = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                reply: dict[str, Any] = json.loads(line)
+                if reply.get("id") == ident:
+                    if "error" in reply:
+                        raise GuestError(f"the agent could not {request.get('op')} "
+                                         f"{request.get('cmd') or request.get('path') or ''}: {reply['error']}")
+                    return reply
+            left = end - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no answer from the test agent within {timeout:.0f} s to {request.get('op')}")
+            self._sock.settimeout(left)
+            chunk = self._sock.recv(1 << 16)
+            if not chunk:
+                raise GuestError("the test agent's port closed (QEMU stopped?)")
+            self._pending += chunk
+
+    def run(self, cmd: str, timeout: float = 60.0, stdin: bytes = b"") -> tuple[int, str]:
+        """Run a shell command as root in the guest; (exit status, stdout). Stderr is in ``last_stderr``."""
+        reply = self.request({"op": "run", "cmd": cmd, "timeout": timeout, "input": base64.b64encode(stdin).decode()},
+                             timeout + ANSWER_MARGIN)
+        self.last_stderr = base64.b64decode(reply["err"]).decode(errors="replace")
+        return int(reply["rc"]), base64.b64decode(reply["out"]).decode(errors="replace")
+
+    def check(self, cmd: str, timeout: float = 60.0) -> str:
+        """Run a command that must succeed; its stdout."""
+        rc, out = self.run(cmd, timeout)
+        if rc != 0:
+            raise GuestError(f"in the guest, {cmd!r} exited {rc}: {self.last_stderr.strip()[-2000:]} {out[-1000:]}")
+        return out
+
+    def spawn(self, cmd: str, log: str = "/dev/null") -> int:
+        """Start a command in its own session without waiting; its pid in the guest."""
+        return int(self.request({"op": "spawn", "cmd": cmd, "log": log}, ANSWER_MARGIN)["pid"])
+
+    def push(self, data: bytes | Path, path: str, mode: int = 0o644) -> None:
+        """Write ``data`` (bytes, or a host file's content) to ``path`` in the guest."""
+        content = data.read_bytes() if isinstance(data, Path) else data
+        self.request({"op": "put", "path": path, "data": base64.b64encode(content).decode(), "mode": mode},
+                     ANSWER_MARGIN + len(content) / 1e6)
+
+    def pull(self, path: str) -> bytes:
+        """The content of the guest's file ``path``."""
+        return base64.b64decode(self.request({"op": "get", "path": path}, ANSWER_MARGIN)["data"])
+
+
+@dataclass
+class ProbedUnit:
+    """A booted test copy: the machine (``vm.VirtualMachine``) and the channel into it."""
+
+    vm: VirtualMachine
+    guest: Guest
+
+    def stop(self) -> None:
+        self.guest.close()
+        self.vm.stop()
+
+
+def boot_probed_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None = None) -> ProbedUnit:
+    """Build the image if needed, make a test copy with the agent, boot it with a demo station's stick.
+
+    ``extra`` adds QEMU arguments (devices). Returns once the agent answers; the appliance may still
+    be starting (``vm.wait_until_ready``).
+    """
+    image = build_image("amd64")
+    copy = make_test_copy(image, workdir / "test-copy" / image.name)
+    stick, station = make_stick(workdir, voters=voters)
+    vm = VirtualMachine(workdir, copy, stick, station)
+    shutil.rmtree(copy.parent)  # the machine keeps its own copy in ``workdir``
+    socket_path = workdir / "agent.sock"
+    vm.extra += [
+        "-device", "virtio-serial-pci,id=vser0",
+        "-chardev", f"socket,id=agent,path={socket_path},server=on,wait=off",
+        "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={PORT_NAME}",
+        *(extra or []),
+    ]
+    vm.start()
+    guest = Guest(socket_path)
+    try:
+        guest.connect(BOOT_DEADLINE[vm.accel])
+    except BaseException:
+        vm.stop()
+        raise
+    return ProbedUnit(vm, guest)
