@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import current_app
 
-if TYPE_CHECKING:
-    from receiver.results import Cut, ResultsReader
+from receiver.result_rows import Cut, ResultsReader, result_row
 
 SCOPE_ID = "gpu-all"
 
@@ -33,8 +32,6 @@ def _unit_id(station: str) -> str:
 
 
 def cdf_document(reader: ResultsReader, cut: Cut, now: float) -> Iterator[str]:
-    from receiver.results import result_row
-
     name = str(current_app.config.get("ELECTION_NAME") or "election (name not configured on the receiver)")
     day = str(current_app.config.get("ELECTION_DATE") or datetime.fromtimestamp(now, UTC).date().isoformat())
     generated = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from rx_kit import Setup, post
 
 from protocol.treehead import check_inclusion, verify_tree_head
-from receiver.results import FIELDS, Cut, ResultsReader, result_row
+from receiver.result_rows import FIELDS, Cut, ResultsReader, result_row
 
 CLOSE = {"identified": 812, "ballots": 811, "difference": -1, "alarms_total": 2, "alarms_open": 1}
 
