@@ -49,7 +49,7 @@ from protocol.receipts import make_receipt
 from protocol.schema import body_problem
 from protocol.training import record_training_problem
 from receiver.limits import RejectionLimiter
-from receiver.registry import Registry
+from receiver.registry import AnyRegistry
 
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
                "bad_signature": 400, "invalid_body": 400, "training_mismatch": 400, "gap": 409, "chain_broken": 409,
@@ -150,7 +150,7 @@ def _about(record: SignedRecord, code: str, reason: str) -> Rejection:
 
 # 2. Authenticate ---------------------------------------------------------------
 
-def authenticate(records: Sequence[SignedRecord], registry: Registry) -> tuple[int, Rejection | None]:
+def authenticate(records: Sequence[SignedRecord], registry: AnyRegistry) -> tuple[int, Rejection | None]:
     """How many leading records are authentic, and why the next one is not (None if all are)."""
     for index, record in enumerate(records):
         rejection = _authenticate_one(record, registry)
@@ -173,7 +173,7 @@ def signature_holds(record: SignedRecord, public: bytes) -> bool:
     return True
 
 
-def _authenticate_one(record: SignedRecord, registry: Registry) -> Rejection | None:
+def _authenticate_one(record: SignedRecord, registry: AnyRegistry) -> Rejection | None:
     entry, public = registry.for_key(record.key), registry.raw_public_key(record.key)
     if entry is None or public is None:
         return _about(record, "unknown_key", f"record {record.seq}: key {record.key} is not enrolled")
@@ -263,7 +263,7 @@ class Outcome:
 class Ingestor:
     """Verifies and stores batches; one per receiver process, shared by its threads."""
 
-    def __init__(self, *, storage: StorageLike, registry: Callable[[], Registry],
+    def __init__(self, *, storage: StorageLike, registry: Callable[[], AnyRegistry],
                  receiver_key: Ed25519PrivateKey, clock: Callable[[], float]) -> None:
         self.storage, self.registry, self.key, self.clock = storage, registry, receiver_key, clock
         self.limiter = RejectionLimiter()

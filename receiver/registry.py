@@ -21,6 +21,12 @@ bound to exactly one station; a station may have several keys (a spare unit
 that replaces a failed one is enrolled for the same station and continues the
 station's sequence, see docs/receiver.md).
 
+A receiver does not hold the registry in memory: ``RegistryFile`` with the
+receiver's storage verifies a file it has not met before, indexes it in the
+database by its SHA-256 (``receiver/store/registry_index.py``) and answers
+from there through ``StoredRegistry``; a file already indexed is not parsed
+again, so start and memory do not grow with the number of stations.
+
 ``RegistryFile`` reloads the file when it changes on disk, so a unit enrolled
 or a key revoked during the day takes effect without restarting the receiver;
 a changed file that fails verification, or that would undo a revocation in
@@ -32,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import os
@@ -41,10 +48,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocol.canonical import canonical
 from protocol.errors import UserError
@@ -163,6 +171,7 @@ class Registry:
         self._public_lock = threading.Lock()
         self._revoked: dict[str, Revocation] = {}
         self.signed_document: bytes | None = None
+        self.digest: str | None = None
         for entry in entries or []:
             self.add(entry)
 
@@ -234,7 +243,7 @@ class Registry:
     def revoked_stations(self) -> set[str]:
         return {self._by_key[k].station for k in self._revoked}
 
-    def undone_revocation(self, newer: Registry) -> str | None:
+    def undone_revocation(self, newer: Registry | StoredRegistry) -> str | None:
         """Why ``newer`` would undo or change a revocation of this registry (None if it keeps them all)."""
         for entry, revocation in self.revoked():
             if newer.for_key(entry.key_id) != entry or newer.revocation_of(entry.key_id) != revocation:
@@ -250,6 +259,9 @@ class Registry:
 
     def stations(self) -> list[str]:
         return sorted(self._by_station)
+
+    def iter_stations(self) -> Iterator[str]:
+        return iter(self.stations())
 
     def devices_of(self, station: str) -> list[DeviceEntry]:
         return [self._by_key[k] for k in self._by_station.get(station, ())]
@@ -290,7 +302,15 @@ class Registry:
         for position, raw in enumerate(devices):
             registry._add_signed(raw, position)
         registry.signed_document = data
+        registry.digest = hashlib.sha256(data).hexdigest()
         return registry
+
+    def device_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every device as a row of the database index (``receiver/store/registry_index.py``, ``DEVICE_COLUMNS``)."""
+        for entry in self:
+            revocation = self._revoked.get(entry.key_id)
+            yield (entry.key_id, entry.station, entry.serial, entry.public_key, entry.software, entry.enrolled_at,
+                   None if revocation is None else canonical(asdict(revocation)).decode())
 
     def _add_signed(self, raw: Any, position: int) -> None:
         """Add one device of a verified file, with its revocation if it carries one."""
@@ -302,6 +322,119 @@ class Registry:
                                                                                   f"({entry.serial})")
 
 
+class RegistryIndexLike(Protocol):
+    """What ``StoredRegistry`` and ``RegistryFile`` need of the database (``receiver/store/registry_index.py``)."""
+
+    def registry_devices_count(self, digest: str) -> int | None: ...
+    def index_registry(self, digest: str, document: bytes, devices: Any, count: int, now: float) -> None: ...
+    def registry_document(self, digest: str) -> bytes: ...
+    def registry_device(self, digest: str, key_id: str) -> tuple[Any, ...] | None: ...
+    def registry_devices_of(self, digest: str, station: str) -> list[tuple[Any, ...]]: ...
+    def registry_revoked(self, digest: str) -> list[tuple[Any, ...]]: ...
+    def registry_stations(self, digest: str) -> Iterator[str]: ...
+    def registry_all(self, digest: str) -> Iterator[tuple[Any, ...]]: ...
+
+
+class StoredRegistry:
+    """A verified registry file read from the database index, device by device, as the receiver asks.
+
+    The same reading interface as ``Registry``; it holds only its digest and
+    the latest ``PUBLIC_KEYS_KEPT`` decoded keys (and, briefly, the revoked
+    keys, which are few), so it costs the same at 1,000 and 1,000,000 stations.
+    """
+
+    def __init__(self, index: RegistryIndexLike, digest: str, count: int) -> None:
+        self._index, self.digest, self._count = index, digest, count
+        self._public: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._public_lock = threading.Lock()
+        self._revoked_rows: list[tuple[Any, ...]] | None = None
+
+    @staticmethod
+    def _entry(row: tuple[Any, ...]) -> DeviceEntry:
+        key_id, station, serial, public_key, software, enrolled_at, _ = row
+        return DeviceEntry(station=station, serial=serial, public_key=public_key, key_id=key_id,
+                           software=software, enrolled_at=enrolled_at)
+
+    @staticmethod
+    def _revocation(row: tuple[Any, ...]) -> Revocation | None:
+        return None if row[6] is None else Revocation(**json.loads(row[6]))
+
+    @property
+    def signed_document(self) -> bytes:
+        """The registry file in force, byte for byte."""
+        return self._index.registry_document(self.digest)
+
+    def for_key(self, key_id: str) -> DeviceEntry | None:
+        row = self._index.registry_device(self.digest, key_id)
+        return None if row is None else self._entry(row)
+
+    def raw_public_key(self, key_id: str) -> bytes | None:
+        row = self._index.registry_device(self.digest, key_id)
+        return None if row is None else base64.b64decode(row[3])
+
+    def public_key(self, key_id: str) -> Ed25519PublicKey | None:
+        with self._public_lock:
+            public = self._public.get(key_id)
+            if public is not None:
+                self._public.move_to_end(key_id)
+                return public
+        entry = self.for_key(key_id)
+        if entry is None:
+            return None
+        public = entry.public()
+        with self._public_lock:
+            self._public[key_id] = public
+            if len(self._public) > PUBLIC_KEYS_KEPT:
+                self._public.popitem(last=False)
+        return public
+
+    def _revoked_list(self) -> list[tuple[Any, ...]]:
+        if self._revoked_rows is None:
+            self._revoked_rows = self._index.registry_revoked(self.digest)
+        return self._revoked_rows
+
+    def revocation_of(self, key_id: str) -> Revocation | None:
+        for row in self._revoked_list():
+            if row[0] == key_id:
+                return self._revocation(row)
+        return None
+
+    def revoked(self) -> list[tuple[DeviceEntry, Revocation]]:
+        return [(self._entry(row), Revocation(**json.loads(row[6]))) for row in self._revoked_list()]
+
+    def revoked_stations(self) -> set[str]:
+        return {str(row[1]) for row in self._revoked_list()}
+
+    def undone_revocation(self, newer: Registry | StoredRegistry) -> str | None:
+        return Registry.undone_revocation(self, newer)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[DeviceEntry]:
+        return (self._entry(row) for row in self._index.registry_all(self.digest))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def stations(self) -> list[str]:
+        return list(self._index.registry_stations(self.digest))
+
+    def iter_stations(self) -> Iterator[str]:
+        return self._index.registry_stations(self.digest)
+
+    def devices_of(self, station: str) -> list[DeviceEntry]:
+        return [self._entry(row) for row in self._index.registry_devices_of(self.digest, station)]
+
+    def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
+        doc: dict[str, Any] = asdict(entry)
+        revocation = self.revocation_of(entry.key_id)
+        if revocation is not None:
+            doc["revocation"] = asdict(revocation)
+        return doc
+
+
+AnyRegistry = Registry | StoredRegistry
+"""What the receiver reads devices from: held in memory (tools, tests) or indexed in the database (a server)."""
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -309,6 +442,20 @@ def _read(path: Path) -> bytes:
         raise RegistryError(f"no device registry at {path}") from None
     except OSError as exc:
         raise RegistryError(f"cannot read the device registry {path}: {exc.strerror}") from None
+
+
+def _digest(path: Path, prefix: bytes) -> str:
+    """SHA-256 of ``prefix`` and the file, read in chunks; raises RegistryError."""
+    digest = hashlib.sha256(prefix)
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise RegistryError(f"no device registry at {path}") from None
+    except OSError as exc:
+        raise RegistryError(f"cannot read the device registry {path}: {exc.strerror}") from None
+    return digest.hexdigest()
 
 
 def _verified_devices(doc: Any, cec_public_key: Ed25519PublicKey, name: str) -> list[Any]:
@@ -327,12 +474,39 @@ def _verified_devices(doc: Any, cec_public_key: Ed25519PublicKey, name: str) -> 
 
 
 class RegistryFile:
-    """A registry file that is reloaded when its size or modification time changes."""
+    """A registry file that is reloaded when its size or modification time changes.
 
-    def __init__(self, path: Path, cec_public_key: Ed25519PublicKey) -> None:
-        self.path, self._cec = path, cec_public_key
+    With ``index`` (the receiver's storage), a file is verified and parsed
+    only the first time any process sharing the database meets it; the
+    registry in force is then a ``StoredRegistry``. Without one (tools,
+    tests), it is held in memory.
+    """
+
+    def __init__(self, path: Path, cec_public_key: Ed25519PublicKey, index: RegistryIndexLike | None = None,
+                 clock: Any = None) -> None:
+        self.path, self._cec, self._index = path, cec_public_key, index
+        self._clock = clock
         self._stamp = self._stat()
-        self.registry = Registry.load(path, cec_public_key)
+        self.registry: AnyRegistry = self._load()
+
+    def _load(self) -> AnyRegistry:
+        """The file on disk, verified (or found already verified in the index); raises RegistryError."""
+        if self._index is None:
+            return Registry.from_bytes(_read(self.path), self._cec, str(self.path))
+        # The index is keyed by the CEC key as well as the file: a file verified under another CEC key is not trusted.
+        # The file is hashed as a stream, and read whole only when it is new here.
+        digest = _digest(self.path, self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw))
+        count = self._index.registry_devices_count(digest)
+        if count is None:
+            data = _read(self.path)
+            if hashlib.sha256(self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw) + data).hexdigest() != digest:
+                raise RegistryError(f"{self.path} changed while it was read; it is read again on the next request")
+            verified = Registry.from_bytes(data, self._cec, str(self.path))
+            now = self._clock() if self._clock is not None else 0.0
+            self._index.index_registry(digest, data, verified.device_rows(), len(verified), now)
+            count = len(verified)
+            log.info("device registry %s verified and indexed: %d devices", self.path, count)
+        return StoredRegistry(self._index, digest, count)
 
     def _stat(self) -> tuple[int, int, int]:
         try:
@@ -341,7 +515,7 @@ class RegistryFile:
             raise RegistryError(f"cannot read the device registry {self.path}: {exc.strerror}") from None
         return st.st_mtime_ns, st.st_size, st.st_ino
 
-    def current(self) -> Registry:
+    def current(self) -> AnyRegistry:
         """The registry in force, reloading the file if it changed; a bad new file is logged and ignored."""
         try:
             stamp = self._stat()
@@ -351,12 +525,12 @@ class RegistryFile:
         if stamp != self._stamp:
             self._stamp = stamp
             try:
-                self._take(Registry.load(self.path, self._cec))
+                self._take(self._load())
             except RegistryError as exc:
                 log.error("device registry not reloaded, keeping the previous one: %s", exc)
         return self.registry
 
-    def _take(self, newer: Registry) -> None:
+    def _take(self, newer: AnyRegistry) -> None:
         """Put a verified registry in force unless it undoes a revocation; log what it revokes."""
         undone = self.registry.undone_revocation(newer)
         if undone is not None:

@@ -19,7 +19,6 @@ Config keys (all strings unless noted):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -30,12 +29,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.batch import MAX_RECORDS
-from protocol.canonical import canonical
 from protocol.errors import UserError
 from protocol.export import ExportError, read_export
 from receiver.ingest import Ingestor, Outcome, Rejection
 from receiver.keys import ReceiverKeyError, load_receiver_key
-from receiver.registry import Registry, RegistryError, RegistryFile, decode_public_key
+from receiver.registry import AnyRegistry, RegistryError, RegistryFile, decode_public_key
 from receiver.storage import Storage, open_storage
 from receiver.store.db import StorageError
 
@@ -58,18 +56,20 @@ class Receiver:
     clock: Callable[[], float]
     silent_after: float
     ingestor: Ingestor = field(init=False)
-    _synced: Registry | None = field(default=None, init=False)
+    _synced: AnyRegistry | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.ingestor = Ingestor(storage=self.storage, registry=self.registry, receiver_key=self.key,
                                  clock=self.clock)
 
-    def registry(self) -> Registry:
+    def registry(self) -> AnyRegistry:
         """The registry in force; its stations and revocations go to the database whenever it changes."""
         current = self.registry_file.current()
         if current is not self._synced:
-            digest = hashlib.sha256(canonical(current.devices_json())).hexdigest()
-            self.storage.sync_enrolled(current.stations(), digest)
+            digest = current.digest
+            if digest is None:
+                raise RegistryError("the registry in force was not read from a file")
+            self.storage.sync_enrolled(current.iter_stations(), digest)
             self.storage.record_revocations(current.revoked(), self.clock())
             self._synced = current
         return current
@@ -115,12 +115,16 @@ def build_receiver(config: Mapping[str, Any]) -> Receiver:
         raise ReceiverConfigError("; ".join(problems))
     key = _collect(problems, lambda: load_receiver_key(Path(config["RECEIVER_KEY_PATH"])))
     cec = _collect(problems, lambda: decode_public_key(str(config["CEC_PUBLIC_KEY"])))
-    registry_file = _collect(problems, lambda: RegistryFile(Path(config["REGISTRY_PATH"]), cec)) if cec else None
     silent = _collect(problems, lambda: _minutes(config.get("SILENT_AFTER_MINUTES", DEFAULT_SILENT_AFTER_MINUTES)))
     storage = None if problems else _collect(problems, lambda: open_storage(str(config["DATABASE_URL"])))
+    clock = config.get("CLOCK") or time.time
+    registry_file = None if problems or storage is None else _collect(
+        problems, lambda: RegistryFile(Path(config["REGISTRY_PATH"]), cec, storage, clock))
     if problems or key is None or registry_file is None or silent is None or storage is None:
+        if storage is not None:
+            storage.close()
         raise ReceiverConfigError("; ".join(problems))
-    receiver = Receiver(storage, registry_file, key, config.get("CLOCK") or time.time, silent)
+    receiver = Receiver(storage, registry_file, key, clock, silent)
     try:
         receiver.check_revocations_kept()
     except ReceiverConfigError:

@@ -12,7 +12,8 @@ errors as ``StorageError``):
 - ``merkle_log.py``: the public RFC 6962 log, its leaves, roots and proofs;
 - ``overview.py``: the overview's pages, keyset paging and page tokens;
 - ``tallies.py``: the overview's counts, kept in one row;
-- ``revocations.py``: the registry's stations and every revocation seen.
+- ``revocations.py``: the registry's stations and every revocation seen;
+- ``registry_index.py``: each verified registry file, indexed once by digest.
 
 Wiring: ``service.py`` and ``cli.py`` call ``open_storage(url)``;
 ``ingest.py`` (the pipeline) calls ``store``; the views call the reads.
@@ -22,18 +23,20 @@ from __future__ import annotations
 
 from receiver.store.ingest import Ingest
 from receiver.store.overview import Overview, PageTokens
+from receiver.store.registry_index import RegistryIndex
 from receiver.store.revocations import Revocations
 from receiver.store.schema import Schema
 from receiver.store.writer import GroupWriter
 
 
-class Storage(Schema, Ingest, Overview, Revocations):
+class Storage(RegistryIndex, Schema, Ingest, Overview, Revocations):
     """All reads and writes of the receiver; safe to share between threads (one connection per thread)."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self._silent = None
         self.tokens = PageTokens(self._create_schema())
+        self._create_registry_tables()
         self.writer = GroupWriter(self, direct=self.dialect.name == "postgresql")
 
     def close(self) -> None:

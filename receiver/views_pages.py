@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, abort, render_template, request
 
 from receiver.current import receiver
-from receiver.registry import DeviceEntry, Registry, Revocation
+from receiver.registry import AnyRegistry, DeviceEntry, Revocation
 from receiver.status import StationStatus
 from receiver.store.overview import SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError
 from receiver.store.tallies import SILENT_RECOUNT_SECONDS
@@ -113,7 +113,7 @@ class DeviceRow:
     beyond: list[int]
 
 
-def _devices(registry: Registry, station: str) -> list[DeviceRow]:
+def _devices(registry: AnyRegistry, station: str) -> list[DeviceRow]:
     storage = receiver().storage
     rows = []
     for entry in registry.devices_of(station):

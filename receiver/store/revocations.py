@@ -10,7 +10,7 @@ that lacks one (``receiver/service.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from protocol.training import is_training_station
@@ -24,12 +24,16 @@ REVOCATION_COLUMNS = ("key_id", "station", "revoked_at", "reason", "revoked_by",
 class Revocations(Tallies):
     """The registry's stations and revocations, as this database has seen them."""
 
-    def sync_enrolled(self, stations: Sequence[str], digest: str) -> None:
-        """Mark the registry's stations as enrolled (once per registry version), so silent ones show."""
+    def sync_enrolled(self, stations: Iterable[str], digest: str) -> None:
+        """Mark the registry's stations as enrolled (once per registry version), so silent ones show.
+
+        ``stations`` is read only when this registry version is new here.
+        """
         with self._transaction():
             row = self._q("SELECT value FROM meta WHERE key = 'registry_digest'").fetchone()
             if row is not None and row[0] == digest:
                 return
+            stations = list(stations)
             self._q("UPDATE stations SET enrolled = 0")
             live = [(s,) for s in stations if not is_training_station(s)]
             created = self._many("INSERT INTO stations (station, enrolled) VALUES (?, 1) "

@@ -1,0 +1,118 @@
+"""The device registry kept in the database: each verified registry file indexed once, by its SHA-256.
+
+A receiver used to parse, verify and hold the whole registry in memory at
+every start: 2.9 s and 155 MB at 100,000 stations, growing with the
+country. Now the first receiver that meets a registry file verifies it
+(``receiver/registry.py``) and writes its devices here in one transaction,
+keyed by the file's SHA-256 (``digest``); every later start, reload or other
+process sharing the database finds the digest and reads devices by key or
+by station through the primary key and an index, holding none of them.
+
+Tables (created when the storage opens, beside ``schema.py``'s):
+
+- ``registry_documents``: one row per indexed registry file: its digest, its
+  exact bytes (served at ``/api/v1/registry``), its device count;
+- ``registry_devices``: one row per device of each indexed file, with its
+  revocation as canonical JSON (NULL when the key is in force).
+
+Only what was verified is written, so a digest found here is a file that
+verified against the CEC key when it was indexed. The ``KEEP`` most recent
+files are kept (the one in force and those a process still running may hold);
+older ones are deleted when a new one is indexed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from receiver.store.schema import Schema
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS registry_documents (
+    digest TEXT PRIMARY KEY, document {blob} NOT NULL, devices {bigint} NOT NULL, indexed_at {float} NOT NULL);
+CREATE TABLE IF NOT EXISTS registry_devices (
+    digest TEXT NOT NULL, key_id TEXT NOT NULL, station TEXT NOT NULL, serial TEXT NOT NULL,
+    public_key TEXT NOT NULL, software TEXT NOT NULL, enrolled_at TEXT NOT NULL, revocation TEXT,
+    PRIMARY KEY (digest, key_id))
+"""
+INDEXES = """
+CREATE INDEX IF NOT EXISTS registry_devices_station ON registry_devices (digest, station);
+CREATE INDEX IF NOT EXISTS registry_devices_revoked ON registry_devices (digest, key_id) WHERE revocation IS NOT NULL
+"""
+DEVICE_COLUMNS = ("key_id", "station", "serial", "public_key", "software", "enrolled_at", "revocation")
+KEEP = 3
+"""Indexed registry files kept: the newest, and the ones before it that a running process may still hold."""
+
+
+class RegistryIndex(Schema):
+    """The registry files this database has verified, and their devices by key and by station."""
+
+    def _create_registry_tables(self) -> None:
+        with self._transaction():
+            if self.dialect.name == "postgresql":
+                self._q("SELECT pg_advisory_xact_lock(6963)")
+            self._statements(TABLES.format(**self.dialect.types))
+            self._create_indexes(INDEXES)
+
+    def registry_devices_count(self, digest: str) -> int | None:
+        """The device count of an indexed registry file; None if this file was never indexed."""
+        row = self._q("SELECT devices FROM registry_documents WHERE digest = ?", (digest,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def index_registry(self, digest: str, document: bytes, devices: Iterable[tuple[Any, ...]], count: int,
+                       now: float) -> None:
+        """Write a verified registry file and its devices (rows in ``DEVICE_COLUMNS`` order) once.
+
+        Two processes meeting the same new file index it once: the second
+        waits for the first's transaction and then finds the document row.
+        """
+        with self._transaction():
+            inserted = self._q("INSERT INTO registry_documents (digest, document, devices, indexed_at) "
+                               "VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                               (digest, document, count, now)).rowcount
+            if not inserted:
+                return
+            self._many(f"INSERT INTO registry_devices (digest, {', '.join(DEVICE_COLUMNS)}) "
+                       f"VALUES (?, {', '.join('?' * len(DEVICE_COLUMNS))})",
+                       [(digest, *row) for row in devices])
+            old = [str(r[0]) for r in self._q("SELECT digest FROM registry_documents ORDER BY indexed_at DESC, digest "
+                                              "LIMIT -1 OFFSET ?" if self.dialect.name == "sqlite" else
+                                              "SELECT digest FROM registry_documents ORDER BY indexed_at DESC, digest "
+                                              "OFFSET ?", (KEEP,)).fetchall()]
+            for stale in old:
+                self._q("DELETE FROM registry_devices WHERE digest = ?", (stale,))
+                self._q("DELETE FROM registry_documents WHERE digest = ?", (stale,))
+
+    def registry_document(self, digest: str) -> bytes:
+        row = self._q("SELECT document FROM registry_documents WHERE digest = ?", (digest,)).fetchone()
+        return b"" if row is None else bytes(row[0])
+
+    def registry_device(self, digest: str, key_id: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._q(
+            f"SELECT {', '.join(DEVICE_COLUMNS)} FROM registry_devices WHERE digest = ? AND key_id = ?",
+            (digest, key_id)).fetchone()
+        return row
+
+    def registry_devices_of(self, digest: str, station: str) -> list[tuple[Any, ...]]:
+        return list(self._q(f"SELECT {', '.join(DEVICE_COLUMNS)} FROM registry_devices "
+                            "WHERE digest = ? AND station = ? ORDER BY enrolled_at, key_id",
+                            (digest, station)).fetchall())
+
+    def registry_revoked(self, digest: str) -> list[tuple[Any, ...]]:
+        return list(self._q(f"SELECT {', '.join(DEVICE_COLUMNS)} FROM registry_devices "
+                            "WHERE digest = ? AND revocation IS NOT NULL ORDER BY station, key_id",
+                            (digest,)).fetchall())
+
+    def registry_stations(self, digest: str) -> Iterator[str]:
+        """The stations of an indexed file, in order, read as they are iterated."""
+        cursor = self._q("SELECT DISTINCT station FROM registry_devices WHERE digest = ? ORDER BY station",
+                         (digest,))
+        while rows := cursor.fetchmany(10_000):
+            yield from (str(r[0]) for r in rows)
+
+    def registry_all(self, digest: str) -> Iterator[tuple[Any, ...]]:
+        cursor = self._q(f"SELECT {', '.join(DEVICE_COLUMNS)} FROM registry_devices WHERE digest = ? "
+                         "ORDER BY station, enrolled_at, key_id", (digest,))
+        while rows := cursor.fetchmany(10_000):
+            yield from rows
