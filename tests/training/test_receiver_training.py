@@ -153,7 +153,8 @@ def test_an_earlier_database_gains_the_training_columns(tmp_path: Path, setup: S
     storage.close()
     upgraded = open_storage(url)
     try:
-        assert upgraded.status(TRAINING).training == 1 and upgraded.status(LIVE).training == 0
+        training, live = upgraded.status(TRAINING), upgraded.status(LIVE)
+        assert training is not None and live is not None and training.training == 1 and live.training == 0
         assert "training" in upgraded._columns("records")
         assert upgraded.counted_tallies()["stations"] == 1
     finally:
