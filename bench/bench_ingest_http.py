@@ -63,6 +63,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         else:
             try:
                 results += _database("PostgreSQL", cluster.create_database(), args, keys, streams)
+                results.append(_scale_out(cluster, args, streams))
             finally:
                 cluster.stop()
     finally:
@@ -79,13 +80,33 @@ def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey]
         for size, part in ((3, slice(0, half)), (50, slice(half, None))):
             records = [s[part] for s in streams]
             raw = _raw_rate(keys, records)
-            rate = _send(url, [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)]
+            rate = _send([url], [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)]
                                for s in records], sum(map(len, records)))
             rows.append({"name": f"ingest over HTTP {name}, batches of {size}, {CLIENTS} stations at once, "
                                  f"{SERVER_THREADS} server threads (vs raw libsodium verify, one thread)",
                          "value": round(rate, 1), "unit": "records/s", "baseline": round(raw, 1),
                          "ratio": round(rate / raw, 3)})
     return rows
+
+
+def _scale_out(cluster: Any, args: list[str], streams: list[list[SignedRecord]]) -> dict[str, Any]:
+    """Batches of 50 into one PostgreSQL database through one receiver process, then through two sharing it.
+
+    Each process has half the threads of the single one, so the two runs
+    offer the same number of server threads; the stations are split
+    between the processes the way a load balancer in front of them would.
+    """
+    batches = [[gzip.compress(encode_batch(s[i:i + 50])) for i in range(0, len(s), 50)] for s in streams]
+    total = sum(map(len, streams))
+    with Served([*args, "--db", cluster.create_database()]) as url:
+        one = _send([url], batches, total)
+    db = cluster.create_database()
+    half = max(1, SERVER_THREADS // 2)
+    with Served([*args, "--db", db], threads=half) as first, Served([*args, "--db", db], threads=half) as second:
+        two = _send([first, second], batches, total)
+    return {"name": f"ingest over HTTP PostgreSQL, batches of 50, two receiver processes of {half} threads "
+                    f"sharing one database (vs one process of {SERVER_THREADS})",
+            "value": round(two, 1), "unit": "records/s", "baseline": round(one, 1), "ratio": round(two / one, 3)}
 
 
 def _files(directory: Path, keys: list[Ed25519PrivateKey]) -> list[str]:
@@ -97,15 +118,15 @@ def _files(directory: Path, keys: list[Ed25519PrivateKey]) -> list[str]:
 class Served:
     """``pollbox-receiver serve`` in its own process on a free loopback port."""
 
-    def __init__(self, args: list[str]) -> None:
-        self.args = args
+    def __init__(self, args: list[str], threads: int = SERVER_THREADS) -> None:
+        self.args, self.threads = args, threads
 
     def __enter__(self) -> str:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", *self.args, "--port", str(port),
-                                      "--threads", str(SERVER_THREADS)],
+                                      "--threads", str(self.threads)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         end = time.monotonic() + 60
@@ -133,13 +154,15 @@ def _raw_rate(keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]]) 
     return count / (time.perf_counter() - start)
 
 
-def _send(url: str, per_station: list[list[bytes]], total: int) -> float:
-    """Every station's batches, ``CLIENTS`` stations at a time; records/s acknowledged."""
-    host, port = url.removeprefix("http://").split(":")
+def _send(urls: list[str], per_station: list[list[bytes]], total: int) -> float:
+    """Every station's batches, ``CLIENTS`` stations at a time, client n to server n modulo their number;
+    records/s acknowledged."""
+    servers = [url.removeprefix("http://").split(":") for url in urls]
     todo = list(range(len(per_station)))
     lock, failures = threading.Lock(), []
 
-    def client() -> None:
+    def client(n: int) -> None:
+        host, port = servers[n % len(servers)]
         conn = http.client.HTTPConnection(host, int(port), timeout=120)
         while True:
             with lock:
@@ -155,7 +178,7 @@ def _send(url: str, per_station: list[list[bytes]], total: int) -> float:
                     failures.append(answer[:200])
         conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
     start = time.perf_counter()
     for t in threads:
         t.start()
