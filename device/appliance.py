@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ from device.store.verify import VerifyReport, verify_journal
 
 if TYPE_CHECKING:
     from device.hardware.sim.controls import SimControls
+    from device.sync.service import UnitSync
     from device.upstream.service import Upstream
 
 log = logging.getLogger("pollbox.appliance")
@@ -59,6 +61,7 @@ class Appliance:
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
         upstream: Upstream | None = None, sim: SimControls | None = None, backup_dir: Path | None = None,
+        unit_sync: UnitSync | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -68,6 +71,11 @@ class Appliance:
         self.report: VerifyReport | None = None
         self.started = False
         self._ctx = ss.Context.of(package.voters, delays)
+        self.unit_sync = unit_sync
+        """The sync with the other units of the station (``device/sync/``); None for a one-unit station."""
+        if unit_sync is not None:
+            self._ctx = replace(self._ctx, units=unit_sync.units.units)
+            unit_sync.attach(self.post_peer)
         self.hours = TurnoutByHour()
         self.fault = StorageFault()
         self.read_failure: str | None = None
@@ -94,12 +102,16 @@ class Appliance:
         if background:
             if self.upstream is not None:
                 self.upstream.start()
+            if self.unit_sync is not None:
+                self.unit_sync.start()
             self._owner.start(interval=min(self.delays.heartbeat_interval, 0.25), on_timer=self._timer)
 
     def _start(self, inputs: BoxInputs) -> None:
         self.report = verify_journal(self.journal, backup_dir=self.backup_dir)
         self.state = self.report.state
         self.hours.rebuild(self.state)
+        if self.unit_sync is not None:
+            self.unit_sync.catch_up(self.state.replica)
         self.started = True
         if not self.report.ok:
             log.error("%s", self.report.sentence())
@@ -112,6 +124,8 @@ class Appliance:
         if self._owner.stopped:
             return
         self.started = False  # what the parts report while they stop is not an incident of the day
+        if self.unit_sync is not None:
+            self.unit_sync.close()
         self.scanner.stop()
         if self.sim is not None and getattr(self.sim, "camera", None) is not None:
             self.sim.camera.stop()
@@ -177,6 +191,8 @@ class Appliance:
         for rec in self.journal.append(events, wall):
             self.hours.track(rec, self.state)
             st.apply(self.state, rec)
+        if self.unit_sync is not None:
+            self.unit_sync.catch_up(self.state.replica)
 
     def _act(self, action: ss.Action) -> None:
         if action is ss.Action.ARM_SLOT:
@@ -240,6 +256,10 @@ class Appliance:
         """A read from a scanner's thread: resolved there, decided by the owner; the decision shows on screen."""
         resolved = self.identity.resolve_scan(read.text)
         self._owner.post(self._identify_logged, resolved, CheckinMethod.SCAN)
+
+    def post_peer(self, inp: ss.Input) -> None:
+        """Records, refusals and clocks from the sync thread (``device/sync/``): posted, never waited for."""
+        self._owner.post(self._signal, inp)
 
     def settle(self) -> None:
         """Return once every input posted before this call has been handled."""

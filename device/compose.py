@@ -53,7 +53,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
         sim = SimControls(box=box, scanner=scanner, camera=camera, link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
-                    backup_dir=config.backup_dir)
+                    backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock))
     if sim is not None:
         sim.attach(app)
     return app
@@ -80,6 +80,21 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
                         probe_every=config.delays.uplink_probe_every)
     upstream.attach()
     return upstream, link
+
+
+def _build_unit_sync(config: Config, package: StationPackage, clock: Clock) -> Any:
+    """The sync with the station's other units, when its package lists several (``device/sync/``)."""
+    from device.keys import load_device_key
+    from device.sync.service import UnitSync
+    from device.sync.units import station_units
+
+    own = config.unit_id
+    key = load_device_key(config.data_dir)
+    units = station_units(package.payload, package.voters, own, key.public_key())
+    if units is None:
+        return None
+    return UnitSync(units=units, key=key, wall=clock.wall, delays=config.delays,
+                    listen=config.unit_listen, simulation=config.simulation)
 
 
 def _sim_camera(config: Config) -> SimCamera:

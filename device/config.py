@@ -179,6 +179,15 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class UnitSettings:
+    """``[unit]``: which of the station's units this is, for a station whose package lists several."""
+
+    id: str = cs.setting("", cs.text, "this unit's id as the station package lists it, e.g. desk-2")
+    listen: str = cs.setting("", cs.text, "host:port of this unit's sync server on the station LAN "
+                             "(default: the address the package gives this unit)")
+
+
+@dataclass(frozen=True)
 class _File:
     """The whole file: the required keys, then one table per section."""
 
@@ -193,6 +202,7 @@ class _File:
     web: WebSettings = cs.table(WebSettings)
     log: LogSettings = cs.table(LogSettings)
     backup: BackupSettings = cs.table(BackupSettings)
+    unit: UnitSettings = cs.table(UnitSettings)
     delays: Delays = cs.custom(Delays, _delays)
 
 
@@ -212,6 +222,9 @@ class Config:
     log_level: str = "INFO"
     backup_dir: Path | None = None
     delays: Delays = field(default_factory=Delays)
+    unit_id: str = ""
+    """``[unit] id``: this unit's id among the station's units ("" for a one-unit station)."""
+    unit_listen: str = ""
 
     @property
     def simulation(self) -> bool:
@@ -353,7 +366,7 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
         station_package=(base / read.station_package).resolve(), data_dir=data_dir, hardware=read.hardware,
         uplink=read.uplink.transport, web_host=read.web.host, web_port=read.web.port,
         web_allow_remote=read.web.allow_remote, log_level=read.log.level, backup_dir=backup_dir,
-        delays=read.delays)
+        delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen)
 
 
 def load_config(path: Path) -> Config:

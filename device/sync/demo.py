@@ -1,0 +1,54 @@
+"""A demo station with several units: two desks and a mobile unit, three appliances on loopback.
+
+``make_demo_units(directory)`` makes ``desk-1``, ``desk-2`` and ``mobile`` under ``directory``, each a
+demo station (``device/demo.py``) with its own device key, web port and sync port, sharing one voter
+list and list key, and one CEC-signed package whose ``units`` section lists all three with their keys
+and loopback addresses. Lines 11-20 of the list are registered for home voting. Each runs with
+``pollbox --config DIR/<unit>/station.toml run``; ``POST /units/link?peer=U&up=0`` on a unit's sync
+port cuts its link to ``U`` (``up=1`` restores it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.demo import make_demo_station
+from device.keys import create_device_key
+from device.package import sign_package
+
+from .units import units_section
+
+UNITS = (("desk-1", "desk"), ("desk-2", "desk"), ("mobile", "mobile"))
+HOME_VOTING = list(range(11, 21))
+
+
+def make_demo_units(directory: Path, *, voters: int = 2000, web_ports: tuple[int, int, int] = (8081, 8082, 8083),
+                    sync_ports: tuple[int, int, int] = (8471, 8472, 8473),
+                    receiver_url: str = "http://127.0.0.1:8090") -> dict[str, Path]:
+    """Create the three units (kept if they exist); returns each unit's config path by unit id."""
+    configs = {uid: directory / uid / "station.toml" for uid, _ in UNITS}
+    if all(c.exists() for c in configs.values()):
+        return configs
+    if directory.exists():
+        shutil.rmtree(directory)
+    first = directory / UNITS[0][0]
+    make_demo_station(first, voters=voters, receiver_url=receiver_url, web_port=web_ports[0])
+    for uid, _ in UNITS[1:]:
+        shutil.copytree(first, directory / uid, ignore=shutil.ignore_patterns("device.key", "device.pub"))
+        create_device_key(directory / uid / "data")
+    cec = Ed25519PrivateKey.from_private_bytes((first / "cec.key").read_bytes())
+    listed = [(uid, role, (directory / uid / "data" / "device.pub").read_text().strip(), f"127.0.0.1:{port}")
+              for (uid, role), port in zip(UNITS, sync_ports, strict=True)]
+    payload = json.loads((first / "station-package.json").read_bytes())["payload"]
+    payload["units"] = units_section(listed, HOME_VOTING)
+    signed = sign_package(payload, cec)
+    for (uid, _), web in zip(UNITS, web_ports, strict=True):
+        (directory / uid / "station-package.json").write_bytes(signed)
+        text = configs[uid].read_text(encoding="utf-8")
+        text = text.replace(f"port = {web_ports[0]}\n", f"port = {web}\n")
+        configs[uid].write_text(text + f'\n[unit]\nid = "{uid}"\n', encoding="utf-8")
+    return configs

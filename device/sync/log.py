@@ -1,0 +1,72 @@
+"""What a unit serves to the others, and how far it holds each unit: shared by the owner and the sync threads.
+
+The owner thread calls ``catch_up`` after each commit (and once at start, after the journal was replayed):
+it copies the new entries of the replica (``StationState.replica``) into this log under its own lock.
+The sync server reads records from it, signing this unit's own on first request (a signature is cached:
+Ed25519 signatures are deterministic, so a record has one); the sync client reads ``held`` and waits
+(``wait_held``) for the owner to have applied what it posted. The lock guards plain data only: nobody
+holds it while calling hardware, the network or the owner.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.core.units import PeerCheckin, Replica
+
+from . import wire
+
+
+class UnitLog:
+    """This unit's records (signed on demand) and the other units' (as they arrived), by unit and seq."""
+
+    def __init__(self, station: str, own: str, key: Ed25519PrivateKey) -> None:
+        self.station, self.own, self._key = station, own, key
+        self._cond = threading.Condition()
+        self._records: dict[str, list[PeerCheckin]] = {own: []}
+        self._signed: dict[int, dict[str, Any]] = {}
+
+    def catch_up(self, replica: Replica) -> None:
+        """Copy what the replica holds beyond this log (owner thread, after a commit)."""
+        with self._cond:
+            mine = self._records[self.own]
+            for r in replica.own[len(mine):]:
+                mine.append(PeerCheckin(self.station, self.own, r.seq, r.voter, r.line, r.at, r.hlc))
+            grew = False
+            for unit, records in replica.records.items():
+                held = self._records.setdefault(unit, [])
+                if len(records) > len(held):
+                    held.extend(records[len(held):])
+                    grew = True
+            if grew:
+                self._cond.notify_all()
+
+    def held(self, unit: str) -> int:
+        with self._cond:
+            return len(self._records.get(unit, ()))
+
+    def held_all(self) -> dict[str, int]:
+        with self._cond:
+            return {u: len(r) for u, r in self._records.items()}
+
+    def wait_held(self, unit: str, seq: int, timeout: float) -> bool:
+        """Wait until the owner applied ``unit``'s records up to ``seq``; False after ``timeout`` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._records.get(unit, ())) >= seq, timeout)
+
+    def records_after(self, unit: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` records of ``unit`` after seq ``after``, on the wire (own ones signed here)."""
+        with self._cond:
+            chosen = list(self._records.get(unit, ())[after:after + limit])
+        if unit != self.own:
+            return [wire.relayed(r) for r in chosen]
+        out = []
+        for r in chosen:
+            signed = self._signed.get(r.seq)
+            if signed is None:
+                signed = self._signed[r.seq] = wire.sign(r, self._key)
+            out.append(signed)
+        return out

@@ -1,0 +1,66 @@
+"""``UnitSync``: the sync layer of one unit, as the composition root builds it and the appliance drives it.
+
+It bundles the ``UnitLog`` (what this unit serves, how far it holds each unit), the ``Links`` (cut
+in simulation), the ``SyncServer`` on this unit's package address (or ``[unit] listen``) and the
+``SyncClient`` thread. The appliance calls ``catch_up`` on its owner thread after each commit, and
+``start``/``close`` with its own life cycle; the client posts its inputs through ``post``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from device.core import session as ss
+from device.core.delays import Delays
+from device.core.units import Replica
+
+from .client import Fetch, Links, SyncClient, http_fetch
+from .log import UnitLog
+from .server import SyncServer
+from .units import StationUnits
+
+
+class UnitSync:
+    """Server, client and log of one unit of a station with several units."""
+
+    def __init__(self, *, units: StationUnits, key: Ed25519PrivateKey, wall: Callable[[], float], delays: Delays,
+                 listen: str = "", simulation: bool = False, fetch: Fetch = http_fetch) -> None:
+        self.units = units
+        self.log = UnitLog(units.units.station, units.units.own, key)
+        self.links = Links()
+        self._post: Callable[[ss.Input], None] = lambda inp: None
+        self.client = SyncClient(units=units, log_=self.log, links=self.links, post=lambda i: self._post(i),
+                                 wall=wall, delays=delays, fetch=fetch)
+        address = listen or units.own.address
+        self.server: SyncServer | None = None
+        if address:
+            host, _, port = address.rpartition(":")
+            self.server = SyncServer(host=host.strip("[]"), port=int(port), log_=self.log, links=self.links,
+                                     wall=wall, status=self.status, simulation=simulation)
+
+    def attach(self, post: Callable[[ss.Input], None]) -> None:
+        """Where the client posts its inputs (the appliance's owner)."""
+        self._post = post
+
+    def catch_up(self, replica: Replica) -> None:
+        self.log.catch_up(replica)
+
+    def start(self) -> None:
+        if self.server is not None:
+            self.server.start()
+        self.client.start()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.server is not None:
+            self.server.close()
+
+    def status(self) -> dict[str, Any]:
+        """This unit, how far it holds each unit, each peer's state; ``up_to_date`` when every peer is."""
+        peers = self.client.status()
+        return {"station": self.units.units.station, "unit": self.units.units.own,
+                "role": self.units.own.role.value, "held": self.log.held_all(), "peers": peers,
+                "up_to_date": all(p["up_to_date"] for p in peers.values())}

@@ -1,0 +1,116 @@
+"""The units of a station as its CEC-signed package lists them, with the key each enrolled with.
+
+The package's ``units`` section (``provisioning/units.py`` writes it)::
+
+    "units": {"list": [{"id": "desk-1", "role": "desk", "public_key": "<base64>", "address": "10.0.0.11:8470"},
+                       ...],
+              "home_voting": [31, 32]}
+
+``list`` names every unit of the station (``role`` desk or mobile; ``address`` optional, where its
+sync server listens on the station LAN); ``home_voting`` holds the list lines of the voters registered
+for home voting. A package without the section is a station with one unit. ``station_units`` checks
+the section and which unit this one is: the config's ``[unit] id`` must be listed, and the unit's own
+device key must be the one the package enrolled for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from device.core import units as un
+from device.core.station import VoterEntry
+from device.package import PackageError
+from protocol.keys import KeyFormatError, decode_public_key, raw_public
+
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+
+
+@dataclass(frozen=True)
+class StationUnits:
+    """The core's ``Units`` plus what only the sync layer needs: each unit's enrolled public key."""
+
+    units: un.Units
+    keys: Mapping[str, Ed25519PublicKey]
+
+    @property
+    def own(self) -> un.Unit:
+        return next(u for u in self.units.units if u.id == self.units.own)
+
+
+def station_units(payload: Mapping[str, Any], voters: Mapping[str, VoterEntry], own: str,
+                  own_key: Ed25519PublicKey | None) -> StationUnits | None:
+    """The station's units from a verified package payload; None for a one-unit station. Raises PackageError."""
+    section = payload.get("units")
+    if section is None:
+        if own:
+            raise PackageError(f"the config names unit {own!r}, but the station package lists no units")
+        return None
+    if not isinstance(section, dict) or not isinstance(section.get("list"), list) or not section["list"]:
+        raise PackageError("the package's units section must hold a non-empty list of units")
+    units: list[un.Unit] = []
+    keys: dict[str, Ed25519PublicKey] = {}
+    for n, item in enumerate(section["list"], start=1):
+        unit, key = _unit(n, item)
+        if unit.id in keys:
+            raise PackageError(f"the package lists unit {unit.id!r} twice")
+        if any(raw_public(key) == raw_public(k) for k in keys.values()):
+            raise PackageError(f"unit {unit.id!r} has the same key as another unit of the station")
+        units.append(unit)
+        keys[unit.id] = key
+    if not own:
+        raise PackageError("the station package lists several units: set [unit] id in the config "
+                           f"to one of {', '.join(u.id for u in units)}")
+    if own not in keys:
+        raise PackageError(f"unit {own!r} is not one of this station's units ({', '.join(u.id for u in units)})")
+    if own_key is not None and raw_public(own_key) != raw_public(keys[own]):
+        raise PackageError(f"this unit's device key is not the key the package enrolled for unit {own!r}")
+    home = _home(section.get("home_voting", []), voters)
+    station = str(payload["station"]["id"])
+    return StationUnits(un.Units(station, own, tuple(units), home), keys)
+
+
+def _unit(n: int, item: Any) -> tuple[un.Unit, Ed25519PublicKey]:
+    if not isinstance(item, dict):
+        raise PackageError(f"unit {n} of the package is not a table")
+    uid, role, address = item.get("id"), item.get("role"), item.get("address", "")
+    if not isinstance(uid, str) or not _ID.fullmatch(uid):
+        raise PackageError(f"unit {n} has the id {uid!r}; an id is lower-case letters, digits and dashes")
+    try:
+        unit_role = un.UnitRole(role)
+    except ValueError:
+        raise PackageError(f"unit {uid} has the role {role!r}; a role is desk or mobile") from None
+    if not isinstance(address, str) or (address and not _ADDRESS.fullmatch(address)):
+        raise PackageError(f"unit {uid} has the address {address!r}; an address is host:port")
+    try:
+        key = decode_public_key(str(item.get("public_key", "")))
+    except KeyFormatError:
+        raise PackageError(f"unit {uid} has no valid public key (base64 of 32 bytes)") from None
+    return un.Unit(uid, unit_role, address), key
+
+
+def _home(lines: Any, voters: Mapping[str, VoterEntry]) -> frozenset[str]:
+    if not isinstance(lines, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in lines):
+        raise PackageError("the package's units.home_voting must be a list of voter list lines")
+    by_line = {e.line: v for v, e in voters.items()}
+    missing = [x for x in lines if x not in by_line]
+    if missing:
+        raise PackageError(f"units.home_voting names line {missing[0]}, which is not in the voter list")
+    return frozenset(by_line[x] for x in lines)
+
+
+def units_section(units: list[tuple[str, str, str, str]], home_voting: list[int]) -> dict[str, Any]:
+    """The package's ``units`` section from (id, role, base64 public key, address) per unit and the
+    home-voting lines; checked as a unit will check it (``PackageError``)."""
+    listed = [{"id": i, "role": r, "public_key": k, "address": a} for i, r, k, a in units]
+    section = {"list": listed, "home_voting": sorted(set(home_voting))}
+    for n, item in enumerate(listed, start=1):
+        _unit(n, item)
+    if len({u[0] for u in units}) != len(units):
+        raise PackageError("a unit id is listed twice")
+    return section

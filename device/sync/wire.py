@@ -1,0 +1,132 @@
+"""Check-in records and sync messages on the station LAN.
+
+A **record** is one unit's admission: the body ``{"station", "unit", "seq", "voter", "line", "at",
+"hlc"}`` (``voter`` is the keyed hash, never a number or a name) and ``signature``, base64 of the
+unit's Ed25519 signature over ``RECORD_LABEL + canonical(body)``. Any unit can pass a record on
+(it keeps the signature it arrived with), so a record proves itself whoever serves it: it is checked
+against the key the CEC-signed package enrolled for the unit that made it.
+
+A **message** answers a pull: ``{"format", "station", "unit", "now", "records": [...]}``: who
+answers, its wall clock (for the drift alarm) and the records asked for, at most ``MAX_RECORDS``
+of them and ``MAX_MESSAGE`` bytes.
+
+``check_record`` returns a ``PeerCheckin`` for the core or says why the record is refused; nothing
+of a refused record is applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from device.core.units import PeerCheckin
+from protocol.canonical import canonical
+from protocol.errors import UserError
+
+FORMAT = "pollbox-unit-sync/1"
+RECORD_LABEL = b"pollbox unit check-in record v1\0"
+MAX_RECORDS = 500
+MAX_MESSAGE = 1 << 20
+"""The largest sync message a unit reads (1 MiB: 500 records take about 130 kB)."""
+_FIELDS = {"station": str, "unit": str, "seq": int, "voter": str, "line": int, "at": float, "hlc": int}
+
+
+class MessageRefused(UserError):
+    """A sync message as a whole cannot be used (too large, not JSON, another format or station)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A record not applied: its unit and seq where they could be read, and why."""
+
+    unit: str | None
+    seq: int | None
+    reason: str
+
+
+def body_of(record: PeerCheckin) -> dict[str, Any]:
+    return {"station": record.station, "unit": record.unit, "seq": record.seq, "voter": record.voter,
+            "line": record.line, "at": record.at, "hlc": record.hlc}
+
+
+def sign(record: PeerCheckin, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """The record on the wire, signed by this unit's device key."""
+    signature = base64.b64encode(key.sign(RECORD_LABEL + canonical(body_of(record)))).decode()
+    return {"body": body_of(record), "signature": signature}
+
+
+def relayed(record: PeerCheckin) -> dict[str, Any]:
+    """Another unit's record passed on as it arrived (its own signature)."""
+    return {"body": body_of(record), "signature": record.signature}
+
+
+def check_record(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) -> PeerCheckin | Refusal:
+    """A record from a message: well formed, from a unit of this station, signed by that unit's enrolled key."""
+    body = item.get("body") if isinstance(item, dict) else None
+    if not isinstance(body, dict):
+        return Refusal(None, None, "a record without a body")
+    unit = body.get("unit") if isinstance(body.get("unit"), str) else None
+    seq = body.get("seq") if isinstance(body.get("seq"), int) else None
+    if set(body) != set(_FIELDS) or not all(_typed(body[k], t) for k, t in _FIELDS.items()):
+        return Refusal(unit, seq, f"a malformed record: fields {sorted(body)}")
+    if body["station"] != station:
+        return Refusal(unit, seq, f"a record of another station ({body['station']!r}), not {station!r}")
+    key = keys.get(body["unit"])
+    if key is None:
+        return Refusal(unit, seq, f"unit {unit!r} has no key enrolled for this station")
+    try:
+        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), RECORD_LABEL + canonical(body))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return Refusal(unit, seq, f"record {seq} of unit {unit}: the signature does not verify against the unit's "
+                                  "enrolled key (forged or altered)")
+    return PeerCheckin(station, body["unit"], body["seq"], body["voter"], body["line"], float(body["at"]),
+                       body["hlc"], str(item["signature"]))
+
+
+def _typed(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
+    if kind is float:
+        return isinstance(value, float)  # signed as a float: an int here is not the signed body
+    return isinstance(value, kind) and (not isinstance(value, int) or value >= 0)
+
+
+def message(station: str, unit: str, now: float, records: list[dict[str, Any]], held: Mapping[str, int]) -> bytes:
+    """A pull's answer; ``held`` is how far the answering unit holds each unit (its own included)."""
+    return json.dumps({"format": FORMAT, "station": station, "unit": unit, "now": now, "records": records,
+                       "held": dict(held)}, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Message:
+    unit: str
+    now: float
+    records: list[Any]
+    held: dict[str, int]
+
+
+def read_message(raw: bytes, station: str) -> Message:
+    """Parse a pull's answer; raises MessageRefused for the whole message."""
+    if len(raw) > MAX_MESSAGE:
+        raise MessageRefused(f"a sync message of more than {MAX_MESSAGE} bytes")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageRefused(f"a sync message that is not JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise MessageRefused(f"not a sync message (format must be {FORMAT!r})")
+    if doc.get("station") != station:
+        raise MessageRefused(f"a sync message from another station ({doc.get('station')!r})")
+    records, now = doc.get("records"), doc.get("now")
+    if not isinstance(records, list) or len(records) > MAX_RECORDS or not isinstance(now, (int, float)):
+        raise MessageRefused(f"a sync message without its clock or with more than {MAX_RECORDS} records")
+    held = doc.get("held", {})
+    held = {str(k): v for k, v in held.items() if isinstance(v, int)} if isinstance(held, dict) else {}
+    return Message(str(doc.get("unit", "")), float(now), records, held)
