@@ -338,14 +338,16 @@ class RegistryIndexLike(Protocol):
 class StoredRegistry:
     """A verified registry file read from the database index, device by device, as the receiver asks.
 
-    The same reading interface as ``Registry``; it holds only its digest and
-    the latest ``PUBLIC_KEYS_KEPT`` decoded keys (and, briefly, the revoked
-    keys, which are few), so it costs the same at 1,000 and 1,000,000 stations.
+    The same reading interface as ``Registry``; it holds only its digest, the
+    rows and decoded keys of the latest ``PUBLIC_KEYS_KEPT`` devices that sent
+    (so ingest does not query the database for every record) and the revoked
+    keys, which are few: it costs the same at 1,000 and 1,000,000 stations.
     """
 
     def __init__(self, index: RegistryIndexLike, digest: str, count: int) -> None:
         self._index, self.digest, self._count = index, digest, count
         self._public: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._rows: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._public_lock = threading.Lock()
         self._revoked_rows: list[tuple[Any, ...]] | None = None
 
@@ -364,12 +366,27 @@ class StoredRegistry:
         """The registry file in force, byte for byte."""
         return self._index.registry_document(self.digest)
 
-    def for_key(self, key_id: str) -> DeviceEntry | None:
+    def _row(self, key_id: str) -> tuple[Any, ...] | None:
+        """A device's row, from the latest ``PUBLIC_KEYS_KEPT`` asked for or else from the database."""
+        with self._public_lock:
+            row = self._rows.get(key_id)
+            if row is not None:
+                self._rows.move_to_end(key_id)
+                return row
         row = self._index.registry_device(self.digest, key_id)
+        if row is not None:
+            with self._public_lock:
+                self._rows[key_id] = row
+                if len(self._rows) > PUBLIC_KEYS_KEPT:
+                    self._rows.popitem(last=False)
+        return row
+
+    def for_key(self, key_id: str) -> DeviceEntry | None:
+        row = self._row(key_id)
         return None if row is None else self._entry(row)
 
     def raw_public_key(self, key_id: str) -> bytes | None:
-        row = self._index.registry_device(self.digest, key_id)
+        row = self._row(key_id)
         return None if row is None else base64.b64decode(row[3])
 
     def public_key(self, key_id: str) -> Ed25519PublicKey | None:
