@@ -4,7 +4,8 @@ The status screen fits the 800x480 touchscreen without scrolling: counters,
 the last decision, the most urgent alarm, short states of the link and the
 scanner. ``/alarms`` lists every open alarm and ``/details`` shows the
 turnout chart, the link and the device in full; each has a way back
-(to the observer view when opened from it: ``?view=observer``).
+(to the observer view when opened from it: ``?view=observer``) and updates
+live like the status screen, with the same "connection lost" banner.
 
 The page renders the live region once on the server; ``static/live.js`` then
 keeps it current from ``/events`` (or ``/api/status`` if streaming fails).
@@ -36,17 +37,22 @@ def _back() -> str:
     return url_for("observer.index") if _from_observer() else url_for("status.index")
 
 
+def _live_page(template: str, page: str) -> str:
+    """A page whose content is a live region kept current like the status screen's (``static/live.js``)."""
+    name = f"observer-{page}" if _from_observer() else page
+    s = view.snapshot()
+    return render_template(template, s=s, back=_back(), observer=_from_observer(), live=view.render_live(name, s),
+                           live_view=name)
+
+
 @bp.get("/alarms")
 def alarms() -> str:
-    s = view.snapshot()
-    return render_template("alarms.html", s=s, back=_back(), observer=_from_observer())
+    return _live_page("alarms.html", "alarms")
 
 
 @bp.get("/details")
 def details() -> str:
-    s = view.snapshot()
-    return render_template("details.html", s=s, back=_back(), observer=_from_observer(),
-                           chart=view.turnout_chart(s["turnout_by_hour"]))
+    return _live_page("details.html", "details")
 
 
 @bp.post("/lang/<code>")

@@ -4,7 +4,7 @@
 ``turnout_by_hour()`` and adds what the templates need (is the last decision
 still fresh, the chart, the wording of the link to the CEC). It copies what it
 changes, so the appliance's snapshot may be immutable. ``render_live`` renders
-the live region of a screen (``status`` or ``observer``) to HTML; the page, the
+the live region of a screen (one of ``VIEWS``) to HTML; the page, the
 SSE stream and the polling API all use it, so every path shows the same thing
 in the chosen language.
 
@@ -25,7 +25,9 @@ from flask_babel import gettext as _
 from . import chair, chart, i18n
 from .station import Station
 
-VIEWS = ("status", "observer")
+VIEWS = ("status", "observer", "alarms", "observer-alarms", "details", "observer-details")
+"""Live regions: the status screen, the observer view, and the alarm list and details pages (each also as
+opened from the observer view, where nothing can be acknowledged)."""
 DECISION_FRESH_SECONDS = 4.0
 PERSONAL_FIELDS = ("name", "line")
 
@@ -126,7 +128,12 @@ def turnout_chart(points: list[tuple[int, int]]) -> Any:
 
 
 def render_live(view: str, status: dict[str, Any]) -> str:
-    """The HTML of the live region of ``view`` for ``status`` (the observer view never shows who voted)."""
-    observer = view == "observer"
+    """The HTML of the live region of ``view`` for ``status`` (only the chair's status screen shows who voted)."""
+    observer = view.startswith("observer")
+    if view.endswith("alarms"):
+        return render_template("_alarms_live.html", s=without_personal_data(status), observer=observer)
+    if view.endswith("details"):
+        return render_template("_details_live.html", s=without_personal_data(status), observer=observer,
+                               chart=turnout_chart(status["turnout_by_hour"]))
     shown = without_personal_data(status) if observer else status
     return render_template("_live.html", s=shown, observer=observer)

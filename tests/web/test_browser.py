@@ -303,3 +303,42 @@ def test_banner_when_a_hung_unit_stops_sending(station: LiveStation, browser: An
     page.goto(station.url + "/")
     expect(page.locator("#conn-lost")).to_be_visible()
     assert page.evaluate(FITS)["height"] <= 480
+
+
+def test_alarm_list_and_details_update_without_a_reload(station: LiveStation, browser: Any) -> None:
+    """The alarm list and the details page follow the unit like the status screen, and say when it is lost."""
+    app = station.appliance
+    assert app is not None
+    alarms, details = new_page(browser), new_page(browser)
+    alarms.goto(station.url + "/alarms")
+    details.goto(station.url + "/details?view=observer")
+    for page in (alarms, details):
+        page.wait_for_function("document.querySelector('#live') !== null")
+        page.evaluate("window.notReloaded = true")  # gone if the page were loaded again
+    expect(alarms.locator(".alarm-list p.none")).to_be_visible()
+    expect(details.locator("#poll-badge")).to_contain_text("Not yet open")
+
+    app.sim.box.open_lid()  # type: ignore[union-attr]
+    card = alarms.locator("article.alarm[data-alarm-kind=lid_opened]")
+    expect(card).to_be_visible()
+    expect(card.locator("[data-still-open]")).to_be_visible()
+    expect(alarms.locator(".alarm-list .count")).to_have_text("1")
+    fits(alarms, "alarms-live")
+    app.sim.box.close_lid()  # type: ignore[union-attr]
+    expect(card.locator("a.button:has-text('Acknowledge')")).to_be_visible()  # resolved: it may be acknowledged
+
+    app.open_polls()
+    expect(details.locator("#poll-badge")).to_contain_text("Polls open")
+    scanner = details.locator(".health dd").nth(4)
+    expect(scanner).to_have_text("connected")
+    app.sim.scanner.unplug()  # type: ignore[union-attr]
+    expect(scanner).to_have_text("disconnected")
+    assert details.locator("#live a.button:has-text('Acknowledge')").count() == 0  # opened from the observer view
+    fits(details, "details-live")
+    assert alarms.evaluate("window.notReloaded") and details.evaluate("window.notReloaded")
+
+    station.stop()
+    for page in (alarms, details):
+        expect(page.locator("#conn-lost")).to_be_visible()
+    assert alarms.evaluate(FITS)["height"] <= 480
+    shot(alarms, "alarms-connection-lost")

@@ -70,3 +70,28 @@ def test_a_quiet_stream_says_it_is_alive(app: Any, instance: Any, clock: Any) ->
     assert kinds[0] == "live" and set(kinds[1:]) == {"alive"}
     page = client.get("/").get_data(as_text=True)
     assert 'data-stale-ms="5000"' in page  # three keepalive periods and five seconds of grace
+
+
+def test_the_alarm_list_and_details_are_live_regions_too(client: FlaskClient, app: Any) -> None:
+    app.sim.box.open_lid()
+    assert app.status()["alarms"], "the lid alarm was not raised"
+    page = client.get("/alarms").get_data(as_text=True)
+    assert '<div id="live" data-view="alarms">' in page and 'data-live="alarms"' in page
+    polled = client.get("/api/status?view=alarms").get_json()["html"]
+    assert 'data-alarm-kind="lid_opened"' in polled and "data-poll-source" in polled
+    streamed = parse_sse(client.get("/events?view=alarms").get_data(as_text=True))
+    assert streamed[0][0] == "live" and streamed[0][1] == polled
+    details = client.get("/api/status?view=details").get_json()["html"]
+    assert 'class="details"' in details and "<svg" in details
+    assert 'data-view="observer-details"' in client.get("/details?view=observer").get_data(as_text=True)
+
+
+def test_the_alarm_list_opened_from_the_observer_view_offers_no_acknowledge(client: FlaskClient, app: Any) -> None:
+    app.sim.box.open_lid()
+    assert app.status()["alarms"], "the lid alarm was not raised"
+    app.sim.box.close_lid()
+    chair_view = client.get("/api/status?view=alarms").get_json()["html"]
+    observer_view = client.get("/api/status?view=observer-alarms").get_json()["html"]
+    assert "Acknowledge" in chair_view  # resolved: the chair may acknowledge it, from the chair's pages
+    assert 'data-alarm-kind="lid_opened"' in observer_view and "Acknowledge" not in observer_view
+
