@@ -17,7 +17,7 @@ help:
 	@echo "  make test    the full test suite (what CI runs; its screenshots go to build/screenshots/)"
 	@echo "  make quick   the quick test suite (no slow tests)"
 	@echo "  make lint    ruff, mypy (strict on device/core and protocol) and pyright on the firmware"
-	@echo "  make bench   benchmarks; writes bench/results.json"
+	@echo "  make bench   benchmarks; writes bench/results.json and the scaling plot bench/scaling.svg"
 	@echo "  make docs    regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
@@ -89,6 +89,7 @@ lint: $(VENV_STAMP)
 
 bench: $(VENV_STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.plot bench/results.json bench/scaling.svg
 
 docs: $(VENV_STAMP)
 	$(PY) -m device.cli docs
