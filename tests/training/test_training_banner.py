@@ -81,6 +81,7 @@ def test_the_banner_is_on_every_screen(station: RunningStation, browser: Any, la
     for url in OPEN_PAGES:
         page.goto(base + url)
         banner_shown(page, lang, url)
+        assert page.evaluate("document.documentElement.scrollHeight") <= 480, url  # the banner leaves the fit
     page.goto(base + "/chair")  # the PIN page
     for digit in DEMO_CHAIR_PIN:
         page.locator(f"[data-keypad] button[data-key='{digit}']").click()
