@@ -9,7 +9,9 @@ and runs::
 ``--key`` is the station's Ed25519 public key as base64 of its 32 raw bytes,
 or a file holding it (the CEC publishes every station's key). The command
 prints VALID with the station, the time and the counts, or INVALID with the
-reason, and exits 0 or 1 (2 for unusable input). It needs no network.
+reason, and exits 0 or 1 (2 for unusable input). A training station's report
+(``"training": true`` in its signed bytes, ``protocol/training.py``) is
+printed under a TRAINING line. It needs no network.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from protocol.envelope import EnvelopeError, parse_line
 from protocol.errors import UserError
 from protocol.keys import key_id
+from protocol.training import is_training
 
 COUNT_FIELDS = ("identified", "ballots", "difference", "alarms_total", "alarms_open")
 
@@ -47,6 +50,8 @@ class Verdict:
         f, body = self.fields, self.fields["body"]
         out = [f"VALID: close report of station {f['station']}, signed by key {f['key']}",
                f"  closed at {f['at']} (record {f['seq']})"]
+        if is_training(f):
+            out.insert(0, "TRAINING: a practice station's report (signed training flag); it counts for nothing")
         out += [f"  {name.replace('_', ' ')}: {body.get(name)}" for name in COUNT_FIELDS]
         return out
 
