@@ -57,6 +57,8 @@ class PeerSeen:
     """What this unit knows of one peer: when it last answered, how far it held each unit, the last error."""
 
     reached_at: float | None = None
+    answered: bool = False
+    """Whether it answered in the last round that tried it (a cut link or a failed pull: not)."""
     held: dict[str, int] = field(default_factory=dict)
     error: str = ""
     reported: str = ""
@@ -101,7 +103,11 @@ class SyncClient:
     def run_once(self) -> None:
         """One round: every reachable peer, every other unit, until nothing new."""
         for peer in self.units.units.peers:
-            if not peer.address or self.links.is_cut(peer.id) or self._stop.is_set():
+            if self._stop.is_set():
+                return
+            with self._lock:
+                self.peers[peer.id].answered = False
+            if not peer.address or self.links.is_cut(peer.id):
                 continue
             try:
                 others = [u.id for u in self.units.units.units if u.id != self.units.units.own]
@@ -125,7 +131,7 @@ class SyncClient:
                 raise
             with self._lock:
                 seen = self.peers[peer]
-                seen.reached_at, seen.held, seen.error = t1, dict(msg.held), ""
+                seen.reached_at, seen.held, seen.error, seen.answered = t1, dict(msg.held), "", True
             if first:
                 self._post(ss.PeerClock(peer, msg.now - (t0 + t1) / 2))
             good = self._post_records(msg.records, unit)
@@ -164,6 +170,6 @@ class SyncClient:
             for peer, seen in self.peers.items():
                 own = seen.held.get(peer)
                 out[peer] = {"reached_at": seen.reached_at, "error": seen.error, "cut": self.links.is_cut(peer),
-                             "held": held.get(peer, 0), "their_count": own,
-                             "up_to_date": own is not None and held.get(peer, 0) >= own}
+                             "held": held.get(peer, 0), "their_count": own, "answered": seen.answered,
+                             "up_to_date": seen.answered and own is not None and held.get(peer, 0) >= own}
         return out
