@@ -36,7 +36,7 @@ _CLOSE_SEQ = (
     " ELSE (SELECT x.seq FROM records x WHERE x.station = s.station AND x.type = 'polls_closed' "
     "ORDER BY x.seq LIMIT 1) END")
 _SELECT = ("SELECT s.station, s.phase, s.closed_at, s.registered, s.alarms_open, s.close_report, "
-           f"r.seq, r.hash, r.leaf_index, r.line, s.training FROM stations s LEFT JOIN records r "
+           f"r.seq, r.hash, r.leaf_index, r.training, s.training FROM stations s LEFT JOIN records r "
            f"ON r.station = s.station AND r.seq = ({_CLOSE_SEQ})")
 
 
@@ -51,11 +51,6 @@ class Cut:
     @property
     def size(self) -> int:
         return int(self.head["size"])
-
-
-def is_training(line: str | None) -> bool:
-    """True for a record whose signed envelope says ``"training": true`` (it never counts)."""
-    return bool(line) and json.loads(str(line).partition(" ")[2]).get("training") is True
 
 
 class ResultsReader:
@@ -85,8 +80,9 @@ class ResultsReader:
 
 def result_row(row: tuple[Any, ...], cut: Cut) -> dict[str, Any]:
     """One station's result; a close report counts only if its record is in the cut's head and not training."""
-    station, phase, closed_at, registered, alarms_open, close_report, seq, digest, leaf, line, station_training = row
-    training = bool(station_training) or is_training(line)
+    station, phase, closed_at, registered, alarms_open, close_report, seq, digest, leaf, record_training, \
+        station_training = row
+    training = bool(station_training or record_training)
     counted = close_report is not None and leaf is not None and leaf < cut.size and not training
     body = json.loads(close_report) if counted else {}
     if training:

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
-from verifier_scene import Scene, camera_frames
+from verifier_scene import Scene
 
 from protocol.envelope import make_record, parse_line
 from protocol.keys import public_b64
 from receiver.registry import Registry, Revocation
+from verifier.fakecamera import camera_frames
 from web_ui.report import qr_svg
 
 pytestmark = pytest.mark.browser

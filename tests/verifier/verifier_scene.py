@@ -6,8 +6,7 @@ points at it, opens the polls, admits voters, closes, and delivers every record.
 report's signed line, the QR code the station's own close-report page draws (``web_ui.report.qr_svg``),
 the device key (to sign the bad variants a forger would try) and the receiver's keys and registry.
 
-``camera_frames`` turns a QR picture into a one-frame Y4M video, which Chromium plays as its camera with
-``--use-file-for-fake-video-capture``.
+``verifier.fakecamera.camera_frames`` turns a QR picture into the video Chromium's fake camera plays.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 import waitress
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from PIL import Image
 
 from device.appliance import Appliance
 from device.compose import build_appliance
@@ -36,7 +34,6 @@ from protocol.keys import key_id
 from receiver.registry import DeviceEntry, Registry
 
 ELECTION_DATE = "2027-01-15"  # the fake clock's day (1_800_000_000 is 2027-01-15 08:00 UTC)
-FRAME = (640, 480)
 
 
 def free_port() -> int:
@@ -109,18 +106,3 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
         app.stop()
         server.stop()
         rx.extensions["pollbox_receiver"].storage.close()
-
-
-def camera_frames(picture: Image.Image, path: Path) -> Path:
-    """A one-frame 640x480 Y4M video (4:2:0) of ``picture`` centred on white: what the fake camera shows."""
-    grey = picture.convert("L")
-    scale = max(1, min((FRAME[0] - 40) // grey.width, (FRAME[1] - 40) // grey.height))
-    grey = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.NEAREST)
-    if grey.width > FRAME[0] or grey.height > FRAME[1]:
-        grey.thumbnail((FRAME[0] - 20, FRAME[1] - 20), Image.Resampling.LANCZOS)
-    frame = Image.new("L", FRAME, 255)
-    frame.paste(grey, ((FRAME[0] - grey.width) // 2, (FRAME[1] - grey.height) // 2))
-    chroma = bytes([128]) * (FRAME[0] * FRAME[1] // 2)
-    header = f"YUV4MPEG2 W{FRAME[0]} H{FRAME[1]} F10:1 Ip A1:1 C420jpeg\n".encode()
-    path.write_bytes(header + b"FRAME\n" + frame.tobytes() + chroma)
-    return path
