@@ -342,3 +342,29 @@ def test_alarm_list_and_details_update_without_a_reload(station: LiveStation, br
         expect(page.locator("#conn-lost")).to_be_visible()
     assert alarms.evaluate(FITS)["height"] <= 480
     shot(alarms, "alarms-connection-lost")
+
+
+def test_every_chair_page_fits_in_kyrgyz_and_russian(station: LiveStation, browser: Any) -> None:
+    """Longer Kyrgyz and Russian labels must not push any page past 480 px (the undo form once did, by 20 px)."""
+    set_pin(station.instance / "chair_pin.json", NEW_PIN)
+    app = station.appliance
+    assert app is not None
+    app.open_polls()
+    app.sim.box.open_lid()  # type: ignore[union-attr]
+    app.sim.scanner.unplug()  # type: ignore[union-attr]
+    page = new_page(browser)
+    page.goto(station.url + "/chair")
+    for digit in NEW_PIN:
+        page.locator(f"[data-keypad] button[data-key='{digit}']").tap()
+    with page.expect_navigation():
+        page.locator("button[data-submit]").tap()
+    for lang in ("ky", "ru"):
+        with page.expect_navigation():
+            page.locator(f"button[lang={lang}]").tap()
+        for path in ("/", "/alarms", "/details", "/chair", "/chair/alarms", "/chair/manual", "/chair/undo",
+                     "/chair/pause", "/chair/close", "/report/zero"):
+            page.goto(station.url + path)
+            found = page.evaluate(FITS)
+            name = f"{lang} {path}"
+            assert found["height"] <= 480, f"{name}: {found['height']} px tall"
+            assert found["small_targets"] == [] and found["small_text"] == [], (name, found)
