@@ -1,4 +1,4 @@
-"""The signed record: its canonical bytes, its Ed25519 signature and its fields (docs/protocol.md, section 2).
+"""The signed record: its canonical bytes, its signature (Ed25519 or P-256) and its fields (docs/protocol.md, 2).
 
 A **record** is the canonical JSON object (``canonical.py``)::
 
@@ -6,12 +6,15 @@ A **record** is the canonical JSON object (``canonical.py``)::
      "prev": "<64 hex>", "seq": 17, "station": "KG-0001", "type": "polls_opened", "v": 1}
 
 with exactly these fields, and on a training station's records one more,
-``"training": true`` (``training.py``). ``seq`` is gapless from 1 per station; ``prev`` is
-the SHA-256 (hex) of the previous record's exact bytes (64 zeros for seq 1,
+``"training": true`` (``training.py``); a record signed with a P-256 key (held in a
+TPM) carries ``"alg": "p256"``, an Ed25519 record no ``alg`` (``keys.py``). ``seq`` is
+gapless from 1 per station; ``prev`` is the SHA-256 (hex) of the previous record's exact bytes (64 zeros for seq 1,
 ``chain.py``); ``key`` is the key id of the signing device key
 (``keys.py``). The **signed form** of a record is one line::
 
-    base64url(Ed25519 signature over the record bytes, 86 characters) " " record bytes
+    base64url(64-byte signature over the record bytes, 86 characters) " " record bytes
+
+(the Ed25519 signature, or for ``"alg": "p256"`` ECDSA P-256/SHA-256 as ``r || s``)
 
 (base64url without padding, then one space, then the record's exact bytes,
 which never contain a newline). Receipts (``receipts.py``) and tree heads
@@ -29,15 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.canonical import canonical
 from protocol.chain import record_hash
 from protocol.errors import UserError
-from protocol.keys import key_id
+from protocol.keys import ED25519, P256, PublicKey, alg_of, key_id, signature_holds
 from protocol.training import TRAINING_FIELD
 
 VERSION = 1
@@ -46,11 +48,23 @@ SIG_CHARS = 86
 MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly (RFC 7493, I-JSON)
 MAX_STATION = 64
 MAX_TYPE = 64
+ALG_FIELD = "alg"
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 HEX16_RE = re.compile(r"^[0-9a-f]{16}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class RecordSigner(Protocol):
+    """What signs records: an Ed25519 private key, or a device signer (``device/signing``) such as a TPM key.
+
+    ``sign`` returns the 64-byte signature of section 2 for the algorithm of ``public_key()``.
+    """
+
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
 
 
 class EnvelopeError(UserError):
@@ -128,6 +142,11 @@ class SignedRecord:
         return self.fields.get(TRAINING_FIELD) is True
 
     @property
+    def alg(self) -> str:
+        """The signature algorithm named in the signed bytes: ``p256``, or ``ed25519`` when absent."""
+        return str(self.fields.get(ALG_FIELD, ED25519))
+
+    @property
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = self.fields["body"]
         return body
@@ -139,20 +158,27 @@ class SignedRecord:
     def line(self) -> str:
         return f"{b64u(self.signature)} {self.data.decode('utf-8')}"
 
-    def verify(self, public: Ed25519PublicKey) -> None:
-        try:
-            public.verify(self.signature, self.data)
-        except InvalidSignature:
-            raise EnvelopeError("bad_signature", f"record {self.seq}: signature does not verify") from None
+    def verify(self, public: PublicKey) -> None:
+        if alg_of(public) != self.alg:
+            raise EnvelopeError("bad_signature", f"record {self.seq}: signed with {self.alg}, "
+                                                 f"but the key is {alg_of(public)}")
+        if not signature_holds(public, self.signature, self.data):
+            raise EnvelopeError("bad_signature", f"record {self.seq}: signature does not verify")
 
 
 def make_record(
-    *, key: Ed25519PrivateKey, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any],
+    *, key: RecordSigner, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any],
     training: bool = False,
 ) -> SignedRecord:
-    """Build and sign one record; a training station's records carry ``"training": true`` (``training.py``)."""
-    fields = {"v": VERSION, "station": station, "key": key_id(key.public_key()), "seq": seq,
+    """Build and sign one record; a training station's records carry ``"training": true`` (``training.py``).
+
+    A P-256 signer's records carry ``"alg": "p256"``; an Ed25519 key's records no ``alg``.
+    """
+    public = key.public_key()
+    fields = {"v": VERSION, "station": station, "key": key_id(public), "seq": seq,
               "prev": prev, "at": iso_utc(at), "type": type_, "body": body}
+    if alg_of(public) == P256:
+        fields[ALG_FIELD] = P256
     if training:
         fields[TRAINING_FIELD] = True
     data = canonical(fields)
@@ -182,7 +208,7 @@ def split_signed(line: str) -> tuple[bytes, bytes]:
         raise EnvelopeError("malformed", f"a signed form is {SIG_CHARS} base64url characters, a space, then the record")
     sig = unb64u(head)
     if len(sig) != 64:
-        raise EnvelopeError("malformed", "an Ed25519 signature is 64 bytes")
+        raise EnvelopeError("malformed", "a signature is 64 bytes (Ed25519, or P-256 r || s)")
     return sig, rest.encode("utf-8")
 
 
@@ -207,7 +233,7 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 _FIELDS = ("at", "body", "key", "prev", "seq", "station", "type", "v")
 _FIELD_SET = frozenset(_FIELDS)
-_ALLOWED = _FIELD_SET | {TRAINING_FIELD}
+_ALLOWED = _FIELD_SET | {TRAINING_FIELD, ALG_FIELD}
 _CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("v", lambda v: v == VERSION and is_int(v), f"record version must be {VERSION}"),
     ("station", lambda v: _is_station(v), f"station must be 1 to {MAX_STATION} printable characters"),
@@ -234,6 +260,8 @@ def envelope_problem(fields: dict[str, Any]) -> str | None:
             return message
     if not isinstance(fields.get(TRAINING_FIELD, False), bool):
         return "training must be true or false (a unit writes it only as true, on a training station's records)"
+    if ALG_FIELD in fields and fields[ALG_FIELD] != P256:
+        return f'alg must be "{P256}" (ECDSA P-256 with SHA-256) or absent (Ed25519)'
     return None
 
 

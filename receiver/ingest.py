@@ -12,7 +12,7 @@ Every batch, from the network or from a USB export, goes through
    key must be enrolled (``unknown_key``), enrolled for the record's station
    (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
    key's records are accepted only up to the revocation's ``last_seq``), and
-   the signature must verify (``bad_signature``, checked with libsodium),
+   the signature must verify (``bad_signature``, Ed25519 checked with libsodium, P-256 with OpenSSL),
    and a training record must be a training station's and the other way
    round (``training_mismatch``, ``protocol/training.py``).
 3. **Sequence** (``sequence``), under the station's lock in storage: a
@@ -45,6 +45,8 @@ from protocol.batch import MAX_BYTES, MAX_RECORDS
 from protocol.chain import link_error
 from protocol.envelope import EnvelopeError, SignedRecord, parse_line
 from protocol.errors import PollboxError
+from protocol.keys import ED25519
+from protocol.keys import signature_holds as key_signature_holds
 from protocol.receipts import make_receipt
 from protocol.schema import body_problem
 from protocol.training import record_training_problem
@@ -173,6 +175,12 @@ def signature_holds(record: SignedRecord, public: bytes) -> bool:
     return True
 
 
+def _p256_holds(record: SignedRecord, registry: AnyRegistry) -> bool:
+    """Whether a P-256 record verifies (OpenSSL through ``cryptography``; the registry keeps the key object)."""
+    public = registry.public_key(record.key)
+    return public is not None and key_signature_holds(public, record.signature, record.data)
+
+
 def _authenticate_one(record: SignedRecord, registry: AnyRegistry) -> Rejection | None:
     entry, public = registry.for_key(record.key), registry.raw_public_key(record.key)
     if entry is None or public is None:
@@ -184,7 +192,10 @@ def _authenticate_one(record: SignedRecord, registry: AnyRegistry) -> Rejection 
     if revocation is not None and revocation.refuses(record.seq):
         return _about(record, "revoked_key", f"record {record.seq}: key {record.key} was revoked at {revocation.at}; "
                          f"its records are accepted only up to seq {revocation.last_seq}")
-    if not signature_holds(record, public):
+    if record.alg != entry.alg:
+        return _about(record, "bad_signature", f"record {record.seq}: signed as {record.alg}, but key {record.key} "
+                         f"is enrolled as a {entry.alg} key")
+    if not (signature_holds(record, public) if entry.alg == ED25519 else _p256_holds(record, registry)):
         return _about(record, "bad_signature", f"record {record.seq}: signature does not verify")
     problem = body_problem(record.type, record.body)
     if problem is not None:

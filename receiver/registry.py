@@ -4,14 +4,17 @@ A registry file is JSON::
 
     {"format": "pollbox-device-registry/1",
      "devices": [{"station", "serial", "public_key", "key_id", "software", "enrolled_at"
-                  [, "revocation": {"at", "reason", "by", "last_seq"}]}, ...],
+                  [, "alg"] [, "revocation": {"at", "reason", "by", "last_seq"}]}, ...],
      "signature": "<base64 Ed25519 signature by the CEC over canonical JSON of devices>"}
 
-A device without ``revocation`` is written exactly as before revocations
-existed, so older files load unchanged and an unrevoked registry keeps its
-bytes and digest. A revoked key stays in the registry (its stored records must
-still verify): records it signs with ``seq`` up to ``last_seq`` are accepted,
-later ones are refused (``revoked_key``, see ``ingest.py``). The revocation is
+``alg`` is the key's record algorithm (``protocol/keys.py``): written only as
+``"p256"`` for a P-256 key held in a TPM; absent means Ed25519, so files from
+before P-256 keys keep their bytes and signature. A device without
+``revocation`` is written exactly as before revocations existed, so older
+files load unchanged and an unrevoked registry keeps its bytes and digest.
+A revoked key stays in the registry (its stored records must still verify):
+records it signs with ``seq`` up to ``last_seq`` are accepted, later ones are
+refused (``revoked_key``, see ``ingest.py``). The revocation is
 part of the signed ``devices`` list, so only the CEC key can add or remove one.
 
 Provisioning builds it with ``Registry.add`` and ``Registry.sign_and_save``;
@@ -56,7 +59,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocol.canonical import canonical
 from protocol.errors import UserError
-from protocol.keys import KeyFormatError
+from protocol.keys import ED25519, P256, RAW_LENGTH, KeyFormatError, PublicKey, decode_any_public_key
 from protocol.keys import decode_public_key as decode_key
 from protocol.keys import key_id as key_id_of
 
@@ -82,17 +85,33 @@ class DeviceEntry:
     key_id: str
     software: str
     enrolled_at: str
+    alg: str = ED25519
+    """The key's record algorithm: ``ed25519`` (absent from the file) or ``p256``."""
 
-    def public(self) -> Ed25519PublicKey:
-        return decode_public_key(self.public_key)
+    def public(self) -> PublicKey:
+        try:
+            return decode_any_public_key(self.public_key, self.alg)
+        except KeyFormatError as exc:
+            raise RegistryError(str(exc)) from None
+
+    def as_json(self) -> dict[str, Any]:
+        """The device as the file writes it: ``alg`` only for a key that is not Ed25519."""
+        doc: dict[str, Any] = asdict(self)
+        if self.alg == ED25519:
+            del doc["alg"]
+        return doc
 
     @classmethod
     def from_dict(cls, raw: Any, position: int) -> DeviceEntry:
-        names = [f.name for f in fields(cls)]
-        if not isinstance(raw, dict) or sorted(raw) != sorted(names):
-            raise RegistryError(f"device {position}: fields must be exactly {', '.join(names)}")
+        names = [f.name for f in fields(cls) if f.name != "alg"]
+        given = sorted(k for k in raw if k != "alg") if isinstance(raw, dict) else None
+        if given != sorted(names):
+            raise RegistryError(f"device {position}: fields must be exactly {', '.join(names)} (and alg "
+                                f"for a {P256} key)")
         if not all(isinstance(raw[name], str) for name in names):
             raise RegistryError(f"device {position}: every field is a string")
+        if "alg" in raw and raw["alg"] != P256:
+            raise RegistryError(f'device {position}: alg is written only as "{P256}" (absent means {ED25519})')
         entry = cls(**raw)
         entry.check(position)
         return entry
@@ -167,7 +186,7 @@ class Registry:
     def __init__(self, entries: list[DeviceEntry] | None = None) -> None:
         self._by_key: dict[str, DeviceEntry] = {}
         self._by_station: dict[str, list[str]] = {}
-        self._public: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._public: OrderedDict[str, PublicKey] = OrderedDict()
         self._public_lock = threading.Lock()
         self._revoked: dict[str, Revocation] = {}
         self.signed_document: bytes | None = None
@@ -216,7 +235,7 @@ class Registry:
         entry = self._by_key.get(key_id)
         return None if entry is None else base64.b64decode(entry.public_key)
 
-    def public_key(self, key_id: str) -> Ed25519PublicKey | None:
+    def public_key(self, key_id: str) -> PublicKey | None:
         with self._public_lock:
             public = self._public.get(key_id)
             if public is not None:
@@ -268,7 +287,7 @@ class Registry:
 
     def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
         """One device as written in the file: with ``revocation`` only when the key is revoked."""
-        doc: dict[str, Any] = asdict(entry)
+        doc: dict[str, Any] = entry.as_json()
         revocation = self._revoked.get(entry.key_id)
         if revocation is not None:
             doc["revocation"] = asdict(revocation)
@@ -346,7 +365,7 @@ class StoredRegistry:
 
     def __init__(self, index: RegistryIndexLike, digest: str, count: int) -> None:
         self._index, self.digest, self._count = index, digest, count
-        self._public: OrderedDict[str, Ed25519PublicKey] = OrderedDict()
+        self._public: OrderedDict[str, PublicKey] = OrderedDict()
         self._rows: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._public_lock = threading.Lock()
         self._revoked_rows: list[tuple[Any, ...]] | None = None
@@ -354,8 +373,11 @@ class StoredRegistry:
     @staticmethod
     def _entry(row: tuple[Any, ...]) -> DeviceEntry:
         key_id, station, serial, public_key, software, enrolled_at, _ = row
+        # The index keeps the key text only; the file was verified when indexed, which checked
+        # that a P-256 key (65 raw bytes) is marked alg p256 and an Ed25519 key (32) is not.
+        alg = P256 if len(base64.b64decode(public_key)) == RAW_LENGTH[P256] else ED25519
         return DeviceEntry(station=station, serial=serial, public_key=public_key, key_id=key_id,
-                           software=software, enrolled_at=enrolled_at)
+                           software=software, enrolled_at=enrolled_at, alg=alg)
 
     @staticmethod
     def _revocation(row: tuple[Any, ...]) -> Revocation | None:
@@ -389,7 +411,7 @@ class StoredRegistry:
         row = self._row(key_id)
         return None if row is None else base64.b64decode(row[3])
 
-    def public_key(self, key_id: str) -> Ed25519PublicKey | None:
+    def public_key(self, key_id: str) -> PublicKey | None:
         with self._public_lock:
             public = self._public.get(key_id)
             if public is not None:
@@ -441,7 +463,7 @@ class StoredRegistry:
         return [self._entry(row) for row in self._index.registry_devices_of(self.digest, station)]
 
     def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
-        doc: dict[str, Any] = asdict(entry)
+        doc: dict[str, Any] = entry.as_json()
         revocation = self.revocation_of(entry.key_id)
         if revocation is not None:
             doc["revocation"] = asdict(revocation)
