@@ -69,6 +69,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
     serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--election-name", help="the election's name (the NIST results report, the verifier page)")
+    serve.add_argument("--election-date", help="the polling day, YYYY-MM-DD: the verifier page refuses reports "
+                                               "signed on another day (docs/verifier.md)")
+    serve.add_argument("--election-timezone", default="Asia/Bishkek", help="the polling day's time zone")
     for name, what in (("import", "USB export files"), ("ingest", "raw batch files")):
         cmd = sub.add_parser(name, help=f"ingest {what} through the network's path")
         _store_options(cmd)
@@ -144,7 +148,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from receiver.app import create_app
 
-    app = create_app(_config(args))
+    election = {"ELECTION_NAME": args.election_name, "ELECTION_DATE": args.election_date,
+                "ELECTION_TIMEZONE": args.election_timezone}
+    app = create_app(_config(args) | {k: v for k, v in election.items() if v})
     log.info("receiver listening on http://%s:%d", args.host, args.port)
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="pollbox-receiver")
     return 0
