@@ -1,10 +1,12 @@
 """Enrollment: binding a unit's device key to its station in the CEC's device registry.
 
-1. On the unit, ``create_unit_keys`` makes the Ed25519 device key
-   (``device.keys``) and the X25519 sealing key (``seal``).
+1. On the unit, ``create_unit_keys`` makes the device key in the backend the
+   config's ``[key] store`` names (``device/signing``: the Ed25519 key file, or a
+   P-256 key inside the TPM) and the X25519 sealing key (``seal``).
 2. ``make_request`` writes an enrollment request: station, device serial,
    public keys, software version and fingerprint, signed by the device key
-   itself (proof that the unit holds the private key).
+   itself (proof that the unit holds the private key); a P-256 key's request
+   carries ``"alg": "p256"`` (absent means Ed25519), and so does its registry entry.
 3. On the CEC machine, ``enroll`` checks each request and adds it to the
    receiver's device registry (``receiver.registry``), signed by the CEC key,
    and writes an enrollment certificate for the unit (signed by the CEC).
@@ -27,10 +29,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import device
-from device.keys import KeyError_, create_device_key, load_device_key
+from device.keys import KeyError_
+from device.signing import DEFAULT_TCTI, Signer, create_signer, load_signer, own_public_b64
 from protocol.canonical import canonical
 from protocol.envelope import iso_utc
-from protocol.keys import key_id, public_b64
+from protocol.keys import ED25519, P256, KeyFormatError, decode_any_public_key, key_id, public_b64, signature_holds
 from receiver.registry import DeviceEntry, Registry, RegistryError
 
 from .errors import ProvisionError
@@ -67,32 +70,41 @@ def unit_serial() -> str:
     raise ProvisionError("E003", "cannot read this unit's serial number; pass --serial")
 
 
-def create_unit_keys(data_dir: Path) -> str:
-    """Create the device and sealing keys; returns the device key id."""
+def create_unit_keys(data_dir: Path, store: str = "file", tcti: str = DEFAULT_TCTI) -> str:
+    """Create the device key (in the backend ``store`` names) and the sealing key; returns the device key id."""
     try:
-        key = create_device_key(data_dir)
+        key = create_signer(data_dir, store, tcti)
     except KeyError_ as exc:
         raise ProvisionError("E002", str(exc)) from None
-    create_seal_key(data_dir)
-    return key_id(key.public_key())
-
-
-def _device_key(data_dir: Path) -> Ed25519PrivateKey:
     try:
-        return load_device_key(data_dir)
+        create_seal_key(data_dir)
+        return key_id(key.public_key())
+    finally:
+        key.close()
+
+
+def _device_key(data_dir: Path, store: str = "file", tcti: str = DEFAULT_TCTI) -> Signer:
+    try:
+        return load_signer(data_dir, store, tcti)
     except KeyError_ as exc:
         raise ProvisionError("E020", str(exc)) from None
 
 
-def make_request(data_dir: Path, station_id: str, serial: str, now: float) -> dict[str, Any]:
+def make_request(data_dir: Path, station_id: str, serial: str, now: float, store: str = "file",
+                 tcti: str = DEFAULT_TCTI) -> dict[str, Any]:
     """The signed enrollment request of the unit whose data dir is ``data_dir``."""
-    key = _device_key(data_dir)
-    body = {"format": REQUEST_FORMAT, "station": station_id, "serial": serial,
-            "public_key": public_b64(key.public_key()), "key_id": key_id(key.public_key()),
-            "seal_public_key": load_seal_public(data_dir),
-            "software": {"version": device.__version__, "hash": software_fingerprint()},
-            "created_at": iso_utc(now)}
-    return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
+    key = _device_key(data_dir, store, tcti)
+    try:
+        body = {"format": REQUEST_FORMAT, "station": station_id, "serial": serial,
+                "public_key": public_b64(key.public_key()), "key_id": key_id(key.public_key()),
+                "seal_public_key": load_seal_public(data_dir),
+                "software": {"version": device.__version__, "hash": software_fingerprint()},
+                "created_at": iso_utc(now)}
+        if key.alg != ED25519:
+            body["alg"] = key.alg
+        return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
+    finally:
+        key.close()
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> None:
@@ -118,10 +130,14 @@ def check_request(doc: dict[str, Any], name: str) -> dict[str, Any]:
     software = doc.get("software")
     if not isinstance(software, dict) or not all(isinstance(software.get(k), str) for k in ("version", "hash")):
         raise ProvisionError("E030", f"{name}: the request has no software version and hash")
+    if doc.get("alg", P256) != P256:
+        raise ProvisionError("E030", f'{name}: alg is written only as "{P256}" (absent means {ED25519})')
     try:
-        public = Ed25519PublicKey.from_public_bytes(base64.b64decode(doc["public_key"], validate=True))
-        public.verify(base64.b64decode(str(doc.get("signature", "")), validate=True), canonical(body))
-    except (ValueError, InvalidSignature):
+        public = decode_any_public_key(doc["public_key"], str(doc.get("alg", ED25519)))
+        if not signature_holds(public, base64.b64decode(str(doc.get("signature", "")), validate=True),
+                               canonical(body)):
+            raise InvalidSignature
+    except (ValueError, KeyFormatError, InvalidSignature):
         raise ProvisionError("E030", f"{name}: the request's signature does not verify (altered, or not "
                                      "made by the unit that holds the key)") from None
     if key_id(public) != doc["key_id"]:
@@ -150,7 +166,7 @@ def enroll(requests: list[Path], registry_path: Path, cec_key: Ed25519PrivateKey
             raise ProvisionError("E031", f"{path}: station {body['station']} is not in the election plan")
         entry = DeviceEntry(station=body["station"], serial=body["serial"], public_key=body["public_key"],
                             key_id=body["key_id"], software=f"{body['software']['version']}+{body['software']['hash']}",
-                            enrolled_at=iso_utc(now))
+                            enrolled_at=iso_utc(now), alg=str(body.get("alg", ED25519)))
         try:
             registry.add(entry)
         except RegistryError as exc:
@@ -162,7 +178,7 @@ def enroll(requests: list[Path], registry_path: Path, cec_key: Ed25519PrivateKey
 
 
 def _write_certificate(out_dir: Path, entry: DeviceEntry, body: dict[str, Any], cec_key: Ed25519PrivateKey) -> Path:
-    cert = {"format": CERT_FORMAT, "device": {**entry.__dict__}, "seal_public_key": body["seal_public_key"]}
+    cert = {"format": CERT_FORMAT, "device": entry.as_json(), "seal_public_key": body["seal_public_key"]}
     cert["signature"] = base64.b64encode(cec_key.sign(canonical(cert))).decode()
     path = out_dir / f"{entry.station}-{entry.serial}.enrollment.json"
     write_json(path, cert)
@@ -178,7 +194,10 @@ def verify_certificate(doc: dict[str, Any], cec_public: Ed25519PublicKey, data_d
     except (ValueError, InvalidSignature, RegistryError):
         msg = f"{name}: not an enrollment certificate signed by this election's CEC key"
         raise ProvisionError("E031", msg) from None
-    own = public_b64(_device_key(data_dir).public_key())
+    try:
+        own = own_public_b64(data_dir)
+    except KeyError_ as exc:
+        raise ProvisionError("E020", str(exc)) from None
     if doc.get("format") != CERT_FORMAT or entry.public_key != own:
         raise ProvisionError("E031", f"{name}: this enrollment is for another unit (key {entry.key_id})")
     return entry
