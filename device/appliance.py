@@ -311,6 +311,10 @@ class Appliance:
         assert report is not None
         return report
 
+    def close_without(self, unit: str, reason: str) -> None:
+        """Record that the polls close without another unit's final records (out of reach), with a reason."""
+        self._owner.call(self._step, ss.CloseWithout(unit, reason))
+
     def acknowledge_alarm(self, alarm_id: int, note: str = "") -> None:
         self._owner.call(self._step, ss.Acknowledge(alarm_id, note))
 

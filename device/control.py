@@ -57,6 +57,7 @@ class Station(ChairActions, Protocol):
     def export_usb(self, directory: Path) -> dict[str, Any]: ...
     def backup(self, directory: Path) -> dict[str, Any]: ...
     def settle(self) -> None: ...
+    def close_without(self, unit: str, reason: str) -> None: ...
 
 
 REFUSALS: tuple[type[Exception], ...] = (ControlError, ActionRefused, BackupError, UpstreamError, ValueError,
@@ -78,6 +79,10 @@ CHAIR_ACTIONS: tuple[Action[Station], ...] = (
            done="the polls are paused"),
     Action("resume", "resume the polls after a pause", lambda a, v: a.resume_polls(), done="the polls are open again"),
     Action("close", "close the polls and show the signed close report", lambda a, v: a.close_polls()),
+    Action("close-without", "close without another unit's final records (it is out of reach), with a reason",
+           lambda a, v: a.close_without(v["unit"], v["reason"]),
+           (Param("unit", "the unit's id"), Param("reason", "a reason", rest=True)),
+           done="the unit's absence is recorded; the polls can close"),
     Action("ack", "acknowledge an open alarm", lambda a, v: a.acknowledge_alarm(v["alarm"], v["note"]),
            (Param("alarm", "the alarm number", kind="int"), Param("note", "a note", default="", rest=True)),
            done="alarm acknowledged"),

@@ -57,7 +57,7 @@ def close_report(app: Reporting) -> dict[str, Any] | None:
     """The recorded close report, or None while the polls are not closed."""
     if app.state.poll is not PollState.CLOSED:
         return None
-    closed, raised = _close_and_alarms(app)
+    closed, raised, units = _close_and_alarms(app)
     e = closed.event
     assert isinstance(e, ev.PollsClosed)
     alarms = [_alarm_dict(app, a) for a in raised]
@@ -67,20 +67,38 @@ def close_report(app: Reporting) -> dict[str, Any] | None:
             "identified": e.identified, "ballots": e.ballots, "difference": e.difference,
             "alarms_total": e.alarms_total, "alarms_open": e.alarms_open, "alarms": alarms,
             "registered": app.package.registered, "signed": signed,
-            "journal_head": app.journal.last_hash.hex(), "training": app.package.training}
+            "journal_head": app.journal.last_hash.hex(), "training": app.package.training,
+            "units": _units_part(app, units)}
 
 
-def _close_and_alarms(app: Reporting) -> tuple[ev.Recorded, list[ev.Recorded]]:
-    """The close report event and every alarm raised, in one pass over the journal."""
+def _units_part(app: Reporting, rec: ev.Recorded | None) -> dict[str, Any] | None:
+    """A station with several units, at its main desk: the desks' part, the mobile box's, the total, signed."""
+    if rec is None:
+        return None
+    e = rec.event
+    assert isinstance(e, ev.UnitsReconciled)
+    signed = app.upstream.signed_line_for(rec.seq) if app.upstream is not None else None
+    return {"desks": {"identified": e.desks_identified, "ballots": e.desks_ballots},
+            "mobile": {"identified": e.mobile_identified, "ballots": e.mobile_ballots,
+                       "difference": e.mobile_ballots - e.mobile_identified},
+            "total": {"identified": e.identified, "ballots": e.ballots}, "conflicts": e.conflicts,
+            "absent": [u for u in e.absent.split(", ") if u], "parts": e.parts, "signed": signed}
+
+
+def _close_and_alarms(app: Reporting) -> tuple[ev.Recorded, list[ev.Recorded], ev.Recorded | None]:
+    """The close report event, every alarm raised and the units' reconciliation (if any), in one pass."""
     closing: ev.Recorded | None = None
     raised: list[ev.Recorded] = []
+    units: ev.Recorded | None = None
     for rec in app.journal.recorded():
         if isinstance(rec.event, ev.PollsClosed):
             closing = rec
+        elif isinstance(rec.event, ev.UnitsReconciled):
+            units = rec
         elif isinstance(rec.event, ev.AlarmRaised):
             raised.append(rec)
     assert closing is not None, "polls are closed, so the journal holds the close report"
-    return closing, raised
+    return closing, raised, units
 
 
 def _alarm_dict(app: Reporting, rec: ev.Recorded) -> dict[str, Any]:

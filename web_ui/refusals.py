@@ -47,6 +47,11 @@ SENTENCES: dict[RefusalCode, Callable[[dict[str, Any]], str]] = {
         "Alarm %(id)s cannot be acknowledged yet: its cause is still there (%(what)s). Do what the screen says; "
         "the alarm can be acknowledged once the unit sees it resolved.",
         id=p.get("alarm", ""), what=ALARM_TITLES.get(str(p.get("kind", "")), _("Alarm"))),
+    RefusalCode.UNITS_NOT_CLOSED: lambda p: _(
+        "The final records of %(units)s are not here yet. Wait for them, or close without them and give a reason.",
+        units=p.get("units", "")),
+    RefusalCode.NO_SUCH_UNIT: lambda p: _("%(unit)s is not another unit of this station still to be accounted for.",
+                                          unit=p.get("unit", "")),
 }
 
 

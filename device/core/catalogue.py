@@ -44,6 +44,9 @@ CATALOGUE: dict[str, Entry] = {
     "annotation": Entry("PB-060", "Note of record", "A technician or system note: readiness, enrollment, zeroize.", True),
     "peer_checkin_applied": Entry("PB-070", "Other unit's admission applied", "Another unit of the station admitted a voter; its signed record was verified and applied to this unit's replica, which then refuses that voter.", False),
     "peer_record_refused": Entry("PB-071", "Other unit's record refused", "A record received from the station LAN was not applied, with the reason: another station's unit, an unenrolled key, a forged or altered record, a replay, a gap, a message too large.", False),
+    "peer_closed": Entry("PB-073", "Other unit closed", "Another unit of the station closed its polls; its signed close record (admissions, voters identified, ballots) was applied once this unit held all its admissions.", False),
+    "unit_absent_at_close": Entry("PB-074", "Closed without a unit", "The chair closed the polls without another unit's final records, and gave a reason.", True),
+    "units_reconciled": Entry("PB-075", "Units reconciled", "The main unit's close over all units of the station: the desks' part, the mobile box's part (identified against its ballots), the combined total, the conflicts and the units closed without.", True),
     "unit_conflict": Entry("PB-072", "Admitted at two units", "The same voter was admitted by two units of the station (while they could not reach each other); both admissions stand on the record, with an alarm. Sent to the CEC without the voter's hash or line.", True),
 }
 

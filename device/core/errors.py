@@ -25,6 +25,8 @@ class RefusalCode(str, enum.Enum):
     JOURNAL_FAILED = "journal_failed"
     NO_OUTBOX = "no_outbox"
     CONDITION_PERSISTS = "condition_persists"    # alarm: its number; kind: the alarm kind whose cause is still there
+    UNITS_NOT_CLOSED = "units_not_closed"        # units: the units whose final records are not held, comma-separated
+    NO_SUCH_UNIT = "no_such_unit"                # unit: the unit named
 
 
 class CoreError(UserError):

@@ -265,6 +265,49 @@ class UnitConflict(Event):
     second_at: float
 
 
+@dataclass(frozen=True)
+class PeerClosed(Event):
+    """Another unit closed its polls: its signed close record (its admissions, voters identified and ballots),
+    applied once this unit held all those admissions."""
+
+    kind: ClassVar[str] = "peer_closed"
+    station: str
+    unit: str
+    admissions: int
+    identified: int
+    ballots: int
+    at: float
+    signature: str
+
+
+@dataclass(frozen=True)
+class UnitAbsentAtClose(Event):
+    """The chair closes without another unit's final records; ``reason`` as the chair gave it."""
+
+    kind: ClassVar[str] = "unit_absent_at_close"
+    unit: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnitsReconciled(Event):
+    """The main unit's close over all the station's units: the desks' part, the mobile box's part
+    (identified against ballots of that box), the combined total, and the units closed without."""
+
+    kind: ClassVar[str] = "units_reconciled"
+    desks_identified: int
+    desks_ballots: int
+    mobile_identified: int
+    mobile_ballots: int
+    identified: int
+    ballots: int
+    conflicts: int
+    absent: str
+    """Units closed without, comma-separated ("" when every unit's close is held)."""
+    parts: str
+    """Each unit's part as ``unit identified/ballots``, comma-separated, in the package's order."""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -272,6 +315,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, BoxCounterNoted, ArmExpired,
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
+        PeerClosed, UnitAbsentAtClose, UnitsReconciled,
     )
 }
 

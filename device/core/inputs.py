@@ -166,6 +166,15 @@ class PeerRecords:
     """Check-in records of other units of the station, received over the LAN, signatures verified."""
 
     records: tuple[un.PeerCheckin, ...]
+    closes: tuple[un.PeerClose, ...] = ()
+
+
+@dataclass(frozen=True)
+class CloseWithout:
+    """The chair closes without another unit's final records (that unit is out of reach), with a reason."""
+
+    unit: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,8 @@ class PeerClock:
 
 
 Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
-         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered | PeerRecords | PeerRefused | PeerClock)
+         | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered | PeerRecords | PeerRefused | PeerClock
+         | CloseWithout)
 
 
 # Actions -----------------------------------------------------------------------------------

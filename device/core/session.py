@@ -46,6 +46,7 @@ from .inputs import (
     BoxSaw,
     BoxSignal,
     ClosePolls,
+    CloseWithout,
     Context,
     Identify,
     Input,
@@ -93,6 +94,7 @@ __all__ = [
     "Tick",
     "Undo",
     "PeerClock",
+    "CloseWithout",
     "PeerRecords",
     "PeerRefused",
     "step",
@@ -314,7 +316,16 @@ def _resume(out: _Out, session: Session, inp: ResumePolls, ctx: Context, now: No
 
 def _close(out: _Out, session: Session, inp: ClosePolls, ctx: Context, now: Now) -> Step:
     out.act(Action.WAKE_UPSTREAM)  # the close report goes at once, even during a backoff
-    return _chair(out, session, st.decide_close(out.state), ctx)
+    closing = st.decide_close(out.state)
+    s = out.state
+    closing[-1:-1] = un.decide_reconcile(s.replica, ctx.units, s.identified, s.ballots)  # several units only
+    return _chair(out, session, closing, ctx)
+
+
+def _close_without(out: _Out, session: Session, inp: CloseWithout, ctx: Context, now: Now) -> Step:
+    if out.state.poll not in (PollState.OPEN, PollState.PAUSED):
+        raise IllegalTransition("polls", out.state.poll.value, "close without a unit")
+    return _chair(out, session, [un.decide_close_without(out.state.replica, ctx.units, inp.unit, inp.reason)], ctx)
 
 
 def _acknowledge(out: _Out, session: Session, inp: Acknowledge, ctx: Context, now: Now) -> Step:
@@ -370,7 +381,7 @@ def _recovered(out: _Out, session: Session, inp: StorageRecovered, ctx: Context,
 def _peer(out: _Out, session: Session, inp: PeerRecords, ctx: Context, now: Now) -> Step:
     """Other units' records: applied once and in order, or refused; a voter admitted twice is a conflict."""
     done = un.decide_peer(out.state.replica, ctx.units, ctx.voters, inp.records, now.wall,
-                          ctx.delays.unit_clock_drift)
+                          ctx.delays.unit_clock_drift, inp.closes)
     out.events += done.events
     for c in done.conflicts:
         out.alarm(AlarmKind.UNIT_CONFLICT, f"one voter was admitted by unit {c.first_unit} (its admission "
@@ -403,5 +414,5 @@ _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     StartUp: _start, Identify: _identify, BoxSaw: _box, ScannerChanged: _scanner, OpenPolls: _open,
     PausePolls: _pause, ResumePolls: _resume, ClosePolls: _close, Acknowledge: _acknowledge, Undo: _undo,
     Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
-    PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock,
+    PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock, CloseWithout: _close_without,
 }

@@ -118,6 +118,7 @@ def _closed(state: StationState, rec: ev.Recorded) -> None:
     if got != want:
         raise InvalidEvent(f"close report {got} does not match the journal {want}")
     _move(state, rec, PollAction.CLOSE)
+    state.replica.own_close = (state.replica.admitted, e.identified, e.ballots, rec.at)
 
 
 def _move(state: StationState, rec: ev.Recorded, action: PollAction) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from . import events as ev
-from .errors import InvalidEvent
+from .errors import IllegalTransition, InvalidEvent, RefusalCode
 
 _COUNTER_BITS = 16
 _COUNTER_MAX = (1 << _COUNTER_BITS) - 1
@@ -127,6 +127,19 @@ class PeerCheckin:
     signature: str = ""
 
 
+@dataclass(frozen=True)
+class PeerClose:
+    """One unit's close of polls as its signed close record says it: how many admissions it made, its counts."""
+
+    station: str
+    unit: str
+    admissions: int
+    identified: int
+    ballots: int
+    at: float
+    signature: str = ""
+
+
 class Admission(NamedTuple):
     """An admission of a voter by a unit, as the replica holds it."""
 
@@ -153,6 +166,17 @@ class Replica:
     admissions: dict[str, list[Admission]] = field(default_factory=dict)
     conflicts: int = 0
     refused: int = 0
+    own_close: tuple[int, int, int, float] | None = None
+    """This unit's close: (admissions, identified, ballots, wall time), once its polls closed."""
+    closed: dict[str, PeerClose] = field(default_factory=dict)
+    """The other units' close records, as applied."""
+    absent: dict[str, str] = field(default_factory=dict)
+    """Units the chair closed without, with the reason."""
+
+    @property
+    def admitted(self) -> int:
+        """This unit's own admissions so far (the number of its last check-in record)."""
+        return len(self.own)
 
     def admitted_elsewhere(self, voter: str) -> Admission | None:
         """The earliest admission of ``voter`` by another unit, if the replica holds one."""
@@ -199,8 +223,26 @@ def _refused(replica: Replica, rec: ev.Recorded) -> None:
     replica.refused += 1
 
 
+def _peer_closed(replica: Replica, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.PeerClosed)
+    if e.unit in replica.closed:
+        raise InvalidEvent(f"unit {e.unit} closed twice")
+    if replica.held.get(e.unit, 0) != e.admissions:
+        raise InvalidEvent(f"close of unit {e.unit} with {e.admissions} admissions applied while "
+                           f"{replica.held.get(e.unit, 0)} are held")
+    replica.closed[e.unit] = PeerClose(e.station, e.unit, e.admissions, e.identified, e.ballots, e.at, e.signature)
+
+
+def _absent(replica: Replica, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.UnitAbsentAtClose)
+    replica.absent[e.unit] = e.reason
+
+
 FOLDS: dict[type[ev.Event], Callable[[Replica, ev.Recorded], None]] = {
     ev.PeerCheckinApplied: apply_peer, ev.UnitConflict: _conflict, ev.PeerRecordRefused: _refused,
+    ev.PeerClosed: _peer_closed, ev.UnitAbsentAtClose: _absent,
 }
 """How the station's fold (``station.apply``) applies the units' events to its replica."""
 
@@ -237,7 +279,7 @@ class PeerOutcome:
 
 
 def decide_peer(replica: Replica, units: Units, voters: Mapping[str, object], records: Sequence[PeerCheckin],
-                wall: float, drift: float) -> PeerOutcome:
+                wall: float, drift: float, closes: Sequence[PeerClose] = ()) -> PeerOutcome:
     """The events for received, verified records: each applied once, in order, or refused with a reason."""
     held = dict(replica.held)
     known = {v: list(a) for v, a in replica.admissions.items()}
@@ -263,7 +305,66 @@ def decide_peer(replica: Replica, units: Units, voters: Mapping[str, object], re
             out.append(conflict)
             conflicts.append(conflict)
         before.append(new)
+    closed = set(replica.closed)
+    for c in closes:
+        why = _close_refusal(c, units, closed, held.get(c.unit, 0))
+        if not why:
+            closed.add(c.unit)
+        out.append(ev.PeerRecordRefused(c.unit, None, why) if why else
+                   ev.PeerClosed(c.station, c.unit, c.admissions, c.identified, c.ballots, c.at, c.signature))
     return PeerOutcome(tuple(out), tuple(conflicts), tuple(ahead))
+
+
+def _close_refusal(c: PeerClose, units: Units, closed: set[str], held: int) -> str:
+    if c.station != units.station or c.unit == units.own or units.role_of(c.unit) is None:
+        return f"a close record of unit {c.unit!r} of station {c.station!r}, not a peer of this unit"
+    if c.unit in closed:
+        return f"replayed: the close of unit {c.unit} is already held"
+    if held != c.admissions:
+        return (f"the close of unit {c.unit} counts {c.admissions} admissions and this unit holds {held}: "
+                "its check-ins come first")
+    return ""
+
+
+def main_unit(units: Units) -> str:
+    """The unit whose close reconciles the station: the first desk the package lists."""
+    return next((u.id for u in units.units if u.role is UnitRole.DESK), "")
+
+
+def decide_close_without(replica: Replica, units: Units, unit: str, reason: str) -> ev.UnitAbsentAtClose:
+    """The chair closes without ``unit``'s final records (it is out of reach), with a reason."""
+    if unit == units.own or units.role_of(unit) is None:
+        raise IllegalTransition("units", "close", "close without a unit", f"{unit!r} is not another unit of "
+                                "this station", code=RefusalCode.NO_SUCH_UNIT, params={"unit": unit})
+    if not reason.strip():
+        raise IllegalTransition("units", "close", "close without a unit", "a reason is required",
+                                code=RefusalCode.REASON_REQUIRED, params={})
+    if unit in replica.closed or unit in replica.absent:
+        raise IllegalTransition("units", "close", "close without a unit", f"unit {unit} is already accounted for",
+                                code=RefusalCode.NO_SUCH_UNIT, params={"unit": unit})
+    return ev.UnitAbsentAtClose(unit, reason.strip())
+
+
+def decide_reconcile(replica: Replica, units: Units, identified: int, ballots: int) -> list[ev.Event]:
+    """At the main unit's close: every other unit's final records held or its absence recorded, then the
+    station's parts and totals. Other units (and a one-unit station) close on their own: nothing here."""
+    if not units.several or units.own != main_unit(units):
+        return []
+    waiting = [u.id for u in units.peers if u.id not in replica.closed and u.id not in replica.absent]
+    if waiting:
+        names = ", ".join(waiting)
+        raise IllegalTransition("polls", "open", "close the polls", f"the final records of {names} are not here: "
+                                "wait for them, or close without them giving a reason",
+                                code=RefusalCode.UNITS_NOT_CLOSED, params={"units": names})
+    parts = {units.own: (identified, ballots)}
+    parts.update({u: (c.identified, c.ballots) for u, c in replica.closed.items()})
+    desks = [parts[u.id] for u in units.units if u.id in parts and u.role is UnitRole.DESK]
+    mobile = [parts[u.id] for u in units.units if u.id in parts and u.role is UnitRole.MOBILE]
+    listed = ", ".join(f"{u.id} {parts[u.id][0]}/{parts[u.id][1]}" for u in units.units if u.id in parts)
+    absent = ", ".join(u.id for u in units.units if u.id in replica.absent)
+    return [ev.UnitsReconciled(sum(d[0] for d in desks), sum(d[1] for d in desks), sum(m[0] for m in mobile),
+                               sum(m[1] for m in mobile), sum(p[0] for p in parts.values()),
+                               sum(p[1] for p in parts.values()), replica.conflicts, absent, listed)]
 
 
 def _refusal(r: PeerCheckin, units: Units, voters: Mapping[str, object], last: int) -> str:

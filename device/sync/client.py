@@ -135,9 +135,10 @@ class SyncClient:
             if first:
                 self._post(ss.PeerClock(peer, msg.now - (t0 + t1) / 2))
             good = self._post_records(msg.records, unit)
-            if not good or not self.log.wait_held(unit, good, self._delays.sync_timeout):
+            if good and not self.log.wait_held(unit, good, self._delays.sync_timeout):
                 return
             if len(msg.records) < wire.MAX_RECORDS:
+                self._post_close(msg.close, unit)
                 return
 
     def _post_records(self, items: list[Any], unit: str) -> int:
@@ -153,6 +154,16 @@ class SyncClient:
         if records:
             self._post(ss.PeerRecords(tuple(records)))
         return top
+
+    def _post_close(self, item: Any, unit: str) -> None:
+        """The unit's close record, once this unit holds its check-ins and not yet its close."""
+        if item is None or unit in self.log.closed():
+            return
+        checked = wire.check_close(item, self.units.keys, self.units.units.station)
+        if isinstance(checked, wire.Refusal):
+            self._post(ss.PeerRefused(checked.unit, checked.seq, checked.reason))
+        elif checked.unit == unit:
+            self._post(ss.PeerRecords((), (checked,)))
 
     def _refused_message(self, peer: str, why: str) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.core.units import PeerCheckin, Replica
+from device.core.units import PeerCheckin, PeerClose, Replica
 
 from . import wire
 
@@ -28,6 +28,7 @@ class UnitLog:
         self._cond = threading.Condition()
         self._records: dict[str, list[PeerCheckin]] = {own: []}
         self._signed: dict[int, dict[str, Any]] = {}
+        self._closes: dict[str, dict[str, Any]] = {}
 
     def catch_up(self, replica: Replica) -> None:
         """Copy what the replica holds beyond this log (owner thread, after a commit)."""
@@ -41,8 +42,25 @@ class UnitLog:
                 if len(records) > len(held):
                     held.extend(records[len(held):])
                     grew = True
+            if replica.own_close is not None and self.own not in self._closes:
+                admissions, identified, ballots, at = replica.own_close
+                close = PeerClose(self.station, self.own, admissions, identified, ballots, at)
+                self._closes[self.own] = wire.sign_close(close, self._key)  # once, at the close
+            for unit, c in replica.closed.items():
+                if unit not in self._closes:
+                    self._closes[unit] = {"body": wire.close_body(c), "signature": c.signature}
+                    grew = True
             if grew:
                 self._cond.notify_all()
+
+    def close_of(self, unit: str) -> dict[str, Any] | None:
+        """``unit``'s close record on the wire, once it closed (None before)."""
+        with self._cond:
+            return self._closes.get(unit)
+
+    def closed(self) -> list[str]:
+        with self._cond:
+            return sorted(self._closes)
 
     def held(self, unit: str) -> int:
         with self._cond:

@@ -80,8 +80,12 @@ def _handler(unit_log: UnitLog, links: Links, wall: Callable[[], float], status:
                 except ValueError:
                     self._refuse(400, "after must be a whole number")
                     return
+                close = unit_log.close_of(unit)  # read before the records: it never names more than they hold
                 records = unit_log.records_after(unit, max(after, 0), wire.MAX_RECORDS)
-                self._send(200, wire.message(unit_log.station, unit_log.own, wall(), records, unit_log.held_all()))
+                if close is not None and close["body"]["admissions"] > max(after, 0) + len(records):
+                    close = None  # a later page carries it
+                self._send(200, wire.message(unit_log.station, unit_log.own, wall(), records, unit_log.held_all(),
+                                             close))
             elif url.path == "/units/status":
                 self._send(200, json.dumps(status()).encode())
             else:

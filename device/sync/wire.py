@@ -26,12 +26,14 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from device.core.units import PeerCheckin
+from device.core.units import PeerCheckin, PeerClose
 from protocol.canonical import canonical
 from protocol.errors import UserError
 
 FORMAT = "pollbox-unit-sync/1"
 RECORD_LABEL = b"pollbox unit check-in record v1\0"
+CLOSE_LABEL = b"pollbox unit close record v1\0"
+_CLOSE_FIELDS = {"station": str, "unit": str, "admissions": int, "identified": int, "ballots": int, "at": float}
 MAX_RECORDS = 500
 MAX_MESSAGE = 1 << 20
 """The largest sync message a unit reads (1 MiB: 500 records take about 130 kB)."""
@@ -98,10 +100,48 @@ def _typed(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and (not isinstance(value, int) or value >= 0)
 
 
-def message(station: str, unit: str, now: float, records: list[dict[str, Any]], held: Mapping[str, int]) -> bytes:
-    """A pull's answer; ``held`` is how far the answering unit holds each unit (its own included)."""
-    return json.dumps({"format": FORMAT, "station": station, "unit": unit, "now": now, "records": records,
-                       "held": dict(held)}, separators=(",", ":")).encode()
+def close_body(close: PeerClose) -> dict[str, Any]:
+    return {"station": close.station, "unit": close.unit, "admissions": close.admissions,
+            "identified": close.identified, "ballots": close.ballots, "at": close.at}
+
+
+def sign_close(close: PeerClose, key: Ed25519PrivateKey) -> dict[str, Any]:
+    """A unit's close record on the wire, signed by its device key."""
+    signature = base64.b64encode(key.sign(CLOSE_LABEL + canonical(close_body(close)))).decode()
+    return {"body": close_body(close), "signature": signature}
+
+
+def check_close(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) -> PeerClose | Refusal:
+    """A close record: well formed, of this station, signed by the enrolled key of the unit it names."""
+    body = item.get("body") if isinstance(item, dict) else None
+    if not isinstance(body, dict) or set(body) != set(_CLOSE_FIELDS) or \
+            not all(_typed(body[k], t) for k, t in _CLOSE_FIELDS.items()):
+        return Refusal(None, None, "a malformed close record")
+    unit = body["unit"]
+    if body["station"] != station:
+        return Refusal(unit, None, f"a close record of another station ({body['station']!r}), not {station!r}")
+    key = keys.get(unit)
+    if key is None:
+        return Refusal(unit, None, f"unit {unit!r} has no key enrolled for this station")
+    try:
+        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), CLOSE_LABEL + canonical(body))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return Refusal(unit, None, f"the close record of unit {unit}: the signature does not verify against the "
+                                   "unit's enrolled key (forged or altered)")
+    return PeerClose(station, unit, body["admissions"], body["identified"], body["ballots"], float(body["at"]),
+                     str(item["signature"]))
+
+
+def message(station: str, unit: str, now: float, records: list[dict[str, Any]], held: Mapping[str, int],
+            close: dict[str, Any] | None = None) -> bytes:
+    """A pull's answer; ``held`` is how far the answering unit holds each unit (its own included); ``close`` the
+    asked-for unit's close record once that unit closed its polls and every one of its records is in ``records``
+    or before them."""
+    doc: dict[str, Any] = {"format": FORMAT, "station": station, "unit": unit, "now": now, "records": records,
+                           "held": dict(held)}
+    if close is not None:
+        doc["close"] = close
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -110,6 +150,7 @@ class Message:
     now: float
     records: list[Any]
     held: dict[str, int]
+    close: Any = None
 
 
 def read_message(raw: bytes, station: str) -> Message:
@@ -129,4 +170,4 @@ def read_message(raw: bytes, station: str) -> Message:
         raise MessageRefused(f"a sync message without its clock or with more than {MAX_RECORDS} records")
     held = doc.get("held", {})
     held = {str(k): v for k, v in held.items() if isinstance(v, int)} if isinstance(held, dict) else {}
-    return Message(str(doc.get("unit", "")), float(now), records, held)
+    return Message(str(doc.get("unit", "")), float(now), records, held, doc.get("close"))

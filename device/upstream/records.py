@@ -111,6 +111,17 @@ def _conflict(e: Any, _: Tally | None) -> dict[str, Any]:
             "second_unit": scrub(e.second_unit), "second_seq": e.second_seq, "second_at": e.second_at}
 
 
+def _absent(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"unit": scrub(e.unit), "reason_given": bool(e.reason.strip())}
+
+
+def _reconciled(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"desks_identified": e.desks_identified, "desks_ballots": e.desks_ballots,
+            "mobile_identified": e.mobile_identified, "mobile_ballots": e.mobile_ballots,
+            "identified": e.identified, "ballots": e.ballots, "conflicts": e.conflicts,
+            "absent": scrub(e.absent), "parts": scrub(e.parts)}
+
+
 _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] = {
     ev.PollsOpened: _opened,
     ev.PollsPaused: _nothing,
@@ -122,6 +133,8 @@ _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] =
     ev.TurnoutSnapshot: _snapshot,
     ev.Annotation: _annotation,
     ev.UnitConflict: _conflict,
+    ev.UnitAbsentAtClose: _absent,
+    ev.UnitsReconciled: _reconciled,
 }
 
 

@@ -87,3 +87,10 @@ class Unit:
         for rec in self.recorded:
             st.apply(state, rec)
         return state
+
+
+def close_of(unit: Unit) -> un.PeerClose:
+    """``unit``'s close record as its sync server would serve it (after its polls closed)."""
+    assert unit.state.replica.own_close is not None
+    admissions, identified, ballots, at = unit.state.replica.own_close
+    return un.PeerClose(unit.station, unit.id, admissions, identified, ballots, at, "sig")

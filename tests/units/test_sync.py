@@ -200,3 +200,41 @@ def test_a_restart_keeps_the_replica_and_serves_the_same_signed_records(station:
     assert again.identify_manual(PINS[8]).outcome == "admitted_elsewhere"
     assert again.unit_sync.log.records_after("desk-1", 0, 10) == before
     assert base64.b64decode(before[0]["signature"])
+
+
+def test_the_main_desk_closes_once_every_units_close_record_arrived(station: Station) -> None:
+    from device.decision import ActionRefused
+    station.apps["desk-1"].identify_manual(PINS[0])
+    station.apps["desk-2"].identify_manual(PINS[1])
+    station.apps["mobile"].identify_manual(HOME_PIN)
+    with pytest.raises(ActionRefused, match="desk-2, mobile"):
+        station.apps["desk-1"].close_polls()
+    station.apps["desk-2"].close_polls()
+    station.apps["mobile"].close_polls()
+    station.sync("desk-1")
+    station.sync("desk-1")
+    assert station.apps["desk-1"].unit_sync.log.closed() == ["desk-2", "mobile"]  # type: ignore[union-attr]
+    report = station.apps["desk-1"].close_polls()
+    [r] = station.events("desk-1", ev.UnitsReconciled)
+    assert (r.desks_identified, r.mobile_identified, r.identified, r.absent) == (2, 1, 3, "")
+    assert report["units"]["mobile"] == {"identified": 1, "ballots": 0, "difference": -1}
+    assert report["units"]["total"]["identified"] == 3 and report["units"]["signed"]
+    assert station.apps["desk-2"].close_report()["units"] is None  # type: ignore[index]
+    assert station.apps["desk-1"].verify().ok
+
+
+def test_close_without_a_unit_out_of_reach(station: Station) -> None:
+    station.apps["desk-2"].close_polls()
+    station.sync("desk-1")
+    station.sync("desk-1")
+    station.apps["desk-1"].close_without("mobile", "out of reach in the mountains")
+    station.apps["desk-1"].close_polls()
+    [r] = station.events("desk-1", ev.UnitsReconciled)
+    assert r.absent == "mobile"
+    upstream = station.apps["desk-1"].upstream
+    assert upstream is not None
+    seqs = {type(rec.event): rec.seq for rec in station.apps["desk-1"].journal.recorded()}
+    absent = upstream.signed_line_for(seqs[ev.UnitAbsentAtClose])
+    reconciled = upstream.signed_line_for(seqs[ev.UnitsReconciled])
+    assert absent is not None and '"reason_given":true' in absent and "mountains" not in absent  # typed text stays
+    assert reconciled is not None and '"absent":"mobile"' in reconciled
