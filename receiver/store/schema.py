@@ -110,7 +110,8 @@ BACKFILL_KEY_ID = {
 }
 
 # Earlier receivers had no training flag; a station whose id has the training prefix is a training station now.
-BACKFILL_TRAINING = f"UPDATE stations SET training = 1 WHERE station LIKE '{TRAINING_PREFIX}%'"
+BACKFILL_TRAINING = (f"UPDATE stations SET training = 1 "  # substr, not LIKE: '%' is psycopg's placeholder sign
+                     f"WHERE substr(station, 1, {len(TRAINING_PREFIX)}) = '{TRAINING_PREFIX}'")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ with the station's id is refused (``training_mismatch``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from protocol.canonical import canonical
 from protocol.envelope import SignedRecord, make_record, parse_line
 from protocol.training import TRAINING_PREFIX, is_training, record_training_problem, training_station_id
 from receiver.app import create_app
+from receiver.pgcluster import Cluster, ClusterError, start_cluster
 from receiver.storage import open_storage
 from receiver.store.overview import OverviewQuery
 from tests.receiver.rx_kit import Setup, Unit, post
@@ -41,9 +43,30 @@ def setup(tmp_path: Path) -> Setup:
     return s
 
 
+@pytest.fixture(scope="module")
+def pg_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not available here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An SQLite file, then (marked postgres) a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "receiver.db")
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
 @pytest.fixture
-def app(setup: Setup, tmp_path: Path) -> Iterator[Flask]:
-    flask_app = create_app(setup.config(str(tmp_path / "receiver.db"), FakeClock(wall=1_800_000_600.0)))
+def app(setup: Setup, db_url: str) -> Iterator[Flask]:
+    flask_app = create_app(setup.config(db_url, FakeClock(wall=1_800_000_600.0)))
     yield flask_app
     flask_app.extensions["pollbox_receiver"].storage.close()
 
@@ -141,9 +164,9 @@ def test_a_flag_that_is_not_a_boolean_is_malformed(setup: Setup) -> None:
         parse_line(line)
 
 
-def test_an_earlier_database_gains_the_training_columns(tmp_path: Path, setup: Setup) -> None:
+def test_an_earlier_database_gains_the_training_columns(db_url: str, setup: Setup) -> None:
     """A receiver database made before training existed: columns added, training ids flagged, counts kept."""
-    url = str(tmp_path / "old.db")
+    url = db_url
     storage = open_storage(url)
     storage._q("DROP INDEX stations_training")
     storage._q("ALTER TABLE stations DROP COLUMN training")
