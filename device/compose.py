@@ -1,7 +1,8 @@
 """The composition root: ``build_appliance(config)`` builds a station unit from its validated config.
 
 It is the one place that chooses backends (through ``device/hardware/registry.py``),
-loads the station package and the keys, opens the journal (``journal.db``, or
+loads the station package and the keys (the record key from the backend
+``[key] store`` names, ``device/signing``: a file or the TPM), opens the journal (``journal.db``, or
 ``training-journal.db`` for a training package, after ``device.training.check_unit``
 has refused a unit holding the other kind of data) and attaches the
 upstream outbox before anything is appended. Simulated parts are chosen by name
@@ -22,6 +23,7 @@ from device.store.journal import Journal
 
 if TYPE_CHECKING:
     from device.hardware.scanners.simcamera import SimCamera
+    from device.signing import Signer
     from device.upstream.service import Upstream
     from device.upstream.uplink import Uplink
 
@@ -32,6 +34,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     from device.hardware.registry import build_box, build_scanner
     from device.identity import Identity, load_list_key, rules_from_package
     from device.package import load_package, public_key_from_b64
+    from device.signing import load_signer
     from device.training import check_unit, journal_path
 
     own_clock = clock is None  # an injected clock means the caller drives every timer
@@ -44,8 +47,9 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     identity = Identity(list_key=list_key, rules=rules_from_package(package.payload))
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
+    signer = load_signer(config.data_dir, config.key.store, config.key.tcti)  # a moved card or cleared TPM stops here
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
-    upstream, link = _build_upstream(config, package, journal, clock)
+    upstream, link = _build_upstream(config, package, journal, clock, signer)
     sim = None
     if config.simulation:
         from device.hardware.sim.controls import SimControls
@@ -53,16 +57,15 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
         sim = SimControls(box=box, scanner=scanner, camera=camera, link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
-                    backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock))
+                    backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock, signer))
     if sim is not None:
         sim.attach(app)
     return app
 
 
 def _build_upstream(config: Config, package: StationPackage, journal: Journal,
-                    clock: Clock) -> tuple[Upstream, Uplink]:
+                    clock: Clock, signer: Signer) -> tuple[Upstream, Uplink]:
     """The outbox and uplink; attached to the journal before anything is appended."""
-    from device.keys import load_device_key
     from device.package import PackageError, public_key_from_b64
     from device.upstream.service import Upstream
     from device.upstream.switchable import SwitchableUplink
@@ -75,25 +78,30 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
     except PackageError:
         raise PackageError("the package's receiver.public_key is not a base64 Ed25519 key; "
                            "the unit could not verify the CEC's receipts") from None
-    upstream = Upstream(journal=journal, key=load_device_key(config.data_dir), station_id=package.station_id,
+    upstream = Upstream(journal=journal, key=signer, station_id=package.station_id,
                         receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
                         probe_every=config.delays.uplink_probe_every)
     upstream.attach()
     return upstream, link
 
 
-def _build_unit_sync(config: Config, package: StationPackage, clock: Clock) -> Any:
+def _build_unit_sync(config: Config, package: StationPackage, clock: Clock, signer: Signer) -> Any:
     """The sync with the station's other units, when its package lists several (``device/sync/``)."""
-    from device.keys import load_device_key
+    from device.package import PackageError
+    from device.signing.filekey import FileSigner
     from device.sync.service import UnitSync
     from device.sync.units import station_units
 
     own = config.unit_id
-    key = load_device_key(config.data_dir)
-    units = station_units(package.payload, package.voters, own, key.public_key())
+    if package.payload.get("units") is None and not own:
+        return None
+    if not isinstance(signer, FileSigner):
+        raise PackageError("the station package lists several units, whose check-ins are signed with Ed25519 "
+                           "keys; a unit whose key is in its TPM ([key] store = \"tpm\") cannot join them yet")
+    units = station_units(package.payload, package.voters, own, signer.public_key())
     if units is None:
         return None
-    return UnitSync(units=units, key=key, wall=clock.wall, delays=config.delays,
+    return UnitSync(units=units, key=signer.key, wall=clock.wall, delays=config.delays,
                     listen=config.unit_listen, simulation=config.simulation)
 
 

@@ -27,6 +27,8 @@ from device.core.delays import Delays
 from device.hardware.boxes.pins import DEFAULT_PINS, PinMap
 from device.hardware.decoders import DEFAULT_FORMATS, FORMATS
 from device.hardware.scanners.keymaps import LAYOUTS
+from device.signing import DEFAULT_TCTI
+from device.signing import STORES as KEY_STORES
 from protocol.errors import UserError
 
 MODES = ("simulation", "production")
@@ -188,6 +190,16 @@ class UnitSettings:
 
 
 @dataclass(frozen=True)
+class KeySettings:
+    """``[key]``: where the unit's record key is kept (``device/signing``, docs/keys.md)."""
+
+    store: str = cs.setting("file", cs.one_of(KEY_STORES), 'file: the Ed25519 key file on the data partition; '
+                            'tpm: a P-256 key made inside the unit\'s TPM 2.0')
+    tcti: str = cs.setting(DEFAULT_TCTI, cs.text, "how the TPM is reached (store = \"tpm\"), e.g. "
+                           "device:/dev/tpmrm0")
+
+
+@dataclass(frozen=True)
 class _File:
     """The whole file: the required keys, then one table per section."""
 
@@ -203,6 +215,7 @@ class _File:
     log: LogSettings = cs.table(LogSettings)
     backup: BackupSettings = cs.table(BackupSettings)
     unit: UnitSettings = cs.table(UnitSettings)
+    key: KeySettings = cs.table(KeySettings)
     delays: Delays = cs.custom(Delays, _delays)
 
 
@@ -225,6 +238,8 @@ class Config:
     unit_id: str = ""
     """``[unit] id``: this unit's id among the station's units ("" for a one-unit station)."""
     unit_listen: str = ""
+    key: KeySettings = field(default_factory=KeySettings)
+    """``[key]``: the record key's backend (``file`` or ``tpm``) and the TPM's TCTI."""
 
     @property
     def simulation(self) -> bool:
@@ -366,7 +381,7 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
         station_package=(base / read.station_package).resolve(), data_dir=data_dir, hardware=read.hardware,
         uplink=read.uplink.transport, web_host=read.web.host, web_port=read.web.port,
         web_allow_remote=read.web.allow_remote, log_level=read.log.level, backup_dir=backup_dir,
-        delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen)
+        delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen, key=read.key)
 
 
 def load_config(path: Path) -> Config:

@@ -237,14 +237,17 @@ def cec_enroll(args: argparse.Namespace) -> int:
 def unit_keygen(args: argparse.Namespace) -> int:
     from .enrollment import create_unit_keys
     config = _config(args)
-    print(f"device key {create_unit_keys(config.data_dir)} created in {config.data_dir}")
+    key = create_unit_keys(config.data_dir, config.key.store, config.key.tcti)
+    where = f"the TPM ({config.key.tcti})" if config.key.store == "tpm" else str(config.data_dir)
+    print(f"device key {key} created in {where}")
     return 0
 
 
 def unit_enroll_request(args: argparse.Namespace) -> int:
     from .enrollment import make_request, unit_serial, write_json
     config = _config(args)
-    request = make_request(config.data_dir, args.station, args.serial or unit_serial(), time.time())
+    request = make_request(config.data_dir, args.station, args.serial or unit_serial(), time.time(),
+                           config.key.store, config.key.tcti)
     write_json(args.out, request)
     print(f"enrollment request for {args.station}, unit {request['serial']}, key {request['key_id']}: {args.out}")
     return 0

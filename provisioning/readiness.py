@@ -34,8 +34,9 @@ from typing import Any, Protocol
 
 from device.config import Config
 from device.hardware.interfaces import UplinkError
-from device.keys import KeyError_, load_device_key
+from device.keys import KeyError_
 from device.package import PackageError, StationPackage, load_package, public_key_from_b64
+from device.signing import load_signer
 from device.upstream.uplink import HttpUplink, LinkDown, UplinkConfigError
 from protocol.envelope import EnvelopeError, iso_utc
 from protocol.keys import key_id
@@ -89,7 +90,8 @@ class Readiness:
 
 def _keys(config: Config, station: str) -> Check:
     try:
-        key = load_device_key(config.data_dir)
+        key = load_signer(config.data_dir, config.key.store, config.key.tcti)  # the TPM must load it, too
+        key.close()
         entry = recorded_enrollment(config.data_dir, public_key_from_b64(config.cec_public_key))
     except (KeyError_, ProvisionError) as exc:
         return Check("keys and enrollment", False, str(exc))

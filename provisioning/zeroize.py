@@ -32,15 +32,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from device.config import Config
-from device.keys import KeyError_, load_device_key
+from device.keys import KeyError_
+from device.signing import load_signer
 from device.training import training_files, zeroize_record_name
 from protocol.canonical import canonical
 from protocol.envelope import iso_utc
-from protocol.keys import key_id, public_b64
+from protocol.keys import ED25519, key_id, public_b64
 
 from .errors import ProvisionError
 
-SECRET_FILES = ("device.key", "seal.key", "list.key")
+SECRET_FILES = ("device.key", "device.tpm", "seal.key", "list.key")
 
 
 class ApplianceView(Protocol):
@@ -97,13 +98,19 @@ def _signed_record(config: Config, station: str, waiting: int | None, left: int 
                    now: float, training: bool) -> dict[str, Any]:
     """The certificate of the wipe: ``waiting`` when it was judged, ``unacknowledged`` as it happened."""
     try:
-        key = load_device_key(config.data_dir)
+        key = load_signer(config.data_dir, config.key.store, config.key.tcti)
     except KeyError_ as exc:
         raise ProvisionError("E020", str(exc)) from None
-    body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting, "unacknowledged": left,
-            "forced": forced, "wiped": [p.name for p in _targets(config, training) if p.exists()],
-            "key": key_id(key.public_key()), "public_key": public_b64(key.public_key())}
-    return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
+    try:
+        body = {"type": "zeroize", "station": station, "at": iso_utc(now), "waiting": waiting,
+                "unacknowledged": left, "forced": forced,
+                "wiped": [p.name for p in _targets(config, training) if p.exists()],
+                "key": key_id(key.public_key()), "public_key": public_b64(key.public_key())}
+        if key.alg != ED25519:
+            body["alg"] = key.alg
+        return {**body, "signature": base64.b64encode(key.sign(canonical(body))).decode()}
+    finally:
+        key.close()
 
 
 def wipe_file(path: Path) -> bool:

@@ -27,13 +27,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from device.core import events as ev
 from device.store.journal import Journal, connect
 from device.upstream.records import Tally, body_for, is_upstream, needs_tally
 from protocol.chain import ZERO_HASH
-from protocol.envelope import SignedRecord, make_record, parse_line
+from protocol.envelope import RecordSigner, SignedRecord, make_record, parse_line
 from protocol.errors import UserError
 from protocol.keys import key_id
 from protocol.training import is_training_station
@@ -70,7 +68,7 @@ class OutboxError(UserError):
 class Outbox:
     """Signs upstream records in the journal's transactions and keeps them until receipted."""
 
-    def __init__(self, path: Path, *, key: Ed25519PrivateKey, station_id: str) -> None:
+    def __init__(self, path: Path, *, key: RecordSigner, station_id: str) -> None:
         self._key = key
         self.station_id = station_id
         self.training = is_training_station(station_id)  # a training station signs the flag into every record

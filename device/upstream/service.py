@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from device.core.backoff import full_jitter, jittered
 from device.core.delays import DEFAULT_DELAYS, Delays
@@ -42,7 +42,7 @@ from device.store.journal import Journal
 from device.upstream.export import write_export
 from device.upstream.outbox import Outbox, OutboxError
 from device.upstream.uplink import LinkDown, Reply, Uplink
-from protocol.envelope import EnvelopeError, iso_utc
+from protocol.envelope import EnvelopeError, RecordSigner, iso_utc
 from protocol.errors import PollboxError, UserError
 from protocol.export import read_export, render_export
 from protocol.receipts import verify_receipt
@@ -99,7 +99,7 @@ class _Refused(PollboxError):
 class Upstream:
     """The outbox, the sending policy and the worker thread."""
 
-    def __init__(self, *, journal: Journal, key: Ed25519PrivateKey, station_id: str,
+    def __init__(self, *, journal: Journal, key: RecordSigner, station_id: str,
                  receiver_public_key: Ed25519PublicKey, uplink: Uplink, clock: Clock,
                  delays: Delays = DEFAULT_DELAYS, rng: RandomSource | None = None,
                  probe_every: float = DEFAULT_PROBE_EVERY, batch_records: int = BATCH_RECORDS) -> None:
