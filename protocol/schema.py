@@ -57,6 +57,12 @@ BODIES: dict[str, dict[str, Kind]] = {
     "alarm_acknowledged": {"alarm": POSITIVE, "note_given": BOOLEAN},
     "turnout_snapshot": {"identified": COUNT, "ballots": COUNT, "registered": COUNT},
     "annotation": {"topic": TEXT, "text": TEXT},
+    "unit_conflict": {"first_unit": TEXT, "first_seq": POSITIVE, "first_at": COUNT, "second_unit": TEXT,
+                      "second_seq": POSITIVE, "second_at": COUNT},
+    "unit_absent_at_close": {"unit": TEXT, "reason_given": BOOLEAN},
+    "units_reconciled": {"desks_identified": COUNT, "desks_ballots": COUNT, "mobile_identified": COUNT,
+                         "mobile_ballots": COUNT, "identified": COUNT, "ballots": COUNT, "conflicts": COUNT,
+                         "absent": TEXT, "parts": TEXT},
 }
 
 

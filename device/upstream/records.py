@@ -107,8 +107,8 @@ def _annotation(e: Any, _: Tally | None) -> dict[str, Any]:
 
 def _conflict(e: Any, _: Tally | None) -> dict[str, Any]:
     """Which units admitted one voter, which of their admissions, when: never the voter's hash or line."""
-    return {"first_unit": scrub(e.first_unit), "first_seq": e.first_seq, "first_at": e.first_at,
-            "second_unit": scrub(e.second_unit), "second_seq": e.second_seq, "second_at": e.second_at}
+    return {"first_unit": scrub(e.first_unit), "first_seq": e.first_seq, "first_at": int(e.first_at),
+            "second_unit": scrub(e.second_unit), "second_seq": e.second_seq, "second_at": int(e.second_at)}
 
 
 def _absent(e: Any, _: Tally | None) -> dict[str, Any]:

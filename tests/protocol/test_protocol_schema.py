@@ -26,6 +26,9 @@ DEVICE_EVENTS: list[tuple[ev.Event, Tally | None]] = [
     (ev.AlarmAcknowledged(alarm=3, note="seen"), None),
     (ev.TurnoutSnapshot(identified=40, ballots=39, registered=900), None),
     (ev.Annotation(topic="zeroize", text="keys wiped " * 40), None),
+    (ev.UnitConflict("a" * 64, 7, "desk-1", 3, 1_800_000_000.5, "desk-2", 9, 1_800_000_100.25), None),
+    (ev.UnitAbsentAtClose("mobile", "out of reach"), None),
+    (ev.UnitsReconciled(10, 9, 3, 3, 13, 12, 1, "mobile", "desk-1 6/5, desk-2 4/4, mobile 3/3"), None),
 ]
 
 
