@@ -52,3 +52,59 @@ def make_demo_units(directory: Path, *, voters: int = 2000, web_ports: tuple[int
         text = text.replace(f"port = {web_ports[0]}\n", f"port = {web}\n")
         configs[uid].write_text(text + f'\n[unit]\nid = "{uid}"\n', encoding="utf-8")
     return configs
+
+
+def _sync_port(config: Path) -> int:
+    doc = json.loads((config.parent / "station-package.json").read_bytes())["payload"]
+    uid = config.parent.name
+    address = next(u["address"] for u in doc["units"]["list"] if u["id"] == uid)
+    return int(address.rpartition(":")[2])
+
+
+def set_link(directory: Path, a: str, b: str, up: bool) -> None:
+    """Cut (``up`` False) or restore the link between units ``a`` and ``b`` of a running demo, on both sides."""
+    import urllib.request
+    for here, there in ((a, b), (b, a)):
+        port = _sync_port(directory / here / "station.toml")
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/units/link?peer={there}&up={int(up)}", method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m device.sync.demo DIR``: make the three units (once) and run them until Ctrl-C;
+    ``python -m device.sync.demo DIR link A B up|down``: restore or cut a link of the running demo."""
+    import argparse
+    import subprocess
+    import sys
+    p = argparse.ArgumentParser(prog="python -m device.sync.demo", description=main.__doc__)
+    p.add_argument("directory", type=Path)
+    p.add_argument("action", nargs="*", help="link A B up|down")
+    args = p.parse_args(argv)
+    if args.action:
+        if len(args.action) != 4 or args.action[0] != "link" or args.action[3] not in ("up", "down"):
+            p.error("the only action is: link A B up|down")
+        set_link(args.directory, args.action[1], args.action[2], args.action[3] == "up")
+        print(f"link {args.action[1]} <-> {args.action[2]} {args.action[3]}")
+        return 0
+    configs = make_demo_units(args.directory)
+    procs = [subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(c), "run"])
+             for c in configs.values()]
+    for uid, config in configs.items():
+        web = next(line for line in config.read_text().splitlines() if line.startswith("port = ")).split("=")[1]
+        print(f"{uid}: chair's screen http://127.0.0.1:{web.strip()}/, sync port {_sync_port(config)}")
+    print(f"cut a link: python -m device.sync.demo {args.directory} link desk-1 desk-2 down (up restores it)")
+    try:
+        for proc in procs:
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

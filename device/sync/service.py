@@ -62,5 +62,6 @@ class UnitSync:
         """This unit, how far it holds each unit, each peer's state; ``up_to_date`` when every peer is."""
         peers = self.client.status()
         return {"station": self.units.units.station, "unit": self.units.units.own,
-                "role": self.units.own.role.value, "held": self.log.held_all(), "peers": peers,
+                "role": self.units.own.role.value, "held": self.log.held_all(), "closed": self.log.closed(),
+                "peers": peers,
                 "up_to_date": all(p["up_to_date"] for p in peers.values())}

@@ -27,7 +27,7 @@ from device.demo import demo_pins
 from device.store.journal import Journal
 from device.store.verify import verify_journal
 from device.sync import wire
-from device.sync.demo import HOME_VOTING, make_demo_units
+from device.sync.demo import HOME_VOTING, make_demo_units, set_link
 from tests.process_station import RunningStation, free_port
 
 pytestmark = pytest.mark.slow
@@ -70,12 +70,21 @@ class Units:
             return json.loads(answer.read())  # type: ignore[no-any-return]
 
     def link(self, a: str, b: str, up: bool) -> None:
-        """Cut or restore the link between ``a`` and ``b``, on both sides."""
+        """Cut or restore the link between ``a`` and ``b``, on both sides (as the demo's command does)."""
+        if a in self.running and b in self.running:
+            set_link(self.root, a, b, up)
+            return
         for here, there in ((a, b), (b, a)):
             if here in self.running:
                 req = urllib.request.Request(f"http://127.0.0.1:{self.port(here)}/units/link?peer={there}&up="
                                              f"{int(up)}", method="POST")
                 urllib.request.urlopen(req, timeout=5).close()
+
+    def wait_closed(self, uid: str, *closed: str) -> None:
+        deadline = time.monotonic() + SYNCED_WITHIN
+        while set(closed) - set(self.sync_status(uid)["closed"]):
+            assert time.monotonic() < deadline, f"{uid} did not get the close of {closed}"
+            time.sleep(0.1)  # polling pace against a named deadline
 
     def wait_up_to_date(self, *uids: str) -> None:
         deadline = time.monotonic() + SYNCED_WITHIN
@@ -155,6 +164,14 @@ def test_partitions_of_every_shape_then_a_merge(units: Units) -> None:
     for uid in UNITS:
         alarms = [a["kind"] for a in units.running[uid].ok({"cmd": "status"})["alarms"]]
         assert alarms.count("unit_conflict") == 1, (uid, alarms)
+    refused = units.running["desk-1"].control({"cmd": "close"})
+    assert not refused.get("ok") and "desk-2, mobile" in refused["error"]
+    units.running["desk-2"].ok({"cmd": "close"})
+    units.running["mobile"].ok({"cmd": "close"})
+    units.wait_closed("desk-1", "desk-2", "mobile")
+    report = units.running["desk-1"].ok({"cmd": "close"})
+    assert report["units"]["total"]["identified"] == 6 and report["units"]["mobile"]["identified"] == 2
+    assert report["units"]["conflicts"] == 1 and report["units"]["absent"] == []
     units.stop_all()
     journals = _check_merged(units)
     assert sum(isinstance(r.event, ev.UnitConflict) for r in journals["mobile"]) == 1
@@ -175,6 +192,11 @@ def test_a_unit_killed_while_it_catches_up_resumes_without_loss(units: Units) ->
     units.start("desk-2")
     units.start("mobile")
     units.wait_up_to_date(*UNITS)
+    units.running["desk-2"].ok({"cmd": "close"})
+    units.wait_closed("desk-1", "desk-2")
+    units.running["desk-1"].ok({"cmd": "close-without", "unit": "mobile", "reason": "the mobile team is still out"})
+    report = units.running["desk-1"].ok({"cmd": "close"})
+    assert report["units"]["absent"] == ["mobile"]
     units.stop_all()
     _check_merged(units)
 
