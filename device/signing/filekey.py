@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from device.keys import create_device_key, load_device_key
+from device.keys import KeyError_, create_device_key, load_device_key
 from protocol.keys import ED25519
 
 
@@ -25,6 +25,10 @@ class FileSigner:
 
     @classmethod
     def create(cls, data_dir: Path) -> FileSigner:
+        """Make ``device.key``; refused if the unit has a key already, in a file or in its TPM (``device.tpm``)."""
+        if (data_dir / "device.tpm").exists():
+            raise KeyError_(f"{data_dir / 'device.tpm'} already exists: this unit's key is in its TPM; a unit keeps "
+                            "its key until zeroized")
         return cls(create_device_key(data_dir))
 
     def public_key(self) -> Ed25519PublicKey:
