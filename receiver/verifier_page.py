@@ -15,7 +15,7 @@ import json
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from flask import Blueprint, Flask, Response, current_app, redirect, request
@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from protocol.keys import public_b64
 from receiver.current import receiver
+from receiver.service import ReceiverConfigError
 
 STATIC = Path(__file__).parent / "static"
 PAGE = "verify.html"
@@ -34,8 +35,40 @@ FILES = {"verify-sw.js": "text/javascript", "verify.webmanifest": "application/m
 bp = Blueprint("verifier", __name__)
 
 
+PUBLIC_READS = ("/api/v1/registry", "/api/v1/tree/", "/api/v1/records/", "/api/v1/results")
+"""Public GET answers any page may read, so the verifier opened from a file can refresh and fetch proofs."""
+
+
+class ElectionConfigError(ReceiverConfigError):
+    """The election's day or time zone in the receiver config cannot be used; the message says which."""
+
+
 def init_app(app: Flask) -> None:
+    """Register the routes; an unusable election day or zone stops the start (the database is closed first)."""
+    problem = _election_problem(app.config.get("ELECTION_DATE"), app.config.get("ELECTION_TIMEZONE"))
+    if problem:
+        app.extensions["pollbox_receiver"].storage.close()
+        raise ElectionConfigError(problem)
     app.register_blueprint(bp)
+    app.after_request(_public_reads)
+
+
+def _election_problem(day: object, zone: object) -> str | None:
+    if not day:
+        return None
+    try:
+        election_window("", str(day), str(zone or "Asia/Bishkek"))
+    except ValueError:
+        return f"the election date must be YYYY-MM-DD, not {day!r}"
+    except ZoneInfoNotFoundError:
+        return f"the election time zone must be an IANA zone such as Asia/Bishkek, not {zone!r}"
+    return None
+
+
+def _public_reads(response: Response) -> Response:
+    if request.method == "GET" and request.path.startswith(PUBLIC_READS):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
 
 
 def election_window(name: str, day: str, zone: str) -> dict[str, Any]:

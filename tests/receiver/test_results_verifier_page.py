@@ -105,3 +105,19 @@ def test_trust_cannot_close_the_script() -> None:
 def test_election_window_follows_the_zone() -> None:
     window = election_window("x", "2027-07-01", "Europe/Moscow")
     assert (window["from"], window["to"]) == ("2027-06-30T21:00:00.000000Z", "2027-07-02T21:00:00.000000Z")
+
+
+def test_a_bad_election_day_or_zone_stops_the_start(setup: Setup, db_url: str, clock: object) -> None:
+    from receiver.app import create_app
+    from receiver.service import ReceiverConfigError
+    for extra, words in (({"ELECTION_DATE": "2027-13-01"}, "YYYY-MM-DD"),
+                         ({"ELECTION_DATE": "2027-01-15", "ELECTION_TIMEZONE": "Mars/Olympus"}, "IANA zone")):
+        with pytest.raises(ReceiverConfigError, match=words):
+            create_app(setup.config(db_url, clock) | extra)
+
+
+def test_public_reads_are_open_to_a_page_opened_from_a_file(app: Flask, client: FlaskClient) -> None:
+    for path in ("/api/v1/registry", "/api/v1/tree/head", "/api/v1/results", "/api/v1/records/KG-0001/1"):
+        assert client.get(path).headers.get("Access-Control-Allow-Origin") == "*", path
+    assert "Access-Control-Allow-Origin" not in client.get("/api/v1/stations/KG-0001/receipt").headers
+    assert "Access-Control-Allow-Origin" not in client.post("/api/v1/records", data=b"").headers

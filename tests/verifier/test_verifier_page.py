@@ -208,3 +208,55 @@ def test_standalone_file_with_a_revoked_key_offline(playwright: Any, renderer: A
         assert ok == "revoked_key"
     finally:
         browser.close()
+
+
+def _standalone(scene: Scene, tmp_path: Path, registry_text: str) -> Path:
+    from verifier.build import build
+
+    trust = {"cec_key": public_b64(scene.cec_key.public_key()), "receiver_key": scene.receiver_public,
+             "registry": registry_text, "election": None, "receiver_url": scene.url, "source": "built"}
+    build(tmp_path / "page", trust)
+    return tmp_path / "page" / "verify.html"
+
+
+def test_file_page_refreshes_its_registry_from_the_receiver(renderer: Any, scene: Scene, tmp_path: Path) -> None:
+    """Built before the station was enrolled, the file learns the registry in force when online."""
+    empty = Registry()
+    empty.sign_and_save(tmp_path / "empty.json", scene.cec_key)
+    page_file = _standalone(scene, tmp_path, (tmp_path / "empty.json").read_text())
+    context = renderer.context.browser.new_context(**PHONE)
+    try:
+        offline = context.new_page()
+        context.set_offline(True)
+        offline.goto(page_file.as_uri())
+        offline.evaluate("window.pollboxVerifier.ready")
+        assert offline.evaluate("async (l) => (await window.pollboxVerifier.check(l)).code", scene.line) == "foreign_key"
+        offline.close()
+        context.set_offline(False)
+        online = context.new_page()
+        online.goto(page_file.as_uri())
+        online.evaluate("window.pollboxVerifier.ready")
+        expect(online.locator("#registry")).to_contain_text("from the CEC server")
+        assert online.evaluate("async (l) => (await window.pollboxVerifier.check(l)).ok", scene.line) is True
+        expect(online.locator("#note-proof")).to_have_attribute("data-state", "proof_ok")
+    finally:
+        context.close()
+
+
+def test_an_older_registry_from_the_receiver_never_undoes_a_revocation(renderer: Any, scene: Scene,
+                                                                       tmp_path: Path) -> None:
+    registry = Registry.load(scene.registry_path, scene.cec_key.public_key())
+    record = parse_line(scene.line)
+    registry.revoke(record.key, record.fields["station"], Revocation(
+        at="2027-01-15T10:00:00.000000Z", reason="stolen", by="CEC duty officer", last_seq=1))
+    registry.sign_and_save(tmp_path / "revoked.json", scene.cec_key)
+    page_file = _standalone(scene, tmp_path, (tmp_path / "revoked.json").read_text())
+    context = renderer.context.browser.new_context(**PHONE)
+    try:
+        page = context.new_page()
+        page.goto(page_file.as_uri())
+        page.evaluate("window.pollboxVerifier.ready")
+        assert page.evaluate("async (l) => (await window.pollboxVerifier.check(l)).code", scene.line) == "revoked_key"
+        expect(page.locator("#registry")).to_contain_text("copy in this page")
+    finally:
+        context.close()

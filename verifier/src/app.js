@@ -38,6 +38,7 @@
     try {
       const text = await fetchText("/api/v1/registry");
       const fresh = await C.loadRegistry(text, trust.cec_key);
+      if (!C.keepsRevocations(registry, fresh)) return; // an older registry served again: never undo a revocation
       registry = fresh;
       registrySource = "source_receiver";
       localStorage.setItem("pollbox-registry", text);

@@ -166,6 +166,17 @@ const PollboxCore = (() => {
     return { byKey, devices: doc.devices.length, text };
   }
 
+  // Whether ``fresh`` keeps every revocation ``current`` has (a revocation is never undone).
+  function keepsRevocations(current, fresh) {
+    if (!current) return true;
+    for (const [key, device] of current.byKey) {
+      if (!device.revocation) continue;
+      const now = fresh.byKey.get(key);
+      if (!now || !now.revocation || now.revocation.last_seq !== device.revocation.last_seq) return false;
+    }
+    return true;
+  }
+
   // Check one scanned line against the registry (and the election's day, when known).
   async function verifyLine(text, registry, election) {
     const record = parseLine(text);
@@ -222,5 +233,5 @@ const PollboxCore = (() => {
     return { leaf_index: proof.leaf_index, size: head.size, at: head.at };
   }
 
-  return { Invalid, parseLine, verifyLine, loadRegistry, verifyTreeHead, verifyInclusion, canonical, hex, sha256, COUNTS };
+  return { Invalid, parseLine, verifyLine, loadRegistry, keepsRevocations, verifyTreeHead, verifyInclusion, canonical, hex, sha256, COUNTS };
 })();
