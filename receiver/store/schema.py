@@ -122,6 +122,7 @@ class Upgrade:
     columns: dict[str, str]
     backfill: dict[str, str] | str | None = None
     why: str = ""
+    recount: bool = False  # the backfill may change what ``station_counts`` holds: count it again once
 
 
 UPGRADES = (
@@ -132,7 +133,7 @@ UPGRADES = (
             "the count of records kept as evidence after the close (earlier versions did not tell them apart)"),
     Upgrade("records", {"key_id": "TEXT"}, BACKFILL_KEY_ID, "the key id of each record, read from its line"),
     Upgrade("stations", {"training": "INTEGER NOT NULL DEFAULT 0"}, BACKFILL_TRAINING,
-            "training stations, kept apart and never counted (their ids start with TRAINING-)"),
+            "training stations, kept apart and never counted (their ids start with TRAINING-)", recount=True),
     Upgrade("records", {"training": "INTEGER NOT NULL DEFAULT 0"}, None,
             "the signed training flag of each record (an earlier receiver refused every flagged record)"),
 )
@@ -148,14 +149,17 @@ class Schema(Database):
             if self.dialect is POSTGRES:
                 self._q("SELECT pg_advisory_xact_lock(6962)")  # concurrent first starts create the schema once
             self._statements(TABLES.format(**fmt))
-            for upgrade in UPGRADES:
-                self._upgrade(upgrade)
+            recount = [upgrade.recount for upgrade in UPGRADES if self._upgrade(upgrade)]
             self._create_indexes(INDEXES + (";" + POSTGRES_INDEXES if self.dialect is POSTGRES else ""))
             self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
                     (merkle.EMPTY_ROOT, b""))
             if self._q("SELECT id FROM station_counts WHERE id = 1").fetchone() is None:
                 self._q(f"INSERT INTO station_counts (id, {', '.join(TALLY_COLUMNS)}) "
                         f"SELECT 1, {COUNT_TALLIES.removeprefix('SELECT ')} AND 1 = 1")
+            elif any(recount):
+                counted = self._q(COUNT_TALLIES).fetchone()
+                self._q(f"UPDATE station_counts SET {', '.join(f'{c} = ?' for c in TALLY_COLUMNS)} WHERE id = 1",
+                        [int(v or 0) for v in counted])
             self._q("INSERT INTO meta (key, value) VALUES ('page_token_key', ?) ON CONFLICT (key) DO NOTHING",
                     (secrets.token_hex(32),))
             return bytes.fromhex(self._q("SELECT value FROM meta WHERE key = 'page_token_key'").fetchone()[0])
@@ -178,18 +182,19 @@ class Schema(Database):
             if statement.strip() and name not in existing:
                 self._q(statement)
 
-    def _upgrade(self, upgrade: Upgrade) -> None:
-        """Add the upgrade's missing columns to a database of an earlier version and fill them."""
+    def _upgrade(self, upgrade: Upgrade) -> bool:
+        """Add the upgrade's missing columns to a database of an earlier version and fill them; whether it did."""
         present = self._columns(upgrade.table)
         missing = [c for c in upgrade.columns if c not in present]
         for column in missing:
             kind = upgrade.columns[column].format(**self.dialect.types)
             self._q(f"ALTER TABLE {upgrade.table} ADD COLUMN {column} {kind}")
         if not missing:
-            return
+            return False
         log.info("%s: added %s (%s)", upgrade.table, ", ".join(missing), upgrade.why)
         backfill = upgrade.backfill
         if isinstance(backfill, dict):
             backfill = backfill[self.dialect.name]
         if backfill:
             self._q(backfill)
+        return True
