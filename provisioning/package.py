@@ -63,9 +63,11 @@ class BuiltStation:
 
 def build_payload(*, election: dict[str, Any], station: dict[str, Any], receiver: dict[str, str],
                   cec_public_key: str, entries: list[list[Any]], list_key: bytes, issued_at: float,
-                  documents: dict[str, Any] | None = None, hardware: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The payload of one station's package (plain data, not yet signed)."""
-    return {
+                  documents: dict[str, Any] | None = None, hardware: dict[str, Any] | None = None,
+                  units: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The payload of one station's package (plain data, not yet signed); ``units`` is the section of a station
+    with several units (``device.sync.units.units_section``), left out for a one-unit station."""
+    return {**({"units": dict(units)} if units is not None else {}),
         "election": dict(election),
         "station": dict(station),
         "receiver": dict(receiver),
