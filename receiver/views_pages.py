@@ -78,7 +78,8 @@ def overview() -> str:
                            query=query, summary=summary, filters=STATUS_FILTERS, sorts=tuple(SORTS),
                            silent_minutes=int(rx.silent_after // 60), silent_before=silent_before,
                            recount_seconds=int(SILENT_RECOUNT_SECONDS), condition=condition, now=now,
-                           revoked_stations=registry.revoked_stations(), revoked_keys=len(registry.revoked()))
+                           revoked_stations=registry.revoked_stations(), revoked_keys=len(registry.revoked()),
+                           unit_conflicts=rx.storage.unit_conflicts([s.station for s in page.rows]))
 
 
 def _overview_query() -> OverviewQuery:

@@ -177,6 +177,15 @@ class Ingest(MerkleLog, Tallies):
                  "body": json.loads(line.partition(" ")[2])["body"]}
                 for seq, kind, at, received, leaf, h, line in rows]
 
+    def unit_conflicts(self, stations: Sequence[str]) -> dict[str, int]:
+        """How many conflicts between two units of one station (``unit_conflict`` records) each station sent."""
+        if not stations:
+            return {}
+        marks = ",".join("?" * len(stations))
+        rows = self._q(f"SELECT station, COUNT(*) FROM records WHERE type = 'unit_conflict' AND station IN ({marks}) "
+                       "GROUP BY station", list(stations)).fetchall()
+        return {str(station): int(n) for station, n in rows}
+
     def conflicts_of(self, station: str) -> list[dict[str, Any]]:
         rows = self._q("SELECT seq, hash, line, received_at, source FROM conflicts WHERE station = ? ORDER BY id",
                        (station,)).fetchall()
