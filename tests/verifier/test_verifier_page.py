@@ -107,7 +107,9 @@ def test_genuine_close_report_passes_with_the_chain_and_the_cec_proof(playwright
         assert "KG-DEMO-0001" in facts and str(body["ballots"]) in facts and str(body["identified"]) in facts
         expect(page.locator("#note-proof")).to_have_attribute("data-state", "proof_ok")
         expect(page.locator("#note-chain")).to_contain_text("previous record")
-        assert float(page.locator("#verdict-word").evaluate("e => parseFloat(getComputedStyle(e).fontSize)")) >= 28
+        size = "e => parseFloat(getComputedStyle(e).fontSize)"
+        assert page.locator("#verdict-word").evaluate(size) >= 24 and page.locator("#facts td").nth(1).evaluate(size) >= 24
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, "nothing may overflow the phone's width"
         timings = page.evaluate("window.pollboxTimings")
         assert timings["decoder"] == "zxing-wasm" and timings["verdict"] >= timings["qr_read"] >= timings["camera"]
         for lang, word in (("ru", "ДЕЙСТВИТЕЛЕН"), ("ky", "ЧЫН"), ("en", "VALID")):
@@ -146,6 +148,9 @@ def test_every_alteration_fails_with_its_reason(playwright: Any, renderer: Any, 
         expect(page.locator("#verdict-word")).to_contain_text(f"NOT VALID: {WORDS[code]}")
         assert page.locator("#verdict").evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(176, 0, 32)"
         assert page.locator("#facts tr").count() == 0
+        page.locator("#langs button[data-lang=ru]").tap()
+        expect(page.locator("#verdict-word")).to_contain_text("НЕДЕЙСТВИТЕЛЕН:")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         browser.close()
 

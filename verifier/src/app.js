@@ -152,14 +152,26 @@
     box.dataset.state = r.ok ? "valid" : "invalid";
     box.dataset.code = r.ok ? "valid" : r.code;
     box.className = r.ok ? "verdict valid" : "verdict invalid";
-    $("verdict-word").textContent = r.ok ? "✔ " + t("valid") : "✘ " + t("invalid") + ": " + t("reason_" + r.code);
+    const word = document.createElement("span");
+    word.className = "word";
+    word.textContent = r.ok ? "✔ " + t("valid") : "✘ " + t("invalid") + ":";
+    const reason = document.createElement("span");
+    reason.className = "reason";
+    reason.textContent = r.ok ? "" : t("reason_" + r.code);
+    $("verdict-word").replaceChildren(word, " ", reason);
     const table = $("facts");
     table.replaceChildren();
     const f = r.ok ? r.fields : null;
+    $("kind").textContent = f ? t(C.COUNTS[f.type] ? f.type : "other_record") : "";
     if (f) {
-      table.append(row(t("station"), f.station), row(t("kind"), t(C.COUNTS[f.type] ? f.type : "other_record")));
+      table.append(row(t("station"), f.station));
       for (const name of C.COUNTS[f.type] || []) table.append(row(t(name), String(f.body[name])));
-      table.append(row(t("signed_at"), f.at.replace("T", " ").slice(0, 19)), row(t("record"), String(f.seq)), row(t("key"), f.key));
+      const at = row(t("signed_at"), f.at.slice(0, 10) + " " + f.at.slice(11, 19));
+      at.className = "time";
+      table.append(at, row(t("record"), String(f.seq)));
+      const key = row(t("key"), f.key);
+      key.className = "small";
+      table.append(key);
     }
     const notes = [];
     if (r.ok) {
