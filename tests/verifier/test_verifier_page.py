@@ -265,3 +265,19 @@ def test_an_older_registry_from_the_receiver_never_undoes_a_revocation(renderer:
         expect(page.locator("#registry")).to_contain_text("copy in this page")
     finally:
         context.close()
+
+
+def test_a_page_without_a_registry_checks_nothing(renderer: Any, scene: Scene, tmp_path: Path) -> None:
+    from verifier.build import build
+
+    build(tmp_path / "bare")
+    context = renderer.context.browser.new_context(offline=True, **PHONE)
+    try:
+        page = context.new_page()
+        page.goto((tmp_path / "bare" / "verify.html").as_uri())
+        page.evaluate("window.pollboxVerifier.ready")
+        expect(page.locator("#registry")).to_contain_text("No device registry")
+        assert page.evaluate("async (l) => (await window.pollboxVerifier.check(l)).code", scene.line) == "registry_bad"
+        expect(page.locator("#verdict-word")).to_contain_text("NOT VALID: no device registry")
+    finally:
+        context.close()
