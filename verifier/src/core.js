@@ -1,11 +1,11 @@
 // The verifier's checks, with no page in them: a signed record line, the CEC-signed device registry,
 // a signed tree head and an RFC 6962 inclusion proof (docs/protocol.md). Everything is WebCrypto
-// (SHA-256 and Ed25519). A check that fails throws Invalid with a code the page names in three languages.
+// (SHA-256, Ed25519, and ECDSA P-256 for a unit whose key is in a TPM: "alg":"p256"). A check that fails throws Invalid with a code the page names in three languages.
 "use strict";
 
 const PollboxCore = (() => {
   const FIELDS = ["at", "body", "key", "prev", "seq", "station", "type", "v"];
-  const OPTIONAL_FIELDS = ["training"];
+  const OPTIONAL_FIELDS = ["training", "alg"];
   const AT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
   const SIG_RE = /^[A-Za-z0-9_-]{86} \{/;
   const REGISTRY_FORMAT = "pollbox-device-registry/1";
@@ -121,7 +121,8 @@ const PollboxCore = (() => {
       && /^[0-9a-f]{64}$/.test(f.prev) && typeof f.at === "string" && AT_RE.test(f.at)
       && typeof f.type === "string" && /^[a-z0-9_]{1,64}$/.test(f.type)
       && typeof f.body === "object" && f.body !== null && !Array.isArray(f.body)
-      && (f.training === undefined || typeof f.training === "boolean");
+      && (f.training === undefined || typeof f.training === "boolean")
+      && (f.alg === undefined || f.alg === "p256");
     if (!ok) throw new Invalid("not_ours");
     for (const name of COUNTS[f.type] || []) {
       if (!Number.isSafeInteger(f.body[name])) throw new Invalid("not_ours", { missing: name });
@@ -142,6 +143,17 @@ const PollboxCore = (() => {
     return crypto.subtle.verify({ name: "Ed25519" }, key, signature, bytes);
   }
 
+  // ECDSA P-256 with SHA-256; the record's 64 signature bytes are r || s, as WebCrypto takes them.
+  async function p256Verify(rawKey, signature, bytes) {
+    let key;
+    try {
+      key = await crypto.subtle.importKey("raw", rawKey, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+    } catch (e) {
+      throw new Invalid("altered", { why: "key" });
+    }
+    return crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, bytes);
+  }
+
   // The CEC-signed device registry: its devices by key id, after checking the CEC's signature.
   async function loadRegistry(text, cecKeyB64) {
     let doc;
@@ -160,8 +172,10 @@ const PollboxCore = (() => {
     const byKey = new Map();
     for (const d of doc.devices) {
       const raw = b64ToBytes(d.public_key);
-      if (raw.length !== 32 || (await keyId(raw)) !== d.key_id) throw new Invalid("registry_bad", { why: "key_id" });
-      byKey.set(d.key_id, { ...d, raw });
+      const alg = d.alg === undefined ? "ed25519" : d.alg;
+      const size = alg === "p256" ? 65 : alg === "ed25519" ? 32 : -1;
+      if (raw.length !== size || (await keyId(raw)) !== d.key_id) throw new Invalid("registry_bad", { why: "key_id" });
+      byKey.set(d.key_id, { ...d, alg, raw });
     }
     return { byKey, devices: doc.devices.length, text };
   }
@@ -184,7 +198,9 @@ const PollboxCore = (() => {
     const device = registry.byKey.get(f.key);
     if (!device) throw new Invalid("foreign_key", { key: f.key });
     if (device.station !== f.station) throw new Invalid("foreign_key", { key: f.key, enrolled: device.station });
-    if (!(await ed25519Verify(device.raw, record.signature, record.bytes))) throw new Invalid("altered", { why: "signature" });
+    if ((f.alg || "ed25519") !== device.alg) throw new Invalid("altered", { why: "alg" });
+    const verify = device.alg === "p256" ? p256Verify : ed25519Verify;
+    if (!(await verify(device.raw, record.signature, record.bytes))) throw new Invalid("altered", { why: "signature" });
     if (device.revocation && f.seq > device.revocation.last_seq) {
       throw new Invalid("revoked_key", { at: device.revocation.at, last_seq: device.revocation.last_seq });
     }
