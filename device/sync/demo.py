@@ -86,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
         set_link(args.directory, args.action[1], args.action[2], args.action[3] == "up")
         print(f"link {args.action[1]} <-> {args.action[2]} {args.action[3]}")
         return 0
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)  # a service manager or kill stops the three units as Ctrl-C does
     configs = make_demo_units(args.directory)
     procs = [subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(c), "run"])
              for c in configs.values()]
