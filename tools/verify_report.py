@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from protocol.envelope import EnvelopeError, parse_line
 from protocol.errors import UserError
-from protocol.keys import key_id
+from protocol.keys import ED25519, P256, RAW_LENGTH, KeyFormatError, PublicKey, decode_any_public_key, key_id
 from protocol.training import is_training
 
 COUNT_FIELDS = ("identified", "ballots", "difference", "alarms_total", "alarms_open")
@@ -56,18 +54,20 @@ class Verdict:
         return out
 
 
-def load_key(text: str) -> Ed25519PublicKey:
-    """A public key from base64 text or from a file holding it."""
+def load_key(text: str) -> PublicKey:
+    """A public key from base64 text or from a file holding it: 32 Ed25519 bytes, or a 65-byte P-256 point."""
     path = Path(text)
     if path.is_file():
         text = path.read_text(encoding="utf-8")
     try:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True))
-    except (ValueError, binascii.Error):
-        raise InputProblem("the key must be base64 of 32 raw Ed25519 bytes (the station's device.pub)") from None
+        raw = base64.b64decode(text.strip(), validate=True)
+        return decode_any_public_key(text.strip(), P256 if len(raw) == RAW_LENGTH[P256] else ED25519)
+    except (ValueError, binascii.Error, KeyFormatError):
+        raise InputProblem("the key must be base64 of 32 raw Ed25519 bytes or of a 65-byte P-256 point "
+                           "(the station's device.pub)") from None
 
 
-def verify_line(line: str, public: Ed25519PublicKey) -> Verdict:
+def verify_line(line: str, public: PublicKey) -> Verdict:
     """Check one signed ``polls_closed`` record line against ``public``."""
     try:
         record = parse_line(line.strip())

@@ -126,3 +126,16 @@ def test_the_receiver_refuses_a_record_whose_alg_is_not_its_keys(tmp_path: Path,
         reply = post(app.test_client(), [parse_line(lying.line())])
     assert reply.status_code == 400
     assert "signed as p256" in reply.get_json()["reason"] and "enrolled as a ed25519 key" in reply.get_json()["reason"]
+
+
+def test_the_report_checking_tool_takes_a_p256_device_key(tmp_path: Path) -> None:
+    from tools.verify_report import InputProblem, load_key, verify_line
+    unit = AnyUnit("KG-0001", key=P256Key())
+    line = unit.record("polls_closed", {"identified": 812, "ballots": 811, "difference": -1, "alarms_total": 2,
+                                        "alarms_open": 0, "journal_seq": 1711, "journal_hash": "5e" * 32},
+                       journal=False).line()
+    (tmp_path / "device.pub").write_text(public_b64(unit.key.public_key()) + "\n")  # type: ignore[attr-defined]
+    assert verify_line(line, load_key(str(tmp_path / "device.pub"))).valid
+    assert not verify_line(line.replace('"ballots":811', '"ballots":810'), load_key(str(tmp_path / "device.pub"))).valid
+    with pytest.raises(InputProblem, match="65-byte P-256 point"):
+        load_key("AAAA")
