@@ -16,11 +16,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from device.core import session as ss
 from device.core.delays import Delays
 from device.core.units import Replica
+from protocol.errors import UserError
 
 from .client import Fetch, Links, SyncClient, http_fetch
 from .log import UnitLog
 from .server import SyncServer
 from .units import StationUnits
+
+
+class SyncListenError(UserError):
+    """The sync server cannot listen where the package or ``[unit] listen`` says."""
 
 
 class UnitSync:
@@ -38,8 +43,12 @@ class UnitSync:
         self.server: SyncServer | None = None
         if address:
             host, _, port = address.rpartition(":")
-            self.server = SyncServer(host=host.strip("[]"), port=int(port), log_=self.log, links=self.links,
-                                     wall=wall, status=self.status, simulation=simulation)
+            try:
+                self.server = SyncServer(host=host.strip("[]"), port=int(port), log_=self.log, links=self.links,
+                                         wall=wall, status=self.status, simulation=simulation)
+            except (OSError, ValueError) as exc:
+                raise SyncListenError(f"unit {units.units.own} cannot listen for the other units on {address} "
+                                      f"({exc}); check [unit] listen and the package's address for this unit") from None
 
     def attach(self, post: Callable[[ss.Input], None]) -> None:
         """Where the client posts its inputs (the appliance's owner)."""

@@ -73,3 +73,20 @@ def test_a_bad_units_section_is_refused_with_its_reason(change: object, words: s
     voters = {e[0]: VoterEntry(e[1], e[2]) for e in payload["voters"]["entries"]}
     with pytest.raises(PackageError, match=words):
         station_units(payload, voters, "desk-1", None)
+
+
+def test_a_sync_address_already_taken_is_a_sentence_not_a_traceback() -> None:
+    import socket
+
+    from device.core.delays import Delays
+    from device.sync.service import SyncListenError, UnitSync
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listed = [(u, r, k, f"127.0.0.1:{port}" if u == "desk-1" else a) for u, r, k, a in LISTED]
+        payload = _payload(b"k" * 32, units_section(listed, []))
+        units = station_units(payload, {}, "desk-1", KEYS["desk-1"].public_key())
+        assert units is not None
+        with pytest.raises(SyncListenError, match=f"cannot listen for the other units on 127.0.0.1:{port}"):
+            UnitSync(units=units, key=KEYS["desk-1"], wall=lambda: NOW, delays=Delays())
