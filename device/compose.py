@@ -67,6 +67,7 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
                     clock: Clock, signer: Signer) -> tuple[Upstream, Uplink]:
     """The outbox and uplink; attached to the journal before anything is appended."""
     from device.package import PackageError, public_key_from_b64
+    from device.software import running_software
     from device.upstream.service import Upstream
     from device.upstream.switchable import SwitchableUplink
     from device.upstream.uplink import HttpUplink
@@ -80,7 +81,7 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
                            "the unit could not verify the CEC's receipts") from None
     upstream = Upstream(journal=journal, key=signer, station_id=package.station_id,
                         receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
-                        probe_every=config.delays.uplink_probe_every)
+                        probe_every=config.delays.uplink_probe_every, software=running_software())
     upstream.attach()
     return upstream, link
 

@@ -8,7 +8,9 @@ pydantic: bodies are flat objects of integers, short strings and booleans, so
 seven field kinds say everything, the station unit gains no dependency, and the
 check is a dictionary walk that cannot run away on hostile input.
 
-Every body of a known type holds exactly its fields, no more and no fewer.
+Every body of a known type holds exactly its fields, no more and no fewer,
+except the two ``SOFTWARE`` fields, which the bodies of ``SOFTWARE_TYPES`` may
+carry (both or neither): which software the unit runs (``device/software.py``).
 A body of a type the receiver does not know (a newer unit) needs only the
 fields every body carries, ``journal_seq`` and ``journal_hash``: it is stored
 and shown generically.
@@ -45,6 +47,13 @@ NAME = Kind("name: a-z, 0-9, _ (at most 64, starting with a letter)",
 BOOLEAN = Kind("true or false", lambda v: isinstance(v, bool))
 
 COMMON: dict[str, Kind] = {"journal_seq": POSITIVE, "journal_hash": HASH}
+MAX_VERSION = 64
+VERSION_TEXT = Kind(f"string of 1 to {MAX_VERSION} printable characters",
+                    lambda v: isinstance(v, str) and 0 < len(v) <= MAX_VERSION and v.isprintable())
+SOFTWARE: dict[str, Kind] = {"software_version": VERSION_TEXT, "software_hash": HASH}
+"""Optional, both or neither: the unit's software version and the SHA-256 of its installed code."""
+SOFTWARE_TYPES = ("polls_opened", "polls_closed", "annotation")
+"""The bodies that may say which software runs: the zero report, the close report, the readiness note."""
 
 BODIES: dict[str, dict[str, Kind]] = {
     "polls_opened": {"identified": COUNT, "ballots": COUNT},
@@ -78,6 +87,13 @@ def body_problem(type_: str, body: Any) -> str | None:
     """What is wrong with a record body of ``type_``, in one sentence; None when it fits the schema."""
     if not isinstance(body, dict):
         return f"the body of a record of type {type_} must be a JSON object"
+    if type_ in SOFTWARE_TYPES and any(name in body for name in SOFTWARE):
+        for name, kind in SOFTWARE.items():
+            if name not in body:
+                return f"the body of a record of type {type_} has {' and '.join(SOFTWARE)} together or neither"
+            if not kind.check(body[name]):
+                return f"{type_} body field {name} must be {kind.doc}, not {_shown(body[name])}"
+        body = {k: v for k, v in body.items() if k not in SOFTWARE}
     expected = fields_of(type_)
     required = expected if expected is not None else COMMON
     if expected is None or body.keys() != expected.keys():
@@ -104,5 +120,8 @@ def schema_table() -> str:
             "digits) |", "| --- | --- |"]
     for type_, fields in BODIES.items():
         listed = "; ".join(f"`{name}`: {kind.doc}" for name, kind in fields.items()) or "none"
+        if type_ in SOFTWARE_TYPES:
+            listed += "; optional, both or neither: " + "; ".join(f"`{name}`: {kind.doc}"
+                                                                   for name, kind in SOFTWARE.items())
         rows.append(f"| `{type_}` | {listed} |")
     return "\n".join(rows)

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 import device
 from device.keys import KeyError_
 from device.signing import DEFAULT_TCTI, Signer, create_signer, load_signer, own_public_b64
+from device.software import code_hash
 from protocol.canonical import canonical
 from protocol.envelope import iso_utc
 from protocol.keys import ED25519, P256, KeyFormatError, decode_any_public_key, key_id, public_b64, signature_holds
@@ -47,15 +47,8 @@ SERIAL_SOURCES = (Path("/sys/firmware/devicetree/base/serial-number"), Path("/et
 
 
 def software_fingerprint(packages: Iterable[str] = SOFTWARE_PACKAGES) -> str:
-    """SHA-256 over the installed appliance code: every file's path and bytes, in order."""
-    digest = hashlib.sha256()
-    root = Path(device.__file__).resolve().parent.parent
-    for package in packages:
-        for path in sorted((root / package).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    """SHA-256 over the installed appliance code (``device/software.py``), as the unit's reports sign it."""
+    return code_hash(packages)
 
 
 def unit_serial() -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from device.core import events as ev
@@ -65,11 +65,19 @@ class OutboxError(UserError):
     """The outbox cannot do what was asked; the message says why."""
 
 
+def says_software(event: ev.Event) -> bool:
+    """Whether ``event``'s record says which software signed it: the zero and close reports, the readiness note."""
+    return isinstance(event, (ev.PollsOpened, ev.PollsClosed)) or (
+        isinstance(event, ev.Annotation) and event.topic == "readiness")
+
+
 class Outbox:
     """Signs upstream records in the journal's transactions and keeps them until receipted."""
 
-    def __init__(self, path: Path, *, key: RecordSigner, station_id: str) -> None:
+    def __init__(self, path: Path, *, key: RecordSigner, station_id: str,
+                 software: Mapping[str, str] | None = None) -> None:
         self._key = key
+        self._software = software  # {"version", "hash"} signed into the zero, close and readiness reports
         self.station_id = station_id
         self.training = is_training_station(station_id)  # a training station signs the flag into every record
         self.key_id = key_id(key.public_key())
@@ -131,6 +139,8 @@ class Outbox:
         if row is None:
             raise OutboxError(f"journal event {rec.seq} is not in the journal transaction")
         body.update(journal_seq=rec.seq, journal_hash=bytes(row[0]).hex())
+        if self._software is not None and says_software(rec.event):
+            body.update(software_version=self._software["version"], software_hash=self._software["hash"])
         return body
 
     # Reading and receipts --------------------------------------------------------

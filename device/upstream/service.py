@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -102,10 +103,11 @@ class Upstream:
     def __init__(self, *, journal: Journal, key: RecordSigner, station_id: str,
                  receiver_public_key: Ed25519PublicKey, uplink: Uplink, clock: Clock,
                  delays: Delays = DEFAULT_DELAYS, rng: RandomSource | None = None,
-                 probe_every: float = DEFAULT_PROBE_EVERY, batch_records: int = BATCH_RECORDS) -> None:
+                 probe_every: float = DEFAULT_PROBE_EVERY, batch_records: int = BATCH_RECORDS,
+                 software: Mapping[str, str] | None = None) -> None:
         self.journal = journal
         self.station_id = station_id
-        self.outbox = Outbox(journal.path, key=key, station_id=station_id)
+        self.outbox = Outbox(journal.path, key=key, station_id=station_id, software=software)
         self._receiver = receiver_public_key
         self._uplink = uplink
         self._clock = clock

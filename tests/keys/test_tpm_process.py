@@ -5,7 +5,8 @@ with a TPM, by ``pollbox-provision unit keygen`` and ``enroll-request`` with
 ``[key] store = "tpm"`` in the config; the CEC enrolls the request into the
 device registry of a real receiver (waitress on loopback). The unit opens,
 admits voters and closes; the receiver stores every record, each naming
-``"alg":"p256"`` and the TPM key's id. Then the TPM is cleared, and
+``"alg":"p256"`` and the TPM key's id, the zero and close reports naming the
+software that signed them. Then the TPM is cleared, and
 ``pollbox run`` refuses to start with the technician's message.
 """
 
@@ -25,6 +26,7 @@ import waitress
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.demo import STATION, demo_pins, make_demo_station
+from device.software import running_software
 from device.webserver import ServerThread
 from protocol.envelope import parse_line
 from protocol.keys import P256
@@ -112,6 +114,10 @@ def test_pollbox_run_signs_every_record_in_the_tpm_and_the_receiver_takes_them(s
     lines = [parse_line(storage.record_line(STATION, seq)) for seq in range(1, stored + 1)]
     assert stored >= 2 and {r.alg for r in lines} == {P256} and {r.key for r in lines} == {request["key_id"]}
     assert {"polls_opened", "polls_closed"} <= {r.type for r in lines}
+    software = running_software()  # this checkout's code, which the child process runs
+    for report in (r for r in lines if r.type in ("polls_opened", "polls_closed")):
+        assert (report.body["software_version"], report.body["software_hash"]) == (software["version"],
+                                                                                    software["hash"])
 
 
 def test_pollbox_run_refuses_to_start_on_a_cleared_tpm(station: TpmStation) -> None:
