@@ -42,7 +42,7 @@ CATALOGUE: dict[str, Entry] = {
     "device_status_changed": Entry("PB-050", "Part status changed", "A part of the unit (scanner, box unit, link to the CEC) was connected or lost.", False),
     "turnout_snapshot": Entry("PB-055", "Turnout snapshot", "The hourly figure of voters identified and ballots counted, sent to the CEC.", True),
     "annotation": Entry("PB-060", "Note of record", "A technician or system note: readiness, enrollment, zeroize.", True),
-    "peer_checkin_applied": Entry("PB-070", "Other unit's admission applied", "Another unit of the station admitted a voter; its signed record was verified and applied to this unit's replica, which then refuses that voter.", False),
+    "peer_checkin_applied": Entry("PB-070", "Other unit's admission applied", "Another unit of the station admitted a voter (or undid its admission); its signed record was verified and applied to this unit's replica, which then refuses that voter (or admits them again).", False),
     "peer_record_refused": Entry("PB-071", "Other unit's record refused", "A record received from the station LAN was not applied, with the reason: another station's unit, an unenrolled key, a forged or altered record, a replay, a gap, a message too large.", False),
     "peer_closed": Entry("PB-073", "Other unit closed", "Another unit of the station closed its polls; its signed close record (admissions, voters identified, ballots) was applied once this unit held all its admissions.", False),
     "unit_absent_at_close": Entry("PB-074", "Closed without a unit", "The chair closed the polls without another unit's final records, and gave a reason.", True),

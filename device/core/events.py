@@ -238,6 +238,8 @@ class PeerCheckinApplied(Event):
     at: float
     hlc: int
     signature: str
+    undoes: int = 0
+    """0 for an admission; for that unit's undo of one of its admissions, the admission's ``unit_seq``."""
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def _closed(state: StationState, rec: ev.Recorded) -> None:
     if got != want:
         raise InvalidEvent(f"close report {got} does not match the journal {want}")
     _move(state, rec, PollAction.CLOSE)
-    state.replica.own_close = (state.replica.admitted, e.identified, e.ballots, rec.at)
+    state.replica.own_close = (state.replica.last_seq, e.identified, e.ballots, rec.at)
 
 
 def _move(state: StationState, rec: ev.Recorded, action: PollAction) -> None:
@@ -158,7 +158,7 @@ def _undone(state: StationState, rec: ev.Recorded) -> None:
     if e.voter not in state.checkins:
         raise InvalidEvent("undo of a check-in that is not standing")
     del state.checkins[e.voter]
-    un.own_undone(state.replica, e.voter)
+    un.own_undone(state.replica, e.voter, rec.at)
     state.token_of.pop(e.voter, None)  # an open token is closed by the ArmCancelled that follows
     state.identified -= 1
     state.undone += 1

@@ -119,12 +119,14 @@ class PeerCheckin:
     station: str
     unit: str
     seq: int
-    """The admission's number at its unit: 1, 2, 3... with no gap."""
+    """The record's number at its unit: 1, 2, 3... with no gap."""
     voter: str
     line: int
     at: float
     hlc: int
     signature: str = ""
+    undoes: int = 0
+    """0 for an admission; for the undo of one (a clerk's, with a reason, at that unit), the admission's seq."""
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,8 @@ class Replica:
     """Units the chair closed without, with the reason."""
 
     @property
-    def admitted(self) -> int:
-        """This unit's own admissions so far (the number of its last check-in record)."""
+    def last_seq(self) -> int:
+        """The number of this unit's last own record (admissions and undos)."""
         return len(self.own)
 
     def admitted_elsewhere(self, voter: str) -> Admission | None:
@@ -192,9 +194,19 @@ def own_admitted(replica: Replica, voter: str, line: int, at: float) -> None:
     replica.admissions.setdefault(voter, []).append(Admission(OWN, seq, at, replica.clock))
 
 
-def own_undone(replica: Replica, voter: str) -> None:
-    """An own check-in undone: it no longer stands against another unit's admission."""
-    standing = [a for a in replica.admissions.get(voter, ()) if a.unit != OWN]
+def own_undone(replica: Replica, voter: str, at: float) -> None:
+    """An own check-in undone: a record that says so (so the other units admit the voter again), and the
+    admission no longer stands against another unit's."""
+    known = replica.admissions.get(voter, [])
+    mine = [a for a in known if a.unit == OWN]
+    _keep(replica, voter, [a for a in known if a.unit != OWN])
+    if mine:
+        replica.clock = hlc_send(replica.clock, at)
+        line = replica.own[mine[-1].seq - 1].line
+        replica.own.append(PeerCheckin("", OWN, len(replica.own) + 1, voter, line, at, replica.clock, "", mine[-1].seq))
+
+
+def _keep(replica: Replica, voter: str, standing: list[Admission]) -> None:
     if standing:
         replica.admissions[voter] = standing
     else:
@@ -210,9 +222,13 @@ def apply_peer(replica: Replica, rec: ev.Recorded) -> None:
         raise InvalidEvent(f"record {e.unit_seq} of unit {e.unit} applied after record {last}")
     replica.held[e.unit] = e.unit_seq
     replica.clock = hlc_receive(replica.clock, e.hlc, at)
-    record = PeerCheckin(e.station, e.unit, e.unit_seq, e.voter, e.line, e.at, e.hlc, e.signature)
+    record = PeerCheckin(e.station, e.unit, e.unit_seq, e.voter, e.line, e.at, e.hlc, e.signature, e.undoes)
     replica.records.setdefault(e.unit, []).append(record)
-    replica.admissions.setdefault(e.voter, []).append(Admission(e.unit, e.unit_seq, e.at, e.hlc))
+    if e.undoes:
+        known = replica.admissions.get(e.voter, [])
+        _keep(replica, e.voter, [a for a in known if (a.unit, a.seq) != (e.unit, e.undoes)])
+    else:
+        replica.admissions.setdefault(e.voter, []).append(Admission(e.unit, e.unit_seq, e.at, e.hlc))
 
 
 def _conflict(replica: Replica, rec: ev.Recorded) -> None:
@@ -291,12 +307,20 @@ def decide_peer(replica: Replica, units: Units, voters: Mapping[str, object], re
         if why:
             out.append(ev.PeerRecordRefused(r.unit, r.seq, why))
             continue
+        before = known.setdefault(r.voter, [])
+        if r.undoes and not any((a.unit, a.seq) == (r.unit, r.undoes) for a in before):
+            out.append(ev.PeerRecordRefused(r.unit, r.seq, f"record {r.seq} of unit {r.unit} undoes its admission "
+                                                           f"{r.undoes}, which does not stand for that voter here"))
+            continue
         held[r.unit] = r.seq
-        out.append(ev.PeerCheckinApplied(r.station, r.unit, r.seq, r.voter, r.line, r.at, r.hlc, r.signature))
+        out.append(ev.PeerCheckinApplied(r.station, r.unit, r.seq, r.voter, r.line, r.at, r.hlc, r.signature,
+                                         r.undoes))
         if hlc_wall_ms(r.hlc) > (wall + drift) * 1000 and r.unit not in ahead:
             ahead.append(r.unit)
+        if r.undoes:
+            before[:] = [a for a in before if (a.unit, a.seq) != (r.unit, r.undoes)]
+            continue
         new = Admission(r.unit, r.seq, r.at, r.hlc)
-        before = known.setdefault(r.voter, [])
         if before:
             first = min(before, key=lambda a: a.hlc)
             a, b = sorted((first, new), key=lambda x: x.hlc)

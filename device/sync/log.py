@@ -35,7 +35,7 @@ class UnitLog:
         with self._cond:
             mine = self._records[self.own]
             for r in replica.own[len(mine):]:
-                mine.append(PeerCheckin(self.station, self.own, r.seq, r.voter, r.line, r.at, r.hlc))
+                mine.append(PeerCheckin(self.station, self.own, r.seq, r.voter, r.line, r.at, r.hlc, "", r.undoes))
             grew = False
             for unit, records in replica.records.items():
                 held = self._records.setdefault(unit, [])

@@ -1,7 +1,8 @@
 """Check-in records and sync messages on the station LAN.
 
-A **record** is one unit's admission: the body ``{"station", "unit", "seq", "voter", "line", "at",
-"hlc"}`` (``voter`` is the keyed hash, never a number or a name) and ``signature``, base64 of the
+A **record** is one unit's admission, or its undo of one: the body ``{"station", "unit", "seq", "voter",
+"line", "at", "hlc", "undoes"}`` (``voter`` is the keyed hash, never a number or a name; ``undoes`` is 0
+for an admission, else the seq of the admission undone) and ``signature``, base64 of the
 unit's Ed25519 signature over ``RECORD_LABEL + canonical(body)``. Any unit can pass a record on
 (it keeps the signature it arrived with), so a record proves itself whoever serves it: it is checked
 against the key the CEC-signed package enrolled for the unit that made it.
@@ -37,7 +38,7 @@ _CLOSE_FIELDS = {"station": str, "unit": str, "admissions": int, "identified": i
 MAX_RECORDS = 500
 MAX_MESSAGE = 1 << 20
 """The largest sync message a unit reads (1 MiB: 500 records take about 130 kB)."""
-_FIELDS = {"station": str, "unit": str, "seq": int, "voter": str, "line": int, "at": float, "hlc": int}
+_FIELDS = {"station": str, "unit": str, "seq": int, "voter": str, "line": int, "at": float, "hlc": int, "undoes": int}
 
 
 class MessageRefused(UserError):
@@ -55,7 +56,7 @@ class Refusal:
 
 def body_of(record: PeerCheckin) -> dict[str, Any]:
     return {"station": record.station, "unit": record.unit, "seq": record.seq, "voter": record.voter,
-            "line": record.line, "at": record.at, "hlc": record.hlc}
+            "line": record.line, "at": record.at, "hlc": record.hlc, "undoes": record.undoes}
 
 
 def sign(record: PeerCheckin, key: Ed25519PrivateKey) -> dict[str, Any]:
@@ -89,7 +90,7 @@ def check_record(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) 
         return Refusal(unit, seq, f"record {seq} of unit {unit}: the signature does not verify against the unit's "
                                   "enrolled key (forged or altered)")
     return PeerCheckin(station, body["unit"], body["seq"], body["voter"], body["line"], float(body["at"]),
-                       body["hlc"], str(item["signature"]))
+                       body["hlc"], str(item["signature"]), body["undoes"])
 
 
 def _typed(value: Any, kind: type) -> bool:

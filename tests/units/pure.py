@@ -70,7 +70,7 @@ class Unit:
 
     def records_for(self, after: int = 0) -> list[un.PeerCheckin]:
         """This unit's own admissions from ``after`` on, as signed records would carry them."""
-        return [un.PeerCheckin(self.station, self.id, r.seq, r.voter, r.line, r.at, r.hlc, "sig")
+        return [un.PeerCheckin(self.station, self.id, r.seq, r.voter, r.line, r.at, r.hlc, "sig", r.undoes)
                 for r in self.state.replica.own[after:]]
 
     def pull(self, other: Unit, wall: float) -> ss.Step:

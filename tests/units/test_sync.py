@@ -184,3 +184,15 @@ def test_close_without_a_unit_out_of_reach(station: Station) -> None:
     reconciled = upstream.signed_line_for(seqs[ev.UnitsReconciled])
     assert absent is not None and '"reason_given":true' in absent and "mountains" not in absent  # typed text stays
     assert reconciled is not None and '"absent":"mobile"' in reconciled
+
+
+def test_an_undo_travels_to_the_other_units(station: Station) -> None:
+    station.apps["desk-1"].identify_manual(PINS[9])
+    station.sync("desk-2")
+    assert station.apps["desk-2"].identify_manual(PINS[9]).outcome == "admitted_elsewhere"
+    station.apps["desk-1"].undo_checkin(10, "wrong card")
+    station.sync("desk-2")
+    station.clock.advance(10)  # past the desk's window for the same document read twice
+    assert station.apps["desk-2"].identify_manual(PINS[9]).outcome == "admitted"
+    applied = station.events("desk-2", ev.PeerCheckinApplied)
+    assert [(e.unit_seq, e.undoes) for e in applied] == [(1, 0), (2, 1)]

@@ -180,3 +180,28 @@ def test_an_undone_admission_no_longer_conflicts() -> None:
     d2.scan(6, T + 3)
     d1.pull(d2, T + 4)
     assert not d1.events(ev.UnitConflict)
+
+
+def test_an_undo_at_the_admitting_unit_lets_the_other_units_admit_the_voter_again() -> None:
+    d1, d2, mobile = three()
+    d1.scan(9, T + 1)
+    d2.pull(d1, T + 2)
+    assert d2.scan(9, T + 3) == "admitted_elsewhere"
+    d1.feed(ss.Undo(9, "the clerk scanned the wrong card"), T + 4)
+    [undo] = d1.records_for(1)
+    assert (undo.seq, undo.undoes, undo.voter) == (2, 1, voter(9))
+    d2.pull(d1, T + 5)
+    assert d2.scan(9, T + 6) == "admitted"
+    mobile.pull(d1, T + 7)  # the admission and its undo arrive together: nothing stands, nothing conflicts
+    mobile.pull(d2, T + 8)
+    assert not mobile.events(ev.UnitConflict) and not d2.events(ev.UnitConflict)
+    assert d2.refolded().replica == d2.state.replica
+
+
+def test_an_undo_of_an_admission_not_held_is_refused() -> None:
+    _, d2, _ = three()
+    bogus = un.PeerCheckin(STATION, "desk-1", 1, voter(3), 3, T, 5, "s", undoes=1)
+    d2.feed(ss.PeerRecords((bogus,)), T + 1)
+    [refused] = d2.events(ev.PeerRecordRefused)
+    assert isinstance(refused, ev.PeerRecordRefused) and "does not stand" in refused.reason
+    assert d2.state.replica.held == {}
