@@ -232,6 +232,30 @@ def cec_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cec_software_list(args: argparse.Namespace) -> int:
+    """Add a certified (version, code hash) to the CEC's software list and sign it (``receiver/software_list.py``)."""
+    from device.software import running_software
+    from receiver.software_list import SoftwareListError, read_software_list, write_software_list
+
+    from .errors import ProvisionError
+    cec = _cec_key(args.cec_key)
+    here = running_software()
+    version, code_hash = args.version or here["version"], args.hash or here["hash"]
+    try:
+        entries = read_software_list(args.out.read_bytes(), cec.public_key(), str(args.out)) \
+            if args.out.exists() else []
+        if any((e["version"], e["hash"]) == (version, code_hash) for e in entries):
+            print(f"{version} {code_hash} is already on the list {args.out}")
+            return 0
+        entries.append({"version": version, "hash": code_hash, "note": args.note})
+        write_software_list(args.out, entries, cec)
+    except (SoftwareListError, OSError) as exc:
+        raise ProvisionError("E077", str(exc)) from None
+    print(f"software list {args.out} signed with {len(entries)} certified version(s); copy it to the receiver "
+          "(SOFTWARE_LIST_PATH) and publish it")
+    return 0
+
+
 # Unit side ----------------------------------------------------------------------------
 
 def unit_keygen(args: argparse.Namespace) -> int:
@@ -414,6 +438,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--plan", type=Path, help="refuse stations not in this election plan")
     c.add_argument("requests", type=Path, nargs="+")
     c.set_defaults(func=cec_enroll)
+    c = cec.add_parser("software-list", help="add certified unit software to the CEC's signed software list")
+    c.add_argument("--cec-key", type=Path, required=True)
+    c.add_argument("--out", type=Path, required=True, help="the software list file (created, or added to)")
+    c.add_argument("--version", default="", help="the pollbox version (default: this installation's)")
+    c.add_argument("--hash", default="", help="SHA-256 of the unit's installed code (default: this installation's)")
+    c.add_argument("--note", default="", help="a short note, e.g. who certified it and when")
+    c.set_defaults(func=cec_software_list)
     unit = who.add_parser("unit", help="on a station unit").add_subparsers(dest="command", required=True)
     for name, func, helptext in (
             ("keygen", unit_keygen, "create the unit's device and sealing keys"),

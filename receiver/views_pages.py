@@ -9,6 +9,8 @@ are enrolled. The totals come from ``Storage.summary`` (kept counts) or, with
 a prefix, from a count bounded by ``COUNT_CAP`` rows.
 Revoked keys come from the registry in force: the overview marks their
 stations, the station page says when, why, by whom and up to which seq.
+Stations whose zero or close report names software the CEC has not certified
+are marked too (``receiver/software_list.py``).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import Blueprint, Flask, abort, render_template, request
+from flask import Blueprint, Flask, abort, current_app, render_template, request
 
 from receiver.current import receiver
 from receiver.registry import AnyRegistry, DeviceEntry, Revocation
+from receiver.software_list import software_flags
 from receiver.status import StationStatus
 from receiver.store.overview import SORTS, STATUS_FILTERS, OverviewQuery, PageTokenError
 from receiver.store.tallies import SILENT_RECOUNT_SECONDS
@@ -74,7 +77,9 @@ def overview() -> str:
     summary = rx.storage.summary(silent_before, now)
     total = rx.storage.count_matching(query, silent_before, COUNT_CAP) if query.prefix \
         else summary.matching(query.status)
-    return render_template("overview.html", page=page, rows=page.rows, total=total, count_cap=COUNT_CAP,
+    unlisted_software, software_problem = software_flags(current_app, rx.storage, [s.station for s in page.rows])
+    return render_template("overview.html", unlisted_software=unlisted_software, software_problem=software_problem,
+                           page=page, rows=page.rows, total=total, count_cap=COUNT_CAP,
                            query=query, summary=summary, filters=STATUS_FILTERS, sorts=tuple(SORTS),
                            silent_minutes=int(rx.silent_after // 60), silent_before=silent_before,
                            recount_seconds=int(SILENT_RECOUNT_SECONDS), condition=condition, now=now,

@@ -177,6 +177,20 @@ class Ingest(MerkleLog, Tallies):
                  "body": json.loads(line.partition(" ")[2])["body"]}
                 for seq, kind, at, received, leaf, h, line in rows]
 
+    def reported_software(self, stations: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The software (version, code hash) each station's latest zero or close report signed (``software_list``)."""
+        if not stations:
+            return {}
+        marks = ",".join("?" * len(stations))
+        rows = self._q(f"SELECT station, line FROM records WHERE type IN ('polls_opened', 'polls_closed') "
+                       f"AND station IN ({marks}) ORDER BY station, seq", list(stations)).fetchall()
+        found: dict[str, tuple[str, str]] = {}
+        for station, line in rows:
+            body = json.loads(str(line).split(" ", 1)[1]).get("body", {})
+            if "software_hash" in body:
+                found[str(station)] = (str(body["software_version"]), str(body["software_hash"]))
+        return found
+
     def unit_conflicts(self, stations: Sequence[str]) -> dict[str, int]:
         """How many conflicts between two units of one station (``unit_conflict`` records) each station sent."""
         if not stations:

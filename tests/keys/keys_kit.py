@@ -54,8 +54,8 @@ class AnyUnit(Unit):
                            enrolled_at="2026-11-20T10:00:00.000000Z", alg=alg_of(public))
 
 
-def receiver_setup(tmp_path: Path, units: dict[str, Unit]) -> Setup:
-    setup = Setup(tmp_path, Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), units)
+def receiver_setup(tmp_path: Path, units: dict[str, Unit], cec: Ed25519PrivateKey | None = None) -> Setup:
+    setup = Setup(tmp_path, cec or Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), units)
     write_private(setup.key_path, setup.receiver_key)
     setup.enroll(*units.values())
     return setup
