@@ -5,6 +5,7 @@ P-256 unit and one Ed25519 unit, opened from its file in Debian's Chromium at
 phone size with the network off, and asked to check lines: WebCrypto's ECDSA
 P-256 verifies the TPM unit's close report; an altered one, one whose ``alg``
 is not its key's, and one signed by another P-256 key are refused as altered.
+A report that names the software that signed it shows the version and code hash.
 """
 
 from __future__ import annotations
@@ -96,3 +97,13 @@ def test_the_page_refuses_altered_and_mismatched_p256_records(page: Any, units: 
     data = canonical(fields)
     lying = SignedRecord(data, file_unit.key.sign(data), fields)  # type: ignore[attr-defined]
     assert check(page, lying.line()) == {"ok": False, "code": "altered"}
+
+
+def test_the_page_shows_the_software_a_close_report_names(page: Any, units: tuple[AnyUnit, AnyUnit]) -> None:
+    tpm_unit, _ = units
+    line = tpm_unit.record("polls_closed", {**CLOSE, "software_version": "0.1.0", "software_hash": "9f" * 32},
+                           journal=False).line()
+    assert check(page, line)["ok"] is True
+    assert page.locator("#facts .software").inner_text().split("\t")[-1].strip() == "0.1.0 · " + "9f" * 8
+    assert check(page, close_report(tpm_unit).line())["ok"] is True
+    assert page.locator("#facts .software").count() == 0

@@ -172,6 +172,11 @@
       const key = row(t("key"), f.key);
       key.className = "small";
       table.append(key);
+      if (typeof f.body.software_version === "string" && typeof f.body.software_hash === "string") {
+        const software = row(t("software"), f.body.software_version + " · " + f.body.software_hash.slice(0, 16));
+        software.className = "small software";
+        table.append(software);
+      }
     }
     const notes = [];
     if (r.ok) {
