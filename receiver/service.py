@@ -15,6 +15,8 @@ Config keys (all strings unless noted):
 - ``SILENT_AFTER_MINUTES`` (number, default 15): a station still voting with no
   record for this long is shown as silent;
 - ``CLOCK`` (callable returning wall seconds, default ``time.time``): tests pass a fake.
+- ``SOFTWARE_LIST_PATH`` (optional): the CEC-signed list of certified unit software
+  (``receiver/software_list.py``), read by the overview.
 """
 
 from __future__ import annotations
