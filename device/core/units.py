@@ -20,8 +20,11 @@ The rules here are pure:
   so after a full exchange every admission of a voter admitted twice is in a
   conflict on every unit.
 
+A clerk's undo is a record of the unit that admitted (``undoes``: the admission's
+number); the other units apply it in order, and the voter may be admitted again.
+
 Ordering across units is by a hybrid logical clock (``hlc_*``): a stamp is an
-int, ``wall milliseconds << 16 | counter``. Each own admission and each applied
+int, ``wall milliseconds << 16 | counter``. Each own record and each applied
 peer record advance the unit's clock as it folds its journal, so the stamps
 are the same on every replay.
 """
@@ -131,7 +134,8 @@ class PeerCheckin:
 
 @dataclass(frozen=True)
 class PeerClose:
-    """One unit's close of polls as its signed close record says it: how many admissions it made, its counts."""
+    """One unit's close of polls as its signed close record says it: its last record's seq (``admissions``:
+    every record it made before closing) and its counts."""
 
     station: str
     unit: str
@@ -161,7 +165,8 @@ class Replica:
 
     clock: int = 0
     own: list[PeerCheckin] = field(default_factory=list)
-    """This unit's admissions in order (``station`` and ``unit`` left empty; ``seq`` is the index + 1)."""
+    """This unit's records in order, admissions and undos (``station`` and ``unit`` left empty; ``seq`` is the
+    index + 1)."""
     held: dict[str, int] = field(default_factory=dict)
     """The last record applied from each other unit."""
     records: dict[str, list[PeerCheckin]] = field(default_factory=dict)
@@ -169,7 +174,7 @@ class Replica:
     conflicts: int = 0
     refused: int = 0
     own_close: tuple[int, int, int, float] | None = None
-    """This unit's close: (admissions, identified, ballots, wall time), once its polls closed."""
+    """This unit's close: (its last record's seq, identified, ballots, wall time), once its polls closed."""
     closed: dict[str, PeerClose] = field(default_factory=dict)
     """The other units' close records, as applied."""
     absent: dict[str, str] = field(default_factory=dict)
