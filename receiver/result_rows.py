@@ -35,10 +35,18 @@ _CLOSE_SEQ = (
     "(SELECT x.seq FROM records x WHERE x.station = s.station AND x.type = 'polls_closed' ORDER BY x.seq DESC LIMIT 1)"
     " ELSE (SELECT x.seq FROM records x WHERE x.station = s.station AND x.type = 'polls_closed' "
     "ORDER BY x.seq LIMIT 1) END")
-_SELECT = ("SELECT s.station, s.phase, s.closed_at, s.registered, s.alarms_open, s.close_report, "
-           f"r.seq, r.hash, r.leaf_index, r.training, s.training FROM stations s LEFT JOIN records r "
-           f"ON r.station = s.station AND r.seq = ({_CLOSE_SEQ})")
+_STATIONS = ("SELECT s.station, s.phase, s.closed_at, s.registered, s.alarms_open, s.close_report, "
+             f"({_CLOSE_SEQ}) AS close_seq, s.training FROM stations s")
 
+
+def _select(where: str) -> str:
+    """The rows of the stations ``where`` picks (with ORDER BY and LIMIT), each joined to its close record.
+
+    The stations are picked first, in a derived table, and only then joined: joined directly, PostgreSQL
+    merges a page of stations with the whole ``records`` index from its start."""
+    return ("SELECT p.station, p.phase, p.closed_at, p.registered, p.alarms_open, p.close_report, r.seq, r.hash, "
+            f"r.leaf_index, r.training, p.training FROM ({_STATIONS} {where}) p "
+            "LEFT JOIN records r ON r.station = p.station AND r.seq = p.close_seq ORDER BY p.station")
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,11 @@ class ResultsReader:
         self.storage = storage
 
     def page(self, after: str, limit: int = PAGE) -> list[tuple[Any, ...]]:
-        return list(self.storage._q(f"{_SELECT} WHERE s.training = 0 AND s.station > ? ORDER BY s.station LIMIT ?",
+        return list(self.storage._q(_select("WHERE s.training = 0 AND s.station > ? ORDER BY s.station LIMIT ?"),
                                     (after, limit)).fetchall())
 
     def one(self, station: str) -> tuple[Any, ...] | None:
-        row = self.storage._q(f"{_SELECT} WHERE s.station = ?", (station,)).fetchone()
+        row = self.storage._q(_select("WHERE s.station = ?"), (station,)).fetchone()
         return tuple(row) if row is not None else None
 
     def rows(self) -> Iterator[list[tuple[Any, ...]]]:
