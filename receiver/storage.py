@@ -37,7 +37,7 @@ class Storage(RegistryIndex, Schema, Ingest, Overview, Revocations):
         self._silent = None
         self.tokens = PageTokens(self._create_schema())
         self._create_registry_tables()
-        self.writer = GroupWriter(self, direct=self.dialect.name == "postgresql")
+        self.writer = GroupWriter(self)
 
     def close(self) -> None:
         """Let the writer finish what it was handed, then close every connection."""

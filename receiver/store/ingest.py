@@ -3,16 +3,20 @@
 ``store`` locks the station's row (PostgreSQL: ``SELECT ... FOR UPDATE``;
 SQLite holds the write lock for the whole transaction), sequences the records
 against what is stored (``receiver/ingest.py`` ``sequence``: duplicates,
-conflicts, gaps, broken chains), appends the new ones to the public log (the
-``tree`` row's lock) and the ``records`` table with their key id, folds them
-into the station's row and its alarms (``receiver/status.py``), keeps a
-conflicting record as evidence, and moves the counts last (a training
-station, created with ``training`` 1, moves them by nothing). Locks are always
-taken in that order (station, tree, counts), so they cannot deadlock.
-Signatures were verified before, outside any lock. The transaction is the
-writer's (``writer.py``): ``store`` hands the work to the process's one
-writer thread, which commits it with the other batches waiting, and returns
-only once that commit is durable.
+conflicts, gaps, broken chains), folds the new ones into the station's row
+and its alarms (``receiver/status.py``) and keeps a conflicting record as
+evidence. What every batch shares is written once per group, at the end of
+the writer's transaction (``writer.py`` ``defer``): the new records of all
+the group's batches are appended to the public log (the ``tree`` row's lock)
+and inserted into ``records`` with their key id and leaf index, then the
+counts move by the sum of the group's changes (a training station, created
+with ``training`` 1, moves them by nothing). Locks are always taken in that
+order (stations in the order of their ids, then tree, then counts), so they
+cannot deadlock, and the rows every process shares are held only for the
+group's last statements and its commit. Signatures were verified before,
+outside any lock. The transaction is the writer's (``writer.py``): ``store``
+hands the work to the process's one writer thread, which commits it with the
+other batches waiting, and returns only once that commit is durable.
 
 Also the reads of what ingest wrote: records, alarms, conflicts, rejections.
 """
@@ -38,6 +42,7 @@ from receiver.store.writer import GroupWriter
 
 MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
 MAX_REASON = 500  # characters of a rejection's reason and source kept
+LOG_RANK, COUNTS_RANK = 1, 2  # the order of the group's last writes: the public log, then the counts
 
 
 class Ingest(MerkleLog, Tallies):
@@ -56,23 +61,23 @@ class Ingest(MerkleLog, Tallies):
         """
         if not records:
             return Plan()
-        return self.writer.write(lambda: self.store_now(station, records, now, source))
+        return self.writer.write(lambda: self.store_now(station, records, now, source), order=station)
 
     def store_now(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
-        """``store``'s work, inside a transaction the caller holds."""
+        """``store``'s work, inside a piece of the writer's work (the records and counts are written at its end)."""
         before, created = self._locked_status(station)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq))
         after = before
         if plan.new:
-            self._insert_records(plan.new, now)
+            self.writer.defer(self._insert_records, (plan.new, now), LOG_RANK)
             after = self._apply_alarms(fold(before, plan.new, now),
                                        alarm_changes(plan.new) + evidence_alarms(before, plan.new))
             self._save_status(after)
         if plan.conflict is not None:
             self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
                     (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
-        self._count(tally(after), tally(None if created else before))
+        self.writer.defer(self._count_group, (tally(after), tally(None if created else before)), COUNTS_RANK)
         return plan
 
 
@@ -88,21 +93,35 @@ class Ingest(MerkleLog, Tallies):
 
 
     def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int) -> dict[int, str]:
-        """Hashes of the stored records a batch may repeat (none in the usual case of only new records)."""
+        """Hashes of the stored records a batch may repeat (none in the usual case of only new records).
+
+        Stored includes the records of the station accepted earlier in this group, not yet inserted.
+        """
         low, high = min(r.seq for r in records), min(max(r.seq for r in records), highest)
         if low > high:
             return {}
         rows = self._q("SELECT seq, hash FROM records WHERE station = ? AND seq BETWEEN ? AND ?",
                        (station, low, high)).fetchall()
-        return {int(seq): str(h) for seq, h in rows}
+        found = {int(seq): str(h) for seq, h in rows}
+        for pending, _ in self.writer.deferred(self._insert_records):
+            found.update((r.seq, r.hash) for r in pending if r.station == station and low <= r.seq <= high)
+        return found
 
 
-    def _insert_records(self, records: Sequence[SignedRecord], now: float) -> None:
-        first = self._append_leaves([merkle.leaf_hash(r.data) for r in records])
+    def _insert_records(self, group: Sequence[tuple[Sequence[SignedRecord], float]]) -> None:
+        """The new records of a whole group: appended to the public log in one go, then inserted with their leaves."""
+        records = [(r, now) for batch, now in group for r in batch]
+        first = self._append_leaves([merkle.leaf_hash(r.data) for r, _ in records])
         self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line, key_id, "
                    "training) VALUES (?,?,?,?,?,?,?,?,?,?)",
                    [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
-                     int(r.training)) for i, r in enumerate(records)])
+                     int(r.training)) for i, (r, now) in enumerate(records)])
+
+    def _count_group(self, changes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
+        """Move the counts once by the sum of a group's changes (each station's (now, was))."""
+        now = [sum(column) for column in zip(*(n for n, _ in changes), strict=True)]
+        was = [sum(column) for column in zip(*(w for _, w in changes), strict=True)]
+        self._count(tuple(now), tuple(was))
 
     def _save_status(self, status: StationStatus) -> None:
         names = [*STATUS_COLUMNS[1:], *RANK_COLUMNS]

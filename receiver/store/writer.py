@@ -16,13 +16,26 @@ sleeps in SQLite's busy handler waiting for another thread's lock, and the
 fsync of one commit is shared by every batch that arrived meanwhile. A
 group is at most ``max_group`` pieces of work; more wait for the next one.
 
-On PostgreSQL the server does both already: transactions of several
-connections proceed at once under row locks (no busy-wait), and commits that
-arrive together share a WAL flush. One writer thread there would only put
-every statement's round trip in one line, so ``GroupWriter(direct=True)``
-(what ``Storage`` uses on PostgreSQL) runs each piece of work in its own
-transaction on the calling thread's connection, and answers after its
-commit, like the writer does.
+On PostgreSQL the writer does the same, one writer thread per receiver
+process: a group is one transaction and one WAL flush, and the rows every
+batch changes (the public log's ``tree`` row, the ``station_counts`` row) are
+locked once per group instead of once per batch. Those rows are shared by
+every process on the database, so a piece of work does not touch them:
+it hands what it would add to them to ``defer(finish, item, rank)``, and
+after the last piece of work of the group the writer calls each ``finish``
+once with all the items of the group, in ``rank`` order (the same for every
+process, so two processes never wait for each other's locks in a circle).
+The shared rows are thus locked only for those last statements and the
+commit, and the per-station work of several processes runs at the same
+time. The pieces of work of a group run ordered by their ``order`` key (a
+station id; work without one last), each station's own work in the order
+it arrived, so two groups lock station rows in the same order too.
+
+A piece of work that fails is undone alone, its deferred items with it.
+
+``GroupWriter(direct=True)`` runs each piece of work in its own transaction
+on the calling thread's connection (deferred items included), and answers
+after its commit, like the writer does.
 """
 
 from __future__ import annotations
@@ -46,6 +59,7 @@ log = logging.getLogger("pollbox.receiver.writer")
 @dataclass
 class _Work(Generic[T]):
     run: Callable[[], T]
+    order: str | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -63,12 +77,16 @@ class GroupWriter:
         self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._local = threading.local()
 
-    def write(self, run: Callable[[], T]) -> T:
-        """Run ``run`` inside the writer's transaction; return its result once that transaction is durable."""
+    def write(self, run: Callable[[], T], order: str | None = None) -> T:
+        """Run ``run`` inside the writer's transaction; return its result once that transaction is durable.
+
+        ``order`` (a station id) orders the pieces of work of one group; work with the same key keeps its order.
+        """
         if self.direct:
             return self._write_here(run)
-        work: _Work[T] = _Work(run)
+        work: _Work[T] = _Work(run, order)
         self._ensure_started()
         self._queue.put(work)
         work.done.wait()
@@ -76,11 +94,42 @@ class GroupWriter:
             raise work.error
         return work.result  # type: ignore[return-value]
 
+    def defer(self, finish: Callable[[list[Any]], None], item: Any, rank: int) -> None:
+        """Have ``finish`` called once, at the end of the current group's transaction, with every such item.
+
+        Only inside a piece of work. Finishers run in ascending ``rank``; an item of work that fails is dropped.
+        """
+        self._deferred().append((rank, finish, item))
+
+    def deferred(self, finish: Callable[[list[Any]], None]) -> list[Any]:
+        """The items handed to ``finish`` so far in the current group (not yet written)."""
+        return [item for _, f, item in self._deferred() if f == finish]
+
+    def _deferred(self) -> list[tuple[int, Callable[[list[Any]], None], Any]]:
+        found: list[tuple[int, Callable[[list[Any]], None], Any]] | None = getattr(self._local, "deferred", None)
+        if found is None:
+            raise RuntimeError("defer is only called inside a piece of the writer's work")
+        return found
+
+    def _finish(self) -> None:
+        """Call every finisher with its items, in rank order (inside the group's transaction, before COMMIT)."""
+        deferred, self._local.deferred = self._deferred(), None
+        by_finish: dict[Callable[[list[Any]], None], tuple[int, list[Any]]] = {}
+        for rank, finish, item in deferred:
+            by_finish.setdefault(finish, (rank, []))[1].append(item)
+        for finish, (_, items) in sorted(by_finish.items(), key=lambda entry: entry[1][0]):
+            finish(items)
+
     def _write_here(self, run: Callable[[], T]) -> T:
-        with self.db._transaction():
-            result = run()
-            if self.before_commit is not None:
-                self.before_commit(1)
+        self._local.deferred = []
+        try:
+            with self.db._transaction():
+                result = run()
+                self._finish()
+                if self.before_commit is not None:
+                    self.before_commit(1)
+        finally:
+            self._local.deferred = None
         self.groups += 1
         self.written += 1
         return result
@@ -120,10 +169,13 @@ class GroupWriter:
             self.db.close_own()
 
     def _commit(self, group: list[_Work[Any]]) -> None:
+        self._local.deferred = []
         try:
             with self.db._transaction():
-                for number, work in enumerate(group):
+                ordered = sorted(group, key=lambda w: (w.order is None, w.order or ""))  # stable: arrival order kept
+                for number, work in enumerate(ordered):
                     self._run_one(work, number)
+                self._finish()
                 if self.before_commit is not None:
                     self.before_commit(len(group))
         except BaseException as exc:  # the transaction is rolled back: nothing of the group was kept
@@ -134,16 +186,21 @@ class GroupWriter:
         else:
             self.groups += 1
             self.written += len(group)
+        finally:
+            self._local.deferred = None
         for work in group:
             work.done.set()
 
     def _run_one(self, work: _Work[Any], number: int) -> None:
         name = f"work{number}"
         self.db._q(f"SAVEPOINT {name}")
+        deferred = self._deferred()
+        mark = len(deferred)
         try:
             work.result = work.run()
         except Exception as exc:
             work.error = exc
+            del deferred[mark:]
             self.db._q(f"ROLLBACK TO SAVEPOINT {name}")  # a failure here fails the whole group
             if not isinstance(exc, StorageError):
                 log.exception("database work failed and was undone alone")

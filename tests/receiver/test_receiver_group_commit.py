@@ -225,3 +225,60 @@ def test_every_refusal_is_still_answered_and_nothing_of_a_refused_batch_is_store
     assert answers[2].get_json()["duplicates"] == 1
     assert stored(app) == (2, 2)
     assert {r["code"] for r in receiver_of(app).storage.rejections()} == {"malformed", "unknown_key"}
+
+
+def test_a_batch_repeating_one_of_the_same_group_is_told_duplicates_and_the_log_is_written_once_per_group(
+        app: Flask, setup: Setup) -> None:
+    receiver = receiver_of(app)
+    storage = receiver.storage
+    held = HeldCommit(storage)
+    appends: list[int] = []
+    append_leaves = storage._append_leaves
+
+    def counted(leaves: Any) -> int:
+        appends.append(len(leaves))
+        return append_leaves(leaves)
+
+    storage._append_leaves = counted  # type: ignore[method-assign]
+    records = setup.units["KG-0001"].records(5)
+    other = setup.units["KG-0002"]
+    a = in_thread(lambda: receiver.ingestor.ingest_records(other.records(1), "test"))
+    assert held.entered.wait(DEADLINE)
+    b = in_thread(lambda: receiver.ingestor.ingest_records(records[:3], "test"))
+    until(lambda: storage.writer._queue.qsize() == 1, "the first batch to reach the writer")
+    c = in_thread(lambda: receiver.ingestor.ingest_records(records[1:5], "test"))  # repeats 2 of b's, adds 2
+    d = in_thread(lambda: receiver.ingestor.ingest_records(other.records(2), "test"))
+    until(lambda: storage.writer._queue.qsize() == 3, "every batch to reach the writer")
+    held.release.set()
+    for thread, _ in (a, b, c, d):
+        thread.join(DEADLINE)
+    outcomes: list[Outcome] = [a[1][0], b[1][0], c[1][0], d[1][0]]
+    assert [(o.accepted, o.duplicates, o.rejection) for o in outcomes] == [(1, 0, None), (3, 0, None), (2, 2, None),
+                                                                          (2, 0, None)]
+    assert held.sizes == [1, 3] and appends == [1, 7] and stored(app) == (8, 8)
+    assert storage.conflicts_of("KG-0001") == []
+    assert [line for _, line in storage.leaves()][1:6] == [r.line() for r in records]
+    assert storage.tallies()["reported"] == 2
+
+
+def test_a_failing_piece_of_work_leaves_nothing_deferred(app: Flask, setup: Setup) -> None:
+    receiver = receiver_of(app)
+    storage = receiver.storage
+    held = HeldCommit(storage)
+    a = in_thread(lambda: receiver.ingestor.ingest_records(setup.units["KG-0001"].records(1), "test"))
+    assert held.entered.wait(DEADLINE)
+    records = setup.units["KG-0002"].records(2)
+
+    def stores_then_fails() -> None:
+        storage.store_now("KG-0002", records, 0.0, "test")
+        raise ValueError("a bug after the records were handed over")
+
+    b = in_thread(lambda: storage.writer.write(stores_then_fails, order="KG-0002"))
+    c = in_thread(lambda: receiver.ingestor.ingest_records(setup.units["KG-0001"].records(2), "test"))
+    until(lambda: storage.writer._queue.qsize() == 2, "both pieces of work to reach the writer")
+    held.release.set()
+    for thread, _ in (a, b, c):
+        thread.join(DEADLINE)
+    assert isinstance(b[1][0], ValueError) and c[1][0].accepted == 2
+    assert stored(app) == (3, 3) and storage.highest_seq("KG-0002") == 0
+    assert storage.tallies()["reported"] == 1
