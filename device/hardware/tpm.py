@@ -10,7 +10,8 @@ How the key is kept:
 
 - a **storage key** is derived again at every start from the TPM's owner
   hierarchy (``CreatePrimary`` with a fixed ECC template: the same TPM gives the
-  same key until it is cleared); it is never stored anywhere;
+  same key until it is cleared); it is never stored anywhere, and is unloaded
+  as soon as the record key is loaded (signing needs only the record key);
 - the **record key** is created under it (``Create``, ECDSA P-256 with SHA-256,
   ``fixedTPM | fixedParent | sensitiveDataOrigin``: made in the TPM, never
   exported); the TPM hands back its public part and its private part wrapped
@@ -22,8 +23,9 @@ How the key is kept:
   load it, and only while its owner hierarchy was not cleared.
 
 At start (``TpmSigner.load``) the fingerprint tells a card moved to another unit
-(``WrongTpmError``) from a TPM that was cleared (``TpmClearedError``, the blob no
-longer loads): both stop the unit with a message pointing to docs/keys.md. A
+(``WrongTpmError``) from a TPM that was cleared (``TpmClearedError``: the blob fails
+the TPM's integrity check, ``TPM_RC_INTEGRITY``; any other refusal is a plain
+``TpmError``): both stop the unit with a message pointing to docs/keys.md. A
 signature is the TPM's ECDSA ``(r, s)`` over the SHA-256 of the record bytes,
 returned as the 64 bytes ``r || s`` (``protocol/keys.py``).
 
@@ -41,7 +43,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from tpm2_pytss import ESAPI, TPM2B_PRIVATE, TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TSS2_Exception
-from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_RH, TPM2_ST
+from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_RC, TPM2_RH, TPM2_ST
 from tpm2_pytss.types import TPM2B_DIGEST, TPMT_SIG_SCHEME, TPMT_TK_HASHCHECK
 
 from device.files import write_private
@@ -103,8 +105,8 @@ class TpmSigner:
 
     alg = P256
 
-    def __init__(self, esapi: ESAPI, storage: Any, key: Any, point: bytes) -> None:
-        self._esapi, self._storage, self._key = esapi, storage, key
+    def __init__(self, esapi: ESAPI, key: Any, point: bytes) -> None:
+        self._esapi, self._key = esapi, key
         self._public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
         self._lock = threading.Lock()  # one ESAPI context: one command at a time
         self._scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA)
@@ -123,10 +125,11 @@ class TpmSigner:
             storage = _storage_key(esapi)
             private, public, *_ = esapi.create(storage, TPM2B_SENSITIVE_CREATE(), _template(RECORD_TEMPLATE))
             key = esapi.load(storage, private, public)
+            esapi.flush_context(storage)
         except TSS2_Exception as exc:
             esapi.close()
             raise TpmError(f"the TPM could not create the device key ({exc}); see {DOCS}") from None
-        signer = cls(esapi, storage, key, _point(public))
+        signer = cls(esapi, key, _point(public))
         doc = {"format": FORMAT, "tpm": fingerprint, "public_key": public_b64(signer.public_key()),
                "public": base64.b64encode(public.marshal()).decode(),
                "private": base64.b64encode(private.marshal()).decode()}
@@ -158,19 +161,27 @@ class TpmSigner:
                 f"key is not on the card, so this unit cannot sign records. See {DOCS}, 'A card in another unit'.")
         public, _ = TPM2B_PUBLIC.unmarshal(base64.b64decode(doc["public"]))
         private, _ = TPM2B_PRIVATE.unmarshal(base64.b64decode(doc["private"]))
-        storage = _storage_key(esapi)
+        try:
+            storage = _storage_key(esapi)
+        except TSS2_Exception as exc:
+            raise TpmError(f"the TPM could not derive its storage key ({exc}); see {DOCS}") from None
         try:
             key = esapi.load(storage, private, public)
-        except TSS2_Exception:
+        except TSS2_Exception as exc:
+            esapi.flush_context(storage)
+            if exc.error != TPM2_RC.INTEGRITY:  # e.g. no room for another object: not a sign of a clear
+                raise TpmError(f"the TPM could not load the device key ({exc}); see {DOCS}") from None
             raise TpmClearedError(
                 "this unit's TPM was cleared: it no longer holds the storage key its device key was made under, so "
                 f"the device key ({path}) is gone for good and the unit cannot sign records. Technician: zeroize "
                 f"the unit, make and enroll a new key, and have the CEC revoke the old one; see {DOCS}, "
                 "'The TPM was cleared'.") from None
+        esapi.flush_context(storage)  # Sign needs the loaded key only; a TPM without a resource manager has few slots
         point = _point(public)
         if base64.b64encode(point).decode() != doc["public_key"]:
+            esapi.flush_context(key)
             raise TpmError(f"{path}: the key the TPM loaded is not the one the file names; see {DOCS}")
-        return cls(esapi, storage, key, point)
+        return cls(esapi, key, point)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._public
@@ -187,13 +198,12 @@ class TpmSigner:
         return bytes(ecdsa.signatureR.buffer).rjust(32, b"\0") + bytes(ecdsa.signatureS.buffer).rjust(32, b"\0")
 
     def close(self) -> None:
-        """Unload the key and the storage key from the TPM and close the connection."""
+        """Unload the key from the TPM and close the connection."""
         with self._lock:
-            for handle in (self._key, self._storage):
-                try:
-                    self._esapi.flush_context(handle)
-                except TSS2_Exception:
-                    pass
+            try:
+                self._esapi.flush_context(self._key)
+            except TSS2_Exception:
+                pass
             self._esapi.close()
 
 

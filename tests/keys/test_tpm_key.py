@@ -137,3 +137,25 @@ def test_an_unreachable_tpm_and_a_missing_key_file_say_so(soft_tpm: SoftTpm, tmp
     soft_tpm.stop()
     with pytest.raises(KeyError_, match="cannot reach the TPM through"):
         load_signer(data, "tpm", soft_tpm.tcti)
+
+
+def test_two_users_of_the_key_at_once_and_a_full_tpm_is_not_called_cleared(soft_tpm: SoftTpm, tmp_path: Path) -> None:
+    """The running unit and a technician's command each load the key; a TPM out of room says so, not 'cleared'."""
+    data = data_dir(tmp_path)
+    signers = [create_signer(data, "tpm", soft_tpm.tcti)]
+    refused: KeyError_ | None = None
+    try:
+        for _ in range(8):  # swtpm, with no resource manager in front, has room for a few loaded objects only
+            try:
+                signers.append(load_signer(data, "tpm", soft_tpm.tcti))
+            except KeyError_ as exc:
+                refused = exc
+                break
+        assert len(signers) >= 2
+        assert all(signature_holds(s.public_key(), s.sign(b"both"), b"both") for s in signers)
+    finally:
+        for signer in signers:
+            signer.close()
+    assert refused is not None and type(refused).__name__ == "TpmError", refused
+    assert "cleared" not in str(refused)
+    load_signer(data, "tpm", soft_tpm.tcti).close()  # room again once the others let go
