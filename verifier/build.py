@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import fcntl
 import gzip
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -50,11 +52,24 @@ def _locked_version() -> str:
     return str(lock["packages"]["node_modules/zxing-wasm"]["version"])
 
 
-def install() -> None:
-    """``npm ci`` when ``node_modules`` does not hold the locked decoder (npm's cache first, then the registry)."""
+def _installed() -> bool:
     installed = ZXING / "package.json"
-    if installed.is_file() and json.loads(installed.read_text(encoding="utf-8"))["version"] == _locked_version():
+    return installed.is_file() and json.loads(installed.read_text(encoding="utf-8"))["version"] == _locked_version()
+
+
+def install() -> None:
+    """``npm ci`` when ``node_modules`` does not hold the locked decoder (npm's cache first, then the registry).
+
+    Builds running at the same time (parallel tests) take turns: ``npm ci`` empties ``node_modules`` first."""
+    if _installed():
         return
+    with (HERE / "package-lock.json").open("rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _installed():
+            _npm_ci()
+
+
+def _npm_ci() -> None:
     npm = shutil.which("npm")
     if npm is None:
         raise BuildError("npm is not installed (Debian packages nodejs and npm): it fetches the QR decoder")
@@ -116,7 +131,7 @@ def build(out: Path, trust: dict[str, Any] | None = None) -> dict[str, int]:
         p.name for p in SRC.iterdir()))).hexdigest()[:12] + "-" + _locked_version())
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
-        tmp = out / (name + ".tmp")
+        tmp = out / f"{name}.{os.getpid()}.tmp"
         tmp.write_bytes(data)
         tmp.replace(out / name)
     return {name: len(data) for name, data in files.items()}
