@@ -108,6 +108,7 @@ class Upstream:
         self.journal = journal
         self.station_id = station_id
         self.outbox = Outbox(journal.path, key=key, station_id=station_id, software=software)
+        self._key = key  # the record key: closed with the upstream (a TPM signer unloads its key)
         self._receiver = receiver_public_key
         self._uplink = uplink
         self._clock = clock
@@ -324,3 +325,6 @@ class Upstream:
     def close(self) -> None:
         self.stop()
         self.outbox.close()
+        release = getattr(self._key, "close", None)  # a TPM signer lets go of the TPM (a key object has no close)
+        if release is not None:
+            release()

@@ -7,7 +7,8 @@ device registry of a real receiver (waitress on loopback). The unit opens,
 admits voters and closes; the receiver stores every record, each naming
 ``"alg":"p256"`` and the TPM key's id, the zero and close reports naming the
 software that signed them. Then the TPM is cleared, and
-``pollbox run`` refuses to start with the technician's message.
+``pollbox run`` refuses to start with the technician's message. The
+technician's readiness check and zeroize sign with the TPM key too.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ import waitress
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.demo import STATION, demo_pins, make_demo_station
+from device.package import public_key_from_b64
 from device.software import running_software
 from device.webserver import ServerThread
 from protocol.envelope import parse_line
 from protocol.keys import P256
-from provisioning.enrollment import enroll
+from provisioning.enrollment import enroll, record_enrollment
 from receiver.app import create_app
 from tests.keys.swtpm import SoftTpm, needs_swtpm
 from tests.process_station import ROOT, RunningStation, child_env, free_port
@@ -128,3 +130,24 @@ def test_pollbox_run_refuses_to_start_on_a_cleared_tpm(station: TpmStation) -> N
     assert started.returncode != 0
     assert "TPM was cleared" in started.stderr and "docs/keys.md" in started.stderr, started.stderr[-2000:]
     assert not (station.directory / "data" / "journal.db").exists()
+
+
+def test_readiness_and_zeroize_use_the_tpm_key(station: TpmStation) -> None:
+    """The technician's readiness check signs its note with the TPM key (naming the software); zeroize signs its
+    record with it and wipes the key's blob, after which the unit cannot sign again."""
+    request = json.loads((station.directory / "request.json").read_text())
+    cert = next((station.directory / "certs").iterdir())  # the CEC's certificate, brought back to the unit
+    record_enrollment(cert, public_key_from_b64((station.directory / "cec.pub").read_text().strip()),
+                      station.directory / "data")
+    ready = station.provision("readiness")
+    assert f"device key {request['key_id']} enrolled" in ready.stdout, ready.stdout + ready.stderr
+    storage = station.receiver.storage
+    notes = [parse_line(storage.record_line(STATION, seq)) for seq in range(1, storage.highest_seq(STATION) + 1)]
+    readiness = [r for r in notes if r.type == "annotation" and r.body["topic"] == "readiness"]
+    assert readiness and readiness[-1].alg == P256 and readiness[-1].body["software_hash"] == \
+        running_software()["hash"]
+    wiped = station.provision("zeroize")
+    assert wiped.returncode == 0, wiped.stderr
+    record = json.loads((station.directory / "data" / "zeroize-record.json").read_text())
+    assert record["alg"] == P256 and record["key"] == request["key_id"] and "device.tpm" in record["wiped"]
+    assert not (station.directory / "data" / "device.tpm").exists()
