@@ -83,8 +83,8 @@ def main(args: list[str]) -> Any:
     if command == "setup":
         return setup(*rest)
     if command == "pull":
-        for n, level in zip(rest[::2], rest[1::2], strict=True):
-            _set(int(n), 1 if level == "up" else 0)
+        for line, pull in zip(rest[::2], rest[1::2], strict=True):
+            _set(int(line), 1 if pull == "up" else 0)
         return {}
     if command == "glitch":
         n, level, count = int(rest[0]), int(rest[1]), int(rest[2])
@@ -103,12 +103,12 @@ def main(args: list[str]) -> Any:
         _set(n, 1 - level)
         return {"width": time.monotonic() - start}
     if command == "values":
-        return {n: _get(int(n)) for n in rest}
+        return {line: _get(int(line)) for line in rest}
     if command == "watch":
         n, seconds = int(rest[0]), float(rest[1])
         start = time.monotonic()
-        changes, last = [], _get(n)
-        changes.append([0.0, last])
+        last = _get(n)
+        changes: list[list[float]] = [[0.0, last]]
         while time.monotonic() - start < seconds:
             level = _get(n)
             if level != last:
