@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from device.core.errors import RefusalCode
 from device.decision import ActionRefused
 
 from . import chair, faults, view
@@ -306,6 +307,22 @@ def manual() -> Any:
     return _manual_page(result=decision.to_dict())
 
 
+@bp.post("/close-without")
+@chair_required
+def close_without() -> Any:
+    """Several units: record, with the chair's reason, that the polls close without a unit's final records."""
+    unit, reason = _text("unit"), _text("reason")
+    if not reason:
+        return render_template("confirm_close.html", s=view.snapshot(), waiting=[unit] if unit else [],
+                               error=_("Give a reason for closing without this unit.")), 400
+    try:
+        view.appliance().close_without(unit, reason)
+    except ActionRefused as exc:
+        return _panel(409, _("The absence of the unit was not recorded."), refusal_text(exc))
+    flash(_("%(unit)s: its absence is recorded with your reason.", unit=unit), "ok")
+    return redirect(url_for("actions.confirm_close"), code=303)
+
+
 @bp.get("/close")
 @chair_required
 def confirm_close() -> Any:
@@ -321,6 +338,10 @@ def close_polls() -> Any:
     try:
         view.appliance().close_polls()
     except ActionRefused as exc:
+        if exc.code is RefusalCode.UNITS_NOT_CLOSED:  # a station with several units: offer to close without them
+            waiting = [u for u in str(exc.params.get("units", "")).split(", ") if u]
+            return render_template("confirm_close.html", s=view.snapshot(), error=_("The polls were not closed."),
+                                   detail=refusal_text(exc), waiting=waiting), 409
         return _panel(409, _("The polls were not closed."), refusal_text(exc))
     except Exception as exc:
         return _panel(*_fault(exc, _("The polls were not closed.")))

@@ -47,3 +47,19 @@ def test_the_main_desk_says_which_units_it_waits_for_before_closing(station: Sta
     page = answer.get_data(as_text=True)
     assert answer.status_code == 409 and "Итоговые записи desk-2, mobile ещё не получены" in page
     assert station.apps["desk-1"].status()["poll"] == "open"
+
+
+def test_the_chair_closes_without_a_unit_out_of_reach_from_the_screen(station: Station, tmp_path: Path) -> None:
+    station.apps["desk-2"].close_polls()
+    station.sync("desk-1")
+    station.sync("desk-1")
+    client = _chair(station, "desk-1", tmp_path, "ky")
+    answer = post(client, "/chair/close", {"confirm": "yes"})  # type: ignore[arg-type]
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 409 and "mobile түзмөгүсүз жабуу" in page and "desk-2 түзмөгүсүз" not in page
+    assert post(client, "/chair/close-without", {"unit": "mobile", "reason": " "}).status_code == 400  # type: ignore
+    done = post(client, "/chair/close-without", {"unit": "mobile", "reason": "the team is in the hills"})  # type: ignore
+    assert done.status_code == 303
+    assert post(client, "/chair/close", {"confirm": "yes"}).status_code == 303  # type: ignore[arg-type]
+    report = station.apps["desk-1"].close_report()
+    assert report is not None and report["units"]["absent"] == ["mobile"]
