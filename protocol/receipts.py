@@ -7,6 +7,8 @@ key; a unit verifies it against the receiver key from its station package.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -17,7 +19,13 @@ from protocol.keys import key_id
 def make_receipt(*, key: Ed25519PrivateKey, station: str, highest_seq: int, at: float) -> str:
     """The receiver's signed receipt line: all records up to ``highest_seq`` are stored."""
     return sign_fields(key, {"v": VERSION, "type": "receipt", "station": station, "highest_seq": highest_seq,
-                             "key": key_id(key.public_key()), "at": iso_utc(at)})
+                             "key": _signer_id(key), "at": iso_utc(at)})
+
+
+@lru_cache(maxsize=8)
+def _signer_id(key: Ed25519PrivateKey) -> str:
+    """The key id of the receiver's key, worked out once per key object (a receipt is made for every batch)."""
+    return key_id(key.public_key())
 
 
 def verify_receipt(line: str, public: Ed25519PublicKey, station: str) -> int:

@@ -216,6 +216,8 @@ class Plan:
     duplicates: int = 0
     rejection: Rejection | None = None
     conflict: SignedRecord | None = None
+    highest: int = 0
+    """The station's highest stored seq once the plan is stored (0: not read, ask storage)."""
 
 
 def sequence(records: Sequence[SignedRecord], highest: int, last_hash: str, stored: Mapping[int, str]) -> Plan:
@@ -296,14 +298,18 @@ class Ingestor:
         authentic, bad = authenticate(records, self.registry())
         plan = self.storage.store(station, records[:authentic], now, source)
         rejection = plan.rejection or bad
-        outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station), rejection)
+        outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station, plan.highest), rejection)
         if rejection is not None:
             self.log_rejection(rejection, source, now)
         return outcome
 
-    def receipt(self, station: str) -> str | None:
-        """The signed receipt for everything stored for ``station``; None before its first record."""
-        highest = self.storage.highest_seq(station)
+    def receipt(self, station: str, highest: int = 0) -> str | None:
+        """The signed receipt for everything stored for ``station``; None before its first record.
+
+        ``highest``, when known (what the storing transaction read and left, durable once ``store`` returned),
+        saves reading it again.
+        """
+        highest = highest or self.storage.highest_seq(station)
         if not highest:
             return None
         return make_receipt(key=self.key, station=station, highest_seq=highest, at=self.clock())

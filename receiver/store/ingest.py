@@ -78,6 +78,7 @@ class Ingest(MerkleLog, Tallies):
             self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
                     (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
         self.writer.defer(self._count_group, (tally(after), tally(None if created else before)), COUNTS_RANK)
+        plan.highest = after.highest_seq
         return plan
 
 

@@ -3,9 +3,11 @@
 A request thread verifies its batch (signatures, the costly part) on its
 own, in parallel with the others, and then hands the database work to the
 process's one ``GroupWriter`` and waits. The writer takes every piece of work
-waiting, runs them one after the other in one transaction (each in its own
-savepoint, so one that fails is undone alone and answered with its error),
-commits once, and only when that commit has returned (SQLite in WAL mode
+waiting, runs them one after the other in one transaction, commits once
+(when one of them fails, that transaction is rolled back and the group runs
+again with each piece in its own savepoint, so the failing one is undone
+alone and answered with its error; savepoints cost two statements a piece,
+so they are taken only then), and only when that commit has returned (SQLite in WAL mode
 with ``synchronous=FULL``: on disk; PostgreSQL: flushed to its WAL) answers
 each waiting thread. Nothing is acknowledged before the commit that holds
 it is durable: a crash before it loses the whole group, and no unit was told
@@ -63,6 +65,10 @@ class _Work(Generic[T]):
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
+
+
+class _PieceFailed(Exception):
+    """A piece of work raised in a group run without savepoints: the group runs again with them."""
 
 
 class GroupWriter:
@@ -169,15 +175,20 @@ class GroupWriter:
             self.db.close_own()
 
     def _commit(self, group: list[_Work[Any]]) -> None:
-        self._local.deferred = []
+        """Run the group's work in one transaction and commit it, then answer every piece.
+
+        First without savepoints (two statements, on PostgreSQL two round trips, fewer per piece of work);
+        if a piece fails, that transaction is rolled back whole and the group runs again with a savepoint
+        around each piece, so the failing one is undone alone.
+        """
+        ordered = sorted(group, key=lambda w: (w.order is None, w.order or ""))  # stable: arrival order kept
         try:
-            with self.db._transaction():
-                ordered = sorted(group, key=lambda w: (w.order is None, w.order or ""))  # stable: arrival order kept
-                for number, work in enumerate(ordered):
-                    self._run_one(work, number)
-                self._finish()
-                if self.before_commit is not None:
-                    self.before_commit(len(group))
+            try:
+                self._run_group(ordered, isolated=False)
+            except _PieceFailed:
+                for work in group:
+                    work.result, work.error = None, None
+                self._run_group(ordered, isolated=True)
         except BaseException as exc:  # the transaction is rolled back: nothing of the group was kept
             error = exc if isinstance(exc, StorageError) else StorageError(f"the group commit failed: {exc}")
             for work in group:
@@ -186,10 +197,26 @@ class GroupWriter:
         else:
             self.groups += 1
             self.written += len(group)
-        finally:
-            self._local.deferred = None
         for work in group:
             work.done.set()
+
+    def _run_group(self, ordered: list[_Work[Any]], *, isolated: bool) -> None:
+        self._local.deferred = []
+        try:
+            with self.db._transaction():
+                for number, work in enumerate(ordered):
+                    if isolated:
+                        self._run_one(work, number)
+                    else:
+                        try:
+                            work.result = work.run()
+                        except Exception as exc:
+                            raise _PieceFailed from exc
+                self._finish()
+                if self.before_commit is not None:
+                    self.before_commit(len(ordered))
+        finally:
+            self._local.deferred = None
 
     def _run_one(self, work: _Work[Any], number: int) -> None:
         name = f"work{number}"
