@@ -22,7 +22,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from .vm import IMAGE_DIR, REPO
+from .vm import REPO
 
 CACHE = REPO / "build" / "kernel-modules"
 
@@ -46,8 +46,8 @@ def _run(command: list[str], cwd: Path, what: str) -> None:
         raise NoModule(f"{what} failed: {(done.stdout + done.stderr).strip()[-1500:]}")
 
 
-def gpio_sim_module(manifest: Path = IMAGE_DIR / "pollbox-amd64.manifest") -> Path:
-    """``gpio-sim.ko`` for the image's kernel (built once, then cached)."""
+def gpio_sim_module(manifest: Path) -> Path:
+    """``gpio-sim.ko`` for the kernel of the image whose manifest is ``manifest`` (built once, then cached)."""
     release, version = image_kernel(manifest)
     module = CACHE / f"gpio-sim-{release}-{version}.ko"
     if module.exists():

@@ -38,7 +38,7 @@ from device.demo import demo_pins
 
 from .guest import Guest, GuestError, ProbedUnit, boot_probed_unit, host_can_boot
 from .kernel_modules import NoModule, gpio_sim_module
-from .vm import wait_for
+from .vm import build_image, wait_for
 
 pytestmark = pytest.mark.image
 
@@ -168,7 +168,7 @@ def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbedUnit]:
 @pytest.fixture(scope="module")
 def rig(unit: ProbedUnit) -> GpioRig:
     try:
-        module = gpio_sim_module()
+        module = gpio_sim_module(build_image("amd64").with_suffix(".manifest"))  # the image is cached by now
     except NoModule as exc:
         pytest.skip(f"no gpio-sim module for the image's kernel: {exc}")
     unit.vm.wait_until_ready()
