@@ -172,7 +172,7 @@ def test_revoked_registry_signature_keeps_the_old_registry(app: Flask, client: F
     """A registry file replaced by one not signed by the CEC does not enroll anybody."""
     intruder = Unit("KG-0001")
     doc = json.loads(setup.registry_path.read_bytes())
-    doc["devices"].append(intruder.entry().__dict__)
+    doc["devices"].append(intruder.entry().as_json())
     setup.registry_path.write_bytes(canonical(doc))
     rejected(app, client, [intruder.record()], "unknown_key", 403, seq=1)
 

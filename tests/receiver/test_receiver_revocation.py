@@ -48,7 +48,7 @@ def rejection_codes(app: Flask) -> list[str]:
 
 def test_old_format_registry_without_revocations_loads_unchanged(tmp_path: Path) -> None:
     cec, unit = Ed25519PrivateKey.generate(), Unit("KG-0001")
-    devices = [dict(unit.entry().__dict__)]
+    devices = [unit.entry().as_json()]
     signature = base64.b64encode(cec.sign(canonical(devices))).decode()
     old = canonical({"format": "pollbox-device-registry/1", "devices": devices, "signature": signature}) + b"\n"
     (tmp_path / "r.json").write_bytes(old)
@@ -84,7 +84,7 @@ def test_revocation_round_trips_inside_the_signed_device_list(tmp_path: Path) ->
 ])
 def test_a_validly_signed_but_malformed_revocation_is_refused(tmp_path: Path, change: Any, message: str) -> None:
     cec, unit = Ed25519PrivateKey.generate(), Unit("KG-0001")
-    entry = dict(unit.entry().__dict__)
+    entry = unit.entry().as_json()
     revocation = {"at": REVOCATION.at, "reason": "stolen", "by": "x", "last_seq": 2}
     change(revocation)
     devices = [entry | {"revocation": revocation}]
