@@ -9,6 +9,7 @@ else in software emulation (``vm.accelerator``), which is slower but checks the 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,14 +19,30 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .vm import DevPanel, VirtualMachine, build_image, make_stick, partitions, pull_folder, wait_for, written_ranges
+from .vm import (
+    IMAGE_TEST_TIMEOUT,
+    DevPanel,
+    VirtualMachine,
+    build_image,
+    disk_partitions,
+    extract_partition,
+    filesystem_bytes,
+    make_stick,
+    partitions,
+    pull_folder,
+    run,
+    wait_for,
+    written_ranges,
+)
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 
 POWER_CUTS = 3
 """Power cuts in the quick series (each one a boot); the slow series cuts more often."""
 RECORDED = 30.0
 """How long an action on the simulated hardware may take to reach the journal."""
+LARGER_DISK = 1 << 30
+"""How much larger than the image the unit's disk is: its data partition grows into this at first boot."""
 
 
 def _host_can_boot() -> str:
@@ -44,7 +61,7 @@ def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualMachine]:
     image = build_image("amd64")
     workdir = tmp_path_factory.mktemp("vm")
     stick, station = make_stick(workdir)
-    vm = VirtualMachine(workdir, image, stick, station)
+    vm = VirtualMachine(workdir, image, stick, station, disk_size=image.stat().st_size + LARGER_DISK)
     vm.start()
     try:
         yield vm
@@ -62,8 +79,11 @@ def test_first_boot_imports_the_station_and_runs_the_appliance(unit: VirtualMach
     status = unit.wait_until_ready()
     console = unit.console()
     assert "station imported from the USB stick" in console
+    assert "pollbox-data-grow: growing" in console, "the data partition was not grown into the larger disk"
     assert "Started pollbox.service" in console and "Failed to start pollbox" not in console
     assert status["mode"] == "simulation" and status["journal"]["ok"] is True
+    kiosk_after = unit.wait_for_screen("status")
+    (unit.workdir / "kiosk-times.json").write_text(json.dumps([kiosk_after]))
     assert "Status" in DevPanel(unit).page() or status["poll"] == "setup"
 
 
@@ -79,13 +99,29 @@ def journal_on_disk(vm: VirtualMachine, name: str) -> int:
     """Verify, on the host, the journal left on the stopped unit's data partition; its event count."""
     station = vm.workdir / name
     shutil.copytree(vm.station, station, ignore=shutil.ignore_patterns("data"))
-    pull_folder(vm.disk, partitions(vm.image)["data"], "/station/data", station)
+    pull_folder(vm.disk, disk_partitions(vm.disk)["data"], "/station/data", station)
     done = subprocess.run([sys.executable, "-m", "device.cli", "--config", str(station / "station.toml"), "verify"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     found = re.search(r"journal verified: (\d+) events", done.stdout)
     assert found, done.stdout
     return int(found.group(1))
+
+
+def test_the_data_partition_fills_the_larger_disk(unit: VirtualMachine) -> None:
+    """Seen from outside after a power cut: the partition table and the file system reach the disk's end."""
+    unit.ensure_running()
+    unit.wait_until_ready()
+    unit.power_cut()
+    disk_bytes = int(json.loads(run(["qemu-img", "info", "-U", "--output=json", str(unit.disk)]))["virtual-size"])
+    start, end = disk_partitions(unit.disk)["data"]
+    assert disk_bytes - end < 8 << 20, f"the data partition ends {(disk_bytes - end) >> 20} MiB before the disk's end"
+    assert end - start > LARGER_DISK, (start, end)
+    part = extract_partition(unit.disk, (start, end), unit.workdir / "data-grown.img")
+    fsck = subprocess.run(["e2fsck", "-fy", str(part)], capture_output=True, text=True)
+    assert fsck.returncode < 4, fsck.stdout[-1500:]
+    assert end - start - filesystem_bytes(part) < 8 << 20, "the file system was not grown to its partition"
+    part.unlink()
 
 
 def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> None:
@@ -105,6 +141,7 @@ def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> Non
         assert status["journal"]["ok"] is True, (cut, status["journal"])
         assert status["journal"]["events"] >= acknowledged, (cut, acknowledged, status["journal"])
         assert "station imported" not in unit.console(), "the station was imported again after a power cut"
+        assert "pollbox-data-grow: growing" not in unit.console(), "the data partition was grown again"
 
 
 def test_the_root_file_system_is_never_written(unit: VirtualMachine) -> None:

@@ -43,6 +43,9 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 BOOT_DEADLINE = {"kvm": 180.0, "tcg": 900.0}
 """How long a boot may take until the chair's screen answers (firmware, kernel, first-boot import), by
 accelerator: software emulation (tcg) is many times slower than KVM."""
+IMAGE_TEST_TIMEOUT = 2400
+"""pytest-timeout for a boot test: a cold image build (minutes on a busy 2-core host) plus its boots
+under software emulation; a hang still fails instead of stalling the run."""
 POLL_EVERY = 0.25
 """How often a waited-for condition is looked at again."""
 T = TypeVar("T")
@@ -261,7 +264,7 @@ class VirtualMachine:
 
     def command(self) -> list[str]:
         return [
-            "qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if self.accel == "kvm" else "tcg,thread=multi", "-m", "1024", "-smp", "2",
+            "qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if self.accel == "kvm" else "tcg,thread=multi", "-m", "1536", "-smp", "2",
             "-nodefaults", "-display", "none", "-vga", "std",
             "-serial", f"file:{self.serial}",
             "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
@@ -329,6 +332,58 @@ class VirtualMachine:
             return self.status()
         return wait_for(ready, f"boot {self.boots}: pollbox.service started and the screen answering",
                         BOOT_DEADLINE[self.accel])
+
+    def qmp(self, command: str, **arguments: Any) -> Any:
+        """Run one QMP command on this machine's monitor socket; its ``return`` value."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(60)
+            sock.connect(str(self.workdir / "qmp.sock"))
+            stream = sock.makefile("rw")
+            json.loads(stream.readline())  # the greeting
+            for message in ({"execute": "qmp_capabilities"}, {"execute": command, "arguments": arguments}):
+                stream.write(json.dumps(message) + "\n")
+                stream.flush()
+                while True:
+                    answer = json.loads(stream.readline())
+                    if "event" not in answer:
+                        break
+                if "error" in answer:
+                    raise AssertionError(f"QMP {message['execute']}: {answer['error']}")
+            return answer.get("return")
+
+    def wait_for_screen(self, expected: str) -> float:
+        """Until the display shows ``expected`` (``screen.classify``); seconds from power-on to that frame.
+
+        The frames looked at are kept: the last one as ``screen-<expected>.ppm`` in the work folder.
+        """
+        from .screen import classify
+        frame = self.workdir / f"screen-{expected}.ppm"
+        seen: list[str] = []
+
+        def shown() -> float | None:
+            if not self.running():
+                raise AssertionError(f"QEMU stopped: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
+            what = classify(self.screendump(frame))
+            seen.append(what)
+            return round(time.monotonic() - self.started_at, 1) if what == expected else None
+        try:
+            return wait_for(shown, f"boot {self.boots}: the kiosk showing the {expected} screen",
+                            BOOT_DEADLINE[self.accel])
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; frames seen: {seen[-12:]}") from None
+
+    def screendump(self, dest: Path) -> Path:
+        """What the unit's display shows now, as a PPM file (QMP ``screendump``)."""
+        dest.unlink(missing_ok=True)
+        self.qmp("screendump", filename=str(dest))
+        return dest
+
+    def shut_down(self) -> None:
+        """An orderly shutdown: the power button (ACPI), as a technician presses it; QEMU exits at power-off."""
+        self.qmp("system_powerdown")
+        wait_for(lambda: not self.running(), f"boot {self.boots}: the unit powered off after the power button",
+                 BOOT_DEADLINE[self.accel])
+        self.process = None
 
     def stop(self) -> None:
         if self.running():

@@ -5,8 +5,17 @@
 #
 # Writes OUT-DIR/pollbox-ARCH.img and OUT-DIR/pollbox-ARCH.manifest. The image is rebuilt only when
 # the recipe (this folder) or pollbox's sources change: their hash is kept in OUT-DIR/pollbox-ARCH.key.
-# Downloaded Debian packages and Python wheels are kept in OUT-DIR/cache. The image is written under
-# a temporary name and renamed at the end, so a failed build never leaves one under the final name.
+# Downloaded Debian packages and Python wheels are kept in OUT-DIR/cache, and so is the Debian system
+# itself (keyed by the recipe alone), so a change to pollbox only reinstalls pollbox. The image is
+# written under a temporary name and renamed at the end, so a failed build never leaves one under
+# the final name.
+#
+# The image's trust anchor and settings come from the environment (all part of the cache key):
+#   POLLBOX_ELECTION_ID, POLLBOX_CEC_PUBLIC_KEY  the election and the CEC public key (base64) a station
+#       package on the first-boot stick must match; without them every stick is refused (no_anchor)
+#   POLLBOX_ALLOW_SIMULATION=1  also accept a simulated (demonstration) station: test images only
+#   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
+#   POLLBOX_IMAGE_CACHE  the download cache (default OUT-DIR/cache)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,12 +27,16 @@ PYTHON="${PYTHON:-python3}"
 SOURCES=(setup.cfg pyproject.toml README.md device web_ui protocol provisioning receiver)
 ESP_MB=160
 DATA_MB=256
-STEPS=7
+STEPS=8
 STEP=0
 STEP_NAME=""
 
 ARCH="${1:-}"
 OUT="${2:-}"
+ELECTION_ID="${POLLBOX_ELECTION_ID:-}"
+CEC_PUBLIC_KEY="${POLLBOX_CEC_PUBLIC_KEY:-}"
+ALLOW_SIMULATION="${POLLBOX_ALLOW_SIMULATION:-0}"
+SCREEN_HOST="${POLLBOX_SCREEN_HOST:-127.0.0.1}"
 
 die() {
 	echo "image: $*" >&2
@@ -72,12 +85,37 @@ check_host() {
 	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in $OUT; a build needs 4 GB"
 }
 
-recipe_key() {
+# The Debian system without the appliance: rebuilt only when what goes into it changes (the package
+# lists, customize.sh, the initramfs settings, the bootstrap step itself).
+base_key() {
 	{
 		echo "$ARCH $SUITE $MIRROR"
+		(cd "$HERE" && sha256sum packages-common.txt "packages-$ARCH.txt" customize.sh \
+			rootfs/etc/initramfs-tools/conf.d/pollbox.conf)
+		declare -f bootstrap
+	} | sha256sum | cut -d' ' -f1
+}
+
+# The whole image: the base system, the whole recipe, the image settings and pollbox's committed sources.
+recipe_key() {
+	{
+		echo "$BASE_KEY"
 		(cd "$HERE" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+		image_settings
 		git -C "$REPO" ls-tree HEAD -- "${SOURCES[@]}"
 	} | sha256sum | cut -d' ' -f1
+}
+
+# /etc/pollbox/image.toml: what device.firstboot checks the station stick against.
+image_settings() {
+	echo "# pollbox image settings, written when the image was built (read by device.firstboot)"
+	echo "election_id = \"$ELECTION_ID\""
+	echo "cec_public_key = \"$CEC_PUBLIC_KEY\""
+	if [ "$ALLOW_SIMULATION" = 1 ]; then echo "allow_simulation = true"; else echo "allow_simulation = false"; fi
+	echo
+	echo "[screen]"
+	echo "host = \"$SCREEN_HOST\""
+	echo "port = 8080"
 }
 
 packages() {
@@ -92,12 +130,15 @@ pip_platform() {
 }
 
 build_wheels() {
-	local wheels="$WORK/wheels" cache="$OUT/cache/wheels-$ARCH"
+	local wheels="$WORK/wheels" cache="$CACHE/wheels-$ARCH"
 	mkdir -p "$wheels" "$cache"
 	mkdir -p "$WORK/src"
 	# pollbox as committed (the manifest names the commit), not whatever the working tree holds now
 	git -C "$REPO" archive --format=tar HEAD -- "${SOURCES[@]}" | tar -x -C "$WORK/src"
 	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
+	# pip download copies the local pollbox wheel into the cache too, and would keep an older copy of the
+	# same version there: the cache holds dependencies only, pollbox is always the wheel just built
+	rm -f "$cache"/pollbox-*.whl
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
 	# rpi-lgpio: the RPi.GPIO module over the kernel's GPIO character device (every Pi, the Pi 5 included);
@@ -105,20 +146,40 @@ build_wheels() {
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
 		--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
-	cp "$cache"/*.whl "$wheels"/
+	rm -f "$cache"/pollbox-*.whl
+	cp -n "$cache"/*.whl "$wheels"/
 }
 
+# The Debian system with the appliance's files and units, kept in the cache under its key (the
+# packages' download cache is kept too). Made in the work folder and renamed into the cache, so an
+# interrupted build never leaves half a base system to be reused.
 bootstrap() {
-	local debs="$OUT/cache/debs-$ARCH"
+	local debs="$CACHE/debs-$ARCH" base="$CACHE/base-$ARCH-$BASE_KEY"
+	if [ -d "$base" ]; then
+		echo "reusing the Debian system $base"
+		return 0
+	fi
 	mkdir -p "$debs"
 	mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" --components=main \
 		--include="$(packages)" \
 		--skip=essential/unlink \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives/" \
 		--setup-hook="sync-in $debs /var/cache/apt/archives/" \
+		--essential-hook="mkdir -p \"\$1\"/etc/initramfs-tools/conf.d" \
+		--essential-hook="copy-in $HERE/rootfs/etc/initramfs-tools/conf.d/pollbox.conf /etc/initramfs-tools/conf.d/" \
 		--customize-hook="sync-out /var/cache/apt/archives $debs" \
-		--customize-hook="$HERE/customize.sh \"\$1\" $WORK/wheels $WORK/packages" \
-		"$SUITE" "$WORK/root" "$MIRROR" >/dev/null
+		--customize-hook="$HERE/customize.sh \"\$1\"" \
+		"$SUITE" "$WORK/base" "$MIRROR" >/dev/null
+	find "$CACHE" -maxdepth 1 -name "base-$ARCH-*" ! -name "base-$ARCH-$BASE_KEY" -exec rm -rf {} +
+	# another build may have put the same system there meanwhile: then that one is kept
+	mv -T "$WORK/base" "$base" 2>/dev/null || rm -rf "$WORK/base"
+}
+
+# The appliance into a copy of the base system: rootfs/, the units, pollbox's virtualenv from the
+# wheels, the image settings, the package lists.
+add_pollbox() {
+	cp -a "$CACHE/base-$ARCH-$BASE_KEY" "$WORK/root"
+	"$HERE/install-pollbox.sh" "$WORK/root" "$WORK/wheels" "$WORK/packages" "$WORK/image.toml"
 }
 
 esp() {
@@ -168,6 +229,7 @@ manifest() {
 	{
 		echo "# pollbox-$ARCH image, Debian $SUITE from $MIRROR, built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 		echo "# recipe key $KEY, pollbox from commit $(git -C "$REPO" rev-parse HEAD)"
+		echo "# trust anchor: election '${ELECTION_ID:-none}', CEC key '${CEC_PUBLIC_KEY:-none}', simulation accepted: $ALLOW_SIMULATION"
 		echo "sha256 $sum pollbox-$ARCH.img"
 		echo "size $(stat -c %s "$WORK/pollbox.img")"
 		echo "## debian packages (name, version, architecture)"
@@ -186,7 +248,9 @@ case "$ARCH" in
 esac
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
+CACHE="${POLLBOX_IMAGE_CACHE:-$OUT/cache}"
 check_host
+BASE_KEY="$(base_key)"
 KEY="$(recipe_key)"
 FINAL="$OUT/pollbox-$ARCH.img"
 if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pollbox-$ARCH.key" 2>/dev/null)" = "$KEY" ]; then
@@ -195,8 +259,10 @@ if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pol
 fi
 WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
 trap on_error ERR
+image_settings > "$WORK/image.toml"
 step "Python wheels for $ARCH"; quietly build_wheels
-step "Debian $SUITE system with mmdebstrap"; quietly bootstrap
+step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
+step "the appliance and pollbox into the system"; quietly add_pollbox
 step "EFI system partition"; quietly esp
 step "root and data file systems"; quietly filesystems
 step "disk image"; quietly disk
