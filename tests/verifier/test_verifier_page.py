@@ -281,3 +281,28 @@ def test_a_page_without_a_registry_checks_nothing(renderer: Any, scene: Scene, t
         expect(page.locator("#verdict-word")).to_contain_text("NOT VALID: no device registry")
     finally:
         context.close()
+
+
+def test_the_browsers_barcode_detector_is_used_where_there_is_one(playwright: Any, renderer: Any, scene: Scene,
+                                                                  tmp_path: Path) -> None:
+    """Linux Chromium has no BarcodeDetector: a stand-in one (answering what a phone's would) shows the page
+    takes the browser's detector, for QR codes only, when there is one. The real detector is not run here."""
+    video = camera_frames(qr_picture(renderer, scene.line), tmp_path / "detector.y4m")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                         args=[*ARGS, f"--use-file-for-fake-video-capture={video}"])
+    try:
+        context = browser.new_context(permissions=["camera"], **PHONE)
+        context.add_init_script(f"""window.BarcodeDetector = class {{
+            static async getSupportedFormats() {{ return ["qr_code", "ean_13"]; }}
+            constructor(options) {{ window.detectorFormats = options.formats; }}
+            async detect(source) {{ return source.videoWidth ? [{{rawValue: {json.dumps(scene.line)}}}] : []; }}
+        }};""")
+        page = context.new_page()
+        page.goto(scene.url + "/verify/")
+        page.evaluate("window.pollboxVerifier.ready")
+        page.locator("#scan").tap()
+        expect(page.locator("#verdict")).to_have_attribute("data-state", "valid")
+        assert page.evaluate("window.pollboxTimings.decoder") == "BarcodeDetector"
+        assert page.evaluate("window.detectorFormats") == ["qr_code"]
+    finally:
+        browser.close()
