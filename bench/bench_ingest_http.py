@@ -14,6 +14,14 @@ limit of one core. The server may use both cores (libsodium lets go of
 Python's global lock while it verifies), so a ratio above 1 is possible;
 the client threads share the same two cores.
 
+Beside each rate, the receiver process's CPU time per record (user and
+system, from ``/proc``, over the same send) against the CPU time of one raw
+verification: a figure that depends much less on what else runs on the
+machine than the rates do (on a busy machine every rate falls, this one
+hardly moves). Its ratio is raw verify CPU over receiver CPU per record: 1
+would mean the receiver spends nothing but the verification. The entry's
+name also says how much CPU the sending clients used, in cores.
+
 SQLite (WAL, ``synchronous=FULL``) always; PostgreSQL (a local throwaway
 server, durable commits) when its server binary is installed.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import os
 import shutil
 import socket
 import subprocess
@@ -76,16 +85,27 @@ def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey]
     """Batches of 3 for the first half of every station's records, then batches of 50 for the second half."""
     half = len(streams[0]) // 2
     rows = []
-    with Served([*args, "--db", db]) as url:
+    server = Served([*args, "--db", db])
+    with server as url:
         for size, part in ((3, slice(0, half)), (50, slice(half, None))):
             records = [s[part] for s in streams]
-            raw = _raw_rate(keys, records)
-            rate = _send([url], [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)]
-                               for s in records], sum(map(len, records)))
+            count = sum(map(len, records))
+            raw, raw_cpu = _raw_rate(keys, records)
+            batches = [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)] for s in records]
+            cpu, own, start = server.cpu_seconds(), _own_cpu(), time.perf_counter()
+            rate = _send([url], batches, count)
+            wall = time.perf_counter() - start
+            used, clients = server.cpu_seconds() - cpu, (_own_cpu() - own) / wall
             rows.append({"name": f"ingest over HTTP {name}, batches of {size}, {CLIENTS} stations at once, "
                                  f"{SERVER_THREADS} server threads (vs raw libsodium verify, one thread)",
                          "value": round(rate, 1), "unit": "records/s", "baseline": round(raw, 1),
                          "ratio": round(rate / raw, 3)})
+            if used > 0:
+                rows.append({"name": f"receiver CPU per record over HTTP, {name}, batches of {size} (vs CPU of one "
+                                     f"raw libsodium verify; the clients used {clients:.2f} cores, the receiver "
+                                     f"{used / wall:.2f})",
+                             "value": round(used / count * 1e6, 1), "unit": "us/record",
+                             "baseline": round(raw_cpu * 1e6, 1), "ratio": round(raw_cpu / (used / count), 3)})
     return rows
 
 
@@ -143,15 +163,29 @@ class Served:
         self.proc.terminate()
         self.proc.wait(timeout=60)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server process has used so far (Linux ``/proc``; 0 where it is missing)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-def _raw_rate(keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]]) -> float:
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _raw_rate(keys: list[Ed25519PrivateKey], streams: list[list[SignedRecord]]) -> tuple[float, float]:
+    """(verifications per second, CPU seconds per verification) of the raw verify on this thread."""
     publics = [k.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) for k in keys]
-    count, start = 0, time.perf_counter()
+    count, start, cpu = 0, time.perf_counter(), time.thread_time()
     for public, records in zip(publics, streams, strict=True):
         for record in records:
             nacl.bindings.crypto_sign_open(record.signature + record.data, public)
             count += 1
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), (time.thread_time() - cpu) / count
 
 
 def _send(urls: list[str], per_station: list[list[bytes]], total: int) -> float:

@@ -3,29 +3,41 @@
 ``highest_seq`` is the highest ``seq`` such that the receiver durably stores
 every record ``1..N`` of the station (section 4). Signed with the receiver's
 key; a unit verifies it against the receiver key from its station package.
+
+The receiver makes one for every batch it answers, so the signature is made
+with libsodium (PyNaCl), about twice as fast as the OpenSSL binding for
+Ed25519 signing and without Python's global lock; Ed25519 signatures are
+deterministic, so the bytes are the same either way.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
+import nacl.bindings
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from protocol.envelope import VERSION, EnvelopeError, is_int, iso_utc, load_json, sign_fields, split_signed
+from protocol.canonical import canonical
+from protocol.envelope import VERSION, EnvelopeError, b64u, is_int, iso_utc, load_json, split_signed
 from protocol.keys import key_id
 
 
 def make_receipt(*, key: Ed25519PrivateKey, station: str, highest_seq: int, at: float) -> str:
     """The receiver's signed receipt line: all records up to ``highest_seq`` are stored."""
-    return sign_fields(key, {"v": VERSION, "type": "receipt", "station": station, "highest_seq": highest_seq,
-                             "key": _signer_id(key), "at": iso_utc(at)})
+    signer_id, secret = _signer(key)
+    data = canonical({"v": VERSION, "type": "receipt", "station": station, "highest_seq": highest_seq,
+                      "key": signer_id, "at": iso_utc(at)})
+    return f"{b64u(nacl.bindings.crypto_sign(data, secret)[:64])} {data.decode('utf-8')}"
 
 
 @lru_cache(maxsize=8)
-def _signer_id(key: Ed25519PrivateKey) -> str:
-    """The key id of the receiver's key, worked out once per key object (a receipt is made for every batch)."""
-    return key_id(key.public_key())
+def _signer(key: Ed25519PrivateKey) -> tuple[str, bytes]:
+    """(key id, libsodium's 64-byte secret key) of the receiver's key, worked out once per key object."""
+    seed = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return key_id(key.public_key()), seed + public
 
 
 def verify_receipt(line: str, public: Ed25519PublicKey, station: str) -> int:
