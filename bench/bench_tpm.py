@@ -17,7 +17,8 @@
   object kept by the registry; baseline: Ed25519 through libsodium
   (``ingest.signature_holds``).
 
-Without ``swtpm`` (Debian swtpm) or ``tpm2-pytss`` only the verification entry is given.
+Each rate is the best of three alternated turns (the machine is shared). Without ``swtpm`` (Debian
+swtpm) or ``tpm2-pytss`` only the verification entries are given.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from receiver.registry import DeviceEntry, Registry
 STATION = "KG-0001"
 BODY = {"topic": "bench", "text": "turnout note", "journal_seq": 2, "journal_hash": "ab" * 32}
 READY_WITHIN = 10.0
+ROUNDS = 3
 
 
 def _records(key: Any, count: int) -> list[SignedRecord]:
@@ -153,6 +155,10 @@ def _have_swtpm() -> bool:
     return shutil.which("swtpm") is not None
 
 
+def _best(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    return max(a[0], b[0]), max(a[1], b[1])
+
+
 def _entry(name: str, value: float, unit: str, baseline: float) -> dict[str, Any]:
     return {"name": name, "value": round(value, 1), "unit": unit, "baseline": round(baseline, 1),
             "ratio": round(value / baseline, 4)}
@@ -171,16 +177,21 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             with _swtpm(root / "state") as tcti:
                 tpm = create_signer(root / "tpm", "tpm", tcti)
                 file = create_signer(root / "file", "file")
-                try:
-                    tpm_rate = _signing_rate(tpm, sign_count)
-                    file_rate = _signing_rate(file, sign_count)
+                try:  # alternated, best of ROUNDS each: the machine is shared, so take each one's quietest turn
+                    tpm_rate = file_rate = 0.0
+                    for _ in range(ROUNDS):
+                        tpm_rate = max(tpm_rate, _signing_rate(tpm, sign_count))
+                        file_rate = max(file_rate, _signing_rate(file, sign_count))
                 finally:
                     tpm.close()
         results.append(_entry("record signing rate, swtpm P-256 key (baseline: Ed25519 key file)", tpm_rate,
                               "records/s", file_rate))
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    p256 = _verify_rate(_MemoryP256(), verify_count)
-    ed25519 = _verify_rate(Ed25519PrivateKey.generate(), verify_count)
+    p256_key, ed25519_key = _MemoryP256(), Ed25519PrivateKey.generate()
+    p256, ed25519 = (0.0, 0.0), (0.0, 0.0)
+    for _ in range(ROUNDS):
+        p256 = _best(p256, _verify_rate(p256_key, verify_count))
+        ed25519 = _best(ed25519, _verify_rate(ed25519_key, verify_count))
     results.append(_entry("receiver authentication rate, P-256 records (baseline: Ed25519 records)", p256[0],
                           "records/s", ed25519[0]))
     results.append(_entry("receiver signature check rate, P-256 (baseline: Ed25519, libsodium)", p256[1],
