@@ -7,12 +7,15 @@ DEMO := var/demo
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run demo-reset test quick lint bench docs screenshots fonts image image-test image-pigen image-deps clean system-deps firmware-deps
+.PHONY: help run run-units verifier demo-reset test quick lint bench docs screenshots fonts image image-test image-pigen image-deps clean system-deps firmware-deps
 
 help:
 	@echo "pollbox make targets:"
 	@echo "  make run     create a demo station (simulated hardware) and run it with the chair's screen"
 	@echo "               on http://127.0.0.1:8080 and a local CEC receiver on http://127.0.0.1:8090"
+	@echo "  make run-units  a demo station with two desks and a mobile unit (three units on loopback);"
+	@echo "               'python -m device.sync.demo build/demo-units link A B up|down' cuts and restores a link"
+	@echo "  make verifier  build the observers' verifier page (receiver/static/verify.html) from its npm lock file"
 	@echo "  make demo-reset  delete the demo station, so the next 'make run' starts from an empty journal"
 	@echo "  make test    the full test suite (what CI runs; its screenshots go to build/screenshots/)"
 	@echo "  make quick   the quick test suite (no slow tests)"
@@ -59,9 +62,15 @@ $(VENV_STAMP): setup.cfg pyproject.toml
 firmware-deps: $(VENV_STAMP)
 	@bash tests/box/install_micropython.sh
 
-run: $(VENV_STAMP)
+run: $(VENV_STAMP) verifier
 	$(PY) -m device.cli demo $(DEMO)
 	$(PY) -m device.cli --config $(DEMO)/station.toml run --with-receiver
+
+run-units: $(VENV_STAMP)
+	$(PY) -m device.sync.demo build/demo-units
+
+verifier: $(VENV_STAMP)
+	$(PY) -m verifier.build
 
 # The demo station again from an empty journal (new keys, no votes, a fresh receiver).
 demo-reset: $(VENV_STAMP)
@@ -82,9 +91,9 @@ quick: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -m "browser and not slow" $(PYTEST_ARGS)
 
 lint: $(VENV_STAMP)
-	$(PY) -m ruff check device web_ui provisioning receiver protocol tools bench tests
+	$(PY) -m ruff check device web_ui provisioning receiver protocol tools verifier bench tests
 	$(PY) -m mypy device/core protocol
-	$(PY) -m mypy device web_ui provisioning receiver protocol tools --exclude device/firmware
+	$(PY) -m mypy device web_ui provisioning receiver protocol tools verifier --exclude device/firmware
 	$(PY) -m pyright -p device/firmware
 
 bench: $(VENV_STAMP)

@@ -14,7 +14,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    out = run("ruff", "check", "--output-format", "concise", "device", "web_ui", "provisioning", "receiver", "bench", "tests")
+    out = run("ruff", "check", "--output-format", "concise", "device", "web_ui", "provisioning", "receiver",
+              "protocol", "tools", "verifier", "bench", "tests")
     assert out.returncode == 0, out.stdout + out.stderr
 
 
