@@ -48,6 +48,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     signer = load_signer(config.data_dir, config.key.store, config.key.tcti)  # a moved card or cleared TPM stops here
+    _check_signer(package, signer)
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
     upstream, link = _build_upstream(config, package, journal, clock, signer)
     sim = None
@@ -86,9 +87,19 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
     return upstream, link
 
 
+def _check_signer(package: StationPackage, signer: Signer) -> None:
+    """A unit whose key is in its TPM cannot join a station of several units yet; refused before the journal opens."""
+    from device.package import PackageError
+    from device.signing.filekey import FileSigner
+
+    if package.payload.get("units") is not None and not isinstance(signer, FileSigner):
+        signer.close()
+        raise PackageError("the station package lists several units, whose check-ins are signed with Ed25519 "
+                           "keys; a unit whose key is in its TPM ([key] store = \"tpm\") cannot join them yet")
+
+
 def _build_unit_sync(config: Config, package: StationPackage, clock: Clock, signer: Signer) -> Any:
     """The sync with the station's other units, when its package lists several (``device/sync/``)."""
-    from device.package import PackageError
     from device.signing.filekey import FileSigner
     from device.sync.service import UnitSync
     from device.sync.units import station_units
@@ -96,9 +107,7 @@ def _build_unit_sync(config: Config, package: StationPackage, clock: Clock, sign
     own = config.unit_id
     if package.payload.get("units") is None and not own:
         return None
-    if not isinstance(signer, FileSigner):
-        raise PackageError("the station package lists several units, whose check-ins are signed with Ed25519 "
-                           "keys; a unit whose key is in its TPM ([key] store = \"tpm\") cannot join them yet")
+    assert isinstance(signer, FileSigner), "checked by _check_signer before anything was opened"
     units = station_units(package.payload, package.voters, own, signer.public_key())
     if units is None:
         return None

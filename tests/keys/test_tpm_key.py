@@ -159,3 +159,22 @@ def test_two_users_of_the_key_at_once_and_a_full_tpm_is_not_called_cleared(soft_
     assert refused is not None and type(refused).__name__ == "TpmError", refused
     assert "cleared" not in str(refused)
     load_signer(data, "tpm", soft_tpm.tcti).close()  # room again once the others let go
+
+
+def test_a_tpm_unit_refuses_a_package_with_several_units_saying_why(soft_tpm: SoftTpm, tmp_path: Path) -> None:
+    """Check-ins between a station's units are Ed25519-signed; a unit whose key is in its TPM cannot join yet."""
+    from device.compose import build_appliance
+    from device.config import load_config
+    from device.package import PackageError
+    from device.sync.demo import make_demo_units
+
+    config = make_demo_units(tmp_path / "units")["desk-1"]
+    data = config.parent / "data"
+    for name in ("device.key", "device.pub"):
+        (data / name).unlink()
+    create_signer(data, "tpm", soft_tpm.tcti).close()
+    config.write_text(config.read_text() + f'\n[key]\nstore = "tpm"\ntcti = "{soft_tpm.tcti}"\n')
+    with pytest.raises(PackageError, match="cannot join them yet"):
+        build_appliance(load_config(config))
+    assert not (data / "journal.db").exists()  # refused before anything was opened
+    load_signer(data, "tpm", soft_tpm.tcti).close()  # and the TPM was let go
