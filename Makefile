@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
-APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl fonts-dejavu-core
+APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl fonts-dejavu-core \
+	swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config xxd
 DEMO := var/demo
 PYTEST_ARGS ?=
 
@@ -56,7 +57,7 @@ $(VENV_STAMP): setup.cfg pyproject.toml
 	@$(MAKE) --no-print-directory system-deps
 	python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[scan,receiver,dev]'
+	$(PY) -m pip install -q -e '.[scan,receiver,dev,tpm]'
 	touch $(VENV_STAMP)
 
 firmware-deps: $(VENV_STAMP)
