@@ -51,7 +51,7 @@ from protocol.receipts import make_receipt
 from protocol.schema import body_problem
 from protocol.training import record_training_problem
 from receiver.limits import RejectionLimiter
-from receiver.registry import AnyRegistry
+from receiver.registry import AnyRegistry, DeviceEntry, Revocation
 
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
                "bad_signature": 400, "invalid_body": 400, "training_mismatch": 400, "gap": 409, "chain_broken": 409,
@@ -153,9 +153,14 @@ def _about(record: SignedRecord, code: str, reason: str) -> Rejection:
 # 2. Authenticate ---------------------------------------------------------------
 
 def authenticate(records: Sequence[SignedRecord], registry: AnyRegistry) -> tuple[int, Rejection | None]:
-    """How many leading records are authentic, and why the next one is not (None if all are)."""
+    """How many leading records are authentic, and why the next one is not (None if all are).
+
+    A batch's records are nearly always of one key: its device entry, raw key and revocation are
+    looked up once per key and batch.
+    """
+    devices: dict[str, _Device] = {}
     for index, record in enumerate(records):
-        rejection = _authenticate_one(record, registry)
+        rejection = _authenticate_one(record, registry, devices)
         if rejection is not None:
             return index, rejection
     return len(records), None
@@ -181,14 +186,20 @@ def _p256_holds(record: SignedRecord, registry: AnyRegistry) -> bool:
     return public is not None and key_signature_holds(public, record.signature, record.data)
 
 
-def _authenticate_one(record: SignedRecord, registry: AnyRegistry) -> Rejection | None:
-    entry, public = registry.for_key(record.key), registry.raw_public_key(record.key)
+_Device = tuple[DeviceEntry | None, bytes | None, Revocation | None]
+
+
+def _authenticate_one(record: SignedRecord, registry: AnyRegistry, devices: dict[str, _Device]) -> Rejection | None:
+    device = devices.get(record.key)
+    if device is None:
+        device = devices[record.key] = (registry.for_key(record.key), registry.raw_public_key(record.key),
+                                        registry.revocation_of(record.key))
+    entry, public, revocation = device
     if entry is None or public is None:
         return _about(record, "unknown_key", f"record {record.seq}: key {record.key} is not enrolled")
     if entry.station != record.station:
         return _about(record, "wrong_station", f"record {record.seq}: key {record.key} is enrolled for station "
                          f"{entry.station}, not {record.station}")
-    revocation = registry.revocation_of(record.key)
     if revocation is not None and revocation.refuses(record.seq):
         return _about(record, "revoked_key", f"record {record.seq}: key {record.key} was revoked at {revocation.at}; "
                          f"its records are accepted only up to seq {revocation.last_seq}")

@@ -113,10 +113,10 @@ class Ingest(MerkleLog, Tallies):
         """The new records of a whole group: appended to the public log in one go, then inserted with their leaves."""
         records = [(r, now) for batch, now in group for r in batch]
         first = self._append_leaves([merkle.leaf_hash(r.data) for r, _ in records])
-        self._many("INSERT INTO records (station, seq, hash, type, at, received_at, leaf_index, line, key_id, "
-                   "training) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                   [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
-                     int(r.training)) for i, (r, now) in enumerate(records)])
+        self._insert_rows("records", ("station", "seq", "hash", "type", "at", "received_at", "leaf_index", "line",
+                                      "key_id", "training"),
+                          [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
+                            int(r.training)) for i, (r, now) in enumerate(records)])
 
     def _count_group(self, changes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
         """Move the counts once by the sum of a group's changes (each station's (now, was))."""
