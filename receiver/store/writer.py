@@ -34,10 +34,6 @@ station id; work without one last), each station's own work in the order
 it arrived, so two groups lock station rows in the same order too.
 
 A piece of work that fails is undone alone, its deferred items with it.
-
-``GroupWriter(direct=True)`` runs each piece of work in its own transaction
-on the calling thread's connection (deferred items included), and answers
-after its commit, like the writer does.
 """
 
 from __future__ import annotations
@@ -74,8 +70,8 @@ class _PieceFailed(Exception):
 class GroupWriter:
     """The one thread that writes to ``db``; ``write(fn)`` runs ``fn`` in a shared transaction and waits for it."""
 
-    def __init__(self, db: Database, *, max_group: int = MAX_GROUP, direct: bool = False) -> None:
-        self.db, self.max_group, self.direct = db, max_group, direct
+    def __init__(self, db: Database, *, max_group: int = MAX_GROUP) -> None:
+        self.db, self.max_group = db, max_group
         self.before_commit: Callable[[int], None] | None = None
         """Called with the group's size just before each COMMIT (tests stop the process there)."""
         self.groups = 0
@@ -90,8 +86,6 @@ class GroupWriter:
 
         ``order`` (a station id) orders the pieces of work of one group; work with the same key keeps its order.
         """
-        if self.direct:
-            return self._write_here(run)
         work: _Work[T] = _Work(run, order)
         self._ensure_started()
         self._queue.put(work)
@@ -125,20 +119,6 @@ class GroupWriter:
             by_finish.setdefault(finish, (rank, []))[1].append(item)
         for finish, (_, items) in sorted(by_finish.items(), key=lambda entry: entry[1][0]):
             finish(items)
-
-    def _write_here(self, run: Callable[[], T]) -> T:
-        self._local.deferred = []
-        try:
-            with self.db._transaction():
-                result = run()
-                self._finish()
-                if self.before_commit is not None:
-                    self.before_commit(1)
-        finally:
-            self._local.deferred = None
-        self.groups += 1
-        self.written += 1
-        return result
 
     def stop(self) -> None:
         """Finish the work already handed over, then end the thread."""

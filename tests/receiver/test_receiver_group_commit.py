@@ -20,7 +20,6 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from rx_kit import BATCH, Setup, Unit, post, stored
@@ -145,14 +144,8 @@ def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
     return thread, result
 
 
-def only_sqlite(app: Flask) -> None:
-    if receiver_of(app).storage.writer.direct:
-        pytest.skip("on PostgreSQL each batch is its own transaction on its own connection (writer.py)")
-
-
 def test_batches_waiting_for_the_writer_are_committed_together_and_answered_after_it(app: Flask,
                                                                                     setup: Setup) -> None:
-    only_sqlite(app)
     receiver = receiver_of(app)
     held = HeldCommit(receiver.storage)
     first, second = setup.units["KG-0001"], setup.units["KG-0002"]
@@ -175,7 +168,6 @@ def test_batches_waiting_for_the_writer_are_committed_together_and_answered_afte
 
 
 def test_one_failing_piece_of_work_is_undone_alone(app: Flask, setup: Setup) -> None:
-    only_sqlite(app)
     receiver = receiver_of(app)
     storage = receiver.storage
     held = HeldCommit(storage)
