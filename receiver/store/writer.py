@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from protocol.errors import PollboxError
 from receiver.store.db import Database, StorageError
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ class _Work(Generic[T]):
     error: BaseException | None = None
 
 
-class _PieceFailed(Exception):
+class _PieceFailed(PollboxError):
     """A piece of work raised in a group run without savepoints: the group runs again with them."""
 
 
