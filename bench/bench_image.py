@@ -1,0 +1,130 @@
+"""The appliance image: its size, a build from a warm cache, boot to ready and to the kiosk, power cuts.
+
+- ``image_size_mb``: the amd64 image's apparent size, against the Debian system inside it without
+  pollbox (the cached base system, measured on disk in the same run).
+- ``image_build_warm_s``: a full image build when the Debian system is cached (pollbox's wheel and
+  virtualenv, the file systems, the disk, the manifest), into a scratch folder; against copying the
+  cached system, the step no build can skip.
+- ``boot_to_ready_s``: power-on to systemd's "Started pollbox.service" (after ``READY=1``) on the
+  first boot, which also grows the data partition and imports the station; against power-on to the
+  kernel's first line on the serial console.
+- ``boot_to_kiosk_s``: power-on to the first QMP screendump that shows the chair's status screen;
+  against boot to ready. Left out (with the reason printed) while the kiosk draws nothing.
+- ``power_cut_rounds``: hard power cuts (SIGKILL of QEMU) after journalled events that the unit
+  survived (the journal verifies on the host, every acknowledged event is there, the unit boots to
+  ready again); against the rounds tried.
+
+The virtual machine runs under KVM where the host's KVM runs a stock Debian kernel, else in QEMU's
+software emulation (``tests.image.vm.accelerator``): the boot figures say which in their name.
+Skipped (an empty list, the reason printed) on a host that cannot build or boot the image.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+KIOSK_DEADLINE = 180.0
+"""How long after ready the bench looks for the kiosk's first frame before leaving that figure out."""
+
+
+def entry(name: str, value: float, unit: str, baseline: float) -> dict[str, object]:
+    return {"name": name, "value": round(value, 3), "unit": unit, "baseline": round(baseline, 3),
+            "ratio": round(value / baseline, 4) if baseline else 0.0}
+
+
+def why_not() -> str:
+    if os.geteuid() != 0:
+        return "building the image needs root"
+    for tool, package in (("mmdebstrap", "mmdebstrap"), ("qemu-system-x86_64", "qemu-system-x86"),
+                          ("qemu-img", "qemu-utils"), ("mkfs.vfat", "dosfstools")):
+        if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None:
+            return f"no {tool} (Debian package {package}; make image-deps installs it)"
+    return ""
+
+
+def _du_mb(path: Path) -> float:
+    return int(subprocess.run(["du", "-sxm", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def _warm_build(vm: Any, scratch: Path) -> tuple[float, float]:
+    """(seconds for a full build with the Debian system cached, seconds to copy that system)."""
+    env = {**os.environ, "PYTHON": sys.executable, **vm.test_image_settings()}
+    out = scratch / "out"
+    start = time.monotonic()
+    done = subprocess.run(["bash", str(vm.BUILD), "amd64", str(out)], capture_output=True, text=True, env=env)
+    build_s = time.monotonic() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"the warm build failed: {done.stderr[-2000:]}")
+    bases = sorted((vm.IMAGE_DIR / "cache").glob("base-amd64-*"))
+    start = time.monotonic()
+    subprocess.run(["cp", "-a", str(bases[-1]), str(scratch / "base-copy")], check=True)
+    copy_s = time.monotonic() - start
+    return build_s, copy_s
+
+
+def _boots(vm: Any, image: Path, scratch: Path, cuts: int) -> list[dict[str, object]]:
+    from tests.image.test_boot import LARGER_DISK, journal_on_disk, more_events
+    stick, station = vm.make_stick(scratch)
+    unit = vm.VirtualMachine(scratch, image, stick, station, disk_size=image.stat().st_size + LARGER_DISK)
+    unit.start()
+    try:
+        kernel = vm.wait_for(lambda: "Linux version" in unit.console() and time.monotonic() - unit.started_at,
+                             "the kernel's first line", vm.BOOT_DEADLINE[unit.accel])
+        unit.wait_until_ready()
+        ready = unit.ready_after[0]
+        try:
+            kiosk: float | None = unit.wait_for_screen("status", KIOSK_DEADLINE)
+        except AssertionError as exc:
+            print(f"bench_image: no kiosk frame, boot_to_kiosk left out: {exc}")
+            kiosk = None
+        panel = vm.DevPanel(unit)
+        survived = 0
+        for cut in range(cuts):
+            before = int(unit.status()["journal"]["events"])
+            for action in ("lid-open", "lid-close"):
+                panel.act(action)
+            acknowledged = vm.wait_for(more_events(unit, before), "the lid events journalled", 30.0)
+            unit.power_cut()
+            on_disk = journal_on_disk(unit, f"bench-cut-{cut}")
+            unit.start()
+            status = unit.wait_until_ready()
+            if on_disk >= acknowledged and status["journal"]["ok"] and status["journal"]["events"] >= acknowledged:
+                survived += 1
+    finally:
+        unit.stop()
+    accel = unit.accel
+    results = [entry(f"image_boot_to_ready_{accel}_s", ready, "s", kernel)]
+    if kiosk is not None:
+        results.append(entry(f"image_boot_to_kiosk_{accel}_s", kiosk, "s", ready))
+    return [*results, entry("image_power_cut_rounds", survived, "rounds", cuts)]
+
+
+def run(quick: bool) -> list[dict[str, object]]:
+    reason = why_not()
+    if reason:
+        print(f"bench_image skipped: {reason}")
+        return []
+    sys.path.insert(0, str(ROOT))
+    from tests.image import vm
+    image = vm.build_image("amd64")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pollbox-bench-image-") as tmp:
+        scratch = Path(tmp)
+        build_s, copy_s = _warm_build(vm, scratch)
+        base = sorted((vm.IMAGE_DIR / "cache").glob("base-amd64-*"))[-1]
+        results.append(entry("image_size_mb", image.stat().st_size / 2**20, "MB", _du_mb(base)))
+        results.append(entry("image_build_warm_s", build_s, "s", copy_s))
+        shutil.rmtree(scratch / "out")
+        shutil.rmtree(scratch / "base-copy")
+        boots = scratch / "boots"
+        boots.mkdir()
+        results += _boots(vm, image, boots, 1 if quick else 3)
+    return results
