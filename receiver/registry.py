@@ -48,10 +48,10 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -175,6 +175,37 @@ PUBLIC_KEYS_KEPT = 4096
 """Decoded public keys kept ready; the others are decoded again when their station sends."""
 
 
+V = TypeVar("V")
+
+
+class Recent(Generic[V]):
+    """The latest ``PUBLIC_KEYS_KEPT`` values made by ``make(key)``, shared between threads.
+
+    ``make`` runs outside the lock; a key it answers None for is not kept.
+    """
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, make: Callable[[str], V | None]) -> V | None:
+        with self._lock:
+            value = self._kept.get(key)
+            if value is not None:
+                self._kept.move_to_end(key)
+                return value
+        value = make(key)
+        if value is not None:
+            with self._lock:
+                self._kept[key] = value
+                if len(self._kept) > PUBLIC_KEYS_KEPT:
+                    self._kept.popitem(last=False)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
 class Registry:
     """The enrolled devices, indexed by key id and by station.
 
@@ -186,8 +217,7 @@ class Registry:
     def __init__(self, entries: list[DeviceEntry] | None = None) -> None:
         self._by_key: dict[str, DeviceEntry] = {}
         self._by_station: dict[str, list[str]] = {}
-        self._public: OrderedDict[str, PublicKey] = OrderedDict()
-        self._public_lock = threading.Lock()
+        self._public: Recent[PublicKey] = Recent()
         self._revoked: dict[str, Revocation] = {}
         self.signed_document: bytes | None = None
         self.digest: str | None = None
@@ -236,20 +266,7 @@ class Registry:
         return None if entry is None else base64.b64decode(entry.public_key)
 
     def public_key(self, key_id: str) -> PublicKey | None:
-        with self._public_lock:
-            public = self._public.get(key_id)
-            if public is not None:
-                self._public.move_to_end(key_id)
-                return public
-        entry = self._by_key.get(key_id)
-        if entry is None:
-            return None
-        public = entry.public()
-        with self._public_lock:
-            self._public[key_id] = public
-            if len(self._public) > PUBLIC_KEYS_KEPT:
-                self._public.popitem(last=False)
-        return public
+        return self._public.get(key_id, lambda k: None if (e := self._by_key.get(k)) is None else e.public())
 
     def revocation_of(self, key_id: str) -> Revocation | None:
         return self._revoked.get(key_id)
@@ -365,9 +382,8 @@ class StoredRegistry:
 
     def __init__(self, index: RegistryIndexLike, digest: str, count: int) -> None:
         self._index, self.digest, self._count = index, digest, count
-        self._public: OrderedDict[str, PublicKey] = OrderedDict()
-        self._rows: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self._public_lock = threading.Lock()
+        self._public: Recent[PublicKey] = Recent()
+        self._rows: Recent[tuple[Any, ...]] = Recent()
         self._revoked_rows: list[tuple[Any, ...]] | None = None
 
     @staticmethod
@@ -390,18 +406,7 @@ class StoredRegistry:
 
     def _row(self, key_id: str) -> tuple[Any, ...] | None:
         """A device's row, from the latest ``PUBLIC_KEYS_KEPT`` asked for or else from the database."""
-        with self._public_lock:
-            row = self._rows.get(key_id)
-            if row is not None:
-                self._rows.move_to_end(key_id)
-                return row
-        row = self._index.registry_device(self.digest, key_id)
-        if row is not None:
-            with self._public_lock:
-                self._rows[key_id] = row
-                if len(self._rows) > PUBLIC_KEYS_KEPT:
-                    self._rows.popitem(last=False)
-        return row
+        return self._rows.get(key_id, lambda k: self._index.registry_device(self.digest, k))
 
     def for_key(self, key_id: str) -> DeviceEntry | None:
         row = self._row(key_id)
@@ -412,20 +417,7 @@ class StoredRegistry:
         return None if row is None else base64.b64decode(row[3])
 
     def public_key(self, key_id: str) -> PublicKey | None:
-        with self._public_lock:
-            public = self._public.get(key_id)
-            if public is not None:
-                self._public.move_to_end(key_id)
-                return public
-        entry = self.for_key(key_id)
-        if entry is None:
-            return None
-        public = entry.public()
-        with self._public_lock:
-            self._public[key_id] = public
-            if len(self._public) > PUBLIC_KEYS_KEPT:
-                self._public.popitem(last=False)
-        return public
+        return self._public.get(key_id, lambda k: None if (e := self.for_key(k)) is None else e.public())
 
     def _revoked_list(self) -> list[tuple[Any, ...]]:
         if self._revoked_rows is None:
