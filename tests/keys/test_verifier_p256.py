@@ -10,9 +10,7 @@ A report that names the software that signed it shows the version and code hash.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,22 +21,14 @@ from protocol.canonical import canonical
 from protocol.envelope import SignedRecord
 from protocol.keys import public_b64
 from receiver.registry import Registry
+from tests.browser_kit import PHONE, launch, playwright_or_skip
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 CLOSE = {"identified": 812, "ballots": 811, "difference": -1, "alarms_total": 2, "alarms_open": 0,
          "journal_seq": 1711, "journal_hash": "5e" * 32}
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package for the browser tests")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def page(tmp_path_factory: pytest.TempPathFactory, units: tuple[AnyUnit, AnyUnit
              "receiver_url": None, "registry": (tmp / "registry.json").read_text(), "source": "built"}
     build(tmp / "page", trust)
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(p)
         context = browser.new_context(offline=True, **PHONE)
         opened = context.new_page()
         opened.goto((tmp / "page" / "verify.html").as_uri())

@@ -9,7 +9,6 @@ caption say TRAINING too. Nothing sleeps: every wait is on the DOM.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,13 @@ from typing import Any
 import pytest
 
 from device.demo import DEMO_CHAIR_PIN, demo_pins
+from tests.browser_kit import launch, playwright_or_skip
 from tests.process_station import RunningStation
 
 from .kit import TrainingSetup
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 WAIT_MS = 20_000
 BANNER = {"ky": "ОКУУ РЕЖИМИ — машыгуу үчүн гана: бул жерде жазылгандардын эч бири шайлоодо эсепке алынбайт",
           "ru": "УЧЕБНЫЙ РЕЖИМ — только для обучения: ничего из записанного здесь не учитывается на выборах"}
@@ -34,12 +31,7 @@ OPEN_PAGES = ["/", "/observer", "/observer?kiosk=1", "/alarms", "/details", "/re
 CHAIR_PAGES = ["/chair", "/chair/manual", "/chair/alarms", "/chair/undo", "/chair/pause", "/chair/close",
                "/report/zero"]
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package for the browser tests")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = playwright_or_skip()
 expect = sync_api.expect
 
 
@@ -53,7 +45,7 @@ def station(tmp_path: Path) -> Iterator[RunningStation]:
 @pytest.fixture
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        b = launch(p)
         yield b
         b.close()
 

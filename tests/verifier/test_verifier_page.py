@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,24 +24,17 @@ from verifier_scene import Scene
 from protocol.envelope import make_record, parse_line
 from protocol.keys import public_b64
 from receiver.registry import Registry, Revocation
+from tests.browser_kit import PHONE, launch, playwright_or_skip
 from verifier.fakecamera import camera_frames
 from web_ui.report import qr_svg
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+"""Chromium's fake camera, allowed without asking; each test names the video it shows."""
 WAIT_MS = 30_000
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package for the browser tests")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = playwright_or_skip()
 expect = sync_api.expect
 expect.set_options(timeout=WAIT_MS)
 
@@ -55,7 +47,7 @@ def playwright() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def renderer(playwright: Any) -> Iterator[Any]:
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    browser = launch(playwright, *CAMERA)
     yield browser.new_page()
     browser.close()
 
@@ -70,8 +62,7 @@ def qr_picture(renderer: Any, text: str) -> Image.Image:
 
 def scan(playwright: Any, video: Path, url: str, cut_network: bool = False) -> tuple[Any, Any, Any]:
     """Open the page, start the camera showing ``video``, wait for the verdict; returns (browser, context, page)."""
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=[*ARGS, f"--use-file-for-fake-video-capture={video}"])
+    browser = launch(playwright, *CAMERA, f"--use-file-for-fake-video-capture={video}")
     context = browser.new_context(permissions=["camera"], **PHONE)
     page = context.new_page()
     page.goto(url)
@@ -158,8 +149,7 @@ def test_every_alteration_fails_with_its_reason(playwright: Any, renderer: Any, 
 def test_network_cut_after_load_still_verifies_and_the_page_reloads_offline(playwright: Any, renderer: Any,
                                                                             scene: Scene, tmp_path: Path) -> None:
     video = camera_frames(qr_picture(renderer, scene.line), tmp_path / "offline.y4m")
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=[*ARGS, f"--use-file-for-fake-video-capture={video}"])
+    browser = launch(playwright, *CAMERA, f"--use-file-for-fake-video-capture={video}")
     try:
         context = browser.new_context(permissions=["camera"], **PHONE)
         page = context.new_page()
@@ -195,8 +185,7 @@ def test_standalone_file_with_a_revoked_key_offline(playwright: Any, renderer: A
     sizes = build(tmp_path / "page", trust)
     assert sizes["verify.html"] <= 1_000_000
     video = camera_frames(qr_picture(renderer, scene.line), tmp_path / "revoked.y4m")
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=[*ARGS, f"--use-file-for-fake-video-capture={video}"])
+    browser = launch(playwright, *CAMERA, f"--use-file-for-fake-video-capture={video}")
     try:
         context = browser.new_context(permissions=["camera"], offline=True, **PHONE)
         requests: list[str] = []
@@ -288,8 +277,7 @@ def test_the_browsers_barcode_detector_is_used_where_there_is_one(playwright: An
     """Linux Chromium has no BarcodeDetector: a stand-in one (answering what a phone's would) shows the page
     takes the browser's detector, for QR codes only, when there is one. The real detector is not run here."""
     video = camera_frames(qr_picture(renderer, scene.line), tmp_path / "detector.y4m")
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                         args=[*ARGS, f"--use-file-for-fake-video-capture={video}"])
+    browser = launch(playwright, *CAMERA, f"--use-file-for-fake-video-capture={video}")
     try:
         context = browser.new_context(permissions=["camera"], **PHONE)
         context.add_init_script(f"""window.BarcodeDetector = class {{

@@ -18,24 +18,17 @@ from typing import Any
 
 import pytest
 
+from tests.browser_kit import CHROMIUM, launch, playwright_or_skip
 from web_ui.pin import set_pin
 
 from .live_station import LiveStation
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(os.environ["POLLBOX_SCREENSHOTS"]) if os.environ.get("POLLBOX_SCREENSHOTS") else None
 WAIT_MS = 20_000
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package for the browser tests")
-    pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = playwright_or_skip()
 expect = sync_api.expect
 expect.set_options(timeout=WAIT_MS)
 
@@ -71,7 +64,7 @@ def station(station_dir: Path, tmp_path: Path, clock: Any, pins: list[str]) -> I
 @pytest.fixture
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        b = launch(p)
         yield b
         b.close()
 

@@ -41,9 +41,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tests.browser_kit import launch
 from tests.process_station import ROOT, RunningStation, child_env, free_port
 
-from .test_browser import ARGS, CHROMIUM, NEW_PIN, expect, fits, new_page, sync_api
+from .test_browser import NEW_PIN, expect, fits, new_page, sync_api
 
 pytestmark = pytest.mark.browser
 
@@ -190,7 +191,7 @@ def unit(tmp_path: Path) -> Iterator[Unit]:
 @pytest.fixture
 def chromium() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        browser = launch(p)
         yield browser
         browser.close()
 
