@@ -14,6 +14,7 @@ from device.compose import build_appliance
 from device.config import load_config
 from device.demo import demo_pins, make_demo_station
 from device.hardware.clock import FakeClock
+from receiver.pgcluster import Cluster, ClusterError, start_cluster
 
 settings.register_profile("ci", max_examples=200, deadline=None)
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -142,3 +143,25 @@ def make_unwritable() -> Iterator[Callable[..., Callable[[], None]]]:
     yield make
     for undo in undos:
         undo()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster | None]:
+    """A real PostgreSQL server for the whole test run; in CI it must start, elsewhere its absence skips."""
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not available here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: an SQLite file, then (marked postgres) a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "receiver.db")
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()

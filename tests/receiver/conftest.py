@@ -1,8 +1,7 @@
-"""Fixtures for the receiver: keys, enrolled units, apps on SQLite and on a real PostgreSQL server."""
+"""Fixtures for the receiver: keys, enrolled units, apps (on the databases of ``db_url``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from rx_kit import Setup, Unit
 from device.hardware.clock import FakeClock
 from device.keys import write_private
 from receiver.app import create_app
-from receiver.pgcluster import Cluster, ClusterError, start_cluster
 
 
 @pytest.fixture
@@ -26,28 +24,6 @@ def setup(tmp_path: Path) -> Setup:
     write_private(s.key_path, s.receiver_key)
     s.enroll(*s.units.values())
     return s
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[Cluster | None]:
-    """A real PostgreSQL server for the whole test run; in CI it must start, elsewhere its absence skips."""
-    try:
-        cluster = start_cluster()
-    except ClusterError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not available here: {exc}")
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database: an SQLite file, then (marked postgres) a PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "receiver.db")
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database()
 
 
 @pytest.fixture

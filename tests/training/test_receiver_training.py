@@ -8,7 +8,6 @@ with the station's id is refused (``training_mismatch``).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from protocol.canonical import canonical
 from protocol.envelope import SignedRecord, make_record, parse_line
 from protocol.training import TRAINING_PREFIX, is_training, record_training_problem, training_station_id
 from receiver.app import create_app
-from receiver.pgcluster import Cluster, ClusterError, start_cluster
 from receiver.storage import open_storage
 from receiver.store.overview import OverviewQuery
 from tests.receiver.rx_kit import Setup, Unit, post
@@ -41,27 +39,6 @@ def setup(tmp_path: Path) -> Setup:
     write_private(s.key_path, s.receiver_key)
     s.enroll(*s.units.values())
     return s
-
-
-@pytest.fixture(scope="module")
-def pg_cluster() -> Iterator[Cluster]:
-    try:
-        cluster = start_cluster()
-    except ClusterError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not available here: {exc}")
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An SQLite file, then (marked postgres) a PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "receiver.db")
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database()
 
 
 @pytest.fixture
