@@ -27,7 +27,9 @@ help:
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
 	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64; arm64 not yet)"
 	@echo "               into build/image/pollbox-ARCH.img with its manifest; rebuilt only when its recipe changes"
-	@echo "  make image-test  build the image if needed and boot it under KVM: the appliance, power cuts"
+	@echo "               ELECTION_ID=... CEC_PUBLIC_KEY=... bake the election's trust anchor into it"
+	@echo "  make image-test  build a test image (test CEC key) and boot it in QEMU (KVM where it works, else"
+	@echo "               software emulation): first boot, bad sticks, power cuts, GPIO through the kernel"
 	@echo "  make image-pigen  the older Raspberry Pi OS route with pi-gen (arm64 host, fetches pi-gen)"
 	@echo "  make clean   remove the virtualenv, the demo station and build files"
 
@@ -111,14 +113,16 @@ screenshots: $(VENV_STAMP)
 	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser tests/web
 
 ARCH ?= amd64
-image: image-deps $(VENV_STAMP)
-	PYTHON=$(CURDIR)/$(PY) bash provisioning/image/debian/build.sh $(ARCH) build/image
-
-image-test: image
-	$(PY) -m pytest -q -m image tests/image $(PYTEST_ARGS)
-
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=
+image: image-deps $(VENV_STAMP)
+	PYTHON=$(CURDIR)/$(PY) POLLBOX_ELECTION_ID="$(ELECTION_ID)" POLLBOX_CEC_PUBLIC_KEY="$(CEC_PUBLIC_KEY)" \
+	  bash provisioning/image/debian/build.sh $(ARCH) build/image
+
+# The boot tests build their own image (with a test CEC key) under build/image/test/.
+image-test: image-deps $(VENV_STAMP)
+	$(PY) -m pytest -q -n 0 -m image tests/image $(PYTEST_ARGS)
+
 image-pigen:
 	bash provisioning/image/build.sh image --out build/image --election-id "$(ELECTION_ID)" --cec-public-key "$(CEC_PUBLIC_KEY)"
 
