@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -165,3 +166,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "receiver.db")
     cluster: Cluster = request.getfixturevalue("pg_cluster")
     return cluster.create_database()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, through Playwright (``tests/browser_kit.py``); skipped without it."""
+    from tests.browser_kit import launch, playwright_or_skip
+    with playwright_or_skip().sync_playwright() as p:
+        chromium = launch(p)
+        yield chromium
+        chromium.close()

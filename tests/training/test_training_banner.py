@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from device.demo import DEMO_CHAIR_PIN, demo_pins
-from tests.browser_kit import launch, playwright_or_skip
+from tests.browser_kit import playwright_or_skip
 from tests.process_station import RunningStation
 
 from .kit import TrainingSetup
@@ -40,14 +40,6 @@ def station(tmp_path: Path) -> Iterator[RunningStation]:
     running = RunningStation(TrainingSetup.make(tmp_path).directory).start()
     yield running
     running.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def banner_shown(page: Any, lang: str, where: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_kit import CHROMIUM, launch, playwright_or_skip
+from tests.browser_kit import CHROMIUM, playwright_or_skip
 from web_ui.pin import set_pin
 
 from .live_station import LiveStation
@@ -59,14 +59,6 @@ def station(station_dir: Path, tmp_path: Path, clock: Any, pins: list[str]) -> I
     live.start()
     yield live
     live.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def shot(page: Any, name: str) -> None:
