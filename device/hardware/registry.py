@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from typing import Protocol
 
 from device.config import Config
@@ -65,7 +66,7 @@ def _sim_box(config: Config, *, clock: Clock, delays: Delays, timers: bool) -> B
 def _gpio_box(config: Config, *, clock: Clock, delays: Delays, timers: bool) -> BallotBox:
     with _library("gpio ballot box", "install pollbox[pi], or pollbox[pi5] on a Raspberry Pi 5"):
         from device.hardware.boxes.gpiolib import load_gpio
-        load_gpio(config.hardware.gpio.library, config.hardware.gpio.chip)
+        load_gpio(**asdict(config.hardware.gpio))  # [hardware.gpio]: the library and the chip
         from device.hardware.boxes.gpio import GpioBallotBox
     return GpioBallotBox(clock=clock, delays=delays, pins=config.hardware.pins, tick_every=0.005 if timers else None)
 

@@ -31,7 +31,7 @@ def installed_library() -> str:
 def load_gpio(library: str, chip: int = -1) -> ModuleType:
     """Import ``RPi.GPIO`` for ``library`` (``rpi-gpio`` or ``rpi-lgpio``); BoxError says what is wrong."""
     if library not in INSTALL:
-        raise BoxError(f"hardware.gpio.library: unknown GPIO library {library!r} (known: {', '.join(INSTALL)})")
+        raise BoxError(f"[hardware.gpio] library: unknown GPIO library {library!r} (known: {', '.join(INSTALL)})")
     if library == "rpi-lgpio":
         if chip >= 0:
             os.environ["RPI_LGPIO_CHIP"] = str(chip)
@@ -42,6 +42,6 @@ def load_gpio(library: str, chip: int = -1) -> ModuleType:
         raise BoxError(f"the {library} library refused to load: {exc}") from exc
     found = installed_library()
     if found != library:
-        raise BoxError(f"hardware.gpio.library is {library!r} but the installed RPi.GPIO module is {found}'s: "
+        raise BoxError(f"[hardware.gpio] library is {library!r} but the installed RPi.GPIO module is {found}'s: "
                        f"install {INSTALL[library]} instead, or set library = \"{found}\"")
     return GPIO
