@@ -8,7 +8,6 @@ the key inside a software TPM; OpenSSL's command line verifies them.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,23 +18,12 @@ from keys_kit import AnyUnit, P256Key
 from protocol.export import render_export
 from protocol.keys import key_id, public_b64
 from tests.keys.swtpm import SoftTpm, needs_swtpm
+from tests.protocol_doc import section, shell_blocks
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 EXAMPLE_FILE = "pollbox-export-KG-0001-1-14.txt"
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None or shutil.which("xxd") is None,
                                 reason="the openssl or xxd command is not installed")
-
-
-def section(title_start: str) -> str:
-    text = DOC.read_text()
-    start = text.index(f"\n## {title_start}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else len(text)]
-
-
-def shell_blocks(text: str) -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", text, flags=re.S)
 
 
 def recipe(export_name: str, public: str) -> str:

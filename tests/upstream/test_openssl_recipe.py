@@ -8,7 +8,6 @@ name and the public key for the placeholders. The signer is the Python
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,22 +20,11 @@ from device.core import events as ev
 from device.hardware.clock import FakeClock
 from device.store.journal import Journal
 from protocol.keys import key_id, public_b64
+from tests.protocol_doc import section, shell_blocks
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 EXAMPLE_FILE = "pollbox-export-KG-0001-1-14.txt"
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
-
-
-def section(title_start: str) -> str:
-    text = DOC.read_text()
-    start = text.index(f"\n## {title_start}")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else len(text)]
-
-
-def shell_blocks(text: str) -> list[str]:
-    return re.findall(r"```sh\n(.*?)```", text, flags=re.S)
 
 
 def recipe(export_name: str, public: str) -> str:
