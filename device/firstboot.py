@@ -35,6 +35,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 
 from device.config import ConfigError, load_config
+from device.files import sync_path
 from device.package import FORMAT, PackageError, load_package, public_key_from_b64
 from protocol.canonical import canonical
 from protocol.errors import UserError
@@ -161,16 +162,8 @@ def check_stick(stick: Path, settings: ImageSettings, now: float) -> Path:
 def _fsync_tree(root: Path) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            fd = os.open(Path(folder) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            sync_path(Path(folder) / name)
+        sync_path(Path(folder))
 
 
 def install_station(station: Path, dest: Path, owner: str | None) -> None:
@@ -189,11 +182,7 @@ def install_station(station: Path, dest: Path, owner: str | None) -> None:
         shutil.chown(staging, owner, owner)
     _fsync_tree(staging)
     os.replace(staging, dest)
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    sync_path(dest.parent)
 
 
 def write_refusal(refused: StickRefused, path: Path) -> None:
