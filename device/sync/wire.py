@@ -79,18 +79,32 @@ def check_record(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) 
     seq = body.get("seq") if isinstance(body.get("seq"), int) else None
     if set(body) != set(_FIELDS) or not all(_typed(body[k], t) for k, t in _FIELDS.items()):
         return Refusal(unit, seq, f"a malformed record: fields {sorted(body)}")
+    refused = _unit_signed(item, body, RECORD_LABEL, keys, station, seq,
+                           ("a record", f"record {seq} of unit {unit}"))
+    if refused is not None:
+        return refused
+    return PeerCheckin(station, body["unit"], body["seq"], body["voter"], body["line"], float(body["at"]),
+                       body["hlc"], str(item["signature"]), body["undoes"])
+
+
+def _unit_signed(item: dict[str, Any], body: dict[str, Any], label: bytes, keys: Mapping[str, Ed25519PublicKey],
+                 station: str, seq: int | None, names: tuple[str, str]) -> Refusal | None:
+    """Why a well-formed record is refused: another station, a unit with no enrolled key, or a signature that
+    does not verify over ``label`` and the canonical body; None when it is this station's and truly signed.
+    ``names``: how the refusals call the record (its kind, and this one)."""
+    kind, this = names
+    unit = body["unit"]
     if body["station"] != station:
-        return Refusal(unit, seq, f"a record of another station ({body['station']!r}), not {station!r}")
-    key = keys.get(body["unit"])
+        return Refusal(unit, seq, f"{kind} of another station ({body['station']!r}), not {station!r}")
+    key = keys.get(unit)
     if key is None:
         return Refusal(unit, seq, f"unit {unit!r} has no key enrolled for this station")
     try:
-        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), RECORD_LABEL + canonical(body))
+        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), label + canonical(body))
     except (InvalidSignature, ValueError, binascii.Error):
-        return Refusal(unit, seq, f"record {seq} of unit {unit}: the signature does not verify against the unit's "
-                                  "enrolled key (forged or altered)")
-    return PeerCheckin(station, body["unit"], body["seq"], body["voter"], body["line"], float(body["at"]),
-                       body["hlc"], str(item["signature"]), body["undoes"])
+        return Refusal(unit, seq, f"{this}: the signature does not verify against the unit's enrolled key "
+                                  "(forged or altered)")
+    return None
 
 
 def _typed(value: Any, kind: type) -> bool:
@@ -119,16 +133,10 @@ def check_close(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) -
             not all(_typed(body[k], t) for k, t in _CLOSE_FIELDS.items()):
         return Refusal(None, None, "a malformed close record")
     unit = body["unit"]
-    if body["station"] != station:
-        return Refusal(unit, None, f"a close record of another station ({body['station']!r}), not {station!r}")
-    key = keys.get(unit)
-    if key is None:
-        return Refusal(unit, None, f"unit {unit!r} has no key enrolled for this station")
-    try:
-        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), CLOSE_LABEL + canonical(body))
-    except (InvalidSignature, ValueError, binascii.Error):
-        return Refusal(unit, None, f"the close record of unit {unit}: the signature does not verify against the "
-                                   "unit's enrolled key (forged or altered)")
+    refused = _unit_signed(item, body, CLOSE_LABEL, keys, station, None,
+                           ("a close record", f"the close record of unit {unit}"))
+    if refused is not None:
+        return refused
     return PeerClose(station, unit, body["admissions"], body["identified"], body["ballots"], float(body["at"]),
                      str(item["signature"]))
 
