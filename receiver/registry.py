@@ -304,11 +304,7 @@ class Registry:
 
     def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
         """One device as written in the file: with ``revocation`` only when the key is revoked."""
-        doc: dict[str, Any] = entry.as_json()
-        revocation = self._revoked.get(entry.key_id)
-        if revocation is not None:
-            doc["revocation"] = asdict(revocation)
-        return doc
+        return _device_json(entry, self._revoked.get(entry.key_id))
 
     def devices_json(self) -> list[dict[str, Any]]:
         return [self.device_json(entry) for entry in sorted(self, key=lambda e: (e.station, e.enrolled_at, e.key_id))]
@@ -455,11 +451,14 @@ class StoredRegistry:
         return [self._entry(row) for row in self._index.registry_devices_of(self.digest, station)]
 
     def device_json(self, entry: DeviceEntry) -> dict[str, Any]:
-        doc: dict[str, Any] = entry.as_json()
-        revocation = self.revocation_of(entry.key_id)
-        if revocation is not None:
-            doc["revocation"] = asdict(revocation)
-        return doc
+        return _device_json(entry, self.revocation_of(entry.key_id))
+
+
+def _device_json(entry: DeviceEntry, revocation: Revocation | None) -> dict[str, Any]:
+    doc: dict[str, Any] = entry.as_json()
+    if revocation is not None:
+        doc["revocation"] = asdict(revocation)
+    return doc
 
 
 AnyRegistry = Registry | StoredRegistry
