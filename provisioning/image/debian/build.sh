@@ -249,6 +249,10 @@ esac
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 CACHE="${POLLBOX_IMAGE_CACHE:-$OUT/cache}"
+# one build at a time per output folder (two test runs may ask at once): the second waits, then finds
+# the image up to date or builds its own recipe
+exec 9>"$OUT/.build-$ARCH.lock"
+flock 9
 check_host
 BASE_KEY="$(base_key)"
 KEY="$(recipe_key)"
