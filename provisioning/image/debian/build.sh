@@ -146,8 +146,19 @@ build_wheels() {
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
 		--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
+	# the scan decoders and the scanners' and the smart box's sources (setup.cfg's scan extra but evdev,
+	# which publishes no binary wheel: the image takes Debian's python3-evdev, see docs/image.md). Their
+	# wheels are manylinux_2_17 to _2_28; Debian bookworm's glibc is 2.36, so every tag up to it is accepted.
+	local hardware=("zxing-cpp>=2.2" "pyzbar>=0.1.9" "numpy>=1.26" "pillow>=10" "opencv-python-headless>=4.8"
+		"pyserial>=3.5") machine glibc platforms=()
+	machine=$(pip_platform | sed 's/^manylinux2014_//')
+	platforms=(--platform "$(pip_platform)")
+	for glibc in $(seq 17 36); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
+	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
+		--python-version "$PYTHON_VERSION" --implementation cp "${hardware[@]}"
 	rm -f "$cache"/pollbox-*.whl
 	cp -n "$cache"/*.whl "$wheels"/
+	printf '%s\n' "${hardware[@]}" > "$wheels/hardware.txt"
 }
 
 # The Debian system with the appliance's files and units, kept in the cache under its key (the

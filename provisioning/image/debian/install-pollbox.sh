@@ -24,9 +24,18 @@ in_root systemctl enable pollbox.service pollbox-station-import.service pollbox-
 
 rm -rf "$ROOT/tmp/wheels"
 cp -r "$WHEELS" "$ROOT/tmp/wheels"
-in_root /opt/pollbox/bin/pip install --quiet --no-index --no-cache-dir --find-links /tmp/wheels pollbox rpi-lgpio
+# The virtualenv also sees Debian's Python packages (of which the image holds python3-evdev only): the
+# same switch as venv --system-site-packages. Its own packages come first on the path.
+sed -i 's/^include-system-site-packages = false$/include-system-site-packages = true/' "$ROOT/opt/pollbox/pyvenv.cfg"
+grep -qx 'include-system-site-packages = true' "$ROOT/opt/pollbox/pyvenv.cfg"
+# pollbox, the GPIO library of the Pi 5 and the scanners' and decoders' libraries (hardware.txt, written
+# by build.sh's build_wheels)
+in_root /opt/pollbox/bin/pip install --quiet --no-index --no-cache-dir --find-links /tmp/wheels pollbox rpi-lgpio \
+	-r /tmp/wheels/hardware.txt
 rm -rf "$ROOT/tmp/wheels"
 in_root /opt/pollbox/bin/pollbox --help >/dev/null
+# every hardware library loads, the native ones included (pyzbar.pyzbar loads Debian's libzbar0)
+in_root /opt/pollbox/bin/python -c 'import evdev, serial, cv2, numpy, PIL, zxingcpp, pyzbar.pyzbar'
 install -D -m 0644 -o root -g root "$SETTINGS" "$ROOT/etc/pollbox/image.toml"
 # shellcheck disable=SC2016 # dpkg-query's own format fields
 in_root dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$LIST.debian"
