@@ -16,6 +16,7 @@
 #   POLLBOX_ALLOW_SIMULATION=1  also accept a simulated (demonstration) station: test images only
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
 #   POLLBOX_IMAGE_CACHE  the download cache (default OUT-DIR/cache)
+#   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -80,9 +81,25 @@ check_host() {
 	need "$PYTHON" python3
 	need git git
 	[ -z "$MISSING" ] || die "missing Debian packages:$MISSING — install them with: apt-get install$MISSING"
+	[ "$ARCH" != arm64 ] || check_foreign_arm64
 	local free_mb
 	free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
 	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in $OUT; a build needs 4 GB"
+}
+
+# Building arm64 on another machine runs the new system's programs through qemu-user: binfmt_misc must
+# be mounted and hand aarch64 programs to a static qemu-aarch64 opened at registration (flag F), so
+# that it also works inside the chroot.
+check_foreign_arm64() {
+	case "$(uname -m)" in aarch64 | arm64) return 0 ;; esac
+	local binfmt="${POLLBOX_BINFMT_DIR:-/proc/sys/fs/binfmt_misc}"
+	local entry="$binfmt/qemu-aarch64"
+	[ -e "$binfmt/status" ] \
+		|| die "building arm64 on $(uname -m) needs binfmt_misc mounted: mount -t binfmt_misc binfmt_misc $binfmt"
+	grep -qsx enabled "$entry" \
+		|| die "building arm64 on $(uname -m) needs qemu-aarch64 registered with binfmt_misc: apt-get install qemu-user-static"
+	grep -q '^flags:.*F' "$entry" \
+		|| die "qemu-aarch64 is registered without the F flag, so it cannot run in a chroot: apt-get install qemu-user-static (not qemu-user-binfmt)"
 }
 
 # The Debian system without the appliance: rebuilt only when what goes into it changes (the package
@@ -212,6 +229,48 @@ esp() {
 	mcopy -i "$img" "$WORK/pollbox.conf" ::/loader/entries/pollbox.conf
 }
 
+# The Raspberry Pi's boot partition (FAT, read by the Pi's own firmware): Debian's raspi-firmware, the
+# kernel and initramfs, the device trees of the Pi 4 and 5 (and the overlays, where the packages ship
+# them), config.txt and cmdline.txt (root by label, read-only). raspi-firmware's kernel hook filled the
+# system's /boot/firmware when the kernel was installed: that copy moves here, the folder stays empty.
+pi_boot() {
+	local root="$WORK/root" img="$WORK/esp.img" kernel initrd dtbs
+	kernel=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
+	initrd=$(find "$root/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n 1)
+	[ -n "$kernel" ] || die "the image has no kernel in /boot"
+	[ -n "$initrd" ] || die "the image has no initramfs in /boot"
+	dtbs="$root/usr/lib/linux-image-${kernel##*/vmlinuz-}/broadcom"
+	[ -d "$dtbs" ] || die "the kernel has no Broadcom device trees in ${dtbs#"$root"}"
+	[ -n "$(find "$root/usr/lib/raspi-firmware" -name 'start4*.elf')" ] || die "raspi-firmware installed no start4.elf"
+	mkfs.vfat -C -F 32 -n POLLBOXESP "$img" $((ESP_MB * 1024)) >/dev/null
+	mcopy -i "$img" -s "$root/usr/lib/raspi-firmware/"* ::/
+	mcopy -i "$img" "$dtbs"/bcm271[12]-*.dtb ::/
+	mcopy -i "$img" "$kernel" ::/vmlinuz
+	mcopy -i "$img" "$initrd" ::/initrd.img
+	mcopy -i "$img" "$HERE/pi/config.txt" ::/config.txt
+	mcopy -i "$img" "$HERE/pi/cmdline.txt" ::/cmdline.txt
+	mdir -i "$img" -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
+	rm -rf "${root:?}/boot/firmware"
+	mkdir -p "$root/boot/firmware"
+}
+
+# The Pi's disk: an MBR (DOS) partition table, as the Pi's firmware reads reliably (GPT with an EFI
+# system partition does not boot with every firmware), the boot partition first (FAT32, LBA), then
+# root and data as on amd64.
+pi_disk() {
+	local img="$WORK/pollbox.img" total=$((1 + ESP_MB + ROOT_MB + DATA_MB + 1))
+	truncate -s "${total}M" "$img"
+	sfdisk --quiet "$img" <<-TABLE
+		label: dos
+		start=1MiB, size=${ESP_MB}MiB, type=c, bootable
+		size=${ROOT_MB}MiB, type=83
+		size=${DATA_MB}MiB, type=83
+	TABLE
+	dd if="$WORK/esp.img" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
+	dd if="$WORK/root.img" of="$img" bs=1M seek=$((1 + ESP_MB)) conv=notrunc,sparse status=none
+	dd if="$WORK/data.img" of="$img" bs=1M seek=$((1 + ESP_MB + ROOT_MB)) conv=notrunc,sparse status=none
+}
+
 filesystems() {
 	local used_mb
 	used_mb=$(du -sxm "$WORK/root" | cut -f1)
@@ -247,14 +306,23 @@ manifest() {
 		cat "$WORK/packages.debian"
 		echo "## python packages in /opt/pollbox"
 		cat "$WORK/packages.python"
+		if [ -f "$WORK/boot-files" ]; then
+			echo "## files on the boot partition"
+			cat "$WORK/boot-files"
+		fi
 	} > "$WORK/pollbox.manifest"
 }
 
 [ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
 [ -n "$OUT" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
 case "$ARCH" in
-	amd64) ;;
-	arm64) die "arm64 (Raspberry Pi) is not built yet: its boot partition (raspi-firmware, config.txt) is still to be written" ;;
+	amd64) BOOT_STEP=esp DISK_STEP=disk ;;
+	arm64)
+		# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
+		# is handed to mmdebstrap as a sources line that names both components
+		MIRROR="deb $MIRROR $SUITE main non-free-firmware"
+		BOOT_STEP=pi_boot DISK_STEP=pi_disk
+		;;
 	*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
 esac
 mkdir -p "$OUT"
@@ -278,9 +346,9 @@ image_settings > "$WORK/image.toml"
 step "Python wheels for $ARCH"; quietly build_wheels
 step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
 step "the appliance and pollbox into the system"; quietly add_pollbox
-step "EFI system partition"; quietly esp
+step "boot partition"; quietly "$BOOT_STEP"
 step "root and data file systems"; quietly filesystems
-step "disk image"; quietly disk
+step "disk image"; quietly "$DISK_STEP"
 step "manifest"; quietly manifest
 step "install under the final name"
 rm -f "$OUT/pollbox-$ARCH.key"
