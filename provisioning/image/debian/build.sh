@@ -156,7 +156,9 @@ build_wheels() {
 	# pip download copies the local pollbox wheel into the cache too, and would keep an older copy of the
 	# same version there: the cache holds dependencies only, pollbox is always the wheel just built
 	rm -f "$cache"/pollbox-*.whl
+	# manylinux_2_28 too (bookworm has glibc 2.36): some dependencies publish aarch64 wheels for it only
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
+		--platform "manylinux_2_28_$(pip_platform | sed 's/^manylinux2014_//')" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
 	# rpi-lgpio: the RPi.GPIO module over the kernel's GPIO character device (every Pi, the Pi 5 included);
 	# lgpio publishes its binary wheels for glibc 2.34 and later only.
