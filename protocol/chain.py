@@ -3,14 +3,16 @@
 ``seq`` runs from 1 without a gap; record 1 chains to ``ZERO_HASH``. A
 receiver checks each new record against the last one it stores
 (``link_error``); anyone holding a run of records checks it end to end
-(``check_chain``).
+(``check_chain``). A station of several units has one chain per unit
+(``envelope.UNIT_FIELD``); ``check_chains`` checks every chain among records
+of many stations and units, in any order (the public log's entries, say).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from protocol.errors import UserError
 
@@ -28,6 +30,19 @@ class Linked(Protocol):
 
     @property
     def hash(self) -> str: ...
+
+
+class Chained(Linked, Protocol):
+    """A record that knows its chain: its station, and its unit ("" for the station's main chain)."""
+
+    @property
+    def station(self) -> str: ...
+
+    @property
+    def unit(self) -> str: ...
+
+
+C = TypeVar("C", bound=Chained)
 
 
 class ChainError(UserError):
@@ -65,3 +80,20 @@ def check_chain(records: Sequence[Linked], last_seq: int = 0, last_hash: str = Z
             raise error
         last_seq, last_hash = record.seq, record.hash
     return last_hash
+
+
+def check_chains(records: Iterable[C]) -> dict[tuple[str, str], list[C]]:
+    """Every (station, unit) chain among ``records``, each sorted by seq and checked from seq 1.
+
+    Raises ChainError (its message names the station and unit) at the first chain with a gap or a break.
+    """
+    chains: dict[tuple[str, str], list[C]] = {}
+    for record in records:
+        chains.setdefault((record.station, record.unit), []).append(record)
+    for (station, unit), chain in sorted(chains.items()):
+        chain.sort(key=lambda r: r.seq)
+        try:
+            check_chain(chain)
+        except ChainError as exc:
+            raise ChainError(exc.code, f"station {station}, unit {unit or 'main'}: {exc}", exc.seq) from None
+    return chains

@@ -7,8 +7,12 @@ A **record** is the canonical JSON object (``canonical.py``)::
 
 with exactly these fields, and on a training station's records one more,
 ``"training": true`` (``training.py``); a record signed with a P-256 key (held in a
-TPM) carries ``"alg": "p256"``, an Ed25519 record no ``alg`` (``keys.py``). ``seq`` is
-gapless from 1 per station; ``prev`` is the SHA-256 (hex) of the previous record's exact bytes (64 zeros for seq 1,
+TPM) carries ``"alg": "p256"``, an Ed25519 record no ``alg`` (``keys.py``). A station of
+several units (docs/units.md) has one chain per unit: the main desk's records carry no
+``unit`` and form the station's chain, as a one-unit station's do; every other unit's
+records carry ``"unit": "<unit id>"`` (``UNIT_RE``) and form that unit's own chain. ``seq`` is
+gapless from 1 per chain (station and unit); ``prev`` is the SHA-256 (hex) of the previous
+record's exact bytes in the same chain (64 zeros for seq 1,
 ``chain.py``); ``key`` is the key id of the signing device key
 (``keys.py``). The **signed form** of a record is one line::
 
@@ -49,11 +53,15 @@ MAX_INT = 2**53 - 1  # the largest integer every JSON reader keeps exactly (RFC 
 MAX_STATION = 64
 MAX_TYPE = 64
 ALG_FIELD = "alg"
+UNIT_FIELD = "unit"
+MAIN_UNIT = ""
+"""The unit of a record without a ``unit`` field: the station's main chain (a one-unit station's only unit)."""
 
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 HEX16_RE = re.compile(r"^[0-9a-f]{16}$")
 HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
 class RecordSigner(Protocol):
@@ -146,6 +154,11 @@ class SignedRecord:
         """The signature algorithm named in the signed bytes: ``p256``, or ``ed25519`` when absent."""
         return str(self.fields.get(ALG_FIELD, ED25519))
 
+    @cached_property
+    def unit(self) -> str:
+        """The unit whose chain this record is in: its ``unit`` field, or ``MAIN_UNIT`` ("") when absent."""
+        return str(self.fields.get(UNIT_FIELD, MAIN_UNIT))
+
     @property
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = self.fields["body"]
@@ -168,11 +181,12 @@ class SignedRecord:
 
 def make_record(
     *, key: RecordSigner, station: str, seq: int, prev: str, at: float, type_: str, body: dict[str, Any],
-    training: bool = False,
+    training: bool = False, unit: str = MAIN_UNIT,
 ) -> SignedRecord:
     """Build and sign one record; a training station's records carry ``"training": true`` (``training.py``).
 
-    A P-256 signer's records carry ``"alg": "p256"``; an Ed25519 key's records no ``alg``.
+    A P-256 signer's records carry ``"alg": "p256"``; an Ed25519 key's records no ``alg``. A unit other
+    than the station's main one names itself in ``unit``; the main unit's records carry none.
     """
     public = key.public_key()
     fields = {"v": VERSION, "station": station, "key": key_id(public), "seq": seq,
@@ -181,6 +195,8 @@ def make_record(
         fields[ALG_FIELD] = P256
     if training:
         fields[TRAINING_FIELD] = True
+    if unit != MAIN_UNIT:
+        fields[UNIT_FIELD] = unit
     data = canonical(fields)
     return SignedRecord(data, key.sign(data), fields)
 
@@ -233,7 +249,7 @@ def load_json(data: bytes, what: str) -> dict[str, Any]:
 
 _FIELDS = ("at", "body", "key", "prev", "seq", "station", "type", "v")
 _FIELD_SET = frozenset(_FIELDS)
-_ALLOWED = _FIELD_SET | {TRAINING_FIELD, ALG_FIELD}
+_ALLOWED = _FIELD_SET | {TRAINING_FIELD, ALG_FIELD, UNIT_FIELD}
 _CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("v", lambda v: v == VERSION and is_int(v), f"record version must be {VERSION}"),
     ("station", lambda v: _is_station(v), f"station must be 1 to {MAX_STATION} printable characters"),
@@ -262,6 +278,9 @@ def envelope_problem(fields: dict[str, Any]) -> str | None:
         return "training must be true or false (a unit writes it only as true, on a training station's records)"
     if ALG_FIELD in fields and fields[ALG_FIELD] != P256:
         return f'alg must be "{P256}" (ECDSA P-256 with SHA-256) or absent (Ed25519)'
+    if UNIT_FIELD in fields and not (isinstance(fields[UNIT_FIELD], str) and UNIT_RE.match(fields[UNIT_FIELD])):
+        return ("unit must be a unit id: 1 to 32 lowercase letters, digits and -, starting with a letter or digit "
+                "(absent on the station's main unit)")
     return None
 
 

@@ -1,7 +1,9 @@
 """The receiver's receipt: a signed form of ``{"at", "highest_seq", "key", "station", "type": "receipt", "v"}``.
 
 ``highest_seq`` is the highest ``seq`` such that the receiver durably stores
-every record ``1..N`` of the station (section 4). Signed with the receiver's
+every record ``1..N`` of the station (section 4). A receipt for the chain of a
+unit other than the station's main one (``envelope.UNIT_FIELD``) also carries
+``"unit": "<unit id>"``, and counts that unit's records only. Signed with the receiver's
 key; a unit verifies it against the receiver key from its station package.
 
 The receiver makes one for every batch it answers, so the signature is made
@@ -20,15 +22,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 from protocol.canonical import canonical
-from protocol.envelope import VERSION, EnvelopeError, b64u, is_int, iso_utc, load_json, split_signed
+from protocol.envelope import (
+    MAIN_UNIT,
+    UNIT_FIELD,
+    VERSION,
+    EnvelopeError,
+    b64u,
+    is_int,
+    iso_utc,
+    load_json,
+    split_signed,
+)
 from protocol.keys import key_id
 
 
-def make_receipt(*, key: Ed25519PrivateKey, station: str, highest_seq: int, at: float) -> str:
-    """The receiver's signed receipt line: all records up to ``highest_seq`` are stored."""
+def make_receipt(*, key: Ed25519PrivateKey, station: str, highest_seq: int, at: float, unit: str = MAIN_UNIT) -> str:
+    """The receiver's signed receipt line: all records up to ``highest_seq`` (of ``unit``'s chain) are stored."""
     signer_id, secret = _signer(key)
-    data = canonical({"v": VERSION, "type": "receipt", "station": station, "highest_seq": highest_seq,
-                      "key": signer_id, "at": iso_utc(at)})
+    fields = {"v": VERSION, "type": "receipt", "station": station, "highest_seq": highest_seq,
+              "key": signer_id, "at": iso_utc(at)}
+    if unit != MAIN_UNIT:
+        fields[UNIT_FIELD] = unit
+    data = canonical(fields)
     return f"{b64u(nacl.bindings.crypto_sign(data, secret)[:64])} {data.decode('utf-8')}"
 
 
@@ -40,8 +55,8 @@ def _signer(key: Ed25519PrivateKey) -> tuple[str, bytes]:
     return key_id(key.public_key()), seed + public
 
 
-def verify_receipt(line: str, public: Ed25519PublicKey, station: str) -> int:
-    """The highest sequence a receipt acknowledges, after checking signature and station."""
+def verify_receipt(line: str, public: Ed25519PublicKey, station: str, unit: str = MAIN_UNIT) -> int:
+    """The highest sequence a receipt acknowledges, after checking signature, station and unit."""
     sig, data = split_signed(line)
     try:
         public.verify(sig, data)
@@ -50,6 +65,9 @@ def verify_receipt(line: str, public: Ed25519PublicKey, station: str) -> int:
     fields = load_json(data, "receipt")
     if fields.get("type") != "receipt" or fields.get("station") != station:
         raise EnvelopeError("wrong_station", f"receipt is not for station {station}")
+    if fields.get(UNIT_FIELD, MAIN_UNIT) != unit:
+        raise EnvelopeError("wrong_station", f"receipt is for unit {fields.get(UNIT_FIELD, MAIN_UNIT) or 'main'} "
+                                             f"of station {station}, not {unit or 'the main unit'}")
     highest = fields.get("highest_seq")
     if not is_int(highest):
         raise EnvelopeError("malformed", "receipt has no valid highest_seq")

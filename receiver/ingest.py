@@ -5,7 +5,8 @@ Every batch, from the network or from a USB export, goes through
 
 1. **Decode** (``decode``): gzip with a bound on the uncompressed size (no
    gzip bombs), at most ``MAX_RECORDS`` lines and ``MAX_BYTES`` bytes, each
-   line a well-formed signed record, all for one station. A batch that fails
+   line a well-formed signed record, all of one chain (one station, and one
+   unit of it: ``protocol/envelope.py`` ``unit``). A batch that fails
    here is rejected whole (``malformed`` or ``oversized``): nothing is stored.
 2. **Check** (``authenticate``), without touching the database: the body
    must fit its type's schema (``invalid_body``, ``protocol/schema.py``), the
@@ -15,7 +16,8 @@ Every batch, from the network or from a USB export, goes through
    the signature must verify (``bad_signature``, Ed25519 checked with libsodium, P-256 with OpenSSL),
    and a training record must be a training station's and the other way
    round (``training_mismatch``, ``protocol/training.py``).
-3. **Sequence** (``sequence``), under the station's lock in storage: a
+3. **Sequence** (``sequence``), under the station's lock in storage, against
+   the chain of the batch's unit (a station of several units has one per unit): a
    stored seq with the same bytes is a duplicate (acknowledged again); with
    other bytes it is a ``conflict`` (the record is kept as evidence); the next
    seq must chain to the stored previous record (``chain_broken``); anything
@@ -43,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.batch import MAX_BYTES, MAX_RECORDS
 from protocol.chain import link_error
-from protocol.envelope import EnvelopeError, SignedRecord, parse_line
+from protocol.envelope import MAIN_UNIT, EnvelopeError, SignedRecord, parse_line
 from protocol.errors import PollboxError
 from protocol.keys import ED25519
 from protocol.keys import signature_holds as key_signature_holds
@@ -69,6 +71,8 @@ class Rejection:
     station: str | None = None
     seq: int | None = None
     key: str | None = None
+    unit: str = MAIN_UNIT
+    """The unit of the chain refused (``MAIN_UNIT``: the station's main chain, or not known)."""
 
     @property
     def http_status(self) -> int:
@@ -135,19 +139,23 @@ def _parse(number: int, line: str) -> SignedRecord:
 
 
 def _check_one_station(records: Sequence[SignedRecord]) -> None:
-    station = records[0].station
+    station, unit = records[0].station, records[0].unit
     for record in records:
         if record.station != station:
             raise BatchRejected(Rejection(
                 "malformed", f"a batch holds records of one station: {station} and {record.station} are mixed",
-                station=station))
+                station=station, unit=unit))
+        if record.unit != unit:
+            raise BatchRejected(Rejection(
+                "malformed", f"a batch holds records of one unit's chain: units {unit or 'main'} and "
+                             f"{record.unit or 'main'} of station {station} are mixed", station=station, unit=unit))
         if record.fields["type"] == "receipt":
             raise BatchRejected(Rejection("malformed", f"record {record.seq} is a receipt, not a station record",
                                           station=station, seq=record.seq))
 
 
 def _about(record: SignedRecord, code: str, reason: str) -> Rejection:
-    return Rejection(code, reason, station=record.station, seq=record.seq, key=record.key)
+    return Rejection(code, reason, station=record.station, seq=record.seq, key=record.key, unit=record.unit)
 
 
 # 2. Authenticate ---------------------------------------------------------------
@@ -305,30 +313,31 @@ class Ingestor:
         """Decoded records of one station (network batch or imported file)."""
         if not records:
             return self._refuse(Rejection("malformed", "the batch holds no records"), source)
-        station, now = records[0].station, self.clock()
+        station, unit, now = records[0].station, records[0].unit, self.clock()
         authentic, bad = authenticate(records, self.registry())
         plan = self.storage.store(station, records[:authentic], now, source)
         rejection = plan.rejection or bad
-        outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station, plan.highest), rejection)
+        outcome = Outcome(station, len(plan.new), plan.duplicates, self.receipt(station, plan.highest, unit),
+                          rejection)
         if rejection is not None:
             self.log_rejection(rejection, source, now)
         return outcome
 
-    def receipt(self, station: str, highest: int = 0) -> str | None:
-        """The signed receipt for everything stored for ``station``; None before its first record.
+    def receipt(self, station: str, highest: int = 0, unit: str = MAIN_UNIT) -> str | None:
+        """The signed receipt for everything stored of ``station``'s chain of ``unit``; None before its first record.
 
         ``highest``, when known (what the storing transaction read and left, durable once ``store`` returned),
         saves reading it again.
         """
-        highest = highest or self.storage.highest_seq(station)
+        highest = highest or self.storage.highest_seq(station, unit)
         if not highest:
             return None
-        return make_receipt(key=self.key, station=station, highest_seq=highest, at=self.clock())
+        return make_receipt(key=self.key, station=station, highest_seq=highest, at=self.clock(), unit=unit)
 
     def _refuse(self, rejection: Rejection, source: str) -> Outcome:
         self.log_rejection(rejection, source, self.clock())
         station = rejection.station
-        return Outcome(station, 0, 0, self.receipt(station) if station else None, rejection)
+        return Outcome(station, 0, 0, self.receipt(station, 0, rejection.unit) if station else None, rejection)
 
     def log_rejection(self, rejection: Rejection, source: str, now: float) -> None:
         """The debug log and the ``rejections`` table, within the limiter's rates (beyond them: counted)."""
@@ -354,7 +363,7 @@ class StorageLike(Protocol):
         """Sequence ``records`` against what is stored, under the station's lock, and store the new ones."""
         ...
 
-    def highest_seq(self, station: str) -> int:
+    def highest_seq(self, station: str, unit: str = MAIN_UNIT) -> int:
         ...
 
     def log_rejection(self, rejection: Rejection, now: float, source: str) -> None:

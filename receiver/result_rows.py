@@ -2,6 +2,9 @@
 
 ``ResultsReader`` reads the ``stations`` table in keyset pages of ``PAGE`` station ids, each row joined to
 its first close report's record (a lookup on the ``records`` primary key), training stations left out;
+A station of several units publishes the combined totals its main unit signed in ``units_reconciled`` just before
+its close report (``receiver/status.py`` ``station_totals``: each unit's part counted once, the other units' own
+close reports never added); the proof links stay those of the close report, the record that follows them.
 ``result_row`` turns a row into the exported fields (``FIELDS``, docs/results.md) against a ``Cut``, the
 signed tree head an export is cut at. ``receiver/results.py`` (JSON, CSV) and ``receiver/results_cdf.py``
 (NIST) write them out.
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from receiver.status import station_totals
 from receiver.storage import Storage
 
 FORMAT = "pollbox-results/1"
@@ -32,11 +36,12 @@ CLOSE_COUNTS = ("identified", "ballots", "difference", "alarms_total")
 # follow a close); a station with evidence may hold a second one, so its first is looked up from the oldest.
 _CLOSE_SEQ = (
     "CASE WHEN s.close_report IS NULL THEN NULL WHEN s.evidence = 0 THEN "
-    "(SELECT x.seq FROM records x WHERE x.station = s.station AND x.type = 'polls_closed' ORDER BY x.seq DESC LIMIT 1)"
-    " ELSE (SELECT x.seq FROM records x WHERE x.station = s.station AND x.type = 'polls_closed' "
+    "(SELECT x.seq FROM records x WHERE x.station = s.station AND x.unit = '' AND x.type = 'polls_closed' "
+    "ORDER BY x.seq DESC LIMIT 1)"
+    " ELSE (SELECT x.seq FROM records x WHERE x.station = s.station AND x.unit = '' AND x.type = 'polls_closed' "
     "ORDER BY x.seq LIMIT 1) END")
 _STATIONS = ("SELECT s.station, s.phase, s.closed_at, s.registered, s.alarms_open, s.close_report, "
-             f"({_CLOSE_SEQ}) AS close_seq, s.training FROM stations s")
+             f"({_CLOSE_SEQ}) AS close_seq, s.training, s.units_report FROM stations s")
 
 
 def _select(where: str) -> str:
@@ -45,8 +50,8 @@ def _select(where: str) -> str:
     The stations are picked first, in a derived table, and only then joined: joined directly, PostgreSQL
     merges a page of stations with the whole ``records`` index from its start."""
     return ("SELECT p.station, p.phase, p.closed_at, p.registered, p.alarms_open, p.close_report, r.seq, r.hash, "
-            f"r.leaf_index, r.training, p.training FROM ({_STATIONS} {where}) p "
-            "LEFT JOIN records r ON r.station = p.station AND r.seq = p.close_seq ORDER BY p.station")
+            f"r.leaf_index, r.training, p.units_report, p.training FROM ({_STATIONS} {where}) p "
+            "LEFT JOIN records r ON r.station = p.station AND r.unit = '' AND r.seq = p.close_seq ORDER BY p.station")
 
 
 @dataclass(frozen=True)
@@ -89,10 +94,10 @@ class ResultsReader:
 def result_row(row: tuple[Any, ...], cut: Cut) -> dict[str, Any]:
     """One station's result; a close report counts only if its record is in the cut's head and not training."""
     station, phase, closed_at, registered, alarms_open, close_report, seq, digest, leaf, record_training, \
-        station_training = row
+        units_report, station_training = row
     training = bool(station_training or record_training)
     counted = close_report is not None and leaf is not None and leaf < cut.size and not training
-    body = json.loads(close_report) if counted else {}
+    body = station_totals(json.loads(close_report), units_report) if counted else {}
     if training:
         phase = "training"
     elif phase == "closed" and not counted:

@@ -53,6 +53,9 @@ class StationStatus:
     close_report: str | None = None
     evidence: int = 0  # records signed after the close that the protocol does not allow (kept, counted, ignored)
     training: int = 0  # 1: a training station (``protocol/training.py``): stored and shown apart, never counted
+    units_report: str | None = None
+    """A station of several units: the main unit's ``units_reconciled`` body (JSON), signed just before its close
+    report. From the close on, ``identified`` and ``ballots`` are its combined totals over every unit."""
 
     @property
     def turnout(self) -> float | None:
@@ -84,7 +87,7 @@ def fold(status: StationStatus, records: Sequence[SignedRecord], received_at: fl
     """The status after ``records`` (already accepted, in sequence order); records out of place change nothing."""
     if not records:
         return status
-    changes: dict[str, Any] = {"opened_at": status.opened_at}
+    changes: dict[str, Any] = {"opened_at": status.opened_at, "units_report": status.units_report}
     effective, evidence = split_after_close(status, records)
     for record in effective:
         _apply(changes, record)
@@ -129,9 +132,28 @@ def _apply(changes: dict[str, Any], record: SignedRecord) -> None:
         changes["phase"] = PHASES[kind]
     if kind == "polls_opened" and changes["opened_at"] is None:
         changes["opened_at"] = at
+    if kind == "units_reconciled":
+        changes["units_report"] = json.dumps(body, sort_keys=True)
     if kind == "polls_closed":
         changes["closed_at"] = at
         changes["close_report"] = json.dumps(body, sort_keys=True)
+        if changes["units_report"] is not None:  # the station's totals: every unit's part, counted once
+            combined = json.loads(changes["units_report"])
+            changes.update((name, combined[name]) for name in ("identified", "ballots")
+                           if _is_count(combined.get(name)))
+
+
+def station_totals(close_body: dict[str, Any], units_report: str | None) -> dict[str, Any]:
+    """The counts a station's results publish: its close report's, or for a station of several units the
+    combined totals of the main unit's ``units_reconciled`` (each unit's part counted once)."""
+    if units_report is None:
+        return dict(close_body)
+    combined = json.loads(units_report)
+    out = dict(close_body)
+    if _is_count(combined.get("identified")) and _is_count(combined.get("ballots")):
+        out.update(identified=combined["identified"], ballots=combined["ballots"],
+                   difference=combined["ballots"] - combined["identified"])
+    return out
 
 
 def _is_count(value: Any) -> bool:

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from protocol.batch import MAX_BYTES
-from protocol.envelope import MAX_INT
+from protocol.envelope import MAIN_UNIT, MAX_INT
 from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
 from receiver.current import receiver
@@ -75,7 +75,8 @@ def post_import() -> tuple[Response, int]:
 
 @bp.get("/stations/<path:station>/receipt")
 def get_receipt(station: str) -> Response:
-    return jsonify({"receipt": receiver().ingestor.receipt(station)})
+    """The receipt of the station's main chain, or with ``?unit=ID`` of that unit's chain (docs/units.md)."""
+    return jsonify({"receipt": receiver().ingestor.receipt(station, 0, request.args.get("unit", MAIN_UNIT))})
 
 
 @bp.get("/stations/<path:station>/devices")
@@ -97,9 +98,12 @@ def get_registry() -> Response:
 
 @bp.get("/records/<path:station>/<int:seq>")
 def get_record(station: str, seq: int) -> tuple[Response, int]:
-    line = receiver().storage.record_line(station, seq) if seq <= MAX_INT else None
+    """Record ``seq`` of the station's main chain, or with ``?unit=ID`` of that unit's chain."""
+    unit = request.args.get("unit", MAIN_UNIT)
+    line = receiver().storage.record_line(station, seq, unit) if seq <= MAX_INT else None
     if line is None:
-        return _error(404, "not_found", f"no record {seq} of station {station} is stored")
+        of_unit = f" (unit {unit})" if unit else ""
+        return _error(404, "not_found", f"no record {seq} of station {station}{of_unit} is stored")
     return jsonify({"line": line}), 200
 
 

@@ -7,6 +7,8 @@ pagination (``?after=`` / ``?before=`` page tokens made by ``Storage.overview``)
 one index range per page and no count of the rows, however many stations
 are enrolled. The totals come from ``Storage.summary`` (kept counts) or, with
 a prefix, from a count bounded by ``COUNT_CAP`` rows.
+A station of several units shows each unit's own chain (docs/units.md) and, once its main unit closed,
+the combined totals it signed; the overview counts the conflicts between its units once each.
 Revoked keys come from the registry in force: the overview marks their
 stations, the station page says when, why, by whom and up to which seq.
 Stations whose zero or close report names software the CEC has not certified
@@ -15,6 +17,7 @@ are marked too (``receiver/software_list.py``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -104,7 +107,9 @@ def station(station: str) -> str:
     if status is None:
         abort(404, f"station {station} is neither enrolled nor has it reported")
     registry = rx.registry()
-    return render_template("station.html", status=status, devices=_devices(registry, station),
+    units = rx.storage.units_of(station)
+    return render_template("station.html", status=status, devices=_devices(registry, station), units=units,
+                           units_report=json.loads(status.units_report) if status.units_report else None,
                            alarms=rx.storage.alarms(station), records=rx.storage.records_of(station),
                            conflicts=rx.storage.conflicts_of(station), rejections=rx.storage.rejections(station),
                            condition=condition(status, rx.silent_before()), now=rx.clock())

@@ -18,6 +18,12 @@ outside any lock. The transaction is the writer's (``writer.py``): ``store``
 hands the work to the process's one writer thread, which commits it with the
 other batches waiting, and returns only once that commit is durable.
 
+A station of several units has one chain per unit (``protocol/envelope.py``
+``unit``): the main unit's records (no ``unit``) are folded into the
+station's row as a one-unit station's are; another unit's records are
+sequenced against its own row in ``unit_chains`` (locked after the station's
+row), folded there, and move no counts and no alarms of the station.
+
 Also the reads of what ingest wrote: records, alarms, conflicts, rejections.
 """
 
@@ -29,14 +35,14 @@ from dataclasses import replace
 from typing import Any
 
 from protocol import merkle
-from protocol.envelope import SignedRecord
+from protocol.envelope import MAIN_UNIT, SignedRecord
 from protocol.training import is_training_station
 from receiver.ingest import Plan, Rejection, sequence
 from receiver.limits import MAX_ROWS
 from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
 from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
-from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS
+from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS, UNIT_COLUMNS
 from receiver.store.tallies import Tallies, tally
 from receiver.store.writer import GroupWriter
 
@@ -66,6 +72,8 @@ class Ingest(MerkleLog, Tallies):
     def store_now(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
         """``store``'s work, inside a piece of the writer's work (the records and counts are written at its end)."""
         before, created = self._locked_status(station)
+        if records[0].unit != MAIN_UNIT:
+            return self._store_unit_now(station, records[0].unit, records, now, source)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq))
         after = before
@@ -82,6 +90,36 @@ class Ingest(MerkleLog, Tallies):
         return plan
 
 
+    def _store_unit_now(self, station: str, unit: str, records: Sequence[SignedRecord], now: float,
+                        source: str) -> Plan:
+        """A unit's records (not the main unit's), under the station's lock: sequenced against its own chain."""
+        before = self._locked_unit(station, unit)
+        plan = sequence(records, before.highest_seq, before.last_hash,
+                        self._stored_hashes(station, records, before.highest_seq, unit))
+        after = before
+        if plan.new:
+            self.writer.defer(self._insert_records, (plan.new, now), LOG_RANK)
+            after = fold(before, plan.new, now)
+            names = UNIT_COLUMNS[1:-1]
+            self._q(f"UPDATE unit_chains SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ? AND unit = ?",
+                    [*(getattr(after, n) for n in names), station, unit])
+        if plan.conflict is not None:
+            self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
+                    (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
+        plan.highest = after.highest_seq
+        return plan
+
+    def _locked_unit(self, station: str, unit: str) -> StationStatus:
+        """The chain row of one unit of ``station`` (not its main unit), locked until the transaction ends."""
+        sql = (f"SELECT {', '.join(STATUS_COLUMNS)} FROM unit_chains WHERE station = ? AND unit = ?"
+               f"{self.dialect.for_update}")
+        row = self._q(sql, (station, unit)).fetchone()
+        if row is None:
+            self._q("INSERT INTO unit_chains (station, unit, training) VALUES (?, ?, ?) "
+                    "ON CONFLICT (station, unit) DO NOTHING", (station, unit, int(is_training_station(station))))
+            row = self._q(sql, (station, unit)).fetchone()
+        return StationStatus(*row)
+
     def _locked_status(self, station: str) -> tuple[StationStatus, bool]:
         """The station's row, locked until the transaction ends, and whether it was created just now."""
         sql = f"SELECT {', '.join(STATUS_COLUMNS)} FROM stations WHERE station = ?{self.dialect.for_update}"
@@ -93,19 +131,21 @@ class Ingest(MerkleLog, Tallies):
         return StationStatus(*self._q(sql, (station,)).fetchone()), created
 
 
-    def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int) -> dict[int, str]:
-        """Hashes of the stored records a batch may repeat (none in the usual case of only new records).
+    def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int,
+                       unit: str = MAIN_UNIT) -> dict[int, str]:
+        """Hashes of the stored records of the chain a batch may repeat (none in the usual case of only new records).
 
-        Stored includes the records of the station accepted earlier in this group, not yet inserted.
+        Stored includes the records of the chain accepted earlier in this group, not yet inserted.
         """
         low, high = min(r.seq for r in records), min(max(r.seq for r in records), highest)
         if low > high:
             return {}
-        rows = self._q("SELECT seq, hash FROM records WHERE station = ? AND seq BETWEEN ? AND ?",
-                       (station, low, high)).fetchall()
+        rows = self._q("SELECT seq, hash FROM records WHERE station = ? AND unit = ? AND seq BETWEEN ? AND ?",
+                       (station, unit, low, high)).fetchall()
         found = {int(seq): str(h) for seq, h in rows}
         for pending, _ in self.writer.deferred(self._insert_records):
-            found.update((r.seq, r.hash) for r in pending if r.station == station and low <= r.seq <= high)
+            found.update((r.seq, r.hash) for r in pending
+                         if r.station == station and r.unit == unit and low <= r.seq <= high)
         return found
 
 
@@ -114,9 +154,9 @@ class Ingest(MerkleLog, Tallies):
         records = [(r, now) for batch, now in group for r in batch]
         first = self._append_leaves([merkle.leaf_hash(r.data) for r, _ in records])
         self._insert_rows("records", ("station", "seq", "hash", "type", "at", "received_at", "leaf_index", "line",
-                                      "key_id", "training"),
+                                      "key_id", "training", "unit"),
                           [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
-                            int(r.training)) for i, (r, now) in enumerate(records)])
+                            int(r.training), r.unit) for i, (r, now) in enumerate(records)])
 
     def _count_group(self, changes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
         """Move the counts once by the sum of a group's changes (each station's (now, was))."""
@@ -174,13 +214,25 @@ class Ingest(MerkleLog, Tallies):
         return found[0] if found else 0
 
 
-    def highest_seq(self, station: str) -> int:
-        row = self._q("SELECT highest_seq FROM stations WHERE station = ?", (station,)).fetchone()
+    def highest_seq(self, station: str, unit: str = MAIN_UNIT) -> int:
+        """The highest seq stored of the station's chain of ``unit`` (its main unit's by default)."""
+        if unit != MAIN_UNIT:
+            row = self._q("SELECT highest_seq FROM unit_chains WHERE station = ? AND unit = ?",
+                          (station, unit)).fetchone()
+        else:
+            row = self._q("SELECT highest_seq FROM stations WHERE station = ?", (station,)).fetchone()
         return int(row[0]) if row else 0
 
-    def record_line(self, station: str, seq: int) -> str | None:
-        row = self._q("SELECT line FROM records WHERE station = ? AND seq = ?", (station, seq)).fetchone()
+    def record_line(self, station: str, seq: int, unit: str = MAIN_UNIT) -> str | None:
+        row = self._q("SELECT line FROM records WHERE station = ? AND unit = ? AND seq = ?",
+                      (station, unit, seq)).fetchone()
         return str(row[0]) if row else None
+
+    def units_of(self, station: str) -> list[tuple[str, StationStatus]]:
+        """The chains of the station's units other than its main one: (unit id, the chain's status), by unit id."""
+        rows = self._q(f"SELECT {', '.join(UNIT_COLUMNS)} FROM unit_chains WHERE station = ? ORDER BY unit",
+                       (station,)).fetchall()
+        return [(str(row[-1]), StationStatus(*row[:-1])) for row in rows]
 
 
     def alarms(self, station: str) -> list[dict[str, Any]]:
@@ -191,11 +243,12 @@ class Ingest(MerkleLog, Tallies):
 
     def records_of(self, station: str, limit: int = 500) -> list[dict[str, Any]]:
         """The latest ``limit`` records of a station, newest first, with parsed bodies."""
-        rows = self._q("SELECT seq, type, at, received_at, leaf_index, hash, line FROM records WHERE station = ? "
-                       "ORDER BY seq DESC LIMIT ?", (station, limit)).fetchall()
+        rows = self._q("SELECT seq, type, at, received_at, leaf_index, hash, line, unit FROM records "
+                       "WHERE station = ? ORDER BY leaf_index DESC LIMIT ?",
+                       (station, limit)).fetchall()
         return [{"seq": seq, "type": kind, "at": at, "received_at": received, "leaf_index": leaf, "hash": h,
-                 "body": json.loads(line.partition(" ")[2])["body"]}
-                for seq, kind, at, received, leaf, h, line in rows]
+                 "body": json.loads(line.partition(" ")[2])["body"], "unit": unit}
+                for seq, kind, at, received, leaf, h, line, unit in rows]
 
     def reported_software(self, stations: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The software (version, code hash) each station's latest zero or close report signed (``software_list``)."""
@@ -212,13 +265,24 @@ class Ingest(MerkleLog, Tallies):
         return found
 
     def unit_conflicts(self, stations: Sequence[str]) -> dict[str, int]:
-        """How many conflicts between two units of one station (``unit_conflict`` records) each station sent."""
+        """How many conflicts between two units of one station each station sent.
+
+        Every unit signs its own ``unit_conflict`` record of a double admission once it holds both admissions,
+        so one conflict comes in up to one record per unit: it is counted once, by the pair of admissions it
+        names (each unit's id and seq, in either order).
+        """
         if not stations:
             return {}
         marks = ",".join("?" * len(stations))
-        rows = self._q(f"SELECT station, COUNT(*) FROM records WHERE type = 'unit_conflict' AND station IN ({marks}) "
-                       "GROUP BY station", list(stations)).fetchall()
-        return {str(station): int(n) for station, n in rows}
+        rows = self._q(f"SELECT station, line FROM records WHERE type = 'unit_conflict' AND station IN ({marks})",
+                       list(stations)).fetchall()
+        seen: dict[str, set[tuple[tuple[str, int], ...]]] = {}
+        for station, line in rows:
+            body = json.loads(str(line).partition(" ")[2])["body"]
+            pair = tuple(sorted([(str(body["first_unit"]), int(body["first_seq"])),
+                                 (str(body["second_unit"]), int(body["second_seq"]))]))
+            seen.setdefault(str(station), set()).add(pair)
+        return {station: len(pairs) for station, pairs in seen.items()}
 
     def conflicts_of(self, station: str) -> list[dict[str, Any]]:
         rows = self._q("SELECT seq, hash, line, received_at, source FROM conflicts WHERE station = ? ORDER BY id",

@@ -8,10 +8,15 @@ Tables:
   overview's sort keys (``ranks``), one index per sort, and ``training`` (1
   for a training station: never counted; a partial index lists them);
 - ``station_counts``: one row of counts over all stations (``tallies.py``);
-- ``records``: every accepted signed line, by (station, seq), with its hash,
+- ``records``: every accepted signed line, by (station, unit, seq), with its hash,
   type, time, signing key id, signed ``training`` flag and Merkle leaf index (a key's records are a
   range of the station's primary key filtered on the key id column: a station
-  has hundreds of records, and one more index would slow every insert);
+  has hundreds of records, and one more index would slow every insert). ``unit``
+  is '' for the station's main chain (the only one of a one-unit station) and
+  the unit id for every other unit of a station of several units (docs/units.md);
+- ``unit_chains``: the same projection as ``stations`` for each chain of a unit
+  other than the main one (highest seq, last hash, phase, its own counts). It
+  moves no counts: the station's totals are its main unit's (combined at the close);
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
   (``merkle_log.py``) and its size and root;
 - ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
@@ -43,6 +48,15 @@ from receiver.store.tallies import COUNT_TALLIES, TALLY_COLUMNS
 log = logging.getLogger("pollbox.receiver.storage")
 
 STATUS_COLUMNS = [f.name for f in fields(StationStatus)]  # the ``stations`` columns a ``StationStatus`` holds
+UNIT_COLUMNS = [*STATUS_COLUMNS, "unit"]  # the ``unit_chains`` columns: a StationStatus of the unit's chain, its unit
+
+# ``unit``: '' for the station's main chain (a one-unit station's only unit), else the unit id its records sign.
+RECORDS = """(
+    station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
+    received_at {float} NOT NULL, leaf_index {bigint} NOT NULL, line TEXT NOT NULL, key_id TEXT,
+    training INTEGER NOT NULL DEFAULT 0, unit TEXT NOT NULL DEFAULT '', PRIMARY KEY (station, unit, seq))"""
+RECORD_COLUMNS = ("station", "seq", "hash", "type", "at", "received_at", "leaf_index", "line", "key_id", "training")
+"""The columns of ``records`` before units had chains of their own (then keyed by (station, seq))."""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,15 +67,19 @@ CREATE TABLE IF NOT EXISTS stations (
     last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
     alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
     silent_rank {float} NOT NULL DEFAULT 1e300, turnout_rank {float} NOT NULL DEFAULT 1e300,
-    alarms_rank INTEGER NOT NULL DEFAULT 0, training INTEGER NOT NULL DEFAULT 0);
+    alarms_rank INTEGER NOT NULL DEFAULT 0, training INTEGER NOT NULL DEFAULT 0, units_report TEXT);
 CREATE TABLE IF NOT EXISTS station_counts (
     id INTEGER PRIMARY KEY, stations {bigint} NOT NULL, reported {bigint} NOT NULL, voting {bigint} NOT NULL,
     closed {bigint} NOT NULL, with_alarms {bigint} NOT NULL, alarms_open {bigint} NOT NULL,
     identified {bigint} NOT NULL, ballots {bigint} NOT NULL, registered {bigint} NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
-    received_at {float} NOT NULL, leaf_index {bigint} NOT NULL, line TEXT NOT NULL, key_id TEXT,
-    training INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (station, seq));
+CREATE TABLE IF NOT EXISTS records {records};
+CREATE TABLE IF NOT EXISTS unit_chains (
+    station TEXT NOT NULL, unit TEXT NOT NULL,
+    highest_seq {bigint} NOT NULL DEFAULT 0, last_hash TEXT NOT NULL DEFAULT '{zero}',
+    phase TEXT NOT NULL DEFAULT 'not_opened', first_received {float}, last_received {float},
+    last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
+    alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
+    training INTEGER NOT NULL DEFAULT 0, units_report TEXT, PRIMARY KEY (station, unit));
 CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE IF NOT EXISTS tree (
@@ -136,6 +154,8 @@ UPGRADES = (
             "training stations, kept apart and never counted (their ids start with TRAINING-)", recount=True),
     Upgrade("records", {"training": "INTEGER NOT NULL DEFAULT 0"}, None,
             "the signed training flag of each record (an earlier receiver refused every flagged record)"),
+    Upgrade("stations", {"units_report": "TEXT"}, None,
+            "the combined totals of a station of several units (none was stored before)"),
 )
 
 
@@ -145,11 +165,13 @@ class Schema(Database):
     def _create_schema(self) -> bytes:
         """Create or upgrade the schema; returns the key of the overview's page tokens."""
         fmt = {"zero": ZERO_HASH, **self.dialect.types}
+        fmt["records"] = RECORDS.format(**fmt)
         with self._transaction():
             if self.dialect is POSTGRES:
                 self._q("SELECT pg_advisory_xact_lock(6962)")  # concurrent first starts create the schema once
             self._statements(TABLES.format(**fmt))
             recount = [upgrade.recount for upgrade in UPGRADES if self._upgrade(upgrade)]
+            self._upgrade_record_units(fmt)
             self._create_indexes(INDEXES + (";" + POSTGRES_INDEXES if self.dialect is POSTGRES else ""))
             self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
                     (merkle.EMPTY_ROOT, b""))
@@ -181,6 +203,27 @@ class Schema(Database):
             name = statement.partition("IF NOT EXISTS ")[2].split(" ", 1)[0]
             if statement.strip() and name not in existing:
                 self._q(statement)
+
+    def _upgrade_record_units(self, fmt: dict[str, str]) -> None:
+        """Key ``records`` by (station, unit, seq) in a database that keyed them by (station, seq).
+
+        Every stored record gets the unit '' (the station's main chain: before units had chains of their own,
+        every station's records were one chain). PostgreSQL changes the primary key in place; SQLite cannot,
+        so it copies the table into one of the new shape, and the indexes are made again after the upgrades.
+        """
+        if "unit" in self._columns("records"):
+            return
+        if self.dialect is POSTGRES:
+            self._q("ALTER TABLE records ADD COLUMN unit TEXT NOT NULL DEFAULT ''")
+            self._q("ALTER TABLE records DROP CONSTRAINT records_pkey")
+            self._q("ALTER TABLE records ADD PRIMARY KEY (station, unit, seq)")
+        else:
+            columns = ", ".join(RECORD_COLUMNS)
+            self._q(f"CREATE TABLE records_by_unit {fmt['records']}")
+            self._q(f"INSERT INTO records_by_unit ({columns}, unit) SELECT {columns}, '' FROM records")
+            self._q("DROP TABLE records")
+            self._q("ALTER TABLE records_by_unit RENAME TO records")
+        log.info("records: keyed by (station, unit, seq); every stored record is its station's main chain's")
 
     def _upgrade(self, upgrade: Upgrade) -> bool:
         """Add the upgrade's missing columns to a database of an earlier version and fill them; whether it did."""

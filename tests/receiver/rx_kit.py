@@ -31,6 +31,8 @@ class Unit:
     seq: int = 0
     prev: str = ZERO_HASH
     at: float = 1_800_000_000.0
+    unit: str = ""
+    """The unit whose chain it signs ("" for the station's main unit; docs/units.md)."""
 
     @property
     def key_id(self) -> str:
@@ -50,7 +52,7 @@ class Unit:
             body.setdefault("journal_seq", 2 * self.seq)
             body.setdefault("journal_hash", hashlib.sha256(f"{self.station} {self.seq}".encode()).hexdigest())
         record = make_record(key=self.key, station=self.station, seq=self.seq, prev=self.prev, at=self.at,
-                             type_=type_, body=body, training=is_training_station(self.station))
+                             type_=type_, body=body, training=is_training_station(self.station), unit=self.unit)
         self.prev = record.hash
         return record
 
