@@ -45,6 +45,7 @@ from device.storagefault import StorageFault
 from device.store.errors import StorageError
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
+from device.updates import UpdateError, Updater, run_update
 
 if TYPE_CHECKING:
     from device.hardware.sim.controls import SimControls
@@ -61,7 +62,7 @@ class Appliance:
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
         upstream: Upstream | None = None, sim: SimControls | None = None, backup_dir: Path | None = None,
-        unit_sync: UnitSync | None = None,
+        unit_sync: UnitSync | None = None, updater: Updater | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -72,6 +73,8 @@ class Appliance:
         self.started = False
         self._ctx = ss.Context.of(package.voters, delays)
         self.unit_sync = unit_sync
+        self.updater = updater
+        """The software updater (``device/updates``); None: this station takes no updates."""
         """The sync with the other units of the station (``device/sync/``); None for a one-unit station."""
         if unit_sync is not None:
             self._ctx = replace(self._ctx, units=unit_sync.units.units)
@@ -333,6 +336,14 @@ class Appliance:
     def backup(self, directory: Path) -> dict[str, Any]:
         """Copy the journal to ``directory`` now; the result also shows in ``status()``."""
         return self.backups.copy(directory)
+
+    def update(self, bundle: Path) -> dict[str, Any]:
+        """Check a signed bundle and write it into the other root slot (``device/updates``, docs/updates.md):
+        refused while the polls are open or paused; every attempt and its outcome is journaled. The install
+        runs on the caller's thread, never on the owner's."""
+        if self.updater is None:
+            raise UpdateError("this station takes no software updates (no updater configured)")
+        return run_update(self.updater, bundle, lambda inp: self._owner.call(self._step, inp).events)
 
     # Reading ------------------------------------------------------------------------------------
 

@@ -161,6 +161,21 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_update(args: argparse.Namespace) -> int:
+    """Install a software bundle signed by the CEC into the other root slot (docs/updates.md)."""
+    from device.control import request
+    from device.updates.rauc import INSTALL_TIMEOUT
+    config = load_station_config(args)
+    answer = request(config.data_dir / "control.sock", {"cmd": "update", "path": str(Path(args.bundle).resolve())},
+                     timeout=INSTALL_TIMEOUT + 60)
+    if not answer.get("ok"):
+        raise CommandError(str(answer.get("error") or "the appliance refused the update"))
+    r = answer["result"]
+    print(f"update {r['version']} ({r['compatible']}, {r['size'] / 1e6:,.1f} MB) installed into slot {r['slot']}; "
+          f"{r['next']}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     import time
 
@@ -289,6 +304,10 @@ def parser() -> argparse.ArgumentParser:
     k = sub.add_parser("backup", help="copy the journal to a USB stick now (verified)")
     k.add_argument("directory")
     k.set_defaults(func=cmd_backup)
+    u = sub.add_parser("update", help="install a software bundle signed by the CEC into the other root slot "
+                       "(refused while the polls are open; docs/updates.md)")
+    u.add_argument("bundle", help="the bundle file (.raucb)")
+    u.set_defaults(func=cmd_update)
     v = sub.add_parser("verify", help="verify the journal's hash chain and counters")
     v.set_defaults(func=cmd_verify)
     vr = sub.add_parser("verify-report", help="verify a close report's QR against the station key "

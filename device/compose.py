@@ -36,6 +36,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     from device.package import load_package, public_key_from_b64
     from device.signing import load_signer
     from device.training import check_unit, journal_path
+    from device.updates import build_updater
 
     own_clock = clock is None  # an injected clock means the caller drives every timer
     clock = clock or SystemClock()
@@ -58,7 +59,9 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
         sim = SimControls(box=box, scanner=scanner, camera=camera, link=link if config.uplink == "sim" else None)
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
-                    backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock, signer))
+                    backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock, signer),
+                    updater=build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
+                                          data_dir=config.data_dir, production=not config.simulation))
     if sim is not None:
         sim.attach(app)
     return app

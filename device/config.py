@@ -29,6 +29,9 @@ from device.hardware.decoders import DEFAULT_FORMATS, FORMATS
 from device.hardware.scanners.keymaps import LAYOUTS
 from device.signing import DEFAULT_TCTI
 from device.signing import STORES as KEY_STORES
+from device.updates import BACKENDS as UPDATERS
+from device.updates import DEFAULT_SYSTEM_CONF
+from device.updates import SIMULATED as SIMULATED_UPDATERS
 from protocol.errors import UserError
 
 MODES = ("simulation", "production")
@@ -200,6 +203,16 @@ class KeySettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    """``[update]``: the software updater (``device/updates``, docs/updates.md)."""
+
+    backend: str = cs.setting("rauc", cs.one_of(UPDATERS), "rauc: signed bundles into the other root slot; "
+                              "sim: a simulated updater (simulation only)")
+    system_conf: str = cs.setting(DEFAULT_SYSTEM_CONF, cs.text, "the RAUC config naming the slots, the keyring "
+                                  "and the unit's compatible")
+
+
+@dataclass(frozen=True)
 class _File:
     """The whole file: the required keys, then one table per section."""
 
@@ -216,6 +229,7 @@ class _File:
     backup: BackupSettings = cs.table(BackupSettings)
     unit: UnitSettings = cs.table(UnitSettings)
     key: KeySettings = cs.table(KeySettings)
+    update: UpdateSettings = cs.table(UpdateSettings)
     delays: Delays = cs.custom(Delays, _delays)
 
 
@@ -240,6 +254,8 @@ class Config:
     unit_listen: str = ""
     key: KeySettings = field(default_factory=KeySettings)
     """``[key]``: the record key's backend (``file`` or ``tpm``) and the TPM's TCTI."""
+    update: UpdateSettings = field(default_factory=UpdateSettings)
+    """``[update]``: the updater's backend (``rauc`` or ``sim``) and RAUC's config."""
 
     @property
     def simulation(self) -> bool:
@@ -281,6 +297,8 @@ def _production(doc: _File, problems: list[str]) -> None:
               for part, names in SIMULATED.items()]
     checks.append(("uplink.transport", doc.uplink.transport == "sim",
                    "the simulated uplink is refused in production mode (use https)"))
+    checks.append(("update.backend", doc.update.backend in SIMULATED_UPDATERS,
+                   "the simulated updater is refused in production mode (use rauc)"))
     for key, simulated, why in checks:
         if simulated and key not in reported and key.split(".")[0] not in reported:
             problems.append(f"{key}: {why}")
@@ -381,7 +399,8 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
         station_package=(base / read.station_package).resolve(), data_dir=data_dir, hardware=read.hardware,
         uplink=read.uplink.transport, web_host=read.web.host, web_port=read.web.port,
         web_allow_remote=read.web.allow_remote, log_level=read.log.level, backup_dir=backup_dir,
-        delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen, key=read.key)
+        delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen, key=read.key,
+        update=read.update)
 
 
 def load_config(path: Path) -> Config:

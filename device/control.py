@@ -6,8 +6,9 @@ answer: ``{"cmd": "status"}`` -> ``{"ok": true, "result": {...}}``, or
 ``{"ok": false, "error": "one sentence"}``. Every request gets an answer, even
 when the command fails in a way nobody foresaw (the log then has the details).
 
-In production only ``status``, ``verify``, ``export`` (records to a USB stick)
-and ``backup`` (the journal to a USB stick) are served; everything that moves
+In production only ``status``, ``verify``, ``export`` (records to a USB stick),
+``backup`` (the journal to a USB stick) and ``update`` (a signed software bundle,
+refused while the polls are open) are served; everything that moves
 the station goes through the chair's screen and its PIN. In simulation the
 chair's actions (``CHAIR_ACTIONS``) and the simulator's
 (``device.hardware.sim.controls.ACTIONS``) are served too.
@@ -58,6 +59,7 @@ class Station(ChairActions, Protocol):
     def backup(self, directory: Path) -> dict[str, Any]: ...
     def settle(self) -> None: ...
     def close_without(self, unit: str, reason: str) -> None: ...
+    def update(self, bundle: Path) -> dict[str, Any]: ...
 
 
 REFUSALS: tuple[type[Exception], ...] = (ControlError, ActionRefused, BackupError, UpstreamError, ValueError,
@@ -138,10 +140,17 @@ READ_ONLY: dict[str, Callable[[Station, Mapping[str, Any]], Any]] = {
 }
 
 
+TECHNICIAN: dict[str, Callable[[Station, Mapping[str, Any]], Any]] = {
+    "update": lambda app, r: app.update(Path(str(r["path"]))),
+}
+"""The technician's commands, served in production too: a software update (docs/updates.md), refused by the
+station's core while the polls are open."""
+
+
 # Dispatch -------------------------------------------------------------------------------
 
 def known_commands() -> list[str]:
-    return sorted([*READ_ONLY, *CHAIR, *sim.BY_NAME])
+    return sorted([*READ_ONLY, *TECHNICIAN, *CHAIR, *sim.BY_NAME])
 
 
 def handle(app: Station, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -165,6 +174,8 @@ def handle(app: Station, request: Mapping[str, Any]) -> dict[str, Any]:
 def _run(app: Station, cmd: str, request: Mapping[str, Any]) -> Any:
     if cmd in READ_ONLY:
         return READ_ONLY[cmd](app, request)
+    if cmd in TECHNICIAN:
+        return TECHNICIAN[cmd](app, request)
     if cmd not in CHAIR and cmd not in sim.BY_NAME:
         raise ControlError(f"unknown command {cmd!r}; known: {', '.join(known_commands())}")
     if app.sim is None:

@@ -310,6 +310,47 @@ class UnitsReconciled(Event):
     """Each unit's part as ``unit identified/ballots``, comma-separated, in the package's order."""
 
 
+@dataclass(frozen=True)
+class UpdateRefused(Event):
+    """A software update was refused before anything was written (``core/update.py``); ``reason`` is an
+    ``UpdateRefusal`` value, ``detail`` the sentence the technician read."""
+
+    kind: ClassVar[str] = "update_refused"
+    reason: str
+    detail: str
+    version: str
+    size: int
+
+
+@dataclass(frozen=True)
+class UpdateStarted(Event):
+    """A signed bundle for this hardware was accepted and is being written into the other root slot."""
+
+    kind: ClassVar[str] = "update_started"
+    version: str
+    compatible: str
+    size: int
+    signer: str
+
+
+@dataclass(frozen=True)
+class UpdateInstalled(Event):
+    """The bundle was written into ``slot``, which boots once on trial at the next start."""
+
+    kind: ClassVar[str] = "update_installed"
+    version: str
+    slot: str
+
+
+@dataclass(frozen=True)
+class UpdateFailed(Event):
+    """The install did not finish (``detail``: the updater's sentence); the other slot is not booted."""
+
+    kind: ClassVar[str] = "update_failed"
+    version: str
+    detail: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -318,6 +359,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
+        UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed,
     )
 }
 

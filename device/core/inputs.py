@@ -18,6 +18,7 @@ from . import station as st
 from . import units as un
 from .delays import Delays
 from .events import CheckinMethod
+from .update import UpdateChecked, UpdateFinished
 
 
 class BoxSignal(str, enum.Enum):
@@ -196,7 +197,7 @@ class PeerClock:
 
 Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
          | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered | PeerRecords | PeerRefused | PeerClock
-         | CloseWithout)
+         | CloseWithout | UpdateChecked | UpdateFinished)
 
 
 # Actions -----------------------------------------------------------------------------------

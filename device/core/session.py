@@ -66,6 +66,7 @@ from .inputs import (
     Undo,
 )
 from .poll import PollState
+from .update import UpdateChecked, UpdateFinished, decide_checked, decide_finished
 
 DOWN_DETAIL = "counted by the ballot box while the station software was down"
 UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
@@ -350,6 +351,16 @@ def _note(out: _Out, session: Session, inp: Note, ctx: Context, now: Now) -> Ste
     return out.done(session)
 
 
+def _update_checked(out: _Out, session: Session, inp: UpdateChecked, ctx: Context, now: Now) -> Step:
+    out.events.append(decide_checked(out.state.poll, out.state.update, inp))
+    return out.done(session)
+
+
+def _update_finished(out: _Out, session: Session, inp: UpdateFinished, ctx: Context, now: Now) -> Step:
+    out.events.append(decide_finished(out.state.update, inp))
+    return out.done(session)
+
+
 def _tick(out: _Out, session: Session, inp: Tick, ctx: Context, now: Now) -> Step:
     session = _feed(out, session, il.Tick(now.mono), ctx.delays)
     out.act(Action.HEARTBEAT)
@@ -415,4 +426,5 @@ _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     PausePolls: _pause, ResumePolls: _resume, ClosePolls: _close, Acknowledge: _acknowledge, Undo: _undo,
     Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
     PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock, CloseWithout: _close_without,
+    UpdateChecked: _update_checked, UpdateFinished: _update_finished,
 }

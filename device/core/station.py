@@ -25,6 +25,7 @@ from . import units as un
 from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
+from .update import UpdatePhase, UpdateStep, next_phase
 
 
 class VoterEntry(NamedTuple):
@@ -69,6 +70,8 @@ class StationState:
     """The box unit's drop counter as of the last ballot it counted (or the last ``BoxCounterNoted``)."""
     replica: un.Replica = field(default_factory=un.Replica)
     """This unit's admissions and the other units' (``core/units.py``), for a station with several units."""
+    update: UpdatePhase = UpdatePhase.IDLE
+    """Whether a software update is being written into the other root slot (``core/update.py``)."""
 
     @property
     def difference(self) -> int:
@@ -236,6 +239,16 @@ def _started(state: StationState, rec: ev.Recorded) -> None:
     state.lid_open = False
     state.jammed = False
     state.box_lost = False
+    state.update = UpdatePhase.IDLE  # an install the restart cut short is over: its slot stays marked bad
+
+
+def _update_move(step: UpdateStep) -> Applier:
+    def move(state: StationState, rec: ev.Recorded) -> None:
+        try:
+            state.update = next_phase(state.update, step)
+        except IllegalTransition as exc:
+            raise InvalidEvent(str(exc)) from None
+    return move
 
 
 def _device_status(state: StationState, rec: ev.Recorded) -> None:
@@ -263,6 +276,9 @@ _APPLY: Mapping[type, Applier] = {
     ev.LidClosed: _lid_closed,
     ev.JamCleared: _jam_cleared,
     ev.DeviceStatusChanged: _device_status,
+    ev.UpdateStarted: _update_move(UpdateStep.START),
+    ev.UpdateInstalled: _update_move(UpdateStep.FINISH),
+    ev.UpdateFailed: _update_move(UpdateStep.FINISH),
     **{kind: (lambda fold: lambda state, rec: fold(state.replica, rec))(f) for kind, f in un.FOLDS.items()},
 }
 

@@ -1,0 +1,99 @@
+"""A software update's life in the journal: checked, then refused or started, then installed or failed.
+
+The whole machine is the ``TRANSITIONS`` table: ``idle`` -> ``installing`` when a
+checked bundle is accepted, back to ``idle`` when the install ends (either way) or
+the unit restarts. What the bundle check found (``UpdateChecked``) comes from the
+updater (``device/updates``), which runs outside the core; the core decides whether
+the update may go ahead: never while the polls are open or paused, never with a
+bundle the updater refused, never while another install runs (that raises and
+records nothing). Every answer is one journal event, so each attempt and each
+refusal's reason is on the hash-chained record.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from . import events as ev
+from .errors import IllegalTransition
+from .poll import PollState
+
+
+class UpdateRefusal(str, enum.Enum):
+    """Why an update was refused before anything was written to the other slot."""
+
+    POLLS_OPEN = "polls_open"
+    TOO_LARGE = "too_large"
+    TRUNCATED = "truncated"
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_COMPATIBLE = "wrong_compatible"
+    UNREADABLE = "unreadable"
+
+
+class UpdatePhase(str, enum.Enum):
+    IDLE = "idle"
+    INSTALLING = "installing"
+
+
+class UpdateStep(str, enum.Enum):
+    START = "start"
+    FINISH = "finish"
+
+
+TRANSITIONS: dict[tuple[UpdatePhase, UpdateStep], UpdatePhase] = {
+    (UpdatePhase.IDLE, UpdateStep.START): UpdatePhase.INSTALLING,
+    (UpdatePhase.INSTALLING, UpdateStep.FINISH): UpdatePhase.IDLE,
+}
+
+BUSY_POLLS = (PollState.OPEN, PollState.PAUSED)
+"""Poll states in which no update is taken."""
+
+
+def next_phase(phase: UpdatePhase, step: UpdateStep) -> UpdatePhase:
+    """The phase after ``step``; raises IllegalTransition if the table has no entry."""
+    try:
+        return TRANSITIONS[(phase, step)]
+    except KeyError:
+        raise IllegalTransition("update", phase.value, f"{step.value} an update") from None
+
+
+@dataclass(frozen=True)
+class UpdateChecked:
+    """The updater read a bundle: what it says it is, or why it was refused (``refusal``, with ``detail``)."""
+
+    version: str
+    compatible: str
+    size: int
+    signer: str = ""
+    refusal: UpdateRefusal | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class UpdateFinished:
+    """The install ended: into ``slot`` when ``error`` is empty, else failed with that sentence."""
+
+    version: str
+    slot: str = ""
+    error: str = ""
+
+
+def decide_checked(poll: PollState, phase: UpdatePhase, inp: UpdateChecked) -> ev.Event:
+    """The one event that answers a checked bundle. The polls come first: an update is refused while they
+    are open or paused whatever the bundle; a second update while one installs raises (nothing recorded)."""
+    if poll in BUSY_POLLS:
+        return ev.UpdateRefused(UpdateRefusal.POLLS_OPEN.value, f"the polls are {poll.value}; updates are "
+                                "taken only before the polls open or after they close", inp.version, inp.size)
+    if inp.refusal is not None:
+        return ev.UpdateRefused(inp.refusal.value, inp.detail, inp.version, inp.size)
+    next_phase(phase, UpdateStep.START)
+    return ev.UpdateStarted(inp.version, inp.compatible, inp.size, inp.signer)
+
+
+def decide_finished(phase: UpdatePhase, inp: UpdateFinished) -> ev.Event:
+    """The install's end: installed into a slot, or failed with the updater's sentence."""
+    next_phase(phase, UpdateStep.FINISH)
+    if inp.error:
+        return ev.UpdateFailed(inp.version, inp.error)
+    return ev.UpdateInstalled(inp.version, inp.slot)

@@ -1,0 +1,68 @@
+"""A simulated updater for demonstration stations: two slot files in a folder, bundles as small JSON files.
+
+A simulated bundle is a JSON object ``{"format": "pollbox-sim-bundle", "compatible",
+"version", "signed_by"}``; it counts as signed when ``signed_by`` is
+``SIM_UPDATE_KEY``. Nothing here checks a real signature: it is chosen by name
+(``[update] backend = "sim"``) and refused in production mode. ``install`` writes
+the bundle into the slot file the simulated unit is not "running" from and
+records that slot as the one to boot next (``state.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from device.core.update import UpdateRefusal
+from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, check_size
+
+SIM_COMPATIBLE = "pollbox-sim"
+SIM_UPDATE_KEY = "sim-cec-update-key"
+FORMAT = "pollbox-sim-bundle"
+
+
+def sim_bundle(compatible: str = SIM_COMPATIBLE, version: str = "0.0.0+sim", signed_by: str = SIM_UPDATE_KEY) -> str:
+    """The text of a simulated bundle (for demonstrations and tests)."""
+    return json.dumps({"format": FORMAT, "compatible": compatible, "version": version, "signed_by": signed_by})
+
+
+class SimUpdater:
+    """Slots ``A`` and ``B`` as files in ``folder``; the unit "runs" from A until an install."""
+
+    def __init__(self, folder: Path, *, budget: int = MAX_BUNDLE_BYTES) -> None:
+        self.folder, self.budget = folder, budget
+
+    @property
+    def compatible(self) -> str:
+        return SIM_COMPATIBLE
+
+    def inspect(self, path: Path) -> Bundle:
+        size = check_size(path, self.budget)
+        try:
+            doc: Any = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            doc = None
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise BundleRefused(UpdateRefusal.TRUNCATED, "the file is cut short or is not a (simulated) bundle",
+                                size=size)
+        version = str(doc.get("version", ""))
+        if doc.get("signed_by") != SIM_UPDATE_KEY:
+            raise BundleRefused(UpdateRefusal.BAD_SIGNATURE, "the bundle is not signed by the (simulated) CEC "
+                                "update key", version, size)
+        if doc.get("compatible") != self.compatible:
+            raise BundleRefused(UpdateRefusal.WRONG_COMPATIBLE, f"the bundle is for {doc.get('compatible')!r}, "
+                                f"this unit is {self.compatible!r}", version, size)
+        return Bundle(path, version, self.compatible, size, "simulated CEC update key")
+
+    def install(self, path: Path) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state_path = self.folder / "state.json"
+        state = json.loads(state_path.read_text()) if state_path.exists() else {"booted": "A"}
+        slot = "B" if state["booted"] == "A" else "A"
+        (self.folder / f"slot-{slot}.bundle").write_bytes(path.read_bytes())
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**state, "primary": slot}))
+        os.replace(tmp, state_path)
+        return slot
