@@ -12,7 +12,10 @@ test (``tests/image/test_update.py``) is where it runs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,30 @@ def test_the_bundle_tool_refuses_what_is_not_a_pollbox_root(kit: UpdateKit, tmp_
         make_bundle(root=kit.root_fs(), compatible="pollbox-amd64", version="1", cert=impostor_cert,
                     key=impostor_key, out=tmp_path / "x.raucb", keyring=kit.ca)
     assert not (tmp_path / "x.raucb").exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_the_bundle_command_takes_the_root_out_of_a_disk_image(kit: UpdateKit, tmp_path: Path) -> None:
+    """A GPT disk laid out as build.sh lays it out (esp, root, data): the bundle holds the root partition's bytes."""
+    from provisioning.bundle import main
+
+    root = kit.root_fs("disk-root.ext4").read_bytes()
+    disk = tmp_path / "pollbox-amd64.img"
+    mib = 1 << 20
+    disk.write_bytes(b"\0" * (1 + 2 + 4 + 2 + 1) * mib)
+    table = "label: gpt\nstart=1MiB, size=2MiB, type=uefi, name=esp\nsize=4MiB, type=linux, name=root\n" \
+            "size=2MiB, type=linux, name=data\n"
+    done = subprocess.run(["sfdisk", "--quiet", str(disk)], input=table, text=True, capture_output=True, check=False,
+                          env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
+    assert done.returncode == 0, done.stderr
+    with disk.open("r+b") as f:
+        f.seek(3 * mib)
+        f.write(root)
+    cert, key = kit.signer
+    out = tmp_path / "from-image.raucb"
+    assert main(["--image", str(disk), "--compatible", "pollbox-amd64", "--version", "0.4.0", "--cert", str(cert),
+                 "--key", str(key), "--keyring", str(kit.ca), "--out", str(out)]) == 0
+    bundle = RaucUpdater(kit.system_conf).inspect(out)
+    assert bundle.version == "0.4.0"
+    info = subprocess.run(["rauc", "info", "--keyring", str(kit.ca), "--output-format=json", str(out)],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(info.stdout)["images"][0]["rootfs"]["checksum"] == hashlib.sha256(root).hexdigest()
