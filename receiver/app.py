@@ -3,7 +3,8 @@
 ``create_app(config)``: defaults (database in the instance folder, silent after
 15 minutes), then ``receiver.cfg`` from the instance folder if present, then
 ``config``. It builds one ``Receiver`` (``service.py``) and registers the API
-(``views_api.py``) and the overview pages (``views_pages.py``). Served in
+(``views_api.py``; its batch route ``POST /api/v1/records`` is answered in
+front of Flask by ``batch_route.py``) and the overview pages (``views_pages.py``). Served in
 production by waitress (``pollbox-receiver serve``), never by Flask's
 development server.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from flask import Flask
 
 from protocol.batch import MAX_BYTES
-from receiver import results, verifier_page, views_api, views_pages
+from receiver import batch_route, results, verifier_page, views_api, views_pages
 from receiver.current import install
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, build_receiver
 
@@ -37,4 +38,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     views_pages.init_app(app)
     results.init_app(app)
     verifier_page.init_app(app)
+    batch_route.wrap(app)
     return app

@@ -17,11 +17,11 @@ from protocol.batch import MAX_BYTES
 from protocol.envelope import MAIN_UNIT, MAX_INT
 from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
+from receiver.batch_route import UNAVAILABLE
 from receiver.current import receiver
 from receiver.ingest import Outcome
 from receiver.store.db import StorageError
 
-BATCH_TYPE = "application/x-pollbox-batch"
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_ENTRIES = 1_000
 
@@ -40,7 +40,7 @@ def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
 
 def _storage_failed(exc: StorageError) -> tuple[Response, int]:
     log.error("database failure answered with 503: %s", exc)
-    return _error(503, "unavailable", "the receiver's database is unavailable; retry later (resending is harmless)")
+    return _error(503, "unavailable", UNAVAILABLE)
 
 
 @bp.errorhandler(HTTPException)
@@ -53,15 +53,6 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 
 def _answer(outcome: Outcome) -> tuple[Response, int]:
     return jsonify(outcome.as_json()), outcome.http_status
-
-
-@bp.post("/records")
-def post_records() -> tuple[Response, int]:
-    if request.mimetype != BATCH_TYPE:
-        return _error(400, "malformed", f"Content-Type must be {BATCH_TYPE}, not {request.mimetype or 'none'}")
-    body = request.get_data(cache=False)
-    return _answer(receiver().ingestor.ingest_body(body, request.headers.get("Content-Encoding"),
-                                                   f"http:{request.remote_addr}"))
 
 
 @bp.post("/import")
