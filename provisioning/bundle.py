@@ -81,8 +81,10 @@ def root_from_image(image: Path, out: Path) -> Path:
 
 
 def make_bundle(*, root: Path, compatible: str, version: str, cert: Path, key: Path, out: Path,
-                keyring: Path | None, work: Path | None = None) -> str:
-    """Write the signed bundle ``out``; returns its SHA-256. Checked with ``rauc info`` against ``keyring``."""
+                keyring: Path | None, work: Path | None = None, mksquashfs_args: str = "") -> str:
+    """Write the signed bundle ``out``; returns its SHA-256. Checked with ``rauc info`` against ``keyring``.
+
+    ``mksquashfs_args`` go to mksquashfs (``-comp lz4``: much faster to make, larger; RAUC's default is gzip)."""
     if compatible not in COMPATIBLES:
         raise BundleError(f"unknown compatible {compatible!r}: {' or '.join(COMPATIBLES)}")
     check_root(root)
@@ -101,8 +103,9 @@ def make_bundle(*, root: Path, compatible: str, version: str, cert: Path, key: P
             "[image.rootfs]\nfilename=root.ext4\n", encoding="utf-8")
         partial = out.with_name(out.name + ".part")
         partial.unlink(missing_ok=True)
-        made = subprocess.run([rauc, "bundle", "--cert", str(cert), "--key", str(key), str(content), str(partial)],
-                              capture_output=True, text=True, check=False)
+        extra = [f"--mksquashfs-args={mksquashfs_args}"] if mksquashfs_args else []
+        made = subprocess.run([rauc, "bundle", *extra, "--cert", str(cert), "--key", str(key), str(content),
+                               str(partial)], capture_output=True, text=True, check=False)
         if work is not None:
             shutil.rmtree(content, ignore_errors=True)
         if made.returncode != 0:
@@ -146,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--key", type=Path, required=True, help="its private key (PEM)")
     p.add_argument("--keyring", type=Path, required=True, help="the update CA certificate the units trust")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--mksquashfs-args", default="", help="e.g. '-comp lz4' (faster to make, larger bundle)")
     args = p.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="pollbox-root-", dir=args.out.parent) as tmp:
             root = args.root or root_from_image(args.image, Path(tmp) / "root.ext4")
             digest = make_bundle(root=root, compatible=args.compatible, version=args.version, cert=args.cert,
-                                 key=args.key, out=args.out, keyring=args.keyring)
+                                 key=args.key, out=args.out, keyring=args.keyring,
+                                 mksquashfs_args=args.mksquashfs_args)
     except (BundleError, OSError) as exc:
         print(f"bundle: {exc}", file=sys.stderr)
         return 2

@@ -219,16 +219,18 @@ esp() {
 	[ -n "$kernel" ] || die "the image has no kernel in /boot"
 	[ -n "$initrd" ] || die "the image has no initramfs in /boot"
 	mkfs.vfat -C -n POLLBOXESP "$img" $((ESP_MB * 1024)) >/dev/null
-	mmd -i "$img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+	mmd -i "$img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/a
 	mcopy -i "$img" "$root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
-	mcopy -i "$img" "$kernel" ::/vmlinuz
-	mcopy -i "$img" "$initrd" ::/initrd.img
-	printf 'default pollbox.conf\ntimeout 0\neditor no\n' > "$WORK/loader.conf"
-	printf 'title pollbox\nlinux /vmlinuz\ninitrd /initrd.img\noptions %s\n' \
-		"root=LABEL=POLLBOXROOT ro rootfstype=ext4 console=tty1 console=ttyS0,115200 systemd.show_status=1 systemd.status_unit_format=name" \
-		> "$WORK/pollbox.conf"
+	# root slot A's kernel; slot B's is copied next to it when an update makes B the one to boot
+	# (rauc/usr/lib/pollbox/rauc-bootloader, docs/updates.md). The first entry with tries left boots.
+	mcopy -i "$img" "$kernel" ::/a/vmlinuz
+	mcopy -i "$img" "$initrd" ::/a/initrd.img
+	printf 'default pollbox-*\ntimeout 0\neditor no\n' > "$WORK/loader.conf"
+	printf 'title pollbox (slot A)\nsort-key pollbox-1\nlinux /a/vmlinuz\ninitrd /a/initrd.img\noptions %s\n' \
+		"root=PARTLABEL=root ro rootfstype=ext4 rauc.slot=A console=tty1 console=ttyS0,115200 systemd.show_status=1 systemd.status_unit_format=name" \
+		> "$WORK/pollbox-a.conf"
 	mcopy -i "$img" "$WORK/loader.conf" ::/loader/loader.conf
-	mcopy -i "$img" "$WORK/pollbox.conf" ::/loader/entries/pollbox.conf
+	mcopy -i "$img" "$WORK/pollbox-a.conf" ::/loader/entries/pollbox-a.conf
 }
 
 # The Raspberry Pi's boot partition (FAT, read by the Pi's own firmware): Debian's raspi-firmware, the
@@ -274,7 +276,15 @@ pi_disk() {
 }
 
 filesystems() {
-	local used_mb
+	local used_mb compatible=pollbox-amd64
+	[ "$ARCH" = amd64 ] || compatible=pollbox-rpi
+	# RAUC's config, boot backend and units (rauc/, docs/updates.md); the CEC's update CA as its keyring:
+	# an image built without POLLBOX_UPDATE_KEYRING takes no update
+	cp -a "$HERE/rauc/." "$WORK/root/"
+	sed -i "s/@COMPATIBLE@/$compatible/" "$WORK/root/etc/rauc/system.conf"
+	if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then
+		install -m 0644 "$POLLBOX_UPDATE_KEYRING" "$WORK/root/etc/rauc/keyring.pem"
+	fi
 	used_mb=$(du -sxm "$WORK/root" | cut -f1)
 	ROOT_MB=$((used_mb + used_mb / 4 + 64))
 	mke2fs -q -t ext4 -L POLLBOXROOT -d "$WORK/root" "$WORK/root.img" "${ROOT_MB}M"
@@ -282,17 +292,20 @@ filesystems() {
 }
 
 disk() {
-	local img="$WORK/pollbox.img" total=$((1 + ESP_MB + ROOT_MB + DATA_MB + 1))
+	# root slot B starts empty (no boot entry: RAUC calls it bad) and is written by the first update;
+	# the data partition stays last, so that it can grow to the end of the disk at first boot
+	local img="$WORK/pollbox.img" total=$((1 + ESP_MB + 2 * ROOT_MB + DATA_MB + 1))
 	truncate -s "${total}M" "$img"
 	sfdisk --quiet "$img" <<-TABLE
 		label: gpt
 		start=1MiB, size=${ESP_MB}MiB, type=uefi, name=esp
 		size=${ROOT_MB}MiB, type=linux, name=root
+		size=${ROOT_MB}MiB, type=linux, name=root-b
 		size=${DATA_MB}MiB, type=linux, name=data
 	TABLE
 	dd if="$WORK/esp.img" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
 	dd if="$WORK/root.img" of="$img" bs=1M seek=$((1 + ESP_MB)) conv=notrunc,sparse status=none
-	dd if="$WORK/data.img" of="$img" bs=1M seek=$((1 + ESP_MB + ROOT_MB)) conv=notrunc,sparse status=none
+	dd if="$WORK/data.img" of="$img" bs=1M seek=$((1 + ESP_MB + 2 * ROOT_MB)) conv=notrunc,sparse status=none
 }
 
 manifest() {
