@@ -1,0 +1,255 @@
+"""Signed A/B updates in the booted image: a good update, a refused bundle, a trial that rolls back.
+
+The image is built with the tests' update CA as its keyring (``update-ca/``: a CA and a signer made
+for these tests only) into its own folder, then a test copy with the test agent is booted. The
+bundles are made from that copy's root partition (so a slot written by an update still carries the
+agent) and reach the unit on a second, read-only virtual disk. Everything the technician does goes
+through ``pollbox update`` as the appliance's user; RAUC, systemd-boot's boot counting and
+systemd-bless-boot are the image's own.
+
+One machine, in order (each step needs the one before):
+
+1. a bundle signed by another key is refused, and slot B is untouched (no entry, its first MiB zero);
+2. a good bundle is installed into slot B (install time measured), the unit restarts, boots B on
+   trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good);
+3. a bundle whose appliance never becomes ready is installed into slot A, the unit restarts into it
+   on trial, the trial timeout restarts it, and it comes back on B by itself (rollback time measured).
+
+The never-ready bundle carries, in its own root, a drop-in that makes ``pollbox.service`` fail and
+one that shortens the trial timeout from 10 minutes to ``TRIAL_TIMEOUT``; the 10-minute default is
+not waited for here. Times go to ``update-times.json`` in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioning.bundle import make_bundle, root_from_image
+from tests.image.guest import PORT_NAME, Guest, host_can_boot, make_test_copy
+from tests.image.vm import (
+    BOOT_DEADLINE,
+    BUILD,
+    IMAGE_DIR,
+    IMAGE_TEST_TIMEOUT,
+    VirtualMachine,
+    make_stick,
+    run,
+    wait_for,
+)
+from tests.image.vm import test_image_settings as image_settings
+
+UPDATE_CA = Path(__file__).with_name("update-ca")
+UPDATE_IMAGE_DIR = IMAGE_DIR / "update-test"
+"""The update tests' image: the tests' image settings plus the tests' update CA as RAUC's keyring."""
+TRIAL_TIMEOUT = "150s"
+"""The never-ready bundle's trial timeout (the image's is 10 minutes)."""
+INSTALL_DEADLINE = 1800.0
+"""Seconds an install may take in an emulated unit (RAUC writes and dm-verity checks the whole slot)."""
+STATION = "/var/lib/pollbox/station/station.toml"
+POLLBOX = f"runuser -u pollbox -- /opt/pollbox/bin/pollbox --config {STATION}"
+NEVER_READY = {
+    "/etc/systemd/system/pollbox.service.d/never-ready.conf": "[Service]\nExecStart=\nExecStart=/bin/false\n",
+    "/etc/systemd/system/pollbox-trial-timeout.timer.d/test.conf": f"[Timer]\nOnBootSec=\nOnBootSec={TRIAL_TIMEOUT}\n",
+}
+
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT * 3)]
+
+
+def build_update_image() -> Path:
+    UPDATE_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHON": sys.executable, **image_settings(),
+           "POLLBOX_UPDATE_KEYRING": str(UPDATE_CA / "ca.cert.pem")}
+    done = subprocess.run(["bash", str(BUILD), "amd64", str(UPDATE_IMAGE_DIR)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return UPDATE_IMAGE_DIR / "pollbox-amd64.img"
+
+
+def debugfs_write(filesystem: Path, files: dict[str, str], work: Path) -> None:
+    """Write ``files`` (path -> text) into an ext4 image without mounting it."""
+    commands = []
+    for i, (path, text) in enumerate(files.items()):
+        local = work / f"file-{i}"
+        local.write_text(text)
+        commands += [f"mkdir {os.path.dirname(path)}", f"write {local} {path}"]
+    done = subprocess.run(["debugfs", "-w", "-f", "-", str(filesystem)], input="\n".join(commands) + "\n",
+                          text=True, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def make_bundles(copy: Path, work: Path) -> Path:
+    """The good, never-ready and impostor-signed bundles, on an ext4 disk image labelled POLLBOXUPD."""
+    folder = work / "bundles"
+    folder.mkdir()
+    root = root_from_image(copy, work / "root.ext4")
+    cert, key = UPDATE_CA / "signer.cert.pem", UPDATE_CA / "signer.key.pem"
+    lz4 = "-comp lz4"
+    make_bundle(root=root, compatible="pollbox-amd64", version="0.2.0+good", cert=cert, key=key,
+                out=folder / "good.raucb", keyring=UPDATE_CA / "ca.cert.pem", mksquashfs_args=lz4)
+    impostor = work / "impostor"
+    impostor.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "key.pem", "-out", "cert.pem", "-days", "30", "-subj", "/CN=pollbox update"],
+                   cwd=impostor, capture_output=True, check=True)
+    subprocess.run(["rauc", "resign", "--no-verify", "--cert", str(impostor / "cert.pem"), "--key",
+                    str(impostor / "key.pem"), str(folder / "good.raucb"), str(folder / "foreign.raucb")],
+                   capture_output=True, check=True)
+    debugfs_write(root, NEVER_READY, work)
+    make_bundle(root=root, compatible="pollbox-amd64", version="0.2.1+never-ready", cert=cert, key=key,
+                out=folder / "never-ready.raucb", keyring=UPDATE_CA / "ca.cert.pem", mksquashfs_args=lz4)
+    root.unlink()
+    size_mb = sum(p.stat().st_size for p in folder.iterdir()) // (1 << 20) + 64
+    disk = work / "bundles.img"
+    run(["mke2fs", "-q", "-t", "ext4", "-L", "POLLBOXUPD", "-d", str(folder), str(disk), f"{size_mb}M"])
+    shutil.rmtree(folder)
+    return disk
+
+
+class UpdateUnit:
+    """The booted test copy with the bundles' disk, and the agent's channel (reconnected after each restart)."""
+
+    def __init__(self, work: Path) -> None:
+        image = build_update_image()
+        copy = make_test_copy(image, work / "test-copy" / image.name)
+        self.bundles = make_bundles(copy, work)
+        stick, station = make_stick(work, voters=30)
+        self.vm = VirtualMachine(work, copy, stick, station)
+        shutil.rmtree(copy.parent)
+        self.agent = work / "agent.sock"
+        self.vm.extra += [
+            "-device", "virtio-serial-pci,id=vser0",
+            "-chardev", f"socket,id=agent,path={self.agent},server=on,wait=off",
+            "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={PORT_NAME}",
+            "-drive", f"if=virtio,format=raw,readonly=on,file={self.bundles}",
+        ]
+        self.guest = Guest(self.agent)
+        self.times: dict[str, float] = {}
+        self.boot_id = ""
+        self.work = work
+
+    def boot(self) -> None:
+        self.vm.start()
+        self.guest.connect(BOOT_DEADLINE[self.vm.accel])
+        self.vm.wait_until_ready()
+        self.guest.check("mkdir -p /mnt/updates && mount -o ro LABEL=POLLBOXUPD /mnt/updates")
+
+    def update(self, name: str) -> tuple[int, str]:
+        rc, out = self.guest.run(f"{POLLBOX} update /mnt/updates/{name}.raucb", timeout=INSTALL_DEADLINE)
+        return rc, out + self.guest.last_stderr
+
+    def booted(self) -> tuple[str, str] | None:
+        """(boot id, slot) of the running system, or None while the agent does not answer."""
+        try:
+            self.guest.connect(5)
+            rc, out = self.guest.run("cat /proc/sys/kernel/random/boot_id; "
+                                     "sed -n 's/.*rauc\\.slot=\\([AB]\\).*/\\1/p' /proc/cmdline", timeout=30)
+        except (OSError, TimeoutError, AssertionError):
+            self.guest.close()
+            return None
+        words = out.split()
+        return (words[0], words[1]) if rc == 0 and len(words) == 2 else None
+
+    def booted_slot(self) -> str | None:
+        now = self.booted()
+        return now[1] if now else None
+
+    def wait_for_boot(self, slot: str, after: str, deadline: float) -> str:
+        """Until a boot other than ``after`` runs ``slot``; its boot id."""
+        def running() -> str | None:
+            if not self.vm.running():
+                raise AssertionError(f"QEMU stopped: {(self.work / 'qemu.log').read_text()[-2000:]}")
+            now = self.booted()
+            return now[0] if now and now[0] != after and now[1] == slot else None
+        return wait_for(running, f"the unit running slot {slot} in a new boot", deadline)
+
+    def restart_into(self, slot: str, *, ready: bool, deadline: float) -> float:
+        """``systemctl reboot`` in the guest; seconds until it runs ``slot`` (with the appliance ready, and for
+        a trial the slot blessed, when ``ready``)."""
+        now = self.booted()
+        assert now is not None, "the test agent does not answer"
+        start = time.monotonic()
+        self.guest.spawn("sleep 1; systemctl reboot")
+        self.guest.close()
+        self.boot_id = self.wait_for_boot(slot, now[0], deadline)
+        if ready:
+            wait_for(lambda: self.vm.status(), "the chair's screen answering", deadline)
+            self.guest.check("mkdir -p /mnt/updates && mount -o ro LABEL=POLLBOXUPD /mnt/updates || true")
+        return round(time.monotonic() - start, 1)
+
+    def entries(self) -> list[str]:
+        return sorted(self.guest.check("ls /boot/efi/loader/entries").split())
+
+    def rauc_status(self) -> dict[str, object]:
+        return dict(json.loads(self.guest.check("rauc status --output-format=json", timeout=120)))
+
+    def slot_state(self, slot: str) -> str:
+        return self.guest.check(f"/usr/lib/pollbox/rauc-bootloader get-state {slot}").strip()
+
+    def stop(self) -> None:
+        self.guest.close()
+        self.vm.stop()
+        (self.work / "update-times.json").write_text(json.dumps(self.times, indent=1))
+
+
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateUnit]:
+    why = host_can_boot()
+    if why:
+        pytest.skip(why)
+    made = UpdateUnit(tmp_path_factory.mktemp("update-unit"))
+    made.boot()
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def test_1_a_bundle_signed_by_another_key_is_refused_and_nothing_is_written(unit: UpdateUnit) -> None:
+    assert unit.booted_slot() == "A" and unit.entries() == ["pollbox-a.conf"]
+    rc, said = unit.update("foreign")
+    assert rc == 2 and "update refused (bad_signature)" in said and "nothing was written" in said, said
+    assert unit.entries() == ["pollbox-a.conf"]
+    unit.guest.check("cmp -n 1048576 /dev/zero /dev/disk/by-partlabel/root-b")  # slot B: still empty
+
+
+def test_2_a_good_update_boots_on_trial_and_is_kept_once_ready(unit: UpdateUnit) -> None:
+    start = time.monotonic()
+    rc, said = unit.update("good")
+    unit.times["install_s"] = round(time.monotonic() - start, 1)
+    assert rc == 0 and "installed into slot B" in said, said
+    assert unit.entries() == ["pollbox-a.conf", "pollbox-b+1.conf"]
+    unit.times["restart_to_trial_ready_s"] = unit.restart_into("B", ready=True, deadline=BOOT_DEADLINE[unit.vm.accel])
+    blessed = wait_for(lambda: unit.entries() if "pollbox-b.conf" in unit.entries() else None,
+                       "slot B's entry blessed after the appliance became ready", 300)
+    assert blessed == ["pollbox-a.conf", "pollbox-b.conf"]
+    status = unit.rauc_status()
+    assert status["booted"] == "B", status
+    assert unit.slot_state("B") == "good"
+
+
+def test_3_an_update_that_never_becomes_ready_rolls_back_by_itself(unit: UpdateUnit) -> None:
+    start = time.monotonic()
+    rc, said = unit.update("never-ready")
+    unit.times["install_never_ready_s"] = round(time.monotonic() - start, 1)
+    assert rc == 0 and "installed into slot A" in said, said
+    assert unit.entries() == ["pollbox-a+1.conf", "pollbox-b.conf"]
+    deadline = BOOT_DEADLINE[unit.vm.accel] * 2 + 600
+    start = time.monotonic()
+    unit.times["restart_to_trial_s"] = unit.restart_into("A", ready=False, deadline=deadline)  # the trial boot
+    assert unit.entries() == ["pollbox-a+0-1.conf", "pollbox-b.conf"]  # systemd-boot took A's one try
+    # the appliance fails; the trial timeout restarts the unit, and systemd-boot boots B (A has no tries left)
+    unit.wait_for_boot("B", unit.boot_id, deadline)
+    wait_for(lambda: unit.vm.status(), "the chair's screen answering on slot B", BOOT_DEADLINE[unit.vm.accel])
+    unit.times["rollback_s"] = round(time.monotonic() - start, 1)
+    assert unit.entries() == ["pollbox-a+0-1.conf", "pollbox-b.conf"]
+    assert unit.slot_state("A") == "bad" and unit.slot_state("B") == "good"
+    assert "the appliance never became ready: restarting into the other slot" in unit.vm.console()
