@@ -2,7 +2,8 @@
 
 Commands:
 
-- ``serve``: the HTTP receiver under waitress (production WSGI server);
+- ``serve``: the HTTP receiver under waitress (production WSGI server); ``--processes N``
+  runs N receiver processes on one port (``processes.py``);
 - ``import FILE...``: ingest USB export files (``pollbox-export/1``) through the network's ingest path;
 - ``ingest FILE...``: ingest raw batch files (as a unit would POST them), same path;
 - ``verify-inclusion``: check offline that a record is in the log a signed tree head commits to;
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ from protocol.keys import key_id, public_b64
 from protocol.treehead import LogError, check_inclusion, head_line
 from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
+from receiver.processes import listening_sockets, run_children
 from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
 from receiver.storage import Storage, open_storage
@@ -68,7 +71,11 @@ def parser() -> argparse.ArgumentParser:
     _store_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
-    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--threads", type=int, default=8, help="waitress threads per process")
+    serve.add_argument("--processes", type=int, default=1,
+                       help="receiver processes sharing the port (SO_REUSEPORT), each with its own threads "
+                            "and group writer: more than 1 puts the Python work of ingest on several cores")
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a child of --processes: its socket
     serve.add_argument("--election-name", help="the election's name (the NIST results report, the verifier page)")
     serve.add_argument("--election-date", help="the polling day, YYYY-MM-DD: the verifier page refuses reports "
                                                "signed on another day (docs/verifier.md)")
@@ -110,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -150,7 +158,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     election = {"ELECTION_NAME": args.election_name, "ELECTION_DATE": args.election_date,
                 "ELECTION_TIMEZONE": args.election_timezone}
+    if args.processes < 1 or args.threads < 1:
+        raise UsageError("--processes and --threads must be at least 1")
     app = create_app(_config(args) | {k: v for k, v in election.items() if v})
+    if args.listen_fd is not None:  # one of the processes of --processes N
+        sock = socket.socket(fileno=args.listen_fd)
+        waitress.serve(app, sockets=[sock], threads=args.threads, ident="pollbox-receiver")
+        return 0
+    if args.processes > 1:
+        app.extensions["pollbox_receiver"].storage.close()  # built once for the schema and registry index only
+        try:
+            sockets = listening_sockets(args.host, args.port, args.processes)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+        log.info("receiver listening on http://%s:%d with %d processes", args.host, args.port, args.processes)
+        return run_children(args.argv, sockets)
     log.info("receiver listening on http://%s:%d", args.host, args.port)
     waitress.serve(app, host=args.host, port=args.port, threads=args.threads, ident="pollbox-receiver")
     return 0

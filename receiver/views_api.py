@@ -19,7 +19,6 @@ from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
 from receiver.batch_route import UNAVAILABLE
 from receiver.current import receiver
-from receiver.ingest import Outcome
 from receiver.store.db import StorageError
 
 HASH_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -49,10 +48,6 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     if status == 413:
         return _error(413, "oversized", f"the request body exceeds {MAX_BYTES} bytes")
     return _error(status, "malformed" if status < 500 else "unavailable", exc.description or exc.name)
-
-
-def _answer(outcome: Outcome) -> tuple[Response, int]:
-    return jsonify(outcome.as_json()), outcome.http_status
 
 
 @bp.post("/import")
