@@ -13,7 +13,8 @@ One machine, in order (each step needs the one before):
 2. a good bundle is installed into slot B (install time measured), the unit restarts, boots B on
    trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good);
 3. a bundle whose appliance never becomes ready is installed into slot A, the unit restarts into it
-   on trial, the trial timeout restarts it, and it comes back on B by itself (rollback time measured).
+   on trial, the trial timeout restarts it, and it comes back on B by itself (rollback time measured);
+4. the power is cut while RAUC writes slot A: the unit boots B again and A stays bad.
 
 The never-ready bundle carries, in its own root, a drop-in that makes ``pollbox.service`` fail and
 one that shortens the trial timeout from 10 minutes to ``TRIAL_TIMEOUT``; the 10-minute default is
@@ -253,3 +254,24 @@ def test_3_an_update_that_never_becomes_ready_rolls_back_by_itself(unit: UpdateU
     assert unit.entries() == ["pollbox-a+0-1.conf", "pollbox-b.conf"]
     assert unit.slot_state("A") == "bad" and unit.slot_state("B") == "good"
     assert "the appliance never became ready: restarting into the other slot" in unit.vm.console()
+
+
+def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: UpdateUnit) -> None:
+    """RAUC marks the target slot bad before writing it: a unit whose power is cut mid-install boots the slot
+    it ran, and the next update starts again."""
+    assert unit.booted_slot() == "B"
+    unit.guest.spawn(f"{POLLBOX} update /mnt/updates/good.raucb", log="/run/update.log")
+
+    def writing() -> bool:  # RAUC marks the target bad right before it writes it
+        return unit.entries()[0] == "pollbox-a+0.conf"  # it was pollbox-a+0-1.conf after the rollback
+    wait_for(writing, "RAUC marking slot A bad to write it", 600)
+    unit.guest.close()
+    unit.vm.power_cut()
+    start = time.monotonic()
+    unit.vm.start()
+    unit.guest.connect(BOOT_DEADLINE[unit.vm.accel])
+    assert unit.booted_slot() == "B"
+    unit.vm.wait_until_ready()
+    unit.times["power_cut_to_ready_s"] = round(time.monotonic() - start, 1)
+    assert unit.slot_state("A") == "bad" and unit.slot_state("B") == "good"
+    assert unit.entries() == ["pollbox-a+0.conf", "pollbox-b.conf"]
