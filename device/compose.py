@@ -72,11 +72,13 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
     """The outbox and uplink; attached to the journal before anything is appended."""
     from device.package import PackageError, public_key_from_b64
     from device.software import running_software
+    from device.sync.units import upstream_unit
     from device.upstream.service import Upstream
     from device.upstream.switchable import SwitchableUplink
     from device.upstream.uplink import HttpUplink
 
-    http = HttpUplink.from_package(package.payload, station=package.station_id, mode=config.mode)
+    unit = upstream_unit(package.payload, config.unit_id)  # "" unless a unit other than the station's main one
+    http = HttpUplink.from_package(package.payload, station=package.station_id, mode=config.mode, unit=unit)
     link = SwitchableUplink(http, mode=config.mode) if config.uplink == "sim" else http
     try:
         receiver_key = public_key_from_b64(str(package.payload.get("receiver", {}).get("public_key", "")))
@@ -85,7 +87,7 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
                            "the unit could not verify the CEC's receipts") from None
     upstream = Upstream(journal=journal, key=signer, station_id=package.station_id,
                         receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
-                        probe_every=config.delays.uplink_probe_every, software=running_software())
+                        probe_every=config.delays.uplink_probe_every, software=running_software(), unit=unit)
     upstream.attach()
     return upstream, link
 

@@ -75,6 +75,24 @@ def station_units(payload: Mapping[str, Any], voters: Mapping[str, VoterEntry], 
     return StationUnits(un.Units(station, own, tuple(units), home), keys)
 
 
+def upstream_unit(payload: Mapping[str, Any], own: str) -> str:
+    """The unit id this unit signs into its records for the CEC: "" for a one-unit station and for the main unit
+    (the first desk listed: its chain is the station's), else its own id (its own chain at the receiver).
+
+    Raises PackageError, before any record is signed, when the package lists units and ``own`` is not one.
+    """
+    section = payload.get("units")
+    if section is None:
+        return ""
+    listed = section.get("list") if isinstance(section, dict) else None
+    items = [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
+    ids = [str(item.get("id")) for item in items]
+    if own not in ids:
+        raise PackageError(f"unit {own!r} is not one of this station's units ({', '.join(ids)})")
+    main = next((str(item.get("id")) for item in items if item.get("role") == un.UnitRole.DESK.value), "")
+    return "" if own == main else own
+
+
 def _unit(n: int, item: Any) -> tuple[un.Unit, Ed25519PublicKey]:
     if not isinstance(item, dict):
         raise PackageError(f"unit {n} of the package is not a table")

@@ -31,7 +31,7 @@ from device.core import events as ev
 from device.store.journal import Journal, connect
 from device.upstream.records import Tally, body_for, is_upstream, needs_tally
 from protocol.chain import ZERO_HASH
-from protocol.envelope import RecordSigner, SignedRecord, make_record, parse_line
+from protocol.envelope import MAIN_UNIT, RecordSigner, SignedRecord, make_record, parse_line
 from protocol.errors import UserError
 from protocol.keys import key_id
 from protocol.training import is_training_station
@@ -75,8 +75,9 @@ class Outbox:
     """Signs upstream records in the journal's transactions and keeps them until receipted."""
 
     def __init__(self, path: Path, *, key: RecordSigner, station_id: str,
-                 software: Mapping[str, str] | None = None) -> None:
+                 software: Mapping[str, str] | None = None, unit: str = MAIN_UNIT) -> None:
         self._key = key
+        self.unit = unit  # a unit other than its station's main one signs its id into its own chain (docs/units.md)
         self._software = software  # {"version", "hash"} signed into the zero, close and readiness reports
         self.station_id = station_id
         self.training = is_training_station(station_id)  # a training station signs the flag into every record
@@ -122,7 +123,8 @@ class Outbox:
                 continue
             seq += 1
             record = make_record(key=self._key, station=self.station_id, seq=seq, prev=prev, at=rec.at,
-                                 type_=rec.event.kind, body=self._body(conn, rec), training=self.training)
+                                 type_=rec.event.kind, body=self._body(conn, rec), training=self.training,
+                                 unit=self.unit)
             rows.append((seq, rec.seq, record.line(), record.hash))
             prev = record.hash
         conn.executemany("INSERT INTO outbox (seq, journal_seq, line, hash) VALUES (?, ?, ?, ?)", rows)

@@ -43,7 +43,7 @@ from device.store.journal import Journal
 from device.upstream.export import write_export
 from device.upstream.outbox import Outbox, OutboxError
 from device.upstream.uplink import LinkDown, Reply, Uplink
-from protocol.envelope import EnvelopeError, RecordSigner, iso_utc
+from protocol.envelope import MAIN_UNIT, EnvelopeError, RecordSigner, iso_utc
 from protocol.errors import PollboxError, UserError
 from protocol.export import read_export, render_export
 from protocol.receipts import verify_receipt
@@ -104,10 +104,11 @@ class Upstream:
                  receiver_public_key: Ed25519PublicKey, uplink: Uplink, clock: Clock,
                  delays: Delays = DEFAULT_DELAYS, rng: RandomSource | None = None,
                  probe_every: float = DEFAULT_PROBE_EVERY, batch_records: int = BATCH_RECORDS,
-                 software: Mapping[str, str] | None = None) -> None:
+                 software: Mapping[str, str] | None = None, unit: str = MAIN_UNIT) -> None:
         self.journal = journal
         self.station_id = station_id
-        self.outbox = Outbox(journal.path, key=key, station_id=station_id, software=software)
+        self.unit = unit  # "" for the station's main unit; else the unit id its own chain carries (docs/units.md)
+        self.outbox = Outbox(journal.path, key=key, station_id=station_id, software=software, unit=unit)
         self._key = key  # the record key: closed with the upstream (a TPM signer unloads its key)
         self._receiver = receiver_public_key
         self._uplink = uplink
@@ -195,7 +196,7 @@ class Upstream:
         """Verify the reply's receipt, store it, and return its highest seq (-1 without receipt)."""
         if reply.receipt is None:
             return -1
-        highest = verify_receipt(reply.receipt, self._receiver, self.station_id)
+        highest = verify_receipt(reply.receipt, self._receiver, self.station_id, self.unit)
         if self.outbox.accept_receipt(highest, reply.receipt, self._clock.wall()):
             log.debug("receipt: delivered through %d", highest)
         resend = self._state.resend_after
@@ -316,7 +317,8 @@ class Upstream:
             raise UpstreamError("nothing to export: the receiver has acknowledged every record")
         records = self.outbox.records(first, last)
         data = render_export(records, station=self.station_id, key=self.outbox.key_id, created_at=self._clock.wall())
-        target = path / f"pollbox-export-{self.station_id}-{first}-{last}.txt" if path.is_dir() else path
+        name = f"{self.station_id}-{self.unit}" if self.unit else self.station_id
+        target = path / f"pollbox-export-{name}-{first}-{last}.txt" if path.is_dir() else path
         write_export(target, data)
         if read_export(target.read_bytes())[1] != records:
             raise UpstreamError(f"the export file {target} did not read back correctly; use another USB stick")

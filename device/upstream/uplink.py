@@ -132,22 +132,24 @@ class HttpUplink:
     """One keep-alive HTTP(S) connection to the receiver, reopened after any failure."""
 
     def __init__(self, *, url: str, station: str, mode: str, ca_pem: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT, unit: str = "") -> None:
         self.target = check_url(url, mode)
         self.station = station
+        self.unit = unit  # the probe asks for this unit's chain's receipt ("" : the station's main chain)
         self.timeout = timeout
         self._context = pinned_context(ca_pem or "") if self.target.scheme == "https" else None
         self._conn: http.client.HTTPConnection | None = None
 
     @classmethod
     def from_package(cls, payload: dict[str, Any], *, station: str, mode: str, url: str | None = None,
-                     timeout: float = DEFAULT_TIMEOUT) -> HttpUplink:
+                     timeout: float = DEFAULT_TIMEOUT, unit: str = "") -> HttpUplink:
         """Build from the station package's ``receiver`` section (``url`` overrides its URL)."""
         receiver = payload.get("receiver") or {}
         target = url or receiver.get("url")
         if not target:
             raise UplinkConfigError("the station package has no receiver.url and none was configured")
-        return cls(url=str(target), station=station, mode=mode, ca_pem=receiver.get("ca_pem"), timeout=timeout)
+        return cls(url=str(target), station=station, mode=mode, ca_pem=receiver.get("ca_pem"), timeout=timeout,
+                   unit=unit)
 
     def send(self, batch: bytes) -> Reply:
         body = gzip.compress(batch, compresslevel=6, mtime=0)
@@ -156,6 +158,8 @@ class HttpUplink:
 
     def probe(self) -> Reply:
         path = self.target.base_path + RECEIPT_PATH.format(station=quote(self.station, safe=""))
+        if self.unit:
+            path += f"?unit={quote(self.unit, safe='')}"
         return self._exchange("GET", path, None, {"Accept": "application/json"})
 
     def close(self) -> None:

@@ -42,11 +42,11 @@ FAST_SYNC = "\n[delays]\nsync_every = 0.2\nsync_timeout = 2\n"
 class Units:
     """The three units' directories, sync ports and running processes."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, receiver_url: str = "http://127.0.0.1:8090") -> None:
         self.root = root
         self.sync_ports = [free_port() for _ in UNITS]
         make_demo_units(root, voters=60, web_ports=(free_port(), free_port(), free_port()),
-                        sync_ports=tuple(self.sync_ports))  # type: ignore[arg-type]
+                        sync_ports=tuple(self.sync_ports), receiver_url=receiver_url)  # type: ignore[arg-type]
         self.running: dict[str, RunningStation] = {}
 
     def port(self, uid: str) -> int:

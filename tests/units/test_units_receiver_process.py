@@ -1,0 +1,149 @@
+"""Three ``pollbox run`` units of one station uploading their own chains to a real ``pollbox-receiver`` process.
+
+Each unit is enrolled with its own key; desk-2 and the mobile unit sign their unit id into their records.
+After a partition, a double admission and a merge, the receiver holds each unit's records exactly once (the
+same lines as the unit's outbox, one chain per unit, each verifying from seq 1), the overview shows the
+conflict once, and the station's results are the main desk's combined totals.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol.chain import check_chains
+from protocol.envelope import parse_line
+from tests.process_station import child_env, free_port
+from tests.units.test_units_process import HOME_PINS, PINS, UNITS, Units, _check_merged
+
+pytestmark = pytest.mark.slow
+
+STATION = "KG-DEMO-0001"
+RECEIVER_START_WITHIN = 60.0  # seconds for the receiver process to answer its first request
+DELIVERED_WITHIN = 60.0  # seconds for every unit's outbox to be receipted after the last event
+
+
+class Receiver:
+    """``pollbox-receiver serve`` on loopback, with the three units' keys enrolled for the demo station."""
+
+    def __init__(self, root: Path, units_dir: Path, port: int) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{self.port}"
+        first = units_dir / UNITS[0]
+        registry = root / "registry.json"
+        for uid in UNITS:
+            subprocess.run([sys.executable, "-m", "receiver.cli", "enroll", "--registry", str(registry),
+                            "--cec-key", str(first / "cec.key"), "--station", STATION, "--public-key-file",
+                            str(units_dir / uid / "data" / "device.pub"), "--serial", uid, "--software", "demo"],
+                           check=True, env=child_env(), capture_output=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             "--db", str(root / "receiver.db"), "--registry", str(registry), "--cec-public-key-file",
+             str(first / "cec.pub"), "--key", str(first / "receiver.key"), "--threads", "2"],
+            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + RECEIVER_START_WITHIN
+        while True:
+            assert self.proc.poll() is None, self.proc.communicate()[1][-2000:]
+            try:
+                self.get("/api/v1/tree/head")
+                return
+            except OSError:
+                assert time.monotonic() < deadline, "the receiver did not start"
+                time.sleep(0.1)  # polling pace against a named deadline
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=10) as answer:
+            body = answer.read()
+        return json.loads(body) if path.startswith("/api/") else body.decode("utf-8")
+
+    def lines(self) -> list[str]:
+        size = int(self.get("/api/v1/tree/head")["size"])
+        out: list[str] = []
+        while len(out) < size:
+            out += [e["line"] for e in self.get(f"/api/v1/tree/entries?start={len(out)}&end={size}")["entries"]]
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def receiver_and_units(tmp_path: Path) -> Iterator[tuple[Receiver, Units]]:
+    port = free_port()  # the package names the receiver's address, so its port is chosen first
+    units = Units(tmp_path / "units", receiver_url=f"http://127.0.0.1:{port}")
+    receiver = Receiver(tmp_path, units.root, port)
+    yield receiver, units
+    units.stop_all()
+    receiver.stop()
+
+
+def wait_delivered(units: Units) -> None:
+    """Every running unit's outbox receipted by the receiver (its signed receipt names the unit's chain)."""
+    deadline = time.monotonic() + DELIVERED_WITHIN
+    while True:
+        states = {uid: units.running[uid].ok({"cmd": "status"})["upstream"] for uid in units.running}
+        if all(s["waiting"] == 0 and s["last_seq"] > 0 for s in states.values()):
+            return
+        assert time.monotonic() < deadline, f"not delivered within {DELIVERED_WITHIN} s: {states}"
+        time.sleep(0.2)  # polling pace against a named deadline
+
+
+def outbox_lines(units: Units, uid: str) -> list[str]:
+    conn = sqlite3.connect(units.root / uid / "data" / "journal.db")
+    try:
+        return [str(line) for (line,) in conn.execute("SELECT line FROM outbox ORDER BY seq")]
+    finally:
+        conn.close()
+
+
+def test_each_units_chain_reaches_the_receiver_once(receiver_and_units: tuple[Receiver, Units]) -> None:
+    receiver, units = receiver_and_units
+    for uid in UNITS:
+        units.start(uid)
+    assert units.manual("desk-1", PINS[0]) == "admitted"
+    units.wait_up_to_date(*UNITS)
+    units.link("desk-1", "desk-2", False)
+    units.link("mobile", "desk-1", False)
+    units.link("mobile", "desk-2", False)
+    assert units.manual("desk-1", PINS[1]) == "admitted"
+    assert units.manual("desk-2", PINS[1]) == "admitted"  # the same voter at two desks, cut off from each other
+    assert units.manual("desk-2", PINS[2]) == "admitted"
+    assert units.manual("mobile", HOME_PINS[0]) == "admitted"
+    for a, b in (("desk-1", "desk-2"), ("mobile", "desk-1"), ("mobile", "desk-2")):
+        units.link(a, b, True)
+    units.wait_up_to_date(*UNITS)
+    units.running["desk-2"].ok({"cmd": "close"})
+    units.running["mobile"].ok({"cmd": "close"})
+    units.wait_closed("desk-1", "desk-2", "mobile")
+    report = units.running["desk-1"].ok({"cmd": "close"})
+    total = report["units"]["total"]
+    assert total["identified"] == 5
+    wait_delivered(units)
+    units.stop_all()
+    _check_merged(units)
+
+    chains = check_chains(parse_line(line) for line in receiver.lines())  # every chain verifies from seq 1
+    assert sorted(chains) == [(STATION, ""), (STATION, "desk-2"), (STATION, "mobile")]
+    for uid, unit in (("desk-1", ""), ("desk-2", "desk-2"), ("mobile", "mobile")):
+        held = [record.line() for record in chains[(STATION, unit)]]
+        assert held == outbox_lines(units, uid), f"{uid}: the receiver does not hold its records exactly once"
+        assert len(set(held)) == len(held)
+
+    overview = receiver.get("/")
+    row = next(r for r in overview.split("<tbody>")[1].split("</tr>") if STATION in r)
+    assert "1 unit conflict(s)" in row
+    result = receiver.get(f"/api/v1/results/{STATION}")["station"]
+    assert (result["identified"], result["ballots"]) == (total["identified"], total["ballots"])
+    assert result["phase"] == "closed"
+    page = receiver.get(f"/stations/{STATION}")
+    assert "desk-2" in page.split('<table class="units">')[1] and "mobile" in page.split('<table class="units">')[1]
