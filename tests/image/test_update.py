@@ -101,7 +101,8 @@ def make_bundles(copy: Path, work: Path) -> Path:
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                     "-keyout", "key.pem", "-out", "cert.pem", "-days", "30", "-subj", "/CN=pollbox update"],
                    cwd=impostor, capture_output=True, check=True)
-    subprocess.run(["rauc", "resign", "--no-verify", "--cert", str(impostor / "cert.pem"), "--key",
+    subprocess.run(["rauc", "resign", "--no-verify", "--keyring", str(impostor / "cert.pem"),
+                    "--cert", str(impostor / "cert.pem"), "--key",
                     str(impostor / "key.pem"), str(folder / "good.raucb"), str(folder / "foreign.raucb")],
                    capture_output=True, check=True)
     debugfs_write(root, NEVER_READY, work)
