@@ -18,8 +18,21 @@ it still exists) and sends it too: without force, the wipe happens only once
 the receiver has acknowledged that note as well (else E052, nothing wiped).
 It then writes ``zeroize-record.json`` (signed by the device key) so the
 certificate survives the key. Each file is overwritten with random bytes,
-flushed and removed; on flash memory that is a best effort (wear levelling
-may keep old blocks), so the guide tells the CEC to keep wiped cards in custody.
+flushed and removed.
+
+The unit's data partition is ext4 mounted ``data=journal``: every block a file
+ever had was first written to the file system's own journal, a ring that keeps
+old copies until newer transactions overwrite them. So after the wipe,
+``flush_filesystem_journal`` rewrites a scratch file through that journal until
+the ring has gone round twice, and removes it: no copy of a wiped file's
+blocks is left in the partition (the boot test reads every byte of it).
+
+What this cannot reach: on an SD card or eMMC the controller maps blocks to
+flash pages itself (wear levelling), and a rewritten block goes to a new page;
+the old page is erased only when the card reclaims it, which the system cannot
+see or force (a discard/TRIM only tells the card the block is free). The
+partition holds no copy; the card's unmapped pages may, so the guide tells the
+CEC to keep wiped cards in custody.
 """
 
 from __future__ import annotations
@@ -124,12 +137,82 @@ def wipe_file(path: Path) -> bool:
         f.flush()
         os.fsync(f.fileno())
     path.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    _sync_dir(path.parent)
+    return True
+
+
+JOURNAL_ROUNDS = 2
+"""How many times ext4's journal ring is rewritten after a wipe: its write position is anywhere in the
+ring when the flush starts, so one full round from there plus one more covers every block."""
+
+
+def _mount_of(directory: Path) -> tuple[str, str] | None:
+    """(the block device's name, the file system's options) of the mount holding ``directory``."""
+    st = os.stat(directory)
+    wanted = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        uevent = Path(f"/sys/dev/block/{wanted}/uevent").read_text()
+    except OSError:
+        return None
+    device = dict(line.split("=", 1) for line in uevent.splitlines() if "=" in line).get("DEVNAME")
+    for line in lines:
+        fields = line.split()
+        if fields[2] == wanted and " - " in line:
+            fs_type, _source, options = line.split(" - ", 1)[1].split()[:3]
+            return (device, options) if device and fs_type == "ext4" else None
+    return None
+
+
+def journal_bytes(directory: Path) -> int:
+    """An upper bound of the size of ext4's journal on the file system holding ``directory``, when it
+    journals file data (``data=journal``); 0 when file data never goes through a journal there.
+
+    The kernel says how many blocks one transaction may hold (/proc/fs/jbd2/DEV-8/info); that is a
+    quarter to a third of the journal, so four times it covers the whole ring.
+    """
+    mount = _mount_of(directory)
+    if mount is None or "data=journal" not in mount[1].split(","):
+        return 0
+    device = mount[0].replace("/", "!")
+    try:
+        info = Path(f"/proc/fs/jbd2/{device}-8/info").read_text()
+    except OSError:
+        return 0
+    blocks = int(info.split("each up to", 1)[1].split()[0])
+    return 4 * blocks * os.statvfs(directory).f_bsize
+
+
+def flush_filesystem_journal(directory: Path) -> int:
+    """Overwrite every block of ext4's journal on ``directory``'s file system (``JOURNAL_ROUNDS`` times
+    the ring, a committed transaction at a time) with a scratch file rewritten in place, then remove
+    it. The scratch file needs a slice of the journal's size in free space, not all of it. Returns
+    the bytes written (0 where file data is not journalled, e.g. ``data=ordered``)."""
+    ring = journal_bytes(directory)
+    if not ring:
+        return 0
+    chunk = max(ring // 16, 1 << 16)
+    scratch = directory / ".zeroize-journal-flush"
+    written = 0
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        while written < JOURNAL_ROUNDS * ring:
+            os.pwrite(fd, os.urandom(chunk), 0)
+            os.fsync(fd)  # with data=journal: one committed transaction holding the chunk's blocks
+            written += chunk
+    finally:
+        os.close(fd)
+        scratch.unlink()
+        _sync_dir(directory)
+    return written
+
+
+def _sync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return True
 
 
 def deliver(appliance: ApplianceView) -> int | None:
@@ -159,4 +242,5 @@ def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: 
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     appliance.stop()
     wiped = [p.name for p in _targets(config, training) if wipe_file(p)]
+    flush_filesystem_journal(config.data_dir)
     return Zeroized(station, wiped, waiting, forced, record_path)
