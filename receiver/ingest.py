@@ -21,7 +21,8 @@ Every batch, from the network or from a USB export, goes through
    stored seq with the same bytes is a duplicate (acknowledged again); with
    other bytes it is a ``conflict`` (the record is kept as evidence); the next
    seq must chain to the stored previous record (``chain_broken``); anything
-   further is a ``gap``.
+   further is a ``gap``. A key that signs one unit's chain may not sign another
+   chain of its station (``wrong_unit``, ``store/chain_keys.py``).
 
 Records before the first bad one are stored; the bad one and those after it
 are not. Every rejection goes to the debug log and, within the rates of
@@ -57,7 +58,7 @@ from receiver.registry import AnyRegistry, DeviceEntry, Revocation
 
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
                "bad_signature": 400, "invalid_body": 400, "training_mismatch": 400, "gap": 409, "chain_broken": 409,
-               "conflict": 409}
+               "conflict": 409, "wrong_unit": 403}
 
 log = logging.getLogger("pollbox.receiver.ingest")
 

@@ -40,6 +40,7 @@ from protocol.training import is_training_station
 from receiver.ingest import Plan, Rejection, sequence
 from receiver.limits import MAX_ROWS
 from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
+from receiver.store.chain_keys import ChainKeys
 from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
 from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS, UNIT_COLUMNS
@@ -51,7 +52,7 @@ MAX_REASON = 500  # characters of a rejection's reason and source kept
 LOG_RANK, COUNTS_RANK = 1, 2  # the order of the group's last writes: the public log, then the counts
 
 
-class Ingest(MerkleLog, Tallies):
+class Ingest(MerkleLog, Tallies, ChainKeys):
     """Stores records and rejections; reads them back."""
 
     max_rejections = MAX_REJECTIONS
@@ -72,8 +73,14 @@ class Ingest(MerkleLog, Tallies):
     def store_now(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
         """``store``'s work, inside a piece of the writer's work (the records and counts are written at its end)."""
         before, created = self._locked_status(station)
-        if records[0].unit != MAIN_UNIT:
-            return self._store_unit_now(station, records[0].unit, records, now, source)
+        unit = records[0].unit
+        allowed, wrong = self.first_of_another_chain(station, unit, records)  # a key writes one unit's chain
+        records = records[:allowed]
+        if unit != MAIN_UNIT or not records:
+            plan = self._store_unit_now(station, unit, records, now, source) if records else Plan(
+                highest=before.highest_seq if unit == MAIN_UNIT else 0)
+            self.writer.defer(self._count_group, (tally(before), tally(None if created else before)), COUNTS_RANK)
+            return self._bound(station, unit, plan, wrong)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq))
         after = before
@@ -87,8 +94,15 @@ class Ingest(MerkleLog, Tallies):
                     (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
         self.writer.defer(self._count_group, (tally(after), tally(None if created else before)), COUNTS_RANK)
         plan.highest = after.highest_seq
-        return plan
+        return self._bound(station, unit, plan, wrong)
 
+    def _bound(self, station: str, unit: str, plan: Plan, wrong: Rejection | None) -> Plan:
+        """The plan once its new records' keys are bound to their chain, refused from ``wrong`` on if any."""
+        if plan.new:
+            self.bind_keys(station, unit, plan.new)
+        if plan.rejection is None and wrong is not None:
+            plan.rejection = wrong
+        return plan
 
     def _store_unit_now(self, station: str, unit: str, records: Sequence[SignedRecord], now: float,
                         source: str) -> Plan:

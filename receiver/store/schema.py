@@ -17,6 +17,7 @@ Tables:
 - ``unit_chains``: the same projection as ``stations`` for each chain of a unit
   other than the main one (highest seq, last hash, phase, its own counts). It
   moves no counts: the station's totals are its main unit's (combined at the close);
+- ``chain_keys``: the one chain (station, unit) each key signs (``chain_keys.py``);
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
   (``merkle_log.py``) and its size and root;
 - ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS unit_chains (
     last_at TEXT, opened_at TEXT, closed_at TEXT, identified {bigint}, ballots {bigint}, registered {bigint},
     alarms_open INTEGER NOT NULL DEFAULT 0, close_report TEXT, evidence INTEGER NOT NULL DEFAULT 0,
     training INTEGER NOT NULL DEFAULT 0, units_report TEXT, PRIMARY KEY (station, unit));
+CREATE TABLE IF NOT EXISTS chain_keys (key_id TEXT PRIMARY KEY, station TEXT NOT NULL, unit TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE IF NOT EXISTS tree (
@@ -223,6 +225,8 @@ class Schema(Database):
             self._q(f"INSERT INTO records_by_unit ({columns}, unit) SELECT {columns}, '' FROM records")
             self._q("DROP TABLE records")
             self._q("ALTER TABLE records_by_unit RENAME TO records")
+        self._q("INSERT INTO chain_keys (key_id, station, unit) SELECT DISTINCT key_id, station, unit FROM records "
+                "WHERE key_id IS NOT NULL ON CONFLICT (key_id) DO NOTHING")
         log.info("records: keyed by (station, unit, seq); every stored record is its station's main chain's")
 
     def _upgrade(self, upgrade: Upgrade) -> bool:

@@ -231,3 +231,37 @@ def test_an_unenrolled_units_key_is_refused(app: Flask, client: FlaskClient, set
     stranger = Unit("KG-0001", key=Ed25519PrivateKey.generate(), unit="desk-3")
     answer = post(client, [stranger.record()])
     assert answer.status_code == 403 and answer.get_json()["error"] == "unknown_key"
+
+
+def test_a_key_writes_one_units_chain_only(app: Flask, client: FlaskClient, setup: Setup) -> None:
+    main, desk2, mobile = station_units(setup)
+    post(client, main.records(2) + [main.record("polls_opened", OPENED)])
+    post(client, desk2.records(2))
+    as_desk2 = Unit("KG-0001", key=main.key, unit="desk-2", seq=desk2.seq, prev=desk2.prev)
+    refused = post(client, [as_desk2.record()])
+    assert refused.status_code == 403 and refused.get_json()["error"] == "wrong_unit", refused.get_json()
+    assert "signs the chain of unit main of station KG-0001, not of unit desk-2" in refused.get_json()["reason"]
+    as_main = Unit("KG-0001", key=mobile.key, seq=main.seq, prev=main.prev)  # mobile's key unused so far
+    assert post(client, [as_main.record()]).status_code == 200  # first use binds it to the main chain
+    refused = post(client, [mobile.record("polls_opened", OPENED)])
+    assert refused.get_json()["error"] == "wrong_unit"
+    storage = app.extensions["pollbox_receiver"].storage
+    assert storage.count_records() == 6 and storage.highest_seq("KG-0001", "mobile") == 0
+    assert storage.summary(0.0, 0.0).stations == 2  # a station first heard of through a unit is counted once
+
+
+def test_a_station_first_heard_of_through_another_unit_is_counted_once(app: Flask, client: FlaskClient,
+                                                                       setup: Setup) -> None:
+    _, desk2, _ = station_units(setup)
+    post(client, desk2.records(2))
+    storage = app.extensions["pollbox_receiver"].storage
+    summary = storage.summary(0.0, 0.0)
+    assert (summary.stations, summary.reported) == (2, 0)  # its main unit has not reported yet
+    assert storage._q("SELECT COUNT(*) FROM stations").fetchone()[0] == 2
+    storage._q("DELETE FROM stations WHERE station = 'KG-0002'")  # a station the registry index has not listed
+    storage.recount()
+    assert storage.summary(0.0, 0.0).stations == 1
+    stranger = Unit("KG-0002", unit="mobile")
+    setup.enroll(stranger)
+    post(client, stranger.records(1))
+    assert storage.summary(0.0, 0.0).stations == 2 == storage._q("SELECT COUNT(*) FROM stations").fetchone()[0]
