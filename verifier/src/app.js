@@ -58,19 +58,25 @@
     }
   }
 
+  // A record's chain: its station, and its unit (docs/units.md) for a unit other than the station's main desk.
+  function chainKey(f, seq) {
+    return f.unit === undefined ? f.station + "/" + seq : f.station + "/" + f.unit + "/" + seq;
+  }
+
   function remember(record) {
     const seen = JSON.parse(localStorage.getItem("pollbox-seen") || "{}");
-    seen[record.fields.station + "/" + record.fields.seq] = record.line;
+    seen[chainKey(record.fields, record.fields.seq)] = record.line;
     localStorage.setItem("pollbox-seen", JSON.stringify(seen));
   }
 
   async function previousLine(f) {
     const seen = JSON.parse(localStorage.getItem("pollbox-seen") || "{}");
-    const kept = seen[f.station + "/" + (f.seq - 1)];
+    const kept = seen[chainKey(f, f.seq - 1)];
     if (kept) return kept;
     if (!receiverUrl || f.seq < 2) return null;
+    const unit = f.unit === undefined ? "" : `?unit=${encodeURIComponent(f.unit)}`;
     try {
-      return JSON.parse(await fetchText(`/api/v1/records/${encodeURIComponent(f.station)}/${f.seq - 1}`)).line;
+      return JSON.parse(await fetchText(`/api/v1/records/${encodeURIComponent(f.station)}/${f.seq - 1}${unit}`)).line;
     } catch (e) {
       return null;
     }
@@ -83,7 +89,8 @@
     if (!line) return null;
     const previous = await C.verifyLine(line, registry, null).catch(() => null);
     if (!previous) return null;
-    return { ok: previous.hash === f.prev, seq: f.seq - 1 };
+    const sameChain = previous.fields.station === f.station && previous.fields.unit === f.unit;
+    return { ok: sameChain && previous.hash === f.prev, seq: f.seq - 1 };
   }
 
   async function checkInclusion(record) {

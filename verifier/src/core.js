@@ -5,7 +5,8 @@
 
 const PollboxCore = (() => {
   const FIELDS = ["at", "body", "key", "prev", "seq", "station", "type", "v"];
-  const OPTIONAL_FIELDS = ["training", "alg"];
+  // "unit": a unit other than its station's main desk signs its own chain (docs/units.md); its id is checked here.
+  const OPTIONAL_FIELDS = ["training", "alg", "unit"];
   const AT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
   const SIG_RE = /^[A-Za-z0-9_-]{86} \{/;
   const REGISTRY_FORMAT = "pollbox-device-registry/1";
@@ -122,7 +123,8 @@ const PollboxCore = (() => {
       && typeof f.type === "string" && /^[a-z0-9_]{1,64}$/.test(f.type)
       && typeof f.body === "object" && f.body !== null && !Array.isArray(f.body)
       && (f.training === undefined || typeof f.training === "boolean")
-      && (f.alg === undefined || f.alg === "p256");
+      && (f.alg === undefined || f.alg === "p256")
+      && (f.unit === undefined || (typeof f.unit === "string" && /^[a-z0-9][a-z0-9-]{0,31}$/.test(f.unit)));
     if (!ok) throw new Invalid("not_ours");
     for (const name of COUNTS[f.type] || []) {
       if (!Number.isSafeInteger(f.body[name])) throw new Invalid("not_ours", { missing: name });
