@@ -5,7 +5,8 @@ Commands are grouped by who runs them::
     pollbox-provision cec keygen --out cec.key
     pollbox-provision cec sample-list --station KG-0001 --count 1500 --out voters.csv
     pollbox-provision cec package --plan election.toml --station KG-0001 --voters voters.csv \\
-        --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json] [--training]
+        --cec-key cec.key --out STICK/pollbox [--list-key F] [--seal-to request.json] [--training] \\
+        [--unit ID,ROLE,KEY[,HOST:PORT] ... [--home-voting LINES]]
     pollbox-provision cec packages --plan election.toml --voters-dir LISTS --cec-key cec.key --out OUTDIR \\
         [--requests-dir REQUESTS] [--enrollments-dir CERTS] [--stations ID,ID...] [--force] [--verbose] [--training]
     pollbox-provision cec enroll --cec-key cec.key --registry registry.json --out DIR REQUEST...
@@ -142,10 +143,12 @@ def cec_package(args: argparse.Namespace) -> int:
     request = _seal_request(args.seal_to) if args.seal_to else None
     plan = load_plan(args.plan)
     plan.station(args.station)
+    units = _units(args)
     with tqdm(total=_rows_in(args.voters), desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
         try:
             built = build_station(plan, args.station, args.voters, cec_key, args.out, time.time(),
-                                  list_key=list_key, seal_to=request, progress=bar.update, training=args.training)
+                                  list_key=list_key, seal_to=request, progress=bar.update, training=args.training,
+                                  units=units)
         except VoterListRefused as exc:
             bar.close()
             _print_bad_rows(exc.lines, lambda line: print(line, file=sys.stderr))
@@ -157,7 +160,26 @@ def cec_package(args: argparse.Namespace) -> int:
                 else "list key in list.key (NOT sealed: keep the stick in custody)")
     kind = f"TRAINING package for {built.station_id}: " if args.training else ""
     print(f"{kind}{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
+    if units is not None:
+        listed = ", ".join(f"{u.id} ({u.role})" for u in units[0])
+        print(f"units: {listed}; main unit {next(u.id for u in units[0] if u.role == 'desk')}; "
+              f"{len(units[1])} line(s) registered for home voting")
     return 0
+
+
+def _units(args: argparse.Namespace) -> Any:
+    """The checked ``--unit`` options and ``--home-voting`` lines (None for a one-unit station); E078 if bad."""
+    from .errors import ProvisionError
+    from .training import package_station_id
+    from .units import parse_lines, parse_unit
+    if not args.unit:
+        if args.home_voting:
+            raise ProvisionError("E078", "--home-voting lists voters for the mobile unit: give the station's units "
+                                         "with --unit")
+        return None
+    station = package_station_id(args.station, args.training)
+    return [parse_unit(text, station) for text in args.unit], parse_lines(args.home_voting) if args.home_voting \
+        else []
 
 
 def _station_ids(text: str | None) -> list[str] | None:
@@ -413,6 +435,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, required=True, help="folder to write (the stick's pollbox/ folder)")
     c.add_argument("--list-key", type=Path, help="reuse this list key instead of making a new one")
     c.add_argument("--seal-to", type=Path, help="the unit's enrollment request: seal the list key to it")
+    c.add_argument("--unit", action="append", default=[], metavar="ID,ROLE,KEY[,HOST:PORT]",
+                   help="a unit of a station of several units (give each; the first desk is the main unit): "
+                        "ROLE desk or mobile, KEY its enrollment request, device.pub or base64 key, HOST:PORT "
+                        "its sync server")
+    c.add_argument("--home-voting", metavar="LINES",
+                   help="voter list lines registered for home voting, e.g. 11,12,40-45 (the mobile unit admits them)")
     c.add_argument("--training", action="store_true",
                    help="a training package: station TRAINING-<id>, its own journal, never counted by the CEC")
     c.set_defaults(func=cec_package)

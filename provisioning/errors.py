@@ -57,6 +57,7 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("E075", "the voter list changed after this station's package was built", 9),
     Code("E076", "one or more stations could not be packaged", 9),
     Code("E077", "the software list cannot be read, or is not signed by this CEC key", 5),
+    Code("E078", "the units of a station of several units are not valid", 3),
 )}
 
 

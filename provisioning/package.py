@@ -8,7 +8,8 @@ writes it atomically. ``payload_from_plan`` builds the payload for one station
 of an election plan. ``build_station`` is the whole job for one station, shared
 by ``cec package`` and ``cec packages`` (``bulk.py``): import its voter list,
 write ``station.pkg`` and its list key (plain ``list.key``, or
-``list.key.sealed`` sealed to the unit's enrollment request) into one folder.
+``list.key.sealed`` sealed to the unit's enrollment request) into one folder;
+for a station of several units, with the ``units`` section (``units.py``).
 The unit side of the same format is ``device/package.py``.
 """
 
@@ -34,6 +35,7 @@ from .errors import ProvisionError
 from .keyfiles import write_secret
 from .seal import seal_list_key
 from .training import package_station_id, training_payload
+from .units import UnitOption, units_payload
 from .voterlist import ImportResult, Progress, import_csv
 
 PACKAGE_FILE = "station.pkg"
@@ -122,14 +124,16 @@ def check_package(path: Path, cec_key: Ed25519PrivateKey, election_id: str, now:
 
 def build_station(plan: ElectionPlan, station_id: str, voters_csv: Path, cec_key: Ed25519PrivateKey, out: Path,
                   now: float, *, list_key: bytes | None = None, seal_to: dict[str, Any] | None = None,
-                  progress: Progress | None = None, training: bool = False) -> BuiltStation:
+                  progress: Progress | None = None, training: bool = False,
+                  units: tuple[list[UnitOption], list[int]] | None = None) -> BuiltStation:
     """Import ``voters_csv`` and write ``station.pkg`` and the list key into ``out``.
 
     ``seal_to`` is a checked enrollment request body (``enrollment.check_request``):
     the list key is then sealed to that unit; otherwise a plain ``list.key`` is
     written. A fresh random list key is made unless ``list_key`` is given.
     ``training`` makes a training package (``training.py``): the station's
-    training id, and an enrollment request must be for that id.
+    training id, and an enrollment request must be for that id. ``units`` (checked ``--unit`` options and
+    the home-voting lines) makes the package of a station of several units; the lines must be on its list.
     """
     package_id = package_station_id(station_id, training)
     if seal_to is not None and seal_to["station"] != package_id:
@@ -137,6 +141,8 @@ def build_station(plan: ElectionPlan, station_id: str, voters_csv: Path, cec_key
     key = list_key if list_key is not None else os.urandom(LIST_KEY_BYTES)
     voters = import_voters(plan, station_id, voters_csv, key, progress)
     payload = payload_from_plan(plan, station_id, voters, key, cec_key, now)
+    if units is not None:
+        payload["units"] = units_payload(units[0], units[1], {int(entry[1]) for entry in voters.entries})
     if training:
         payload = training_payload(payload)
     sealed = seal_list_key(key, seal_to["seal_public_key"], package_id) if seal_to is not None else None

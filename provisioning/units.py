@@ -1,0 +1,148 @@
+"""The ``units`` section of a station package, from the CEC's command line (``cec package --unit ...``).
+
+A station with a second desk or a mobile unit lists its units (docs/units.md): each one's id, role
+(``desk`` or ``mobile``), enrolled Ed25519 public key and, optionally, the ``host:port`` of its sync
+server, plus the voter list lines registered for home voting. On the command line::
+
+    --unit desk-1,desk,requests/desk-1.json,10.0.0.11:8471
+    --unit desk-2,desk,requests/desk-2.json
+    --unit mobile,mobile,MCowBQYDK2VwAyEA...   --home-voting 11,12,40-45
+
+The key is a unit's enrollment request (its self-signature checked, and it must be for this station),
+a ``device.pub`` file, or the base64 key itself. The first desk listed is the main unit: its close
+reconciles the station. Everything is checked before the package is written, and a bad value is one
+``E078`` line naming it; the finished section is checked again as a unit checks it
+(``device.sync.units``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.package import PackageError
+from device.sync.units import units_section
+
+from .errors import ProvisionError
+
+ROLES = ("desk", "mobile")
+UNIT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+LINES = re.compile(r"\d+(-\d+)?")
+MAX_HOME_LINES = 100_000
+
+
+@dataclass(frozen=True)
+class UnitOption:
+    """One ``--unit`` value, checked: id, role, base64 public key, address ("" for none)."""
+
+    id: str
+    role: str
+    public_key: str
+    address: str
+
+
+def _refuse(message: str) -> ProvisionError:
+    return ProvisionError("E078", message)
+
+
+def parse_unit(text: str, station_id: str) -> UnitOption:
+    """One ``--unit ID,ROLE,KEY[,ADDRESS]`` value; raises E078 naming what is wrong."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (3, 4) or not all(parts[:3]):
+        raise _refuse(f"--unit {text!r}: write ID,ROLE,KEY or ID,ROLE,KEY,HOST:PORT (the key: an enrollment "
+                      "request, a device.pub file or the base64 key)")
+    uid, role, key = parts[:3]
+    address = parts[3] if len(parts) == 4 else ""
+    if not UNIT_ID.fullmatch(uid):
+        raise _refuse(f"--unit {uid!r}: a unit id is 1 to 32 lower-case letters, digits and dashes, "
+                      "starting with a letter or digit")
+    if role not in ROLES:
+        raise _refuse(f"--unit {uid}: the role {role!r} is not one of {', '.join(ROLES)}")
+    if address and (not ADDRESS.fullmatch(address) or not 0 < int(address.rpartition(":")[2]) < 65536):
+        raise _refuse(f"--unit {uid}: the address {address!r} is not host:port with a port from 1 to 65535")
+    return UnitOption(uid, role, _public_key(uid, key, station_id), address)
+
+
+def _public_key(uid: str, source: str, station_id: str) -> str:
+    """The unit's base64 Ed25519 public key from an enrollment request, a device.pub file or the text itself."""
+    path = Path(source)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("{"):
+            return _key_of_request(uid, path, text, station_id)
+        source = text
+    try:
+        raw = base64.b64decode(source, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise _refuse(f"--unit {uid}: {source[:60]!r} is neither a readable file nor a base64 Ed25519 public key "
+                      "(32 bytes, as in the unit's device.pub)")
+    return source
+
+
+def _key_of_request(uid: str, path: Path, text: str, station_id: str) -> str:
+    from .enrollment import check_request
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise _refuse(f"--unit {uid}: {path} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise _refuse(f"--unit {uid}: {path} is not an enrollment request")
+    body = check_request(doc, str(path))
+    if body["station"] != station_id:
+        raise _refuse(f"--unit {uid}: the enrollment request {path.name} is for station {body['station']}, "
+                      f"not {station_id}")
+    if "alg" in body:
+        raise _refuse(f"--unit {uid}: {path.name} holds a P-256 key kept in the unit's TPM; a unit of a station "
+                      "of several units signs with an Ed25519 key file ([key] store = \"file\")")
+    return str(body["public_key"])
+
+
+def parse_lines(text: str) -> list[int]:
+    """``11,12,40-45`` as list lines; raises E078 on anything else."""
+    lines: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not LINES.fullmatch(part):
+            raise _refuse(f"--home-voting {text!r}: {part!r} is not a line number or a range such as 40-45")
+        low, _, high = part.partition("-")
+        first, last = int(low), int(high or low)
+        if first < 1 or last < first or len(lines) + last - first + 1 > MAX_HOME_LINES:
+            raise _refuse(f"--home-voting {text!r}: {part!r} is not a range of list lines from 1 upwards")
+        lines.extend(range(first, last + 1))
+    return sorted(set(lines))
+
+
+def units_payload(units: list[UnitOption], home_voting: list[int], list_lines: set[int]) -> dict[str, Any]:
+    """The package's ``units`` section from checked options, against the station's voter list lines."""
+    seen: dict[str, str] = {}
+    for unit in units:
+        if unit.id in seen:
+            raise _refuse(f"--unit {unit.id} is given twice; every unit of a station has its own id")
+        if unit.public_key in seen.values():
+            other = next(u for u, k in seen.items() if k == unit.public_key)
+            raise _refuse(f"--unit {unit.id} has the same public key as {other}; every unit enrolls its own key")
+        seen[unit.id] = unit.public_key
+    if len(units) < 2:
+        raise _refuse("a station of several units lists at least two (--unit given once: leave it out for a "
+                      "one-unit station)")
+    if not any(u.role == "desk" for u in units):
+        raise _refuse("the units need a desk: the first desk listed is the main unit, whose close reconciles "
+                      "the station")
+    missing = [line for line in home_voting if line not in list_lines]
+    if missing:
+        shown = ", ".join(str(x) for x in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise _refuse(f"--home-voting names line(s) {shown}, not on this station's voter list")
+    if home_voting and not any(u.role == "mobile" for u in units):
+        raise _refuse("--home-voting needs a mobile unit: only the mobile unit admits voters registered for "
+                      "home voting")
+    try:
+        return units_section([(u.id, u.role, u.public_key, u.address) for u in units], home_voting)
+    except PackageError as exc:
+        raise _refuse(str(exc)) from None
