@@ -109,7 +109,7 @@ def make_bundles(copy: Path, work: Path) -> Path:
     make_bundle(root=root, compatible="pollbox-amd64", version="0.2.1+never-ready", cert=cert, key=key,
                 out=folder / "never-ready.raucb", keyring=UPDATE_CA / "ca.cert.pem", mksquashfs_args=lz4)
     root.unlink()
-    size_mb = sum(p.stat().st_size for p in folder.iterdir()) // (1 << 20) + 64
+    size_mb = sum(p.stat().st_size for p in folder.iterdir()) * 11 // 10 // (1 << 20) + 64  # ext4's own blocks
     disk = work / "bundles.img"
     run(["mke2fs", "-q", "-t", "ext4", "-L", "POLLBOXUPD", "-d", str(folder), str(disk), f"{size_mb}M"])
     shutil.rmtree(folder)
