@@ -44,16 +44,19 @@ BACKLOG = 1024
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` sockets listening on the same (host, port), the kernel balancing connections between them."""
+    """``count`` sockets listening on the same (host, port), the kernel balancing connections between them.
+
+    Port 0 picks a free port for the first socket; the others take the same one.
+    """
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sockets = []
+    sockets: list[socket.socket] = []
     try:
         for _ in range(count):
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(address)
+            sock.bind(sockets[0].getsockname() if len(sockets) > 1 else address)
             sock.listen(BACKLOG)
     except OSError:
         for sock in sockets:

@@ -19,6 +19,7 @@ from rx_kit import BATCH, Setup, Unit
 
 from protocol.batch import encode_batch
 from protocol.receipts import verify_receipt
+from receiver.processes import listening_sockets
 from receiver.storage import open_storage
 
 DEADLINE = 60.0
@@ -140,6 +141,18 @@ def test_two_processes_share_the_port_and_store_each_record_once(served: tuple[s
         assert len({line for _, line in leaves}) == len(leaves)
     finally:
         storage.close()
+
+
+def test_port_0_gives_every_process_the_same_free_port() -> None:
+    sockets = listening_sockets("127.0.0.1", 0, 3)
+    try:
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(ports) == 1 and 0 not in ports
+        with socket.create_connection(("127.0.0.1", ports.pop()), timeout=DEADLINE):
+            pass
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def test_a_stopped_receiver_stops_every_process(served: tuple[subprocess.Popen[bytes], int]) -> None:
