@@ -46,6 +46,7 @@ from device.store.errors import StorageError
 from device.store.journal import Journal
 from device.store.verify import VerifyReport, verify_journal
 from device.updates import UpdateError, Updater, run_update
+from protocol.errors import UserError
 
 if TYPE_CHECKING:
     from device.hardware.sim.controls import SimControls
@@ -317,6 +318,15 @@ class Appliance:
     def close_without(self, unit: str, reason: str) -> None:
         """Record that the polls close without another unit's final records (out of reach), with a reason."""
         self._owner.call(self._step, ss.CloseWithout(unit, reason))
+
+    def set_unit_link(self, peer: str, up: bool) -> None:
+        """Simulation only: cut (``up`` False) or restore the link to another unit of the station, as the
+        demo's ``link`` command does on one side (this unit neither asks ``peer`` nor answers it)."""
+        if self.mode != "simulation" or self.unit_sync is None:
+            raise UserError("links between units are switched only on a simulated station of several units")
+        if peer == self.unit_sync.units.units.own or self.unit_sync.units.units.role_of(peer) is None:
+            raise UserError(f"{peer!r} is not another unit of this station")
+        self.unit_sync.links.set(peer, up)
 
     def acknowledge_alarm(self, alarm_id: int, note: str = "") -> None:
         self._owner.call(self._step, ss.Acknowledge(alarm_id, note))

@@ -110,6 +110,9 @@ class StationStatus:
     backup: tuple[tuple[str, Any], ...]
     turnout_by_hour: tuple[tuple[int, int], ...]
     storage: StorageView
+    units_info: Any = None
+    """A station of several units: this unit, how far it holds each unit, each peer's last contact
+    (``device/sync/service.py`` ``UnitSync.status``); None for a one-unit station."""
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """The JSON-able status at monotonic time ``now`` (for the desk's current decision)."""
@@ -133,6 +136,7 @@ class StationStatus:
             "health": dict(self.health),
             "backup": dict(self.backup),
             "seq": self.seq,
+            "units": copy.deepcopy(self.units_info),
         }
 
 
@@ -210,7 +214,14 @@ def station_status(app: Owned, previous: StationStatus | None = None) -> Station
         seq=app.journal.last_seq, health=health, backup=tuple(app.backups.last.items()),
         turnout_by_hour=app.hours.hours(),
         storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
+        units_info=previous.units_info if previous is not None else _units(app),
     )
+
+
+def _units(app: Owned) -> Any:
+    """What the sync with the station's other units reports of itself now (in memory: no network)."""
+    unit_sync = getattr(app, "unit_sync", None)
+    return unit_sync.status() if unit_sync is not None else None
 
 
 def _parts(app: Owned) -> tuple[tuple[tuple[str, Any], ...], Any, Any, tuple[tuple[str, Any], ...]]:

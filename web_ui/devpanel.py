@@ -5,7 +5,9 @@ simulated parts (``appliance.sim``); in production the routes do not exist.
 It feeds a scan to the simulated scanner, drops a ballot, opens and closes the
 lid, holds the drop sensor (a jam), unplugs the scanner and cuts the link to
 the CEC: the actions of ``device.hardware.sim.controls.ACTIONS``, the same
-table the command line uses. What it does is what a person would do to real
+table the command line uses. On a station of several units it also cuts and
+restores the link to each other unit (``/dev/unit-link``, as the demo's
+``link`` command does). What it does is what a person would do to real
 hardware; the appliance records the consequences as usual. Typed scan text is
 passed on in memory and never logged.
 """
@@ -19,6 +21,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from device.hardware.sim.controls import BY_NAME
+from protocol.errors import UserError
 
 from . import view
 from .station import Station
@@ -57,6 +60,21 @@ def scan() -> Response:
         flash(_("Type or pick a document payload to scan."), "error")
     else:
         _do("scan", {"text": text})
+    return redirect(url_for("devpanel.panel"), code=303)
+
+
+@bp.post("/unit-link")
+def unit_link() -> Response:
+    """Cut or restore the link to another unit of the station (a station of several units, simulated)."""
+    peer, up = request.form.get("peer", ""), request.form.get("up") == "1"
+    peers = [r["unit"] for r in view.unit_rows(view.appliance().status().get("units")) if not r["own"]]
+    if peer not in peers:
+        flash(_("%(unit)s is not another unit of this station.", unit=peer[:40]), "error")
+        return redirect(url_for("devpanel.panel"), code=303)
+    try:
+        view.appliance().set_unit_link(peer, up)
+    except UserError as exc:  # the appliance checks again (a simulated station of several units only)
+        flash(str(exc), "error")
     return redirect(url_for("devpanel.panel"), code=303)
 
 

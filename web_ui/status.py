@@ -2,8 +2,9 @@
 
 The status screen fits the 800x480 touchscreen without scrolling: counters,
 the last decision, the most urgent alarm, short states of the link and the
-scanner. ``/alarms`` lists every open alarm and ``/details`` shows the
-turnout chart, the link and the device in full; each has a way back
+scanner. ``/alarms`` lists every open alarm, ``/details`` shows the
+turnout chart, the link and the device in full, and ``/units`` (a station
+of several units) each unit, how far it is held here and its last contact; each has a way back
 (to the observer view when opened from it: ``?view=observer``) and updates
 live like the status screen, with the same "connection lost" banner.
 
@@ -53,6 +54,12 @@ def alarms() -> str:
 @bp.get("/details")
 def details() -> str:
     return _live_page("details.html", "details")
+
+
+@bp.get("/units")
+def units() -> str:
+    """The station's units: how far this unit holds each other unit's records, and when it last reached it."""
+    return _live_page("units.html", "units")
 
 
 @bp.post("/lang/<code>")

@@ -25,8 +25,8 @@ from flask_babel import gettext as _
 from . import chair, chart, i18n
 from .station import Station
 
-VIEWS = ("status", "observer", "alarms", "observer-alarms", "details", "observer-details")
-"""Live regions: the status screen, the observer view, and the alarm list and details pages (each also as
+VIEWS = ("status", "observer", "alarms", "observer-alarms", "details", "observer-details", "units", "observer-units")
+"""Live regions: the status screen, the observer view, and the alarm list, details and units pages (each also as
 opened from the observer view, where nothing can be acknowledged)."""
 DECISION_FRESH_SECONDS = 4.0
 PERSONAL_FIELDS = ("name", "line")
@@ -54,7 +54,35 @@ def snapshot(*, personal: bool = False) -> dict[str, Any]:
     status["decision_fresh"] = decision is not None and now - float(decision["at"]) <= fresh
     status["link"] = link_state(status.get("upstream"))
     status["alarms"] = by_urgency(status.get("alarms") or [], status)
+    status["unit_rows"] = unit_rows(status.get("units"))
     return status if personal else without_personal_data(status)
+
+
+def unit_rows(units: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The units panel: this unit first, then each other unit with how far this unit holds its records,
+    when it last answered and one state word (``up_to_date``, ``catching_up``, ``not_reached``, ``cut``).
+
+    ``units`` is the appliance's snapshot of its sync with the other units (none for a one-unit station).
+    """
+    if not units:
+        return []
+    held, closed = units.get("held") or {}, set(units.get("closed") or [])
+    own = str(units.get("unit"))
+    rows = [{"unit": own, "own": True, "role": units.get("role"), "held": held.get(own, 0), "of": None,
+             "reached_at": None, "state": "own", "closed": False}]
+    for peer, seen in sorted((units.get("peers") or {}).items()):
+        if seen.get("cut"):
+            state = "cut"
+        elif seen.get("up_to_date"):
+            state = "up_to_date"
+        elif seen.get("answered"):
+            state = "catching_up"
+        else:
+            state = "not_reached"
+        rows.append({"unit": peer, "own": False, "role": None, "held": seen.get("held", 0),
+                     "of": seen.get("their_count"), "reached_at": seen.get("reached_at"), "state": state,
+                     "closed": peer in closed})
+    return rows
 
 
 def _strip(decision: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -132,6 +160,8 @@ def render_live(view: str, status: dict[str, Any]) -> str:
     observer = view.startswith("observer")
     if view.endswith("alarms"):
         return render_template("_alarms_live.html", s=without_personal_data(status), observer=observer)
+    if view.endswith("units"):
+        return render_template("_units_live.html", s=without_personal_data(status), observer=observer)
     if view.endswith("details"):
         return render_template("_details_live.html", s=without_personal_data(status), observer=observer,
                                chart=turnout_chart(status["turnout_by_hour"]))
