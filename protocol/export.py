@@ -102,5 +102,8 @@ def _check_records(header: ExportHeader, records: list[SignedRecord]) -> None:
         if record.station != header.station:
             raise ExportError("malformed", f"record {record.seq} is for station {record.station!r}, "
                                            f"not {header.station!r}")
+        if record.unit != records[0].unit:  # one chain per file: a unit exports its own (docs/units.md)
+            raise ExportError("malformed", f"record {record.seq} is of unit {record.unit or 'main'}, not of unit "
+                                           f"{records[0].unit or 'main'} like the file's first record")
         if record.seq != header.from_seq + offset:
             raise ExportError("malformed", f"record seq {record.seq} found where {header.from_seq + offset} belongs")

@@ -265,3 +265,22 @@ def test_a_station_first_heard_of_through_another_unit_is_counted_once(app: Flas
     setup.enroll(stranger)
     post(client, stranger.records(1))
     assert storage.summary(0.0, 0.0).stations == 2 == storage._q("SELECT COUNT(*) FROM stations").fetchone()[0]
+
+
+def test_a_units_export_file_is_imported_into_its_own_chain(app: Flask, client: FlaskClient, setup: Setup) -> None:
+    from protocol.export import render_export
+
+    main, desk2, _ = station_units(setup)
+    post(client, main.records(2))
+    records = desk2.records(3)
+    data = render_export(records, station="KG-0001", key=desk2.key_id, created_at=1_800_000_000.0)
+    doc = client.post("/api/v1/import", data=data).get_json()
+    assert doc["accepted"] == 3 and verify_receipt(doc["receipt"], setup.receiver_key.public_key(), "KG-0001",
+                                                   "desk-2") == 3
+    more = desk2.records(2)  # seq 4 and 5 of desk-2's chain
+    follower = Unit("KG-0001", key=main.key, seq=4, prev=more[0].hash).record()  # a seq 5 without a unit
+    mixed = render_export(more, station="KG-0001", key=desk2.key_id, created_at=1_800_000_000.0).replace(
+        more[1].line().encode(), follower.line().encode())
+    refused = client.post("/api/v1/import", data=mixed).get_json()
+    assert refused["error"] == "malformed" and "is of unit main, not of unit desk-2" in refused["reason"]
+    assert app.extensions["pollbox_receiver"].storage.highest_seq("KG-0001", "desk-2") == 3
