@@ -142,10 +142,10 @@ class UpdateUnit:
         self.vm.start()
         self.guest.connect(BOOT_DEADLINE[self.vm.accel])
         self.vm.wait_until_ready()
-        self.guest.check("mkdir -p /mnt/updates && mount -o ro LABEL=POLLBOXUPD /mnt/updates")
+        self.guest.check("mkdir -p /run/updates && mount -o ro LABEL=POLLBOXUPD /run/updates")
 
     def update(self, name: str) -> tuple[int, str]:
-        rc, out = self.guest.run(f"{POLLBOX} update /mnt/updates/{name}.raucb", timeout=INSTALL_DEADLINE)
+        rc, out = self.guest.run(f"{POLLBOX} update /run/updates/{name}.raucb", timeout=INSTALL_DEADLINE)
         return rc, out + self.guest.last_stderr
 
     def booted(self) -> tuple[str, str] | None:
@@ -184,7 +184,7 @@ class UpdateUnit:
         self.boot_id = self.wait_for_boot(slot, now[0], deadline)
         if ready:
             wait_for(lambda: self.vm.status(), "the chair's screen answering", deadline)
-            self.guest.check("mkdir -p /mnt/updates && mount -o ro LABEL=POLLBOXUPD /mnt/updates || true")
+            self.guest.check("mkdir -p /run/updates && mount -o ro LABEL=POLLBOXUPD /run/updates || true")
         return round(time.monotonic() - start, 1)
 
     def entries(self) -> list[str]:
@@ -261,7 +261,7 @@ def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: Upda
     """RAUC marks the target slot bad before writing it: a unit whose power is cut mid-install boots the slot
     it ran, and the next update starts again."""
     assert unit.booted_slot() == "B"
-    unit.guest.spawn(f"{POLLBOX} update /mnt/updates/good.raucb", log="/run/update.log")
+    unit.guest.spawn(f"{POLLBOX} update /run/updates/good.raucb", log="/run/update.log")
 
     def writing() -> bool:  # RAUC marks the target bad right before it writes it
         return unit.entries()[0] == "pollbox-a+0.conf"  # it was pollbox-a+0-1.conf after the rollback
