@@ -17,6 +17,13 @@ each with its sync server on 127.0.0.1; desk-2's sync client is driven round by 
 * **core step p99**: ``session.step`` on an identification (nothing committed) on desk-2's state with
   the records held against the same state with an empty replica, interleaved; half the voters are
   ones the replica holds (refused as admitted elsewhere), half are new. p99 and median.
+* **receiver ingest**: records per second that the receiver (in this process, SQLite, through
+  ``Ingestor.ingest_body``) stores for stations of three units, each unit its own chain (the main
+  desk's without a ``unit``, desk-2's and the mobile unit's with one), batches of 50 interleaved as
+  they would arrive. Baseline, in the same run on a fresh database: as many one-unit stations as
+  there are chains, the same number of records. Each is run twice, alternated (units, one-unit,
+  one-unit, units), and the better rate of each kept: every batch commits with fsync, so the machine's
+  load moves single runs a lot.
 """
 
 from __future__ import annotations
@@ -45,6 +52,82 @@ def _port() -> int:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
+    return _sync(quick) + _receiver_ingest(quick)
+
+
+def _receiver_ingest(quick: bool) -> list[dict[str, Any]]:
+    """Records/s stored for stations of three units against as many one-unit stations (same records count)."""
+    import gzip
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from bench.bench_receiver import BATCH, JOURNAL_HASH
+    from protocol.batch import encode_batch
+    from protocol.chain import ZERO_HASH
+    from protocol.envelope import make_record
+    from protocol.keys import key_id, public_b64
+    from receiver.keys import write_private
+    from receiver.registry import DeviceEntry, Registry
+    from receiver.service import build_receiver
+
+    stations, per_chain = (10, 100) if quick else (30, 300)
+
+    def chains(units: tuple[str, ...], count: int) -> list[tuple[str, Any, list[Any]]]:
+        out = []
+        for n in range(count):
+            for unit in units:
+                key, prev, records = Ed25519PrivateKey.generate(), ZERO_HASH, []
+                for seq in range(1, per_chain + 1):
+                    record = make_record(key=key, station=f"KG-{n:05d}", seq=seq, prev=prev, at=1.8e9 + seq,
+                                         type_="turnout_snapshot", unit=unit,
+                                         body={"identified": seq, "ballots": seq, "registered": 900,
+                                               "journal_seq": seq * 3, "journal_hash": JOURNAL_HASH})
+                    records.append(record)
+                    prev = record.hash
+                out.append((f"KG-{n:05d}", key, records))
+        return out
+
+    def rate(fleet: list[tuple[str, Any, list[Any]]], directory: Path) -> float:
+        cec, rx_key, registry = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate(), Registry()
+        for station, key, _ in fleet:
+            registry.add(DeviceEntry(station=station, serial=key_id(key.public_key()), software="bench",
+                                     public_key=public_b64(key.public_key()), key_id=key_id(key.public_key()),
+                                     enrolled_at="2026-11-20T00:00:00Z"))
+        directory.mkdir()
+        registry.sign_and_save(directory / "registry.json", cec)
+        write_private(directory / "receiver.key", rx_key)
+        receiver = build_receiver({"DATABASE_URL": str(directory / "rx.db"),
+                                   "REGISTRY_PATH": str(directory / "registry.json"),
+                                   "CEC_PUBLIC_KEY": public_b64(cec.public_key()),
+                                   "RECEIVER_KEY_PATH": str(directory / "receiver.key")})
+        per_chain_batches = [[gzip.compress(encode_batch(r[i:i + BATCH])) for i in range(0, len(r), BATCH)]
+                             for _, _, r in fleet]
+        batches = [b[k] for k in range(len(per_chain_batches[0])) for b in per_chain_batches]
+        try:
+            t0 = time.perf_counter()
+            for body in batches:
+                outcome = receiver.ingestor.ingest_body(body, "gzip", "bench")
+                if outcome.rejection is not None:
+                    raise RuntimeError(f"benchmark batch rejected: {outcome.rejection}")
+            elapsed = time.perf_counter() - t0
+            if receiver.storage.count_records() != len(fleet) * per_chain:
+                raise RuntimeError("benchmark records were not all stored")
+            return len(fleet) * per_chain / elapsed
+        finally:
+            receiver.storage.close()
+
+    several, one = chains(("", "desk-2", "mobile"), stations), chains(("",), 3 * stations)
+    with tempfile.TemporaryDirectory(prefix="pollbox-bench-units-rx-") as tmp:  # alternated; the best of two each
+        units = rate(several, Path(tmp) / "units-1")
+        single = rate(one, Path(tmp) / "single-1")
+        single = max(single, rate(one, Path(tmp) / "single-2"))
+        units = max(units, rate(several, Path(tmp) / "units-2"))
+    return [{"name": f"units: receiver ingest, {stations} stations of three units ({per_chain} records a chain), "
+                     f"records/s (baseline: {3 * stations} one-unit stations, as many records)",
+             "value": units, "unit": "records/s", "baseline": single, "ratio": units / single}]
+
+
+def _sync(quick: bool) -> list[dict[str, Any]]:
     count, later, decisions = (500, 50, 100) if quick else (3000, 200, 300)
     pins = [p for i, p in enumerate(demo_pins(count + later + 2 * decisions + 20)) if i + 1 not in HOME_VOTING]
     with tempfile.TemporaryDirectory(prefix="pollbox-bench-units-") as tmp:
