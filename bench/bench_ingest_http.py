@@ -22,8 +22,8 @@ hardly moves). Its ratio is raw verify CPU over receiver CPU per record: 1
 would mean the receiver spends nothing but the verification. The entry's
 name also says how much CPU the sending clients used, in cores.
 
-Each database is measured with one receiver process of 8 threads and with
-``serve --processes 2`` (two processes of 4 threads on one port, the
+Each database is measured with one receiver process of 16 threads and with
+``serve --processes 2`` (two processes of 8 threads on one port, the
 kernel spreading the stations' connections over them); the scale-out entry
 compares the two at batches of 50.
 
@@ -56,7 +56,7 @@ from protocol.batch import encode_batch
 from protocol.envelope import SignedRecord
 from receiver.pgcluster import ClusterError, start_cluster
 
-SERVER_THREADS = 8
+SERVER_THREADS = 16
 """waitress threads: ``pollbox-receiver serve``'s default."""
 CLIENTS = 16
 """Stations sending at the same time."""

@@ -71,7 +71,9 @@ def parser() -> argparse.ArgumentParser:
     _store_options(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8090)
-    serve.add_argument("--threads", type=int, default=8, help="waitress threads per process")
+    serve.add_argument("--threads", type=int, default=16,
+                       help="waitress threads per process (a batch's thread mostly waits for its group's commit, so "
+                            "the threads bound how many batches share one: see docs/receiver.md, Benchmarks)")
     serve.add_argument("--processes", type=int, default=1,
                        help="receiver processes sharing the port (SO_REUSEPORT), each with its own threads "
                             "and group writer: more than 1 puts the Python work of ingest on several cores")
