@@ -17,15 +17,22 @@ journals a note of record (an upstream record, signed by the device key while
 it still exists) and sends it too: without force, the wipe happens only once
 the receiver has acknowledged that note as well (else E052, nothing wiped).
 It then writes ``zeroize-record.json`` (signed by the device key) so the
-certificate survives the key. Each file is overwritten with random bytes,
-flushed and removed.
+certificate survives the key. Each file is overwritten with random bytes and
+flushed; then the file system's journal is flushed; only then are the files
+removed (``wipe_files``).
 
-The unit's data partition is ext4 mounted ``data=journal``: every block a file
-ever had was first written to the file system's own journal, a ring that keeps
-old copies until newer transactions overwrite them. So after the wipe,
-``flush_filesystem_journal`` rewrites a scratch file through that journal until
-the ring has gone round twice, and removes it: no copy of a wiped file's
-blocks is left in the partition (the boot test reads every byte of it).
+Why that order: the unit's data partition is ext4 mounted ``data=journal``.
+Every block a file ever had was first written to the file system's own journal,
+a ring that keeps old copies until newer transactions overwrite them; and an
+overwrite reaches the file's own blocks only when the journal writes it back
+there (a checkpoint). A file removed before that checkpoint has its pending
+write-back cancelled, so its blocks keep the old content: the booted unit showed
+exactly that, both keys and the voter list readable in free blocks after a wipe
+that removed each file straight after overwriting it. ``flush_filesystem_journal``
+rewrites a scratch file through the journal until the ring has gone round twice:
+the journal has to write every older transaction back to make room (so the
+overwrites land on the files' blocks) and every old copy in the ring is
+overwritten. The boot test reads every byte of the partition afterwards.
 
 What this cannot reach: on an SD card or eMMC the controller maps blocks to
 flash pages itself (wear levelling), and a rewritten block goes to a new page;
@@ -126,8 +133,8 @@ def _signed_record(config: Config, station: str, waiting: int | None, left: int 
         key.close()
 
 
-def wipe_file(path: Path) -> bool:
-    """Overwrite ``path`` with random bytes, flush, remove; False if it was not there."""
+def overwrite_file(path: Path) -> bool:
+    """Overwrite ``path`` in place with random bytes and flush it; False if it was not there."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -136,9 +143,32 @@ def wipe_file(path: Path) -> bool:
         f.write(os.urandom(max(size, 1)))
         f.flush()
         os.fsync(f.fileno())
+    return True
+
+
+def remove_file(path: Path) -> None:
     path.unlink()
     _sync_dir(path.parent)
+
+
+def wipe_file(path: Path) -> bool:
+    """Overwrite ``path`` with random bytes, flush, remove; False if it was not there. On a file system
+    that journals file data, use ``wipe_files`` (see the module docstring)."""
+    if not overwrite_file(path):
+        return False
+    remove_file(path)
     return True
+
+
+def wipe_files(paths: list[Path], directory: Path) -> list[Path]:
+    """Overwrite every one of ``paths``, flush the journal of ``directory``'s file system (which writes
+    the overwrites back to the files' blocks and overwrites the journal's old copies), then remove
+    them; the files that were there."""
+    present = [p for p in paths if overwrite_file(p)]
+    flush_filesystem_journal(directory)
+    for path in present:
+        remove_file(path)
+    return present
 
 
 JOURNAL_ROUNDS = 2
@@ -241,6 +271,5 @@ def zeroize(config: Config, appliance: ApplianceView, now: float, confirmation: 
     record_path = config.data_dir / zeroize_record_name(training)
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     appliance.stop()
-    wiped = [p.name for p in _targets(config, training) if wipe_file(p)]
-    flush_filesystem_journal(config.data_dir)
+    wiped = [p.name for p in wipe_files(_targets(config, training), config.data_dir)]
     return Zeroized(station, wiped, waiting, forced, record_path)
