@@ -294,3 +294,39 @@ def test_the_browsers_barcode_detector_is_used_where_there_is_one(playwright: An
         assert page.evaluate("window.detectorFormats") == ["qr_code"]
     finally:
         browser.close()
+
+
+def test_a_second_units_close_report_is_checked_against_its_own_chain(playwright: Any, renderer: Any, scene: Scene,
+                                                                     tmp_path: Path) -> None:
+    """desk-2 of the same station, enrolled with its own key, signs its own chain (``"unit": "desk-2"``): its
+    close report verifies, with the chain checked against desk-2's record 1 fetched with ``?unit=``."""
+    from receiver.registry import DeviceEntry
+
+    fields = parse_line(scene.line).fields
+    key = Ed25519PrivateKey.generate()
+    registry = Registry.load(scene.registry_path, scene.cec_key.public_key())
+    registry.add(DeviceEntry(station=fields["station"], serial="SN-DESK-2", public_key=public_b64(key.public_key()),
+                             key_id=signed_key_id(key), software="test", enrolled_at="2026-11-20T10:00:00.000000Z"))
+    registry.sign_and_save(scene.registry_path, scene.cec_key)
+    at = datetime.strptime(fields["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    journal = {"journal_seq": 1, "journal_hash": "ab" * 32}
+    opened = make_record(key=key, station=fields["station"], seq=1, prev="0" * 64, at=at - 3600, unit="desk-2",
+                         type_="polls_opened", body={"identified": 0, "ballots": 0, **journal})
+    closed = make_record(key=key, station=fields["station"], seq=2, prev=opened.hash, at=at, unit="desk-2",
+                         type_="polls_closed", body={"identified": 3, "ballots": 3, "difference": 0, "alarms_total": 0,
+                                                     "alarms_open": 0, **journal, "journal_seq": 9})
+    outcome = scene.receiver.ingestor.ingest_records([opened, closed], "test")
+    assert outcome.rejection is None and outcome.accepted == 2, outcome
+    video = camera_frames(qr_picture(renderer, closed.line()), tmp_path / "desk-2.y4m")
+    browser, _, page = scan(playwright, video, scene.url + "/verify/")
+    try:
+        expect(page.locator("#verdict")).to_have_attribute("data-state", "valid")
+        expect(page.locator("#note-chain")).to_contain_text("previous record")
+        expect(page.locator("#note-proof")).to_have_attribute("data-state", "proof_ok")
+    finally:
+        browser.close()
+
+
+def signed_key_id(key: Ed25519PrivateKey) -> str:
+    from protocol.keys import key_id
+    return key_id(key.public_key())
