@@ -165,4 +165,9 @@ def software_flags(app: Any, storage: Any, stations: list[str]) -> tuple[dict[st
         listed = SoftwareListFile(Path(path), decode_public_key(str(app.config["CEC_PUBLIC_KEY"])))
         app.extensions["pollbox_software_list"] = listed
     certified = listed.current()
-    return unlisted(storage.reported_software(stations), certified), listed.problem
+    if certified is None:
+        return {}, listed.problem
+    reported = {}  # per station, the first of its units' reports that is not on the list (else the main unit's)
+    for station, pairs in storage.reported_software_of_units(stations).items():
+        reported[station] = next((pair for pair in pairs if not certified.allows(*pair)), pairs[0])
+    return unlisted(reported, certified), listed.problem

@@ -265,18 +265,25 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
                 for seq, kind, at, received, leaf, h, line, unit in rows]
 
     def reported_software(self, stations: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """The software (version, code hash) each station's latest zero or close report signed (``software_list``)."""
+        """The software (version, code hash) each station's latest zero or close report signed: its main unit's,
+        or when only other units reported yet, the first of them by unit id."""
+        return {station: chains[0] for station, chains in self.reported_software_of_units(stations).items()}
+
+    def reported_software_of_units(self, stations: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """Per station, the software each of its units' chains last signed in a zero or close report (the main
+        unit's first, then the others by unit id): every unit of a station is checked against the CEC's list."""
         if not stations:
             return {}
         marks = ",".join("?" * len(stations))
-        rows = self._q(f"SELECT station, line FROM records WHERE type IN ('polls_opened', 'polls_closed') "
-                       f"AND station IN ({marks}) ORDER BY station, seq", list(stations)).fetchall()
-        found: dict[str, tuple[str, str]] = {}
-        for station, line in rows:
+        rows = self._q(f"SELECT station, unit, line FROM records WHERE type IN ('polls_opened', 'polls_closed') "
+                       f"AND station IN ({marks}) ORDER BY station, unit, seq", list(stations)).fetchall()
+        found: dict[str, dict[str, tuple[str, str]]] = {}
+        for station, unit, line in rows:
             body = json.loads(str(line).split(" ", 1)[1]).get("body", {})
             if "software_hash" in body:
-                found[str(station)] = (str(body["software_version"]), str(body["software_hash"]))
-        return found
+                found.setdefault(str(station), {})[str(unit)] = (str(body["software_version"]),
+                                                                 str(body["software_hash"]))
+        return {station: [by_unit[u] for u in sorted(by_unit)] for station, by_unit in found.items()}
 
     def unit_conflicts(self, stations: Sequence[str]) -> dict[str, int]:
         """How many conflicts between two units of one station each station sent.

@@ -7,6 +7,7 @@ mobile unit sign their own chains with their own enrolled keys, from seq 1, unde
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -284,3 +285,24 @@ def test_a_units_export_file_is_imported_into_its_own_chain(app: Flask, client: 
     refused = client.post("/api/v1/import", data=mixed).get_json()
     assert refused["error"] == "malformed" and "is of unit main, not of unit desk-2" in refused["reason"]
     assert app.extensions["pollbox_receiver"].storage.highest_seq("KG-0001", "desk-2") == 3
+
+
+def test_the_overview_flags_a_station_when_any_unit_runs_uncertified_software(setup: Setup, db_url: str,
+                                                                               clock: object, tmp_path: Path) -> None:
+    from receiver.app import create_app
+    from receiver.software_list import write_software_list
+
+    main, desk2, _ = station_units(setup)
+    listed = tmp_path / "software-list.json"
+    write_software_list(listed, [{"version": "0.1.0", "hash": "ab" * 32, "note": "certified"}], setup.cec)
+    app = create_app({**setup.config(db_url, clock), "SOFTWARE_LIST_PATH": str(listed)})  # type: ignore[arg-type]
+    try:
+        client = app.test_client()
+        assert post(client, [main.record()]).status_code == 200  # the main desk's zero report is its seq 2
+        for unit, code_hash in ((desk2, "cd" * 32), (main, "ab" * 32)):
+            opened = unit.record("polls_opened", {**OPENED, "software_version": "0.1.0", "software_hash": code_hash})
+            assert post(client, [opened]).status_code == 200
+        row = next(r for r in client.get("/").get_data(as_text=True).split("<tr")[1:] if "KG-0001" in r)
+        assert "software not on the CEC's list (0.1.0)" in row  # desk-2's, though the main desk's is listed
+    finally:
+        app.extensions["pollbox_receiver"].storage.close()
