@@ -40,7 +40,7 @@ from protocol.keys import key_id, public_b64
 from protocol.treehead import LogError, check_inclusion, head_line
 from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
-from receiver.processes import listening_sockets, run_children
+from receiver.processes import follow_parent, listening_sockets, run_children
 from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
 from receiver.storage import Storage, open_storage
@@ -162,6 +162,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "ELECTION_TIMEZONE": args.election_timezone}
     if args.processes < 1 or args.threads < 1:
         raise UsageError("--processes and --threads must be at least 1")
+    if args.listen_fd is not None:
+        follow_parent()
     app = create_app(_config(args) | {k: v for k, v in election.items() if v})
     if args.listen_fd is not None:  # one of the processes of --processes N
         sock = socket.socket(fileno=args.listen_fd)

@@ -16,7 +16,9 @@ listening port, so that work runs on N cores:
   writer;
 - the parent only waits: SIGTERM or SIGINT stops every child; when a child
   ends by itself the parent stops the others and exits with its status, so the
-  service manager restarts the whole receiver.
+  service manager restarts the whole receiver; a child asks the kernel for
+  SIGTERM when its parent dies (``follow_parent``, Linux), so a parent killed
+  with SIGKILL leaves no receiver process behind.
 
 Every guarantee of one process holds for several, because they already hold
 for several receivers on one database (docs/receiver.md, scale-out): each
@@ -29,6 +31,7 @@ received it.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -41,6 +44,9 @@ from types import FrameType
 log = logging.getLogger("pollbox.receiver.processes")
 
 BACKLOG = 1024
+PARENT_ENV = "POLLBOX_RECEIVER_PARENT"
+"""The parent's pid, in each child's environment."""
+PR_SET_PDEATHSIG = 1
 
 
 def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -85,7 +91,8 @@ def run_children(argv: Sequence[str], sockets: Sequence[socket.socket]) -> int:
         for sock in sockets:
             fd = sock.fileno()
             children.append(subprocess.Popen([sys.executable, "-m", "receiver.cli", *argv, "--processes", "1",
-                                              "--listen-fd", str(fd)], pass_fds=(fd,)))
+                                              "--listen-fd", str(fd)], pass_fds=(fd,),
+                                             env={**os.environ, PARENT_ENV: str(os.getpid())}))
         for sock in sockets:
             sock.close()  # the children hold them now
         log.info("receiver processes %s started", ", ".join(str(c.pid) for c in children))
@@ -113,3 +120,15 @@ def _wait_first(children: Sequence[subprocess.Popen[bytes]]) -> int:
             pids[pid].returncode = os.waitstatus_to_exitcode(status)
             code = pids[pid].returncode
             return 128 - code if code < 0 else code
+
+
+def follow_parent() -> None:
+    """In a child: SIGTERM from the kernel when the parent dies (Linux ``prctl``); exit now if it already has."""
+    parent = int(os.environ.get(PARENT_ENV) or 0)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the service manager stops the whole group
+        log.warning("this system cannot stop a receiver process when its parent dies")
+    if parent and os.getppid() != parent:
+        log.error("the parent receiver process %d has ended; this one stops too", parent)
+        raise SystemExit(1)

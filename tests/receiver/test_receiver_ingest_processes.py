@@ -63,15 +63,22 @@ def served(setup: Setup, db_url: str, units: list[Unit]) -> Iterator[tuple[subpr
         except OSError:
             return False
 
+    pids: list[int] = []
     try:
         until(answers, "two receiver processes answering")
+        pids = children(proc.pid)
         yield proc, port
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pid in children(proc.pid) if proc.poll() is None else []:
-            os.kill(pid, signal.SIGKILL)
+            proc.terminate()
+            try:
+                proc.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in pids:
+            if _state(pid) != "Z":
+                os.kill(pid, signal.SIGKILL)
         proc.stderr.close()  # type: ignore[union-attr]
 
 
@@ -161,7 +168,7 @@ def test_a_stopped_receiver_stops_every_process(served: tuple[subprocess.Popen[b
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=DEADLINE) == 0
     for pid in pids:
-        until(lambda pid=pid: not Path(f"/proc/{pid}").exists() or "Z" in _state(pid), f"process {pid} to end")
+        until(lambda pid=pid: _state(pid) == "Z", f"process {pid} to end")
 
 
 def test_a_process_that_dies_takes_the_receiver_down_for_a_restart(served: tuple[subprocess.Popen[bytes], int]) -> None:
@@ -169,10 +176,20 @@ def test_a_process_that_dies_takes_the_receiver_down_for_a_restart(served: tuple
     victim, survivor = children(proc.pid)
     os.kill(victim, signal.SIGKILL)
     assert proc.wait(timeout=DEADLINE) != 0
-    until(lambda: not Path(f"/proc/{survivor}").exists() or "Z" in _state(survivor), "the other process to end")
+    until(lambda: _state(survivor) == "Z", "the other process to end")
+
+
+def test_a_parent_killed_outright_leaves_no_receiver_process(served: tuple[subprocess.Popen[bytes], int]) -> None:
+    proc, _ = served
+    pids = children(proc.pid)
+    proc.kill()
+    proc.wait(timeout=DEADLINE)
+    for pid in pids:
+        until(lambda pid=pid: _state(pid) == "Z", f"process {pid} to end with its parent")
 
 
 def _state(pid: int) -> str:
+    """The process's state letter from /proc ("Z" also once it is gone)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
