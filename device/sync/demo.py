@@ -5,20 +5,25 @@ demo station (``device/demo.py``) with its own device key, web port and sync por
 list and list key, and one CEC-signed package whose ``units`` section lists all three with their keys
 and loopback addresses. Lines 11-20 of the list are registered for home voting. Each runs with
 ``pollbox --config DIR/<unit>/station.toml run``; ``POST /units/link?peer=U&up=0`` on a unit's sync
-port cuts its link to ``U`` (``up=1`` restores it).
+port cuts its link to ``U`` (``up=1`` restores it). ``python -m device.sync.demo DIR`` runs the three
+and, beside them, the reference CEC receiver on the package's receiver address with every unit's key
+enrolled for the station (``start_units_receiver``): each unit uploads its own chain to it.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.demo import make_demo_station
+from device.demo import STATION, make_demo_station
 from device.keys import create_device_key
 from device.package import sign_package
+from protocol.errors import UserError
 
 from .units import units_section
 
@@ -54,11 +59,50 @@ def make_demo_units(directory: Path, *, voters: int = 2000, web_ports: tuple[int
     return configs
 
 
+def enroll_units(directory: Path) -> Path:
+    """The demo receiver's registry with the three units' keys enrolled for the station (made once, by the
+    receiver's own command line: the receiver is another program)."""
+    registry = directory / "registry.json"
+    if not registry.exists():
+        for uid, _ in UNITS:
+            done = subprocess.run([sys.executable, "-m", "receiver.cli", "enroll", "--registry", str(registry),
+                                   "--cec-key", str(directory / UNITS[0][0] / "cec.key"), "--station", STATION,
+                                   "--public-key-file", str(directory / uid / "data" / "device.pub"),
+                                   "--serial", f"demo-{uid}", "--software", "demo"], check=False,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                registry.unlink(missing_ok=True)
+                raise DemoUnitsError(f"could not enroll {uid} in the demo receiver's registry: "
+                                     f"{done.stderr.strip()[-300:]}")
+    return registry
+
+
+def start_units_receiver(directory: Path) -> subprocess.Popen[bytes]:
+    """The reference CEC receiver on the package's receiver address (loopback), the three units enrolled."""
+    from urllib.parse import urlsplit
+    registry = enroll_units(directory)
+    first = directory / UNITS[0][0]
+    url = urlsplit(json.loads((first / "station-package.json").read_bytes())["payload"]["receiver"]["url"])
+    return subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1",
+                             "--port", str(url.port or 8090), "--db", str(directory / "receiver.db"),
+                             "--registry", str(registry), "--cec-public-key-file", str(first / "cec.pub"),
+                             "--key", str(first / "receiver.key")])
+
+
+class DemoUnitsError(UserError):
+    """The demo's receiver could not be set up; the message says why."""
+
+
 def _sync_port(config: Path) -> int:
     doc = json.loads((config.parent / "station-package.json").read_bytes())["payload"]
     uid = config.parent.name
     address = next(u["address"] for u in doc["units"]["list"] if u["id"] == uid)
     return int(address.rpartition(":")[2])
+
+
+def _receiver_url(directory: Path) -> str:
+    return str(json.loads((directory / UNITS[0][0] / "station-package.json").read_bytes())["payload"]["receiver"]
+               ["url"]).rstrip("/")
 
 
 def set_link(directory: Path, a: str, b: str, up: bool) -> None:
@@ -74,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m device.sync.demo DIR``: make the three units (once) and run them until Ctrl-C;
     ``python -m device.sync.demo DIR link A B up|down``: restore or cut a link of the running demo."""
     import argparse
-    import subprocess
-    import sys
     p = argparse.ArgumentParser(prog="python -m device.sync.demo", description=main.__doc__)
     p.add_argument("directory", type=Path)
     p.add_argument("action", nargs="*", help="link A B up|down")
@@ -92,11 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)  # a service manager or kill stops the three units as Ctrl-C does
     configs = make_demo_units(args.directory)
-    procs = [subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(c), "run"])
-             for c in configs.values()]
+    procs = [start_units_receiver(args.directory)]
+    procs += [subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(c), "run"])
+              for c in configs.values()]
     for uid, config in configs.items():
         web = next(line for line in config.read_text().splitlines() if line.startswith("port = ")).split("=")[1]
         print(f"{uid}: chair's screen http://127.0.0.1:{web.strip()}/, sync port {_sync_port(config)}")
+    print(f"the CEC receiver: {_receiver_url(args.directory)}/ (each unit's own chain, on the station's page)")
     print(f"cut a link: python -m device.sync.demo {args.directory} link desk-1 desk-2 down (up restores it)")
     try:
         for proc in procs:

@@ -147,3 +147,51 @@ def test_each_units_chain_reaches_the_receiver_once(receiver_and_units: tuple[Re
     assert result["phase"] == "closed"
     page = receiver.get(f"/stations/{STATION}")
     assert "desk-2" in page.split('<table class="units">')[1] and "mobile" in page.split('<table class="units">')[1]
+
+
+def test_the_demo_runs_a_receiver_that_takes_each_units_chain(tmp_path: Path) -> None:
+    """``python -m device.sync.demo DIR``: three units and the reference receiver with their keys enrolled;
+    once each unit opens the polls, the receiver holds a chain per unit. SIGTERM stops all four."""
+    import signal
+
+    from device.control import request
+    from device.sync.demo import make_demo_units
+
+    port = free_port()
+    root = tmp_path / "demo"
+    make_demo_units(root, voters=60, web_ports=(free_port(), free_port(), free_port()),
+                    sync_ports=(free_port(), free_port(), free_port()), receiver_url=f"http://127.0.0.1:{port}")
+    demo = subprocess.Popen([sys.executable, "-m", "device.sync.demo", str(root)], env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + RECEIVER_START_WITHIN
+        waiting = set(UNITS)
+        while waiting:
+            assert demo.poll() is None, demo.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, f"units not ready: {waiting}"
+            for uid in sorted(waiting):
+                try:
+                    if request(root / uid / "data" / "control.sock", {"cmd": "open"}, timeout=5.0).get("ok"):
+                        waiting.discard(uid)
+                except (ConnectionError, OSError, ValueError):
+                    pass
+            time.sleep(0.2)  # polling pace against a named deadline
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + DELIVERED_WITHIN
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/api/v1/tree/entries?start=0", timeout=5) as answer:
+                    lines = [e["line"] for e in json.loads(answer.read())["entries"]]
+            except OSError:
+                lines = []
+            opened = {(r.unit, r.type) for r in map(parse_line, lines)}
+            if {("", "polls_opened"), ("desk-2", "polls_opened"), ("mobile", "polls_opened")} <= opened:
+                break
+            assert time.monotonic() < deadline, f"the receiver got only {sorted(opened)}"
+            time.sleep(0.2)  # polling pace against a named deadline
+        assert sorted(check_chains(map(parse_line, lines))) == [(STATION, ""), (STATION, "desk-2"), (STATION, "mobile")]
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        out, err = demo.communicate(timeout=90)
+    assert demo.returncode == 0, err[-2000:]
+    assert f"the CEC receiver: http://127.0.0.1:{port}/" in out
