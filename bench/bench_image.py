@@ -10,6 +10,10 @@
   kernel's first line on the serial console.
 - ``boot_to_kiosk_s``: power-on to the first QMP screendump that shows the chair's status screen;
   against boot to ready. Left out (with the reason printed) while the kiosk draws nothing.
+- ``image_arm64_size_mb``: the Raspberry Pi (arm64) image's apparent size, where one has been built
+  (``build/image/arm64/``, by ``tests/image/test_arm64.py`` or ``build.sh arm64``: the bench does not
+  build it, a first build takes about an hour under emulation); against the amd64 image measured
+  in the same run. Its budget is 2 GB (2,000,000,000 bytes = 1907 MB here).
 - ``power_cut_rounds``: hard power cuts (SIGKILL of QEMU) after journalled events that the unit
   survived (the journal verifies on the host, every acknowledged event is there, the unit boots to
   ready again); against the rounds tried.
@@ -122,6 +126,12 @@ def run(quick: bool) -> list[dict[str, object]]:
         base = sorted((vm.IMAGE_DIR / "cache").glob("base-amd64-*"))[-1]
         results.append(entry("image_size_mb", image.stat().st_size / 2**20, "MB", _du_mb(base)))
         results.append(entry("image_build_warm_s", build_s, "s", copy_s))
+        pi_image = vm.IMAGE_DIR / "arm64" / "pollbox-arm64.img"
+        if pi_image.exists():
+            results.append(entry("image_arm64_size_mb", pi_image.stat().st_size / 2**20, "MB",
+                                 image.stat().st_size / 2**20))
+        else:
+            print(f"bench_image: no arm64 image at {pi_image}, image_arm64_size_mb left out")
         shutil.rmtree(scratch / "out")
         shutil.rmtree(scratch / "base-copy")
         boots = scratch / "boots"
