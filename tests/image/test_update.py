@@ -222,7 +222,7 @@ def test_1_a_bundle_signed_by_another_key_is_refused_and_nothing_is_written(unit
     assert unit.entries() == ["pollbox-a.conf"]
     unit.guest.check("cmp -n 1048576 /dev/zero /dev/disk/by-partlabel/root-b")  # slot B: still empty
     rc, _ = unit.guest.run("runuser -u pollbox-kiosk -- rauc status", timeout=120)  # the browser's user
-    assert rc != 0 and "AccessDenied" in unit.guest.last_stderr, unit.guest.last_stderr
+    assert rc != 0 and "Rejected send message" in unit.guest.last_stderr, unit.guest.last_stderr
 
 
 def test_2_a_good_update_boots_on_trial_and_is_kept_once_ready(unit: UpdateUnit) -> None:
