@@ -141,6 +141,29 @@ def test_a_lost_arm_is_repeated(firmware_dir: Path) -> None:
     rig.box.stop()
 
 
+def test_a_frame_the_uart_cannot_send_is_a_lost_frame_not_an_error(firmware_dir: Path) -> None:
+    """A write timeout (seen through the kernel: the guest UART's transmitter stuck after the far end
+    went away) must not raise into the owner's step; the ARM is repeated once the link takes frames."""
+    rig = SmartRig(firmware_dir)
+    rig.start()
+    real_write = rig.wire.write
+
+    def stuck(data: bytes) -> None:
+        raise OSError("Write timeout")  # what pyserial's SerialTimeoutException is
+    rig.wire.write = stuck  # type: ignore[method-assign]
+    rig.box.arm()
+    rig.box.lock()
+    rig.box.heartbeat()
+    rig.box.arm()
+    assert rig.box.health()["write_failures"] == 4
+    assert not rig.slot_open
+    rig.wire.write = real_write  # type: ignore[method-assign]
+    rig.advance(0.6)
+    assert rig.slot_open
+    assert rig.box.health()["arm_repeats"] >= 1
+    rig.box.stop()
+
+
 def test_silence_is_unit_lost(firmware_dir: Path) -> None:
     rig = SmartRig(firmware_dir)
     rig.start()

@@ -342,10 +342,20 @@ class SmartBallotBox:
         self._send(bp.HELLO, payload)
 
     def _send(self, kind: int, payload: bytes = b"") -> int:
-        """Send one frame; returns its sequence number."""
+        """Send one frame; returns its sequence number.
+
+        A frame the link cannot take (a write timeout: the UART's transmitter is stuck, a USB adapter is
+        gone) is a lost frame, which the protocol already survives: a lost LOCK, ARM or HELLO is repeated
+        from the unit's next status, and a unit that stays unreachable goes silent and is UNIT_LOST. So
+        the failure is counted and logged, never raised into the caller (the owner thread's step)."""
         self._seq = bp.seq_next(self._seq)
         if self._link is not None:
-            self._link.write(bp.encode(self._seq, kind, payload))
+            try:
+                self._link.write(bp.encode(self._seq, kind, payload))
+            except OSError as exc:  # pyserial's SerialException and SerialTimeoutException are OSErrors
+                self.stats["write_failures"] += 1
+                if self.stats["write_failures"] == 1 or self.stats["write_failures"] % 100 == 0:
+                    log.warning("frame to the smart box not sent (%s); %d so far", exc, self.stats["write_failures"])
         return self._seq
 
     def _emit(self, signal: BoxSignal, at: float, count: int | None = None, unit: str | None = None) -> None:
