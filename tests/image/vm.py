@@ -70,6 +70,14 @@ def build_image(arch: str = "amd64") -> Path:
     return TEST_IMAGE_DIR / f"pollbox-{arch}.img"
 
 
+def second_uart(socket_path: Path) -> list[str]:
+    """QEMU arguments for a second serial port, the guest's ``/dev/ttyS1`` (a 16550 UART), whose other end
+    is a Unix socket QEMU listens on at ``socket_path``: the host connects to it as the device on the
+    line (a serial scanner, the smart box). Bytes the guest sends while nothing is connected are lost,
+    as on an unplugged cable. Pass it as ``VirtualMachine.extra`` (or ``boot_probed_unit(extra=)``)."""
+    return ["-chardev", f"socket,id=ttyS1,path={socket_path},server=on,wait=off", "-serial", "chardev:ttyS1"]
+
+
 def wait_for(condition: Callable[[], T | None], what: str, deadline: float) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``deadline`` seconds."""
     end = time.monotonic() + deadline
