@@ -19,7 +19,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from .guest import GuestError, ProbedUnit, boot_probed_unit
 from .vm import (
+    BOOT_DEADLINE,
     IMAGE_TEST_TIMEOUT,
     DevPanel,
     VirtualMachine,
@@ -168,3 +170,42 @@ def test_the_kiosk_shows_the_status_screen(unit: VirtualMachine) -> None:
     unit.wait_until_ready()
     kiosk_after = unit.wait_for_screen("status")
     (unit.workdir / "kiosk-times.json").write_text(json.dumps([kiosk_after]))
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbedUnit]:
+    """A test copy of the image with the test agent (``guest.py``): for what only shows inside the unit."""
+    reason = _host_can_boot()
+    if reason:
+        pytest.skip(reason)
+    made = boot_probed_unit(tmp_path_factory.mktemp("probed"))
+    try:
+        yield made
+    finally:
+        made.stop()
+
+
+def test_the_root_is_read_only_and_the_data_partition_writable_across_a_reboot(probed: ProbedUnit) -> None:
+    """Inside the unit: a write to the root fails (read-only file system), even as root; a file written
+    on the data partition is still there after the unit reboots."""
+    probed.vm.wait_until_ready()
+    guest = probed.guest
+    mounts = {line.split()[1]: line.split()[3].split(",") for line in guest.check("cat /proc/mounts").splitlines()}
+    assert "ro" in mounts["/"] and "rw" in mounts["/var/lib/pollbox"], mounts
+    for path in ("/etc/pollbox-write-test", "/opt/pollbox/write-test", "/usr/write-test"):
+        rc, _ = guest.run(f"echo x > {path}")
+        assert rc != 0 and "Read-only file system" in guest.last_stderr, (path, rc, guest.last_stderr)
+    token = os.urandom(16).hex()
+    guest.check(f"echo {token} > /var/lib/pollbox/reboot-test && sync /var/lib/pollbox/reboot-test")
+    boots = probed.vm.console().count("Linux version")
+    try:
+        guest.run("systemctl reboot", timeout=10)
+    except (GuestError, TimeoutError):
+        pass  # the reboot may close the agent's port before it answers
+    guest.close()
+    wait_for(lambda: probed.vm.console().count("Linux version") > boots, "the unit rebooting",
+             BOOT_DEADLINE[probed.vm.accel])
+    guest.connect(BOOT_DEADLINE[probed.vm.accel])
+    assert guest.check("cat /var/lib/pollbox/reboot-test").strip() == token
+    assert guest.run("touch /etc/pollbox-write-test")[0] != 0, "the root became writable after the reboot"
+    guest.check("rm /var/lib/pollbox/reboot-test")
