@@ -188,6 +188,9 @@ class UpdateUnit:
         return round(time.monotonic() - start, 1)
 
     def entries(self) -> list[str]:
+        """The boot entries on the ESP (once it is mounted: early in a boot the agent answers before it is)."""
+        wait_for(lambda: self.guest.run("mountpoint -q /boot/efi", timeout=30)[0] == 0 or None,
+                 "the ESP mounted at /boot/efi", BOOT_DEADLINE[self.vm.accel])
         return sorted(self.guest.check("ls /boot/efi/loader/entries").split())
 
     def rauc_status(self) -> dict[str, object]:
