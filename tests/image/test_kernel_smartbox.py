@@ -31,6 +31,7 @@ from device.demo import demo_pins
 from device.firmware import stage
 
 from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot
+from .test_kernel_scanners import DROP_IN, WATCHDOG
 from .vm import REPO, second_uart, wait_for
 
 pytestmark = pytest.mark.image
@@ -167,7 +168,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmartBoxRig]:
         unit.guest.check(f"sed -i 's/^ballot_box = \"sim\"$/ballot_box = \"smartbox\"/' {config}"
                          f" && grep -q '^ballot_box = \"smartbox\"$' {config}"
                          f" && printf '\\n[hardware.smartbox]\\nport = \"/dev/ttyS1\"\\nbaudrate = 115200\\n' >> {config}")
-        unit.guest.check("systemctl restart pollbox.service", timeout=SERVICE_STARTS)
+        unit.guest.check(f"mkdir -p {DROP_IN.rsplit('/', 1)[0]} && printf '[Service]\\nWatchdogSec={WATCHDOG}\\n' > {DROP_IN}"
+                         " && systemctl daemon-reload && systemctl restart pollbox.service", timeout=SERVICE_STARTS)
         made = SmartBoxRig(unit, firmware)
         wait_for(made.present, "the appliance hearing the smart box on /dev/ttyS1", SERVICE_STARTS)
         unit.guest.control({"cmd": "open"})
