@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl fonts-dejavu-core \
-	swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config xxd
+	swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config xxd rauc squashfs-tools
 DEMO := var/demo
 PYTEST_ARGS ?=
 
@@ -25,7 +25,7 @@ help:
 	@echo "  make docs    regenerate docs/audit-events.md and the wiring drawings docs/wiring*.svg"
 	@echo "  make screenshots  retake docs/screenshots/ with the real-browser tests"
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
-	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64; arm64 not yet)"
+	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64 or arm64)"
 	@echo "               into build/image/pollbox-ARCH.img with its manifest; rebuilt only when its recipe changes"
 	@echo "               ELECTION_ID=... CEC_PUBLIC_KEY=... bake the election's trust anchor into it"
 	@echo "  make image-test  build a test image (test CEC key) and boot it in QEMU (KVM where it works, else"
@@ -45,7 +45,8 @@ system-deps:
 	fi
 
 # What building and booting the image needs (Debian packages; root installs them, others are told which).
-IMAGE_PACKAGES := mmdebstrap e2fsprogs dosfstools mtools fdisk git qemu-system-x86 qemu-utils ovmf
+IMAGE_PACKAGES := mmdebstrap e2fsprogs dosfstools mtools fdisk git qemu-system-x86 qemu-system-arm qemu-utils ovmf \
+	qemu-user-static rauc
 image-deps:
 	@missing=""; for p in $(IMAGE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -53,6 +54,17 @@ image-deps:
 	    echo "installing Debian packages for the image:$$missing"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "missing Debian packages:$$missing — run: sudo apt-get install$$missing"; exit 1; fi; \
+	fi
+	@# the Raspberry Pi image is built through qemu-user: binfmt_misc mounted, qemu-aarch64 registered
+	@if [ "$$(uname -m)" != aarch64 ]; then \
+	  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then \
+	    if [ "$$(id -u)" = 0 ]; then mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; \
+	    else echo "binfmt_misc is not mounted — run: sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc"; exit 1; fi; \
+	  fi; \
+	  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then \
+	    if [ "$$(id -u)" = 0 ]; then /usr/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-aarch64.conf; \
+	    else echo "qemu-aarch64 is not registered — run: sudo /usr/lib/systemd/systemd-binfmt /usr/lib/binfmt.d/qemu-aarch64.conf"; exit 1; fi; \
+	  fi; \
 	fi
 
 $(VENV_STAMP): setup.cfg pyproject.toml

@@ -62,3 +62,17 @@ def test_a_missing_tool_names_the_debian_package_and_writes_nothing(tmp_path: Pa
     assert done.returncode == 2
     assert "missing Debian packages: mmdebstrap" in done.stderr and "apt-get install mmdebstrap" in done.stderr
     assert [p.name for p in out.iterdir()] == [".build-amd64.lock"]  # the build lock only, no image
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the script stops first at the root check")
+def test_a_failing_step_is_named_and_leaves_no_work_folder_or_image(tmp_path: Path) -> None:
+    if subprocess.run(["bash", "-c", "command -v mmdebstrap mke2fs mkfs.vfat mcopy sfdisk"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("the image tools are not installed (make image-deps)")
+    out = tmp_path / "out"
+    # a Python that fails: the first step (the wheels) fails inside its logged function
+    done = build("amd64", out, env={"PYTHON": "/bin/false", "POLLBOX_IMAGE_CACHE": str(tmp_path / "cache")})
+    assert done.returncode != 0
+    assert "image: step 1/8 failed: Python wheels for amd64; nothing was written under the final name" \
+        in done.stderr, done.stderr
+    assert not list(out.glob("pollbox-*")) and not list(out.glob(".work-*"))

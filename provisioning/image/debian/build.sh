@@ -17,7 +17,7 @@
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
 #   POLLBOX_IMAGE_CACHE  the download cache (default OUT-DIR/cache)
 #   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, main included
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
@@ -51,11 +51,14 @@ step() {
 }
 
 on_error() {
+	# the failing command may be inside `quietly`, whose output goes to the build log: speak on fd 8, the
+	# build's own standard error (opened in main)
+	trap - ERR
 	if [ -f "$WORK/build.log" ]; then
-		echo "image: the last lines of the build log:" >&2
-		tail -n 25 "$WORK/build.log" >&2
+		echo "image: the last lines of the build log:" >&8
+		tail -n 25 "$WORK/build.log" >&8
 	fi
-	echo "image: step ${STEP}/${STEPS} failed: ${STEP_NAME}; nothing was written under the final name" >&2
+	echo "image: step ${STEP}/${STEPS} failed: ${STEP_NAME}; nothing was written under the final name" >&8
 	rm -rf "$WORK"
 }
 
@@ -119,6 +122,8 @@ recipe_key() {
 		echo "$BASE_KEY"
 		(cd "$HERE" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 		image_settings
+		# the CEC's update keyring baked into /etc/rauc: another keyring is another image
+		if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then sha256sum < "$POLLBOX_UPDATE_KEYRING"; fi
 		git -C "$REPO" ls-tree HEAD -- "${SOURCES[@]}"
 	} | sha256sum | cut -d' ' -f1
 }
@@ -328,48 +333,55 @@ manifest() {
 	} > "$WORK/pollbox.manifest"
 }
 
-[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
-[ -n "$OUT" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
-case "$ARCH" in
-	amd64) BOOT_STEP=esp DISK_STEP=disk ;;
-	arm64)
-		# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
-		# is handed to mmdebstrap as a sources line that names both components
-		MIRROR="deb $MIRROR $SUITE main non-free-firmware"
-		BOOT_STEP=pi_boot DISK_STEP=pi_disk
-		;;
-	*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
-esac
-mkdir -p "$OUT"
-OUT="$(cd "$OUT" && pwd)"
-CACHE="${POLLBOX_IMAGE_CACHE:-$OUT/cache}"
-# one build at a time per output folder (two test runs may ask at once): the second waits, then finds
-# the image up to date or builds its own recipe
-exec 9>"$OUT/.build-$ARCH.lock"
-flock 9
-check_host
-BASE_KEY="$(base_key)"
-KEY="$(recipe_key)"
-FINAL="$OUT/pollbox-$ARCH.img"
-if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pollbox-$ARCH.key" 2>/dev/null)" = "$KEY" ]; then
-	echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
-	exit 0
-fi
-WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
-trap on_error ERR
-image_settings > "$WORK/image.toml"
-step "Python wheels for $ARCH"; quietly build_wheels
-step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
-step "the appliance and pollbox into the system"; quietly add_pollbox
-step "boot partition"; quietly "$BOOT_STEP"
-step "root and data file systems"; quietly filesystems
-step "disk image"; quietly "$DISK_STEP"
-step "manifest"; quietly manifest
-step "install under the final name"
-rm -f "$OUT/pollbox-$ARCH.key"
-mv "$WORK/pollbox.img" "$FINAL"
-mv "$WORK/pollbox.manifest" "$OUT/pollbox-$ARCH.manifest"
-echo "$KEY" > "$OUT/pollbox-$ARCH.key"
-trap - ERR
-rm -rf "$WORK"
-echo "image: $FINAL ($(du -h --apparent-size "$FINAL" | cut -f1), built in ${SECONDS}s)"
+# The build itself: a function called on the script's last line, so bash has read the whole file before
+# any of it runs (an edit of the recipe during a long build cannot change the running build).
+main() {
+	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
+	[ -n "$OUT" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
+	case "$ARCH" in
+		amd64) BOOT_STEP=esp DISK_STEP=disk ;;
+		arm64)
+			# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
+			# is handed to mmdebstrap as a sources line that names both components
+			MIRROR="deb $MIRROR $SUITE main non-free-firmware"
+			BOOT_STEP=pi_boot DISK_STEP=pi_disk
+			;;
+		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
+	esac
+	mkdir -p "$OUT"
+	OUT="$(cd "$OUT" && pwd)"
+	CACHE="${POLLBOX_IMAGE_CACHE:-$OUT/cache}"
+	# one build at a time per output folder (two test runs may ask at once): the second waits, then finds
+	# the image up to date or builds its own recipe
+	exec 9>"$OUT/.build-$ARCH.lock"
+	flock 9
+	check_host
+	BASE_KEY="$(base_key)"
+	KEY="$(recipe_key)"
+	FINAL="$OUT/pollbox-$ARCH.img"
+	if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pollbox-$ARCH.key" 2>/dev/null)" = "$KEY" ]; then
+		echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
+		exit 0
+	fi
+	WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
+	exec 8>&2
+	trap on_error ERR
+	image_settings > "$WORK/image.toml"
+	step "Python wheels for $ARCH"; quietly build_wheels
+	step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
+	step "the appliance and pollbox into the system"; quietly add_pollbox
+	step "boot partition"; quietly "$BOOT_STEP"
+	step "root and data file systems"; quietly filesystems
+	step "disk image"; quietly "$DISK_STEP"
+	step "manifest"; quietly manifest
+	step "install under the final name"
+	rm -f "$OUT/pollbox-$ARCH.key"
+	mv "$WORK/pollbox.img" "$FINAL"
+	mv "$WORK/pollbox.manifest" "$OUT/pollbox-$ARCH.manifest"
+	echo "$KEY" > "$OUT/pollbox-$ARCH.key"
+	trap - ERR
+	rm -rf "$WORK"
+	echo "image: $FINAL ($(du -h --apparent-size "$FINAL" | cut -f1), built in ${SECONDS}s)"
+}
+
+main "$@"
