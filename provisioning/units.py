@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from device.package import PackageError
-from device.sync.units import units_section
+from device.sync.units import ADDRESS, units_section
+from protocol.envelope import UNIT_RE
 
 from .errors import ProvisionError
 
 ROLES = ("desk", "mobile")
-UNIT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 LINES = re.compile(r"\d+(-\d+)?")
 MAX_HOME_LINES = 100_000
 
@@ -59,7 +58,7 @@ def parse_unit(text: str, station_id: str) -> UnitOption:
                       "request, a device.pub file or the base64 key)")
     uid, role, key = parts[:3]
     address = parts[3] if len(parts) == 4 else ""
-    if not UNIT_ID.fullmatch(uid):
+    if not UNIT_RE.fullmatch(uid):
         raise _refuse(f"--unit {uid!r}: a unit id is 1 to 32 lower-case letters, digits and dashes, "
                       "starting with a letter or digit")
     if role not in ROLES:

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from device.config import Config
+from device.files import sync_path
 from device.keys import KeyError_
 from device.signing import load_signer
 from device.training import training_files, zeroize_record_name
@@ -148,7 +149,7 @@ def overwrite_file(path: Path) -> bool:
 
 def remove_file(path: Path) -> None:
     path.unlink()
-    _sync_dir(path.parent)
+    sync_path(path.parent)
 
 
 def wipe_file(path: Path) -> bool:
@@ -233,16 +234,8 @@ def flush_filesystem_journal(directory: Path) -> int:
     finally:
         os.close(fd)
         scratch.unlink()
-        _sync_dir(directory)
+        sync_path(directory)
     return written
-
-
-def _sync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def deliver(appliance: ApplianceView) -> int | None:

@@ -34,6 +34,7 @@ from receiver.store.db import StorageError
 PATH = "/api/v1/records"
 BATCH_TYPE = "application/x-pollbox-batch"
 UNAVAILABLE = "the receiver's database is unavailable; retry later (resending is harmless)"
+OVERSIZED = f"the request body exceeds {MAX_BYTES} bytes"
 STATUS_LINES = {200: "200 OK", 400: "400 Bad Request", 403: "403 Forbidden", 405: "405 Method Not Allowed",
                 409: "409 Conflict", 413: "413 Content Too Large", 500: "500 Internal Server Error",
                 503: "503 Service Unavailable"}
@@ -70,7 +71,7 @@ def _answer(receiver: Receiver, environ: dict[str, Any], limit: int) -> tuple[in
         return _error(400, "malformed", f"Content-Type must be {BATCH_TYPE}, not {mimetype or 'none'}")
     body = _body(environ, limit)
     if body is None:
-        return _error(413, "oversized", f"the request body exceeds {MAX_BYTES} bytes")
+        return _error(413, "oversized", OVERSIZED)
     try:
         outcome = receiver.ingestor.ingest_body(body, environ.get("HTTP_CONTENT_ENCODING"),
                                                 f"http:{environ.get('REMOTE_ADDR')}")
@@ -98,5 +99,10 @@ def _body(environ: dict[str, Any], limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
+def error_doc(code: str, reason: str) -> dict[str, Any]:
+    """The JSON API's refusal document (docs/protocol.md, 4), for this route and the Flask ones."""
+    return {"error": code, "reason": reason, "seq": None, "receipt": None}
+
+
 def _error(status: int, code: str, reason: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": code, "reason": reason, "seq": None, "receipt": None}
+    return status, error_doc(code, reason)

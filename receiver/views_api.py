@@ -13,11 +13,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from protocol.batch import MAX_BYTES
 from protocol.envelope import MAIN_UNIT, MAX_INT
 from protocol.merkle import ProofError, leaf_hash
 from protocol.treehead import proof_json, sign_tree_head
-from receiver.batch_route import UNAVAILABLE
+from receiver.batch_route import OVERSIZED, UNAVAILABLE, error_doc
 from receiver.current import receiver
 from receiver.store.db import StorageError
 
@@ -34,7 +33,7 @@ def init_app(app: Flask) -> None:
 
 
 def _error(status: int, code: str, reason: str) -> tuple[Response, int]:
-    return jsonify({"error": code, "reason": reason, "seq": None, "receipt": None}), status
+    return jsonify(error_doc(code, reason)), status
 
 
 def _storage_failed(exc: StorageError) -> tuple[Response, int]:
@@ -46,7 +45,7 @@ def _storage_failed(exc: StorageError) -> tuple[Response, int]:
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
     status = exc.code or 500
     if status == 413:
-        return _error(413, "oversized", f"the request body exceeds {MAX_BYTES} bytes")
+        return _error(413, "oversized", OVERSIZED)
     return _error(status, "malformed" if status < 500 else "unavailable", exc.description or exc.name)
 
 

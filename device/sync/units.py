@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from device.core import units as un
 from device.core.station import VoterEntry
 from device.package import PackageError
+from protocol.envelope import UNIT_RE
 from protocol.keys import KeyFormatError, decode_public_key, raw_public
 
-_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
-_ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,13 @@ def _unit(n: int, item: Any) -> tuple[un.Unit, Ed25519PublicKey]:
     if not isinstance(item, dict):
         raise PackageError(f"unit {n} of the package is not a table")
     uid, role, address = item.get("id"), item.get("role"), item.get("address", "")
-    if not isinstance(uid, str) or not _ID.fullmatch(uid):
+    if not isinstance(uid, str) or not UNIT_RE.fullmatch(uid):
         raise PackageError(f"unit {n} has the id {uid!r}; an id is lower-case letters, digits and dashes")
     try:
         unit_role = un.UnitRole(role)
     except ValueError:
         raise PackageError(f"unit {uid} has the role {role!r}; a role is desk or mobile") from None
-    if not isinstance(address, str) or (address and not _ADDRESS.fullmatch(address)):
+    if not isinstance(address, str) or (address and not ADDRESS.fullmatch(address)):
         raise PackageError(f"unit {uid} has the address {address!r}; an address is host:port")
     try:
         key = decode_public_key(str(item.get("public_key", "")))
