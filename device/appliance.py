@@ -156,7 +156,10 @@ class Appliance:
             raise ActionRefused(f"nothing can be recorded: {why} (run 'pollbox verify' and call the technician)",
                                 RefusalCode.JOURNAL_FAILED)
         self._recover()
-        return self._run(inp)
+        done = self._run(inp)
+        if done.refused is not None:  # journaled, then refused (the polls held while an update installs)
+            raise ActionRefused.from_transition(done.refused)
+        return done
 
     def _run(self, inp: ss.Input) -> ss.Step:
         now = ss.Now(self.clock.monotonic(), self.clock.wall())

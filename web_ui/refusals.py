@@ -52,6 +52,9 @@ SENTENCES: dict[RefusalCode, Callable[[dict[str, Any]], str]] = {
         units=p.get("units", "")),
     RefusalCode.NO_SUCH_UNIT: lambda p: _("%(unit)s is not another unit of this station still to be accounted for.",
                                           unit=p.get("unit", "")),
+    RefusalCode.UPDATE_INSTALLING: lambda p: _(
+        "A software update (version %(version)s) is being installed on this unit. The polls cannot be opened or "
+        "resumed until it ends. Wait for the technician.", version=p.get("version", "")),
 }
 
 

@@ -52,6 +52,7 @@ CATALOGUE: dict[str, Entry] = {
     "update_started": Entry("PB-081", "Update started", "A bundle signed by the CEC's update key, for this hardware, is being written into the root slot the unit is not running from.", False),
     "update_installed": Entry("PB-082", "Update installed", "The bundle was written into the other root slot; it boots once on trial at the next start and is kept only once the appliance is ready.", False),
     "update_failed": Entry("PB-083", "Update failed", "Writing the bundle into the other root slot did not finish; that slot is left marked bad and the unit keeps running the software it runs now.", False),
+    "polls_held_for_update": Entry("PB-084", "Polls held for an update", "The chair asked to open or resume the polls while a software update was being written into the other root slot; refused, with the bundle's version, until the install ends.", False),
 }
 
 

@@ -27,6 +27,7 @@ class RefusalCode(str, enum.Enum):
     CONDITION_PERSISTS = "condition_persists"    # alarm: its number; kind: the alarm kind whose cause is still there
     UNITS_NOT_CLOSED = "units_not_closed"        # units: the units whose final records are not held, comma-separated
     NO_SUCH_UNIT = "no_such_unit"                # unit: the unit named
+    UPDATE_INSTALLING = "update_installing"      # version: the software update being written into the other slot
 
 
 class CoreError(UserError):

@@ -351,6 +351,16 @@ class UpdateFailed(Event):
     detail: str
 
 
+@dataclass(frozen=True)
+class PollsHeldForUpdate(Event):
+    """The chair asked to ``action`` (open or resume) the polls while the bundle ``version`` was being written
+    into the other root slot: refused until the install ends (``core/update.py``)."""
+
+    kind: ClassVar[str] = "polls_held_for_update"
+    action: str
+    version: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -359,7 +369,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
-        UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed,
+        UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate,
     )
 }
 

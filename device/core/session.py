@@ -65,8 +65,8 @@ from .inputs import (
     Tick,
     Undo,
 )
-from .poll import PollState
-from .update import UpdateChecked, UpdateFinished, decide_checked, decide_finished
+from .poll import PollAction, PollState, next_poll_state
+from .update import UpdateChecked, UpdateFinished, decide_checked, decide_finished, held_for_update
 
 DOWN_DETAIL = "counted by the ballot box while the station software was down"
 UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
@@ -145,6 +145,9 @@ class Step:
     actions: tuple[Action, ...] = ()
     decision: Decision | None = None
     ignored: str = ""
+    refused: IllegalTransition | None = None
+    """A chair action refused *and journaled* (the polls held while an update installs): the driver commits
+    ``events`` like any step's, then reports this refusal to the chair."""
 
 
 # The step ------------------------------------------------------------------------------------
@@ -302,7 +305,21 @@ def _chair(out: _Out, session: Session, events: list[ev.Event], ctx: Context) ->
     return out.done(session)
 
 
+def _held(out: _Out, session: Session, action: PollAction) -> Step | None:
+    """The step that journals ``action`` held back by an install, or None when no install holds it. An action
+    the poll table refuses anyway is refused as before (raises, nothing journaled)."""
+    next_poll_state(out.state.poll, action)
+    held = held_for_update(out.state.update, action, out.state.update_version)
+    if held is None:
+        return None
+    out.events.append(held.event)
+    return replace(out.done(session), refused=held.refusal)
+
+
 def _open(out: _Out, session: Session, inp: OpenPolls, ctx: Context, now: Now) -> Step:
+    held = _held(out, session, PollAction.OPEN)
+    if held is not None:
+        return held
     done = _chair(out, session, [st.decide_open(out.state)], ctx)
     return replace(done, session=replace(done.session, next_snapshot=now.mono + ctx.delays.turnout_snapshot_every))
 
@@ -312,6 +329,9 @@ def _pause(out: _Out, session: Session, inp: PausePolls, ctx: Context, now: Now)
 
 
 def _resume(out: _Out, session: Session, inp: ResumePolls, ctx: Context, now: Now) -> Step:
+    held = _held(out, session, PollAction.RESUME)
+    if held is not None:
+        return held
     return _chair(out, session, [st.decide_resume(out.state)], ctx)
 
 

@@ -72,6 +72,8 @@ class StationState:
     """This unit's admissions and the other units' (``core/units.py``), for a station with several units."""
     update: UpdatePhase = UpdatePhase.IDLE
     """Whether a software update is being written into the other root slot (``core/update.py``)."""
+    update_version: str = ""
+    """The version of the bundle being written while ``update`` is installing, else empty."""
 
     @property
     def difference(self) -> int:
@@ -240,6 +242,7 @@ def _started(state: StationState, rec: ev.Recorded) -> None:
     state.jammed = False
     state.box_lost = False
     state.update = UpdatePhase.IDLE  # an install the restart cut short is over: its slot stays marked bad
+    state.update_version = ""
 
 
 def _update_move(step: UpdateStep) -> Applier:
@@ -248,6 +251,8 @@ def _update_move(step: UpdateStep) -> Applier:
             state.update = next_phase(state.update, step)
         except IllegalTransition as exc:
             raise InvalidEvent(str(exc)) from None
+        e = rec.event
+        state.update_version = e.version if isinstance(e, ev.UpdateStarted) else ""
     return move
 
 

@@ -2,8 +2,13 @@
 
 The whole machine is the ``TRANSITIONS`` table: ``idle`` -> ``installing`` when a
 checked bundle is accepted, back to ``idle`` when the install ends (either way) or
-the unit restarts. What the bundle check found (``UpdateChecked``) comes from the
-updater (``device/updates``), which runs outside the core; the core decides whether
+the unit restarts. ``POLL_ACTIONS`` is the other direction: which chair actions on
+the polls each phase lets through. While a bundle is being written the polls are
+neither opened nor resumed (``held_for_update``): the refusal is journaled
+(``PollsHeldForUpdate``) and shown to the chair with its reason.
+
+What the bundle check found (``UpdateChecked``) comes from the updater
+(``device/updates``), which runs outside the core; the core decides whether
 the update may go ahead: never while the polls are open or paused, never with a
 bundle the updater refused, never while another install runs (that raises and
 records nothing). Every answer is one journal event, so each attempt and each
@@ -16,8 +21,8 @@ import enum
 from dataclasses import dataclass
 
 from . import events as ev
-from .errors import IllegalTransition
-from .poll import PollState
+from .errors import IllegalTransition, RefusalCode
+from .poll import PollAction, PollState
 
 
 class UpdateRefusal(str, enum.Enum):
@@ -56,6 +61,34 @@ def next_phase(phase: UpdatePhase, step: UpdateStep) -> UpdatePhase:
         return TRANSITIONS[(phase, step)]
     except KeyError:
         raise IllegalTransition("update", phase.value, f"{step.value} an update") from None
+
+
+POLL_ACTIONS: dict[UpdatePhase, frozenset[PollAction]] = {
+    UpdatePhase.IDLE: frozenset(PollAction),
+    UpdatePhase.INSTALLING: frozenset({PollAction.PAUSE, PollAction.CLOSE}),
+}
+"""The chair's actions on the polls each update phase allows: while a bundle is written into the other slot the
+polls may be paused or closed (that only makes them safer), never opened or resumed."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """A chair action on the polls held back by an install: the event to journal, and the refusal to show."""
+
+    event: ev.PollsHeldForUpdate
+    refusal: IllegalTransition
+
+
+def held_for_update(phase: UpdatePhase, action: PollAction, version: str) -> Held | None:
+    """None when ``action`` may go ahead in ``phase``; else what to journal and say (``version``: the bundle
+    being installed). Whether the poll table allows ``action`` at all is checked before, in ``poll.py``."""
+    if action in POLL_ACTIONS[phase]:
+        return None
+    refusal = IllegalTransition(
+        "polls", f"update {phase.value}", f"{action.value} the polls",
+        f"software update {version or '(no version)'} is being written into the other root slot; wait until "
+        "the install ends", code=RefusalCode.UPDATE_INSTALLING, params={"version": version})
+    return Held(ev.PollsHeldForUpdate(action.value, version), refusal)
 
 
 @dataclass(frozen=True)

@@ -6,26 +6,41 @@ A simulated bundle is a JSON object ``{"format": "pollbox-sim-bundle", "compatib
 (``[update] backend = "sim"``) and refused in production mode. ``install`` writes
 the bundle into the slot file the simulated unit is not "running" from and
 records that slot as the one to boot next (``state.json``).
+
+A bundle with ``"hold": true`` keeps its install open until a file named
+``release`` appears in the folder (or ``HOLD_DEADLINE`` passes, and the install
+fails): a demonstration, or a test, can then show what the station does while an
+update is being written (the polls are held: ``device/core/update.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from device.core.update import UpdateRefusal
-from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, check_size
+from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, UpdateError, check_size
 
 SIM_COMPATIBLE = "pollbox-sim"
 SIM_UPDATE_KEY = "sim-cec-update-key"
 FORMAT = "pollbox-sim-bundle"
+HOLD_DEADLINE = 600.0
+"""Seconds a held install (``"hold": true``) waits for its ``release`` file before it fails."""
+HOLD_POLL = 0.05
+"""Seconds between two looks for the ``release`` file."""
 
 
-def sim_bundle(compatible: str = SIM_COMPATIBLE, version: str = "0.0.0+sim", signed_by: str = SIM_UPDATE_KEY) -> str:
-    """The text of a simulated bundle (for demonstrations and tests)."""
-    return json.dumps({"format": FORMAT, "compatible": compatible, "version": version, "signed_by": signed_by})
+def sim_bundle(compatible: str = SIM_COMPATIBLE, version: str = "0.0.0+sim", signed_by: str = SIM_UPDATE_KEY,
+               *, hold: bool = False) -> str:
+    """The text of a simulated bundle (for demonstrations and tests); ``hold`` keeps its install open."""
+    doc: dict[str, Any] = {"format": FORMAT, "compatible": compatible, "version": version, "signed_by": signed_by}
+    if hold:
+        doc["hold"] = True
+    return json.dumps(doc)
 
 
 class SimUpdater:
@@ -58,6 +73,8 @@ class SimUpdater:
 
     def install(self, path: Path) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
+        if json.loads(path.read_bytes()).get("hold") is True:
+            self._wait_for_release()
         state_path = self.folder / "state.json"
         state = json.loads(state_path.read_text()) if state_path.exists() else {"booted": "A"}
         slot = "B" if state["booted"] == "A" else "A"
@@ -66,3 +83,14 @@ class SimUpdater:
         tmp.write_text(json.dumps({**state, "primary": slot}))
         os.replace(tmp, state_path)
         return slot
+
+    def _wait_for_release(self) -> None:
+        """Keep the install open until ``release`` exists in the folder (it is removed), or fail at the deadline."""
+        release, pause = self.folder / "release", threading.Event()
+        deadline = time.monotonic() + HOLD_DEADLINE
+        while not release.exists():
+            if time.monotonic() > deadline:
+                raise UpdateError(f"the simulated install was held open for {HOLD_DEADLINE:.0f} s and nobody "
+                                  f"released it ({release})")
+            pause.wait(HOLD_POLL)
+        release.unlink()

@@ -16,6 +16,9 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -109,3 +112,47 @@ def test_a_production_station_refuses_the_simulated_updater(tmp_path: Path) -> N
     config.write_text(text + '\n[update]\nbackend = "sim"\n')
     done = pollbox(config, "status")
     assert done.returncode == 2 and "update.backend: the simulated updater is refused in production mode" in done.stderr
+
+
+HELD_DEADLINE = 60.0
+"""Seconds the test waits for a held install to show in the journal, or for it to end once released."""
+
+
+def journal_kinds(station: RunningStation) -> list[str]:
+    path = next((station.dir / "data").glob("*.db"))
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        return [str(k) for (k,) in db.execute("SELECT kind FROM events ORDER BY seq").fetchall()]
+
+
+def wait_until(what: str, check: Callable[[], bool], deadline: float = HELD_DEADLINE) -> None:
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: not within {deadline:.0f} s")
+        threading.Event().wait(0.05)
+
+
+def test_the_polls_are_not_opened_while_an_update_installs(tmp_path: Path) -> None:
+    config = make_demo_station(tmp_path / "station", voters=20)
+    station = RunningStation(config.parent, extra_config='\n[update]\nbackend = "sim"\n').start()
+    update: subprocess.Popen[str] | None = None
+    try:
+        bundle = tmp_path / "held.bundle"
+        bundle.write_text(sim_bundle(version="0.4.0", hold=True))
+        update = subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(config), "update", str(bundle)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=child_env())
+        wait_until("the install started", lambda: "update_started" in journal_kinds(station))
+        refused = pollbox(config, "chair", "open")
+        assert refused.returncode == 2, refused.stdout
+        assert "software update 0.4.0 is being written into the other root slot" in refused.stderr
+        assert station.status()["poll"] == "setup"
+        (config.parent / "data" / "update-sim" / "release").touch()
+        out, err = update.communicate(timeout=HELD_DEADLINE)
+        assert update.returncode == 0 and "installed into slot B" in out, err
+        assert pollbox(config, "chair", "open").returncode == 0
+    finally:
+        if update is not None and update.poll() is None:
+            update.kill()
+        station.stop()
+    kinds = [k for k in journal_kinds(station) if k.startswith(("update_", "polls_"))]
+    assert kinds == ["update_started", "polls_held_for_update", "update_installed", "polls_opened"]

@@ -117,3 +117,40 @@ def test_a_receiver_refusal_is_explained_on_the_status_screen(client: FlaskClien
 
 def test_no_refusal_no_banner(client: FlaskClient, app: Any) -> None:
     assert 'data-refused' not in client.get("/").get_data(as_text=True)
+
+
+def test_opening_while_an_update_installs_is_explained_in_kyrgyz_and_russian(chair: FlaskClient, app: Any,
+                                                                              tmp_path: Any) -> None:
+    import threading
+
+    from device.updates.sim import SimUpdater, sim_bundle
+    app.updater = SimUpdater(tmp_path / "update-sim")
+    bundle = tmp_path / "held.bundle"
+    bundle.write_text(sim_bundle(version="0.9.1", hold=True))
+    done: dict[str, Any] = {}
+    install = threading.Thread(target=lambda: done.update(app.update(bundle)))
+    install.start()
+    try:
+        app.settle()
+        deadline = threading.Event()
+        for _ in range(2000):  # the install journals update_started on the owner thread before it holds
+            if app.state.update.value == "installing":
+                break
+            deadline.wait(0.01)
+        assert app.state.update.value == "installing"
+        texts = {}
+        for lang in ("ky", "ru"):
+            assert chair.get("/report/zero").status_code == 200  # the chair shows it before each opening
+            post(chair, f"/lang/{lang}")
+            page = post(chair, "/chair/open")
+            assert page.status_code == 409
+            texts[lang] = page.get_data(as_text=True)
+        assert "0.9.1" in texts["ky"] and "орнотулуп жатат" in texts["ky"]
+        assert "0.9.1" in texts["ru"] and "устанавливается обновление" in texts["ru"]
+        assert all("being installed" not in t and "cannot" not in t for t in texts.values())
+        assert app.status()["poll"] == "setup"
+    finally:
+        (tmp_path / "update-sim" / "release").touch()
+        install.join(timeout=60)
+    assert done["slot"] == "B"
+    open_polls(chair)
