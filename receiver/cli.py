@@ -101,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     enroll.add_argument("--public-key-file", required=True, type=Path, help="the unit's device.pub")
     enroll.add_argument("--serial", required=True)
     enroll.add_argument("--software", default="unknown")
+    enroll.add_argument("--unit", default="", help="the unit id the key is for, in a station of several units")
+    enroll.add_argument("--role", default="", choices=["", "main", "desk", "mobile"],
+                        help="that unit's role: main (the main desk), desk or mobile")
     revoke = sub.add_parser("revoke", help="revoke one unit's key in a registry and sign it with the CEC key")
     revoke.add_argument("--registry", required=True, type=Path)
     revoke.add_argument("--cec-key", required=True, type=Path, help="the CEC's raw private key file")
@@ -253,9 +256,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     entry = DeviceEntry(station=args.station, serial=args.serial, public_key=public_key,
                         key_id=key_id(decode_public_key(public_key)), software=args.software,
                         enrolled_at=iso_utc(time.time()))
-    registry.add(entry)
+    if bool(args.unit) != bool(args.role):
+        raise UsageError("give --unit and --role together (or neither, for a one-unit station)")
+    if registry.for_key(entry.key_id) is None or not args.unit:
+        registry.add(entry)
+    if args.unit:
+        registry.assign_unit(entry.key_id, entry.station, args.unit, args.role)
     registry.sign_and_save(args.registry, cec)
-    print(f"enrolled key {entry.key_id} for station {entry.station}; {len(registry)} devices in {args.registry}")
+    unit = f" (unit {args.unit}, {args.role})" if args.unit else ""
+    print(f"enrolled key {entry.key_id} for station {entry.station}{unit}; {len(registry)} devices in "
+          f"{args.registry}")
     return 0
 
 

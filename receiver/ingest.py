@@ -11,7 +11,9 @@ Every batch, from the network or from a USB export, goes through
 2. **Check** (``authenticate``), without touching the database: the body
    must fit its type's schema (``invalid_body``, ``protocol/schema.py``), the
    key must be enrolled (``unknown_key``), enrolled for the record's station
-   (``wrong_station``), not revoked for this seq (``revoked_key``: a revoked
+   (``wrong_station``) and, when the registry names the unit it was enrolled
+   for, the record's ``unit`` must be that unit's (``unit_mismatch``: none for
+   the main desk, the unit's id for any other), not revoked for this seq (``revoked_key``: a revoked
    key's records are accepted only up to the revocation's ``last_seq``), and
    the signature must verify (``bad_signature``, Ed25519 checked with libsodium, P-256 with OpenSSL),
    and a training record must be a training station's and the other way
@@ -58,7 +60,7 @@ from receiver.registry import AnyRegistry, DeviceEntry, Revocation
 
 HTTP_STATUS = {"malformed": 400, "oversized": 413, "unknown_key": 403, "wrong_station": 403, "revoked_key": 403,
                "bad_signature": 400, "invalid_body": 400, "training_mismatch": 400, "gap": 409, "chain_broken": 409,
-               "conflict": 409, "wrong_unit": 403}
+               "conflict": 409, "wrong_unit": 403, "unit_mismatch": 403}
 
 log = logging.getLogger("pollbox.receiver.ingest")
 
@@ -209,6 +211,12 @@ def _authenticate_one(record: SignedRecord, registry: AnyRegistry, devices: dict
     if entry.station != record.station:
         return _about(record, "wrong_station", f"record {record.seq}: key {record.key} is enrolled for station "
                          f"{entry.station}, not {record.station}")
+    expected_unit = entry.chain_unit
+    if expected_unit is not None and record.unit != expected_unit:
+        return _about(record, "unit_mismatch", f"record {record.seq}: key {record.key} is enrolled for unit "
+                         f"{entry.unit} ({entry.role}) of station {entry.station}, whose records carry "
+                         + (f"unit {expected_unit!r}" if expected_unit else "no unit (the station's main chain)")
+                         + ", but this record " + (f"names unit {record.unit!r}" if record.unit else "names none"))
     if revocation is not None and revocation.refuses(record.seq):
         return _about(record, "revoked_key", f"record {record.seq}: key {record.key} was revoked at {revocation.at}; "
                          f"its records are accepted only up to seq {revocation.last_seq}")

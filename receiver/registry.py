@@ -4,12 +4,22 @@ A registry file is JSON::
 
     {"format": "pollbox-device-registry/1",
      "devices": [{"station", "serial", "public_key", "key_id", "software", "enrolled_at"
-                  [, "alg"] [, "revocation": {"at", "reason", "by", "last_seq"}]}, ...],
+                  [, "alg"] [, "unit", "role"] [, "revocation": {"at", "reason", "by", "last_seq"}]}, ...],
      "signature": "<base64 Ed25519 signature by the CEC over canonical JSON of devices>"}
 
 ``alg`` is the key's record algorithm (``protocol/keys.py``): written only as
 ``"p256"`` for a P-256 key held in a TPM; absent means Ed25519, so files from
-before P-256 keys keep their bytes and signature. A device without
+before P-256 keys keep their bytes and signature. ``unit`` and ``role`` (both
+or neither) say which unit of a station of several units the key was enrolled
+for (docs/units.md): ``unit`` is the unit's id in the station package and
+``role`` is ``main`` (the main desk, whose records carry no ``unit`` and form
+the station's chain), ``desk`` or ``mobile``. The receiver then refuses a
+record of that key whose ``unit`` is not its unit's (``unit_mismatch``, see
+``ingest.py``). A device without them (a one-unit station, or a registry
+written before units were enrolled) is written as before, and the receiver
+binds such a key to the first chain it writes. The CEC sets them from the
+station package (``pollbox-provision cec package --unit ... --registry``),
+re-signing the file in place; a key's unit is set once. A device without
 ``revocation`` is written exactly as before revocations existed, so older
 files load unchanged and an unrevoked registry keeps its bytes and digest.
 A revoked key stays in the registry (its stored records must still verify):
@@ -66,6 +76,9 @@ from protocol.keys import key_id as key_id_of
 FORMAT = "pollbox-device-registry/1"
 MAX_STATION_CHARS = 64
 MAX_REVOCATION_TEXT = 200
+UNIT_ROLES = ("main", "desk", "mobile")
+"""A key's unit role: ``main`` writes the station's chain (no ``unit`` in its records), the others their own."""
+UNIT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")  # as protocol.envelope.UNIT_RE
 ISO_UTC_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 log = logging.getLogger("pollbox.receiver.registry")
@@ -87,6 +100,19 @@ class DeviceEntry:
     enrolled_at: str
     alg: str = ED25519
     """The key's record algorithm: ``ed25519`` (absent from the file) or ``p256``."""
+    unit: str = ""
+    """The unit of its station the key was enrolled for ("" when not known: a one-unit station, an older file)."""
+    role: str = ""
+    """That unit's role (``UNIT_ROLES``), "" exactly when ``unit`` is."""
+
+    OPTIONAL = ("alg", "unit", "role")
+
+    @property
+    def chain_unit(self) -> str | None:
+        """The ``unit`` its records must carry ("" for the main desk), or None when the key's unit is not known."""
+        if not self.unit:
+            return None
+        return "" if self.role == "main" else self.unit
 
     def public(self) -> PublicKey:
         try:
@@ -95,21 +121,26 @@ class DeviceEntry:
             raise RegistryError(str(exc)) from None
 
     def as_json(self) -> dict[str, Any]:
-        """The device as the file writes it: ``alg`` only for a key that is not Ed25519."""
+        """The device as the file writes it: ``alg`` only for a key that is not Ed25519, ``unit``/``role`` if set."""
         doc: dict[str, Any] = asdict(self)
         if self.alg == ED25519:
             del doc["alg"]
+        if not self.unit:
+            del doc["unit"], doc["role"]
         return doc
 
     @classmethod
     def from_dict(cls, raw: Any, position: int) -> DeviceEntry:
-        names = [f.name for f in fields(cls) if f.name != "alg"]
-        given = sorted(k for k in raw if k != "alg") if isinstance(raw, dict) else None
+        names = [f.name for f in fields(cls) if f.name not in cls.OPTIONAL]
+        given = sorted(k for k in raw if k not in cls.OPTIONAL) if isinstance(raw, dict) else None
         if given != sorted(names):
             raise RegistryError(f"device {position}: fields must be exactly {', '.join(names)} (and alg "
-                                f"for a {P256} key)")
-        if not all(isinstance(raw[name], str) for name in names):
+                                f"for a {P256} key, unit and role for a unit of a station of several units)")
+        if not all(isinstance(value, str) for value in raw.values()):
             raise RegistryError(f"device {position}: every field is a string")
+        if ("unit" in raw) != ("role" in raw) or ("unit" in raw and not (raw["unit"] and raw["role"])):
+            raise RegistryError(f"device {position}: unit and role are written together, neither empty (or "
+                                "neither is written)")
         if "alg" in raw and raw["alg"] != P256:
             raise RegistryError(f'device {position}: alg is written only as "{P256}" (absent means {ED25519})')
         entry = cls(**raw)
@@ -121,6 +152,10 @@ class DeviceEntry:
             raise RegistryError(f"device {position}: station id must be 1-{MAX_STATION_CHARS} printable characters")
         if key_id_of(self.public()) != self.key_id:
             raise RegistryError(f"device {position} ({self.serial}): key_id does not match its public key")
+        if (self.unit or self.role) and (not UNIT_ID_RE.fullmatch(self.unit) or self.role not in UNIT_ROLES):
+            raise RegistryError(f"device {position} ({self.serial}): unit must be a unit id (1 to 32 lower-case "
+                                f"letters, digits and -) and role one of {', '.join(UNIT_ROLES)}; got unit "
+                                f"{self.unit!r}, role {self.role!r}")
 
 
 @dataclass(frozen=True)
@@ -257,6 +292,39 @@ class Registry:
         self._revoked[key_id] = revocation
         return entry
 
+    def assign_unit(self, key_id: str, station: str, unit: str, role: str) -> DeviceEntry:
+        """Record which unit of ``station`` an enrolled key is for; raises RegistryError saying why not.
+
+        A key's unit is set once (the same unit again changes nothing); a revoked key keeps its entry as it
+        was revoked. Within a station a unit has one role, and one unit is the main desk (its spare keys are
+        enrolled for the same unit).
+        """
+        entry = self._by_key.get(key_id)
+        if entry is None:
+            raise RegistryError(f"unit {unit}: key {key_id} is not enrolled in this registry; enroll the unit's "
+                                "request first")
+        if entry.station != station:
+            raise RegistryError(f"unit {unit}: key {key_id} is enrolled for station {entry.station}, not {station}")
+        if entry.unit == unit and entry.role == role:
+            return entry
+        if entry.unit:
+            raise RegistryError(f"key {key_id} of station {station} is already enrolled for unit {entry.unit} "
+                                f"({entry.role}), not {unit} ({role}); a key's unit is set once")
+        if key_id in self._revoked:
+            raise RegistryError(f"unit {unit}: key {key_id} of station {station} is revoked; enroll the unit's "
+                                "new key instead")
+        for other in self.devices_of(station):
+            if other.unit == unit and other.role != role:
+                raise RegistryError(f"unit {unit} of station {station} is enrolled as {other.role} (key "
+                                    f"{other.key_id}), not {role}")
+            if role == "main" and other.role == "main" and other.unit != unit:
+                raise RegistryError(f"station {station}'s main desk is unit {other.unit} (key {other.key_id}); "
+                                    f"{unit} cannot be the main desk too")
+        updated = DeviceEntry(**{**asdict(entry), "unit": unit, "role": role})
+        updated.check(0)
+        self._by_key[key_id] = updated
+        return updated
+
     def for_key(self, key_id: str) -> DeviceEntry | None:
         return self._by_key.get(key_id)
 
@@ -342,7 +410,8 @@ class Registry:
         for entry in self:
             revocation = self._revoked.get(entry.key_id)
             yield (entry.key_id, entry.station, entry.serial, entry.public_key, entry.software, entry.enrolled_at,
-                   None if revocation is None else canonical(asdict(revocation)).decode())
+                   None if revocation is None else canonical(asdict(revocation)).decode(), entry.unit or None,
+                   entry.role or None)
 
     def _add_signed(self, raw: Any, position: int) -> None:
         """Add one device of a verified file, with its revocation if it carries one."""
@@ -384,12 +453,13 @@ class StoredRegistry:
 
     @staticmethod
     def _entry(row: tuple[Any, ...]) -> DeviceEntry:
-        key_id, station, serial, public_key, software, enrolled_at, _ = row
+        key_id, station, serial, public_key, software, enrolled_at, _, unit, role = row
         # The index keeps the key text only; the file was verified when indexed, which checked
         # that a P-256 key (65 raw bytes) is marked alg p256 and an Ed25519 key (32) is not.
+        # ``unit`` and ``role`` are NULL for a device without them and for rows indexed before they existed.
         alg = P256 if len(base64.b64decode(public_key)) == RAW_LENGTH[P256] else ED25519
         return DeviceEntry(station=station, serial=serial, public_key=public_key, key_id=key_id,
-                           software=software, enrolled_at=enrolled_at, alg=alg)
+                           software=software, enrolled_at=enrolled_at, alg=alg, unit=unit or "", role=role or "")
 
     @staticmethod
     def _revocation(row: tuple[Any, ...]) -> Revocation | None:

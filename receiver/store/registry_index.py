@@ -13,7 +13,12 @@ Tables (created when the storage opens, beside ``schema.py``'s):
 - ``registry_documents``: one row per indexed registry file: its digest, its
   exact bytes (served at ``/api/v1/registry``), its device count;
 - ``registry_devices``: one row per device of each indexed file, with its
-  revocation as canonical JSON (NULL when the key is in force).
+  revocation as canonical JSON (NULL when the key is in force) and the unit
+  and role it was enrolled for (NULL when the file does not say).
+
+A database made before units were enrolled has no ``unit`` and ``role``
+columns: they are added in place when the storage opens (NULL on every row
+already indexed, which is right: those files could not name units).
 
 Only what was verified is written, so a digest found here is a file that
 verified against the CEC key when it was indexed. The ``KEEP`` most recent
@@ -34,13 +39,16 @@ CREATE TABLE IF NOT EXISTS registry_documents (
 CREATE TABLE IF NOT EXISTS registry_devices (
     digest TEXT NOT NULL, key_id TEXT NOT NULL, station TEXT NOT NULL, serial TEXT NOT NULL,
     public_key TEXT NOT NULL, software TEXT NOT NULL, enrolled_at TEXT NOT NULL, revocation TEXT,
-    PRIMARY KEY (digest, key_id))
+    unit TEXT, role TEXT, PRIMARY KEY (digest, key_id))
 """
 INDEXES = """
 CREATE INDEX IF NOT EXISTS registry_devices_station ON registry_devices (digest, station);
 CREATE INDEX IF NOT EXISTS registry_devices_revoked ON registry_devices (digest, key_id) WHERE revocation IS NOT NULL
 """
-DEVICE_COLUMNS = ("key_id", "station", "serial", "public_key", "software", "enrolled_at", "revocation")
+DEVICE_COLUMNS = ("key_id", "station", "serial", "public_key", "software", "enrolled_at", "revocation", "unit",
+                  "role")
+UNIT_COLUMNS = ("unit", "role")
+"""The columns added when keys were enrolled for units (a database of an earlier version gets them in place)."""
 KEEP = 3
 """Indexed registry files kept: the newest, and the ones before it that a running process may still hold."""
 
@@ -53,6 +61,9 @@ class RegistryIndex(Schema):
             if self.dialect.name == "postgresql":
                 self._q("SELECT pg_advisory_xact_lock(6963)")
             self._statements(TABLES.format(**self.dialect.types))
+            present = self._columns("registry_devices")
+            for column in (c for c in UNIT_COLUMNS if c not in present):
+                self._q(f"ALTER TABLE registry_devices ADD COLUMN {column} TEXT")
             self._create_indexes(INDEXES)
 
     def registry_devices_count(self, digest: str) -> int | None:
