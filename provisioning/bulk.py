@@ -21,6 +21,14 @@ exception. One run at a time per output folder (a lock file). With
 stay named by the plan's ids, enrollment requests are for (and named) the
 training ids, and the manifest says ``training``, so live and training
 packages never share an output folder.
+
+Stations of several units (docs/units.md): ``units_file`` (``--units``) is a
+CSV of every such station's units (``units.read_units_file``), read and checked
+with the rest before anything is built; a station it does not name is a
+one-unit station. A station already built is rebuilt only with ``force`` if
+its units changed (E075). With ``registry`` (``--registry``) the units' keys,
+already enrolled, get their unit and role in the device registry once the
+stations are built (E079 before building if one cannot).
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from .package import (
     check_package,
 )
 from .training import package_station_id
+from .units import StationUnits, enroll_units, read_units_file
 
 SAVE_EVERY = 50
 MAX_SHOWN = 100
@@ -78,6 +87,8 @@ class BulkOrder:
     only: Sequence[str] | None = None
     force: bool = False
     training: bool = False  # training packages (``training.py``); the output folder then holds no live ones
+    units_file: Path | None = None  # the units of the stations of several units (``units.read_units_file``)
+    registry: Path | None = None  # the device registry to write the units' keys' units into
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,7 @@ class StationJob:
     station_id: str
     voters_csv: Path
     request: dict[str, Any] | None  # a checked enrollment request body: seal the list key to that unit
+    units: StationUnits | None = None  # a station of several units: its units and home-voting lines
 
 
 @dataclass(frozen=True)
@@ -122,11 +134,18 @@ def prepare(plan: ElectionPlan, order: BulkOrder) -> tuple[list[StationJob], Man
     requests = _requests(plan, order.requests_dir, problems, order.training) if order.requests_dir is not None \
         else {}
     manifest = _manifest(plan, order.out, problems, order.training)
+    units: dict[str, StationUnits] = {}
+    if order.units_file is not None:
+        units, unit_problems = read_units_file(order.units_file, set(plan.stations), order.training)
+        problems.extend(unit_problems)
+    elif order.registry is not None:
+        problems.append(ProvisionError("E003", "--registry writes the units' keys into the device registry: give "
+                                               "the units with --units"))
     if problems:
         shown = problems[:MAX_SHOWN]
         more = f" ({len(problems) - len(shown)} more not shown)" if len(problems) > len(shown) else ""
         raise ProvisionErrors(shown, f"{len(problems)} problem(s) found before building{more}; nothing was built")
-    return [StationJob(sid, lists[sid], requests.get(sid)) for sid in selected], manifest
+    return [StationJob(sid, lists[sid], requests.get(sid), units.get(sid)) for sid in selected], manifest
 
 
 def _hint(name: str, known: Sequence[str]) -> str:
@@ -253,7 +272,7 @@ class _Run:
         entry = self.manifest.stations.get(job.station_id)
         if entry is None or entry.get("package_sha256") != digest:
             entry = _entry_from_files(stick, package, digest, job.request)
-        changed = _changed_inputs(entry, job, stick)
+        changed = _changed_inputs(entry, job, stick) or _changed_units(package, job)
         if changed:
             refusal = str(ProvisionError("E075", f"{job.station_id}: already built, but {changed} since; run again "
                                                  f"with --force --stations {job.station_id} to rebuild it"))
@@ -265,8 +284,9 @@ class _Run:
         partial = self.out / f"{PARTIAL}{job.station_id}"
         shutil.rmtree(partial, ignore_errors=True)
         try:
+            units = None if job.units is None else (job.units.units, job.units.home_voting)
             built = build_station(self.plan, job.station_id, job.voters_csv, self.cec_key, partial / STICK_FOLDER,
-                                  self.clock(), seal_to=job.request, training=self.order.training)
+                                  self.clock(), seal_to=job.request, training=self.order.training, units=units)
             sync_path(partial / STICK_FOLDER)
             sync_path(partial)
             _move_into_place(partial, folder)
@@ -309,6 +329,38 @@ def _changed_inputs(entry: dict[str, Any], job: StationJob, stick: Path) -> str 
     return None
 
 
+def _changed_units(package: StationPackage, job: StationJob) -> str | None:
+    """Whether the units a built package lists differ from the units file's (ids, roles, keys, addresses, lines)."""
+    from device.sync.units import units_section
+    built = package.payload.get("units")
+    wanted = None if job.units is None else units_section(
+        [(u.id, u.role, u.public_key, u.address) for u in job.units.units], job.units.home_voting)
+    if built == wanted:
+        return None
+    return "its units changed in the units file" if wanted is not None or built is not None else None
+
+
+def _registry_units(cec_key: Ed25519PrivateKey, order: BulkOrder, jobs: list[StationJob],
+                    stations: set[str] | None = None) -> Any:
+    """The device registry with every job's units written into it (only ``stations``' if given); E079 / E032."""
+    from .enrollment import _load_registry
+    assert order.registry is not None
+    if not order.registry.exists():
+        raise ProvisionError("E032", f"no device registry at {order.registry}; enroll the units first (cec enroll)")
+    registry = _load_registry(order.registry, cec_key)
+    problems = []
+    for job in jobs:
+        if job.units is not None and (stations is None or job.station_id in stations):
+            try:
+                enroll_units(registry, package_station_id(job.station_id, order.training), job.units.units)
+            except ProvisionError as exc:
+                problems.append(exc)
+    if problems:
+        raise ProvisionErrors(problems, f"{len(problems)} unit key(s) cannot be enrolled for their units in "
+                                        f"{order.registry}; nothing was built")
+    return registry
+
+
 def _move_into_place(partial: Path, folder: Path) -> None:
     """Rename the complete ``partial`` folder to ``folder``, replacing an earlier one (``--force``)."""
     old = folder.with_name(f"{REPLACED}{folder.name}")
@@ -348,6 +400,8 @@ def build_all(plan: ElectionPlan, cec_key: Ed25519PrivateKey, order: BulkOrder, 
               report: Callable[[Outcome], None] | None = None) -> BulkResult:
     """Check everything, then build every selected station; see the module docstring."""
     jobs, manifest = prepare(plan, order)
+    if order.registry is not None:
+        _registry_units(cec_key, order, jobs)  # every unit key checked before anything is built
     try:
         order.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -359,6 +413,9 @@ def build_all(plan: ElectionPlan, cec_key: Ed25519PrivateKey, order: BulkOrder, 
         _tidy(order.out)
         manifest.keep_complete(set(plan.stations))
         _build_jobs(_Run(plan, cec_key, order, manifest, clock), jobs, result, report)
+        if order.registry is not None:
+            ready = {o.station_id for o in result.outcomes if o.status in ("built", "skipped")}
+            _registry_units(cec_key, order, jobs, ready).sign_and_save(order.registry, cec_key)
     return result
 
 

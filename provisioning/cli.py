@@ -144,6 +144,7 @@ def cec_package(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     plan.station(args.station)
     units = _units(args)
+    registry = _package_registry(args, units, cec_key)
     with tqdm(total=_rows_in(args.voters), desc="voter list", unit="row", file=sys.stderr, disable=None) as bar:
         try:
             built = build_station(plan, args.station, args.voters, cec_key, args.out, time.time(),
@@ -160,6 +161,9 @@ def cec_package(args: argparse.Namespace) -> int:
                 else "list key in list.key (NOT sealed: keep the stick in custody)")
     kind = f"TRAINING package for {built.station_id}: " if args.training else ""
     print(f"{kind}{args.station}: {built.voters} voters packaged, package sha256 {built.sha256}; {key_note}")
+    if registry is not None:
+        registry.sign_and_save(args.registry, cec_key)
+        print(f"device registry {args.registry}: the units' keys enrolled for their units; copy it to the receiver")
     if units is not None:
         listed = ", ".join(f"{u.id} ({u.role})" for u in units[0])
         print(f"units: {listed}; main unit {next(u.id for u in units[0] if u.role == 'desk')}; "
@@ -180,6 +184,25 @@ def _units(args: argparse.Namespace) -> Any:
     station = package_station_id(args.station, args.training)
     return [parse_unit(text, station) for text in args.unit], parse_lines(args.home_voting) if args.home_voting \
         else []
+
+
+def _package_registry(args: argparse.Namespace, units: Any, cec_key: Any) -> Any:
+    """The device registry with the units' ids and roles written into their keys' entries (not saved); None
+    without ``--registry``. Checked before the package is written: E079 for a key not enrolled for the station."""
+    from .enrollment import _load_registry
+    from .errors import ProvisionError
+    from .training import package_station_id
+    from .units import enroll_units
+    if args.registry is None:
+        return None
+    if units is None:
+        raise ProvisionError("E003", "--registry writes the units' keys into the device registry: give the units "
+                                     "with --unit")
+    if not args.registry.exists():
+        raise ProvisionError("E032", f"no device registry at {args.registry}; enroll the units first (cec enroll)")
+    registry = _load_registry(args.registry, cec_key)
+    enroll_units(registry, package_station_id(args.station, args.training), units[0])
+    return registry
 
 
 def _station_ids(text: str | None) -> list[str] | None:
@@ -223,7 +246,7 @@ def cec_packages(args: argparse.Namespace) -> int:
         raise ProvisionError("E001", f"no enrollment certificate folder at {args.enrollments_dir}")
     cec_key = _cec_key(args.cec_key)
     order = BulkOrder(args.voters_dir, args.out, args.requests_dir, _station_ids(args.stations), args.force,
-                      training=args.training)
+                      training=args.training, units_file=args.units, registry=args.registry)
     progress = _StationsBar(args.verbose)
     try:
         result = build_all(plan, cec_key, order, started=progress.started, report=progress.report)
@@ -439,6 +462,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a unit of a station of several units (give each; the first desk is the main unit): "
                         "ROLE desk or mobile, KEY its enrollment request, device.pub or base64 key, HOST:PORT "
                         "its sync server")
+    c.add_argument("--registry", type=Path,
+                   help="the device registry: write each --unit's id and role into its enrolled key's entry")
     c.add_argument("--home-voting", metavar="LINES",
                    help="voter list lines registered for home voting, e.g. 11,12,40-45 (the mobile unit admits them)")
     c.add_argument("--training", action="store_true",
@@ -456,6 +481,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--stations", help="only these stations (IDs separated by commas)")
     c.add_argument("--force", action="store_true", help="rebuild stations that are already built")
     c.add_argument("--verbose", action="store_true", help="also print one line per station built")
+    c.add_argument("--units", type=Path, metavar="CSV",
+                   help="the units of the stations of several units: station,unit,role,key,address,home_voting "
+                        "(docs/units.md)")
+    c.add_argument("--registry", type=Path,
+                   help="the device registry: write each unit's id and role into its enrolled key's entry")
     c.add_argument("--training", action="store_true",
                    help="training packages (TRAINING-<id>, never counted); the output folder holds no live ones")
     c.set_defaults(func=cec_packages)

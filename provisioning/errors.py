@@ -58,6 +58,7 @@ CODES: dict[str, Code] = {c.code: c for c in (
     Code("E076", "one or more stations could not be packaged", 9),
     Code("E077", "the software list cannot be read, or is not signed by this CEC key", 5),
     Code("E078", "the units of a station of several units are not valid", 3),
+    Code("E079", "a unit's key cannot be enrolled for that unit in the device registry", 5),
 )}
 
 

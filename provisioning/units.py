@@ -145,3 +145,99 @@ def units_payload(units: list[UnitOption], home_voting: list[int], list_lines: s
         return units_section([(u.id, u.role, u.public_key, u.address) for u in units], home_voting)
     except PackageError as exc:
         raise _refuse(str(exc)) from None
+
+
+def main_unit(units: list[UnitOption]) -> str:
+    """The id of the station's main unit: the first desk listed (its close reconciles the station)."""
+    return next(u.id for u in units if u.role == "desk")
+
+
+def registry_role(unit: UnitOption, units: list[UnitOption]) -> str:
+    """The unit's role as the receiver's registry writes it: ``main`` for the main desk, else its package role."""
+    return "main" if unit.id == main_unit(units) else unit.role
+
+
+def enroll_units(registry: Any, station_id: str, units: list[UnitOption]) -> list[str]:
+    """Write each unit's id and role into the registry entry of its enrolled key (in memory); E079 if one cannot be.
+
+    Each key must already be enrolled for ``station_id`` (``cec enroll``); a key's unit is set once, so
+    running the same package again changes nothing. Returns the units whose entry changed.
+    """
+    from protocol.keys import decode_public_key, key_id
+    from receiver.registry import RegistryError
+
+    changed = []
+    for unit in units:
+        kid = key_id(decode_public_key(unit.public_key))
+        before = registry.for_key(kid)
+        try:
+            after = registry.assign_unit(kid, station_id, unit.id, registry_role(unit, units))
+        except RegistryError as exc:
+            raise ProvisionError("E079", f"station {station_id}: {exc}") from None
+        if after != before:
+            changed.append(unit.id)
+    return changed
+
+
+UNITS_FILE_COLUMNS = ("station", "unit", "role", "key", "address", "home_voting")
+
+
+@dataclass(frozen=True)
+class StationUnits:
+    """One station's units and home-voting lines as read from a units file (``cec packages --units``)."""
+
+    units: list[UnitOption]
+    home_voting: list[int]
+
+
+def read_units_file(path: Path, stations: set[str], training: bool = False) -> tuple[
+        dict[str, StationUnits], list[ProvisionError]]:
+    """Every station's units from a CSV file, and one E078 error per bad row (all of them, not the first).
+
+    Columns (header required, in this order): ``station,unit,role,key,address,home_voting``. One row per
+    unit; ``key`` as ``--unit`` takes it (a path is read relative to the file's folder); ``address`` may be
+    empty; ``home_voting`` (e.g. ``"11,12,40-45"``, quoted) only on the mobile unit's row. A station not in
+    the file is a one-unit station. ``stations`` are the plan's ids; with ``training`` the requests are for
+    the training ids.
+    """
+    import csv
+
+    from .training import package_station_id
+    problems: list[ProvisionError] = []
+    rows: dict[str, list[tuple[int, list[str]]]] = {}
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return {}, [_refuse(f"{path}: cannot read the units file ({exc})")]
+    if not reader or tuple(c.strip() for c in reader[0]) != UNITS_FILE_COLUMNS:
+        return {}, [_refuse(f"{path}: the first line must be the header {','.join(UNITS_FILE_COLUMNS)}")]
+    for number, row in enumerate(reader[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(UNITS_FILE_COLUMNS):
+            problems.append(_refuse(f"{path} line {number}: {len(row)} columns, not {len(UNITS_FILE_COLUMNS)} "
+                                    f"({','.join(UNITS_FILE_COLUMNS)}; quote a home_voting list with commas)"))
+            continue
+        station = row[0].strip()
+        if station not in stations:
+            problems.append(_refuse(f"{path} line {number}: station {station!r} is not in the election plan"))
+            continue
+        rows.setdefault(station, []).append((number, [cell.strip() for cell in row]))
+    found: dict[str, StationUnits] = {}
+    for station, station_rows in rows.items():
+        units: list[UnitOption] = []
+        home: list[int] = []
+        for number, (_, uid, role, key, address, lines) in station_rows:
+            if key and not Path(key).is_absolute() and (path.parent / key).is_file():
+                key = str(path.parent / key)
+            text = ",".join([uid, role, key] + ([address] if address else []))
+            try:
+                units.append(parse_unit(text, package_station_id(station, training)))
+                if lines and role != "mobile":
+                    raise _refuse(f"--unit {uid}: home_voting is written on the mobile unit's row only")
+                home.extend(parse_lines(lines) if lines else [])
+            except ProvisionError as exc:
+                problems.append(_refuse(f"{path} line {number} ({station}): {exc.message}"))
+        found[station] = StationUnits(units, sorted(set(home)))
+    return found, problems

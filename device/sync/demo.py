@@ -60,15 +60,16 @@ def make_demo_units(directory: Path, *, voters: int = 2000, web_ports: tuple[int
 
 
 def enroll_units(directory: Path) -> Path:
-    """The demo receiver's registry with the three units' keys enrolled for the station (made once, by the
-    receiver's own command line: the receiver is another program)."""
+    """The demo receiver's registry with the three units' keys enrolled for the station and each for its unit
+    (desk-1 the main desk; made once, by the receiver's own command line: the receiver is another program)."""
     registry = directory / "registry.json"
     if not registry.exists():
-        for uid, _ in UNITS:
+        for n, (uid, role) in enumerate(UNITS):
             done = subprocess.run([sys.executable, "-m", "receiver.cli", "enroll", "--registry", str(registry),
                                    "--cec-key", str(directory / UNITS[0][0] / "cec.key"), "--station", STATION,
                                    "--public-key-file", str(directory / uid / "data" / "device.pub"),
-                                   "--serial", f"demo-{uid}", "--software", "demo"], check=False,
+                                   "--serial", f"demo-{uid}", "--software", "demo", "--unit", uid,
+                                   "--role", "main" if n == 0 else role], check=False,
                                   capture_output=True, text=True)
             if done.returncode != 0:
                 registry.unlink(missing_ok=True)
