@@ -35,6 +35,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     from device.identity import Identity, load_list_key, rules_from_package
     from device.package import load_package, public_key_from_b64
     from device.signing import load_signer
+    from device.software import software_identity
     from device.training import check_unit, journal_path
     from device.updates import build_updater
 
@@ -51,7 +52,9 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     signer = load_signer(config.data_dir, config.key.store, config.key.tcti)  # a moved card or cleared TPM stops here
     _check_signer(package, signer)
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
-    upstream, link = _build_upstream(config, package, journal, clock, signer)
+    updater = build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
+                            data_dir=config.data_dir, production=not config.simulation)
+    upstream, link = _build_upstream(config, package, journal, clock, signer, software_identity(updater))
     sim = None
     if config.simulation:
         from device.hardware.sim.controls import SimControls
@@ -60,18 +63,17 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
                     backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock, signer),
-                    updater=build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
-                                          data_dir=config.data_dir, production=not config.simulation))
+                    updater=updater)
     if sim is not None:
         sim.attach(app)
     return app
 
 
 def _build_upstream(config: Config, package: StationPackage, journal: Journal,
-                    clock: Clock, signer: Signer) -> tuple[Upstream, Uplink]:
-    """The outbox and uplink; attached to the journal before anything is appended."""
+                    clock: Clock, signer: Signer, software: dict[str, str]) -> tuple[Upstream, Uplink]:
+    """The outbox and uplink; attached to the journal before anything is appended. ``software`` is what the
+    reports say runs (``device/software.py``)."""
     from device.package import PackageError, public_key_from_b64
-    from device.software import running_software
     from device.sync.units import upstream_unit
     from device.upstream.service import Upstream
     from device.upstream.switchable import SwitchableUplink
@@ -87,7 +89,7 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
                            "the unit could not verify the CEC's receipts") from None
     upstream = Upstream(journal=journal, key=signer, station_id=package.station_id,
                         receiver_public_key=receiver_key, uplink=link, clock=clock, delays=config.delays,
-                        probe_every=config.delays.uplink_probe_every, software=running_software(), unit=unit)
+                        probe_every=config.delays.uplink_probe_every, software=software, unit=unit)
     upstream.attach()
     return upstream, link
 
@@ -117,7 +119,7 @@ def _build_unit_sync(config: Config, package: StationPackage, clock: Clock, sign
     if units is None:
         return None
     return UnitSync(units=units, key=signer.key, wall=clock.wall, delays=config.delays,
-                    listen=config.unit_listen, simulation=config.simulation)
+                    listen=config.unit_listen, simulation=config.simulation, discovery=config.unit_discovery)
 
 
 def _sim_camera(config: Config) -> SimCamera:

@@ -9,8 +9,11 @@ seven field kinds say everything, the station unit gains no dependency, and the
 check is a dictionary walk that cannot run away on hostile input.
 
 Every body of a known type holds exactly its fields, no more and no fewer,
-except the two ``SOFTWARE`` fields, which the bodies of ``SOFTWARE_TYPES`` may
-carry (both or neither): which software the unit runs (``device/software.py``).
+except the optional groups (``OPTIONAL_GROUPS``), which the bodies of
+``SOFTWARE_TYPES`` may carry, each group whole or not at all: the two
+``SOFTWARE`` fields (the pollbox version and code hash) and the three ``SYSTEM``
+fields (the booted root slot, its bundle version and root file system hash):
+which software the unit runs (``device/software.py``).
 A body of a type the receiver does not know (a newer unit) needs only the
 fields every body carries, ``journal_seq`` and ``journal_hash``: it is stored
 and shown generically.
@@ -52,6 +55,11 @@ VERSION_TEXT = Kind(f"string of 1 to {MAX_VERSION} printable characters",
                     lambda v: isinstance(v, str) and 0 < len(v) <= MAX_VERSION and v.isprintable())
 SOFTWARE: dict[str, Kind] = {"software_version": VERSION_TEXT, "software_hash": HASH}
 """Optional, both or neither: the unit's software version and the SHA-256 of its installed code."""
+SLOT = Kind("one capital letter A to Z", lambda v: isinstance(v, str) and len(v) == 1 and "A" <= v <= "Z")
+SYSTEM: dict[str, Kind] = {"system_slot": SLOT, "system_version": VERSION_TEXT, "system_hash": HASH}
+"""Optional, all or none: the root slot the unit booted, the version of the bundle written into it and the
+SHA-256 of that root file system image (``device/software.py``)."""
+OPTIONAL_GROUPS: tuple[dict[str, Kind], ...] = (SOFTWARE, SYSTEM)
 SOFTWARE_TYPES = ("polls_opened", "polls_closed", "annotation")
 """The bodies that may say which software runs: the zero report, the close report, the readiness note."""
 
@@ -87,13 +95,15 @@ def body_problem(type_: str, body: Any) -> str | None:
     """What is wrong with a record body of ``type_``, in one sentence; None when it fits the schema."""
     if not isinstance(body, dict):
         return f"the body of a record of type {type_} must be a JSON object"
-    if type_ in SOFTWARE_TYPES and any(name in body for name in SOFTWARE):
-        for name, kind in SOFTWARE.items():
+    for group in OPTIONAL_GROUPS if type_ in SOFTWARE_TYPES else ():
+        if not any(name in body for name in group):
+            continue
+        for name, kind in group.items():
             if name not in body:
-                return f"the body of a record of type {type_} has {' and '.join(SOFTWARE)} together or neither"
+                return f"the body of a record of type {type_} has {', '.join(group)} together or neither"
             if not kind.check(body[name]):
                 return f"{type_} body field {name} must be {kind.doc}, not {_shown(body[name])}"
-        body = {k: v for k, v in body.items() if k not in SOFTWARE}
+        body = {k: v for k, v in body.items() if k not in group}
     expected = fields_of(type_)
     required = expected if expected is not None else COMMON
     if expected is None or body.keys() != expected.keys():
@@ -123,5 +133,6 @@ def schema_table() -> str:
         if type_ in SOFTWARE_TYPES:
             listed += "; optional, both or neither: " + "; ".join(f"`{name}`: {kind.doc}"
                                                                    for name, kind in SOFTWARE.items())
+            listed += "; optional, all or none: " + "; ".join(f"`{name}`: {kind.doc}" for name, kind in SYSTEM.items())
         rows.append(f"| `{type_}` | {listed} |")
     return "\n".join(rows)

@@ -6,8 +6,10 @@ A software list file is JSON::
      "software": [{"version": "0.1.0", "hash": "<64 hex>", "note": "certified 2026-11-01"}, ...],
      "signature": "<base64 Ed25519 signature by the CEC over canonical JSON of software>"}
 
-``version`` and ``hash`` are what a unit signs into its zero and close reports
-(``software_version``, ``software_hash``: ``device/software.py``). It is a file
+``version`` and ``hash`` are what a unit signs into its zero and close reports:
+the running root file system (``system_version``, ``system_hash``) on a unit
+with A/B slots that names it, else the code (``software_version``,
+``software_hash``): ``device/software.py``. It is a file
 of its own, not a field of the device registry, because it changes with a
 release rather than with an enrollment, one list serves every station, and the
 registry's signature covers its ``devices`` list only, so a new field there

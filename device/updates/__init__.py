@@ -55,6 +55,21 @@ class Bundle:
     signer: str
 
 
+@dataclass(frozen=True)
+class RunningSlot:
+    """The root slot this unit booted from, as the updater recorded it when it wrote the slot: the slot's
+    name (``A``/``B``), the version of the bundle written into it, and ``root_hash``, the SHA-256 of the
+    root file system image written there (the image the CEC built and lists with the version)."""
+
+    slot: str
+    version: str
+    root_hash: str
+
+    def report_fields(self) -> dict[str, str]:
+        """The fields a unit signs into its readiness, zero and close reports (docs/protocol.md)."""
+        return {"system_slot": self.slot, "system_version": self.version, "system_hash": self.root_hash}
+
+
 class Updater(Protocol):
     """What the appliance asks of an updater, and nothing more."""
 
@@ -69,6 +84,11 @@ class Updater(Protocol):
 
     def install(self, path: Path) -> str:
         """Write the bundle into the inactive slot; returns the slot's name, raises UpdateError."""
+        ...
+
+    def booted(self) -> RunningSlot | None:
+        """The slot running now, or None when the updater does not know its version and hash (a slot written
+        by flashing the image, not by an update); never raises."""
         ...
 
 

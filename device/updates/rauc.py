@@ -7,6 +7,12 @@ without mounting or writing anything, and then compares the bundle's
 RAUC service (root, D-Bus) to write the inactive slot and make it the one to boot
 once on trial; ``rauc status`` then names that slot.
 
+``booted`` runs ``rauc status --detailed --output-format=json`` and reads the
+slot RAUC says was booted: its ``bootname`` (``A``/``B``), and from the slot
+status RAUC keeps for the slots it wrote the bundle's ``version`` and the
+``checksum.sha256`` of the root file system image (``RunningSlot``): what the
+unit signs into its reports as the software it runs.
+
 RAUC 1.8's refusals are sentences on stderr; the ones told apart here: a signature
 that does not verify ("signature verification failed"), and a file that is cut
 short or is not a bundle ("Invalid bundle format", which RAUC says when the
@@ -17,18 +23,23 @@ from __future__ import annotations
 
 import configparser
 import json
+import logging
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from device.core.update import UpdateRefusal
-from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, UpdateError, check_size
+from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, RunningSlot, UpdateError, check_size
 
 INFO_TIMEOUT = 120.0
 """Seconds ``rauc info`` may take (it reads the manifest and the signature, not the payload)."""
 INSTALL_TIMEOUT = 3600.0
 """Seconds ``rauc install`` may take to write a slot (minutes on an SD card)."""
+STATUS_TIMEOUT = 30.0
+"""Seconds ``rauc status`` may take at start (it asks the RAUC service over D-Bus)."""
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+log = logging.getLogger("pollbox.updates")
 _SIGNER = re.compile(r"Verified (?:inline |detached )?signature by '([^']*)'")
 
 
@@ -75,6 +86,23 @@ class RaucUpdater:
             raise UpdateError(f"RAUC did not install the bundle: {_said(done.stderr + done.stdout)}")
         return self.primary()
 
+    def booted(self) -> RunningSlot | None:
+        if not self.system_conf.is_file():
+            return None  # no RAUC on this system: nothing to say about slots
+        try:
+            done = self._run(["status", "--detailed", "--output-format=json"], STATUS_TIMEOUT)
+        except UpdateError as exc:
+            log.warning("the running slot is not known: %s", exc)
+            return None
+        if done.returncode != 0:
+            log.warning("the running slot is not known: rauc status failed (%s)", _said(done.stderr))
+            return None
+        try:
+            return booted_slot(json.loads(done.stdout))
+        except ValueError:
+            log.warning("the running slot is not known: rauc status did not answer JSON")
+            return None
+
     def primary(self) -> str:
         """The slot that boots next (RAUC's ``boot_primary``, by its boot name), or "" if RAUC cannot say."""
         done = self._run(["status", "--output-format=json"], INFO_TIMEOUT)
@@ -100,6 +128,33 @@ class RaucUpdater:
                               "(Debian package rauc)") from None
         except subprocess.TimeoutExpired:
             raise UpdateError(f"rauc {words[0]} did not finish within {timeout:.0f} s") from None
+
+
+def booted_slot(status: Any) -> RunningSlot | None:
+    """The booted slot in RAUC's ``status --detailed`` JSON, with its bundle version and image SHA-256; None
+    when RAUC names no booted slot or keeps no version and SHA-256 for it (a slot it did not write)."""
+    if not isinstance(status, dict):
+        return None
+    booted = str(status.get("booted") or "")
+    for entry in status.get("slots") or []:
+        if not isinstance(entry, dict):
+            continue
+        for name, slot in entry.items():
+            if not isinstance(slot, dict) or not booted or booted not in (name, slot.get("bootname")):
+                continue
+            if slot.get("state") not in (None, "booted"):
+                continue
+            detail = _object(slot.get("slot_status"))
+            version = str(_object(detail.get("bundle")).get("version") or "")
+            digest = str(_object(detail.get("checksum")).get("sha256") or "")
+            if not version or not _HEX64.match(digest):
+                return None
+            return RunningSlot(str(slot.get("bootname") or name), version, digest)
+    return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _compatible_of(system_conf: Path) -> str:

@@ -7,6 +7,12 @@ A simulated bundle is a JSON object ``{"format": "pollbox-sim-bundle", "compatib
 the bundle into the slot file the simulated unit is not "running" from and
 records that slot as the one to boot next (``state.json``).
 
+``booted`` says which simulated slot "runs": slot A holds the simulated factory
+software (``SIM_FACTORY_VERSION``, a fixed hash), a slot written by an install
+the bundle's version and the SHA-256 of the bundle file written there. A
+simulated unit "restarts into" the slot an install made primary when the
+updater is built again (the next ``pollbox run``), as a real unit boots it.
+
 A bundle with ``"hold": true`` keeps its install open until a file named
 ``release`` appears in the folder (or ``HOLD_DEADLINE`` passes, and the install
 fails): a demonstration, or a test, can then show what the station does while an
@@ -15,6 +21,7 @@ update is being written (the polls are held: ``device/core/update.py``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -23,11 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from device.core.update import UpdateRefusal
-from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, UpdateError, check_size
+from device.updates import MAX_BUNDLE_BYTES, Bundle, BundleRefused, RunningSlot, UpdateError, check_size
 
 SIM_COMPATIBLE = "pollbox-sim"
 SIM_UPDATE_KEY = "sim-cec-update-key"
 FORMAT = "pollbox-sim-bundle"
+SIM_FACTORY_VERSION = "0.0.0+sim-factory"
+SIM_FACTORY_HASH = hashlib.sha256(b"pollbox simulated root file system, slot A as flashed").hexdigest()
+"""What the simulated slot A "runs" before any install: fixed, so a demonstration's reports are the same."""
 HOLD_DEADLINE = 600.0
 """Seconds a held install (``"hold": true``) waits for its ``release`` file before it fails."""
 HOLD_POLL = 0.05
@@ -48,6 +58,42 @@ class SimUpdater:
 
     def __init__(self, folder: Path, *, budget: int = MAX_BUNDLE_BYTES) -> None:
         self.folder, self.budget = folder, budget
+        self._restart()
+
+    def _state(self) -> dict[str, Any]:
+        path = self.folder / "state.json"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {"booted": "A"}
+        return state if isinstance(state, dict) and state.get("booted") in ("A", "B") else {"booted": "A"}
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, path)
+
+    def _restart(self) -> None:
+        """A (simulated) start boots the slot the last install made primary."""
+        state = self._state()
+        primary = state.get("primary")
+        if primary in ("A", "B") and primary != state["booted"] and (self.folder / f"slot-{primary}.bundle").exists():
+            self._write_state({"booted": primary})
+
+    def booted(self) -> RunningSlot | None:
+        slot = str(self._state()["booted"])
+        written = self.folder / f"slot-{slot}.bundle"
+        try:
+            data = written.read_bytes()
+        except OSError:
+            return RunningSlot(slot, SIM_FACTORY_VERSION, SIM_FACTORY_HASH) if slot == "A" else None
+        try:
+            version = str(json.loads(data).get("version") or "")
+        except (ValueError, AttributeError):
+            return None
+        return RunningSlot(slot, version, hashlib.sha256(data).hexdigest()) if version else None
 
     @property
     def compatible(self) -> str:
@@ -75,13 +121,10 @@ class SimUpdater:
         self.folder.mkdir(parents=True, exist_ok=True)
         if json.loads(path.read_bytes()).get("hold") is True:
             self._wait_for_release()
-        state_path = self.folder / "state.json"
-        state = json.loads(state_path.read_text()) if state_path.exists() else {"booted": "A"}
+        state = self._state()
         slot = "B" if state["booted"] == "A" else "A"
         (self.folder / f"slot-{slot}.bundle").write_bytes(path.read_bytes())
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**state, "primary": slot}))
-        os.replace(tmp, state_path)
+        self._write_state({**state, "primary": slot})
         return slot
 
     def _wait_for_release(self) -> None:

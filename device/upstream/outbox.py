@@ -34,6 +34,7 @@ from protocol.chain import ZERO_HASH
 from protocol.envelope import MAIN_UNIT, RecordSigner, SignedRecord, make_record, parse_line
 from protocol.errors import UserError
 from protocol.keys import key_id
+from protocol.schema import SYSTEM
 from protocol.training import is_training_station
 
 SCHEMA = """
@@ -78,7 +79,7 @@ class Outbox:
                  software: Mapping[str, str] | None = None, unit: str = MAIN_UNIT) -> None:
         self._key = key
         self.unit = unit  # a unit other than its station's main one signs its id into its own chain (docs/units.md)
-        self._software = software  # {"version", "hash"} signed into the zero, close and readiness reports
+        self._software = software  # signed into the zero, close and readiness reports: device/software.py
         self.station_id = station_id
         self.training = is_training_station(station_id)  # a training station signs the flag into every record
         self.key_id = key_id(key.public_key())
@@ -143,6 +144,7 @@ class Outbox:
         body.update(journal_seq=rec.seq, journal_hash=bytes(row[0]).hex())
         if self._software is not None and says_software(rec.event):
             body.update(software_version=self._software["version"], software_hash=self._software["hash"])
+            body.update({name: self._software[name] for name in SYSTEM if name in self._software})
         return body
 
     # Reading and receipts --------------------------------------------------------

@@ -265,8 +265,10 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
                 for seq, kind, at, received, leaf, h, line, unit in rows]
 
     def reported_software(self, stations: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """The software (version, code hash) each station's latest zero or close report signed: its main unit's,
-        or when only other units reported yet, the first of them by unit id."""
+        """The software (version, hash) each station's latest zero or close report signed: its main unit's,
+        or when only other units reported yet, the first of them by unit id. The hash is the running root file
+        system's (``system_version``, ``system_hash``) when the report names it, else the code's
+        (``software_version``, ``software_hash``): the whole system is what the CEC lists once units update."""
         return {station: chains[0] for station, chains in self.reported_software_of_units(stations).items()}
 
     def reported_software_of_units(self, stations: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
@@ -280,7 +282,9 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         found: dict[str, dict[str, tuple[str, str]]] = {}
         for station, unit, line in rows:
             body = json.loads(str(line).split(" ", 1)[1]).get("body", {})
-            if "software_hash" in body:
+            if "system_hash" in body:
+                found.setdefault(str(station), {})[str(unit)] = (str(body["system_version"]), str(body["system_hash"]))
+            elif "software_hash" in body:
                 found.setdefault(str(station), {})[str(unit)] = (str(body["software_version"]),
                                                                  str(body["software_hash"]))
         return {station: [by_unit[u] for u in sorted(by_unit)] for station, by_unit in found.items()}

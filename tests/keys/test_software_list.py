@@ -67,3 +67,31 @@ def test_the_overview_flags_a_station_whose_report_names_uncertified_software(tm
         assert "software-unlisted" not in page  # the previous list stays in force
     finally:
         app.extensions["pollbox_receiver"].storage.close()
+
+
+ROOT_RELEASED = "5a" * 32
+ROOT_ALTERED = "5b" * 32
+
+
+def test_a_station_running_a_root_the_cec_did_not_release_is_flagged(tmp_path: Path, clock: FakeClock) -> None:
+    """A report's ``system_version``/``system_hash`` pair (the whole root file system) is what is checked when the
+    report names one; else its code pair."""
+    units = {"KG-0001": AnyUnit("KG-0001"), "KG-0002": AnyUnit("KG-0002"), "KG-0003": AnyUnit("KG-0003")}
+    setup = receiver_setup(tmp_path, dict(units), create_cec_key(tmp_path / "cec.key"))
+    path = make_list(tmp_path, tmp_path / "cec.key", ("0.2.0", ROOT_RELEASED), ("0.1.0", CERTIFIED))
+    app = create_app({**setup.config(str(tmp_path / "receiver.db"), clock), "SOFTWARE_LIST_PATH": str(path)})
+    code = {"software_version": "0.1.0", "software_hash": CERTIFIED}
+    bodies = {"KG-0001": {**code, "system_slot": "B", "system_version": "0.2.0", "system_hash": ROOT_RELEASED},
+              "KG-0002": {**code, "system_slot": "B", "system_version": "0.2.0", "system_hash": ROOT_ALTERED},
+              "KG-0003": code}  # no system named (a slot as flashed): its code pair is checked
+    try:
+        client = app.test_client()
+        for station, extra in bodies.items():
+            opened = units[station].record("polls_opened", {"identified": 0, "ballots": 0, **extra})
+            assert post(client, [opened]).status_code == 200
+        page = client.get("/").get_data(as_text=True)
+        rows = {station: row for row in page.split("<tr")[1:] for station in units if f">{station}</a>" in row}
+        assert sorted(s for s, row in rows.items() if "software-unlisted" in row) == ["KG-0002"], rows
+        assert f"hash {ROOT_ALTERED}" in rows["KG-0002"]  # the altered root is flagged though its code pair is listed
+    finally:
+        app.extensions["pollbox_receiver"].storage.close()

@@ -97,3 +97,16 @@ def test_the_page_shows_the_software_a_close_report_names(page: Any, units: tupl
     assert page.locator("#facts .software").inner_text().split("\t")[-1].strip() == "0.1.0 · " + "9f" * 8
     assert check(page, close_report(tpm_unit).line())["ok"] is True
     assert page.locator("#facts .software").count() == 0
+
+
+def test_the_page_shows_the_running_system_a_close_report_names(page: Any, units: tuple[AnyUnit, AnyUnit]) -> None:
+    tpm_unit, _ = units
+    system = {"system_slot": "B", "system_version": "0.2.0+20261206", "system_hash": "c4" * 32}
+    line = tpm_unit.record("polls_closed", {**CLOSE, "software_version": "0.1.0", "software_hash": "9f" * 32,
+                                            **system}, journal=False).line()
+    assert check(page, line)["ok"] is True
+    assert page.locator("#facts .system").inner_text().split("\t")[-1].strip() == \
+        "B · 0.2.0+20261206 · " + "c4" * 8
+    assert page.locator("#facts .software").count() == 1
+    assert check(page, close_report(tpm_unit).line())["ok"] is True
+    assert page.locator("#facts .system").count() == 0

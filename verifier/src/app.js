@@ -184,6 +184,13 @@
         software.className = "small software";
         table.append(software);
       }
+      const b = f.body;
+      if (typeof b.system_slot === "string" && typeof b.system_version === "string"
+          && typeof b.system_hash === "string") {
+        const system = row(t("system"), b.system_slot + " · " + b.system_version + " · " + b.system_hash.slice(0, 16));
+        system.className = "small system";
+        table.append(system);
+      }
     }
     const notes = [];
     if (r.ok) {
