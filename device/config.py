@@ -190,6 +190,9 @@ class UnitSettings:
     id: str = cs.setting("", cs.text, "this unit's id as the station package lists it, e.g. desk-2")
     listen: str = cs.setting("", cs.text, "host:port of this unit's sync server on the station LAN "
                              "(default: the address the package gives this unit)")
+    discovery: str = cs.setting("static", cs.one_of(("static", "mdns")),
+                                'mdns: also announce this unit and find the others by multicast DNS (zeroconf); '
+                                "static: the package's addresses only")
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,8 @@ class Config:
     unit_id: str = ""
     """``[unit] id``: this unit's id among the station's units ("" for a one-unit station)."""
     unit_listen: str = ""
+    unit_discovery: str = "static"
+    """``[unit] discovery``: ``static`` (the package's addresses) or ``mdns`` (those, then mDNS; docs/units.md)."""
     key: KeySettings = field(default_factory=KeySettings)
     """``[key]``: the record key's backend (``file`` or ``tpm``) and the TPM's TCTI."""
     update: UpdateSettings = field(default_factory=UpdateSettings)
@@ -400,7 +405,7 @@ def parse_config(path: Path, doc: dict[str, Any]) -> Config:
         uplink=read.uplink.transport, web_host=read.web.host, web_port=read.web.port,
         web_allow_remote=read.web.allow_remote, log_level=read.log.level, backup_dir=backup_dir,
         delays=read.delays, unit_id=read.unit.id, unit_listen=read.unit.listen, key=read.key,
-        update=read.update)
+        update=read.update, unit_discovery=read.unit.discovery)
 
 
 def load_config(path: Path) -> Config:

@@ -1,6 +1,7 @@
 """The sync client: a thread that pulls the other units' records and posts them to the owner.
 
-Every ``Delays.sync_every`` seconds it asks each peer at its package address, for every other unit of
+Every ``Delays.sync_every`` seconds it asks each peer at its package address (or, when the package gives
+none or it does not answer, at the address mDNS found for it: ``discovery.py``), for every other unit of
 the station, for the records after the last one this unit holds (``UnitLog.held``): a peer passes on
 the records it holds of a third unit too, so a record reaches every unit that can reach any unit that
 has it. Each record is checked (``wire.check_record``: station, enrolled key, signature); what checks
@@ -63,6 +64,9 @@ class PeerSeen:
     error: str = ""
     reported: str = ""
     """The last whole-message refusal journaled for this peer (the same one is not journaled again)."""
+    address: str = ""
+    found_by: str = ""
+    """How the address that last answered was known: ``package`` or ``mdns``."""
 
 
 def http_fetch(url: str, timeout: float, headers: dict[str, str]) -> bytes:
@@ -75,8 +79,10 @@ class SyncClient:
     """Pulls from the peers with an address; ``run_once`` is one round (tests drive it directly)."""
 
     def __init__(self, *, units: StationUnits, log_: UnitLog, links: Links, post: Callable[[ss.Input], None],
-                 wall: Callable[[], float], delays: Delays, fetch: Fetch = http_fetch) -> None:
+                 wall: Callable[[], float], delays: Delays, fetch: Fetch = http_fetch,
+                 discovered: Callable[[str], str | None] = lambda unit: None) -> None:
         self.units, self.log, self.links, self._post = units, log_, links, post
+        self._discovered = discovered
         self._wall, self._delays, self._fetch = wall, delays, fetch
         self.peers = {u.id: PeerSeen() for u in units.units.peers}
         self._stop = threading.Event()
@@ -107,15 +113,29 @@ class SyncClient:
                 return
             with self._lock:
                 self.peers[peer.id].answered = False
-            if not peer.address or self.links.is_cut(peer.id):
+            if self.links.is_cut(peer.id):
                 continue
-            try:
-                others = [u.id for u in self.units.units.units if u.id != self.units.units.own]
-                for n, unit in enumerate(others):
-                    self._pull(peer.id, peer.address, unit, first=n == 0)
-            except (OSError, urllib.error.URLError, wire.MessageRefused) as exc:
+            for address, how in self.candidates(peer.id, peer.address):
+                try:
+                    others = [u.id for u in self.units.units.units if u.id != self.units.units.own]
+                    for n, unit in enumerate(others):
+                        self._pull(peer.id, address, unit, first=n == 0)
+                except (OSError, urllib.error.URLError, wire.MessageRefused) as exc:
+                    with self._lock:
+                        self.peers[peer.id].error = f"{address}: {exc}"
+                    continue
                 with self._lock:
-                    self.peers[peer.id].error = str(exc)
+                    self.peers[peer.id].address, self.peers[peer.id].found_by = address, how
+                break
+
+    def candidates(self, peer: str, static: str) -> list[tuple[str, str]]:
+        """Where to pull ``peer`` from this round, in order: the package's address first (CEC-signed), then
+        the one mDNS found, if another."""
+        out = [(static, "package")] if static else []
+        found = self._discovered(peer)
+        if found and found != static:
+            out.append((found, "mdns"))
+        return out
 
     def _pull(self, peer: str, address: str, unit: str, first: bool) -> None:
         while True:
@@ -181,6 +201,7 @@ class SyncClient:
             for peer, seen in self.peers.items():
                 own = seen.held.get(peer)
                 out[peer] = {"reached_at": seen.reached_at, "error": seen.error, "cut": self.links.is_cut(peer),
+                             "address": seen.address, "found_by": seen.found_by,
                              "held": held.get(peer, 0), "their_count": own, "answered": seen.answered,
                              "up_to_date": seen.answered and own is not None and held.get(peer, 0) >= own}
         return out
