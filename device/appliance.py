@@ -84,7 +84,8 @@ class Appliance:
         self.fault = StorageFault()
         self.read_failure: str | None = None
         """Why the last read from a scanner was not recorded (None when it was)."""
-        self._owner = Owner(on_idle=self._publish, request_timeout=delays.request_timeout)
+        self._owner = Owner(on_idle=self._publish, request_timeout=delays.request_timeout,
+                            stall_report=delays.owner_stall_report)
         self._status: StationStatus | None = None
         self._live_due = True
         self.backups = JournalBackups(journal_path=journal.path, station_id=package.station_id, directory=backup_dir,

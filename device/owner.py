@@ -18,6 +18,21 @@ so every message is still handled one at a time and in order; a message posted
 while another is being handled (a box that answers ``lock()`` with a signal)
 waits its turn instead of running inside the first.
 
+The hand-over from draining in place to the owner thread: a hardware thread
+may post (a scanner reporting its device found) in the moment the owner thread
+starts, and so be draining in place when it does. The owner thread first waits
+for that drain to end and then holds the right to drain for as long as it runs;
+the thread that drained in place stops at its next message. Only the thread
+holding that right ever records itself as the drainer, so a request the owner
+thread makes of itself (the timer's tick) is always recognised and run in place.
+(Before, the drain ending after the thread had started wiped that record, and
+every tick from then on waited for itself until ``request_timeout``: the station
+stalled and systemd's watchdog stopped it.)
+
+A request still unanswered after ``stall_report`` seconds writes every thread's
+stack to the debug log (logger ``pollbox.owner``), and again when it gives up
+(``OwnerBusy``), so a stall names what the owner thread was doing.
+
 ``on_timer`` runs on the owner thread every ``interval`` seconds (the ticks
 that expire tokens, time jams and feed the box's heartbeat).
 """
@@ -26,8 +41,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -64,7 +81,7 @@ class Owner:
     """The inbox and the thread that drains it. ``on_idle`` runs after each batch."""
 
     def __init__(self, *, on_idle: Callable[[], None], name: str = "pollbox-owner",
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0, stall_report: float = 5.0) -> None:
         self._inbox: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._draining = threading.Lock()
         self._drainer: int | None = None
@@ -72,6 +89,7 @@ class Owner:
         self._on_idle = on_idle
         self._name = name
         self._timeout = request_timeout
+        self._stall_report = min(stall_report, request_timeout)
         self.stopped = False
 
     @property
@@ -97,9 +115,14 @@ class Owner:
         self._inbox.put(_Message(fn, args, reply))
         if self._thread is None:
             self._drain_here()
-        if not reply.done.wait(self._timeout):
-            raise OwnerBusy(f"the station did not answer within {self._timeout:g} s; "
-                            "if this repeats, restart the unit (everything recorded is kept)")
+        if not reply.done.wait(self._stall_report):
+            log.warning("the owner thread has not answered %s for %g s; every thread's stack:\n%s",
+                        _name(fn), self._stall_report, thread_stacks())
+            if not reply.done.wait(self._timeout - self._stall_report):
+                log.error("the owner thread did not answer %s within %g s; every thread's stack:\n%s",
+                          _name(fn), self._timeout, thread_stacks())
+                raise OwnerBusy(f"the station did not answer within {self._timeout:g} s; "
+                                "if this repeats, restart the unit (everything recorded is kept)")
         if reply.error is not None:
             raise reply.error
         return reply.value  # type: ignore[no-any-return]
@@ -130,7 +153,14 @@ class Owner:
             self._thread.join(timeout)
 
     def _run(self, interval: float, on_timer: Callable[[], None], monotonic: Callable[[], float]) -> None:
-        self._drainer = threading.get_ident()
+        with self._draining:  # a thread draining in place finishes its message first; none drains after
+            self._drainer = threading.get_ident()
+            try:
+                self._loop(interval, on_timer, monotonic)
+            finally:
+                self._drainer = None
+
+    def _loop(self, interval: float, on_timer: Callable[[], None], monotonic: Callable[[], float]) -> None:
         next_timer = monotonic() + interval
         while True:
             try:
@@ -161,24 +191,34 @@ class Owner:
             self._handle(msg)
 
     def _drain_here(self) -> None:
-        """No owner thread: this thread drains, unless another is draining (it will see the message)."""
+        """No owner thread: this thread drains, unless another is draining (it will see the message).
+        It stops at the next message once the owner thread has started (which then takes over)."""
         while not self._inbox.empty():
             if not self._draining.acquire(blocking=False):
                 return
             try:
                 self._drainer = threading.get_ident()
-                self._handle_queued()
+                while self._thread is None:
+                    try:
+                        msg = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    if msg is _STOP:
+                        break
+                    self._handle(msg)
                 self._guard(self._on_idle)
             finally:
                 self._drainer = None
                 self._draining.release()
+            if self._thread is not None:
+                return
 
     def _handle(self, msg: _Message) -> None:
         try:
             value = msg.fn(*msg.args)
         except BaseException as exc:  # noqa: BLE001 - a request's error goes back to its caller
             if msg.reply is None:
-                log.exception("message %s failed", getattr(msg.fn, "__name__", msg.fn))
+                log.exception("message %s failed", _name(msg.fn))
             else:
                 msg.reply.error = exc
         else:
@@ -192,7 +232,7 @@ class Owner:
         try:
             fn()
         except Exception:
-            log.exception("%s failed", getattr(fn, "__name__", fn))
+            log.exception("%s failed", _name(fn))
 
     def _fail_waiting(self) -> None:
         """After the stop: anyone still waiting is told the station stopped."""
@@ -204,3 +244,17 @@ class Owner:
             if msg.reply is not None:
                 msg.reply.error = OwnerBusy("the station is stopping; the request was not carried out")
                 msg.reply.done.set()
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or fn)
+
+
+def thread_stacks() -> str:
+    """Every thread's name and current stack, innermost call last (for the debug log on a stall)."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame))
+        parts.append(f"Thread {names.get(ident, '?')} ({ident}):\n{stack}")
+    return "\n".join(parts)

@@ -56,6 +56,8 @@ class Delays:
         "Longest time the journal's high-water mark (journal.mark) stays written but not yet fsynced after an append; the appliance also syncs it every tick.")
     request_timeout: float = _delay(30.0,
         "How long a chair action or command waits for the station's owner thread before it is told the station is stuck.")
+    owner_stall_report: float = _delay(5.0,
+        "How long a request may wait for the station's owner thread before the debug log gets every thread's stack (once per request; the request keeps waiting up to request_timeout).")
 
     unit_clock_drift: float = _delay(120.0,
         "How far another unit's clock may differ from this unit's (as its records and sync answers show) before an alarm.")
