@@ -242,3 +242,29 @@ def boot_probed_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None
         vm.stop()
         raise
     return ProbedUnit(vm, guest)
+
+
+STATION_CONFIG = "/var/lib/pollbox/station/station.toml"
+EMULATION_WATCHDOG = "60s"
+"""``WatchdogSec`` of pollbox.service in the guests whose appliance is switched to another part (10 s in
+the image): with other emulated machines on the same two cores the appliance has missed the 10 s watchdog
+and been restarted mid-test."""
+WATCHDOG_DROP_IN = "/run/systemd/system/pollbox.service.d/test-emulation.conf"
+
+
+def restart_appliance_with(guest: Guest, key: str, value: str, table: dict[str, str | int], *,
+                           timeout: float) -> None:
+    """Switch the unit's appliance to ``key = "value"`` (``scanner``, ``ballot_box``) from the simulated
+    part, with its ``[hardware.<value>]`` table, and restart pollbox.service (under the raised watchdog).
+
+    Each call starts from the station's config as the stick wrote it (kept beside it as ``.orig``), so
+    one switch does not carry over into the next."""
+    lines = "".join(f"{k} = {json.dumps(v)}\\n" for k, v in table.items())
+    config = STATION_CONFIG
+    guest.check(f"cp -n {config} {config}.orig && cp {config}.orig {config}"
+                f" && sed -i 's/^{key} = \"sim\"$/{key} = \"{value}\"/' {config}"
+                f" && grep -q '^{key} = \"{value}\"$' {config}"
+                f" && printf '\\n[hardware.{value}]\\n{lines}' >> {config}")
+    guest.check(f"mkdir -p {WATCHDOG_DROP_IN.rsplit('/', 1)[0]}"
+                f" && printf '[Service]\\nWatchdogSec={EMULATION_WATCHDOG}\\n' > {WATCHDOG_DROP_IN}"
+                " && systemctl daemon-reload && systemctl restart pollbox.service", timeout=timeout)

@@ -35,14 +35,13 @@ import pytest
 from device.demo import demo_pins
 from device.demo_documents import make_td1, make_td3
 
-from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot
+from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot, restart_appliance_with
 from .vm import second_uart, wait_for
 
 pytestmark = pytest.mark.image
 
 UINPUT = Path(__file__).with_name("uinput_guest.py")
 TEST_DIR = "/run/pollbox-test"
-STATION = "/var/lib/pollbox/station"
 SCANNER_NAME = "pollbox test scanner"
 """The virtual keyboard's device name; the appliance is configured to find it by (part of) it."""
 TYPER = f"{TEST_DIR}/scanner.sock"
@@ -52,10 +51,6 @@ SERVICE_STARTS = 240.0
 """How long pollbox.service may take to restart with a new scanner in software emulation."""
 DECISION_FOLLOWS = 60.0
 """How long a decision may take to show after the last key or byte (an emulated, shared CPU)."""
-WATCHDOG = "60s"
-"""``WatchdogSec`` of pollbox.service in the guest (10 s in the image): with other emulated machines on
-the same two cores the appliance has missed the 10 s watchdog and been restarted mid-test."""
-DROP_IN = "/run/systemd/system/pollbox.service.d/test-emulation.conf"
 SPLIT_RETRIES = 2
 """How often a document split into two reads by an emulator stall is sent again (``read_document``)."""
 SETTLED_POLLS = 4
@@ -78,13 +73,7 @@ class ScannerRig:
         wanted = (scanner, *(f"{k}={v}" for k, v in sorted(table.items())))
         if wanted == self.current:
             return
-        lines = "".join(f"{k} = {json.dumps(v)}\\n" for k, v in table.items())
-        config = f"{STATION}/station.toml"
-        self.guest.check(f"cp {config}.orig {config} && sed -i 's/^scanner = \"sim\"$/scanner = \"{scanner}\"/' {config}"
-                         f" && grep -q '^scanner = \"{scanner}\"$' {config}"
-                         f" && printf '\\n[hardware.{scanner}]\\n{lines}' >> {config}")
-        self.guest.check(f"mkdir -p {DROP_IN.rsplit('/', 1)[0]} && printf '[Service]\\nWatchdogSec={WATCHDOG}\\n' > {DROP_IN}"
-                         " && systemctl daemon-reload && systemctl restart pollbox.service", timeout=SERVICE_STARTS)
+        restart_appliance_with(self.guest, "scanner", scanner, table, timeout=SERVICE_STARTS)
         self.current = wanted
         wait_for(lambda: self.scanner_state() == "connected", f"the {scanner} scanner connected", SERVICE_STARTS)
 
@@ -207,7 +196,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScannerRig]:
     unit = boot_probed_unit(workdir, extra=second_uart(serial_socket))
     try:
         unit.vm.wait_until_ready()
-        unit.guest.check(f"mkdir -p {TEST_DIR} && cp -n {STATION}/station.toml {STATION}/station.toml.orig")
+        unit.guest.check(f"mkdir -p {TEST_DIR}")
         unit.guest.push(UINPUT, f"{TEST_DIR}/uinput_guest.py")
         unit.guest.control({"cmd": "open"})
         made = ScannerRig(unit, serial_socket)

@@ -30,8 +30,7 @@ import pytest
 from device.demo import demo_pins
 from device.firmware import stage
 
-from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot
-from .test_kernel_scanners import DROP_IN, WATCHDOG
+from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot, restart_appliance_with
 from .vm import REPO, second_uart, wait_for
 
 pytestmark = pytest.mark.image
@@ -39,7 +38,6 @@ pytestmark = pytest.mark.image
 HOST = Path(__file__).with_name("smartbox_host.mjs")
 MICROPYTHON = Path(os.environ.get("POLLBOX_MPY_DIR", REPO / "build" / "mpy")) / \
     "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-STATION = "/var/lib/pollbox/station"
 LOCK_PIN = 2
 """The firmware's lock output (GP2; high = open)."""
 SERVICE_STARTS = 240.0
@@ -164,12 +162,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmartBoxRig]:
     try:
         unit.vm.wait_until_ready()
         firmware.power_on()
-        config = f"{STATION}/station.toml"
-        unit.guest.check(f"sed -i 's/^ballot_box = \"sim\"$/ballot_box = \"smartbox\"/' {config}"
-                         f" && grep -q '^ballot_box = \"smartbox\"$' {config}"
-                         f" && printf '\\n[hardware.smartbox]\\nport = \"/dev/ttyS1\"\\nbaudrate = 115200\\n' >> {config}")
-        unit.guest.check(f"mkdir -p {DROP_IN.rsplit('/', 1)[0]} && printf '[Service]\\nWatchdogSec={WATCHDOG}\\n' > {DROP_IN}"
-                         " && systemctl daemon-reload && systemctl restart pollbox.service", timeout=SERVICE_STARTS)
+        restart_appliance_with(unit.guest, "ballot_box", "smartbox", {"port": "/dev/ttyS1", "baudrate": 115200},
+                               timeout=SERVICE_STARTS)
         made = SmartBoxRig(unit, firmware)
         wait_for(made.present, "the appliance hearing the smart box on /dev/ttyS1", SERVICE_STARTS)
         unit.guest.control({"cmd": "open"})
