@@ -121,8 +121,10 @@ class Appliance:
         if not self.report.ok:
             log.error("%s", self.report.sentence())
             return
+        booted = self.updater.booted() if self.updater is not None else None  # an update booted or rolled back
         self._step(ss.StartUp(__version__, self.package.station_id, inputs.beam_blocked, inputs.lid_open,
-                              inputs.unit_drops, inputs.unit_id))
+                              inputs.unit_drops, inputs.unit_id, booted.slot if booted else "",
+                              booted.version if booted else ""))
 
     def stop(self) -> None:
         """Lock the slot and stop every part; the journal stays consistent. A second call does nothing."""

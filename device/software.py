@@ -61,8 +61,8 @@ def software_identity(updater: Updater | None) -> dict[str, str]:
     and when the updater knows the booted slot, ``system_slot``, ``system_version`` and ``system_hash``."""
     identity = dict(running_software())
     slot = updater.booted() if updater is not None else None
-    if slot is None:
-        return identity
+    if slot is None or not (slot.version or slot.root_hash):
+        return identity  # no updater, or a slot it did not write: the code pair only
     fields = slot.report_fields()
     bad = [name for name, kind in SYSTEM.items() if not kind.check(fields[name])]
     if bad:  # a record the receiver would refuse must never be signed

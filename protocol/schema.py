@@ -55,6 +55,9 @@ VERSION_TEXT = Kind(f"string of 1 to {MAX_VERSION} printable characters",
                     lambda v: isinstance(v, str) and 0 < len(v) <= MAX_VERSION and v.isprintable())
 SOFTWARE: dict[str, Kind] = {"software_version": VERSION_TEXT, "software_hash": HASH}
 """Optional, both or neither: the unit's software version and the SHA-256 of its installed code."""
+SOME_VERSION = Kind(f"string of at most {MAX_VERSION} printable characters",
+                    lambda v: isinstance(v, str) and len(v) <= MAX_VERSION and v.isprintable())
+"""A version that may be unknown (""): a refused bundle's, a slot's the updater did not write."""
 SLOT = Kind("one capital letter A to Z", lambda v: isinstance(v, str) and len(v) == 1 and "A" <= v <= "Z")
 SYSTEM: dict[str, Kind] = {"system_slot": SLOT, "system_version": VERSION_TEXT, "system_hash": HASH}
 """Optional, all or none: the root slot the unit booted, the version of the bundle written into it and the
@@ -80,6 +83,13 @@ BODIES: dict[str, dict[str, Kind]] = {
     "units_reconciled": {"desks_identified": COUNT, "desks_ballots": COUNT, "mobile_identified": COUNT,
                          "mobile_ballots": COUNT, "identified": COUNT, "ballots": COUNT, "conflicts": COUNT,
                          "absent": TEXT, "parts": TEXT},
+    "update_refused": {"reason": NAME, "detail": TEXT, "version": SOME_VERSION, "size": COUNT},
+    "update_started": {"version": SOME_VERSION, "compatible": TEXT, "size": COUNT, "signer": TEXT},
+    "update_installed": {"version": SOME_VERSION, "slot": TEXT},
+    "update_failed": {"version": SOME_VERSION, "detail": TEXT},
+    "polls_held_for_update": {"action": NAME, "version": SOME_VERSION},
+    "update_booted": {"version": SOME_VERSION, "slot": TEXT},
+    "update_rolled_back": {"version": SOME_VERSION, "slot": TEXT, "booted": TEXT, "booted_version": SOME_VERSION},
 }
 
 

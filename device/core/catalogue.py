@@ -48,11 +48,13 @@ CATALOGUE: dict[str, Entry] = {
     "unit_absent_at_close": Entry("PB-074", "Closed without a unit", "The chair closed the polls without another unit's final records, and gave a reason.", True),
     "units_reconciled": Entry("PB-075", "Units reconciled", "The main unit's close over all units of the station: the desks' part, the mobile box's part (identified against its ballots), the combined total, the conflicts and the units closed without.", True),
     "unit_conflict": Entry("PB-072", "Admitted at two units", "The same voter was admitted by two units of the station (while they could not reach each other); both admissions stand on the record, with an alarm. Sent to the CEC without the voter's hash or line.", True),
-    "update_refused": Entry("PB-080", "Update refused", "A software update was refused before anything was written to the other root slot, with the reason: polls open or paused, over the size budget, truncated, not signed by the CEC's update key, for other hardware, unreadable.", False),
-    "update_started": Entry("PB-081", "Update started", "A bundle signed by the CEC's update key, for this hardware, is being written into the root slot the unit is not running from.", False),
-    "update_installed": Entry("PB-082", "Update installed", "The bundle was written into the other root slot; it boots once on trial at the next start and is kept only once the appliance is ready.", False),
-    "update_failed": Entry("PB-083", "Update failed", "Writing the bundle into the other root slot did not finish; that slot is left marked bad and the unit keeps running the software it runs now.", False),
-    "polls_held_for_update": Entry("PB-084", "Polls held for an update", "The chair asked to open or resume the polls while a software update was being written into the other root slot; refused, with the bundle's version, until the install ends.", False),
+    "update_refused": Entry("PB-080", "Update refused", "A software update was refused before anything was written to the other root slot, with the reason: polls open or paused, over the size budget, truncated, not signed by the CEC's update key, for other hardware, unreadable.", True),
+    "update_started": Entry("PB-081", "Update started", "A bundle signed by the CEC's update key, for this hardware, is being written into the root slot the unit is not running from.", True),
+    "update_installed": Entry("PB-082", "Update installed", "The bundle was written into the other root slot; it boots once on trial at the next start and is kept only once the appliance is ready.", True),
+    "update_failed": Entry("PB-083", "Update failed", "Writing the bundle into the other root slot did not finish; that slot is left marked bad and the unit keeps running the software it runs now.", True),
+    "polls_held_for_update": Entry("PB-084", "Polls held for an update", "The chair asked to open or resume the polls while a software update was being written into the other root slot; refused, with the bundle's version, until the install ends.", True),
+    "update_booted": Entry("PB-085", "Update booted", "The unit started from the root slot the last install wrote: the new software runs, on trial until the appliance is ready, then kept.", True),
+    "update_rolled_back": Entry("PB-086", "Update rolled back", "The unit started from another root slot than the one the last install wrote or last ran: the new slot never booted, or its trial boot ended before the appliance was ready, and the boot loader went back to the slot it trusted.", True),
 }
 
 

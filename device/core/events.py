@@ -352,6 +352,29 @@ class UpdateFailed(Event):
 
 
 @dataclass(frozen=True)
+class UpdateBooted(Event):
+    """The unit started from ``slot``, which the install of ``version`` wrote: the new software runs (on trial
+    until the appliance is ready, then kept: docs/updates.md)."""
+
+    kind: ClassVar[str] = "update_booted"
+    version: str
+    slot: str
+
+
+@dataclass(frozen=True)
+class UpdateRolledBack(Event):
+    """The unit started from ``booted`` (running ``booted_version``, "" if unknown), not from ``slot``, which
+    ran or was to run ``version``: the install never booted, or its trial boot ended without the appliance
+    becoming ready, and the boot loader went back."""
+
+    kind: ClassVar[str] = "update_rolled_back"
+    version: str
+    slot: str
+    booted: str
+    booted_version: str
+
+
+@dataclass(frozen=True)
 class PollsHeldForUpdate(Event):
     """The chair asked to ``action`` (open or resume) the polls while the bundle ``version`` was being written
     into the other root slot: refused until the install ends (``core/update.py``)."""
@@ -369,7 +392,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
-        UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate,
+        UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate, UpdateBooted,
+        UpdateRolledBack,
     )
 }
 

@@ -71,6 +71,10 @@ class StartUp:
     lid_open: bool = False
     unit_drops: int | None = None
     unit_id: str | None = None
+    slot: str = ""
+    """The root slot the unit booted (``A``/``B``), "" when no updater knows it (``device/updates``)."""
+    slot_version: str = ""
+    """The version of the bundle written into that slot, "" when unknown (the image as flashed)."""
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ from .inputs import (
     Undo,
 )
 from .poll import PollAction, PollState, next_poll_state
-from .update import UpdateChecked, UpdateFinished, decide_checked, decide_finished, held_for_update
+from .update import UpdateChecked, UpdateFinished, decide_boot, decide_checked, decide_finished, held_for_update
 
 DOWN_DETAIL = "counted by the ballot box while the station software was down"
 UNHEARD_DETAIL = "counted by the ballot box while the station was not hearing it"
@@ -222,6 +222,7 @@ def _unit_count(out: _Out, count: int, detail: str, unit_id: str | None) -> None
 def _start(out: _Out, session: Session, inp: StartUp, ctx: Context, now: Now) -> Step:
     out.act(Action.LOCK_SLOT)
     out.events.append(ev.DeviceStarted(inp.software, inp.station_id))
+    out.events += decide_boot(out.state.slots, inp.slot, inp.slot_version)
     out.events += [ev.ArmCancelled(t, "restart") for t in sorted(out.state.open_tokens)]
     if inp.unit_drops is not None:
         _unit_count(out, inp.unit_drops, DOWN_DETAIL, inp.unit_id)

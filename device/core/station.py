@@ -25,7 +25,7 @@ from . import units as un
 from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
-from .update import UpdatePhase, UpdateStep, next_phase
+from .update import SlotRecord, UpdatePhase, UpdateStep, next_phase
 
 
 class VoterEntry(NamedTuple):
@@ -74,6 +74,8 @@ class StationState:
     """Whether a software update is being written into the other root slot (``core/update.py``)."""
     update_version: str = ""
     """The version of the bundle being written while ``update`` is installing, else empty."""
+    slots: SlotRecord = SlotRecord()
+    """The install waiting for its boot and the slot last started from (``core/update.py``: ``decide_boot``)."""
 
     @property
     def difference(self) -> int:
@@ -256,6 +258,25 @@ def _update_move(step: UpdateStep) -> Applier:
     return move
 
 
+def _installed(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.UpdateInstalled)
+    _update_move(UpdateStep.FINISH)(state, rec)
+    state.slots = SlotRecord((e.version, e.slot), state.slots.running)
+
+
+def _booted(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.UpdateBooted)
+    state.slots = SlotRecord(None, (e.slot, e.version))
+
+
+def _rolled_back(state: StationState, rec: ev.Recorded) -> None:
+    e = rec.event
+    assert isinstance(e, ev.UpdateRolledBack)
+    state.slots = SlotRecord(None, (e.booted, e.booted_version))
+
+
 def _device_status(state: StationState, rec: ev.Recorded) -> None:
     e = rec.event
     assert isinstance(e, ev.DeviceStatusChanged)
@@ -282,7 +303,9 @@ _APPLY: Mapping[type, Applier] = {
     ev.JamCleared: _jam_cleared,
     ev.DeviceStatusChanged: _device_status,
     ev.UpdateStarted: _update_move(UpdateStep.START),
-    ev.UpdateInstalled: _update_move(UpdateStep.FINISH),
+    ev.UpdateInstalled: _installed,
+    ev.UpdateBooted: _booted,
+    ev.UpdateRolledBack: _rolled_back,
     ev.UpdateFailed: _update_move(UpdateStep.FINISH),
     **{kind: (lambda fold: lambda state, rec: fold(state.replica, rec))(f) for kind, f in un.FOLDS.items()},
 }

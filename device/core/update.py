@@ -92,6 +92,36 @@ def held_for_update(phase: UpdatePhase, action: PollAction, version: str) -> Hel
 
 
 @dataclass(frozen=True)
+class SlotRecord:
+    """What the journal says about root slots: the install that still waits for its boot (``pending``:
+    version, slot) and the slot the unit last started from with its version (``running``), as far as
+    ``UpdateBooted``/``UpdateRolledBack`` events recorded them."""
+
+    pending: tuple[str, str] | None = None
+    running: tuple[str, str] | None = None
+
+
+def decide_boot(record: SlotRecord, slot: str, slot_version: str) -> list[ev.Event]:
+    """At a start from ``slot`` (running ``slot_version``): whether an update booted or was rolled back.
+
+    After an install into slot X the next start from X is ``UpdateBooted``; a start from any other slot is
+    ``UpdateRolledBack`` (the new slot never booted, or its trial failed before it was marked good and the
+    boot loader chose the old one). Without a pending install, a start from another slot than the one last
+    recorded is a rollback too: the trial boot started the appliance but it never became ready. A start whose
+    slot is unknown ("": no updater, or one that cannot say) records nothing and keeps what is pending."""
+    if not slot:
+        return []
+    if record.pending is not None:
+        version, target = record.pending
+        if slot == target:
+            return [ev.UpdateBooted(version, slot)]
+        return [ev.UpdateRolledBack(version, target, slot, slot_version)]
+    if record.running is not None and record.running[0] != slot:
+        return [ev.UpdateRolledBack(record.running[1], record.running[0], slot, slot_version)]
+    return []
+
+
+@dataclass(frozen=True)
 class UpdateChecked:
     """The updater read a bundle: what it says it is, or why it was refused (``refusal``, with ``detail``)."""
 

@@ -59,7 +59,8 @@ class Bundle:
 class RunningSlot:
     """The root slot this unit booted from, as the updater recorded it when it wrote the slot: the slot's
     name (``A``/``B``), the version of the bundle written into it, and ``root_hash``, the SHA-256 of the
-    root file system image written there (the image the CEC built and lists with the version)."""
+    root file system image written there (the image the CEC built and lists with the version). ``version``
+    and ``root_hash`` are both "" for a slot the updater did not write (the image as flashed)."""
 
     slot: str
     version: str
@@ -87,8 +88,8 @@ class Updater(Protocol):
         ...
 
     def booted(self) -> RunningSlot | None:
-        """The slot running now, or None when the updater does not know its version and hash (a slot written
-        by flashing the image, not by an update); never raises."""
+        """The slot running now (its version and hash "" when the updater did not write it), or None when the
+        updater cannot say; never raises."""
         ...
 
 

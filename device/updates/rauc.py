@@ -131,8 +131,8 @@ class RaucUpdater:
 
 
 def booted_slot(status: Any) -> RunningSlot | None:
-    """The booted slot in RAUC's ``status --detailed`` JSON, with its bundle version and image SHA-256; None
-    when RAUC names no booted slot or keeps no version and SHA-256 for it (a slot it did not write)."""
+    """The booted slot in RAUC's ``status --detailed`` JSON, with its bundle version and image SHA-256 (both ""
+    when RAUC keeps none for it: a slot it did not write); None when RAUC names no booted slot."""
     if not isinstance(status, dict):
         return None
     booted = str(status.get("booted") or "")
@@ -148,7 +148,7 @@ def booted_slot(status: Any) -> RunningSlot | None:
             version = str(_object(detail.get("bundle")).get("version") or "")
             digest = str(_object(detail.get("checksum")).get("sha256") or "")
             if not version or not _HEX64.match(digest):
-                return None
+                version, digest = "", ""
             return RunningSlot(str(slot.get("bootname") or name), version, digest)
     return None
 

@@ -13,6 +13,9 @@ the bundle's version and the SHA-256 of the bundle file written there. A
 simulated unit "restarts into" the slot an install made primary when the
 updater is built again (the next ``pollbox run``), as a real unit boots it.
 
+A bundle with ``"boots": false`` fails that trial: the
+unit stays on the slot it ran (a rollback, journaled at the start).
+
 A bundle with ``"hold": true`` keeps its install open until a file named
 ``release`` appears in the folder (or ``HOLD_DEADLINE`` passes, and the install
 fails): a demonstration, or a test, can then show what the station does while an
@@ -45,11 +48,14 @@ HOLD_POLL = 0.05
 
 
 def sim_bundle(compatible: str = SIM_COMPATIBLE, version: str = "0.0.0+sim", signed_by: str = SIM_UPDATE_KEY,
-               *, hold: bool = False) -> str:
-    """The text of a simulated bundle (for demonstrations and tests); ``hold`` keeps its install open."""
+               *, hold: bool = False, boots: bool = True) -> str:
+    """The text of a simulated bundle (for demonstrations and tests); ``hold`` keeps its install open,
+    ``boots`` False makes its trial boot fail (the simulated unit rolls back at the next start)."""
     doc: dict[str, Any] = {"format": FORMAT, "compatible": compatible, "version": version, "signed_by": signed_by}
     if hold:
         doc["hold"] = True
+    if not boots:
+        doc["boots"] = False
     return json.dumps(doc)
 
 
@@ -76,11 +82,17 @@ class SimUpdater:
         os.replace(tmp, path)
 
     def _restart(self) -> None:
-        """A (simulated) start boots the slot the last install made primary."""
+        """A (simulated) start boots the slot the last install made primary, once; a bundle written with
+        ``"boots": false`` fails its trial and the unit comes back on the slot it ran before."""
         state = self._state()
         primary = state.get("primary")
-        if primary in ("A", "B") and primary != state["booted"] and (self.folder / f"slot-{primary}.bundle").exists():
-            self._write_state({"booted": primary})
+        if primary not in ("A", "B") or primary == state["booted"]:
+            return
+        try:
+            boots = json.loads((self.folder / f"slot-{primary}.bundle").read_bytes()).get("boots", True) is not False
+        except (OSError, ValueError, AttributeError):
+            boots = False
+        self._write_state({"booted": primary if boots else state["booted"]})
 
     def booted(self) -> RunningSlot | None:
         slot = str(self._state()["booted"])

@@ -23,6 +23,7 @@ from typing import Any
 from device.core import events as ev
 from device.core.catalogue import CATALOGUE
 from protocol.errors import PollboxError
+from protocol.schema import MAX_VERSION
 
 REMOVED = "[removed]"
 MAX_TEXT = 200
@@ -122,6 +123,38 @@ def _reconciled(e: Any, _: Tally | None) -> dict[str, Any]:
             "absent": scrub(e.absent), "parts": scrub(e.parts)}
 
 
+def safe_version(text: str) -> str:
+    """A version for the CEC: printable, at most ``MAX_VERSION`` characters (a refused bundle's is unverified)."""
+    shown = "".join(c for c in text if c.isprintable())
+    return shown[:MAX_VERSION]
+
+
+def _update_refused(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"reason": e.reason, "detail": scrub(e.detail), "version": safe_version(e.version), "size": e.size}
+
+
+def _update_started(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"version": safe_version(e.version), "compatible": scrub(e.compatible), "size": e.size,
+            "signer": scrub(e.signer)}
+
+
+def _update_slot(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"version": safe_version(e.version), "slot": scrub(e.slot)}
+
+
+def _update_failed(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"version": safe_version(e.version), "detail": scrub(e.detail)}
+
+
+def _held(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"action": e.action, "version": safe_version(e.version)}
+
+
+def _rolled_back(e: Any, _: Tally | None) -> dict[str, Any]:
+    return {"version": safe_version(e.version), "slot": scrub(e.slot), "booted": scrub(e.booted),
+            "booted_version": safe_version(e.booted_version)}
+
+
 _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] = {
     ev.PollsOpened: _opened,
     ev.PollsPaused: _nothing,
@@ -135,6 +168,13 @@ _BUILDERS: dict[type[ev.Event], Callable[[Any, Tally | None], dict[str, Any]]] =
     ev.UnitConflict: _conflict,
     ev.UnitAbsentAtClose: _absent,
     ev.UnitsReconciled: _reconciled,
+    ev.UpdateRefused: _update_refused,
+    ev.UpdateStarted: _update_started,
+    ev.UpdateInstalled: _update_slot,
+    ev.UpdateFailed: _update_failed,
+    ev.PollsHeldForUpdate: _held,
+    ev.UpdateBooted: _update_slot,
+    ev.UpdateRolledBack: _rolled_back,
 }
 
 

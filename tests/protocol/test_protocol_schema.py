@@ -29,6 +29,13 @@ DEVICE_EVENTS: list[tuple[ev.Event, Tally | None]] = [
     (ev.UnitConflict("a" * 64, 7, "desk-1", 3, 1_800_000_000.5, "desk-2", 9, 1_800_000_100.25), None),
     (ev.UnitAbsentAtClose("mobile", "out of reach"), None),
     (ev.UnitsReconciled(10, 9, 3, 3, 13, 12, 1, "mobile", "desk-1 6/5, desk-2 4/4, mobile 3/3"), None),
+    (ev.UpdateRefused("bad_signature", "not signed by the CEC's update key", "9" * 80 + "\x07", 4096), None),
+    (ev.UpdateStarted("0.2.0+20261206.dd90745", "pollbox-amd64", 2**30, "O=CEC, CN=pollbox update signer"), None),
+    (ev.UpdateInstalled("0.2.0", "B"), None),
+    (ev.UpdateFailed("0.2.0", "RAUC did not install the bundle: " + "x" * 300), None),
+    (ev.PollsHeldForUpdate("open", "0.2.0"), None),
+    (ev.UpdateBooted("0.2.0", "B"), None),
+    (ev.UpdateRolledBack("0.2.0", "B", "A", ""), None),
 ]
 
 

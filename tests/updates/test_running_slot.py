@@ -55,10 +55,14 @@ def test_raucs_booted_slot_with_its_bundle_version_and_image_hash() -> None:
 @pytest.mark.parametrize("status", [
     rauc_status(detail=False),            # a slot RAUC did not write (the image as flashed): no version, no hash
     rauc_status(sha="not-a-hash"),
-    rauc_status(booted=""),
-    {"slots": "nonsense"}, [], None,
 ])
-def test_no_running_slot_when_rauc_does_not_know_it(status: Any) -> None:
+def test_a_slot_rauc_did_not_write_has_a_name_but_no_version_or_hash(status: Any) -> None:
+    assert booted_slot(status) == RunningSlot("B", "", "")
+    assert software_identity(Fixed(booted_slot(status))) == running_software()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [rauc_status(booted=""), {"slots": "nonsense"}, [], None])
+def test_no_running_slot_when_rauc_names_none(status: Any) -> None:
     assert booted_slot(status) is None
 
 
