@@ -78,6 +78,12 @@ class AlarmChange:
     at: str
 
 
+def reconciled(status: StationStatus) -> bool:
+    """Whether the station's counts are its main unit's reconciled totals over every unit (closed, with a
+    ``units_reconciled``): no unit's own counts move them any more."""
+    return status.phase == "closed" and status.units_report is not None
+
+
 def is_training(status: StationStatus) -> bool:
     """Whether ``status`` is a training station's: its records are kept apart and never counted."""
     return bool(status.training)

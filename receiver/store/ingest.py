@@ -22,7 +22,14 @@ A station of several units has one chain per unit (``protocol/envelope.py``
 ``unit``): the main unit's records (no ``unit``) are folded into the
 station's row as a one-unit station's are; another unit's records are
 sequenced against its own row in ``unit_chains`` (locked after the station's
-row), folded there, and move no counts and no alarms of the station.
+row) and folded there. During the day the station's row holds the station's
+combined counts: ``identified`` and ``ballots`` are the main unit's own plus
+every other unit's own (each unit counts only its own admissions and its own
+box), moved by the difference each chain's new records make. From the main
+unit's close on, they are its ``units_reconciled`` totals and no chain moves
+them again. Every unit's alarms are the station's alarms, keyed by (station,
+unit, alarm): alarm numbers are per journal, so desk-2's alarm 1 is not the
+main desk's alarm 1, and the station's ``alarms_open`` counts them all.
 
 Also the reads of what ingest wrote: records, alarms, conflicts, rejections.
 """
@@ -35,11 +42,20 @@ from dataclasses import replace
 from typing import Any
 
 from protocol import merkle
-from protocol.envelope import MAIN_UNIT, SignedRecord
+from protocol.envelope import MAIN_UNIT, SignedRecord, is_int
 from protocol.training import is_training_station
 from receiver.ingest import Plan, Rejection, sequence
 from receiver.limits import MAX_ROWS
-from receiver.status import AlarmChange, StationStatus, alarm_changes, evidence_alarms, fold
+from receiver.status import (
+    KNOWN,
+    AlarmChange,
+    StationStatus,
+    alarm_changes,
+    evidence_alarms,
+    fold,
+    reconciled,
+    split_after_close,
+)
 from receiver.store.chain_keys import ChainKeys
 from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
@@ -77,16 +93,16 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         allowed, wrong = self.first_of_another_chain(station, unit, records)  # a key writes one unit's chain
         records = records[:allowed]
         if unit != MAIN_UNIT or not records:
-            plan = self._store_unit_now(station, unit, records, now, source) if records else Plan(
-                highest=before.highest_seq if unit == MAIN_UNIT else 0)
-            self.writer.defer(self._count_group, (tally(before), tally(None if created else before)), COUNTS_RANK)
+            plan, after = self._store_unit_now(station, unit, records, now, source, before) if records else (
+                Plan(highest=before.highest_seq if unit == MAIN_UNIT else 0), before)
+            self.writer.defer(self._count_group, (tally(after), tally(None if created else before)), COUNTS_RANK)
             return self._bound(station, unit, plan, wrong)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq))
         after = before
         if plan.new:
             self.writer.defer(self._insert_records, (plan.new, now), LOG_RANK)
-            after = self._apply_alarms(fold(before, plan.new, now),
+            after = self._apply_alarms(self._plus_other_units(before, fold(before, plan.new, now), plan.new),
                                        alarm_changes(plan.new) + evidence_alarms(before, plan.new))
             self._save_status(after)
         if plan.conflict is not None:
@@ -105,23 +121,53 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         return plan
 
     def _store_unit_now(self, station: str, unit: str, records: Sequence[SignedRecord], now: float,
-                        source: str) -> Plan:
-        """A unit's records (not the main unit's), under the station's lock: sequenced against its own chain."""
+                        source: str, status: StationStatus) -> tuple[Plan, StationStatus]:
+        """A unit's records (not the main unit's), under the station's lock: sequenced against its own chain.
+
+        Returns the plan and the station's row after them (``status``, the locked row, moved by the unit's
+        new counts and alarms, and saved if it changed).
+        """
         before = self._locked_unit(station, unit)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq, unit))
-        after = before
+        after, station_after = before, status
         if plan.new:
             self.writer.defer(self._insert_records, (plan.new, now), LOG_RANK)
             after = fold(before, plan.new, now)
+            changes = alarm_changes(plan.new) + evidence_alarms(before, plan.new)
+            station_after = self._apply_alarms(with_unit_counts(status, before, after), changes, unit)
+            if changes:
+                open_here = self._q("SELECT COUNT(*) FROM alarms WHERE station = ? AND unit = ? "
+                                    "AND acknowledged_at IS NULL", (station, unit)).fetchone()[0]
+                after = replace(after, alarms_open=int(open_here))
             names = UNIT_COLUMNS[1:-1]
             self._q(f"UPDATE unit_chains SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ? AND unit = ?",
                     [*(getattr(after, n) for n in names), station, unit])
+            if station_after != status:
+                self._save_status(station_after)
         if plan.conflict is not None:
             self._q("INSERT INTO conflicts (station, seq, hash, line, received_at, source) VALUES (?,?,?,?,?,?)",
                     (station, plan.conflict.seq, plan.conflict.hash, plan.conflict.line(), now, source))
         plan.highest = after.highest_seq
-        return plan
+        return plan, station_after
+
+    def _plus_other_units(self, before: StationStatus, after: StationStatus,
+                          new: Sequence[SignedRecord]) -> StationStatus:
+        """The main unit's fold ``after`` with the other units' own counts added to each count its records set.
+
+        ``fold`` sets ``identified`` or ``ballots`` to the main unit's own value when one of its records carries
+        it, and keeps the station's (combined) value otherwise; only the values it set need the other units'
+        sums, read here under the station's lock. Nothing is added once the close reconciled the units.
+        """
+        carried = {name for record in split_after_close(before, new)[0] if record.type in KNOWN
+                   for name in ("identified", "ballots") if is_int(record.fields["body"].get(name))}
+        if not carried or reconciled(after):
+            return after
+        row = self._q("SELECT COALESCE(SUM(identified), 0), COALESCE(SUM(ballots), 0) FROM unit_chains "
+                      "WHERE station = ?", (after.station,)).fetchone()
+        others = {"identified": int(row[0]), "ballots": int(row[1])}
+        return replace(after, **{name: getattr(after, name) + others[name] for name in carried
+                                 if getattr(after, name) is not None and others[name]})
 
     def _locked_unit(self, station: str, unit: str) -> StationStatus:
         """The chain row of one unit of ``station`` (not its main unit), locked until the transaction ends."""
@@ -183,17 +229,19 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         self._q(f"UPDATE stations SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ?",
                 [*(getattr(status, n) for n in STATUS_COLUMNS[1:]), *ranks(status), status.station])
 
-    def _apply_alarms(self, status: StationStatus, changes: Sequence[AlarmChange]) -> StationStatus:
-        """Record the alarms raised and acknowledged; returns ``status`` with its count of open alarms."""
+    def _apply_alarms(self, status: StationStatus, changes: Sequence[AlarmChange],
+                      unit: str = MAIN_UNIT) -> StationStatus:
+        """Record the alarms raised and acknowledged in ``unit``'s journal; returns ``status`` with the station's
+        count of open alarms (every unit's)."""
         station = status.station
         for change in changes:
             if change.acknowledged:
-                self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND alarm = ? "
-                        "AND acknowledged_at IS NULL", (change.at, station, change.alarm))
+                self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND unit = ? AND alarm = ? "
+                        "AND acknowledged_at IS NULL", (change.at, station, unit, change.alarm))
             else:
-                self._q("INSERT INTO alarms (station, alarm, kind, detail, raised_at) VALUES (?,?,?,?,?) "
-                        "ON CONFLICT (station, alarm) DO NOTHING",
-                        (station, change.alarm, change.kind, change.detail, change.at))
+                self._q("INSERT INTO alarms (station, unit, alarm, kind, detail, raised_at) VALUES (?,?,?,?,?,?) "
+                        "ON CONFLICT (station, unit, alarm) DO NOTHING",
+                        (station, unit, change.alarm, change.kind, change.detail, change.at))
         if not changes:
             return status
         row = self._q("SELECT COUNT(*) FROM alarms WHERE station = ? AND acknowledged_at IS NULL", (station,))
@@ -249,10 +297,12 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         return [(str(row[-1]), StationStatus(*row[:-1])) for row in rows]
 
 
+
     def alarms(self, station: str) -> list[dict[str, Any]]:
-        rows = self._q("SELECT alarm, kind, detail, raised_at, acknowledged_at FROM alarms WHERE station = ? "
-                       "ORDER BY alarm", (station,)).fetchall()
-        names = ("alarm", "kind", "detail", "raised_at", "acknowledged_at")
+        """Every unit's alarms of the station: the main unit's (``unit`` "") first, then each other unit's."""
+        rows = self._q("SELECT alarm, kind, detail, raised_at, acknowledged_at, unit FROM alarms WHERE station = ? "
+                       "ORDER BY unit, alarm", (station,)).fetchall()
+        names = ("alarm", "kind", "detail", "raised_at", "acknowledged_at", "unit")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def records_of(self, station: str, limit: int = 500) -> list[dict[str, Any]]:
@@ -323,3 +373,21 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         return [dict(zip(("received_at", "station", "seq", "key_id", "code", "reason", "source"), row, strict=True))
                 for row in rows]
 
+
+def with_unit_counts(status: StationStatus, before: StationStatus, after: StationStatus) -> StationStatus:
+    """The station's row once one of its other units' chains went from ``before`` to ``after``.
+
+    Its combined ``identified`` and ``ballots`` move by what the unit's own counts moved; a station whose
+    main unit has not sent a count yet takes the unit's as its own (``registered`` too: every unit of a
+    station holds the same list). Nothing moves once the main unit's close reconciled the units.
+    """
+    if reconciled(status):
+        return status
+    changes: dict[str, Any] = {}
+    for name in ("identified", "ballots"):
+        old, new = getattr(before, name), getattr(after, name)
+        if new is not None and new != old:
+            changes[name] = (getattr(status, name) or 0) + new - (old or 0)
+    if status.registered is None and after.registered is not None:
+        changes["registered"] = after.registered
+    return replace(status, **changes) if changes else status

@@ -20,7 +20,8 @@ Tables:
 - ``chain_keys``: the one chain (station, unit) each key signs (``chain_keys.py``);
 - ``merkle_nodes`` and ``tree``: the complete subtrees of the public log
   (``merkle_log.py``) and its size and root;
-- ``alarms``, ``conflicts`` (evidence: a second signed record for a stored
+- ``alarms`` (by station, unit and alarm number: numbers are per journal, and
+  every unit's alarms are the station's), ``conflicts`` (evidence: a second signed record for a stored
   seq, never overwriting the first) and ``rejections`` (the latest
   ``MAX_REJECTIONS``);
 - ``revocations``: every key revocation seen (``revocations.py``);
@@ -41,8 +42,9 @@ from dataclasses import dataclass, fields
 
 from protocol import merkle
 from protocol.chain import ZERO_HASH
+from protocol.envelope import parse_line
 from protocol.training import TRAINING_PREFIX
-from receiver.status import StationStatus
+from receiver.status import StationStatus, alarm_changes
 from receiver.store.db import POSTGRES, SQLITE, Database
 from receiver.store.tallies import COUNT_TALLIES, TALLY_COLUMNS
 
@@ -56,6 +58,12 @@ RECORDS = """(
     station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL, type TEXT NOT NULL, at TEXT NOT NULL,
     received_at {float} NOT NULL, leaf_index {bigint} NOT NULL, line TEXT NOT NULL, key_id TEXT,
     training INTEGER NOT NULL DEFAULT 0, unit TEXT NOT NULL DEFAULT '', PRIMARY KEY (station, unit, seq))"""
+# ``unit``: the journal that numbered the alarm ('' for the main unit's): alarm numbers are per journal.
+ALARMS = """(
+    station TEXT NOT NULL, alarm INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
+    raised_at TEXT NOT NULL, acknowledged_at TEXT, unit TEXT NOT NULL DEFAULT '', PRIMARY KEY (station, unit, alarm))"""
+ALARM_COLUMNS = ("station", "alarm", "kind", "detail", "raised_at", "acknowledged_at")
+"""The columns of ``alarms`` before every unit's alarms were the station's (then keyed by (station, alarm))."""
 RECORD_COLUMNS = ("station", "seq", "hash", "type", "at", "received_at", "leaf_index", "line", "key_id", "training")
 """The columns of ``records`` before units had chains of their own (then keyed by (station, seq))."""
 
@@ -86,9 +94,7 @@ CREATE TABLE IF NOT EXISTS merkle_nodes (
     level INTEGER NOT NULL, idx {bigint} NOT NULL, hash {blob} NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE IF NOT EXISTS tree (
     id INTEGER PRIMARY KEY, size {bigint} NOT NULL, root {blob} NOT NULL, frontier {blob} NOT NULL);
-CREATE TABLE IF NOT EXISTS alarms (
-    station TEXT NOT NULL, alarm INTEGER NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL,
-    raised_at TEXT NOT NULL, acknowledged_at TEXT, PRIMARY KEY (station, alarm));
+CREATE TABLE IF NOT EXISTS alarms {alarms};
 CREATE TABLE IF NOT EXISTS conflicts (
     id {serial}, station TEXT NOT NULL, seq {bigint} NOT NULL, hash TEXT NOT NULL,
     line TEXT NOT NULL, received_at {float} NOT NULL, source TEXT NOT NULL);
@@ -168,12 +174,14 @@ class Schema(Database):
         """Create or upgrade the schema; returns the key of the overview's page tokens."""
         fmt = {"zero": ZERO_HASH, **self.dialect.types}
         fmt["records"] = RECORDS.format(**fmt)
+        fmt["alarms"] = ALARMS
         with self._transaction():
             if self.dialect is POSTGRES:
                 self._q("SELECT pg_advisory_xact_lock(6962)")  # concurrent first starts create the schema once
             self._statements(TABLES.format(**fmt))
             recount = [upgrade.recount for upgrade in UPGRADES if self._upgrade(upgrade)]
             self._upgrade_record_units(fmt)
+            recount.append(self._upgrade_alarm_units(fmt))
             self._create_indexes(INDEXES + (";" + POSTGRES_INDEXES if self.dialect is POSTGRES else ""))
             self._q("INSERT INTO tree (id, size, root, frontier) VALUES (1, 0, ?, ?) ON CONFLICT (id) DO NOTHING",
                     (merkle.EMPTY_ROOT, b""))
@@ -228,6 +236,52 @@ class Schema(Database):
         self._q("INSERT INTO chain_keys (key_id, station, unit) SELECT DISTINCT key_id, station, unit FROM records "
                 "WHERE key_id IS NOT NULL ON CONFLICT (key_id) DO NOTHING")
         log.info("records: keyed by (station, unit, seq); every stored record is its station's main chain's")
+
+    def _upgrade_alarm_units(self, fmt: dict[str, str]) -> bool:
+        """Key ``alarms`` by (station, unit, alarm) in a database that keyed them by (station, alarm); whether it did.
+
+        A database of that version counted only each station's main unit: its stations' counts and alarms are
+        made the station's combined ones here, once. Every stored alarm is its main unit's (unit ''); the other
+        units' alarms are read from their stored records; the station's ``identified`` and ``ballots`` get
+        the other units' own counts added (not once the close reconciled them); ``alarms_open`` and the ranks
+        are counted again, and the caller recounts ``station_counts``.
+        """
+        if "unit" in self._columns("alarms"):
+            return False
+        if self.dialect is POSTGRES:
+            self._q("ALTER TABLE alarms ADD COLUMN unit TEXT NOT NULL DEFAULT ''")
+            self._q("ALTER TABLE alarms DROP CONSTRAINT alarms_pkey")
+            self._q("ALTER TABLE alarms ADD PRIMARY KEY (station, unit, alarm)")
+        else:
+            columns = ", ".join(ALARM_COLUMNS)
+            self._q(f"CREATE TABLE alarms_by_unit {fmt['alarms']}")
+            self._q(f"INSERT INTO alarms_by_unit ({columns}, unit) SELECT {columns}, '' FROM alarms")
+            self._q("DROP TABLE alarms")
+            self._q("ALTER TABLE alarms_by_unit RENAME TO alarms")
+        rows = self._q("SELECT station, unit, line FROM records WHERE unit <> '' AND type IN "
+                       "('alarm_raised', 'alarm_acknowledged') ORDER BY station, unit, seq").fetchall()
+        for station, unit, line in rows:
+            for change in alarm_changes([parse_line(str(line))]):
+                if change.acknowledged:
+                    self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND unit = ? AND alarm = ? "
+                            "AND acknowledged_at IS NULL", (change.at, station, unit, change.alarm))
+                else:
+                    self._q("INSERT INTO alarms (station, unit, alarm, kind, detail, raised_at) VALUES "
+                            "(?,?,?,?,?,?) ON CONFLICT (station, unit, alarm) DO NOTHING",
+                            (station, unit, change.alarm, change.kind, change.detail, change.at))
+        for name in ("identified", "ballots"):
+            self._q(f"UPDATE stations SET {name} = COALESCE({name}, 0) + (SELECT SUM(u.{name}) FROM unit_chains u "
+                    f"WHERE u.station = stations.station) WHERE NOT (phase = 'closed' AND units_report IS NOT NULL) "
+                    f"AND EXISTS (SELECT 1 FROM unit_chains u WHERE u.station = stations.station "
+                    f"AND u.{name} IS NOT NULL)")
+        self._q("UPDATE unit_chains SET alarms_open = (SELECT COUNT(*) FROM alarms a WHERE a.station = "
+                "unit_chains.station AND a.unit = unit_chains.unit AND a.acknowledged_at IS NULL)")
+        self._q("UPDATE stations SET alarms_open = (SELECT COUNT(*) FROM alarms a WHERE a.station = stations.station "
+                "AND a.acknowledged_at IS NULL) WHERE station IN (SELECT station FROM unit_chains)")
+        self._q(BACKFILL_RANKS + " WHERE station IN (SELECT station FROM unit_chains)")
+        log.info("alarms: keyed by (station, unit, alarm); stations of several units count every unit's alarms "
+                 "and, during the day, every unit's identified voters and ballots")
+        return bool(rows) or self._q("SELECT 1 FROM unit_chains LIMIT 1").fetchone() is not None
 
     def _upgrade(self, upgrade: Upgrade) -> bool:
         """Add the upgrade's missing columns to a database of an earlier version and fill them; whether it did."""
