@@ -1,15 +1,17 @@
-"""The image build script's refusals: fast checks that need no build (they run in ``make test``)."""
+"""The image build script's refusals, its key and its shared cache: fast checks that need no build
+(they run in ``make test``)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .vm import BUILD
+from .vm import BUILD, REPO
 
 TOOLS = ("bash", "id", "df", "awk", "mkdir", "dirname", "git", "sha256sum", "cut", "find", "sort", "xargs",
          "flock")
@@ -18,7 +20,8 @@ TOOLS = ("bash", "id", "df", "awk", "mkdir", "dirname", "git", "sha256sum", "cut
 
 def build(arch: str, out: Path, path: str | None = None,
           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHON": sys.executable, **(env or {})}
+    # a cache of the test's own unless the test names one: the user's build cache is never touched
+    env = {**os.environ, "PYTHON": sys.executable, "POLLBOX_IMAGE_CACHE": str(out.parent / "cache"), **(env or {})}
     if path is not None:
         env["PATH"] = path
     return subprocess.run(["bash", str(BUILD), arch, str(out)], capture_output=True, text=True, env=env)
@@ -73,6 +76,84 @@ def test_a_failing_step_is_named_and_leaves_no_work_folder_or_image(tmp_path: Pa
     # a Python that fails: the first step (the wheels) fails inside its logged function
     done = build("amd64", out, env={"PYTHON": "/bin/false", "POLLBOX_IMAGE_CACHE": str(tmp_path / "cache")})
     assert done.returncode != 0
-    assert "image: step 1/8 failed: Python wheels for amd64; nothing was written under the final name" \
+    assert "image: step 1/9 failed: Python wheels for amd64; nothing was written under the final name" \
         in done.stderr, done.stderr
     assert not list(out.glob("pollbox-*")) and not list(out.glob(".work-*"))
+
+
+def image_key(script: Path, arch: str = "amd64") -> str:
+    done = subprocess.run(["bash", str(script), "--key", arch], capture_output=True, text=True)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
+    return done.stdout.strip()
+
+
+def commit(clone: Path, path: str, text: str) -> None:
+    (clone / path).parent.mkdir(parents=True, exist_ok=True)
+    (clone / path).write_text(text)
+    for command in (["add", path], ["commit", "-q", "-m", f"change {path}", "--", path]):
+        subprocess.run(["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.org", *command],
+                       check=True, capture_output=True)
+
+
+def test_the_image_key_follows_what_goes_into_the_image_not_the_commit(tmp_path: Path) -> None:
+    """A commit that touches only tests, docs, benchmarks or the README keeps the key (no rebuild); one
+    that changes pollbox's packaged sources or the recipe makes another key."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True, capture_output=True)
+    recipe = clone / BUILD.relative_to(REPO).parent
+    shutil.copytree(BUILD.parent, recipe, dirs_exist_ok=True)  # this checkout's recipe, committed or not
+    script = recipe / BUILD.name
+    first = image_key(script)
+    for path in ("tests/image/new_test_data.txt", "docs/new-page.md", "bench/notes.txt", "README.md"):
+        commit(clone, path, "only outside the image\n")
+        assert image_key(script) == first, f"a commit of {path} changed the image's key"
+    assert image_key(script, "arm64") != first
+    commit(clone, "device/new_module.py", "VALUE = 1\n")
+    packaged = image_key(script)
+    assert packaged != first, "a change to pollbox's sources kept the image's key"
+    (recipe / "packages-common.txt").write_text((recipe / "packages-common.txt").read_text() + "less\n")
+    assert image_key(script) not in (first, packaged), "a change to the package list kept the image's key"
+    env_key = subprocess.run(["bash", str(script), "--key", "amd64"], capture_output=True, text=True,
+                             env={**os.environ, "POLLBOX_ELECTION_ID": "another-election"}).stdout.strip()
+    assert env_key != image_key(script), "another trust anchor kept the image's key"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the script stops first at the root check")
+@pytest.mark.parametrize("where", ["POLLBOX_IMAGE_CACHE", "XDG_CACHE_HOME"])
+def test_a_fresh_clone_copies_the_image_the_shared_cache_holds(tmp_path: Path, where: str) -> None:
+    """The finished image of a key is kept in the per-user cache (``$XDG_CACHE_HOME/pollbox/image`` or
+    ``POLLBOX_IMAGE_CACHE``): another output folder (another clone) with the same key copies it, never
+    hands out the cache's own file, and then finds its image up to date."""
+    if subprocess.run(["bash", "-c", "command -v mmdebstrap mke2fs mkfs.vfat mcopy sfdisk"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("the image tools are not installed (make image-deps)")
+    env = {k: v for k, v in os.environ.items() if k not in ("POLLBOX_IMAGE_CACHE", "XDG_CACHE_HOME")}
+    if where == "POLLBOX_IMAGE_CACHE":
+        cache = tmp_path / "cache"
+        env["POLLBOX_IMAGE_CACHE"] = str(cache)
+    else:
+        env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+        cache = tmp_path / "xdg" / "pollbox" / "image"
+    key = subprocess.run(["bash", str(BUILD), "--key", "amd64"], capture_output=True, text=True,
+                         env=env).stdout.strip()
+    cached = cache / f"image-amd64-{key}"
+    cached.mkdir(parents=True)
+    (cached / "pollbox.img").write_bytes(b"an image built before " + os.urandom(64))
+    (cached / "pollbox.manifest").write_text(f"# recipe key {key}\n")
+    out = tmp_path / "clone" / "build" / "image"
+    # a Python that fails: were the cached image not taken, the build's first step would fail at once
+    done = subprocess.run(["bash", str(BUILD), "amd64", str(out)], capture_output=True, text=True,
+                          env={**env, "PYTHON": "/bin/false"})
+    assert done.returncode == 0, done.stderr
+    assert f"key {key[:12]} was built before: copied from the cache {cache}" in done.stdout, done.stdout
+    image = out / "pollbox-amd64.img"
+    assert image.read_bytes() == (cached / "pollbox.img").read_bytes()
+    assert image.stat().st_ino != (cached / "pollbox.img").stat().st_ino
+    assert (out / "pollbox-amd64.manifest").read_text() == (cached / "pollbox.manifest").read_text()
+    assert (out / "pollbox-amd64.key").read_text().strip() == key
+    assert not list(out.glob(".work-*"))
+    again = subprocess.run(["bash", str(BUILD), "amd64", str(out)], capture_output=True, text=True,
+                           env={**env, "PYTHON": "/bin/false"})
+    assert again.returncode == 0 and "is up to date" in again.stdout, again.stdout + again.stderr

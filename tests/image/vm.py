@@ -54,20 +54,20 @@ T = TypeVar("T")
 def test_image_settings() -> dict[str, str]:
     """The build environment of the tests' image: the test CEC key and the demo election as its trust
     anchor, simulated stations accepted (the tests drive simulated hardware), and the first-boot screen
-    listening on the virtual machine's own network so that QEMU's port forwarding reaches it."""
+    listening on the virtual machine's own network so that QEMU's port forwarding reaches it. The build
+    cache is build.sh's per-user one (or ``POLLBOX_IMAGE_CACHE``), shared with every other clone."""
     return {"POLLBOX_ELECTION_ID": ELECTION, "POLLBOX_CEC_PUBLIC_KEY": public_b64(TEST_CEC.public_key()),
-            "POLLBOX_ALLOW_SIMULATION": "1", "POLLBOX_SCREEN_HOST": "0.0.0.0",
-            "POLLBOX_IMAGE_CACHE": str(IMAGE_DIR / "cache")}
+            "POLLBOX_ALLOW_SIMULATION": "1", "POLLBOX_SCREEN_HOST": "0.0.0.0"}
 
 
-def build_image(arch: str = "amd64") -> Path:
-    """Build the tests' image if its recipe changed (a cached image is reused); its path."""
-    TEST_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["bash", str(BUILD), arch, str(TEST_IMAGE_DIR)], capture_output=True, text=True,
+def build_image(arch: str = "amd64", out: Path = TEST_IMAGE_DIR) -> Path:
+    """Build the tests' image into ``out`` unless it is up to date or in the build cache; its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["bash", str(BUILD), arch, str(out)], capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable, **test_image_settings()})
     if done.returncode != 0:
-        raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return TEST_IMAGE_DIR / f"pollbox-{arch}.img"
+        raise AssertionError(f"the {arch} image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return out / f"pollbox-{arch}.img"
 
 
 def second_uart(socket_path: Path) -> list[str]:
@@ -257,6 +257,9 @@ class VirtualMachine:
         self.serial = workdir / "serial.log"
         self.stick = stick
         self.port = free_port()
+        self.ssh_port = free_port()
+        """The host's end of the guest's SSH port (22), forwarded like the screen's: the image runs no SSH
+        server, and a test checks that nothing answers there."""
         self.accel = accelerator()
         self.boots = 0
         self.started_at = 0.0
@@ -281,15 +284,25 @@ class VirtualMachine:
             # virtio-gpu: the kiosk's compositor (wlroots) needs a DRM device that imports PRIME buffers,
             # which the std VGA's bochs driver does not
             "-nodefaults", "-display", "none", "-vga", "virtio",
-            "-serial", f"file:{self.serial}",
-            "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={self.vars}",
             "-drive", f"if=virtio,format=qcow2,file={self.disk}",
+            *self.unit_devices(),
+        ]
+
+    def unit_devices(self) -> list[str]:
+        """What every unit has whatever its machine (amd64 here, arm64 in ``test_arm64``): the serial
+        console in a file, QMP, the station stick (read-only USB storage on xHCI), the network card on
+        QEMU's user-mode network with the chair's screen (8080) and the SSH port (22) forwarded to
+        127.0.0.1 only, the i6300esb watchdog, and ``extra``."""
+        return [
+            "-serial", f"file:{self.serial}",
+            "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off",
             "-device", "qemu-xhci",
             "-drive", f"if=none,id=stick,format=raw,readonly=on,file={self.stick}",
             "-device", "usb-storage,drive=stick,removable=on",
-            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:8080",
+            "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{self.port}-:8080,"
+                       f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
             "-device", "i6300esb",
             *self.extra,

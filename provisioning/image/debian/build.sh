@@ -2,20 +2,28 @@
 # Build the pollbox appliance image from Debian's packages with mmdebstrap.
 #
 #   build.sh ARCH OUT-DIR
+#   build.sh --key ARCH      print the image's key and build nothing (no root needed)
 #
-# Writes OUT-DIR/pollbox-ARCH.img and OUT-DIR/pollbox-ARCH.manifest. The image is rebuilt only when
-# the recipe (this folder) or pollbox's sources change: their hash is kept in OUT-DIR/pollbox-ARCH.key.
-# Downloaded Debian packages and Python wheels are kept in OUT-DIR/cache, and so is the Debian system
-# itself (keyed by the recipe alone), so a change to pollbox only reinstalls pollbox. The image is
-# written under a temporary name and renamed at the end, so a failed build never leaves one under
-# the final name.
+# Writes OUT-DIR/pollbox-ARCH.img and OUT-DIR/pollbox-ARCH.manifest. The image is keyed by what goes
+# into it: the recipe (this folder), the image settings below and the committed content of pollbox's
+# packaged sources (SOURCES: a commit that touches only tests, docs or benchmarks keeps the key); the
+# key is kept in OUT-DIR/pollbox-ARCH.key and the image is rebuilt only when it changes.
+#
+# The build cache is per user, shared by every clone: downloaded Debian packages and Python wheels,
+# the Debian system itself (keyed by the package lists and customize.sh alone, so a change to pollbox
+# only reinstalls pollbox), and the last finished images by key (image-ARCH-KEY/), so that a fresh
+# clone on a machine that has built the same image before copies it instead of building. A build
+# holds a lock per output folder and one per cache and architecture, so two builds of one image, from
+# one clone or two, never work at once: the second waits, then copies the first one's image. Images
+# are written under a temporary name and renamed at the end, in the cache and in OUT-DIR, so a failed
+# build never leaves one under the final name.
 #
 # The image's trust anchor and settings come from the environment (all part of the cache key):
 #   POLLBOX_ELECTION_ID, POLLBOX_CEC_PUBLIC_KEY  the election and the CEC public key (base64) a station
 #       package on the first-boot stick must match; without them every stick is refused (no_anchor)
 #   POLLBOX_ALLOW_SIMULATION=1  also accept a simulated (demonstration) station: test images only
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
-#   POLLBOX_IMAGE_CACHE  the download cache (default OUT-DIR/cache)
+#   POLLBOX_IMAGE_CACHE  the build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/pollbox/image)
 #   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
 set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, main included
 
@@ -25,10 +33,14 @@ SUITE=bookworm
 MIRROR="${POLLBOX_MIRROR:-http://deb.debian.org/debian}"
 PYTHON_VERSION=3.11  # bookworm's python3
 PYTHON="${PYTHON:-python3}"
-SOURCES=(setup.cfg pyproject.toml README.md device web_ui protocol provisioning receiver)
+SOURCES=(setup.cfg pyproject.toml device web_ui protocol provisioning receiver)
+# the wheel's long description (setup.cfg: README.md) is a fixed text, so that an edit of the project's
+# README is not another image
+WHEEL_README="pollbox: the polling-station appliance, as installed in the pollbox image."
+CACHED_IMAGES=2  # finished images kept in the cache per architecture (e.g. make image's and the tests')
 ESP_MB=160
-DATA_MB=256
-STEPS=8
+DATA_MB=256  # the data partition as shipped: the first boot grows it to the end of the disk (pollbox-data-grow)
+STEPS=9
 STEP=0
 STEP_NAME=""
 
@@ -56,10 +68,11 @@ on_error() {
 	trap - ERR
 	if [ -f "$WORK/build.log" ]; then
 		echo "image: the last lines of the build log:" >&8
-		tail -n 25 "$WORK/build.log" >&8
+		# pip's notes on each local index folder it skips say nothing about the failure
+		{ grep -v "^WARNING: Location" "$WORK/build.log" || true; } | tail -n 40 >&8
 	fi
 	echo "image: step ${STEP}/${STEPS} failed: ${STEP_NAME}; nothing was written under the final name" >&8
-	rm -rf "$WORK"
+	rm -rf "$WORK" "$CACHE/.image-$ARCH."*
 }
 
 # Run one build step with its output in the build log (shown when the step fails).
@@ -88,6 +101,8 @@ check_host() {
 	local free_mb
 	free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
 	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in $OUT; a build needs 4 GB"
+	free_mb=$(df -Pm "$CACHE" | awk 'NR == 2 { print $4 }')
+	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in the build cache $CACHE; a build needs 4 GB"
 }
 
 # Building arm64 on another machine runs the new system's programs through qemu-user: binfmt_misc must
@@ -124,8 +139,34 @@ recipe_key() {
 		image_settings
 		# the CEC's update keyring baked into /etc/rauc: another keyring is another image
 		if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then sha256sum < "$POLLBOX_UPDATE_KEYRING"; fi
+		# the committed content of the packaged sources: git's tree and blob ids of SOURCES at HEAD (the
+		# same ids for the same content, whichever commit), and the wheel's fixed description
 		git -C "$REPO" ls-tree HEAD -- "${SOURCES[@]}"
+		echo "$WHEEL_README"
 	} | sha256sum | cut -d' ' -f1
+}
+
+# The finished image of this key from the cache, if a build made it before: copied into the work
+# folder (the cache's copy is never handed out, so nothing done to OUT-DIR's image reaches it).
+from_cache() {
+	local cached="$CACHE/image-$ARCH-$KEY"
+	[ -f "$cached/pollbox.img" ] && [ -f "$cached/pollbox.manifest" ] || return 1
+	cp --sparse=always --reflink=auto "$cached/pollbox.img" "$WORK/pollbox.img"
+	cp "$cached/pollbox.manifest" "$WORK/pollbox.manifest"
+	touch "$cached"  # recently used: kept when older images are dropped
+}
+
+# The finished image into the cache under its key: copied into a temporary folder and renamed, so the
+# cache never holds half an image under a key; only the CACHED_IMAGES most recently used are kept.
+to_cache() {
+	local cached="$CACHE/image-$ARCH-$KEY" tmp
+	tmp="$(mktemp -d "$CACHE/.image-$ARCH.XXXXXX")"
+	cp --sparse=always --reflink=auto "$WORK/pollbox.img" "$tmp/pollbox.img"
+	cp "$WORK/pollbox.manifest" "$tmp/pollbox.manifest"
+	rm -rf "$cached"
+	mv -T "$tmp" "$cached"
+	# shellcheck disable=SC2012 # the cache's own folder names: no odd characters
+	ls -1td "$CACHE/image-$ARCH-"* | tail -n +$((CACHED_IMAGES + 1)) | xargs -r rm -rf
 }
 
 # /etc/pollbox/image.toml: what device.firstboot checks the station stick against.
@@ -157,6 +198,7 @@ build_wheels() {
 	mkdir -p "$WORK/src"
 	# pollbox as committed (the manifest names the commit), not whatever the working tree holds now
 	git -C "$REPO" archive --format=tar HEAD -- "${SOURCES[@]}" | tar -x -C "$WORK/src"
+	echo "$WHEEL_README" > "$WORK/src/README.md"
 	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
 	# pip download copies the local pollbox wheel into the cache too, and would keep an older copy of the
 	# same version there: the cache holds dependencies only, pollbox is always the wheel just built
@@ -280,8 +322,47 @@ pi_disk() {
 	dd if="$WORK/data.img" of="$img" bs=1M seek=$((1 + ESP_MB + ROOT_MB)) conv=notrunc,sparse status=none
 }
 
+# What the unit never reads goes: documentation (the packages' copyright files stay), manual pages,
+# message catalogues but the unit's languages (ky, ru, en), pip and setuptools (the read-only unit
+# installs nothing: updates are whole root images, docs/updates.md). On the Pi the kernel and
+# initramfs are read from the boot partition only, so the root's copies go too; amd64 keeps them, as
+# an update's new slot brings its kernel to the EFI partition from its own /boot (rauc-bootloader).
+slim() {
+	local root="$WORK/root" venv
+	find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
+	find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+	rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian"
+	find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -type d ! -name 'ky' ! -name 'ky_*' ! -name 'ru' \
+		! -name 'ru_*' ! -name 'en' ! -name 'en_*' ! -name 'en@*' -exec rm -rf {} +
+	venv=$(echo "$root"/opt/pollbox/lib/python3*/site-packages)
+	rm -rf "$venv"/pip "$venv"/pip-*.dist-info "$venv"/setuptools "$venv"/setuptools-*.dist-info \
+		"$venv"/_distutils_hack "$venv"/distutils-precedence.pth "$root"/opt/pollbox/bin/pip*
+	if [ "$ARCH" = arm64 ]; then
+		rm -f "$root"/boot/vmlinuz-* "$root"/boot/initrd.img-* "$root"/boot/System.map-*
+	fi
+}
+
+# The root file system: on amd64 with room to spare, as slot B (the same size) must take a later,
+# larger root; the Pi has one root slot, never written, so it is made to fit: no journal (it is
+# mounted read-only), no reserved blocks, inodes for what it holds and a tenth more.
+root_filesystem() {
+	local used_mb inodes
+	used_mb=$(du -sxm "$WORK/root" | cut -f1)
+	if [ "$ARCH" = arm64 ]; then
+		inodes=$(find "$WORK/root" -xdev | wc -l)
+		inodes=$((inodes + inodes / 10 + 1024))
+		ROOT_MB=$((used_mb + used_mb / 50 + inodes * 256 / 1048576 + 32))
+		mke2fs -q -t ext4 -L POLLBOXROOT -m 0 -O ^has_journal -N "$inodes" -d "$WORK/root" "$WORK/root.img" \
+			"${ROOT_MB}M"
+	else
+		ROOT_MB=$((used_mb + used_mb / 4 + 64))
+		mke2fs -q -t ext4 -L POLLBOXROOT -d "$WORK/root" "$WORK/root.img" "${ROOT_MB}M"
+	fi
+	echo "root file system: ${used_mb} MiB used, ${ROOT_MB} MiB in all"
+}
+
 filesystems() {
-	local used_mb compatible=pollbox-amd64
+	local compatible=pollbox-amd64
 	[ "$ARCH" = amd64 ] || compatible=pollbox-rpi
 	# RAUC's config, boot backend and units (rauc/, docs/updates.md); the CEC's update CA as its keyring:
 	# an image built without POLLBOX_UPDATE_KEYRING takes no update
@@ -290,9 +371,8 @@ filesystems() {
 	if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then
 		install -m 0644 "$POLLBOX_UPDATE_KEYRING" "$WORK/root/etc/rauc/keyring.pem"
 	fi
-	used_mb=$(du -sxm "$WORK/root" | cut -f1)
-	ROOT_MB=$((used_mb + used_mb / 4 + 64))
-	mke2fs -q -t ext4 -L POLLBOXROOT -d "$WORK/root" "$WORK/root.img" "${ROOT_MB}M"
+	slim
+	root_filesystem
 	mke2fs -q -t ext4 -L POLLBOXDATA "$WORK/data.img" "${DATA_MB}M"
 }
 
@@ -336,11 +416,18 @@ manifest() {
 # The build itself: a function called on the script's last line, so bash has read the whole file before
 # any of it runs (an edit of the recipe during a long build cannot change the running build).
 main() {
-	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
-	[ -n "$OUT" ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
+	local only_key=0
+	if [ "$ARCH" = --key ]; then
+		only_key=1 ARCH="$OUT" OUT=""
+	fi
+	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR | build.sh --key ARCH (ARCH: amd64 or arm64)"
+	[ -n "$OUT" ] || [ "$only_key" = 1 ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
 	case "$ARCH" in
 		amd64) BOOT_STEP=esp DISK_STEP=disk ;;
 		arm64)
+			# the Pi's image is downloaded and flashed by technicians: within its 2 GB budget, the data partition
+			# ships smaller (an SD card is never smaller than 8 GB, into which it grows on the first boot)
+			DATA_MB=128
 			# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
 			# is handed to mmdebstrap as a sources line that names both components
 			MIRROR="deb $MIRROR $SUITE main non-free-firmware"
@@ -348,16 +435,27 @@ main() {
 			;;
 		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
 	esac
-	mkdir -p "$OUT"
-	OUT="$(cd "$OUT" && pwd)"
-	CACHE="${POLLBOX_IMAGE_CACHE:-$OUT/cache}"
-	# one build at a time per output folder (two test runs may ask at once): the second waits, then finds
-	# the image up to date or builds its own recipe
-	exec 9>"$OUT/.build-$ARCH.lock"
-	flock 9
-	check_host
 	BASE_KEY="$(base_key)"
 	KEY="$(recipe_key)"
+	if [ "$only_key" = 1 ]; then
+		echo "$KEY"
+		return 0
+	fi
+	mkdir -p "$OUT"
+	OUT="$(cd "$OUT" && pwd)"
+	CACHE="${POLLBOX_IMAGE_CACHE:-${XDG_CACHE_HOME:-${HOME:?}/.cache}/pollbox/image}"
+	mkdir -p "$CACHE" || die "cannot create the build cache $CACHE (set POLLBOX_IMAGE_CACHE to a writable folder)"
+	CACHE="$(cd "$CACHE" && pwd)"
+	# one build at a time per output folder (two test runs may ask at once) and per cache and architecture
+	# (two clones): the second waits, then finds the image up to date or in the cache, or builds its own
+	# recipe. Always in this order, so two builds never wait for each other's second lock.
+	exec 9>"$OUT/.build-$ARCH.lock"
+	flock 9
+	exec 7>"$CACHE/.build-$ARCH.lock"
+	flock 7
+	check_host
+	# what an interrupted build of this architecture left in the cache (none runs now: the lock is ours)
+	rm -rf "$CACHE/.image-$ARCH."*
 	FINAL="$OUT/pollbox-$ARCH.img"
 	if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pollbox-$ARCH.key" 2>/dev/null)" = "$KEY" ]; then
 		echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
@@ -366,14 +464,22 @@ main() {
 	WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
 	exec 8>&2
 	trap on_error ERR
-	image_settings > "$WORK/image.toml"
-	step "Python wheels for $ARCH"; quietly build_wheels
-	step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
-	step "the appliance and pollbox into the system"; quietly add_pollbox
-	step "boot partition"; quietly "$BOOT_STEP"
-	step "root and data file systems"; quietly filesystems
-	step "disk image"; quietly "$DISK_STEP"
-	step "manifest"; quietly manifest
+	if from_cache; then
+		STEPS=1
+		echo "image: the image of key ${KEY:0:12} was built before: copied from the cache $CACHE"
+	else
+		image_settings > "$WORK/image.toml"
+		step "Python wheels for $ARCH"; quietly build_wheels
+		# without the cache's lock descriptor (7; the lock stays held by this shell): inside mmdebstrap, apt
+		# hands its package list to dash through the next free descriptor, and dash reads one digit only
+		step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap 7>&-
+		step "the appliance and pollbox into the system"; quietly add_pollbox
+		step "boot partition"; quietly "$BOOT_STEP"
+		step "root and data file systems"; quietly filesystems
+		step "disk image"; quietly "$DISK_STEP"
+		step "manifest"; quietly manifest
+		step "the image into the build cache"; quietly to_cache
+	fi
 	step "install under the final name"
 	rm -f "$OUT/pollbox-$ARCH.key"
 	mv "$WORK/pollbox.img" "$FINAL"
