@@ -9,6 +9,7 @@ conflict once, and the station's results are the main desk's combined totals.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -40,11 +41,11 @@ class Receiver:
         self.base = f"http://127.0.0.1:{self.port}"
         first = units_dir / UNITS[0]
         registry = root / "registry.json"
-        for uid in UNITS:
+        for uid, role in zip(UNITS, ("main", "desk", "mobile"), strict=True):  # each key for its unit
             subprocess.run([sys.executable, "-m", "receiver.cli", "enroll", "--registry", str(registry),
                             "--cec-key", str(first / "cec.key"), "--station", STATION, "--public-key-file",
-                            str(units_dir / uid / "data" / "device.pub"), "--serial", uid, "--software", "demo"],
-                           check=True, env=child_env(), capture_output=True)
+                            str(units_dir / uid / "data" / "device.pub"), "--serial", uid, "--software", "demo",
+                            "--unit", uid, "--role", role], check=True, env=child_env(), capture_output=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--db", str(root / "receiver.db"), "--registry", str(registry), "--cec-public-key-file",
@@ -147,6 +148,9 @@ def test_each_units_chain_reaches_the_receiver_once(receiver_and_units: tuple[Re
     assert result["phase"] == "closed"
     page = receiver.get(f"/stations/{STATION}")
     assert "desk-2" in page.split('<table class="units">')[1] and "mobile" in page.split('<table class="units">')[1]
+    # every unit raised the conflict's alarm in its own journal: three alarms of the station, one per unit
+    raised_by = re.findall(r"<td>(main|desk-2|mobile)</td><td>\d+</td><td>unit_conflict</td>", page)
+    assert sorted(raised_by) == ["desk-2", "main", "mobile"], raised_by
 
 
 def test_the_demo_runs_a_receiver_that_takes_each_units_chain(tmp_path: Path) -> None:
@@ -195,3 +199,6 @@ def test_the_demo_runs_a_receiver_that_takes_each_units_chain(tmp_path: Path) ->
         out, err = demo.communicate(timeout=90)
     assert demo.returncode == 0, err[-2000:]
     assert f"the CEC receiver: http://127.0.0.1:{port}/" in out
+    devices = json.loads((root / "registry.json").read_text())["devices"]
+    assert sorted((d["unit"], d["role"]) for d in devices) == [("desk-1", "main"), ("desk-2", "desk"),
+                                                               ("mobile", "mobile")]
