@@ -170,6 +170,14 @@ class ArmCancelled(Event):
 
 
 @dataclass(frozen=True)
+class ArmResumed(Event):
+    """The ballot box unit was heard again while ``token`` was open: the slot opened again for that voter."""
+
+    kind: ClassVar[str] = "arm_resumed"
+    token: int
+
+
+@dataclass(frozen=True)
 class AlarmRaised(Event):
     kind: ClassVar[str] = "alarm_raised"
     alarm: int
@@ -389,7 +397,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         DeviceStarted, PollsOpened, PollsPaused, PollsResumed, PollsClosed,
         VoterAdmitted, CheckinRefused, CheckinUndone, BallotCounted, BoxCounterNoted, ArmExpired,
-        ArmCancelled, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
+        ArmCancelled, ArmResumed, AlarmRaised, AlarmAcknowledged, LidClosed, JamCleared,
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
         UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate, UpdateBooted,

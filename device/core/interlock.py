@@ -18,6 +18,18 @@ token was consumed is a second ballot on one identification. A jam is
 either timed here (the beam held for ``Delays.jam_after``) or reported by a
 unit that judges it itself (``JamReported``: a smart box restarted with its
 beam blocked); either way it is an alarm and never a ballot.
+
+A box unit that stops answering (``BoxLost``: a smart box's cable pulled, its
+power cut) keeps the slot locked; the open tokens stay, and so does a voter
+admitted meanwhile, who then waits at a locked slot (the unit could not take an
+arm anyway). When the unit is heard again (``BoxFound``) within a token's
+``arm_timeout``, the slot opens again for the open tokens (``Resumed``, each
+journaled), as after the lid is closed: nobody has to be identified twice or
+wait out the timeout. If the unit counted drops the station did not hear
+meanwhile, one of them may be an admitted voter's ballot, and no machine can
+tell whose: the open tokens are withdrawn instead (``Withdrawn``), the slot
+stays locked, and the chair decides with the drop-without-token alarm on screen
+(undo a check-in and identify the voter again if they still hold a ballot).
 """
 
 from __future__ import annotations
@@ -40,6 +52,8 @@ class InterlockState:
     beam_blocked_since: float | None = None
     jammed: bool = False
     lid_open: bool = False
+    box_lost: bool = False
+    """The box unit does not answer (it cannot take an arm; the slot stays locked until it is heard again)."""
 
     @property
     def armed(self) -> bool:
@@ -49,7 +63,7 @@ class InterlockState:
     @property
     def slot_should_open(self) -> bool:
         """What the lock output must be: open only when armed and nothing is wrong."""
-        return self.armed and not self.jammed and not self.lid_open
+        return self.armed and not self.jammed and not self.lid_open and not self.box_lost
 
     @property
     def phase(self) -> str:
@@ -98,11 +112,26 @@ class LidClosed:
 
 
 @dataclass(frozen=True)
+class BoxLost:
+    """The box unit stopped answering."""
+
+    now: float
+
+
+@dataclass(frozen=True)
+class BoxFound:
+    """The box unit is heard again; ``unheard_drops``: drops its own counter shows that the station did not hear."""
+
+    now: float
+    unheard_drops: int = 0
+
+
+@dataclass(frozen=True)
 class Tick:
     now: float
 
 
-Input = Arm | Cancel | BeamBlocked | BeamCleared | JamReported | LidOpened | LidClosed | Tick
+Input = Arm | Cancel | BeamBlocked | BeamCleared | JamReported | LidOpened | LidClosed | BoxLost | BoxFound | Tick
 
 
 # Outcomes -------------------------------------------------------------------
@@ -126,6 +155,23 @@ class Alarm:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """The slot opens again for ``token``, whose arm the unit could not take while it did not answer."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """``token`` is no longer open: the unit counted drops the station did not hear while it was lost."""
+
+    token: int
+
+
+WITHDRAWN_REASON = "the ballot box unit counted drops the station did not hear while it was not answering"
+
+
+@dataclass(frozen=True)
 class JamEnded:
     pass
 
@@ -135,7 +181,7 @@ class LidShut:
     pass
 
 
-Outcome = Counted | Expired | Alarm | JamEnded | LidShut
+Outcome = Counted | Expired | Alarm | JamEnded | LidShut | Resumed | Withdrawn
 Step = tuple[InterlockState, tuple[Outcome, ...]]
 Handler = Callable[[InterlockState, Input, Delays], Step]
 
@@ -196,6 +242,23 @@ def _lid_closed(s: InterlockState, i: Input, d: Delays) -> Step:
     return replace(s, lid_open=False), (LidShut(),)
 
 
+def _box_lost(s: InterlockState, i: Input, d: Delays) -> Step:
+    return replace(s, box_lost=True), ()
+
+
+def _box_found(s: InterlockState, i: Input, d: Delays) -> Step:
+    """Heard again: the open tokens are resumed, or withdrawn if a drop went unheard meanwhile."""
+    assert isinstance(i, BoxFound)
+    if i.unheard_drops > 0:
+        return replace(s, box_lost=False, tokens=()), tuple(Withdrawn(t[0]) for t in s.tokens)
+    return replace(s, box_lost=False), tuple(Resumed(t[0]) for t in s.tokens)
+
+
+def _box_still_present(s: InterlockState, i: Input, d: Delays) -> Step:
+    """Heard without having been lost (a unit that first answers after the start): nothing to resume."""
+    return s, ()
+
+
 def _tick(s: InterlockState, i: Input, d: Delays) -> Step:
     assert isinstance(i, Tick)
     live = tuple(t for t in s.tokens if t[1] > i.now)
@@ -231,6 +294,8 @@ class Condition(enum.Enum):
     JAMMED = "jammed"
     LID_OPEN = "lid_open"
     LID_CLOSED = "lid_closed"
+    BOX_PRESENT = "box_present"
+    BOX_LOST = "box_lost"
     ALWAYS = "always"
 
 
@@ -255,6 +320,10 @@ TRANSITIONS: dict[tuple[type, Condition], Handler | None] = {
     (LidOpened, C.LID_OPEN): None,
     (LidClosed, C.LID_OPEN): _lid_closed,
     (LidClosed, C.LID_CLOSED): None,
+    (BoxLost, C.BOX_PRESENT): _box_lost,
+    (BoxLost, C.BOX_LOST): None,
+    (BoxFound, C.BOX_LOST): _box_found,
+    (BoxFound, C.BOX_PRESENT): _box_still_present,
     (Tick, C.ALWAYS): _tick,
 }
 
@@ -287,9 +356,13 @@ def _lid(s: InterlockState, i: Input) -> Condition:
     return C.LID_OPEN if s.lid_open else C.LID_CLOSED
 
 
+def _unit(s: InterlockState, i: Input) -> Condition:
+    return C.BOX_LOST if s.box_lost else C.BOX_PRESENT
+
+
 CLASSIFY: dict[type, Callable[[InterlockState, Input], Condition]] = {
     Arm: _token, Cancel: _token, BeamBlocked: _drop, BeamCleared: _beam, JamReported: _jam,
-    LidOpened: _lid, LidClosed: _lid, Tick: lambda s, i: C.ALWAYS,
+    LidOpened: _lid, LidClosed: _lid, BoxLost: _unit, BoxFound: _unit, Tick: lambda s, i: C.ALWAYS,
 }
 
 

@@ -201,6 +201,10 @@ def _feed(out: _Out, session: Session, inp: il.Input, delays: Delays, unit_count
             out.events.append(ev.JamCleared())
         elif isinstance(o, il.LidShut):
             out.events.append(ev.LidClosed())
+        elif isinstance(o, il.Resumed):
+            out.events.append(ev.ArmResumed(o.token))
+        elif isinstance(o, il.Withdrawn):
+            out.events.append(ev.ArmCancelled(o.token, il.WITHDRAWN_REASON))
     consumed = any(isinstance(o, il.Counted) and o.token is not None for o in outcomes)
     if not new.slot_should_open:
         out.act(Action.LOCK_SLOT)
@@ -282,9 +286,14 @@ def _box(out: _Out, session: Session, inp: BoxSaw, ctx: Context, now: Now) -> St
     if lost:
         out.act(Action.LOCK_SLOT)
         out.alarm(AlarmKind.BOX_UNIT_LOST, "no answer from the ballot box unit")
-    elif inp.count is not None and inp.count >= 0:
+        return out.done(_feed(out, session, il.BoxLost(inp.at), ctx.delays))
+    counted = len(out.events)
+    if inp.count is not None and inp.count >= 0:
         _unit_count(out, inp.count, UNHEARD_DETAIL, inp.unit_id)
-    return out.done(session)
+    if not session.interlock.box_lost:  # heard without having been lost: nothing to resume, no lock to repeat
+        return out.done(session)
+    unheard = sum(isinstance(e, ev.BallotCounted) for e in out.events[counted:])
+    return out.done(_feed(out, session, il.BoxFound(inp.at, unheard), ctx.delays))  # the open tokens resumed
 
 
 def _scanner(out: _Out, session: Session, inp: ScannerChanged, ctx: Context, now: Now) -> Step:

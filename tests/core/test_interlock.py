@@ -117,7 +117,7 @@ def test_unit_reported_jam_on_a_counted_block_keeps_its_start() -> None:
 
 def test_every_input_type_has_a_row() -> None:
     assert {k[0] for k in il.TRANSITIONS} == {il.Arm, il.Cancel, il.BeamBlocked, il.BeamCleared, il.JamReported,
-                                               il.LidOpened, il.LidClosed, il.Tick}
+                                               il.LidOpened, il.LidClosed, il.BoxLost, il.BoxFound, il.Tick}
     assert [c for (t, c), h in il.TRANSITIONS.items() if t is il.JamReported and h is None] == [il.Condition.JAMMED]
 
 
@@ -134,6 +134,7 @@ ILLEGAL = [
      il.JamReported(T0 + D.jam_after + 1)),
     ("jam reported after a start-up jam", run(il.InterlockState(), il.BeamBlocked(T0, at_startup=True))[0],
      il.JamReported(T0 + 1)),
+    ("box lost twice", run(il.InterlockState(), il.BoxLost(T0))[0], il.BoxLost(T0 + 1)),
 ]
 
 
@@ -150,8 +151,43 @@ def test_illegal_inputs_raise_and_change_nothing(name: str, state: il.InterlockS
 def test_every_condition_a_classifier_names_has_its_row(tokens: list[int], blocked: bool, jammed: bool, lid: bool,
                                                         token: int, startup: bool) -> None:
     s = il.InterlockState(tokens=tuple((t, T0 + 90) for t in tokens), beam_blocked_since=T0 if blocked else None,
-                          jammed=jammed, lid_open=lid)
+                          jammed=jammed, lid_open=lid, box_lost=token % 2 == 0)
     inputs = [il.Arm(token, T0), il.Cancel(token), il.BeamBlocked(T0, at_startup=startup), il.BeamCleared(T0),
-              il.JamReported(T0), il.LidOpened(T0), il.LidClosed(T0), il.Tick(T0)]
+              il.JamReported(T0), il.LidOpened(T0), il.LidClosed(T0), il.BoxLost(T0), il.BoxFound(T0), il.Tick(T0)]
     for i in inputs:
         assert (type(i), il.CLASSIFY[type(i)](s, i)) in il.TRANSITIONS
+
+
+def test_a_lost_box_keeps_the_slot_locked_with_the_tokens_open() -> None:
+    s, out = run(il.InterlockState(), il.Arm(1, T0), il.BoxLost(T0 + 1), il.Arm(2, T0 + 2))
+    assert out == [] and s.armed and not s.slot_should_open
+    assert [t for t, _ in s.tokens] == [1, 2]  # the voter admitted meanwhile keeps an open token
+
+
+def test_the_box_heard_again_resumes_every_open_token_and_opens_the_slot() -> None:
+    s, out = run(il.InterlockState(), il.BoxLost(T0), il.Arm(1, T0 + 1), il.Arm(2, T0 + 2), il.BoxFound(T0 + 30))
+    assert out == [il.Resumed(1), il.Resumed(2)] and s.slot_should_open and not s.box_lost
+    s, out = run(s, il.BeamBlocked(T0 + 31))
+    assert out == [il.Counted(1)]  # one ballot per token, as always
+
+
+def test_a_token_that_expired_while_the_box_was_lost_is_not_resumed() -> None:
+    s, out = run(il.InterlockState(), il.BoxLost(T0), il.Arm(1, T0), il.Tick(T0 + D.arm_timeout),
+                 il.BoxFound(T0 + D.arm_timeout + 1))
+    assert out == [il.Expired(1)] and not s.slot_should_open
+
+
+def test_drops_unheard_while_the_box_was_lost_withdraw_the_open_tokens() -> None:
+    s, out = run(il.InterlockState(), il.Arm(1, T0), il.BoxLost(T0 + 1), il.Arm(2, T0 + 2),
+                 il.BoxFound(T0 + 30, unheard_drops=1))
+    assert out == [il.Withdrawn(1), il.Withdrawn(2)] and not s.armed and not s.slot_should_open
+
+
+def test_the_box_heard_without_having_been_lost_changes_nothing() -> None:
+    armed = run(il.InterlockState(), il.Arm(1, T0))[0]
+    assert run(armed, il.BoxFound(T0 + 1)) == (armed, [])
+
+
+def test_a_box_heard_again_with_its_lid_open_stays_locked() -> None:
+    s, out = run(il.InterlockState(), il.BoxLost(T0), il.Arm(1, T0), il.LidOpened(T0 + 1), il.BoxFound(T0 + 2))
+    assert il.Resumed(1) in out and s.armed and not s.slot_should_open
