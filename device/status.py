@@ -113,6 +113,8 @@ class StationStatus:
     units_info: Any = None
     """A station of several units: this unit, how far it holds each unit, each peer's last contact
     (``device/sync/service.py`` ``UnitSync.status``); None for a one-unit station."""
+    update: tuple[tuple[str, Any], ...] = ()
+    """Software updates as the journal tells them (``update_view``): the phase and the last outcome."""
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """The JSON-able status at monotonic time ``now`` (for the desk's current decision)."""
@@ -137,6 +139,7 @@ class StationStatus:
             "backup": dict(self.backup),
             "seq": self.seq,
             "units": copy.deepcopy(self.units_info),
+            "update": {k: dict(v) if isinstance(v, tuple) else v for k, v in self.update},
         }
 
 
@@ -215,7 +218,17 @@ def station_status(app: Owned, previous: StationStatus | None = None) -> Station
         turnout_by_hour=app.hours.hours(),
         storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
         units_info=previous.units_info if previous is not None else _units(app),
+        update=update_view(s),
     )
+
+
+def update_view(s: st.StationState) -> tuple[tuple[str, Any], ...]:
+    """The phase of software updates and the journal's last outcome (what, why, which version and slot)."""
+    last = s.last_update
+    if last is None:
+        return (("phase", s.update.value), ("last", None))
+    return (("phase", s.update.value), ("last", (("what", last.what), ("reason", last.reason),
+                                                 ("version", last.version), ("slot", last.slot))))
 
 
 def _units(app: Owned) -> Any:

@@ -113,6 +113,36 @@ any other code gets ``UPSTREAM_REFUSED``."""
 
 UPSTREAM_REFUSED = _l("The CEC refuses this unit's records. Every record is kept here. Call the technician.")
 
+UPDATE_REASONS: dict[str, Any] = {
+    "polls_open": _l("the polls were open"),
+    "too_large": _l("the file is larger than allowed"),
+    "truncated": _l("the file is cut short or is not an update"),
+    "bad_signature": _l("it is not signed by the CEC"),
+    "wrong_compatible": _l("it is made for other equipment"),
+    "unreadable": _l("the file cannot be read"),
+}
+"""Why an update was refused, by ``UpdateRefusal`` value (``device/core/update.py``)."""
+
+UPDATE_OUTCOMES: dict[str, Any] = {
+    "refused": _l("Update %(version)s refused: %(reason)s. Nothing was installed."),
+    "installing": _l("Update %(version)s is being installed."),
+    "installed": _l("Update %(version)s installed; it starts at the next restart."),
+    "failed": _l("Update %(version)s failed; the unit runs the software it ran before."),
+    "booted": _l("Update %(version)s is running."),
+    "rolled_back": _l("Update %(version)s did not start; the unit went back to the software it ran before."),
+}
+"""The last update outcome on the details page, by ``UpdateOutcome.what``."""
+
+
+def update_text(update: Any) -> str:
+    """The sentence for the journal's last update outcome, in the screen's language ("" when there is none)."""
+    last = update.get("last") if isinstance(update, dict) else None
+    if not isinstance(last, dict) or last.get("what") not in UPDATE_OUTCOMES:
+        return ""
+    reason = UPDATE_REASONS.get(str(last.get("reason", "")), _l("the file cannot be read"))
+    return str(UPDATE_OUTCOMES[last["what"]] % {"version": last.get("version") or "?", "reason": reason})
+
+
 LINK_STATES: dict[str, Any] = {
     "online": _l("Online"),
     "offline": _l("Offline"),
@@ -209,4 +239,5 @@ def init_app(app: Flask) -> None:
                                  OUTCOMES=OUTCOMES, OUTCOME_HINTS=OUTCOME_HINTS, POLL_STATES=POLL_STATES,
                                  SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE,
                                  UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED,
-                                 LINK_STATES=LINK_STATES, alarm_title=alarm_title, alarm_advice=alarm_advice)
+                                 LINK_STATES=LINK_STATES, alarm_title=alarm_title, alarm_advice=alarm_advice,
+                                 update_text=update_text)

@@ -25,7 +25,7 @@ from . import units as un
 from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
-from .update import SlotRecord, UpdatePhase, UpdateStep, next_phase
+from .update import UPDATE_EVENTS, SlotRecord, UpdateOutcome, UpdatePhase, UpdateStep, next_phase, outcome_of
 
 
 class VoterEntry(NamedTuple):
@@ -75,6 +75,8 @@ class StationState:
     update_version: str = ""
     """The version of the bundle being written while ``update`` is installing, else empty."""
     slots: SlotRecord = SlotRecord()
+    last_update: UpdateOutcome | None = None
+    """The last update event's outcome (refused and why, installed, rolled back...), for the screens."""
     """The install waiting for its boot and the slot last started from (``core/update.py``: ``decide_boot``)."""
 
     @property
@@ -97,6 +99,8 @@ def apply(state: StationState, rec: ev.Recorded) -> None:
     handler = _APPLY.get(type(rec.event))
     if handler is not None:
         handler(state, rec)
+    if isinstance(rec.event, UPDATE_EVENTS):
+        state.last_update = outcome_of(rec.event)
     state.last_seq = rec.seq
 
 
@@ -277,10 +281,6 @@ def _rolled_back(state: StationState, rec: ev.Recorded) -> None:
     state.slots = SlotRecord(None, (e.booted, e.booted_version))
 
 
-def _nothing(state: StationState, rec: ev.Recorded) -> None:
-    """An event of record that changes nothing the station folds (a slot reopened for a token still open)."""
-
-
 def _device_status(state: StationState, rec: ev.Recorded) -> None:
     e = rec.event
     assert isinstance(e, ev.DeviceStatusChanged)
@@ -301,7 +301,6 @@ _APPLY: Mapping[type, Applier] = {
     ev.BoxCounterNoted: _counter_noted,
     ev.ArmExpired: _token_closed,
     ev.ArmCancelled: _token_closed,
-    ev.ArmResumed: _nothing,
     ev.AlarmRaised: _alarm,
     ev.AlarmAcknowledged: _acknowledged,
     ev.LidClosed: _lid_closed,

@@ -92,6 +92,39 @@ def held_for_update(phase: UpdatePhase, action: PollAction, version: str) -> Hel
 
 
 @dataclass(frozen=True)
+class UpdateOutcome:
+    """The journal's last word on software updates, for the screens: ``what`` is ``refused`` (with
+    ``reason``, an ``UpdateRefusal`` value), ``installing``, ``installed``, ``failed``, ``booted`` or
+    ``rolled_back``; ``version`` the bundle's, ``slot`` the slot written, booted or gone back to."""
+
+    what: str
+    version: str
+    reason: str = ""
+    slot: str = ""
+
+
+def outcome_of(event: ev.Event) -> UpdateOutcome | None:
+    """The outcome an update event records; None for any other event."""
+    if isinstance(event, ev.UpdateRefused):
+        return UpdateOutcome("refused", event.version, event.reason)
+    if isinstance(event, ev.UpdateStarted):
+        return UpdateOutcome("installing", event.version)
+    if isinstance(event, ev.UpdateInstalled):
+        return UpdateOutcome("installed", event.version, slot=event.slot)
+    if isinstance(event, ev.UpdateFailed):
+        return UpdateOutcome("failed", event.version)
+    if isinstance(event, ev.UpdateBooted):
+        return UpdateOutcome("booted", event.version, slot=event.slot)
+    if isinstance(event, ev.UpdateRolledBack):
+        return UpdateOutcome("rolled_back", event.version, slot=event.booted)
+    return None
+
+
+UPDATE_EVENTS = (ev.UpdateRefused, ev.UpdateStarted, ev.UpdateInstalled, ev.UpdateFailed, ev.UpdateBooted,
+                 ev.UpdateRolledBack)
+
+
+@dataclass(frozen=True)
 class SlotRecord:
     """What the journal says about root slots: the install that still waits for its boot (``pending``:
     version, slot) and the slot the unit last started from with its version (``running``), as far as

@@ -154,3 +154,33 @@ def test_opening_while_an_update_installs_is_explained_in_kyrgyz_and_russian(cha
         install.join(timeout=60)
     assert done["slot"] == "B"
     open_polls(chair)
+
+
+@pytest.mark.parametrize(("bundle_kw", "budget", "ru_words", "ky_words"), [
+    ({"signed_by": "someone"}, 1 << 20, "оно не подписано ЦИК", "ага БШК кол койгон эмес"),
+    ({"compatible": "pollbox-rpi"}, 1 << 20, "для другого оборудования", "башка жабдуу үчүн"),
+    ({}, 10, "файл больше допустимого", "уруксат берилгенден чоң"),
+    (None, 1 << 20, "файл обрезан", "файл кесилген"),
+])
+def test_a_refused_bundle_is_explained_on_the_details_page_and_nothing_is_written(
+        chair: FlaskClient, app: Any, tmp_path: Any, bundle_kw: dict[str, Any] | None, budget: int,
+        ru_words: str, ky_words: str) -> None:
+    from device.updates import UpdateError
+    from device.updates.sim import SimUpdater, sim_bundle
+    folder = tmp_path / "update-sim"
+    app.updater = SimUpdater(folder, budget=budget)
+    bundle = tmp_path / "bad.bundle"
+    text = sim_bundle(version="0.7.0", **bundle_kw) if bundle_kw is not None else sim_bundle(version="0.7.0")[:25]
+    bundle.write_text(text)
+    with pytest.raises(UpdateError, match="update refused"):
+        app.update(bundle)
+    app.settle()
+    assert not list(folder.glob("slot-*"))  # nothing written to either slot
+    pages = {}
+    for lang in ("ru", "ky", "en"):
+        post(chair, f"/lang/{lang}")
+        pages[lang] = chair.get("/details").get_data(as_text=True)
+    assert 'data-update="refused"' in pages["ru"] and ru_words in pages["ru"]
+    assert ky_words in pages["ky"]
+    assert "refused" not in pages["ru"].split('data-update="refused"', 1)[1].split("</dd>", 1)[0]
+    assert "Nothing was installed" in pages["en"] and "Nothing was installed" not in pages["ky"]
