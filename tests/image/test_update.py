@@ -11,9 +11,12 @@ One machine, in order (each step needs the one before):
 
 1. a bundle signed by another key is refused, and slot B is untouched (no entry, its first MiB zero);
 2. a good bundle is installed into slot B (install time measured), the unit restarts, boots B on
-   trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good);
+   trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good); RAUC's detailed
+   status names B with the bundle's version and its root image's SHA-256 (what the reports sign), and
+   the appliance journaled ``update_booted``;
 3. a bundle whose appliance never becomes ready is installed into slot A, the unit restarts into it
-   on trial, the trial timeout restarts it, and it comes back on B by itself (rollback time measured);
+   on trial, the trial timeout restarts it, and it comes back on B by itself (rollback time measured),
+   where the appliance journals ``update_rolled_back``;
 4. the power is cut while RAUC writes slot A: the unit boots B again and A stays bad.
 
 The never-ready bundle carries, in its own root, a drop-in that makes ``pollbox.service`` fail and
@@ -23,6 +26,7 @@ not waited for here. Times go to ``update-times.json`` in the work folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -34,6 +38,8 @@ from pathlib import Path
 
 import pytest
 
+from device.updates import RunningSlot
+from device.updates.rauc import booted_slot
 from provisioning.bundle import make_bundle, root_from_image
 from tests.image.guest import PORT_NAME, Guest, host_can_boot, make_test_copy
 from tests.image.vm import (
@@ -87,11 +93,21 @@ def debugfs_write(filesystem: Path, files: dict[str, str], work: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def make_bundles(copy: Path, work: Path) -> Path:
-    """The good, never-ready and impostor-signed bundles, on an ext4 disk image labelled POLLBOXUPD."""
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_bundles(copy: Path, work: Path) -> tuple[Path, str]:
+    """The good, never-ready and impostor-signed bundles, on an ext4 disk image labelled POLLBOXUPD; and the
+    SHA-256 of the good bundle's root file system image (what RAUC records for the slot it writes)."""
     folder = work / "bundles"
     folder.mkdir()
     root = root_from_image(copy, work / "root.ext4")
+    good_root = sha256_of(root)
     cert, key = UPDATE_CA / "signer.cert.pem", UPDATE_CA / "signer.key.pem"
     lz4 = "-comp lz4"
     make_bundle(root=root, compatible="pollbox-amd64", version="0.2.0+good", cert=cert, key=key,
@@ -113,7 +129,7 @@ def make_bundles(copy: Path, work: Path) -> Path:
     disk = work / "bundles.img"
     run(["mke2fs", "-q", "-t", "ext4", "-L", "POLLBOXUPD", "-d", str(folder), str(disk), f"{size_mb}M"])
     shutil.rmtree(folder)
-    return disk
+    return disk, good_root
 
 
 class UpdateUnit:
@@ -122,7 +138,7 @@ class UpdateUnit:
     def __init__(self, work: Path) -> None:
         image = build_update_image()
         copy = make_test_copy(image, work / "test-copy" / image.name)
-        self.bundles = make_bundles(copy, work)
+        self.bundles, self.good_root = make_bundles(copy, work)
         stick, station = make_stick(work, voters=30)
         self.vm = VirtualMachine(work, copy, stick, station)
         shutil.rmtree(copy.parent)
@@ -196,6 +212,11 @@ class UpdateUnit:
     def rauc_status(self) -> dict[str, object]:
         return dict(json.loads(self.guest.check("rauc status --output-format=json", timeout=120)))
 
+    def last_update(self) -> dict[str, str]:
+        """The appliance's last update outcome as its status says it (the journal's fold)."""
+        status = wait_for(lambda: self.vm.status(), "the appliance's status", BOOT_DEADLINE[self.vm.accel])
+        return dict(status["update"]["last"] or {})
+
     def slot_state(self, slot: str) -> str:
         return self.guest.check(f"/usr/lib/pollbox/rauc-bootloader get-state {slot}").strip()
 
@@ -241,6 +262,10 @@ def test_2_a_good_update_boots_on_trial_and_is_kept_once_ready(unit: UpdateUnit)
     status = unit.rauc_status()
     assert status["booted"] == "B", status
     assert unit.slot_state("B") == "good"
+    detailed = json.loads(unit.guest.check("rauc status --detailed --output-format=json", timeout=120))
+    assert booted_slot(detailed) == RunningSlot("B", "0.2.0+good", unit.good_root), detailed
+    last = unit.last_update()
+    assert (last["what"], last["version"], last["slot"]) == ("booted", "0.2.0+good", "B"), last
 
 
 def test_3_an_update_that_never_becomes_ready_rolls_back_by_itself(unit: UpdateUnit) -> None:
@@ -260,6 +285,8 @@ def test_3_an_update_that_never_becomes_ready_rolls_back_by_itself(unit: UpdateU
     assert unit.entries() == ["pollbox-a+0-1.conf", "pollbox-b.conf"]
     assert unit.slot_state("A") == "bad" and unit.slot_state("B") == "good"
     assert "the appliance never became ready: restarting into the other slot" in unit.vm.console()
+    last = unit.last_update()  # the appliance on B saw the install into A never stay: journaled, sent upstream
+    assert (last["what"], last["version"], last["slot"]) == ("rolled_back", "0.2.1+never-ready", "B"), last
 
 
 def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: UpdateUnit) -> None:
