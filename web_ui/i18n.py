@@ -105,6 +105,8 @@ UPSTREAM_REFUSALS: dict[str, Any] = {
                       "here. Call the technician."),
     "wrong_station": _l("The CEC has this unit's key enrolled for another station. Every record is kept here. "
                         "Call the technician."),
+    "unit_mismatch": _l("The CEC has this unit's key enrolled for another unit of this station. Every record is "
+                        "kept here. Call the technician."),
     "conflict": _l("The CEC already holds other records under the same numbers from this station. Every record "
                    "is kept here. Call the technician."),
 }

@@ -101,6 +101,8 @@ def test_the_zero_report_refusal_carries_what_is_recorded() -> None:
     ("revoked_key", "ru", "ЦИК отозвала ключ этого устройства"),
     ("unknown_key", "ky", "түзмөк каттоодон өткөн эмес"),
     ("chain_broken", "en", "The CEC refuses this unit's records."),
+    ("unit_mismatch", "ru", "для другого устройства этого участка"),
+    ("unit_mismatch", "ky", "ушул участоктун башка түзмөгү үчүн"),
 ])
 def test_a_receiver_refusal_is_explained_on_the_status_screen(client: FlaskClient, app: Any, monkeypatch: Any,
                                                              code: str, lang: str, words: str) -> None:
