@@ -1,0 +1,213 @@
+"""A camera for the booted test copy: the kernel's ``vivid`` driver, its video output looped to its capture.
+
+Runs inside the guest with the appliance's own interpreter (``/opt/pollbox/bin/python``: OpenCV and numpy
+to read the frame files). The image has no ``v4l2-ctl``, so every V4L2 request here is a raw ``ioctl``
+with the structures of ``<linux/videodev2.h>`` (64-bit layout) packed by hand.
+
+vivid is loaded (by the test) with one capture and one output node, one HDMI input and one HDMI output.
+Its "Loop Video" control copies each frame written to the output into the capture, provided both sides
+have the same resolution (DV timings and format), pixel format and field order; otherwise it shows noise.
+
+    v4l2_guest.py setup WIDTH HEIGHT
+        DV timings WIDTHxHEIGHT progressive on the HDMI input and output, the loop on, the on-screen text
+        off; prints {"capture": "/dev/videoN", "output": "/dev/videoM"}. Run before the appliance opens
+        the capture device (the timings cannot change while it streams).
+    v4l2_guest.py show OUTPUT CAPTURE FPS SECONDS FRAME...
+        Once the appliance has set the capture's format (OpenCV chooses the pixel format), sets the
+        output to the same format, then writes the frames in turn (each FRAME a PNG), FPS a second, for
+        SECONDS; prints {"format": ..., "frames": N, "first": wall time of the first frame written}.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import glob
+import json
+import os
+import struct
+import sys
+import time
+
+_WRITE, _READ = 1, 2
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (ord("V") << 8) | nr
+
+
+CAP_SIZE, FORMAT_SIZE, QUERYCTRL_SIZE, DV_SIZE, ENUM_DV_SIZE = 104, 208, 68, 132, 148
+VIDIOC_QUERYCAP = _ioc(_READ, 0, CAP_SIZE)
+VIDIOC_G_FMT = _ioc(_READ | _WRITE, 4, FORMAT_SIZE)
+VIDIOC_S_FMT = _ioc(_READ | _WRITE, 5, FORMAT_SIZE)
+VIDIOC_S_CTRL = _ioc(_READ | _WRITE, 28, 8)
+VIDIOC_QUERYCTRL = _ioc(_READ | _WRITE, 36, QUERYCTRL_SIZE)
+VIDIOC_S_DV_TIMINGS = _ioc(_READ | _WRITE, 87, DV_SIZE)
+VIDIOC_ENUM_DV_TIMINGS = _ioc(_READ | _WRITE, 98, ENUM_DV_SIZE)
+CAPTURE, OUTPUT = 1, 2  # V4L2_BUF_TYPE_VIDEO_CAPTURE, _OUTPUT
+CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT = 0x1, 0x2
+CTRL_FLAG_NEXT_CTRL = 0x80000000
+FIELD_NONE = 1
+OSD_NONE = 2
+"""vivid's "OSD Text Mode" menu: 0 all text, 1 counters only, 2 none."""
+
+
+def _device_caps(path: str) -> tuple[str, int]:
+    with open(path, "rb", buffering=0) as dev:
+        buf = bytearray(CAP_SIZE)
+        fcntl.ioctl(dev, VIDIOC_QUERYCAP, buf)
+    driver = bytes(buf[:16]).split(b"\0")[0].decode()
+    return driver, struct.unpack_from("<I", buf, 88)[0]  # device_caps
+
+
+def _nodes() -> tuple[str, str]:
+    capture = output = ""
+    for path in sorted(glob.glob("/dev/video*")):
+        driver, caps = _device_caps(path)
+        if driver != "vivid":
+            continue
+        if caps & CAP_VIDEO_CAPTURE and not capture:
+            capture = path
+        elif caps & CAP_VIDEO_OUTPUT and not output:
+            output = path
+    if not capture or not output:
+        raise SystemExit(f"no vivid capture and output nodes among {glob.glob('/dev/video*')}")
+    return capture, output
+
+
+def _control(fd: int, name: str) -> int:
+    """The id of the control called ``name`` on the device."""
+    ident = CTRL_FLAG_NEXT_CTRL
+    while True:
+        buf = bytearray(QUERYCTRL_SIZE)
+        struct.pack_into("<I", buf, 0, ident)
+        try:
+            fcntl.ioctl(fd, VIDIOC_QUERYCTRL, buf)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise SystemExit(f"no control named {name!r}") from None
+            raise
+        found = struct.unpack_from("<I", buf, 0)[0]
+        if bytes(buf[8:40]).split(b"\0")[0].decode() == name:
+            return int(found)
+        ident = found | CTRL_FLAG_NEXT_CTRL
+
+
+def _set_control(fd: int, name: str, value: int) -> None:
+    fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", _control(fd, name), value))
+
+
+def _timings(fd: int, width: int, height: int) -> bytes:
+    """The device's own DV timings entry for ``width`` x ``height`` progressive (the first listed)."""
+    index = 0
+    while True:
+        buf = bytearray(ENUM_DV_SIZE)
+        struct.pack_into("<I", buf, 0, index)
+        try:
+            fcntl.ioctl(fd, VIDIOC_ENUM_DV_TIMINGS, buf)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise SystemExit(f"no {width}x{height} progressive DV timings") from None
+            raise
+        timings = bytes(buf[16:16 + DV_SIZE])
+        w, h, interlaced = struct.unpack_from("<III", timings, 4)
+        if (w, h, interlaced) == (width, height, 0):
+            return timings
+        index += 1
+
+
+def setup(width: int, height: int) -> None:
+    capture, output = _nodes()
+    for path in (capture, output):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            fcntl.ioctl(fd, VIDIOC_S_DV_TIMINGS, bytearray(_timings(fd, width, height)))
+            if path == capture:
+                _set_control(fd, "Loop Video", 1)
+                _set_control(fd, "OSD Text Mode", OSD_NONE)
+        finally:
+            os.close(fd)
+    print(json.dumps({"capture": capture, "output": output}))
+
+
+def _format(fd: int, kind: int) -> tuple[int, int, int, int, int]:
+    """(width, height, pixel format, field, bytes per line) of the device's ``kind`` side."""
+    buf = bytearray(FORMAT_SIZE)
+    struct.pack_into("<I", buf, 0, kind)
+    fcntl.ioctl(fd, VIDIOC_G_FMT, buf)
+    width, height, fourcc, field, stride = struct.unpack_from("<IIIII", buf, 8)
+    return width, height, fourcc, field, stride
+
+
+def _fourcc(code: int) -> str:
+    return struct.pack("<I", code).decode("ascii", "replace")
+
+
+def _frame_bytes(png: str, width: int, height: int, fourcc: str, stride: int) -> bytes:
+    import cv2  # the appliance's interpreter has it; the guest's python3 has not
+    import numpy as np
+
+    gray = cv2.imread(png, cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise SystemExit(f"cannot read {png}")
+    gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA) if gray.shape != (height, width) else gray
+    if fourcc == "BGR3" or fourcc == "RGB3":
+        pixels = np.dstack([gray, gray, gray])
+    elif fourcc == "GREY":
+        pixels = gray
+    elif fourcc == "YUYV":
+        pixels = np.empty((height, width, 2), np.uint8)
+        pixels[:, :, 0] = gray
+        pixels[:, :, 1] = 128
+    else:
+        raise SystemExit(f"the capture is set to {fourcc}, which this helper cannot write")
+    rows = pixels.reshape(height, -1)
+    if rows.shape[1] < stride:
+        rows = np.hstack([rows, np.zeros((height, stride - rows.shape[1]), np.uint8)])
+    return rows.tobytes()
+
+
+def show(output: str, capture: str, fps: float, seconds: float, frames: list[str]) -> None:
+    deadline = time.monotonic() + 120
+    while True:  # the appliance sets the capture's format when it opens the camera
+        cap = os.open(capture, os.O_RDWR)
+        try:
+            width, height, fourcc, field, _ = _format(cap, CAPTURE)
+        finally:
+            os.close(cap)
+        if time.monotonic() > deadline or (width, height) != (0, 0):
+            break
+        time.sleep(0.2)
+    out = os.open(output, os.O_RDWR)
+    try:
+        buf = bytearray(FORMAT_SIZE)
+        struct.pack_into("<I", buf, 0, OUTPUT)
+        struct.pack_into("<IIII", buf, 8, width, height, fourcc, field or FIELD_NONE)
+        fcntl.ioctl(out, VIDIOC_S_FMT, buf)
+        got = _format(out, OUTPUT)
+        if got[:3] != (width, height, fourcc):
+            raise SystemExit(f"the output took {got[0]}x{got[1]} {_fourcc(got[2])}, "
+                             f"not the capture's {width}x{height} {_fourcc(fourcc)}")
+        data = [_frame_bytes(f, width, height, _fourcc(fourcc), got[4]) for f in frames]
+        first, written, end = time.time(), 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            os.write(out, data[written % len(data)])
+            written += 1
+            time.sleep(1.0 / fps)  # a camera's pace
+    finally:
+        os.close(out)
+    print(json.dumps({"format": f"{width}x{height} {_fourcc(fourcc)} field {field}", "frames": written,
+                      "first": first}))
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["setup"]:
+        setup(int(argv[1]), int(argv[2]))
+    elif argv[:1] == ["show"]:
+        show(argv[1], argv[2], float(argv[3]), float(argv[4]), argv[5:])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
