@@ -19,9 +19,12 @@ the key's life.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from protocol.keys import PublicKey
+
+if TYPE_CHECKING:
+    from device.hardware.tpm import TpmSigner
 
 STORES = ("file", "tpm")
 DEFAULT_TCTI = "device:/dev/tpmrm0"
@@ -45,8 +48,7 @@ def load_signer(data_dir: Path, store: str = "file", tcti: str = DEFAULT_TCTI) -
         from device.signing.filekey import FileSigner
         return FileSigner.load(data_dir)
     if store == "tpm":
-        from device.hardware.tpm import TpmSigner
-        return TpmSigner.load(data_dir, tcti)
+        return _tpm_backend().load(data_dir, tcti)
     raise ValueError(f"unknown key store {store!r}; known: {', '.join(STORES)}")
 
 
@@ -56,9 +58,20 @@ def create_signer(data_dir: Path, store: str = "file", tcti: str = DEFAULT_TCTI)
         from device.signing.filekey import FileSigner
         return FileSigner.create(data_dir)
     if store == "tpm":
-        from device.hardware.tpm import TpmSigner
-        return TpmSigner.create(data_dir, tcti)
+        return _tpm_backend().create(data_dir, tcti)
     raise ValueError(f"unknown key store {store!r}; known: {', '.join(STORES)}")
+
+
+def _tpm_backend() -> type[TpmSigner]:
+    """The TPM backend's class; a unit whose software lacks the TSS library is refused saying so."""
+    try:
+        from device.hardware.tpm import TpmSigner
+    except ImportError as exc:
+        from device.keys import KeyError_
+        raise KeyError_(f'[key] store = "tpm", but this unit\'s software cannot drive a TPM ({exc}): the '
+                        "tpm2-pytss module or its TSS2 libraries are missing (an image built for another "
+                        "architecture than its build machine has none); see docs/keys.md") from None
+    return TpmSigner
 
 
 def own_public_b64(data_dir: Path) -> str:

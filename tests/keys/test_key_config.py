@@ -49,3 +49,20 @@ def test_a_file_unit_never_falls_back_to_anything_else(tmp_path: Path) -> None:
         load_signer(tmp_path, "sim")
     made = FileSigner.create(tmp_path)
     assert load_signer(tmp_path, "file").public_key() == made.public_key()
+
+
+def test_a_tpm_unit_without_the_tss_library_is_refused_saying_so(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image without tpm2-pytss (built for another architecture than its build machine) stops with the
+    reason, not a traceback, and never falls back to a key file."""
+    import sys
+
+    from device.keys import KeyError_
+    from device.signing import create_signer
+
+    monkeypatch.setitem(sys.modules, "tpm2_pytss", None)  # import tpm2_pytss raises ImportError
+    monkeypatch.delitem(sys.modules, "device.hardware.tpm", raising=False)
+    for make in (load_signer, create_signer):
+        with pytest.raises(KeyError_, match=r"cannot drive a TPM .*tpm2-pytss module .*docs/keys.md"):
+            make(tmp_path, "tpm")
+    assert not list(tmp_path.iterdir())

@@ -98,6 +98,10 @@ check_host() {
 	need git git
 	[ -z "$MISSING" ] || die "missing Debian packages:$MISSING — install them with: apt-get install$MISSING"
 	[ "$ARCH" != arm64 ] || check_foreign_arm64
+}
+
+# Room to build (a copy of the image from the cache needs only the image's own size, which its copy checks)
+check_space() {
 	local free_mb
 	free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
 	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in $OUT; a build needs 4 GB"
@@ -222,9 +226,21 @@ build_wheels() {
 	for glibc in $(seq 17 36); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
 		--python-version "$PYTHON_VERSION" --implementation cp "${hardware[@]}"
+	# tpm2-pytss, the TPM-held record key ([key] store = "tpm"): it publishes no binary wheel, and Debian's
+	# python3-tpm2-pytss 1.2 does not load with cryptography >= 42. Built from its source against the
+	# build host's libtss2-dev (Debian bookworm's, the image's own libtss2 libraries), so only for the
+	# build host's architecture; an image of another architecture has no TPM key (docs/keys.md).
+	local tpm=()
+	if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+		ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1 \
+			|| "$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "tpm2-pytss>=3.0"
+		"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
+			--platform "linux_$machine" --python-version "$PYTHON_VERSION" --implementation cp "$cache"/tpm2_pytss-*.whl
+		tpm=("tpm2-pytss>=3.0")
+	fi
 	rm -f "$cache"/pollbox-*.whl
 	cp -n "$cache"/*.whl "$wheels"/
-	printf '%s\n' "${hardware[@]}" > "$wheels/hardware.txt"
+	printf '%s\n' "${hardware[@]}" "${tpm[@]}" > "$wheels/hardware.txt"
 }
 
 # The Debian system with the appliance's files and units, kept in the cache under its key (the
@@ -461,13 +477,18 @@ main() {
 		echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
 		exit 0
 	fi
+	if [ -f "$CACHE/image-$ARCH-$KEY/pollbox.manifest" ]; then
+		STEPS=1
+	else
+		check_space
+	fi
 	WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
 	exec 8>&2
 	trap on_error ERR
-	if from_cache; then
-		STEPS=1
+	if [ "$STEPS" = 1 ] && from_cache; then
 		echo "image: the image of key ${KEY:0:12} was built before: copied from the cache $CACHE"
 	else
+		STEPS=9
 		image_settings > "$WORK/image.toml"
 		step "Python wheels for $ARCH"; quietly build_wheels
 		# without the cache's lock descriptor (7; the lock stays held by this shell): inside mmdebstrap, apt

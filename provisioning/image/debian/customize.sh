@@ -18,8 +18,8 @@ make_venv() {
 
 add_users() {
 	# dialout: the serial scanner and the smart box's UART; input: the keyboard-mode scanner (evdev);
-	# video: the camera (/dev/video*, V4L2)
-	in_root useradd --system --user-group --groups dialout,input,video --home-dir /var/lib/pollbox --no-create-home \
+	# video: the camera (/dev/video*, V4L2); tss: the TPM's resource manager (/dev/tpmrm0, tpm-udev's rule)
+	in_root useradd --system --user-group --groups dialout,input,video,tss --home-dir /var/lib/pollbox --no-create-home \
 		--shell /usr/sbin/nologin pollbox
 	# the kiosk's browser: no home on disk (its profile is in RAM), the screen and touch devices only
 	in_root useradd --system --user-group --groups video,render,input --home-dir /run/pollbox-kiosk --no-create-home \
