@@ -129,14 +129,14 @@ class ScannerRig:
             return seen[-1] if len(seen) >= SETTLED_POLLS and len(set(seen[-SETTLED_POLLS:])) == 1 else None
         return wait_for(still, "the decisions settled", DECISION_FOLLOWS)
 
-    def read_document(self, send: Callable[[], object]) -> dict[str, Any]:
+    def read_document(self, send: Callable[[], object], retries: int = SPLIT_RETRIES) -> dict[str, Any]:
         """``send`` one document to the scanner; the decision on it.
 
         In software emulation the guest or the host stalls now and then for longer than the scanner's
         80 ms burst gap, and a document then arrives as two reads, each refused. That is told apart from
         a document read whole and refused by the number of decisions it caused: a split read is sent
-        again (up to ``SPLIT_RETRIES`` times, each counted in ``self.splits``); a single refusal fails."""
-        for _ in range(SPLIT_RETRIES + 1):
+        again (up to ``retries`` times, each counted in ``self.splits``); a single refusal fails."""
+        for _ in range(retries + 1):
             seq, before = self.last_seq(), self.decisions()
             send()
             decision = self.next_decision(seq)
@@ -146,7 +146,7 @@ class ScannerRig:
             if caused < 2:
                 return decision
             self.splits += 1
-        raise AssertionError(f"the document was split into several reads {SPLIT_RETRIES + 1} times in a row")
+        raise AssertionError(f"the document was split into several reads {retries + 1} times in a row")
 
     def last_seq(self) -> int | None:
         last = self.status()["last_decision"]
