@@ -98,6 +98,10 @@ check_host() {
 	need git git
 	[ -z "$MISSING" ] || die "missing Debian packages:$MISSING — install them with: apt-get install$MISSING"
 	[ "$ARCH" != arm64 ] || check_foreign_arm64
+}
+
+# Room to build (a copy of the image from the cache needs only the image's own size, which its copy checks)
+check_space() {
 	local free_mb
 	free_mb=$(df -Pm "$OUT" | awk 'NR == 2 { print $4 }')
 	[ "$free_mb" -ge 4096 ] || die "only ${free_mb} MB free in $OUT; a build needs 4 GB"
@@ -473,13 +477,18 @@ main() {
 		echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
 		exit 0
 	fi
+	if [ -f "$CACHE/image-$ARCH-$KEY/pollbox.manifest" ]; then
+		STEPS=1
+	else
+		check_space
+	fi
 	WORK="$(mktemp -d "$OUT/.work-$ARCH.XXXXXX")"
 	exec 8>&2
 	trap on_error ERR
-	if from_cache; then
-		STEPS=1
+	if [ "$STEPS" = 1 ] && from_cache; then
 		echo "image: the image of key ${KEY:0:12} was built before: copied from the cache $CACHE"
 	else
+		STEPS=9
 		image_settings > "$WORK/image.toml"
 		step "Python wheels for $ARCH"; quietly build_wheels
 		# without the cache's lock descriptor (7; the lock stays held by this shell): inside mmdebstrap, apt
