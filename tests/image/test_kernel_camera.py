@@ -88,7 +88,8 @@ class CameraRig:
                      DECISION_FOLLOWS)
         except AssertionError as exc:
             said = self.guest.check("journalctl -u pollbox.service -n 30 --no-pager -o cat")
-            raise AssertionError(f"{exc}\nhelper: {self.shown_log(name)}\nappliance:\n{said}") from exc
+            kernel = self.guest.run("dmesg | tail -n 15")[1]
+            raise AssertionError(f"{exc}\nhelper: {self.shown_log(name)}\nkernel:\n{kernel}\nappliance:\n{said}") from exc
         finally:
             self.guest.run(f"kill -- -{pid}")
         decision = self.status()["last_decision"]

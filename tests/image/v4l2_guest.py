@@ -14,8 +14,9 @@ have the same resolution (DV timings and format), pixel format and field order; 
         the capture device (the timings cannot change while it streams).
     v4l2_guest.py show OUTPUT CAPTURE FPS SECONDS FRAME...
         Once the appliance has set the capture's format (OpenCV chooses the pixel format), sets the
-        output to the same format, then writes the frames in turn (each FRAME a PNG), FPS a second, for
-        SECONDS; prints {"format": ..., "frames": N, "first": wall time of the first frame written}.
+        output to the same format, then streams the frames in turn (each FRAME a PNG) through mmap'ed
+        output buffers, FPS a second, for SECONDS; prints {"format": ..., "frames": N, "first": wall time
+        of the first frame queued}. (vivid's output refuses write(): EINVAL in this kernel.)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import errno
 import fcntl
 import glob
 import json
+import mmap
 import os
 import struct
 import sys
@@ -37,9 +39,16 @@ def _ioc(direction: int, nr: int, size: int) -> int:
 
 
 CAP_SIZE, FORMAT_SIZE, QUERYCTRL_SIZE, DV_SIZE, ENUM_DV_SIZE = 104, 208, 68, 132, 148
+REQBUFS_SIZE, BUFFER_SIZE = 20, 88
 VIDIOC_QUERYCAP = _ioc(_READ, 0, CAP_SIZE)
 VIDIOC_G_FMT = _ioc(_READ | _WRITE, 4, FORMAT_SIZE)
 VIDIOC_S_FMT = _ioc(_READ | _WRITE, 5, FORMAT_SIZE)
+VIDIOC_REQBUFS = _ioc(_READ | _WRITE, 8, REQBUFS_SIZE)
+VIDIOC_QUERYBUF = _ioc(_READ | _WRITE, 9, BUFFER_SIZE)
+VIDIOC_QBUF = _ioc(_READ | _WRITE, 15, BUFFER_SIZE)
+VIDIOC_DQBUF = _ioc(_READ | _WRITE, 17, BUFFER_SIZE)
+VIDIOC_STREAMON = _ioc(_WRITE, 18, 4)
+VIDIOC_STREAMOFF = _ioc(_WRITE, 19, 4)
 VIDIOC_S_CTRL = _ioc(_READ | _WRITE, 28, 8)
 VIDIOC_QUERYCTRL = _ioc(_READ | _WRITE, 36, QUERYCTRL_SIZE)
 VIDIOC_S_DV_TIMINGS = _ioc(_READ | _WRITE, 87, DV_SIZE)
@@ -48,6 +57,8 @@ CAPTURE, OUTPUT = 1, 2  # V4L2_BUF_TYPE_VIDEO_CAPTURE, _OUTPUT
 CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT = 0x1, 0x2
 CTRL_FLAG_NEXT_CTRL = 0x80000000
 FIELD_NONE = 1
+MEMORY_MMAP = 1
+OUTPUT_BUFFERS = 4
 OSD_NONE = 2
 """vivid's "OSD Text Mode" menu: 0 all text, 1 counters only, 2 none."""
 
@@ -189,15 +200,58 @@ def show(output: str, capture: str, fps: float, seconds: float, frames: list[str
             raise SystemExit(f"the output took {got[0]}x{got[1]} {_fourcc(got[2])}, "
                              f"not the capture's {width}x{height} {_fourcc(fourcc)}")
         data = [_frame_bytes(f, width, height, _fourcc(fourcc), got[4]) for f in frames]
-        first, written, end = time.time(), 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            os.write(out, data[written % len(data)])
-            written += 1
-            time.sleep(1.0 / fps)  # a camera's pace
+        written, first = _stream(out, data, field or FIELD_NONE, fps, seconds)
     finally:
         os.close(out)
     print(json.dumps({"format": f"{width}x{height} {_fourcc(fourcc)} field {field}", "frames": written,
                       "first": first}))
+
+
+def _buffer(index: int, field: int = 0, used: int = 0) -> bytearray:
+    """A ``struct v4l2_buffer`` for an mmap'ed output buffer: index, type, bytesused, flags, field, ...,
+    memory at offset 60 (the mmap offset comes back at 64, the length at 72)."""
+    buf = bytearray(BUFFER_SIZE)
+    struct.pack_into("<IIIII", buf, 0, index, OUTPUT, used, 0, field)
+    struct.pack_into("<I", buf, 60, MEMORY_MMAP)
+    return buf
+
+
+def _stream(fd: int, data: list[bytes], field: int, fps: float, seconds: float) -> tuple[int, float]:
+    """Queue ``data``'s frames in turn into the output for ``seconds``; (frames queued, wall time of the first)."""
+    req = bytearray(REQBUFS_SIZE)
+    struct.pack_into("<III", req, 0, OUTPUT_BUFFERS, OUTPUT, MEMORY_MMAP)
+    fcntl.ioctl(fd, VIDIOC_REQBUFS, req)
+    count = struct.unpack_from("<I", req, 0)[0]
+    maps = []
+    for index in range(count):
+        buf = _buffer(index)
+        fcntl.ioctl(fd, VIDIOC_QUERYBUF, buf)
+        offset, length = struct.unpack_from("<I", buf, 64)[0], struct.unpack_from("<I", buf, 72)[0]
+        maps.append(mmap.mmap(fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset))
+    queued, first = 0, time.time()
+
+    def queue(index: int) -> None:
+        nonlocal queued
+        frame = data[queued % len(data)]
+        maps[index][:len(frame)] = frame
+        fcntl.ioctl(fd, VIDIOC_QBUF, _buffer(index, field, len(frame)))
+        queued += 1
+
+    for index in range(count):
+        queue(index)
+    fcntl.ioctl(fd, VIDIOC_STREAMON, struct.pack("<I", OUTPUT))
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            buf = _buffer(0)
+            fcntl.ioctl(fd, VIDIOC_DQBUF, buf)  # blocks until the output has shown a frame
+            queue(struct.unpack_from("<I", buf, 0)[0])
+            time.sleep(1.0 / fps)  # a camera's pace
+    finally:
+        fcntl.ioctl(fd, VIDIOC_STREAMOFF, struct.pack("<I", OUTPUT))
+        for m in maps:
+            m.close()
+    return queued, first
 
 
 def main(argv: list[str]) -> None:
