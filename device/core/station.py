@@ -247,7 +247,9 @@ def _started(state: StationState, rec: ev.Recorded) -> None:
     state.lid_open = False
     state.jammed = False
     state.box_lost = False
-    state.update = UpdatePhase.IDLE  # an install the restart cut short is over: its slot stays marked bad
+    if state.update is UpdatePhase.INSTALLING:  # an install the restart cut short failed: its slot stays bad
+        state.last_update = UpdateOutcome("failed", state.update_version)
+    state.update = UpdatePhase.IDLE
     state.update_version = ""
 
 

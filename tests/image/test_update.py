@@ -293,9 +293,14 @@ def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: Upda
     """RAUC marks the target slot bad before writing it: a unit whose power is cut mid-install boots the slot
     it ran, and the next update starts again."""
     assert unit.booted_slot() == "B"
+    unit.guest.check("mkdir -p /run/updates && (mountpoint -q /run/updates || mount -o ro LABEL=POLLBOXUPD "
+                     "/run/updates)")  # the rollback's boot came up without the test mounting the bundles
     unit.guest.spawn(f"{POLLBOX} update /run/updates/good.raucb", log="/run/update.log")
 
     def writing() -> bool:  # RAUC marks the target bad right before it writes it
+        said = unit.guest.run("cat /run/update.log", timeout=30)[1]
+        if "refused" in said or "failed" in said:
+            raise AssertionError(f"the update did not start writing: {said}")
         return unit.entries()[0] == "pollbox-a+0.conf"  # it was pollbox-a+0-1.conf after the rollback
     wait_for(writing, "RAUC marking slot A bad to write it", 600)
     unit.guest.close()
@@ -308,3 +313,5 @@ def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: Upda
     unit.times["power_cut_to_ready_s"] = round(time.monotonic() - start, 1)
     assert unit.slot_state("A") == "bad" and unit.slot_state("B") == "good"
     assert unit.entries() == ["pollbox-a+0.conf", "pollbox-b.conf"]
+    last = unit.last_update()  # the journal says the install was cut short, and the screen says it failed
+    assert (last["what"], last["version"]) == ("failed", "0.2.0+good"), last

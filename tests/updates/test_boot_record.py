@@ -89,3 +89,12 @@ def test_decide_boot_is_the_table() -> None:
     assert decide_boot(SlotRecord(None, ("B", "1")), "B", "1") == []
     assert decide_boot(SlotRecord(None, ("B", "1")), "A", "0") == [ev.UpdateRolledBack("1", "B", "A", "0")]
     assert decide_boot(SlotRecord(("1", "B")), "", "") == []
+
+
+def test_an_install_cut_short_by_a_restart_is_shown_as_failed() -> None:
+    unit = Unit()
+    unit.feed(UpdateChecked("0.2.0", "pollbox-amd64", 1000, "CN=signer"))
+    assert unit.state.last_update is not None and unit.state.last_update.what == "installing"
+    assert unit.start("B", "0.1.0") == []  # the power was cut while RAUC wrote slot A
+    assert unit.state.last_update is not None and unit.state.last_update.what == "failed"
+    assert unit.state.last_update.version == "0.2.0" and unit.state.slots == SlotRecord()
