@@ -1,0 +1,389 @@
+"""The TPM-held record key in the booted image, against a software TPM attached to QEMU as a TPM TIS chip.
+
+A host-side ``swtpm`` (Debian ``swtpm``) speaks to QEMU over a Unix socket and QEMU shows the guest a
+TPM 2.0 on the TIS interface (``tpm-tis``), as a Pi shows an SPI TPM module: the guest's kernel makes
+``/dev/tpmrm0``, which ``tpm-udev``'s rule gives to the ``tss`` group, and the image's ``pollbox`` user
+is in that group. Each unit has its own swtpm state folder (a fresh folder is a new chip).
+
+The station's stick says ``[key] store = "tpm"`` and carries no key file. The first start refuses (no
+key yet); the technician then makes the key on the unit (``pollbox-provision unit keygen``, as the
+``pollbox`` user) and writes the enrollment request, which the CEC enrolls on the host. From there:
+
+- every record the unit signs over a short day (open, three voters, close) is taken off the unit and
+  verified on the host with the enrolled public key: ``"alg":"p256"``, that key's id, an unbroken chain;
+- the key file on the card holds the TPM's wrapped blob, whose public area says it was made in the TPM
+  and cannot leave it (``fixedTPM``, ``fixedParent``, ``sensitiveDataOrigin``); no ``device.key``;
+- the card (the whole disk) copied into another unit with a fresh swtpm: the appliance refuses to start,
+  saying why on the console and in the system journal, and signs nothing;
+- the unit's TPM cleared (``TPM2_Clear`` from the guest, as the firmware's "clear TPM" does): the
+  appliance refuses to start with the technician's procedure, and signs nothing.
+
+It also measures the record signing rate with the TPM key against the software key file in the same
+run inside the guest (written to ``signing-rates.json`` in the test's folder and printed). swtpm is
+not a bound for a real chip: here every TPM command also crosses QEMU's emulated TIS registers and a
+socket to swtpm on the host, under software emulation; a discrete SPI TPM is slower per signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from device.demo import STATION, demo_pins
+from protocol.chain import check_chain
+from protocol.envelope import parse_line
+from protocol.keys import P256, decode_any_public_key, key_id
+from provisioning.enrollment import enroll
+from receiver.registry import Registry
+
+from .guest import (
+    EMULATION_WATCHDOG,
+    PORT_NAME,
+    STATION_CONFIG,
+    WATCHDOG_DROP_IN,
+    Guest,
+    host_can_boot,
+    make_test_copy,
+)
+from .vm import (
+    BOOT_DEADLINE,
+    IMAGE_TEST_TIMEOUT,
+    STICK_FILES,
+    TEST_CEC,
+    VirtualMachine,
+    build_image,
+    demo_station,
+    wait_for,
+    write_stick,
+)
+
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
+
+DATA = "/var/lib/pollbox/station/data"
+PYTHON = "/opt/pollbox/bin/python"
+PROVISION = "/opt/pollbox/bin/pollbox-provision"
+SWTPM_LISTENING = 20.0
+"""Seconds for swtpm to create its control socket."""
+STARTED = 300.0
+"""How long the appliance may take to start (or to refuse) after a restart, in a loaded emulated guest."""
+KEYGEN_TAKES = 300.0
+"""The technician's keygen and enrollment request in an emulated guest (starting Python is slow there)."""
+SIGNING_SPAN = 5.0
+"""Seconds each key signs records for in the guest's rate measurement."""
+OUTBOX_DUMP = f"""import json, sqlite3
+c = sqlite3.connect("file:{DATA}/journal.db?mode=ro", uri=True)
+print(json.dumps({{"lines": [r[0] for r in c.execute("SELECT line FROM outbox ORDER BY seq")],
+                  "events": c.execute("SELECT COUNT(*) FROM events").fetchone()[0]}}))
+"""
+"""Run as root by the guest's python3: every signed upstream record on the unit, and how many events."""
+CLEAR_TPM = """from tpm2_pytss import ESAPI
+from tpm2_pytss.constants import ESYS_TR
+tpm = ESAPI("device:/dev/tpmrm0")
+tpm.clear(ESYS_TR.LOCKOUT)
+tpm.close()
+"""
+"""TPM2_Clear with the (empty) lockout authorization: a new owner seed, as the firmware's "clear TPM"."""
+SIGNING_RATES = f"""import json, tempfile, time
+from pathlib import Path
+from device.signing import create_signer, load_signer
+from protocol.envelope import make_record
+
+def rate(signer):
+    count, start = 0, time.perf_counter()
+    while True:
+        make_record(key=signer, station="{STATION}", seq=count + 1, prev="0" * 64, at=time.time(),
+                    type_="voter_admitted", body={{"admitted": count + 1, "ballots": count}})
+        count += 1
+        spent = time.perf_counter() - start
+        if spent >= {SIGNING_SPAN}:
+            return round(count / spent, 1)
+
+tpm = load_signer(Path("{DATA}"), "tpm", "device:/dev/tpmrm0")
+software = create_signer(Path(tempfile.mkdtemp()), "file")
+print(json.dumps({{"tpm_p256": rate(tpm), "file_ed25519": rate(software)}}))
+tpm.close()
+"""
+"""Run as the pollbox user with the appliance's Python: records signed per second by each key, same run."""
+
+
+class QemuTpm:
+    """One unit's TPM chip: ``swtpm socket --tpm2`` with its state in a folder, QEMU at its control socket."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.socket = state.with_name(state.name + ".sock")
+        self.log = state.with_name(state.name + ".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ensure_running(self) -> None:
+        """Start swtpm unless it runs (it may end when a QEMU that used it is killed); the state stays."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state}",
+             "--ctrl", f"type=unixio,path={self.socket}", "--log", f"file={self.log},level=1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"swtpm exited: {self.log.read_text(errors='replace')[-2000:]}")
+            return self.socket.exists()
+        wait_for(listening, "swtpm's control socket", SWTPM_LISTENING)
+
+    def qemu_args(self) -> list[str]:
+        """The QEMU arguments that show the guest this TPM on the TIS interface."""
+        return ["-chardev", f"socket,id=chrtpm,path={self.socket}", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+                "-device", "tpm-tis,tpmdev=tpm0"]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+
+@dataclass
+class TpmUnit:
+    """A booted test copy of the image with its own swtpm, and what the tests learnt from it."""
+
+    vm: VirtualMachine
+    tpm: QemuTpm
+    guest: Guest | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+
+    def boot(self) -> Guest:
+        """Power on (with the test agent's port and the TPM) and connect to the agent."""
+        self.tpm.ensure_running()
+        self.vm.start()
+        guest = Guest(self.vm.workdir / "agent.sock")
+        guest.connect(BOOT_DEADLINE[self.vm.accel])
+        self.guest = guest
+        return guest
+
+    def ensure_booted(self) -> Guest:
+        if self.guest is None or not self.vm.running():
+            return self.boot()
+        return self.guest
+
+    def shut_down(self) -> None:
+        if self.guest is not None:
+            self.guest.close()
+            self.guest = None
+        if self.vm.running():
+            self.vm.shut_down()
+
+    def stop(self) -> None:
+        if self.guest is not None:
+            self.guest.close()
+            self.guest = None
+        self.vm.stop()
+        self.tpm.stop()
+
+
+def make_unit(workdir: Path, image: Path, stick: Path, station: Path) -> TpmUnit:
+    """A unit (not yet powered on) booting ``image`` with the test agent's port and a swtpm of its own."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    vm = VirtualMachine(workdir, image, stick, station)
+    tpm = QemuTpm(workdir / "swtpm")
+    vm.extra += [
+        "-device", "virtio-serial-pci,id=vser0",
+        "-chardev", f"socket,id=agent,path={workdir / 'agent.sock'},server=on,wait=off",
+        "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={PORT_NAME}",
+        *tpm.qemu_args(),
+    ]
+    return TpmUnit(vm, tpm)
+
+
+def tpm_stick(workdir: Path) -> tuple[Path, Path]:
+    """The demo station on a stick whose config keeps the record key in the TPM, with no key file on it."""
+    station = demo_station(workdir)
+    config = station / "station.toml"
+    assert "[key]" not in config.read_text()
+    config.write_text(config.read_text() + '\n[key]\nstore = "tpm"\n')
+    names = tuple(n for n in STICK_FILES if n not in ("data/device.key", "data/device.pub"))
+    return write_stick(workdir / "stick.img", station, names), station
+
+
+def outbox(guest: Guest) -> dict[str, object]:
+    """Every signed record on the unit (the outbox's lines, in order) and the journal's event count."""
+    return dict(json.loads(guest.check(f"python3 -c {shlex.quote(OUTBOX_DUMP)}")))
+
+
+def appliance_journal(guest: Guest) -> str:
+    """What pollbox.service said this boot (the system journal)."""
+    return guest.check("journalctl -b -u pollbox.service --no-pager -o cat")
+
+
+def restart_appliance(guest: Guest) -> None:
+    """Restart pollbox.service under the raised watchdog of emulated guests, its failed starts forgotten."""
+    guest.check(f"mkdir -p {WATCHDOG_DROP_IN.rsplit('/', 1)[0]}"
+                f" && printf '[Service]\\nWatchdogSec={EMULATION_WATCHDOG}\\n' > {WATCHDOG_DROP_IN}"
+                " && systemctl daemon-reload && systemctl reset-failed pollbox.service"
+                " && systemctl restart --no-block pollbox.service", timeout=120)
+
+
+def refused_with(unit: TpmUnit, said: str) -> str:
+    """Until the appliance has refused to start saying ``said`` (system journal); that journal."""
+    guest = unit.guest
+    assert guest is not None
+
+    def refused() -> str | None:
+        assert guest is not None
+        text = appliance_journal(guest)
+        return text if said in text else None
+    return wait_for(refused, f"pollbox.service refusing with {said!r}", STARTED)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    reason = host_can_boot()
+    if reason:
+        pytest.skip(reason)
+    if shutil.which("swtpm") is None:
+        pytest.skip("no swtpm (Debian package swtpm) to attach a TPM to the virtual machine")
+    workdir = tmp_path_factory.mktemp("tpm")
+    image = build_image("amd64")
+    copy = make_test_copy(image, workdir / "test-copy" / image.name)
+    stick, station = tpm_stick(workdir)
+    first = make_unit(workdir / "unit", copy, stick, station)
+    shutil.rmtree(copy.parent)
+    made: dict[str, object] = {"workdir": workdir, "unit": first}
+    try:
+        enrolled_day(first, workdir)
+        yield made
+    finally:
+        first.stop()
+        other = made.get("other")
+        if isinstance(other, TpmUnit):
+            other.stop()
+
+
+def enrolled_day(unit: TpmUnit, workdir: Path) -> None:
+    """Boot, see the TPM, make and enroll the key on the unit, run a short day; keep what was signed."""
+    guest = unit.boot()
+    facts = unit.facts
+    facts["tpm_version"] = guest.check("cat /sys/class/tpm/tpm0/tpm_version_major").strip()
+    facts["tpmrm0"] = guest.check("stat -c '%G %a' /dev/tpmrm0").strip()
+    facts["pollbox_groups"] = guest.check("id -nG pollbox").split()
+    facts["import"] = guest.run(f"runuser -u pollbox -- {PYTHON} -c 'import tpm2_pytss; print(tpm2_pytss.__file__)'")
+    # The stick carries no key: the first start refuses, saying how to make one.
+    facts["no_key_yet"] = refused_with(unit, "no TPM device key at")
+    guest.check("systemctl stop pollbox.service", timeout=120)
+    config = shlex.quote(STATION_CONFIG)
+    facts["keygen"] = guest.check(f"cd / && runuser -u pollbox -- {PROVISION} unit keygen --config {config} 2>&1",
+                                  KEYGEN_TAKES)
+    guest.check(f"cd / && runuser -u pollbox -- {PROVISION} unit enroll-request --station {STATION}"
+                f" --serial SN-TPM-VM --out /tmp/request.json --config {config}", KEYGEN_TAKES)
+    request = workdir / "request.json"
+    request.write_bytes(guest.pull("/tmp/request.json"))
+    facts["request"] = json.loads(request.read_text())
+    facts["card"] = guest.check(f"ls -A {DATA}").split()
+    facts["device.tpm"] = json.loads(guest.pull(f"{DATA}/device.tpm"))
+    # The CEC enrolls the request (checking its signature, made by the key in the TPM).
+    (workdir / "certs").mkdir()
+    enroll([request], workdir / "registry.json", TEST_CEC, workdir / "certs", 1.7e9)
+    Registry.load(workdir / "registry.json", TEST_CEC.public_key())  # the CEC's signature holds
+    facts["registry"] = json.loads((workdir / "registry.json").read_text())
+
+    restart_appliance(guest)
+    unit.vm.wait_until_ready()
+    guest.control({"cmd": "open"})
+    for pin in demo_pins(3):
+        assert guest.control({"cmd": "manual", "number": pin})["decision"]["outcome"] == "admitted"
+        guest.control({"cmd": "drop"})
+    guest.control({"cmd": "close"})
+    facts["day"] = outbox(guest)
+    rc, rates = guest.run(f"cd / && runuser -u pollbox -- {PYTHON} -c {shlex.quote(SIGNING_RATES)}", 300)
+    assert rc == 0, guest.last_stderr[-2000:]
+    facts["rates"] = json.loads(rates)
+    (workdir / "signing-rates.json").write_text(json.dumps(facts["rates"]))
+    print(f"record signing in the guest, same run: {facts['rates']}")
+
+
+def test_the_booted_unit_reaches_its_tpm(rig: dict[str, object]) -> None:
+    facts = rig["unit"].facts  # type: ignore[attr-defined]
+    assert facts["tpm_version"] == "2"
+    assert facts["tpmrm0"] == "tss 660", "the TPM's resource manager is not the tss group's"
+    assert "tss" in facts["pollbox_groups"], facts["pollbox_groups"]
+    rc, where = facts["import"]
+    assert rc == 0 and where.startswith("/opt/pollbox/lib/"), where
+    assert "pollbox-provision unit keygen" in facts["no_key_yet"], facts["no_key_yet"][-2000:]
+
+
+def test_the_key_is_made_in_the_tpm_and_signs_every_record(rig: dict[str, object]) -> None:
+    from tpm2_pytss import TPM2B_PUBLIC
+    from tpm2_pytss.constants import TPMA_OBJECT
+
+    facts = rig["unit"].facts  # type: ignore[attr-defined]
+    request = facts["request"]
+    assert request["alg"] == P256
+    public = decode_any_public_key(request["public_key"], P256)  # a 65-byte uncompressed P-256 point
+    assert key_id(public) == request["key_id"]
+    entries = [e for e in facts["registry"]["devices"] if e["key_id"] == request["key_id"]]
+    assert len(entries) == 1 and entries[0]["alg"] == P256 and entries[0]["public_key"] == request["public_key"]
+    # On the card: the TPM's wrapped blob and the public key, no private key file.
+    assert "device.tpm" in facts["card"] and "device.key" not in facts["card"], facts["card"]
+    blob = facts["device.tpm"]
+    assert blob["public_key"] == request["public_key"]
+    area, _ = TPM2B_PUBLIC.unmarshal(base64.b64decode(blob["public"]))
+    attributes = area.publicArea.objectAttributes
+    for made_inside in (TPMA_OBJECT.FIXEDTPM, TPMA_OBJECT.FIXEDPARENT, TPMA_OBJECT.SENSITIVEDATAORIGIN):
+        assert attributes & made_inside, f"the key's public area lacks {made_inside!r}"
+    # Every record the unit signed, checked on the host against the enrolled key.
+    lines = [parse_line(line) for line in facts["day"]["lines"]]
+    # the opening, the close report and what came between (voters are counted in them, never sent one by one)
+    assert [r.type for r in lines][0] == "polls_opened" and [r.type for r in lines][-1] == "polls_closed", \
+        [r.type for r in lines]
+    for record in lines:
+        assert record.alg == P256 and record.key == request["key_id"] and record.station == STATION
+        record.verify(public)  # raises EnvelopeError("bad_signature") otherwise
+    check_chain(lines)
+    rates = facts["rates"]
+    assert rates["tpm_p256"] > 0 and rates["file_ed25519"] > 0
+
+
+def test_a_cleared_tpm_is_detected_at_start(rig: dict[str, object]) -> None:
+    unit: TpmUnit = rig["unit"]  # type: ignore[assignment]
+    guest = unit.ensure_booted()
+    guest.check("systemctl stop pollbox.service", timeout=120)
+    before = outbox(guest)
+    guest.check(f"{PYTHON} -c {shlex.quote(CLEAR_TPM)}")
+    restart_appliance(guest)
+    said = refused_with(unit, "TPM was cleared")
+    assert "docs/keys.md, 'The TPM was cleared'" in said and "Technician:" in said, said[-2000:]
+    assert "TPM was cleared" in unit.vm.console(), "the console does not show why the unit did not start"
+    rc, _ = guest.run("systemctl is-active pollbox.service")
+    assert rc != 0
+    assert outbox(guest) == before, "records were signed or events written after the TPM was cleared"
+
+
+def test_a_card_copied_into_another_unit_cannot_sign(rig: dict[str, object]) -> None:
+    first: TpmUnit = rig["unit"]  # type: ignore[assignment]
+    workdir: Path = rig["workdir"]  # type: ignore[assignment]
+    # The card as its own unit leaves it: the appliance stopped, what it signed read, the unit powered off.
+    guest = first.ensure_booted()
+    guest.check("systemctl stop pollbox.service", timeout=120)
+    card = outbox(guest)
+    first.shut_down()
+    other = make_unit(workdir / "other", first.vm.image, first.vm.stick, first.vm.station)
+    rig["other"] = other
+    shutil.copyfile(first.vm.disk, other.vm.disk)  # the card, bit for bit (its backing image is the same)
+    guest = other.boot()
+    said = refused_with(other, "was made by another TPM")
+    assert "The device key is not on the card, so this unit cannot sign records" in said, said[-2000:]
+    assert "made by another TPM" in other.vm.console(), "the console does not show why the unit did not start"
+    guest.check("systemctl stop pollbox.service", timeout=120)
+    left = outbox(guest)
+    assert len(card["lines"]) >= len(first.facts["day"]["lines"]) > 0  # type: ignore[arg-type,index]
+    assert left == card, "the unit holding the copied card signed records or wrote events"
