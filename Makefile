@@ -97,9 +97,11 @@ SHOTS := $(CURDIR)/docs/screenshots
 TEST_SHOTS := $(CURDIR)/build/screenshots
 
 # The real-browser tests run on their own, after the rest, so no other test's threads share their process.
-test: $(VENV_STAMP) firmware-deps
+# Then one boot of the built amd64 image (built or taken from the per-user cache, keyed by its recipe).
+test: $(VENV_STAMP) firmware-deps image-deps
 	$(PY) -m pytest -q -n 2 -m "not browser and not image" $(PYTEST_ARGS)
 	POLLBOX_SCREENSHOTS=$(TEST_SHOTS) $(PY) -m pytest -q -m browser $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 0 -m smoke tests/image $(PYTEST_ARGS)
 
 quick: $(VENV_STAMP) firmware-deps
 	$(PY) -m pytest -q -n 2 -m "not slow and not browser and not image" $(PYTEST_ARGS)
