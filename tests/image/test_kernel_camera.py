@@ -32,7 +32,8 @@ from device.hardware.scanners.samples import render
 from .guest import ProbedUnit, boot_probed_unit, host_can_boot, restart_appliance_with
 from .vm import wait_for
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
+"""The first test also waits for the image build (minutes after a change) and the boot in software emulation."""
 
 HELPER = Path(__file__).with_name("v4l2_guest.py")
 TEST_DIR = "/run/pollbox-test"
