@@ -283,6 +283,10 @@ def _rolled_back(state: StationState, rec: ev.Recorded) -> None:
     state.slots = SlotRecord(None, (e.booted, e.booted_version))
 
 
+def _nothing(state: StationState, rec: ev.Recorded) -> None:
+    """An event of record that changes nothing the station folds (a slot reopened for a token still open)."""
+
+
 def _device_status(state: StationState, rec: ev.Recorded) -> None:
     e = rec.event
     assert isinstance(e, ev.DeviceStatusChanged)
@@ -303,6 +307,7 @@ _APPLY: Mapping[type, Applier] = {
     ev.BoxCounterNoted: _counter_noted,
     ev.ArmExpired: _token_closed,
     ev.ArmCancelled: _token_closed,
+    ev.ArmResumed: _nothing,
     ev.AlarmRaised: _alarm,
     ev.AlarmAcknowledged: _acknowledged,
     ev.LidClosed: _lid_closed,
