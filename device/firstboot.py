@@ -16,6 +16,12 @@ under /run that the first-boot screen (``device.firstboot_screen``) shows the ch
 status page, in Kyrgyz, Russian or English. An accepted station is copied to a temporary folder,
 flushed to disk and renamed, so a power cut never leaves half a station behind.
 
+A station whose config keeps the record key in the TPM (``[key] store = "tpm"``) and whose stick
+carries no key gets its key here (``device.firstboot_key``): made inside the unit's TPM while the
+station is staged, its enrollment request written onto the stick for the CEC, and the next step
+told on the console and in the system journal. A stick that cannot take the request (read-only,
+full), or a TPM that cannot make the key, is refused like a bad stick: nothing is installed.
+
 Run as ``python -m device.firstboot import|refuse|screen ...`` (see ``main``).
 """
 
@@ -29,6 +35,7 @@ import shutil
 import sys
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +54,8 @@ MAX_PACKAGE_BYTES = 256 << 20
 """A file larger than this is not read as a station package candidate."""
 
 KINDS = ("no_stick", "no_package", "two_packages", "bad_config", "unsigned", "tampered", "foreign",
-         "wrong_election", "expired", "bad_package", "no_anchor", "simulation")
+         "wrong_election", "expired", "bad_package", "no_anchor", "simulation", "stick_readonly", "stick_full",
+         "tpm_key")
 """Every reason a stick is refused for; each has its sentence on the first-boot screen."""
 
 
@@ -166,11 +174,22 @@ def _fsync_tree(root: Path) -> None:
         sync_path(Path(folder))
 
 
-def install_station(station: Path, dest: Path, owner: str | None) -> None:
-    """Copy the checked station folder to ``dest`` through a temporary folder and a rename."""
+def install_station(station: Path, dest: Path, owner: str | None,
+                    before_commit: Callable[[Path], None] | None = None) -> None:
+    """Copy the checked station folder to ``dest`` through a temporary folder and a rename.
+
+    ``before_commit`` runs on the staged copy before its files are given to ``owner`` and renamed into
+    place (the TPM key is made there); if it raises, the staged copy is removed and nothing is installed.
+    """
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(station, staging)
+    if before_commit is not None:
+        try:
+            before_commit(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     for folder, dirs, files in os.walk(staging):
         for name in [*dirs, *files]:
             path = Path(folder) / name
@@ -194,6 +213,18 @@ def write_refusal(refused: StickRefused, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _install(station: Path, args: argparse.Namespace) -> list[str]:
+    """Install the checked station, with the TPM key step it needs (``device.firstboot_key``); the next steps."""
+    from device.firstboot_key import KeyStepRefused, key_step
+
+    try:
+        step = key_step(station, args.stick, args.dest, args.serial)
+        install_station(station, args.dest, args.owner, step)
+    except KeyStepRefused as exc:
+        raise StickRefused(exc.kind, exc.detail) from None
+    return step.next_steps() if step is not None else []
+
+
 def _say(text: str) -> None:
     print(f"pollbox-station-import: {text}", flush=True)
 
@@ -207,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--stick", type=Path, required=True, help="where the stick is mounted")
     imp.add_argument("--dest", type=Path, required=True, help="the station folder on the data partition")
     imp.add_argument("--owner", help="the user that will own the installed files")
+    imp.add_argument("--serial", help="the unit's serial for its enrollment request (default: the board's)")
     ref = sub.add_parser("refuse", help="record a refusal found before the stick could be read")
     ref.add_argument("kind", choices=KINDS)
     ref.add_argument("detail")
@@ -223,12 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "refuse":
             raise StickRefused(args.kind, args.detail)
         station = check_stick(args.stick, settings, time.time())
-        install_station(station, args.dest, args.owner)
+        next_steps = _install(station, args)
     except StickRefused as refused:
         _say(str(refused))
         write_refusal(refused, args.refusal)
         return 1
     _say(f"station imported from the USB stick ({station / 'station.toml'} checked against the image's CEC key)")
+    for line in next_steps:
+        _say(line)
     return 0
 
 

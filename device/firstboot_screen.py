@@ -49,6 +49,18 @@ TEXT: dict[str, dict[str, str]] = {
         "ky": "USB-флешкадагы участоктун жөндөөлөрү окулбай жатат.",
         "ru": "Настройки участка на USB-накопителе не читаются.",
         "en": "The station settings on the USB stick cannot be read."},
+    "stick_readonly": {
+        "ky": "USB-флешкага жазуу мүмкүн эмес (жазуудан корголгон). Түзмөк өзүнүн каттоо суроосун ага жаза алган жок.",
+        "ru": "USB-накопитель защищён от записи. Устройство не смогло записать на него свой запрос на регистрацию.",
+        "en": "The USB stick is write-protected. The unit could not write its enrollment request on it."},
+    "stick_full": {
+        "ky": "USB-флешка толуп калган. Түзмөк өзүнүн каттоо суроосун ага жаза алган жок.",
+        "ru": "USB-накопитель заполнен. Устройство не смогло записать на него свой запрос на регистрацию.",
+        "en": "The USB stick is full. The unit could not write its enrollment request on it."},
+    "tpm_key": {
+        "ky": "Түзмөктүн ачкычы анын коопсуздук чибинде түзүлгөн жок.",
+        "ru": "Ключ устройства не удалось создать в его микросхеме безопасности.",
+        "en": "The unit's key could not be made in its security chip (TPM)."},
     "unsigned": {
         "ky": "Участоктун пакетине БШК кол койгон эмес.",
         "ru": "Пакет участка не подписан ЦИК.",

@@ -1,0 +1,179 @@
+"""The first boot's key step: a TPM-held record key made on the unit, its enrollment request put on the stick.
+
+A production image has no shell, so a unit whose station config says ``[key] store = "tpm"`` gets
+its key during the station import (``device.firstboot``), not from ``pollbox-provision unit keygen``.
+``key_step`` decides, before anything is copied, whether this import needs it:
+
+- the config keeps the key in a file (``store = "file"``), or the stick already carries the unit's
+  ``device.tpm``: no key step (the station is installed as it is);
+- the stick carries a key file ``device.key`` for a TPM config: refused (``bad_config``): a unit
+  whose key lives in the TPM never uses a key file;
+- the station's ``data_dir`` lies outside the station folder, or the data partition already holds a
+  ``device.tpm``: refused (``tpm_key``); an existing TPM key is never replaced here;
+- the stick cannot be written (``stick_readonly``) or has no room (``stick_full``): refused before
+  the TPM is asked for anything.
+
+Otherwise the returned ``TpmKeyStep`` runs on the staged copy of the station (``install_station``'s
+``before_commit``): ``device.signing.create_signer`` makes the P-256 key inside the TPM (the staged
+data folder gets ``device.tpm`` and ``device.pub``), the X25519 sealing key is made if the stick
+brought none, and ``provisioning.enrollment.make_request`` writes the same signed request as
+``pollbox-provision unit enroll-request`` to the stick as ``enrollment-request-<station>-<serial>.json``
+(through a temporary file, flushed, and a rename). Any failure removes the staged copy: nothing is
+installed, and the next start tries again with a new key (the TPM keeps nothing between attempts:
+the key exists only as the blob in ``device.tpm``).
+
+Errors are ``KeyStepRefused`` (a kind of ``device.firstboot.KINDS`` and the detail), which the
+import turns into its refusal (journal, console and the first-boot screen).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from device.config import load_config
+from device.files import sync_path
+from protocol.errors import UserError
+
+PROBE = ".pollbox-write-check"
+PROBE_BYTES = 16 << 10
+"""The stick must take this much (a request is about 1 KiB) before the TPM makes a key."""
+READONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class KeyStepRefused(UserError):
+    """The key step cannot run: ``kind`` (one of ``device.firstboot.KINDS``) and what was found."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind, self.detail = kind, detail
+        super().__init__(f"{kind}: {detail}")
+
+
+def _stick_error(exc: OSError, stick: Path) -> KeyStepRefused:
+    if exc.errno in FULL:
+        return KeyStepRefused("stick_full", f"the USB stick ({stick}) is full: the unit's enrollment request "
+                                            f"cannot be written on it ({exc.strerror}); free some space and restart")
+    if exc.errno in READONLY:
+        return KeyStepRefused("stick_readonly", f"the USB stick ({stick}) is read-only: the unit's enrollment "
+                                                f"request cannot be written on it ({exc.strerror}); unlock it "
+                                                "(the write-protect switch) and restart")
+    return KeyStepRefused("stick_readonly", f"the USB stick ({stick}) cannot be written ({exc}); restart with a "
+                                            "working stick")
+
+
+def check_writable(stick: Path) -> None:
+    """Write, flush and remove a probe file on the stick; KeyStepRefused if it is read-only or full."""
+    probe = stick / PROBE
+    try:
+        with probe.open("wb") as out:
+            out.write(b"\0" * PROBE_BYTES)
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise _stick_error(exc, stick) from None
+    try:
+        probe.unlink()
+    except OSError as exc:
+        raise _stick_error(exc, stick) from None
+
+
+def write_request(stick: Path, name: str, request: dict[str, Any]) -> Path:
+    """The request on the stick, through a temporary file and a rename; KeyStepRefused on a write error."""
+    path = stick / name
+    tmp = stick / (name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as out:
+            out.write(json.dumps(request, indent=1, sort_keys=True) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        sync_path(stick)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise _stick_error(exc, stick) from None
+    return path
+
+
+class TpmKeyStep:
+    """Makes the TPM key in a staged station copy and writes its enrollment request to the stick."""
+
+    def __init__(self, relative_data: Path, stick: Path, station_id: str, serial: str, tcti: str) -> None:
+        self.relative_data, self.stick, self.station_id, self.serial, self.tcti = (relative_data, stick, station_id,
+                                                                                  serial, tcti)
+        self.request_path: Path | None = None
+        self.key_id = ""
+
+    def __call__(self, staging: Path) -> None:
+        from device.keys import KeyError_
+        from device.signing import create_signer
+        from provisioning.enrollment import make_request
+        from provisioning.errors import ProvisionError
+        from provisioning.seal import create_seal_key
+
+        data = staging / self.relative_data
+        data.mkdir(parents=True, exist_ok=True)
+        try:
+            create_signer(data, "tpm", self.tcti).close()
+            if not (data / "seal.pub").exists():
+                create_seal_key(data)
+            request = make_request(data, self.station_id, self.serial, time.time(), "tpm", self.tcti)
+        except (KeyError_, ProvisionError) as exc:
+            raise KeyStepRefused("tpm_key", f"the unit's key could not be made in its TPM: {exc}") from None
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.station_id}-{self.serial}")
+        self.request_path = write_request(self.stick, f"enrollment-request-{safe}.json", request)
+        self.key_id = str(request["key_id"])
+
+    def next_steps(self) -> list[str]:
+        """What the console and the journal say once the station is installed."""
+        return [f"device key {self.key_id} made inside this unit's TPM ({self.tcti}); it never leaves the TPM",
+                f"enrollment request for station {self.station_id}, unit {self.serial}, written to the USB stick "
+                f"as {self.request_path.name if self.request_path else '?'}",
+                "technician: take the USB stick to the CEC, where the request is enrolled "
+                "('pollbox-provision cec enroll ... REQUEST'); bring back the enrollment certificate and the "
+                "device registry as the technician guide says; this unit cannot deliver records until then"]
+
+
+def key_step(station: Path, stick: Path, dest: Path, serial: str | None) -> TpmKeyStep | None:
+    """The key step this checked station needs, or None; KeyStepRefused when it cannot run (see the module)."""
+    config = load_config(station / "station.toml")
+    if config.key.store != "tpm":
+        return None
+    try:
+        relative = config.data_dir.relative_to(station.resolve())
+    except ValueError:
+        raise KeyStepRefused("tpm_key", f"data_dir ({config.data_dir}) is outside the station folder; the first "
+                                        "boot makes the TPM key only in the station's own data folder") from None
+    on_stick = station / relative
+    if (on_stick / "device.tpm").exists():
+        return None  # the unit's key blob came on the stick: installed as it is, checked by the TPM at start
+    if (on_stick / "device.key").exists():
+        raise KeyStepRefused("bad_config", f'the config keeps the record key in the TPM ([key] store = "tpm") but '
+                                           f"the stick carries a key file ({relative / 'device.key'}); a unit whose "
+                                           "key lives in the TPM never uses a key file: take it off the stick")
+    existing = dest / relative / "device.tpm"
+    if existing.exists():
+        raise KeyStepRefused("tpm_key", f"{existing} already holds this unit's TPM device key; the first boot "
+                                        "does not replace it (see docs/keys.md)")
+    station_id = str(json.loads(config.station_package.read_bytes())["payload"]["station"]["id"])  # checked already
+    if serial is None:
+        from provisioning.enrollment import unit_serial
+        from provisioning.errors import ProvisionError
+        try:
+            serial = unit_serial()
+        except ProvisionError as exc:
+            raise KeyStepRefused("tpm_key", str(exc)) from None
+    check_writable(stick)
+    return TpmKeyStep(relative, stick, station_id, serial, config.key.tcti)
