@@ -59,7 +59,7 @@ from receiver.status import (
 from receiver.store.chain_keys import ChainKeys
 from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
-from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS, UNIT_COLUMNS
+from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS, UNIT_COLUMNS, record_alarm_changes
 from receiver.store.tallies import Tallies, tally
 from receiver.store.writer import GroupWriter
 
@@ -234,14 +234,7 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         """Record the alarms raised and acknowledged in ``unit``'s journal; returns ``status`` with the station's
         count of open alarms (every unit's)."""
         station = status.station
-        for change in changes:
-            if change.acknowledged:
-                self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND unit = ? AND alarm = ? "
-                        "AND acknowledged_at IS NULL", (change.at, station, unit, change.alarm))
-            else:
-                self._q("INSERT INTO alarms (station, unit, alarm, kind, detail, raised_at) VALUES (?,?,?,?,?,?) "
-                        "ON CONFLICT (station, unit, alarm) DO NOTHING",
-                        (station, unit, change.alarm, change.kind, change.detail, change.at))
+        record_alarm_changes(self._q, station, unit, changes)
         if not changes:
             return status
         row = self._q("SELECT COUNT(*) FROM alarms WHERE station = ? AND acknowledged_at IS NULL", (station,))

@@ -38,13 +38,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 from protocol import merkle
 from protocol.chain import ZERO_HASH
 from protocol.envelope import parse_line
 from protocol.training import TRAINING_PREFIX
-from receiver.status import StationStatus, alarm_changes
+from receiver.status import AlarmChange, StationStatus, alarm_changes
 from receiver.store.db import POSTGRES, SQLITE, Database
 from receiver.store.tallies import COUNT_TALLIES, TALLY_COLUMNS
 
@@ -138,6 +140,19 @@ BACKFILL_KEY_ID = {
 # Earlier receivers had no training flag; a station whose id has the training prefix is a training station now.
 BACKFILL_TRAINING = (f"UPDATE stations SET training = 1 "  # substr, not LIKE: '%' is psycopg's placeholder sign
                      f"WHERE substr(station, 1, {len(TRAINING_PREFIX)}) = '{TRAINING_PREFIX}'")
+
+
+def record_alarm_changes(q: Callable[..., Any], station: str, unit: str, changes: Sequence[AlarmChange]) -> None:
+    """Write the alarms raised and acknowledged in ``unit``'s journal into ``alarms`` through the query
+    function ``q`` (a store's ``_q``); used by ingest and by the upgrade that keys alarms by unit."""
+    for change in changes:
+        if change.acknowledged:
+            q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND unit = ? AND alarm = ? "
+              "AND acknowledged_at IS NULL", (change.at, station, unit, change.alarm))
+        else:
+            q("INSERT INTO alarms (station, unit, alarm, kind, detail, raised_at) VALUES (?,?,?,?,?,?) "
+              "ON CONFLICT (station, unit, alarm) DO NOTHING",
+              (station, unit, change.alarm, change.kind, change.detail, change.at))
 
 
 @dataclass(frozen=True)
@@ -261,14 +276,7 @@ class Schema(Database):
         rows = self._q("SELECT station, unit, line FROM records WHERE unit <> '' AND type IN "
                        "('alarm_raised', 'alarm_acknowledged') ORDER BY station, unit, seq").fetchall()
         for station, unit, line in rows:
-            for change in alarm_changes([parse_line(str(line))]):
-                if change.acknowledged:
-                    self._q("UPDATE alarms SET acknowledged_at = ? WHERE station = ? AND unit = ? AND alarm = ? "
-                            "AND acknowledged_at IS NULL", (change.at, station, unit, change.alarm))
-                else:
-                    self._q("INSERT INTO alarms (station, unit, alarm, kind, detail, raised_at) VALUES "
-                            "(?,?,?,?,?,?) ON CONFLICT (station, unit, alarm) DO NOTHING",
-                            (station, unit, change.alarm, change.kind, change.detail, change.at))
+            record_alarm_changes(self._q, station, unit, alarm_changes([parse_line(str(line))]))
         for name in ("identified", "ballots"):
             self._q(f"UPDATE stations SET {name} = COALESCE({name}, 0) + (SELECT SUM(u.{name}) FROM unit_chains u "
                     f"WHERE u.station = stations.station) WHERE NOT (phase = 'closed' AND units_report IS NOT NULL) "
