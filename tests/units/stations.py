@@ -15,6 +15,8 @@ from device.config import load_config
 from device.core import events as ev
 from device.demo import demo_pins
 from device.hardware.clock import FakeClock
+from device.store.journal import Journal
+from device.store.verify import verify_journal
 from device.sync.demo import HOME_VOTING, make_demo_units
 from tests.process_station import free_port
 
@@ -67,3 +69,14 @@ def running_station(template: Path, tmp_path: Path) -> Iterator[Station]:
     s = Station(root)
     yield s
     s.close()
+
+
+def journal_of(directory: Path) -> list[ev.Recorded]:
+    """The events of the unit in ``directory`` (a demo unit's folder), after its journal verified."""
+    journal = Journal(directory / "data" / "journal.db", "KG-DEMO-0001")
+    try:
+        report = verify_journal(journal)
+        assert report.ok, report.sentence()
+        return list(journal.recorded())
+    finally:
+        journal.close()

@@ -25,13 +25,12 @@ import pytest
 from device.control import request
 from device.core import events as ev
 from device.demo import demo_pins
-from device.store.journal import Journal
-from device.store.verify import verify_journal
 from device.sync.client import SyncClient
 from device.sync.demo import make_demo_units
 from device.sync.discovery import SERVICE_TYPE, instance_name, peer_from_txt
 from protocol.keys import decode_public_key, key_id
 from tests.process_station import child_env, free_port
+from tests.units.stations import journal_of
 
 PINS = demo_pins(40)
 ENROLLED = {"desk-1": "k1", "desk-2": "k2", "mobile": "k3"}
@@ -165,16 +164,6 @@ def wait_for(what: str, check: Any, *units: NsUnit) -> None:
         assert time.monotonic() < deadline, f"{what} not within {SYNCED_WITHIN:g} s:\n" + "\n".join(
             u.stderr()[-3000:] for u in units)
         time.sleep(0.2)  # polling pace against a named deadline
-
-
-def journal_of(directory: Path) -> list[ev.Recorded]:
-    journal = Journal(directory / "data" / "journal.db", "KG-DEMO-0001")
-    try:
-        report = verify_journal(journal)
-        assert report.ok, report.sentence()
-        return list(journal.recorded())
-    finally:
-        journal.close()
 
 
 @pytest.mark.slow

@@ -24,11 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from device.core import events as ev
 from device.core.units import PeerCheckin
 from device.demo import demo_pins
-from device.store.journal import Journal
-from device.store.verify import verify_journal
 from device.sync import wire
 from device.sync.demo import HOME_VOTING, make_demo_units, set_link
 from tests.process_station import RunningStation, free_port
+from tests.units.stations import journal_of
 
 pytestmark = pytest.mark.slow
 
@@ -103,13 +102,7 @@ class Units:
         self.running.clear()
 
     def journal(self, uid: str) -> list[ev.Recorded]:
-        journal = Journal(self.root / uid / "data" / "journal.db", "KG-DEMO-0001")
-        try:
-            report = verify_journal(journal)
-            assert report.ok, report.sentence()
-            return list(journal.recorded())
-        finally:
-            journal.close()
+        return journal_of(self.root / uid)
 
 
 @pytest.fixture
