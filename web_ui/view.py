@@ -60,7 +60,9 @@ def snapshot(*, personal: bool = False) -> dict[str, Any]:
 
 def unit_rows(units: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The units panel: this unit first, then each other unit with how far this unit holds its records,
-    when it last answered and one state word (``up_to_date``, ``catching_up``, ``not_reached``, ``cut``).
+    when it last answered, one state word (``up_to_date``, ``catching_up``, ``not_reached``, ``cut``) and how
+    it was found in the last round (``found``: ``package`` for the package's static address, ``mdns`` for
+    an address announced on the LAN, ``none`` when it did not answer at any address; ``""`` for a cut link).
 
     ``units`` is the appliance's snapshot of its sync with the other units (none for a one-unit station).
     """
@@ -69,7 +71,7 @@ def unit_rows(units: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     held, closed = units.get("held") or {}, set(units.get("closed") or [])
     own = str(units.get("unit"))
     rows = [{"unit": own, "own": True, "role": units.get("role"), "held": held.get(own, 0), "of": None,
-             "reached_at": None, "state": "own", "closed": False}]
+             "reached_at": None, "state": "own", "closed": False, "found": ""}]
     for peer, seen in sorted((units.get("peers") or {}).items()):
         if seen.get("cut"):
             state = "cut"
@@ -79,9 +81,10 @@ def unit_rows(units: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             state = "catching_up"
         else:
             state = "not_reached"
+        found = "" if state == "cut" else (str(seen.get("found_by") or "none") if seen.get("answered") else "none")
         rows.append({"unit": peer, "own": False, "role": None, "held": seen.get("held", 0),
                      "of": seen.get("their_count"), "reached_at": seen.get("reached_at"), "state": state,
-                     "closed": peer in closed})
+                     "closed": peer in closed, "found": found})
     return rows
 
 
