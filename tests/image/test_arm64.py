@@ -153,8 +153,5 @@ def test_the_pi_image_boots_to_the_appliance_in_an_emulated_arm64_machine(unit: 
     (unit.workdir.parent / "arm64-boot-times.json").write_text(json.dumps(unit.ready_after))
 
 
-@pytest.mark.xfail(strict=True, reason="the last Pi image built was 2,713,714,688 bytes (root 2,170 MiB); the recipe "
-                   "now slims the root, fits its file system and ships a 128 MiB data partition (estimated 1.88 GB, "
-                   "docs/image.md), but no arm64 image has been built with it yet: flip this once one is")
 def test_the_pi_image_is_within_its_2_gb_budget(image: Path) -> None:
     assert image.stat().st_size < BUDGET, f"{image.stat().st_size:,} bytes"

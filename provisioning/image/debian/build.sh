@@ -143,9 +143,9 @@ recipe_key() {
 		image_settings
 		# the CEC's update keyring baked into /etc/rauc: another keyring is another image
 		if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then sha256sum < "$POLLBOX_UPDATE_KEYRING"; fi
-		# the committed content of the packaged sources: git's tree and blob ids of SOURCES at HEAD (the
+		# the committed content of the packaged sources: git's tree and blob ids of SOURCES at COMMIT (the
 		# same ids for the same content, whichever commit), and the wheel's fixed description
-		git -C "$REPO" ls-tree HEAD -- "${SOURCES[@]}"
+		git -C "$REPO" ls-tree "$COMMIT" -- "${SOURCES[@]}"
 		echo "$WHEEL_README"
 	} | sha256sum | cut -d' ' -f1
 }
@@ -201,7 +201,7 @@ build_wheels() {
 	mkdir -p "$wheels" "$cache"
 	mkdir -p "$WORK/src"
 	# pollbox as committed (the manifest names the commit), not whatever the working tree holds now
-	git -C "$REPO" archive --format=tar HEAD -- "${SOURCES[@]}" | tar -x -C "$WORK/src"
+	git -C "$REPO" archive --format=tar "$COMMIT" -- "${SOURCES[@]}" | tar -x -C "$WORK/src"
 	echo "$WHEEL_README" > "$WORK/src/README.md"
 	"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$wheels" "$WORK/src"
 	# pip download copies the local pollbox wheel into the cache too, and would keep an older copy of the
@@ -414,7 +414,7 @@ manifest() {
 	sum=$(sha256sum "$WORK/pollbox.img" | cut -d' ' -f1)
 	{
 		echo "# pollbox-$ARCH image, Debian $SUITE from $MIRROR, built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-		echo "# recipe key $KEY, pollbox from commit $(git -C "$REPO" rev-parse HEAD)"
+		echo "# recipe key $KEY, pollbox from commit $COMMIT"
 		echo "# trust anchor: election '${ELECTION_ID:-none}', CEC key '${CEC_PUBLIC_KEY:-none}', simulation accepted: $ALLOW_SIMULATION"
 		echo "sha256 $sum pollbox-$ARCH.img"
 		echo "size $(stat -c %s "$WORK/pollbox.img")"
@@ -451,6 +451,9 @@ main() {
 			;;
 		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
 	esac
+	# the commit this build packages, fixed once: a commit made while it runs changes neither its key,
+	# its wheel nor its manifest
+	COMMIT="$(git -C "$REPO" rev-parse --verify HEAD^{commit})"
 	BASE_KEY="$(base_key)"
 	KEY="$(recipe_key)"
 	if [ "$only_key" = 1 ]; then
