@@ -453,7 +453,7 @@ main() {
 	esac
 	# the commit this build packages, fixed once: a commit made while it runs changes neither its key,
 	# its wheel nor its manifest
-	COMMIT="$(git -C "$REPO" rev-parse --verify HEAD^{commit})"
+	COMMIT="$(git -C "$REPO" rev-parse --verify "HEAD^{commit}")"
 	BASE_KEY="$(base_key)"
 	KEY="$(recipe_key)"
 	if [ "$only_key" = 1 ]; then
