@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from device.webserver import ServerThread
 from tests.browser_kit import playwright_or_skip
 from tests.web.conftest import CHAIR_PIN, build_web, post
 from web_ui.pin import set_pin
-from web_ui.serve import make_server
 
 from .stations import Station
 
@@ -93,19 +90,6 @@ def test_a_unit_reached_only_at_its_mdns_address_says_so(station: Station, tmp_p
     station.apps["desk-1"].set_unit_link("desk-2", False)
     page = _units_page(station, tmp_path, "ru").get("/units").get_data(as_text=True)
     assert 'data-state="cut"' in _row(page, "desk-2") and 'data-found=""' in _row(page, "desk-2")
-
-
-@pytest.fixture
-def desk1_screen(station: Station, tmp_path: Path) -> Iterator[str]:
-    """desk-1's chair's screen served by waitress on a free port, live updates polled every 0.1 s."""
-    set_pin(tmp_path / "web" / "chair_pin.json", CHAIR_PIN)
-    web = build_web(station.apps["desk-1"], tmp_path / "web", station.clock, SSE_MAX_SECONDS=20.0,
-                    SSE_POLL_SECONDS=0.1, SSE_KEEPALIVE_SECONDS=0.5)
-    server = ServerThread(make_server(web, "127.0.0.1", 0), name="web").start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
 
 
 @pytest.mark.browser

@@ -3,17 +3,11 @@ reached it, updates without a reload as the units sync, and the simulator panel'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from device.webserver import ServerThread
 from tests.browser_kit import playwright_or_skip
-from tests.web.conftest import CHAIR_PIN, build_web
-from web_ui.pin import set_pin
-from web_ui.serve import make_server
 
 from .stations import PINS, Station
 
@@ -23,19 +17,6 @@ sync_api = playwright_or_skip()
 expect = sync_api.expect
 WAIT_MS = 20_000  # how long a page may take to show what the units did
 expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture
-def desk1_screen(station: Station, tmp_path: Path) -> Iterator[str]:
-    """desk-1's chair's screen served by waitress on a free port, live updates polled every 0.1 s."""
-    set_pin(tmp_path / "web" / "chair_pin.json", CHAIR_PIN)
-    web = build_web(station.apps["desk-1"], tmp_path / "web", station.clock, SSE_MAX_SECONDS=20.0,
-                    SSE_POLL_SECONDS=0.1, SSE_KEEPALIVE_SECONDS=0.5)
-    server = ServerThread(make_server(web, "127.0.0.1", 0), name="web").start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
 
 
 def test_the_units_panel_and_the_link_switch(station: Station, desk1_screen: str, browser: Any) -> None:
