@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from device.config import load_config
-from device.files import sync_path
+from device.files import sync_path, write_private
 from protocol.errors import UserError
 
 PROBE = ".pollbox-write-check"
@@ -90,17 +90,12 @@ def check_writable(stick: Path) -> None:
 def write_request(stick: Path, name: str, request: dict[str, Any]) -> Path:
     """The request on the stick, through a temporary file and a rename; KeyStepRefused on a write error."""
     path = stick / name
-    tmp = stick / (name + ".tmp")
     try:
-        with tmp.open("w", encoding="utf-8") as out:
-            out.write(json.dumps(request, indent=1, sort_keys=True) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        write_private(path, (json.dumps(request, indent=1, sort_keys=True) + "\n").encode())
         sync_path(stick)
     except OSError as exc:
         try:
-            tmp.unlink(missing_ok=True)
+            path.with_name(name + ".tmp").unlink(missing_ok=True)
         except OSError:
             pass
         raise _stick_error(exc, stick) from None
