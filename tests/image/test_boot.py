@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from .guest import GuestError, ProbedUnit, boot_probed_unit
+from .power_cuts import SEED_VARIABLE, VOTERS, listed_voters, power_cut_series, series_seed
 from .vm import (
     BOOT_DEADLINE,
     IMAGE_TEST_TIMEOUT,
@@ -31,7 +30,6 @@ from .vm import (
     filesystem_bytes,
     make_stick,
     partitions,
-    pull_folder,
     run,
     wait_for,
     written_ranges,
@@ -40,9 +38,9 @@ from .vm import (
 pytestmark = [pytest.mark.image, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 
 POWER_CUTS = 3
-"""Power cuts in the quick series (each one a boot); the slow series cuts more often."""
-RECORDED = 30.0
-"""How long an action on the simulated hardware may take to reach the journal."""
+"""Power cuts in the quick series (each one a boot): one at each point (``power_cuts.POINTS``)."""
+SLOW_POWER_CUTS = 20
+"""Power cuts in the slow suite's series."""
 LARGER_DISK = 1 << 30
 """How much larger than the image the unit's disk is: its data partition grows into this at first boot."""
 
@@ -62,7 +60,7 @@ def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualMachine]:
         pytest.skip(reason)
     image = build_image("amd64")
     workdir = tmp_path_factory.mktemp("vm")
-    stick, station = make_stick(workdir)
+    stick, station = make_stick(workdir, VOTERS)
     vm = VirtualMachine(workdir, image, stick, station, disk_size=image.stat().st_size + LARGER_DISK)
     vm.start()
     try:
@@ -87,25 +85,23 @@ def test_first_boot_imports_the_station_and_runs_the_appliance(unit: VirtualMach
     assert "Status" in DevPanel(unit).page() or status["poll"] == "setup"
 
 
-def more_events(vm: VirtualMachine, before: int) -> Callable[[], int]:
-    """A condition: the journal's event count once it is above ``before`` (0 until then)."""
-    def count() -> int:
-        n = events(vm)
-        return n if n > before else 0
-    return count
+@pytest.fixture(scope="module")
+def voters() -> Iterator[str]:
+    """The station's voters not yet scanned today: the series on the module's unit share them."""
+    return listed_voters(VOTERS)
 
 
-def journal_on_disk(vm: VirtualMachine, name: str) -> int:
-    """Verify, on the host, the journal left on the stopped unit's data partition; its event count."""
-    station = vm.workdir / name
-    shutil.copytree(vm.station, station, ignore=shutil.ignore_patterns("data"))
-    pull_folder(vm.disk, disk_partitions(vm.disk)["data"], "/station/data", station)
-    done = subprocess.run([sys.executable, "-m", "device.cli", "--config", str(station / "station.toml"), "verify"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    found = re.search(r"journal verified: (\d+) events", done.stdout)
-    assert found, done.stdout
-    return int(found.group(1))
+def cut_series(unit: VirtualMachine, voters: Iterator[str], rounds: int) -> None:
+    """``rounds`` power cuts at random points of the day (``power_cuts``); the seed and every round are
+    printed as they end, and the failure names the seed that replays the series."""
+    unit.ensure_running()
+    unit.wait_until_ready()
+    seed = series_seed()
+    print(f"\npower-cut series of {rounds}: seed {seed} (replay: {SEED_VARIABLE}={seed})", flush=True)
+    done = power_cut_series(unit, seed, rounds, voters, report=lambda r: print(r.line(), flush=True))
+    table = "\n".join(r.line() for r in done)
+    failed = [r for r in done if not r.survived]
+    assert len(done) == rounds and not failed, f"seed {seed} ({SEED_VARIABLE}={seed}):\n{table}"
 
 
 def test_the_data_partition_fills_the_larger_disk(unit: VirtualMachine) -> None:
@@ -124,24 +120,18 @@ def test_the_data_partition_fills_the_larger_disk(unit: VirtualMachine) -> None:
     part.unlink()
 
 
-def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine) -> None:
-    unit.ensure_running()
-    unit.wait_until_ready()
-    panel = DevPanel(unit)  # its session (and form token) outlives a reboot: the key is on the data partition
-    panel.page()
-    for cut in range(POWER_CUTS):
-        before = events(unit)
-        for action in ("lid-open", "lid-close"):
-            panel.act(action)
-        acknowledged = wait_for(more_events(unit, before), "the lid events journalled", RECORDED)
-        unit.power_cut()
-        assert journal_on_disk(unit, f"after-cut-{cut}") >= acknowledged
-        unit.start()
-        status = unit.wait_until_ready()
-        assert status["journal"]["ok"] is True, (cut, status["journal"])
-        assert status["journal"]["events"] >= acknowledged, (cut, acknowledged, status["journal"])
-        assert "station imported" not in unit.console(), "the station was imported again after a power cut"
-        assert "pollbox-data-grow: growing" not in unit.console(), "the data partition was grown again"
+def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine, voters: Iterator[str]) -> None:
+    """Voters admitted and ballots dropped through the screen; the power cut (SIGKILL of QEMU or the
+    reset line) once while an action is in flight, once just after one was acknowledged, once during
+    a boot. After each: the journal verifies on the host and on the unit, with every acknowledged event
+    once (``power_cuts``)."""
+    cut_series(unit, voters, POWER_CUTS)
+
+
+@pytest.mark.slow
+def test_twenty_power_cuts_at_random_points_of_a_voting_day(unit: VirtualMachine, voters: Iterator[str]) -> None:
+    """The same at ``SLOW_POWER_CUTS`` random points (about a third of them resets), one boot each."""
+    cut_series(unit, voters, SLOW_POWER_CUTS)
 
 
 def test_the_root_file_system_is_never_written(unit: VirtualMachine) -> None:

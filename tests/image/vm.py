@@ -78,6 +78,16 @@ def second_uart(socket_path: Path) -> list[str]:
     return ["-chardev", f"socket,id=ttyS1,path={socket_path},server=on,wait=off", "-serial", "chardev:ttyS1"]
 
 
+def uarts(*socket_paths: Path) -> list[str]:
+    """QEMU arguments for more serial ports, one for each of ``socket_paths`` in order: the guest's
+    ``/dev/ttyS1``, ``/dev/ttyS2``, ... (16550 UARTs), each on a Unix socket QEMU listens on, as in
+    ``second_uart``."""
+    args: list[str] = []
+    for number, path in enumerate(socket_paths, start=1):
+        args += ["-chardev", f"socket,id=ttyS{number},path={path},server=on,wait=off", "-serial", f"chardev:ttyS{number}"]
+    return args
+
+
 def wait_for(condition: Callable[[], T | None], what: str, deadline: float) -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``deadline`` seconds."""
     end = time.monotonic() + deadline
@@ -158,13 +168,7 @@ def pull_folder(disk: Path, partition: tuple[int, int], folder: str, dest: Path)
     """Copy ``folder`` out of the ext4 file system in ``partition`` of the (stopped) virtual disk."""
     scratch = dest.parent / f"{dest.name}.scratch"
     scratch.mkdir(parents=True)
-    raw, part = scratch / "disk.raw", scratch / "part.img"
-    run(["qemu-img", "convert", "-U", "-O", "raw", str(disk), str(raw)])
-    start, end = partition
-    with raw.open("rb") as source, part.open("wb") as out:
-        source.seek(start)
-        for _ in range(start, end, 1 << 20):
-            out.write(source.read(min(1 << 20, end - source.tell())))
+    part = extract_partition(disk, partition, scratch / "part.img")  # that partition only, not the whole disk
     # After a power cut the file system's own journal holds the last commits: replay it, as the unit's
     # next mount would (e2fsck: 0 clean, 1 or 2 fixed; 4 and above are errors left).
     fsck = subprocess.run(["e2fsck", "-fy", str(part)], capture_output=True, text=True)
@@ -324,6 +328,15 @@ class VirtualMachine:
         self.process.wait(timeout=30)
         self.process = None
 
+    def reset(self) -> None:
+        """Pull the reset line (QMP ``system_reset``): the machine restarts at once, nothing in the guest
+        gets a chance to flush; QEMU, its disk and its console file stay. The console starts over for the
+        new boot (the file is emptied; QEMU goes on writing at its offset, after a hole of NULs)."""
+        self.qmp("system_reset")
+        self.serial.write_bytes(b"")
+        self.started_at = time.monotonic()
+        self.boots += 1
+
     def ensure_running(self) -> None:
         """Power on if a previous check left the unit off."""
         if not self.running():
@@ -331,7 +344,8 @@ class VirtualMachine:
 
     def console(self) -> str:
         """This boot's serial console, without colours."""
-        return re.sub(r"\x1b\[[0-9;]*m", "", self.serial.read_text(errors="replace"))
+        # (without the NULs a console file emptied under a running QEMU starts with: ``reset``)
+        return re.sub(r"\x1b\[[0-9;]*m", "", self.serial.read_text(errors="replace")).replace("\x00", "")
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -443,14 +457,25 @@ class DevPanel:
         return text
 
     def act(self, action: str) -> None:
+        """Do ``action``; the panel answers a done action with 303 (back to the panel), not followed here."""
+        self.submit(f"/dev/{action}")
+
+    def submit(self, path: str, fields: dict[str, str] | None = None) -> None:
+        """POST a form of the screen (``/dev/scan``, ``/chair/login``, ...) with this session's form token;
+        a done action is answered with 303, anything else fails with the answer's code."""
         if not self.token:
             self.page()
-        """Do ``action``; the panel answers a done action with 303 (back to the panel), not followed here."""
-        body = urllib.parse.urlencode({"csrf_token": self.token}).encode()
+        body = urllib.parse.urlencode({"csrf_token": self.token, **(fields or {})}).encode()
         try:
-            self.opener.open(self.vm.url(f"/dev/{action}"), data=body, timeout=10).close()
+            self.opener.open(self.vm.url(path), data=body, timeout=10).close()
         except urllib.error.HTTPError as answer:
-            assert answer.code == 303, f"/dev/{action}: HTTP {answer.code}"
+            assert answer.code == 303, f"{path}: HTTP {answer.code}"
             answer.close()
         else:
-            raise AssertionError(f"/dev/{action} was not answered with a redirect")
+            raise AssertionError(f"{path} was not answered with a redirect")
+
+    def get(self, path: str) -> str:
+        """GET a page of the screen in this session (a chair's page after ``/chair/login``)."""
+        with self.opener.open(self.vm.url(path), timeout=10) as answer:
+            text: str = answer.read().decode()
+        return text
