@@ -41,6 +41,9 @@ POWER_CUTS = 3
 """Power cuts in the quick series (each one a boot): one at each point (``power_cuts.POINTS``)."""
 SLOW_POWER_CUTS = 20
 """Power cuts in the slow suite's series."""
+ROUND_TIMEOUT = 600
+"""pytest-timeout's allowance per round of the slow series (a boot under software emulation, the disk
+read on the host, a burst), on top of ``IMAGE_TEST_TIMEOUT``."""
 LARGER_DISK = 1 << 30
 """How much larger than the image the unit's disk is: its data partition grows into this at first boot."""
 
@@ -129,6 +132,7 @@ def test_a_power_cut_keeps_every_acknowledged_event(unit: VirtualMachine, voters
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(IMAGE_TEST_TIMEOUT + SLOW_POWER_CUTS * ROUND_TIMEOUT)
 def test_twenty_power_cuts_at_random_points_of_a_voting_day(unit: VirtualMachine, voters: Iterator[str]) -> None:
     """The same at ``SLOW_POWER_CUTS`` random points (about a third of them resets), one boot each."""
     cut_series(unit, voters, SLOW_POWER_CUTS)
