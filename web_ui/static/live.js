@@ -1,7 +1,8 @@
 // The chair's screen on a touchscreen with no keyboard: keeps the live region current (Server-Sent
 // Events from /events, short polling of /api/status when streaming is unavailable), shows a banner
 // when updates stop, drives the on-screen keypad and the lists of common reasons, and takes the
-// observer view back to the status screen after a while without a touch.
+// observer view back to the status screen after a while without a touch. On the unit's own kiosk
+// (http://127.0.0.1) it also posts a frame beat, so the kiosk's supervisor knows the page is drawn.
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -19,6 +20,29 @@
   setupReturn();
   setupLive();
   setupWatch();
+  setupFrameBeat();
+
+  function setupFrameBeat() {
+    // A beat is sent from inside requestAnimationFrame, which the browser runs only while it draws
+    // this page into a shown window: no beats means nothing reaches the screen (web_ui/kiosk.py).
+    var BEAT_MS = 5000;
+    var field = document.querySelector("input[name=csrf_token]");
+    if (window.location.hostname !== "127.0.0.1" || !field || !window.fetch || !window.requestAnimationFrame) {
+      return;
+    }
+    var pending = false;
+    function beat() {
+      pending = false;
+      if (document.visibilityState !== "visible") { return; }
+      window.fetch("/kiosk/frame", { method: "POST", credentials: "same-origin", cache: "no-store",
+                                     headers: { "X-CSRF-Token": field.value } }).catch(function () {});
+    }
+    function ask() {
+      if (!pending) { pending = true; window.requestAnimationFrame(beat); }
+    }
+    ask();
+    window.setInterval(ask, BEAT_MS);
+  }
 
   function setupWatch() {
     // The chair's menu has no fields to lose: it reloads when its figures, alarms or poll state change.
