@@ -6,8 +6,8 @@ hardware. Configuration follows the Flask tutorial: defaults below, then
 ``web.py`` in the instance folder (outside git: the secret key and the chair
 PIN file live there too), then the test overrides. One blueprint per module:
 ``status``, ``actions``, ``observer``, ``report``, ``devpanel`` (simulation
-only), ``api`` and ``kiosk`` (the kiosk's frame heartbeat); the ``Host`` check, Babel, CSRF and the fault handler plug
-in with ``init_app``. ``WEB_HOST`` is the station's ``web.host``: with
+only), ``api`` and ``kiosk`` (the kiosk's frame heartbeat); the ``Host``
+check, Babel, CSRF and the fault handler plug in with ``init_app``. ``WEB_HOST`` is the station's ``web.host``: with
 127.0.0.1, localhost and ::1 it is a name the screen answers under
 (``hosts.py``). ``web_ui.serve.serve`` runs the app under waitress.
 """
@@ -25,7 +25,8 @@ from werkzeug.exceptions import HTTPException
 
 from device.core.delays import DEFAULT_DELAYS
 
-from . import actions, api, csrf, devpanel, faults, hosts, i18n, kiosk, observer, refusals, report, secret, status, training
+from . import actions, api, csrf, devpanel, faults, hosts, i18n, observer, refusals, report, secret, status, training
+from .kiosk import bp as kiosk_bp
 from .pin import ChairPin
 from .sessions import ChairSessions
 from .station import Station
@@ -75,7 +76,7 @@ def create_app(appliance: Station, test_config: dict[str, Any] | None = None, *,
     faults.init_app(app)
     refusals.init_app(app)
     training.init_app(app)
-    for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp, kiosk.bp):
+    for blueprint in (status.bp, actions.bp, observer.bp, report.bp, api.bp, kiosk_bp):
         app.register_blueprint(blueprint)
     if devpanel.allowed(appliance):
         app.register_blueprint(devpanel.bp)
