@@ -4,7 +4,9 @@
   pollbox (the cached base system, measured on disk in the same run).
 - ``image_build_warm_s``: a full image build when the Debian system is cached (pollbox's wheel and
   virtualenv, the file systems, the disk, the manifest), into a scratch folder; against copying the
-  cached system, the step no build can skip.
+  cached system, the step no build can skip. The build runs on a scratch build cache that holds the
+  per-user cache's Debian system (mounted read-only) and a copy of its wheels but no finished image,
+  so it really builds, and the per-user cache is left as it was.
 - ``boot_to_ready_s``: power-on to systemd's "Started pollbox.service" (after ``READY=1``) on the
   first boot, which also grows the data partition and imports the station; against power-on to the
   kernel's first line on the serial console.
@@ -14,9 +16,12 @@
   (``build/image/arm64/``, by ``tests/image/test_arm64.py`` or ``build.sh arm64``: the bench does not
   build it, a first build takes about an hour under emulation); against the amd64 image measured
   in the same run. Its budget is 2 GB (2,000,000,000 bytes = 1907 MB here).
-- ``power_cut_rounds``: hard power cuts (SIGKILL of QEMU) after journalled events that the unit
-  survived (the journal verifies on the host, every acknowledged event is there, the unit boots to
-  ready again); against the rounds tried.
+- ``power_cut_rounds``: power cuts at random points of a voting day driven through the screen
+  (``tests.image.power_cuts``, the driver of the image tests' series: SIGKILL of QEMU or the reset line,
+  while an action is in flight, just after one was acknowledged, or during a boot) that the unit
+  survived (the journal verifies on the host and on the unit, every acknowledged event is there
+  once, the unit boots to ready again); against the rounds planned (a series stops at its first
+  failed round). The seed is printed.
 
 The virtual machine runs under KVM where the host's KVM runs a stock Debian kernel, else in QEMU's
 software emulation (``tests.image.vm.accelerator``): the boot figures say which in their name.
@@ -58,25 +63,50 @@ def _du_mb(path: Path) -> float:
     return int(subprocess.run(["du", "-sxm", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
+def cached_base(vm: Any) -> Path:
+    """The Debian system (amd64) in the per-user build cache: the one the last build made or used."""
+    bases = sorted(vm.image_cache().glob("base-amd64-*"), key=lambda p: p.stat().st_mtime)
+    if not bases:
+        raise RuntimeError(f"no cached Debian system in {vm.image_cache()} after building the image")
+    return Path(bases[-1])
+
+
 def _warm_build(vm: Any, scratch: Path) -> tuple[float, float]:
-    """(seconds for a full build with the Debian system cached, seconds to copy that system)."""
-    env = {**os.environ, "PYTHON": sys.executable, **vm.test_image_settings()}
-    out = scratch / "out"
-    start = time.monotonic()
-    done = subprocess.run(["bash", str(vm.BUILD), "amd64", str(out)], capture_output=True, text=True, env=env)
-    build_s = time.monotonic() - start
+    """(seconds for a full build with the Debian system cached, seconds to copy that system).
+
+    The build's cache is a scratch folder: the per-user cache's Debian system bind-mounted read-only
+    under its own name (the build copies it, never writes it) and a copy of the wheels, but no finished
+    image, so build.sh cannot take one from the cache and the per-user cache is not touched."""
+    base = cached_base(vm)
+    cache = scratch / "cache"
+    mounted = cache / base.name
+    mounted.mkdir(parents=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", str(vm.image_cache() / "wheels-amd64"), str(cache)], check=True)
+    subprocess.run(["mount", "--bind", str(base), str(mounted)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
+        env = {**os.environ, "PYTHON": sys.executable, **vm.test_image_settings(), "POLLBOX_IMAGE_CACHE": str(cache)}
+        start = time.monotonic()
+        done = subprocess.run(["bash", str(vm.BUILD), "amd64", str(scratch / "out")], capture_output=True, text=True,
+                              env=env)
+        build_s = time.monotonic() - start
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
     if done.returncode != 0:
-        raise RuntimeError(f"the warm build failed: {done.stderr[-2000:]}")
-    bases = sorted((vm.IMAGE_DIR / "cache").glob("base-amd64-*"))
+        raise RuntimeError(f"the warm build failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    if "copied from the cache" in done.stdout or sorted(cache.glob("base-amd64-*")) != [mounted]:
+        raise RuntimeError(f"the build was not a warm one (the recipe changed meanwhile?): {done.stdout[-2000:]}")
+    shutil.rmtree(cache)
     start = time.monotonic()
-    subprocess.run(["cp", "-a", str(bases[-1]), str(scratch / "base-copy")], check=True)
+    subprocess.run(["cp", "-a", str(base), str(scratch / "base-copy")], check=True)
     copy_s = time.monotonic() - start
     return build_s, copy_s
 
 
 def _boots(vm: Any, image: Path, scratch: Path, cuts: int) -> list[dict[str, object]]:
-    from tests.image.test_boot import LARGER_DISK, journal_on_disk, more_events
-    stick, station = vm.make_stick(scratch)
+    from tests.image.power_cuts import VOTERS, listed_voters, power_cut_series, series_seed
+    from tests.image.test_boot import LARGER_DISK
+    stick, station = vm.make_stick(scratch, VOTERS)
     unit = vm.VirtualMachine(scratch, image, stick, station, disk_size=image.stat().st_size + LARGER_DISK)
     unit.start()
     try:
@@ -89,19 +119,11 @@ def _boots(vm: Any, image: Path, scratch: Path, cuts: int) -> list[dict[str, obj
         except AssertionError as exc:
             print(f"bench_image: no kiosk frame, boot_to_kiosk left out: {exc}")
             kiosk = None
-        panel = vm.DevPanel(unit)
-        survived = 0
-        for cut in range(cuts):
-            before = int(unit.status()["journal"]["events"])
-            for action in ("lid-open", "lid-close"):
-                panel.act(action)
-            acknowledged = vm.wait_for(more_events(unit, before), "the lid events journalled", 30.0)
-            unit.power_cut()
-            on_disk = journal_on_disk(unit, f"bench-cut-{cut}")
-            unit.start()
-            status = unit.wait_until_ready()
-            if on_disk >= acknowledged and status["journal"]["ok"] and status["journal"]["events"] >= acknowledged:
-                survived += 1
+        seed = series_seed()
+        print(f"bench_image: power-cut series of {cuts}, seed {seed}")
+        rounds = power_cut_series(unit, seed, cuts, listed_voters(VOTERS),
+                                  report=lambda r: print(f"bench_image: {r.line()}", flush=True))
+        survived = sum(1 for r in rounds if r.survived)
     finally:
         unit.stop()
     accel = unit.accel
@@ -123,8 +145,7 @@ def run(quick: bool) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="pollbox-bench-image-") as tmp:
         scratch = Path(tmp)
         build_s, copy_s = _warm_build(vm, scratch)
-        base = sorted((vm.IMAGE_DIR / "cache").glob("base-amd64-*"))[-1]
-        results.append(entry("image_size_mb", image.stat().st_size / 2**20, "MB", _du_mb(base)))
+        results.append(entry("image_size_mb", image.stat().st_size / 2**20, "MB", _du_mb(cached_base(vm))))
         results.append(entry("image_build_warm_s", build_s, "s", copy_s))
         pi_image = vm.IMAGE_DIR / "arm64" / "pollbox-arm64.img"
         if pi_image.exists():
@@ -136,5 +157,6 @@ def run(quick: bool) -> list[dict[str, object]]:
         shutil.rmtree(scratch / "base-copy")
         boots = scratch / "boots"
         boots.mkdir()
-        results += _boots(vm, image, boots, 1 if quick else 3)
+        from tests.image.test_boot import POWER_CUTS
+        results += _boots(vm, image, boots, 1 if quick else POWER_CUTS)
     return results

@@ -60,6 +60,15 @@ def test_image_settings() -> dict[str, str]:
             "POLLBOX_ALLOW_SIMULATION": "1", "POLLBOX_SCREEN_HOST": "0.0.0.0"}
 
 
+def image_cache() -> Path:
+    """build.sh's build cache (Debian packages, wheels, the Debian system, finished images):
+    ``POLLBOX_IMAGE_CACHE``, else ``${XDG_CACHE_HOME:-~/.cache}/pollbox/image``."""
+    given = os.environ.get("POLLBOX_IMAGE_CACHE", "")
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME", "") or Path.home() / ".cache") / "pollbox" / "image"
+
+
 def build_image(arch: str = "amd64", out: Path = TEST_IMAGE_DIR) -> Path:
     """Build the tests' image into ``out`` unless it is up to date or in the build cache; its path."""
     out.mkdir(parents=True, exist_ok=True)
