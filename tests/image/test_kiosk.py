@@ -12,6 +12,16 @@ the browser itself: for the test only, the browser is started with its DevTools 
 - The same document typed on a second virtual keyboard, which the appliance does not take, is counted
   by the page: the counter does see keys that reach the browser, so its zero above means something.
 - With the kiosk stopped the display is no longer the status screen: the screen check can fail.
+
+The kiosk heals itself (``device/kiosk.py``, the supervisor that is the unit's main process):
+
+- after power-on, the first status frame is timed, with a timeline of what the display showed beside
+  the page's frame-beat count (``/kiosk/frames``), and the supervisor's own lines (drawn at the first
+  start, or restarted and why) are kept: the figures of ``docs/image.md`` come from these;
+- a browser frozen with SIGSTOP stops beating: the supervisor says "frames stopped", kills and starts
+  it again, and the status screen comes back, drawn by a new browser;
+- a browser stopped before its window ever showed leaves cage's background on the display and no
+  beat: the supervisor says "no frame drawn" and the next start draws the status screen.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import shlex
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +54,16 @@ KIOSK_STARTS = 300.0
 """How long the kiosk may take to draw again after a restart (cage and Chromium in software emulation)."""
 KIOSK_STOPS = 60.0
 """How long the display may take to stop showing the kiosk once it is stopped."""
+KIOSK_HEALS = 420.0
+"""How long the supervisor may take to notice a browser that draws nothing (30 s without a beat, or 90 s
+from a start), end it (up to 2 x 10 s), wait its back-off and start one that draws (15-45 s here)."""
+SAMPLE_EVERY = 3.0
+"""Pace of the first-frame timeline's samples (a screendump and a reading of the beat count)."""
+FRAMES = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
+          "'http://127.0.0.1:8080/kiosk/frames', timeout=10).read().decode())\"")
+SAID = "journalctl -u pollbox-kiosk.service -o cat --no-pager | grep '^pollbox-kiosk:' || true"
+BROWSER = "pgrep -P \"$(pgrep -u pollbox-kiosk -n -x cage)\" -x chromium"
+"""The browser's main process: the ``chromium`` child of the newest cage (``/usr/bin/chromium`` execs it)."""
 CONTROL_NAME = "pollbox kiosk control keyboard"
 """A second virtual keyboard: its name does not contain the scanner's, so the appliance leaves it alone."""
 CONTROL_TYPER = f"{TEST_DIR}/control.sock"
@@ -113,12 +134,98 @@ def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbedUnit]:
         made.stop()
 
 
+def frames(unit: ProbedUnit) -> int | None:
+    """The page's frame-beat count (``web_ui/kiosk.py``), or ``None`` if the screen does not answer."""
+    rc, out = unit.guest.run(FRAMES, timeout=60)
+    return json.loads(out)["frames"] if rc == 0 else None
+
+
+def supervisor_said(unit: ProbedUnit) -> list[str]:
+    """Every line the kiosk's supervisor has written this boot."""
+    return [line for line in unit.guest.check(SAID, timeout=60).splitlines() if line.startswith("pollbox-kiosk:")]
+
+
 def test_the_kiosk_draws_the_status_screen_after_power_on(unit: ProbedUnit) -> None:
-    """The first boot (the station imported from the stick): the kiosk's first status frame, timed."""
-    first_frame = kiosk_shows_status(unit, BOOT_DEADLINE[unit.vm.accel])
-    (unit.vm.workdir / "kiosk-times.json").write_text(json.dumps({"first_boot_to_status_frame_s": first_frame,
-                                                                  "boot_to_ready_s": unit.vm.ready_after}))
-    print(f"power-on to the kiosk's first status frame: {first_frame} s (ready after {unit.vm.ready_after} s)")
+    """The first boot (the station imported from the stick): the kiosk's first status frame, timed, with
+    the display's and the beat count's timeline and whether the supervisor had to restart the kiosk."""
+    vm = unit.vm
+    timeline: list[dict[str, Any]] = []
+    first_frame: float | None = None
+
+    def drawn() -> bool | None:
+        nonlocal first_frame
+        shown = classify(vm.screendump(vm.workdir / "screen-timeline.ppm"))
+        at = round(time.monotonic() - vm.started_at, 1)
+        timeline.append({"s": at, "screen": shown, "frames": frames(unit)})
+        if shown == "status" and first_frame is None:
+            first_frame = at
+        said = supervisor_said(unit)
+        return first_frame is not None and any("the chair's screen is drawn" in line for line in said) or None
+
+    try:
+        wait_for(drawn, "the status screen, drawn as the supervisor says", BOOT_DEADLINE[vm.accel])
+    finally:
+        said = supervisor_said(unit)
+        record = {"first_boot_to_status_frame_s": first_frame, "boot_to_ready_s": vm.ready_after,
+                  "restarts": [line for line in said if "restarting" in line], "supervisor": said,
+                  "timeline": timeline}
+        (vm.workdir / "kiosk-times.json").write_text(json.dumps(record, indent=1))
+        print("KIOSK-FIRST-BOOT " + json.dumps(record))
+    # the beats go on while the status screen is shown: the count is what the supervisor watches
+    at_status = frames(unit) or 0
+    wait_for(lambda: (frames(unit) or 0) > at_status or None, "the page's beats going on", KIOSK_STOPS)
+
+
+def browser_pid(unit: ProbedUnit) -> int | None:
+    rc, out = unit.guest.run(BROWSER)
+    return int(out.split()[0]) if rc == 0 and out.strip() else None
+
+
+def wait_for_said(unit: ProbedUnit, words: str, after: int, deadline: float) -> list[str]:
+    """The supervisor's lines, once one after the first ``after`` contains ``words``."""
+    return wait_for(lambda: (lambda said: said if any(words in line for line in said[after:]) else None)(
+        supervisor_said(unit)), f"the supervisor saying {words!r}", deadline)
+
+
+def test_a_frozen_browser_is_restarted_and_the_status_screen_comes_back(unit: ProbedUnit) -> None:
+    kiosk_shows_status(unit, KIOSK_STARTS)
+    wait_for_said(unit, "the chair's screen is drawn", 0, KIOSK_STARTS)
+    before = len(supervisor_said(unit))
+    frozen = wait_for(lambda: browser_pid(unit), "the kiosk's browser", KIOSK_STARTS)
+    unit.guest.check(f"kill -STOP {frozen}")
+    said = wait_for_said(unit, "frames stopped: none drawn for 30 s; restarting", before, KIOSK_HEALS)
+    print("KIOSK-HEAL-FROZEN " + json.dumps(said[before:]))
+    said = wait_for_said(unit, "the chair's screen is drawn", before, KIOSK_HEALS)
+    kiosk_shows_status(unit, KIOSK_STARTS)
+    assert browser_pid(unit) not in (None, frozen), "the frozen browser is still the kiosk's"
+    print("KIOSK-HEAL-FROZEN " + json.dumps(said[before:]))
+
+
+def test_a_browser_that_never_draws_is_restarted(unit: ProbedUnit) -> None:
+    """The browser stopped as soon as it starts, before its window shows: cage's background, no beat."""
+    kiosk_shows_status(unit, KIOSK_STARTS)
+    before = len(supervisor_said(unit))
+    old = browser_pid(unit)
+    unit.guest.spawn(f"while true; do p=$({BROWSER}); if [ -n \"$p\" ] && [ \"$p\" != \"{old}\" ]; then"
+                     " kill -STOP $p; echo $p; break; fi; sleep 0.2; done", log=f"{TEST_DIR}/stopped-at-start")
+    unit.guest.check(f"kill -TERM {old}")  # the browser ends, so does cage: the supervisor starts them again
+    stopped = wait_for(lambda: unit.guest.run(f"cat {TEST_DIR}/stopped-at-start")[1].strip() or None,
+                       "the new browser stopped at its start", KIOSK_HEALS)
+    seen: list[tuple[str, int | None]] = []
+
+    def verdict() -> list[str] | None:
+        said = supervisor_said(unit)
+        if any("no frame drawn within 90 s of the start; restarting" in line for line in said[before:]):
+            return said
+        seen.append((Kiosk(unit).shows(), frames(unit)))
+        return None
+    said = wait_for(verdict, "the supervisor restarting a kiosk that never drew", KIOSK_HEALS)
+    print("KIOSK-HEAL-NEVER-DRAWN " + json.dumps({"seen_while_stopped": seen, "said": said[before:]}))
+    assert seen and all(shown != "status" for shown, _ in seen), seen
+    assert len({count for _, count in seen}) == 1, f"the page beat while nothing was drawn: {seen}"
+    said = wait_for_said(unit, "the chair's screen is drawn", len(said), KIOSK_HEALS)
+    kiosk_shows_status(unit, KIOSK_STARTS)
+    assert browser_pid(unit) not in (None, int(stopped))
 
 
 def test_a_scanner_in_keyboard_mode_never_types_into_the_kiosk(unit: ProbedUnit) -> None:
