@@ -50,7 +50,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     box = build_box(config, clock=clock, delays=config.delays, timers=own_clock)
     scanner = build_scanner(config, clock=clock)
     signer = load_signer(config.data_dir, config.key.store, config.key.tcti)  # a moved card or cleared TPM stops here
-    _check_signer(package, signer)
+    _check_signer(config, package, signer)
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
     updater = build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
                             data_dir=config.data_dir, production=not config.simulation)
@@ -94,31 +94,33 @@ def _build_upstream(config: Config, package: StationPackage, journal: Journal,
     return upstream, link
 
 
-def _check_signer(package: StationPackage, signer: Signer) -> None:
-    """A unit whose key is in its TPM cannot join a station of several units yet; refused before the journal opens."""
+def _check_signer(config: Config, package: StationPackage, signer: Signer) -> None:
+    """A unit of a station of several units holds the key the package enrolled for it, a key file's (Ed25519)
+    or its TPM's (P-256), and the package names that key's algorithm; refused before the journal opens."""
     from device.package import PackageError
-    from device.signing.filekey import FileSigner
+    from device.sync.units import station_units
 
-    if package.payload.get("units") is not None and not isinstance(signer, FileSigner):
+    if package.payload.get("units") is None and not config.unit_id:
+        return
+    try:
+        station_units(package.payload, package.voters, config.unit_id, signer.public_key())
+    except PackageError:
         signer.close()
-        raise PackageError("the station package lists several units, whose check-ins are signed with Ed25519 "
-                           "keys; a unit whose key is in its TPM ([key] store = \"tpm\") cannot join them yet")
+        raise
 
 
 def _build_unit_sync(config: Config, package: StationPackage, clock: Clock, signer: Signer) -> Any:
     """The sync with the station's other units, when its package lists several (``device/sync/``)."""
-    from device.signing.filekey import FileSigner
     from device.sync.service import UnitSync
     from device.sync.units import station_units
 
     own = config.unit_id
     if package.payload.get("units") is None and not own:
         return None
-    assert isinstance(signer, FileSigner), "checked by _check_signer before anything was opened"
     units = station_units(package.payload, package.voters, own, signer.public_key())
     if units is None:
         return None
-    return UnitSync(units=units, key=signer.key, wall=clock.wall, delays=config.delays,
+    return UnitSync(units=units, key=signer, wall=clock.wall, delays=config.delays,
                     listen=config.unit_listen, simulation=config.simulation, discovery=config.unit_discovery)
 
 

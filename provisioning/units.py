@@ -1,7 +1,8 @@
 """The ``units`` section of a station package, from the CEC's command line (``cec package --unit ...``).
 
 A station with a second desk or a mobile unit lists its units (docs/units.md): each one's id, role
-(``desk`` or ``mobile``), enrolled Ed25519 public key and, optionally, the ``host:port`` of its sync
+(``desk`` or ``mobile``), enrolled public key (an Ed25519 key file's, or a P-256 key held in the unit's
+TPM, which the section marks ``"alg": "p256"``) and, optionally, the ``host:port`` of its sync
 server, plus the voter list lines registered for home voting. On the command line::
 
     --unit desk-1,desk,requests/desk-1.json,10.0.0.11:8471
@@ -17,8 +18,6 @@ reconciles the station. Everything is checked before the package is written, and
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -69,20 +68,21 @@ def parse_unit(text: str, station_id: str) -> UnitOption:
 
 
 def _public_key(uid: str, source: str, station_id: str) -> str:
-    """The unit's base64 Ed25519 public key from an enrollment request, a device.pub file or the text itself."""
+    """The unit's base64 public key from an enrollment request, a device.pub file or the text itself: an
+    Ed25519 key (32 bytes) or a TPM's P-256 key (the 65-byte uncompressed point)."""
     path = Path(source)
     if path.is_file():
         text = path.read_text(encoding="utf-8", errors="replace").strip()
         if text.startswith("{"):
             return _key_of_request(uid, path, text, station_id)
         source = text
+    from device.sync.units import key_alg
+    from protocol.keys import KeyFormatError, decode_any_public_key
     try:
-        raw = base64.b64decode(source, validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+        decode_any_public_key(source, key_alg(source))
+    except KeyFormatError:
         raise _refuse(f"--unit {uid}: {source[:60]!r} is neither a readable file nor a base64 Ed25519 public key "
-                      "(32 bytes, as in the unit's device.pub)")
+                      "(32 bytes) or a TPM's P-256 key (65 bytes), as in the unit's device.pub") from None
     return source
 
 
@@ -98,10 +98,7 @@ def _key_of_request(uid: str, path: Path, text: str, station_id: str) -> str:
     if body["station"] != station_id:
         raise _refuse(f"--unit {uid}: the enrollment request {path.name} is for station {body['station']}, "
                       f"not {station_id}")
-    if "alg" in body:
-        raise _refuse(f"--unit {uid}: {path.name} holds a P-256 key kept in the unit's TPM; a unit of a station "
-                      "of several units signs with an Ed25519 key file ([key] store = \"file\")")
-    return str(body["public_key"])
+    return str(body["public_key"])  # checked with its alg by check_request; the section names a P-256 key's
 
 
 def parse_lines(text: str) -> list[int]:
@@ -163,12 +160,13 @@ def enroll_units(registry: Any, station_id: str, units: list[UnitOption]) -> lis
     Each key must already be enrolled for ``station_id`` (``cec enroll``); a key's unit is set once, so
     running the same package again changes nothing. Returns the units whose entry changed.
     """
-    from protocol.keys import decode_public_key, key_id
+    from device.sync.units import key_alg
+    from protocol.keys import decode_any_public_key, key_id
     from receiver.registry import RegistryError
 
     changed = []
     for unit in units:
-        kid = key_id(decode_public_key(unit.public_key))
+        kid = key_id(decode_any_public_key(unit.public_key, key_alg(unit.public_key)))
         before = registry.for_key(kid)
         try:
             after = registry.assign_unit(kid, station_id, unit.id, registry_role(unit, units))

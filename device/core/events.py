@@ -235,7 +235,8 @@ class PeerCheckinApplied(Event):
     """Another unit's admission, from its signed record, applied to this unit's replica (``core/units.py``).
 
     ``unit_seq`` is the admission's number at that unit; ``hlc`` its hybrid logical clock stamp;
-    ``signature`` the unit's Ed25519 signature (base64) over the record's canonical bytes."""
+    ``signature`` the unit's signature (base64) over the record's canonical bytes, made with the key the
+    package enrolled for it: Ed25519 for a key file, ECDSA P-256 for a key held in its TPM."""
 
     kind: ClassVar[str] = "peer_checkin_applied"
     station: str

@@ -2,8 +2,11 @@
 
 The owner thread calls ``catch_up`` after each commit (and once at start, after the journal was replayed):
 it copies the new entries of the replica (``StationState.replica``) into this log under its own lock.
-The sync server reads records from it, signing this unit's own on first request (a signature is cached:
-Ed25519 signatures are deterministic, so a record has one); the sync client reads ``held`` and waits
+The sync server reads records from it, signing this unit's own on first request with the unit's record key
+(a key file's Ed25519 or a TPM's P-256, ``wire.RecordKey``). A signature is cached, so a record is served
+with one signature for as long as the unit runs (a P-256 signature is not deterministic: a restart may sign
+a record afresh, and either verifies); others' records are served with the signature they arrived with and
+the algorithm of their unit's enrolled key. The sync client reads ``held`` and waits
 (``wait_held``) for the owner to have applied what it posted. The lock guards plain data only: nobody
 holds it while calling hardware, the network or the owner.
 """
@@ -11,11 +14,11 @@ holds it while calling hardware, the network or the owner.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from device.core.units import PeerCheckin, PeerClose, Replica
+from protocol.keys import ED25519
 
 from . import wire
 
@@ -23,8 +26,10 @@ from . import wire
 class UnitLog:
     """This unit's records (signed on demand) and the other units' (as they arrived), by unit and seq."""
 
-    def __init__(self, station: str, own: str, key: Ed25519PrivateKey) -> None:
+    def __init__(self, station: str, own: str, key: wire.RecordKey, algs: Mapping[str, str] | None = None) -> None:
+        """``algs``: each unit's enrolled key's algorithm (absent: ``ed25519``), named on the records relayed."""
         self.station, self.own, self._key = station, own, key
+        self._algs = dict(algs or {})
         self._cond = threading.Condition()
         self._records: dict[str, list[PeerCheckin]] = {own: []}
         self._signed: dict[int, dict[str, Any]] = {}
@@ -32,6 +37,11 @@ class UnitLog:
 
     def catch_up(self, replica: Replica) -> None:
         """Copy what the replica holds beyond this log (owner thread, after a commit)."""
+        own_close = None
+        if replica.own_close is not None and self.close_of(self.own) is None:
+            admissions, identified, ballots, at = replica.own_close
+            close = PeerClose(self.station, self.own, admissions, identified, ballots, at)
+            own_close = wire.sign_close(close, self._key)  # once, at the close; outside the lock (a TPM signs slowly)
         with self._cond:
             mine = self._records[self.own]
             for r in replica.own[len(mine):]:
@@ -42,13 +52,12 @@ class UnitLog:
                 if len(records) > len(held):
                     held.extend(records[len(held):])
                     grew = True
-            if replica.own_close is not None and self.own not in self._closes:
-                admissions, identified, ballots, at = replica.own_close
-                close = PeerClose(self.station, self.own, admissions, identified, ballots, at)
-                self._closes[self.own] = wire.sign_close(close, self._key)  # once, at the close
+            if own_close is not None:
+                self._closes.setdefault(self.own, own_close)
             for unit, c in replica.closed.items():
                 if unit not in self._closes:
-                    self._closes[unit] = {"body": wire.close_body(c), "signature": c.signature}
+                    self._closes[unit] = {"body": wire.close_body(c), "signature": c.signature,
+                                          "alg": self._algs.get(unit, ED25519)}
                     grew = True
             if grew:
                 self._cond.notify_all()
@@ -80,11 +89,14 @@ class UnitLog:
         with self._cond:
             chosen = list(self._records.get(unit, ())[after:after + limit])
         if unit != self.own:
-            return [wire.relayed(r) for r in chosen]
+            return [wire.relayed(r, self._algs.get(unit, ED25519)) for r in chosen]
         out = []
         for r in chosen:
-            signed = self._signed.get(r.seq)
+            with self._cond:
+                signed = self._signed.get(r.seq)
             if signed is None:
-                signed = self._signed[r.seq] = wire.sign(r, self._key)
+                fresh = wire.sign(r, self._key)  # outside the lock: a TPM signs slowly
+                with self._cond:
+                    signed = self._signed.setdefault(r.seq, fresh)
             out.append(signed)
         return out

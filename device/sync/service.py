@@ -13,19 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from device.core import session as ss
 from device.core.delays import Delays
 from device.core.units import Replica
 from protocol.errors import UserError
-from protocol.keys import key_id
+from protocol.keys import alg_of, key_id
 
 from .client import Fetch, Links, SyncClient, http_fetch
 from .discovery import Discovery
 from .log import UnitLog
 from .server import SyncServer
 from .units import StationUnits
+from .wire import RecordKey
 
 
 class SyncListenError(UserError):
@@ -35,11 +34,12 @@ class SyncListenError(UserError):
 class UnitSync:
     """Server, client and log of one unit of a station with several units."""
 
-    def __init__(self, *, units: StationUnits, key: Ed25519PrivateKey, wall: Callable[[], float], delays: Delays,
+    def __init__(self, *, units: StationUnits, key: RecordKey, wall: Callable[[], float], delays: Delays,
                  listen: str = "", simulation: bool = False, fetch: Fetch = http_fetch,
                  discovery: str = "static") -> None:
         self.units = units
-        self.log = UnitLog(units.units.station, units.units.own, key)
+        self.log = UnitLog(units.units.station, units.units.own, key,
+                           {uid: alg_of(k) for uid, k in units.keys.items()})
         self.links = Links()
         self._post: Callable[[ss.Input], None] = lambda inp: None
         address = listen or units.own.address

@@ -7,10 +7,12 @@ The package's ``units`` section (``provisioning/units.py`` writes it)::
               "home_voting": [31, 32]}
 
 ``list`` names every unit of the station (``role`` desk or mobile; ``address`` optional, where its
-sync server listens on the station LAN); ``home_voting`` holds the list lines of the voters registered
-for home voting. A package without the section is a station with one unit. ``station_units`` checks
-the section and which unit this one is: the config's ``[unit] id`` must be listed, and the unit's own
-device key must be the one the package enrolled for it.
+sync server listens on the station LAN; ``alg`` the enrolled key's record algorithm, written only as
+``"p256"`` for a key held in the unit's TPM, absent for an Ed25519 key file, as in the device
+registry); ``home_voting`` holds the list lines of the voters registered for home voting. A package
+without the section is a station with one unit. ``station_units`` checks the section and which unit
+this one is: the config's ``[unit] id`` must be listed, and the unit's own device key (a file's or its
+TPM's) must be the one the package enrolled for it.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from device.core import units as un
 from device.core.station import VoterEntry
 from device.package import PackageError
 from protocol.envelope import UNIT_RE
-from protocol.keys import KeyFormatError, decode_public_key, raw_public
+from protocol.keys import ED25519, P256, RAW_LENGTH, KeyFormatError, PublicKey, decode_any_public_key, raw_public
 
 ADDRESS = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
 
@@ -36,7 +36,7 @@ class StationUnits:
     """The core's ``Units`` plus what only the sync layer needs: each unit's enrolled public key."""
 
     units: un.Units
-    keys: Mapping[str, Ed25519PublicKey]
+    keys: Mapping[str, PublicKey]
 
     @property
     def own(self) -> un.Unit:
@@ -44,7 +44,7 @@ class StationUnits:
 
 
 def station_units(payload: Mapping[str, Any], voters: Mapping[str, VoterEntry], own: str,
-                  own_key: Ed25519PublicKey | None) -> StationUnits | None:
+                  own_key: PublicKey | None) -> StationUnits | None:
     """The station's units from a verified package payload; None for a one-unit station. Raises PackageError."""
     section = payload.get("units")
     if section is None:
@@ -54,7 +54,7 @@ def station_units(payload: Mapping[str, Any], voters: Mapping[str, VoterEntry], 
     if not isinstance(section, dict) or not isinstance(section.get("list"), list) or not section["list"]:
         raise PackageError("the package's units section must hold a non-empty list of units")
     units: list[un.Unit] = []
-    keys: dict[str, Ed25519PublicKey] = {}
+    keys: dict[str, PublicKey] = {}
     for n, item in enumerate(section["list"], start=1):
         unit, key = _unit(n, item)
         if unit.id in keys:
@@ -93,7 +93,7 @@ def upstream_unit(payload: Mapping[str, Any], own: str) -> str:
     return "" if own == main else own
 
 
-def _unit(n: int, item: Any) -> tuple[un.Unit, Ed25519PublicKey]:
+def _unit(n: int, item: Any) -> tuple[un.Unit, PublicKey]:
     if not isinstance(item, dict):
         raise PackageError(f"unit {n} of the package is not a table")
     uid, role, address = item.get("id"), item.get("role"), item.get("address", "")
@@ -105,11 +105,28 @@ def _unit(n: int, item: Any) -> tuple[un.Unit, Ed25519PublicKey]:
         raise PackageError(f"unit {uid} has the role {role!r}; a role is desk or mobile") from None
     if not isinstance(address, str) or (address and not ADDRESS.fullmatch(address)):
         raise PackageError(f"unit {uid} has the address {address!r}; an address is host:port")
+    alg = item.get("alg", ED25519)
+    if alg not in (ED25519, P256):
+        raise PackageError(f"unit {uid} names the key algorithm {str(alg)[:20]!r}; a unit's key is ed25519 "
+                           f"(a key file, alg left out) or p256 (held in its TPM)")
     try:
-        key = decode_public_key(str(item.get("public_key", "")))
+        key = decode_any_public_key(str(item.get("public_key", "")), alg)
     except KeyFormatError:
-        raise PackageError(f"unit {uid} has no valid public key (base64 of 32 bytes)") from None
+        raise PackageError(f"unit {uid} has no valid public key ({alg}: base64 of {RAW_LENGTH[alg]} bytes"
+                           f"{', an uncompressed point' if alg == P256 else ''})") from None
     return un.Unit(uid, unit_role, address), key
+
+
+def key_alg(public_key: str) -> str:
+    """The record algorithm of a unit's base64 public key by its length: ``p256`` for a 65-byte point, else
+    ``ed25519`` (the key is checked when the section is read)."""
+    import base64
+    import binascii
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (ValueError, binascii.Error):
+        return ED25519
+    return P256 if len(raw) == RAW_LENGTH[P256] else ED25519
 
 
 def _home(lines: Any, voters: Mapping[str, VoterEntry]) -> frozenset[str]:
@@ -124,8 +141,12 @@ def _home(lines: Any, voters: Mapping[str, VoterEntry]) -> frozenset[str]:
 
 def units_section(units: list[tuple[str, str, str, str]], home_voting: list[int]) -> dict[str, Any]:
     """The package's ``units`` section from (id, role, base64 public key, address) per unit and the
-    home-voting lines; checked as a unit will check it (``PackageError``)."""
-    listed = [{"id": i, "role": r, "public_key": k, "address": a} for i, r, k, a in units]
+    home-voting lines (a 65-byte P-256 key gets ``"alg": "p256"``); checked as a unit will check it
+    (``PackageError``)."""
+    listed: list[dict[str, Any]] = [{"id": i, "role": r, "public_key": k, "address": a} for i, r, k, a in units]
+    for item in listed:
+        if key_alg(item["public_key"]) == P256:
+            item["alg"] = P256  # an Ed25519 key's entry is as before TPM keys could join: no alg
     section = {"list": listed, "home_voting": sorted(set(home_voting))}
     for n, item in enumerate(listed, start=1):
         _unit(n, item)

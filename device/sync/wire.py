@@ -2,10 +2,14 @@
 
 A **record** is one unit's admission, or its undo of one: the body ``{"station", "unit", "seq", "voter",
 "line", "at", "hlc", "undoes"}`` (``voter`` is the keyed hash, never a number or a name; ``undoes`` is 0
-for an admission, else the seq of the admission undone) and ``signature``, base64 of the
-unit's Ed25519 signature over ``RECORD_LABEL + canonical(body)``. Any unit can pass a record on
-(it keeps the signature it arrived with), so a record proves itself whoever serves it: it is checked
-against the key the CEC-signed package enrolled for the unit that made it.
+for an admission, else the seq of the admission undone), ``signature``, base64 of the unit's 64-byte
+signature over ``RECORD_LABEL + canonical(body)``, and ``alg``, the record algorithm that made it
+(``ed25519`` for a key file, ``p256`` for a key held in the unit's TPM; ``protocol/keys.py``; absent
+means ``ed25519``, as units wrote before TPM keys could join). Any unit can pass a record on (it keeps
+the signature it arrived with), so a record proves itself whoever serves it: it is checked against the
+key the CEC-signed package enrolled for the unit that made it, with that key's algorithm. ``alg`` only
+names it: a record whose ``alg`` is unknown or is not the enrolled key's is refused saying so, and the
+enrolled key, never the record, decides how a signature is checked.
 
 A **message** answers a pull: ``{"format", "station", "unit", "now", "records": [...]}``: who
 answers, its wall clock (for the drift alarm) and the records asked for, at most ``MAX_RECORDS``
@@ -22,14 +26,12 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import Any, Protocol
 
 from device.core.units import PeerCheckin, PeerClose
 from protocol.canonical import canonical
 from protocol.errors import UserError
+from protocol.keys import ALGS, ED25519, PublicKey, alg_of, signature_holds
 
 FORMAT = "pollbox-unit-sync/1"
 RECORD_LABEL = b"pollbox unit check-in record v1\0"
@@ -59,18 +61,26 @@ def body_of(record: PeerCheckin) -> dict[str, Any]:
             "line": record.line, "at": record.at, "hlc": record.hlc, "undoes": record.undoes}
 
 
-def sign(record: PeerCheckin, key: Ed25519PrivateKey) -> dict[str, Any]:
-    """The record on the wire, signed by this unit's device key."""
+class RecordKey(Protocol):
+    """What signs this unit's records: an Ed25519 private key or a ``device.signing.Signer`` (file or TPM)."""
+
+    def public_key(self) -> PublicKey: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+def sign(record: PeerCheckin, key: RecordKey) -> dict[str, Any]:
+    """The record on the wire, signed by this unit's device key, naming the key's algorithm."""
     signature = base64.b64encode(key.sign(RECORD_LABEL + canonical(body_of(record)))).decode()
-    return {"body": body_of(record), "signature": signature}
+    return {"body": body_of(record), "signature": signature, "alg": alg_of(key.public_key())}
 
 
-def relayed(record: PeerCheckin) -> dict[str, Any]:
-    """Another unit's record passed on as it arrived (its own signature)."""
-    return {"body": body_of(record), "signature": record.signature}
+def relayed(record: PeerCheckin, alg: str = ED25519) -> dict[str, Any]:
+    """Another unit's record passed on as it arrived (its own signature; ``alg``: its enrolled key's)."""
+    return {"body": body_of(record), "signature": record.signature, "alg": alg}
 
 
-def check_record(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) -> PeerCheckin | Refusal:
+def check_record(item: Any, keys: Mapping[str, PublicKey], station: str) -> PeerCheckin | Refusal:
     """A record from a message: well formed, from a unit of this station, signed by that unit's enrolled key."""
     body = item.get("body") if isinstance(item, dict) else None
     if not isinstance(body, dict):
@@ -87,10 +97,11 @@ def check_record(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) 
                        body["hlc"], str(item["signature"]), body["undoes"])
 
 
-def _unit_signed(item: dict[str, Any], body: dict[str, Any], label: bytes, keys: Mapping[str, Ed25519PublicKey],
+def _unit_signed(item: dict[str, Any], body: dict[str, Any], label: bytes, keys: Mapping[str, PublicKey],
                  station: str, seq: int | None, names: tuple[str, str]) -> Refusal | None:
-    """Why a well-formed record is refused: another station, a unit with no enrolled key, or a signature that
-    does not verify over ``label`` and the canonical body; None when it is this station's and truly signed.
+    """Why a well-formed record is refused: another station, a unit with no enrolled key, an ``alg`` that is
+    unknown or not the enrolled key's, or a signature that does not verify over ``label`` and the canonical
+    body under the enrolled key; None when it is this station's and truly signed.
     ``names``: how the refusals call the record (its kind, and this one)."""
     kind, this = names
     unit = body["unit"]
@@ -99,9 +110,19 @@ def _unit_signed(item: dict[str, Any], body: dict[str, Any], label: bytes, keys:
     key = keys.get(unit)
     if key is None:
         return Refusal(unit, seq, f"unit {unit!r} has no key enrolled for this station")
+    alg = item.get("alg", ED25519)
+    if not isinstance(alg, str) or alg not in ALGS:
+        return Refusal(unit, seq, f"{this}: signed with the algorithm {str(alg)[:20]!r}, which units do not use "
+                                  f"(known: {', '.join(ALGS)})")
+    enrolled = alg_of(key)
+    if alg != enrolled:
+        return Refusal(unit, seq, f"{this}: signed as {alg}, but the package enrolled a {enrolled} key for unit "
+                                  f"{unit!r} (not the key it was enrolled with)")
     try:
-        key.verify(base64.b64decode(str(item.get("signature", "")), validate=True), label + canonical(body))
-    except (InvalidSignature, ValueError, binascii.Error):
+        signature = base64.b64decode(str(item.get("signature", "")), validate=True)
+    except (ValueError, binascii.Error):
+        signature = b""
+    if not signature_holds(key, signature, label + canonical(body)):
         return Refusal(unit, seq, f"{this}: the signature does not verify against the unit's enrolled key "
                                   "(forged or altered)")
     return None
@@ -120,13 +141,13 @@ def close_body(close: PeerClose) -> dict[str, Any]:
             "identified": close.identified, "ballots": close.ballots, "at": close.at}
 
 
-def sign_close(close: PeerClose, key: Ed25519PrivateKey) -> dict[str, Any]:
-    """A unit's close record on the wire, signed by its device key."""
+def sign_close(close: PeerClose, key: RecordKey) -> dict[str, Any]:
+    """A unit's close record on the wire, signed by its device key, naming the key's algorithm."""
     signature = base64.b64encode(key.sign(CLOSE_LABEL + canonical(close_body(close)))).decode()
-    return {"body": close_body(close), "signature": signature}
+    return {"body": close_body(close), "signature": signature, "alg": alg_of(key.public_key())}
 
 
-def check_close(item: Any, keys: Mapping[str, Ed25519PublicKey], station: str) -> PeerClose | Refusal:
+def check_close(item: Any, keys: Mapping[str, PublicKey], station: str) -> PeerClose | Refusal:
     """A close record: well formed, of this station, signed by the enrolled key of the unit it names."""
     body = item.get("body") if isinstance(item, dict) else None
     if not isinstance(body, dict) or set(body) != set(_CLOSE_FIELDS) or \

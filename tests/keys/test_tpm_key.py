@@ -161,8 +161,10 @@ def test_two_users_of_the_key_at_once_and_a_full_tpm_is_not_called_cleared(soft_
     load_signer(data, "tpm", soft_tpm.tcti).close()  # room again once the others let go
 
 
-def test_a_tpm_unit_refuses_a_package_with_several_units_saying_why(soft_tpm: SoftTpm, tmp_path: Path) -> None:
-    """Check-ins between a station's units are Ed25519-signed; a unit whose key is in its TPM cannot join yet."""
+def test_a_tpm_unit_refuses_a_package_of_several_units_that_enrolled_another_key(soft_tpm: SoftTpm,
+                                                                                  tmp_path: Path) -> None:
+    """A unit whose key is in its TPM joins a station of several units only with the key the package enrolled
+    for it (tests/units/test_units_tpm.py); here the package lists desk-1's old key file."""
     from device.compose import build_appliance
     from device.config import load_config
     from device.package import PackageError
@@ -174,7 +176,7 @@ def test_a_tpm_unit_refuses_a_package_with_several_units_saying_why(soft_tpm: So
         (data / name).unlink()
     create_signer(data, "tpm", soft_tpm.tcti).close()
     config.write_text(config.read_text() + f'\n[key]\nstore = "tpm"\ntcti = "{soft_tpm.tcti}"\n')
-    with pytest.raises(PackageError, match="cannot join them yet"):
+    with pytest.raises(PackageError, match="this unit's device key is not the key the package enrolled"):
         build_appliance(load_config(config))
     assert not (data / "journal.db").exists()  # refused before anything was opened
     load_signer(data, "tpm", soft_tpm.tcti).close()  # and the TPM was let go
