@@ -183,7 +183,7 @@ class StationDay:
 
     def __init__(self, vm: VirtualMachine, pins: Iterator[str]) -> None:
         self.vm = vm
-        self.panel = DevPanel(vm)
+        self.panel = DevPanel(vm, timeout=ACKNOWLEDGED)
         self.pins = pins
         """The personal numbers of voters not yet scanned (on the station's list, ``listed_voters``)."""
         self.list_key = (vm.station / "data" / "list.key").read_bytes()
@@ -338,8 +338,8 @@ def power_cut_series(vm: VirtualMachine, seed: int, rounds: int, pins: Iterator[
                 disk = day.check_disk(f"after-cut-{number}", disk)
                 this.on_disk = disk.events
                 vm.start()
-        except AssertionError as exc:
-            this.problem = str(exc).splitlines()[0][:300]
+        except (AssertionError, OSError) as exc:  # OSError: the screen did not answer a request in time
+            this.problem = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
             (vm.workdir / f"console-round-{number}.log").write_text(vm.console())
             for earlier in booting:
                 earlier.problem = f"the boot after it failed (round {number}): {this.problem}"

@@ -451,14 +451,16 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 class DevPanel:
     """The screen's simulator panel (/dev) through the forwarded port: what a person does to the hardware."""
 
-    def __init__(self, vm: VirtualMachine) -> None:
+    def __init__(self, vm: VirtualMachine, timeout: float = 10.0) -> None:
         self.vm = vm
+        self.timeout = timeout
+        """Seconds one request may take (an emulated unit on a loaded host answers slowly)."""
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()),
                                                   NoRedirect())
         self.token = ""
 
     def page(self) -> str:
-        with self.opener.open(self.vm.url("/dev"), timeout=10) as answer:
+        with self.opener.open(self.vm.url("/dev"), timeout=self.timeout) as answer:
             text: str = answer.read().decode()
         found = re.search(r'name="csrf_token" value="([^"]+)"', text)
         assert found, "the simulator panel has no form token"
@@ -476,7 +478,7 @@ class DevPanel:
             self.page()
         body = urllib.parse.urlencode({"csrf_token": self.token, **(fields or {})}).encode()
         try:
-            self.opener.open(self.vm.url(path), data=body, timeout=10).close()
+            self.opener.open(self.vm.url(path), data=body, timeout=self.timeout).close()
         except urllib.error.HTTPError as answer:
             assert answer.code == 303, f"{path}: HTTP {answer.code}"
             answer.close()
@@ -485,6 +487,6 @@ class DevPanel:
 
     def get(self, path: str) -> str:
         """GET a page of the screen in this session (a chair's page after ``/chair/login``)."""
-        with self.opener.open(self.vm.url(path), timeout=10) as answer:
+        with self.opener.open(self.vm.url(path), timeout=self.timeout) as answer:
             text: str = answer.read().decode()
         return text
