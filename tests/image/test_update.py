@@ -9,6 +9,9 @@ systemd-bless-boot are the image's own.
 
 One machine, in order (each step needs the one before):
 
+0. the unit as flashed names its system: at its first boot ``pollbox-slot-status.service`` recorded
+   slot A in RAUC's status with the root's version and the slot's SHA-256 computed in the unit, which
+   equals the hash of the copy's root partition computed here; the readiness report signs the three;
 1. a bundle signed by another key is refused, and slot B is untouched (no entry, its first MiB zero);
 2. a good bundle is installed into slot B (install time measured), the unit restarts, boots B on
    trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good); RAUC's detailed
@@ -29,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -40,8 +44,16 @@ import pytest
 
 from device.updates import RunningSlot
 from device.updates.rauc import booted_slot
+from protocol.envelope import parse_line
 from provisioning.bundle import make_bundle, root_from_image
-from tests.image.guest import PORT_NAME, Guest, host_can_boot, make_test_copy
+from tests.image.guest import (
+    EMULATION_WATCHDOG,
+    PORT_NAME,
+    WATCHDOG_DROP_IN,
+    Guest,
+    host_can_boot,
+    make_test_copy,
+)
 from tests.image.vm import (
     BOOT_DEADLINE,
     BUILD,
@@ -63,6 +75,14 @@ INSTALL_DEADLINE = 1800.0
 """Seconds an install may take in an emulated unit (RAUC writes and dm-verity checks the whole slot)."""
 STATION = "/var/lib/pollbox/station/station.toml"
 POLLBOX = f"runuser -u pollbox -- /opt/pollbox/bin/pollbox --config {STATION}"
+READINESS = f"cd / && runuser -u pollbox -- /opt/pollbox/bin/pollbox-provision unit readiness --config {STATION}"
+READINESS_TAKES = 900.0
+"""Seconds the technician's readiness self-test may take in an emulated unit (it starts the appliance)."""
+OUTBOX_LINES = """import json, sqlite3
+c = sqlite3.connect("file:/var/lib/pollbox/station/data/journal.db?mode=ro", uri=True)
+print(json.dumps([r[0] for r in c.execute("SELECT line FROM outbox ORDER BY seq")]))
+"""
+"""Run as root by the guest's python3: every signed upstream record on the unit."""
 NEVER_READY = {
     "/etc/systemd/system/pollbox.service.d/never-ready.conf": "[Service]\nExecStart=\nExecStart=/bin/false\n",
     "/etc/systemd/system/pollbox-trial-timeout.timer.d/test.conf": f"[Timer]\nOnBootSec=\nOnBootSec={TRIAL_TIMEOUT}\n",
@@ -237,6 +257,33 @@ def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpdateUnit]:
         yield made
     finally:
         made.stop()
+
+
+def test_0_the_unit_as_flashed_names_its_system_and_signs_it(unit: UpdateUnit) -> None:
+    """Before any update, slot A (written by flashing, never by RAUC) is named with the root's version and the
+    slot's SHA-256 computed in the unit at its first boot, which is the hash of the root partition computed
+    here from outside (``good_root``: the copy's root partition, taken before the unit booted); the
+    technician's readiness self-test signs the three into its report."""
+    assert unit.booted_slot() == "A"
+    version = unit.guest.check("cat /usr/lib/pollbox/system-version").strip()
+    assert version.startswith("0.") and "+image." in version, version
+    said = unit.guest.check("journalctl -b -u pollbox-slot-status.service --no-pager -o cat")
+    assert f"sha256 {unit.good_root}" in said, said
+    detailed = json.loads(unit.guest.check("rauc status --detailed --output-format=json", timeout=120))
+    assert booted_slot(detailed) == RunningSlot("A", version, unit.good_root), detailed
+    unit.guest.check("systemctl stop pollbox.service", timeout=180)
+    unit.guest.run(READINESS, timeout=READINESS_TAKES)  # some checks fail in the rig (no receiver): the report is made
+    lines = json.loads(unit.guest.check(f"python3 -c {shlex.quote(OUTBOX_LINES)}"))
+    reports = [r.fields["body"] for r in map(parse_line, lines)
+               if r.fields["type"] == "annotation" and r.fields["body"].get("topic") == "readiness"]
+    assert reports, f"no readiness report among {len(lines)} records"
+    assert (reports[-1].get("system_slot"), reports[-1].get("system_version"), reports[-1].get("system_hash")) == \
+        ("A", version, unit.good_root), reports[-1]
+    unit.guest.check(f"mkdir -p {os.path.dirname(WATCHDOG_DROP_IN)}"
+                     f" && printf '[Service]\\nWatchdogSec={EMULATION_WATCHDOG}\\n' > {WATCHDOG_DROP_IN}"
+                     " && systemctl daemon-reload && systemctl reset-failed pollbox.service"
+                     " && systemctl start --no-block pollbox.service", timeout=120)
+    wait_for(lambda: unit.vm.status(), "the chair's screen answering again", BOOT_DEADLINE[unit.vm.accel])
 
 
 def test_1_a_bundle_signed_by_another_key_is_refused_and_nothing_is_written(unit: UpdateUnit) -> None:

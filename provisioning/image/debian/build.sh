@@ -387,9 +387,20 @@ filesystems() {
 	if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then
 		install -m 0644 "$POLLBOX_UPDATE_KEYRING" "$WORK/root/etc/rauc/keyring.pem"
 	fi
+	# the version this root says it is: RAUC's status records the slot as flashed under it at the first
+	# boot, with the slot's own SHA-256 (rauc/usr/lib/pollbox/rauc-slot-status)
+	system_version > "$WORK/root/usr/lib/pollbox/system-version"
 	slim
 	root_filesystem
 	mke2fs -q -t ext4 -L POLLBOXDATA "$WORK/data.img" "${DATA_MB}M"
+}
+
+# The root's version: pollbox's (its wheel's) and the commit the image packages.
+system_version() {
+	local wheel
+	wheel=$(basename "$(echo "$WORK"/wheels/pollbox-*.whl)")
+	wheel=${wheel#pollbox-}
+	echo "${wheel%%-*}+image.${COMMIT:0:12}"
 }
 
 disk() {
@@ -418,6 +429,8 @@ manifest() {
 		echo "# trust anchor: election '${ELECTION_ID:-none}', CEC key '${CEC_PUBLIC_KEY:-none}', simulation accepted: $ALLOW_SIMULATION"
 		echo "sha256 $sum pollbox-$ARCH.img"
 		echo "size $(stat -c %s "$WORK/pollbox.img")"
+		# the root slot as flashed, as a unit reports it (its version and SHA-256): the pair the CEC lists
+		echo "system $(system_version) sha256 $(sha256sum "$WORK/root.img" | cut -d' ' -f1)"
 		echo "## debian packages (name, version, architecture)"
 		cat "$WORK/packages.debian"
 		echo "## python packages in /opt/pollbox"
