@@ -7,7 +7,9 @@ reads ``GET /kiosk/frames`` on the chair's screen (``web_ui/kiosk.py``): the cou
 page has posted from inside ``requestAnimationFrame``, which the browser runs only while it draws the
 page into a shown window. ``FrameWatch`` decides from those readings alone, with the time passed in:
 
-- no beat within ``FIRST_FRAME`` of a start: the browser never drew (its window never mapped);
+- no beat within ``FIRST_FRAME`` of a start: the browser never drew (its window never mapped); after
+  restarts in a row that wait doubles, up to ``FIRST_FRAME_MAX``, so a slow start on a loaded unit is
+  not cut short again and again;
 - beats that stop for ``FRAMES_STOP`` once they came: the browser stopped drawing;
 - a screen that does not answer, or answers without the heartbeat route (the first-boot refusal
   screen), blames nobody: the deadlines wait, since the page cannot send beats then.
@@ -20,7 +22,7 @@ console), saying why, so a technician can read what happened.
 
 These delays belong to the kiosk, not to the appliance's core (``device/core/delays.py``); they are
 here in one place. They allow for software emulation on a loaded host, where a healthy start takes
-15-45 s; a Pi starts the browser in seconds.
+15-90 s; a Pi starts the browser in seconds.
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ from typing import Protocol
 
 from protocol.errors import UserError
 
-FIRST_FRAME = 90.0
+FIRST_FRAME = 120.0
 """Seconds from starting the compositor and browser to the page's first frame beat before they are
-restarted (a healthy start under software emulation took 15-45 s; on a Pi a few seconds)."""
-FRAMES_STOP = 30.0
+restarted (a healthy start under software emulation took 15-86 s on a loaded host; on a Pi a few
+seconds)."""
+FIRST_FRAME_MAX = 480.0
+"""The longest wait for a first frame, reached by doubling ``FIRST_FRAME`` for each restart in a row."""
+FRAMES_STOP = 45.0
 """Seconds without a new frame beat, once beats came, before the kiosk is restarted (the page beats
-every 5 s, ``BEAT_MS`` in ``web_ui/static/live.js``)."""
+every 5 s, ``BEAT_MS`` in ``web_ui/static/live.js``: nine beats missed)."""
 POLL = 2.0
 """Seconds between two readings of the frame count and of the command's state."""
 STOP_GRACE = 10.0
@@ -190,12 +195,13 @@ class Supervisor:
 
     def _start(self, now: float) -> None:
         self.starts += 1
-        self.watch = FrameWatch(now, first_frame=self.first_frame, frames_stop=self.frames_stop)
+        first_frame = min(max(self.first_frame, FIRST_FRAME_MAX), self.first_frame * 2.0 ** self.restarts)
+        self.watch = FrameWatch(now, first_frame=first_frame, frames_stop=self.frames_stop)
         self.watch.observe(now, self.read_frames())  # the count before this start: only later beats are its own
         self.command = self.spawn(self.argv)
         self.reported_first_frame = False
         self.say(f"start {self.starts}: the compositor and browser started (pid {self.command.pid});"
-                 f" waiting up to {self.first_frame:g} s for the first frame")
+                 f" waiting up to {first_frame:g} s for the first frame")
 
     def _again(self, now: float, reason: str, *, stop: bool) -> None:
         assert self.command is not None

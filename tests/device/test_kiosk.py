@@ -15,6 +15,7 @@ from device.kiosk import (
     BACKOFF_FIRST,
     BACKOFF_MAX,
     FIRST_FRAME,
+    FIRST_FRAME_MAX,
     FRAMES_STOP,
     HEALTHY_AFTER,
     POLL,
@@ -161,8 +162,13 @@ def test_the_supervisor_restarts_a_start_that_never_draws_then_backs_off() -> No
             f" browser in {BACKOFF_FIRST:g} s (restart 1 in a row)") in world.said
     world.run_for(sup, BACKOFF_FIRST + POLL)
     assert len(world.started) == 2
-    # still nothing drawn: the next wait is twice as long, and so on to the cap
-    world.run_for(sup, 12 * (FIRST_FRAME + BACKOFF_MAX + 2 * POLL))
+    assert world.said[-1].endswith(f"waiting up to {2 * FIRST_FRAME:g} s for the first frame"), \
+        "a start after a restart gets longer for its first frame"
+    # still nothing drawn: the next back-off is twice as long, and so on to the caps
+    world.run_for(sup, 12 * (FIRST_FRAME_MAX + BACKOFF_MAX + 2 * POLL))
+    waits = [line for line in world.said if "waiting up to" in line]
+    assert waits[2].endswith(f"waiting up to {4 * FIRST_FRAME:g} s for the first frame")
+    assert waits[-1].endswith(f"waiting up to {FIRST_FRAME_MAX:g} s for the first frame")
     restarts = [line for line in world.said if "; restarting" in line]
     assert restarts[1].endswith(f"in {2 * BACKOFF_FIRST:g} s (restart 2 in a row)")
     assert restarts[2].endswith(f"in {4 * BACKOFF_FIRST:g} s (restart 3 in a row)")
