@@ -64,7 +64,7 @@ SAMPLE_EVERY = 3.0
 FRAMES = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
           "'http://127.0.0.1:8080/kiosk/frames', timeout=10).read().decode())\"")
 SAID = "journalctl -u pollbox-kiosk.service -o cat --no-pager | grep '^pollbox-kiosk:' || true"
-BROWSER = "pgrep -P \"$(pgrep -u pollbox-kiosk -n -x cage)\" -x chromium"
+BROWSER = "pgrep -P \"$(pgrep -u pollbox-kiosk -n -x cage)\" -x chromium 2>/dev/null"
 """The browser's main process: the ``chromium`` child of the newest cage (``/usr/bin/chromium`` execs it)."""
 CONTROL_NAME = "pollbox kiosk control keyboard"
 """A second virtual keyboard: its name does not contain the scanner's, so the appliance leaves it alone."""
@@ -209,10 +209,11 @@ def test_a_browser_that_never_draws_is_restarted(unit: ProbedUnit) -> None:
     before = len(supervisor_said(unit))
     old = browser_pid(unit)
     unit.guest.spawn(f"while true; do p=$({BROWSER}); if [ -n \"$p\" ] && [ \"$p\" != \"{old}\" ]; then"
-                     " kill -STOP $p; echo $p; break; fi; sleep 0.2; done", log=f"{TEST_DIR}/stopped-at-start")
+                     f" kill -STOP $p; echo $p > {TEST_DIR}/stopped-pid; break; fi; sleep 0.2; done",
+                     log=f"{TEST_DIR}/stopped-at-start.log")
     # a fresh supervisor (no restarts in a row behind it, so its first wait is FIRST_FRAME)
     unit.guest.check("systemctl restart pollbox-kiosk.service", timeout=KIOSK_STARTS)
-    stopped = wait_for(lambda: unit.guest.run(f"cat {TEST_DIR}/stopped-at-start")[1].strip() or None,
+    stopped = wait_for(lambda: unit.guest.run(f"cat {TEST_DIR}/stopped-pid 2>/dev/null")[1].strip() or None,
                        "the new browser stopped at its start", KIOSK_HEALS)
     seen: list[tuple[str, int | None]] = []
 
