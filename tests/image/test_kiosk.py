@@ -63,6 +63,9 @@ SAMPLE_EVERY = 3.0
 """Pace of the first-frame timeline's samples (a screendump and a reading of the beat count)."""
 FRAMES = ("python3 -c \"import urllib.request; print(urllib.request.urlopen("
           "'http://127.0.0.1:8080/kiosk/frames', timeout=10).read().decode())\"")
+PAGE_CONNECTIONS = "awk '$3 ~ /:1F90$/ && $4 == \"01\"' /proc/net/tcp | wc -l"
+"""Established connections to the chair's screen (port 8080) from a client in the unit: the kiosk's
+page, once it runs, holds its live stream (``/events``) open; the image has no ``ss``."""
 SAID = "journalctl -u pollbox-kiosk.service -o cat --no-pager | grep '^pollbox-kiosk:' || true"
 BROWSER = "pgrep -P \"$(pgrep -u pollbox-kiosk -n -x cage)\" -x chromium 2>/dev/null"
 """The browser's main process: the ``chromium`` child of the newest cage (``/usr/bin/chromium`` execs it)."""
@@ -158,7 +161,8 @@ def test_the_kiosk_draws_the_status_screen_after_power_on(unit: ProbedUnit) -> N
         nonlocal first_frame
         shown = classify(vm.screendump(vm.workdir / "screen-timeline.ppm"))
         at = round(time.monotonic() - vm.started_at, 1)
-        timeline.append({"s": at, "screen": shown, "frames": frames(unit)})
+        connections = unit.guest.run(PAGE_CONNECTIONS, timeout=60)[1].strip()
+        timeline.append({"s": at, "screen": shown, "frames": frames(unit), "page_connections": connections})
         if shown == "status" and first_frame is None:
             first_frame = at
         said = supervisor_said(unit)
