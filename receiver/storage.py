@@ -38,6 +38,7 @@ class Storage(RegistryIndex, Schema, Ingest, Overview, Revocations):
         self.tokens = PageTokens(self._create_schema())
         self._create_registry_tables()
         self.writer = GroupWriter(self)
+        self.writer.prepare = self.lock_stations
 
     def close(self) -> None:
         """Let the writer finish what it was handed, then close every connection."""

@@ -1,7 +1,10 @@
 """Ingest into the database: one station's authenticated records sequenced and stored in one transaction.
 
 ``store`` locks the station's row (PostgreSQL: ``SELECT ... FOR UPDATE``;
-SQLite holds the write lock for the whole transaction), sequences the records
+SQLite holds the write lock for the whole transaction; the rows of all the
+stations of a writer's group are locked and read at its start in one
+statement, ``lock_stations``, and written back at its end in one
+``executemany``, ``_save_statuses``), sequences the records
 against what is stored (``receiver/ingest.py`` ``sequence``: duplicates,
 conflicts, gaps, broken chains), folds the new ones into the station's row
 and its alarms (``receiver/status.py``) and keeps a conflicting record as
@@ -65,7 +68,11 @@ from receiver.store.writer import GroupWriter
 
 MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
 MAX_REASON = 500  # characters of a rejection's reason and source kept
-LOG_RANK, COUNTS_RANK = 1, 2  # the order of the group's last writes: the public log, then the counts
+STATUS_RANK, LOG_RANK, COUNTS_RANK = 0, 1, 2  # the order of the group's last writes: rows, log, counts
+OTHER_UNITS = ("(SELECT COALESCE(SUM(u.identified), 0) FROM unit_chains u WHERE u.station = stations.station), "
+               "(SELECT COALESCE(SUM(u.ballots), 0) FROM unit_chains u WHERE u.station = stations.station)")
+"""The sums of the station's other units' own counts, read with the station's row (``_plus_other_units``)."""
+PREPARED_AT_ONCE = 200  # station rows read in one statement at a group's start (SQLite allows 999 parameters)
 
 
 class Ingest(MerkleLog, Tallies, ChainKeys):
@@ -87,8 +94,15 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         return self.writer.write(lambda: self.store_now(station, records, now, source), order=station)
 
     def store_now(self, station: str, records: Sequence[SignedRecord], now: float, source: str) -> Plan:
-        """``store``'s work, inside a piece of the writer's work (the records and counts are written at its end)."""
-        before, created = self._locked_status(station)
+        """``store``'s work, inside a piece of the writer's work (the records and counts are written at its end).
+
+        One statement in the usual case (a station's batch of new records of its main unit, none of them an
+        alarm): the locked read of the station's row with its other units' sums. The row's new values, the
+        records and the counts are written for the whole group at its end (``_save_statuses``,
+        ``_insert_records``, ``_count_group``): on PostgreSQL every statement is a round trip the one
+        writer thread waits for, with every batch of the group waiting behind it.
+        """
+        before, created, others = self._locked_status(station)
         unit = records[0].unit
         allowed, wrong = self.first_of_another_chain(station, unit, records)  # a key writes one unit's chain
         records = records[:allowed]
@@ -102,7 +116,7 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         after = before
         if plan.new:
             self.writer.defer(self._insert_records, (plan.new, now), LOG_RANK)
-            after = self._apply_alarms(self._plus_other_units(before, fold(before, plan.new, now), plan.new),
+            after = self._apply_alarms(self._plus_other_units(before, fold(before, plan.new, now), plan.new, others),
                                        alarm_changes(plan.new) + evidence_alarms(before, plan.new))
             self._save_status(after)
         if plan.conflict is not None:
@@ -127,6 +141,7 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         Returns the plan and the station's row after them (``status``, the locked row, moved by the unit's
         new counts and alarms, and saved if it changed).
         """
+        self.writer.prepared().pop(station, None)  # its other units' sums change: read them again if asked
         before = self._locked_unit(station, unit)
         plan = sequence(records, before.highest_seq, before.last_hash,
                         self._stored_hashes(station, records, before.highest_seq, unit))
@@ -151,21 +166,24 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         plan.highest = after.highest_seq
         return plan, station_after
 
-    def _plus_other_units(self, before: StationStatus, after: StationStatus,
-                          new: Sequence[SignedRecord]) -> StationStatus:
+    def _plus_other_units(self, before: StationStatus, after: StationStatus, new: Sequence[SignedRecord],
+                          others_read: tuple[int, int] | None = None) -> StationStatus:
         """The main unit's fold ``after`` with the other units' own counts added to each count its records set.
 
         ``fold`` sets ``identified`` or ``ballots`` to the main unit's own value when one of its records carries
         it, and keeps the station's (combined) value otherwise; only the values it set need the other units'
-        sums, read here under the station's lock. Nothing is added once the close reconciled the units.
+        sums (``others_read``, read with the locked row; None: read them here, under the station's lock).
+        Nothing is added once the close reconciled the units.
         """
         carried = {name for record in split_after_close(before, new)[0] if record.type in KNOWN
                    for name in ("identified", "ballots") if is_int(record.fields["body"].get(name))}
         if not carried or reconciled(after):
             return after
-        row = self._q("SELECT COALESCE(SUM(identified), 0), COALESCE(SUM(ballots), 0) FROM unit_chains "
-                      "WHERE station = ?", (after.station,)).fetchone()
-        others = {"identified": int(row[0]), "ballots": int(row[1])}
+        if others_read is None:
+            row = self._q("SELECT COALESCE(SUM(identified), 0), COALESCE(SUM(ballots), 0) FROM unit_chains "
+                          "WHERE station = ?", (after.station,)).fetchone()
+            others_read = (int(row[0]), int(row[1]))
+        others = {"identified": others_read[0], "ballots": others_read[1]}
         return replace(after, **{name: getattr(after, name) + others[name] for name in carried
                                  if getattr(after, name) is not None and others[name]})
 
@@ -180,15 +198,46 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
             row = self._q(sql, (station, unit)).fetchone()
         return StationStatus(*row)
 
-    def _locked_status(self, station: str) -> tuple[StationStatus, bool]:
-        """The station's row, locked until the transaction ends, and whether it was created just now."""
-        sql = f"SELECT {', '.join(STATUS_COLUMNS)} FROM stations WHERE station = ?{self.dialect.for_update}"
-        row = self._q(sql, (station,)).fetchone()
+    def _locked_status(self, station: str) -> tuple[StationStatus, bool, tuple[int, int] | None]:
+        """The station's row, locked until the transaction ends, whether it was created just now, and the sums of
+        its other units' own ``identified`` and ``ballots`` (None: not read).
+
+        A row an earlier piece of work of this group changed is taken as that piece left it (its lock is this
+        transaction's already, and its new values are written at the group's end): no statement at all.
+        """
+        pending = self._pending_status(station)
+        if pending is not None:
+            return pending, False, None
+        row = self.writer.prepared().get(station)
         if row is not None:
-            return StationStatus(*row), False
-        created = self._q("INSERT INTO stations (station, training) VALUES (?, ?) ON CONFLICT (station) DO NOTHING",
-                          (station, int(is_training_station(station)))).rowcount == 1
-        return StationStatus(*self._q(sql, (station,)).fetchone()), created
+            return StationStatus(*row[:-2]), False, (int(row[-2]), int(row[-1]))
+        sql = (f"SELECT {', '.join(STATUS_COLUMNS)}, {OTHER_UNITS} FROM stations WHERE station = ?"
+               f"{self.dialect.for_update}")
+        row = self._q(sql, (station,)).fetchone()
+        created = False
+        if row is None:
+            created = self._q("INSERT INTO stations (station, training) VALUES (?, ?) "
+                              "ON CONFLICT (station) DO NOTHING",
+                              (station, int(is_training_station(station)))).rowcount == 1
+            row = self._q(sql, (station,)).fetchone()
+        return StationStatus(*row[:-2]), created, (int(row[-2]), int(row[-1]))
+
+    def lock_stations(self, stations: Sequence[str]) -> dict[str, Any]:
+        """The rows (with their other units' sums) of a group's stations, locked in station order in one statement
+        (``GroupWriter.prepare``); stations without a row yet are missing (``_locked_status`` creates them)."""
+        found: dict[str, Any] = {}
+        for start in range(0, len(stations), PREPARED_AT_ONCE):
+            part = stations[start:start + PREPARED_AT_ONCE]
+            rows = self._q(f"SELECT {', '.join(STATUS_COLUMNS)}, {OTHER_UNITS} FROM stations WHERE station IN "
+                           f"({','.join('?' * len(part))}) ORDER BY station{self.dialect.for_update}", part).fetchall()
+            found.update((str(row[0]), row) for row in rows)
+        return found
+
+    def _pending_status(self, station: str) -> StationStatus | None:
+        """The station's row as an earlier piece of work of the current group left it, not yet written (None:
+        no earlier piece changed it)."""
+        statuses: list[StationStatus] = self.writer.deferred(self._save_statuses)
+        return next((status for status in reversed(statuses) if status.station == station), None)
 
 
     def _stored_hashes(self, station: str, records: Sequence[SignedRecord], highest: int,
@@ -225,9 +274,17 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
         self._count(tuple(now), tuple(was))
 
     def _save_status(self, status: StationStatus) -> None:
+        """Have the station's row written with ``status`` at the group's end (its lock is held already)."""
+        self.writer.defer(self._save_statuses, status, STATUS_RANK)
+
+    def _save_statuses(self, statuses: Sequence[StationStatus]) -> None:
+        """The station rows a group changed, each as its last piece of work left it, in one ``executemany``
+        (PostgreSQL: one pipeline, one round trip)."""
+        last = {status.station: status for status in statuses}
         names = [*STATUS_COLUMNS[1:], *RANK_COLUMNS]
-        self._q(f"UPDATE stations SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ?",
-                [*(getattr(status, n) for n in STATUS_COLUMNS[1:]), *ranks(status), status.station])
+        self._many(f"UPDATE stations SET {', '.join(f'{n} = ?' for n in names)} WHERE station = ?",
+                   [[*(getattr(s, n) for n in STATUS_COLUMNS[1:]), *ranks(s), s.station]
+                    for _, s in sorted(last.items())])
 
     def _apply_alarms(self, status: StationStatus, changes: Sequence[AlarmChange],
                       unit: str = MAIN_UNIT) -> StationStatus:

@@ -34,6 +34,13 @@ station id; work without one last), each station's own work in the order
 it arrived, so two groups lock station rows in the same order too.
 
 A piece of work that fails is undone alone, its deferred items with it.
+
+Before the first piece of work, ``prepare`` (set by the storage) is called
+once with the group's order keys, sorted and distinct, and what it returns
+is what ``prepared()`` gives the pieces of work for that group: the storage
+locks and reads every station row of the group in one statement, in station
+order, instead of one statement (one round trip on PostgreSQL, which the
+whole group waits for) per batch.
 """
 
 from __future__ import annotations
@@ -75,6 +82,8 @@ class GroupWriter:
         self.db, self.max_group = db, max_group
         self.before_commit: Callable[[int], None] | None = None
         """Called with the group's size just before each COMMIT (tests stop the process there)."""
+        self.prepare: Callable[[list[str]], dict[str, Any]] | None = None
+        """Called inside each group's transaction, before its work, with its order keys (sorted, distinct)."""
         self.groups = 0
         self.written = 0
         self._queue: queue.SimpleQueue[_Work[Any] | None] = queue.SimpleQueue()
@@ -111,6 +120,11 @@ class GroupWriter:
         if found is None:
             raise RuntimeError("defer is only called inside a piece of the writer's work")
         return found
+
+    def prepared(self) -> dict[str, Any]:
+        """What ``prepare`` returned for the current group (empty outside a group or without ``prepare``)."""
+        found: dict[str, Any] | None = getattr(self._local, "prepared", None)
+        return {} if found is None else found
 
     def _finish(self) -> None:
         """Call every finisher with its items, in rank order (inside the group's transaction, before COMMIT)."""
@@ -182,9 +196,11 @@ class GroupWriter:
             work.done.set()
 
     def _run_group(self, ordered: list[_Work[Any]], *, isolated: bool) -> None:
-        self._local.deferred = []
+        self._local.deferred, self._local.prepared = [], None
         try:
             with self.db._transaction():
+                if self.prepare is not None:
+                    self._local.prepared = self.prepare(sorted({w.order for w in ordered if w.order is not None}))
                 for number, work in enumerate(ordered):
                     if isolated:
                         self._run_one(work, number)
@@ -197,7 +213,7 @@ class GroupWriter:
                 if self.before_commit is not None:
                     self.before_commit(len(ordered))
         finally:
-            self._local.deferred = None
+            self._local.deferred, self._local.prepared = None, None
 
     def _run_one(self, work: _Work[Any], number: int) -> None:
         name = f"work{number}"

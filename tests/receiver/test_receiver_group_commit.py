@@ -274,3 +274,42 @@ def test_a_failing_piece_of_work_leaves_nothing_deferred(app: Flask, setup: Setu
     assert isinstance(b[1][0], ValueError) and c[1][0].accepted == 2
     assert stored(app) == (3, 3) and storage.highest_seq("KG-0002") == 0
     assert storage.tallies()["reported"] == 1
+
+
+def test_a_group_reads_and_writes_its_station_rows_in_one_statement_each(app: Flask, setup: Setup) -> None:
+    """On PostgreSQL every statement is a round trip the whole group waits for: a group of batches of several
+    stations locks and reads their rows in one statement and writes them back in one ``executemany``."""
+    receiver = receiver_of(app)
+    storage = receiver.storage
+    first, second = setup.units["KG-0001"], setup.units["KG-0002"]
+    assert receiver.ingestor.ingest_records(first.records(1), "test").accepted == 1
+    assert receiver.ingestor.ingest_records(second.records(1), "test").accepted == 1
+    held = HeldCommit(storage)
+    a = in_thread(lambda: receiver.ingestor.ingest_records(first.records(1), "test"))
+    assert held.entered.wait(DEADLINE)
+    statements: list[str] = []
+    query, many = storage._q, storage._many
+
+    def counted_q(sql: str, params: Any = ()) -> Any:
+        statements.append(sql)
+        return query(sql, params)
+
+    def counted_many(sql: str, rows: Any) -> int:
+        statements.append(sql)
+        return many(sql, rows)
+
+    storage._q, storage._many = counted_q, counted_many  # type: ignore[method-assign]
+    b = in_thread(lambda: receiver.ingestor.ingest_records(second.records(2), "test"))
+    c = in_thread(lambda: receiver.ingestor.ingest_records(first.records(3), "test"))
+    until(lambda: storage.writer._queue.qsize() == 2, "both batches to reach the writer")
+    held.release.set()
+    for thread, _ in (a, b, c):
+        thread.join(DEADLINE)
+    storage._q, storage._many = query, many  # type: ignore[method-assign]
+    assert [(o[0].accepted, o[0].duplicates, o[0].rejection) for _, o in (a, b, c)] == [
+        (1, 0, None), (2, 0, None), (3, 0, None)]
+    assert held.sizes == [1, 2] and stored(app) == (8, 8)
+    assert (storage.highest_seq("KG-0001"), storage.highest_seq("KG-0002")) == (5, 3)
+    assert len([s for s in statements if "FROM stations" in s]) == 1
+    assert len([s for s in statements if s.startswith("UPDATE stations")]) == 1
+    assert storage.tallies()["reported"] == 2
