@@ -107,3 +107,12 @@ def test_a_boot_without_a_slot_on_the_command_line_records_nothing(tmp_path: Pat
     done = unit.run()
     assert done.returncode == 0 and "names no rauc.slot" in done.stdout
     assert not unit.status.exists()
+
+
+def test_the_read_only_root_is_never_checked_at_boot() -> None:
+    """e2fsck rewrites the superblock of even a clean file system (its write time, its bytes written): a root
+    checked at boot would not be the slot as flashed any more, and its hash would name no image."""
+    fstab = SCRIPT.parents[4] / "rootfs/etc/fstab"
+    root = next(line.split() for line in fstab.read_text().splitlines()
+                if line.strip() and not line.startswith("#") and line.split()[1] == "/")
+    assert "ro" in root[3].split(",") and root[5] == "0", root
