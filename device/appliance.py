@@ -50,6 +50,7 @@ from protocol.errors import UserError
 
 if TYPE_CHECKING:
     from device.hardware.sim.controls import SimControls
+    from device.keystate import KeyState
     from device.sync.service import UnitSync
     from device.upstream.service import Upstream
 
@@ -63,7 +64,7 @@ class Appliance:
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
         upstream: Upstream | None = None, sim: SimControls | None = None, backup_dir: Path | None = None,
-        unit_sync: UnitSync | None = None, updater: Updater | None = None,
+        unit_sync: UnitSync | None = None, updater: Updater | None = None, key_state: KeyState | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -77,6 +78,8 @@ class Appliance:
         self.updater = updater
         """The software updater (``device/updates``); None: this station takes no updates."""
         """The sync with the other units of the station (``device/sync/``); None for a one-unit station."""
+        self.key_state = key_state
+        """The record key and its enrollment, read at start (``device/keystate.py``); None: not known."""
         if unit_sync is not None:
             self._ctx = replace(self._ctx, units=unit_sync.units.units)
             unit_sync.attach(self.post_peer)

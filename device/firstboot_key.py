@@ -24,6 +24,17 @@ the key exists only as the blob in ``device.tpm``).
 
 Errors are ``KeyStepRefused`` (a kind of ``device.firstboot.KINDS`` and the detail), which the
 import turns into its refusal (journal, console and the first-boot screen).
+
+**The way back** (``take_enrollment``, ``python -m device.firstboot_key take``): at the CEC,
+``pollbox-provision cec enroll --out STICK STICK/enrollment-request-*.json`` checks the request and writes
+the CEC-signed certificate ``<station>-<serial>.enrollment.json`` onto the same stick. At the unit's
+next boot with the stick in, the image's ``pollbox-enrollment.service`` (before the appliance, only
+while the unit holds no ``enrollment.json``) mounts the stick read-only and runs the take step: every
+``*.enrollment.json`` on the stick is checked against the election's CEC key and this unit's own key
+(``provisioning.enrollment.verify_certificate``); the one for this unit is stored as
+``enrollment.json`` in its data folder, owned by the appliance's user. Certificates of other units
+on a shared stick are skipped; one not signed by this election's CEC is refused, saying so. The
+chair's details page then says the key is enrolled (``device/keystate.py``).
 """
 
 from __future__ import annotations
@@ -172,3 +183,81 @@ def key_step(station: Path, stick: Path, dest: Path, serial: str | None) -> TpmK
             raise KeyStepRefused("tpm_key", str(exc)) from None
     check_writable(stick)
     return TpmKeyStep(relative, stick, station_id, serial, config.key.tcti)
+
+
+class EnrollmentRefused(UserError):
+    """The stick's enrollment certificate cannot be taken; the message says why and what to do."""
+
+
+def take_enrollment(stick: Path, config_path: Path, owner: str | None = None) -> str:
+    """Store the CEC's enrollment certificate for this unit's key from the stick as ``enrollment.json``.
+
+    Returns what was done, for the console and the journal. Raises EnrollmentRefused when the stick holds
+    certificates and none is this election's CEC's for this unit's key, or the certificate cannot be stored.
+    """
+    from device.package import PackageError, public_key_from_b64
+    from provisioning.enrollment import read_json, record_enrollment, recorded_enrollment, verify_certificate
+    from provisioning.errors import ProvisionError
+
+    config = load_config(config_path)
+    data = config.data_dir
+    try:
+        cec = public_key_from_b64(config.cec_public_key)
+    except PackageError as exc:
+        raise EnrollmentRefused(f"the station config has no usable CEC key: {exc}") from None
+    if (data / "enrollment.json").exists():
+        try:
+            entry = recorded_enrollment(data, cec)
+            return f"the device key {entry.key_id} is already enrolled (since {entry.enrolled_at}); nothing to take"
+        except ProvisionError:
+            pass  # a certificate that does not hold is replaced by a good one from the stick
+    found = sorted(stick.glob("*.enrollment.json"))
+    if not found:
+        return (f"no enrollment certificate on the USB stick ({stick}); the device key is not enrolled yet: "
+                "take the stick with the enrollment request to the CEC")
+    refusals = []
+    for path in found:
+        try:
+            doc = read_json(path, "enrollment certificate")
+            verify_certificate(doc, cec, data, path.name)
+        except ProvisionError as exc:
+            refusals.append(exc)
+            continue
+        try:
+            entry = record_enrollment(path, cec, data)
+            if owner is not None:
+                import shutil
+                shutil.chown(data / "enrollment.json", owner, owner)
+        except (ProvisionError, OSError) as exc:
+            raise EnrollmentRefused(f"the enrollment certificate {path.name} could not be stored: {exc}") from None
+        return (f"device key {entry.key_id} enrolled by the CEC for station {entry.station}, unit {entry.serial} "
+                f"(enrolled {entry.enrolled_at}): certificate {path.name} taken from the USB stick")
+    unsigned = [e for e in refusals if e.code == "E031" and "signed by this election's CEC" in e.message]
+    if unsigned:
+        raise EnrollmentRefused(f"{unsigned[0].message}: ask the CEC to enroll this unit's request again")
+    raise EnrollmentRefused(f"the USB stick holds {len(found)} enrollment certificate(s), none for this unit's "
+                            f"device key ({'; '.join(e.message for e in refusals)[:400]})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m device.firstboot_key take --stick MOUNT --config STATION.TOML [--owner USER]``."""
+    import argparse
+    import sys
+    p = argparse.ArgumentParser(prog="python -m device.firstboot_key", description=main.__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    take = sub.add_parser("take", help="take this unit's enrollment certificate from the mounted stick")
+    take.add_argument("--stick", type=Path, required=True, help="where the stick is mounted")
+    take.add_argument("--config", type=Path, required=True, help="the installed station's config")
+    take.add_argument("--owner", help="the user that will own enrollment.json")
+    args = p.parse_args(argv)
+    try:
+        said = take_enrollment(args.stick, args.config, args.owner)
+    except EnrollmentRefused as exc:
+        print(f"pollbox enrollment: refused: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print(f"pollbox enrollment: {said}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -115,6 +115,8 @@ class StationStatus:
     (``device/sync/service.py`` ``UnitSync.status``); None for a one-unit station."""
     update: tuple[tuple[str, Any], ...] = ()
     """Software updates as the journal tells them (``update_view``): the phase and the last outcome."""
+    key_info: tuple[tuple[str, Any], ...] = ()
+    """The record key and its enrollment as read at start (``device/keystate.py``); empty when not known."""
 
     def to_dict(self, now: float) -> dict[str, Any]:
         """The JSON-able status at monotonic time ``now`` (for the desk's current decision)."""
@@ -140,6 +142,7 @@ class StationStatus:
             "seq": self.seq,
             "units": copy.deepcopy(self.units_info),
             "update": {k: dict(v) if isinstance(v, tuple) else v for k, v in self.update},
+            "key": dict(self.key_info),
         }
 
 
@@ -219,7 +222,14 @@ def station_status(app: Owned, previous: StationStatus | None = None) -> Station
         storage=app.fault.view(app.session.storage_low, app.journal.mark_fault),
         units_info=previous.units_info if previous is not None else _units(app),
         update=update_view(s),
+        key_info=_key_info(app),
     )
+
+
+def _key_info(app: Owned) -> tuple[tuple[str, Any], ...]:
+    """The appliance's record key state (``device/keystate.py``), read once at start; () without one."""
+    known = getattr(app, "key_state", None)
+    return known.to_items() if known is not None else ()
 
 
 def update_view(s: st.StationState) -> tuple[tuple[str, Any], ...]:

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, current_app, request, session
 from flask_babel import Babel, format_decimal, format_percent, format_time, get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 LANGUAGES: dict[str, str] = {"ky": "Кыргызча", "ru": "Русский", "en": "English"}
 SHORT_NAMES: dict[str, str] = {"ky": "Кырг", "ru": "Рус", "en": "Eng"}
@@ -154,6 +155,24 @@ LINK_STATES: dict[str, Any] = {
 }
 """The wording of the link to the CEC, by ``view.link_state``."""
 
+KEY_STATES: dict[str, Any] = {
+    "enrolled": _l("key %(key)s, enrolled by the CEC"),
+    "requested": _l("key %(key)s, not enrolled yet: the enrollment request is on the USB stick; the technician "
+                    "takes it to the CEC and brings the certificate back"),
+    "invalid": _l("key %(key)s: the enrollment certificate on this unit is not the CEC's for this key; call "
+                  "the technician"),
+}
+"""The record key's line on the details page, by ``KeyState.enrollment`` (``device/keystate.py``)."""
+
+
+def key_text(key: Any) -> Markup:
+    """The record key's state in the screen's language, its id in ``<code>`` (empty when no key is named)."""
+    if not isinstance(key, dict) or key.get("enrollment") not in KEY_STATES:
+        return Markup("")
+    kid = Markup("<code>%s</code>") % str(key.get("id") or "?")
+    return Markup.escape(str(KEY_STATES[key["enrollment"]])) % {"key": kid}
+
+
 SCANNER_STATES: dict[str, Any] = {
     "connected": _l("connected"),
     "disconnected": _l("disconnected"),
@@ -242,4 +261,4 @@ def init_app(app: Flask) -> None:
                                  SCANNER_STATES=SCANNER_STATES, ALARM_TITLES=ALARM_TITLES, ALARM_ADVICE=ALARM_ADVICE,
                                  UPSTREAM_REFUSALS=UPSTREAM_REFUSALS, UPSTREAM_REFUSED=UPSTREAM_REFUSED,
                                  LINK_STATES=LINK_STATES, alarm_title=alarm_title, alarm_advice=alarm_advice,
-                                 update_text=update_text)
+                                 update_text=update_text, key_text=key_text)

@@ -5,9 +5,12 @@ TPM 2.0 on the TIS interface (``tpm-tis``), as a Pi shows an SPI TPM module: the
 ``/dev/tpmrm0``, which ``tpm-udev``'s rule gives to the ``tss`` group, and the image's ``pollbox`` user
 is in that group. Each unit has its own swtpm state folder (a fresh folder is a new chip).
 
-The station's stick says ``[key] store = "tpm"`` and carries no key file. The first start refuses (no
-key yet); the technician then makes the key on the unit (``pollbox-provision unit keygen``, as the
-``pollbox`` user) and writes the enrollment request, which the CEC enrolls on the host. From there:
+The station's stick says ``[key] store = "tpm"`` and carries no key file, so the unit's first boot makes
+the key in the TPM (the station import's key step, ``device/firstboot_key.py``) and writes its
+enrollment request onto the stick (a FAT image); the chair's screen says the key is not enrolled yet.
+With the unit powered off, the CEC enrolls the request on the host and its certificate is written back
+onto the stick; at the next boot ``pollbox-enrollment.service`` takes it and the screen says the key is
+enrolled by the CEC. From there:
 
 - every record the unit signs over a short day (open, three voters, close) is taken off the unit and
   verified on the host with the enrolled public key: ``"alg":"p256"``, that key's id, an unbroken chain;
@@ -31,6 +34,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +51,6 @@ from receiver.registry import Registry
 from .guest import (
     EMULATION_WATCHDOG,
     PORT_NAME,
-    STATION_CONFIG,
     WATCHDOG_DROP_IN,
     Guest,
     host_can_boot,
@@ -61,6 +64,7 @@ from .vm import (
     VirtualMachine,
     build_image,
     demo_station,
+    run,
     wait_for,
     write_stick,
 )
@@ -69,13 +73,10 @@ pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TES
 
 DATA = "/var/lib/pollbox/station/data"
 PYTHON = "/opt/pollbox/bin/python"
-PROVISION = "/opt/pollbox/bin/pollbox-provision"
 SWTPM_LISTENING = 20.0
 """Seconds for swtpm to create its control socket."""
 STARTED = 300.0
 """How long the appliance may take to start (or to refuse) after a restart, in a loaded emulated guest."""
-KEYGEN_TAKES = 300.0
-"""The technician's keygen and enrollment request in an emulated guest (starting Python is slow there)."""
 SIGNING_SPAN = 5.0
 """Seconds each key signs records for in the guest's rate measurement."""
 OUTBOX_DUMP = f"""import json, sqlite3
@@ -191,10 +192,19 @@ class TpmUnit:
         self.tpm.stop()
 
 
+class WritableStickMachine(VirtualMachine):
+    """A unit whose station stick can be written, as a technician's is: its first boot writes the TPM key's
+    enrollment request onto it (the other image tests give the stick read-only)."""
+
+    def unit_devices(self) -> list[str]:
+        return [arg.replace(",readonly=on,", ",") if arg.startswith("if=none,id=stick,") else arg
+                for arg in super().unit_devices()]
+
+
 def make_unit(workdir: Path, image: Path, stick: Path, station: Path) -> TpmUnit:
     """A unit (not yet powered on) booting ``image`` with the test agent's port and a swtpm of its own."""
     workdir.mkdir(parents=True, exist_ok=True)
-    vm = VirtualMachine(workdir, image, stick, station)
+    vm = WritableStickMachine(workdir, image, stick, station)
     tpm = QemuTpm(workdir / "swtpm")
     vm.extra += [
         "-device", "virtio-serial-pci,id=vser0",
@@ -213,6 +223,19 @@ def tpm_stick(workdir: Path) -> tuple[Path, Path]:
     config.write_text(config.read_text() + '\n[key]\nstore = "tpm"\n')
     names = tuple(n for n in STICK_FILES if n not in ("data/device.key", "data/device.pub"))
     return write_stick(workdir / "stick.img", station, names), station
+
+
+def stick_names(stick: Path) -> list[str]:
+    """The files in the top folder of a FAT stick image (mtools; the unit is powered off)."""
+    return [line.removeprefix("::/") for line in run(["mdir", "-b", "-i", str(stick), "::/"]).split()
+            if not line.endswith("/")]
+
+
+def key_line(unit: TpmUnit) -> tuple[dict[str, object], str]:
+    """The status's ``key`` and the details page (the station's language, Kyrgyz) of the running appliance."""
+    status = wait_for(lambda: unit.vm.status(), "the appliance's status", STARTED)
+    with urllib.request.urlopen(unit.vm.url("/details"), timeout=30) as answer:
+        return dict(status["key"]), answer.read().decode()
 
 
 def outbox(guest: Guest) -> dict[str, object]:
@@ -270,34 +293,39 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
 
 
 def enrolled_day(unit: TpmUnit, workdir: Path) -> None:
-    """Boot, see the TPM, make and enroll the key on the unit, run a short day; keep what was signed."""
+    """First boot (the key made in the TPM, its request on the stick), the CEC's certificate back onto the stick
+    and taken at the next boot, then a short day; keep what was signed."""
     guest = unit.boot()
     facts = unit.facts
     facts["tpm_version"] = guest.check("cat /sys/class/tpm/tpm0/tpm_version_major").strip()
     facts["tpmrm0"] = guest.check("stat -c '%G %a' /dev/tpmrm0").strip()
     facts["pollbox_groups"] = guest.check("id -nG pollbox").split()
     facts["import"] = guest.run(f"runuser -u pollbox -- {PYTHON} -c 'import tpm2_pytss; print(tpm2_pytss.__file__)'")
-    # The stick carries no key: the first start refuses, saying how to make one.
-    facts["no_key_yet"] = refused_with(unit, "no TPM device key at")
-    guest.check("systemctl stop pollbox.service", timeout=120)
-    config = shlex.quote(STATION_CONFIG)
-    facts["keygen"] = guest.check(f"cd / && runuser -u pollbox -- {PROVISION} unit keygen --config {config} 2>&1",
-                                  KEYGEN_TAKES)
-    guest.check(f"cd / && runuser -u pollbox -- {PROVISION} unit enroll-request --station {STATION}"
-                f" --serial SN-TPM-VM --out /tmp/request.json --config {config}", KEYGEN_TAKES)
-    request = workdir / "request.json"
-    request.write_bytes(guest.pull("/tmp/request.json"))
-    facts["request"] = json.loads(request.read_text())
+    unit.vm.wait_until_ready()  # the first boot made the key: the appliance starts with it
+    facts["first_boot"] = guest.check("journalctl -b -u pollbox-station-import.service --no-pager -o cat")
     facts["card"] = guest.check(f"ls -A {DATA}").split()
     facts["device.tpm"] = json.loads(guest.pull(f"{DATA}/device.tpm"))
-    # The CEC enrolls the request (checking its signature, made by the key in the TPM).
+    facts["before_enrollment"] = key_line(unit)
+    unit.shut_down()
+    # At the CEC: the request from the stick enrolled (its signature made by the key in the TPM checked), the
+    # certificate written back onto the stick.
+    stick = unit.vm.stick
+    facts["stick_after_first_boot"] = names = stick_names(stick)
+    requests = [n for n in names if n.startswith("enrollment-request-")]
+    assert len(requests) == 1, names
+    request = workdir / requests[0]
+    run(["mcopy", "-i", str(stick), f"::/{requests[0]}", str(request)])
+    facts["request"] = json.loads(request.read_text())
     (workdir / "certs").mkdir()
-    enroll([request], workdir / "registry.json", TEST_CEC, workdir / "certs", 1.7e9)
+    [certificate] = enroll([request], workdir / "registry.json", TEST_CEC, workdir / "certs", 1.7e9)
     Registry.load(workdir / "registry.json", TEST_CEC.public_key())  # the CEC's signature holds
     facts["registry"] = json.loads((workdir / "registry.json").read_text())
-
-    restart_appliance(guest)
+    run(["mcopy", "-i", str(stick), str(certificate), f"::/{certificate.name}"])
+    # The next boot takes it.
+    guest = unit.boot()
     unit.vm.wait_until_ready()
+    facts["enrollment_taken"] = guest.check("journalctl -b -u pollbox-enrollment.service --no-pager -o cat")
+    facts["after_enrollment"] = key_line(unit)
     guest.control({"cmd": "open"})
     for pin in demo_pins(3):
         assert guest.control({"cmd": "manual", "number": pin})["decision"]["outcome"] == "admitted"
@@ -318,7 +346,24 @@ def test_the_booted_unit_reaches_its_tpm(rig: dict[str, object]) -> None:
     assert "tss" in facts["pollbox_groups"], facts["pollbox_groups"]
     rc, where = facts["import"]
     assert rc == 0 and where.startswith("/opt/pollbox/lib/"), where
-    assert "pollbox-provision unit keygen" in facts["no_key_yet"], facts["no_key_yet"][-2000:]
+
+
+def test_the_first_boot_makes_the_key_and_the_next_boot_takes_the_cec_s_certificate(rig: dict[str, object]) -> None:
+    facts = rig["unit"].facts  # type: ignore[attr-defined]
+    request = facts["request"]
+    said = facts["first_boot"]
+    assert f"device key {request['key_id']} made inside this unit's TPM" in said, said[-2000:]
+    assert "take the USB stick to the CEC" in said, said[-2000:]
+    assert request["station"] == STATION and request["alg"] == P256
+    key, page = facts["before_enrollment"]
+    assert (key["id"], key["alg"], key["store"], key["enrollment"]) == (request["key_id"], P256, "tpm", "requested")
+    assert 'data-key="requested"' in page and "азырынча катталган эмес" in page
+    assert "enrollment.json" not in facts["card"]
+    taken = facts["enrollment_taken"]
+    assert f"device key {request['key_id']} enrolled by the CEC" in taken, taken[-2000:]
+    key, page = facts["after_enrollment"]
+    assert key["enrollment"] == "enrolled" and key["enrolled_at"], key
+    assert 'data-key="enrolled"' in page and "БШК каттаган" in page
 
 
 def test_the_key_is_made_in_the_tpm_and_signs_every_record(rig: dict[str, object]) -> None:
