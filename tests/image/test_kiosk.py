@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from device.demo_documents import make_td1
 from device.kiosk import FIRST_FRAME, FRAMES_STOP
 
 from .guest import ProbedUnit, boot_probed_unit, host_can_boot
-from .screen import classify
+from .screen import classify, colours
 from .test_kernel_scanners import SCANNER_NAME, SERVICE_STARTS, TEST_DIR, UINPUT, ScannerRig
 from .vm import BOOT_DEADLINE, IMAGE_TEST_TIMEOUT, wait_for
 
@@ -159,10 +160,14 @@ def test_the_kiosk_draws_the_status_screen_after_power_on(unit: ProbedUnit) -> N
 
     def drawn() -> bool | None:
         nonlocal first_frame
-        shown = classify(vm.screendump(vm.workdir / "screen-timeline.ppm"))
+        frame = vm.screendump(vm.workdir / "screen-timeline.ppm")
+        shown = classify(frame)
+        with Image.open(frame) as image:
+            colour = "#" + "".join(f"{c:02x}" for c in colours(image).most_common(1)[0][0])
         at = round(time.monotonic() - vm.started_at, 1)
         connections = unit.guest.run(PAGE_CONNECTIONS, timeout=60)[1].strip()
-        timeline.append({"s": at, "screen": shown, "frames": frames(unit), "page_connections": connections})
+        timeline.append({"s": at, "screen": shown, "colour": colour, "frames": frames(unit),
+                         "page_connections": connections})
         if shown == "status" and first_frame is None:
             first_frame = at
         said = supervisor_said(unit)
