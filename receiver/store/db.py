@@ -128,6 +128,36 @@ class Database:
             raise StorageError(f"{self.dialect.name}: {exc}".strip()) from exc
 
     @contextmanager
+    def _pipelined(self) -> Iterator[None]:
+        """Statements run inside are sent together and their results read once, at the end or at the first fetch
+        (PostgreSQL's pipeline mode: one round trip for them all); on SQLite they run one by one, as always.
+
+        A statement that fails raises ``StorageError`` by the end of the block at the latest.
+        """
+        if self.dialect is not POSTGRES:
+            yield
+            return
+        conn = self.conn()
+        try:
+            with conn.pipeline():
+                yield
+        except self._driver_errors() as exc:
+            self._forget_if_broken(conn)
+            raise StorageError(f"{self.dialect.name}: {exc}".strip()) from exc
+
+    def _begin(self) -> None:
+        """Start a transaction (SQLite: take the write lock now; PostgreSQL: locks come with the statements)."""
+        self._q("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
+
+    def _rollback(self) -> None:
+        """Undo the open transaction (a failure here only drops a broken connection)."""
+        conn = self.conn()
+        try:
+            conn.execute("ROLLBACK")
+        except self._driver_errors():
+            self._forget_if_broken(conn)
+
+    @contextmanager
     def _transaction(self) -> Iterator[None]:
         self._q("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
         conn = self.conn()

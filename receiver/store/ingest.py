@@ -64,11 +64,13 @@ from receiver.store.merkle_log import MerkleLog
 from receiver.store.overview import ranks
 from receiver.store.schema import RANK_COLUMNS, STATUS_COLUMNS, UNIT_COLUMNS, record_alarm_changes
 from receiver.store.tallies import Tallies, tally
-from receiver.store.writer import GroupWriter
+from receiver.store.writer import PIPELINED_FROM, GroupWriter
 
 MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
 MAX_REASON = 500  # characters of a rejection's reason and source kept
-STATUS_RANK, LOG_RANK, COUNTS_RANK = 0, 1, 2  # the order of the group's last writes: rows, log, counts
+# The order of the group's last writes: the public log (it reads the tree row), then, sent with the COMMIT in one
+# pipeline (``writer.PIPELINED_FROM``), the station rows (locked already) and the counts (the last lock taken).
+LOG_RANK, STATUS_RANK, COUNTS_RANK = 1, PIPELINED_FROM, PIPELINED_FROM + 1
 OTHER_UNITS = ("(SELECT COALESCE(SUM(u.identified), 0) FROM unit_chains u WHERE u.station = stations.station), "
                "(SELECT COALESCE(SUM(u.ballots), 0) FROM unit_chains u WHERE u.station = stations.station)")
 """The sums of the station's other units' own counts, read with the station's row (``_plus_other_units``)."""

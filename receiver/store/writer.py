@@ -40,7 +40,11 @@ once with the group's order keys, sorted and distinct, and what it returns
 is what ``prepared()`` gives the pieces of work for that group: the storage
 locks and reads every station row of the group in one statement, in station
 order, instead of one statement (one round trip on PostgreSQL, which the
-whole group waits for) per batch.
+whole group waits for) per batch. On PostgreSQL the BEGIN goes in one
+pipeline with that read, and the group's last writes that read nothing (the
+station rows, the counts) in one pipeline with the COMMIT: a group of any
+size is about six round trips (BEGIN and the rows, the tree row, two COPYs,
+the tree's update, the writes and COMMIT).
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ from protocol.errors import PollboxError
 from receiver.store.db import Database, StorageError
 
 T = TypeVar("T")
+PIPELINED_FROM = 10
+"""Finishers of this rank and above only write, and go in one pipeline with the COMMIT (``defer``)."""
 MAX_GROUP = 200
 """Pieces of work committed together at most (each is one batch of up to 2,000 records, or one rejection)."""
 
@@ -108,6 +114,8 @@ class GroupWriter:
         """Have ``finish`` called once, at the end of the current group's transaction, with every such item.
 
         Only inside a piece of work. Finishers run in ascending ``rank``; an item of work that fails is dropped.
+        Finishers of rank ``PIPELINED_FROM`` and above only write (they read no result): they are sent with the
+        COMMIT in one pipeline (PostgreSQL: one round trip for them all and the COMMIT).
         """
         self._deferred().append((rank, finish, item))
 
@@ -126,14 +134,26 @@ class GroupWriter:
         found: dict[str, Any] | None = getattr(self._local, "prepared", None)
         return {} if found is None else found
 
-    def _finish(self) -> None:
-        """Call every finisher with its items, in rank order (inside the group's transaction, before COMMIT)."""
+    def _finish(self, size: int) -> None:
+        """Call every finisher with its items, in rank order, then COMMIT (inside the group's transaction).
+
+        The finishers of rank ``PIPELINED_FROM`` and above, ``before_commit`` and the COMMIT run in one pipeline.
+        """
         deferred, self._local.deferred = self._deferred(), None
         by_finish: dict[Callable[[list[Any]], None], tuple[int, list[Any]]] = {}
         for rank, finish, item in deferred:
             by_finish.setdefault(finish, (rank, []))[1].append(item)
-        for finish, (_, items) in sorted(by_finish.items(), key=lambda entry: entry[1][0]):
-            finish(items)
+        finishers = sorted(by_finish.items(), key=lambda entry: entry[1][0])
+        for finish, (rank, items) in finishers:
+            if rank < PIPELINED_FROM:
+                finish(items)
+        with self.db._pipelined():
+            for finish, (rank, items) in finishers:
+                if rank >= PIPELINED_FROM:
+                    finish(items)
+            if self.before_commit is not None:
+                self.before_commit(size)
+            self.db._q("COMMIT")
 
     def stop(self) -> None:
         """Finish the work already handed over, then end the thread."""
@@ -198,9 +218,12 @@ class GroupWriter:
     def _run_group(self, ordered: list[_Work[Any]], *, isolated: bool) -> None:
         self._local.deferred, self._local.prepared = [], None
         try:
-            with self.db._transaction():
-                if self.prepare is not None:
-                    self._local.prepared = self.prepare(sorted({w.order for w in ordered if w.order is not None}))
+            try:
+                with self.db._pipelined():  # BEGIN and the locked read of the group's rows: one round trip
+                    self.db._begin()
+                    if self.prepare is not None:
+                        self._local.prepared = self.prepare(sorted({w.order for w in ordered
+                                                                    if w.order is not None}))
                 for number, work in enumerate(ordered):
                     if isolated:
                         self._run_one(work, number)
@@ -209,9 +232,10 @@ class GroupWriter:
                             work.result = work.run()
                         except Exception as exc:
                             raise _PieceFailed from exc
-                self._finish()
-                if self.before_commit is not None:
-                    self.before_commit(len(ordered))
+                self._finish(len(ordered))
+            except BaseException:
+                self.db._rollback()
+                raise
         finally:
             self._local.deferred, self._local.prepared = None, None
 
