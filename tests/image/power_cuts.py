@@ -124,6 +124,8 @@ class Round:
     survived: bool = False
     problem: str = ""
     seconds: float = 0.0
+    """From the round's start to its cut and the disk's read: a burst round first waits for the boot
+    after the previous cut, a boot round only for its console line."""
 
     def line(self) -> str:
         found = f"disk {self.on_disk if self.on_disk is not None else '-'}, boot {self.after_boot or '-'}"
@@ -263,17 +265,25 @@ class StationDay:
     def check_disk(self, name: str, before: JournalRead | None) -> JournalRead:
         """Read the stopped unit's journal (``read_journal``) and hold it to what was acknowledged."""
         found = read_journal(self.vm, name)
-        assert found.events >= self.acked.events, f"{found.events} events on disk, {self.acked.events} acknowledged"
-        twice = [voter for voter, n in found.admitted.items() if n > 1]
-        assert not twice, f"{len(twice)} voters admitted twice"
-        missing = [pin for pin in self.acked.voters if voter_hash(self.list_key, pin) not in found.admitted]
-        assert not missing, f"{len(missing)} acknowledged admissions missing"
-        assert sum(found.admitted.values()) >= self.acked.identified, (found.admitted, self.acked.identified)
-        assert found.ballots >= self.acked.ballots, f"{found.ballots} ballots on disk, {self.acked.ballots} acknowledged"
-        if before is not None:
-            changed = [seq for seq, h in before.hashes.items() if found.hashes.get(seq) != h]
-            assert not changed, f"events already on disk changed or vanished: seq {changed[:10]}"
+        holds(found, self.acked, self.list_key, before)
         return found
+
+
+def holds(found: JournalRead, acked: Acknowledged, list_key: bytes, before: JournalRead | None) -> None:
+    """What a journal read from the disk must hold after a cut: at least the acknowledged events, every
+    acknowledged admission once and no voter twice, at least the acknowledged voters and ballots, and
+    every event of the previous read (``before``) unchanged."""
+    assert found.events >= acked.events, f"{found.events} events on disk, {acked.events} acknowledged"
+    twice = [voter for voter, n in found.admitted.items() if n > 1]
+    assert not twice, f"{len(twice)} voters admitted twice"
+    missing = [pin for pin in acked.voters if voter_hash(list_key, pin) not in found.admitted]
+    assert not missing, f"{len(missing)} acknowledged admissions missing"
+    admitted = sum(found.admitted.values())
+    assert admitted >= acked.identified, f"{admitted} voters admitted on disk, {acked.identified} acknowledged"
+    assert found.ballots >= acked.ballots, f"{found.ballots} ballots on disk, {acked.ballots} acknowledged"
+    if before is not None:
+        changed = [seq for seq, h in before.hashes.items() if found.hashes.get(seq) != h]
+        assert not changed, f"events already on disk changed or vanished: seq {changed[:10]}"
 
 
 def _cut(vm: VirtualMachine, kind: str) -> None:
