@@ -116,3 +116,37 @@ def test_the_read_only_root_is_never_checked_at_boot() -> None:
     root = next(line.split() for line in fstab.read_text().splitlines()
                 if line.strip() and not line.startswith("#") and line.split()[1] == "/")
     assert "ro" in root[3].split(",") and root[5] == "0", root
+
+
+def test_a_mounted_slot_is_hashed_as_it_is_on_the_device_not_through_the_page_cache(tmp_path: Path) -> None:
+    """The root is mounted when the script runs; read through the page cache its block device shows the
+    superblock as the kernel holds it after the mount, which was never written. The script reads it with
+    O_DIRECT and gets the bytes on the device. A loop device over an ext4 image (root and loop devices
+    needed; skipped otherwise)."""
+    unit = Unit(tmp_path)
+    image = unit.slots["A"]
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "hello").write_text("a root file system\n")
+    subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", str(tmp_path / "tree"), str(image), "8M"], check=True)
+    on_disk = hashlib.sha256(image.read_bytes()).hexdigest()
+    made = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"no loop device here: {made.stderr.strip()}")
+    loop = made.stdout.strip()
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    try:
+        if subprocess.run(["mount", "-o", "ro,noatime", loop, str(mount)], capture_output=True).returncode != 0:
+            pytest.skip("cannot mount the loop device here")
+        try:
+            cached = hashlib.sha256(Path(loop).read_bytes()).hexdigest()  # what a plain read of the device gives
+            unit.conf.write_text(unit.conf.read_text().replace(f"device={image}", f"device={loop}"))
+            done = unit.run()
+        finally:
+            subprocess.run(["umount", str(mount)], check=True)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+    assert done.returncode == 0, done.stderr
+    assert cached != on_disk, "the page cache showed the device as on disk: this test shows nothing here"
+    assert unit.recorded()["slot.rootfs.0"]["sha256"] == on_disk
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == on_disk  # the read-only mount wrote nothing
