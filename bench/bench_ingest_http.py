@@ -25,7 +25,9 @@ name also says how much CPU the sending clients used, in cores.
 Each database is measured with one receiver process of 16 threads and with
 ``serve --processes 2`` (two processes of 8 threads on one port, the
 kernel spreading the stations' connections over them); the scale-out entry
-compares the two at batches of 50.
+compares the two at batches of 50. On PostgreSQL, beside the receiver's CPU per
+record, the database server's (the postmaster and every backend, from
+``/proc``): the receiver's figure alone leaves out the work it hands over.
 
 SQLite (WAL, ``synchronous=FULL``) always; PostgreSQL (a local throwaway
 server, durable commits) when its server binary is installed.
@@ -44,6 +46,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +81,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             print(f"   ingest_http: PostgreSQL skipped: {exc}")
         else:
             try:
-                one = _database("PostgreSQL", cluster.create_database(), args, keys, streams)
-                two = _database("PostgreSQL", cluster.create_database(), args, keys, streams, processes=2)
+                server_cpu = lambda: _server_cpu(cluster.directory / "data" / "postmaster.pid")  # noqa: E731
+                one = _database("PostgreSQL", cluster.create_database(), args, keys, streams, server_cpu=server_cpu)
+                two = _database("PostgreSQL", cluster.create_database(), args, keys, streams, processes=2,
+                                server_cpu=server_cpu)
                 results += [*one, *two, _scale_out("PostgreSQL", one, two)]
             finally:
                 cluster.stop()
@@ -89,7 +94,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 
 def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey],
-              streams: list[list[SignedRecord]], processes: int = 1) -> list[dict[str, Any]]:
+              streams: list[list[SignedRecord]], processes: int = 1,
+              server_cpu: Callable[[], float] | None = None) -> list[dict[str, Any]]:
     """Batches of 3 for the first half of every station's records, then batches of 50 for the second half.
 
     With ``processes`` 2, ``serve --processes 2`` of half the threads each (the same threads in all).
@@ -106,10 +112,12 @@ def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey]
             count = sum(map(len, records))
             raw, raw_cpu = _raw_rate(keys, records)
             batches = [[gzip.compress(encode_batch(s[i:i + size])) for i in range(0, len(s), size)] for s in records]
+            database = server_cpu() if server_cpu else 0.0
             cpu, own, start = server.cpu_seconds(), _own_cpu(), time.perf_counter()
             rate = _send([url], batches, count)
             wall = time.perf_counter() - start
             used, clients = server.cpu_seconds() - cpu, (_own_cpu() - own) / wall
+            database = (server_cpu() - database) if server_cpu else 0.0
             rows.append({"name": f"ingest over HTTP {name}, batches of {size}, {CLIENTS} stations at once, "
                                  f"{served_by} (vs raw libsodium verify, one thread)",
                          "value": round(rate, 1), "unit": "records/s", "baseline": round(raw, 1),
@@ -120,6 +128,12 @@ def _database(name: str, db: str, args: list[str], keys: list[Ed25519PrivateKey]
                                      f"the receiver {used / wall:.2f})",
                              "value": round(used / count * 1e6, 1), "unit": "us/record",
                              "baseline": round(raw_cpu * 1e6, 1), "ratio": round(raw_cpu / (used / count), 3)})
+            if database > 0:
+                rows.append({"name": f"database server CPU per record over HTTP, {name}, batches of {size}, "
+                                     f"{served_by} (vs CPU of one raw libsodium verify; the server used "
+                                     f"{database / wall:.2f} cores)",
+                             "value": round(database / count * 1e6, 1), "unit": "us/record",
+                             "baseline": round(raw_cpu * 1e6, 1), "ratio": round(raw_cpu / (database / count), 3)})
     return rows
 
 
@@ -189,6 +203,28 @@ class Served:
                 continue
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return total
+
+
+def _server_cpu(pid_file: Path) -> float:
+    """User and system CPU of a PostgreSQL server so far: its postmaster and every process under it (``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    todo, total = [int(pid_file.read_text().split()[0])], 0.0
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
 
 
 def _own_cpu() -> float:
