@@ -70,7 +70,8 @@ MAX_REJECTIONS = MAX_ROWS  # rows kept in ``rejections``
 MAX_REASON = 500  # characters of a rejection's reason and source kept
 # The order of the group's last writes: the public log (it reads the tree row), then, sent with the COMMIT in one
 # pipeline (``writer.PIPELINED_FROM``), the station rows (locked already) and the counts (the last lock taken).
-LOG_RANK, STATUS_RANK, COUNTS_RANK = 1, PIPELINED_FROM, PIPELINED_FROM + 1
+# The tree row's update goes there too (its lock is held since the log append).
+LOG_RANK, TREE_RANK, STATUS_RANK, COUNTS_RANK = 1, PIPELINED_FROM, PIPELINED_FROM + 1, PIPELINED_FROM + 2
 OTHER_UNITS = ("(SELECT COALESCE(SUM(u.identified), 0) FROM unit_chains u WHERE u.station = stations.station), "
                "(SELECT COALESCE(SUM(u.ballots), 0) FROM unit_chains u WHERE u.station = stations.station)")
 """The sums of the station's other units' own counts, read with the station's row (``_plus_other_units``)."""
@@ -263,11 +264,19 @@ class Ingest(MerkleLog, Tallies, ChainKeys):
     def _insert_records(self, group: Sequence[tuple[Sequence[SignedRecord], float]]) -> None:
         """The new records of a whole group: appended to the public log in one go, then inserted with their leaves."""
         records = [(r, now) for batch, now in group for r in batch]
-        first = self._append_leaves([merkle.leaf_hash(r.data) for r, _ in records])
+        first = self._append_leaves([merkle.leaf_hash(r.data) for r, _ in records], later=self._tree_update_later)
         self._insert_rows("records", ("station", "seq", "hash", "type", "at", "received_at", "leaf_index", "line",
                                       "key_id", "training", "unit"),
                           [(r.station, r.seq, r.hash, r.type, r.fields["at"], now, first + i, r.line(), r.key,
                             int(r.training), r.unit) for i, (r, now) in enumerate(records)])
+
+    def _tree_update_later(self, sql: str, params: Sequence[Any]) -> None:
+        """Send the ``tree`` row's update with the group's COMMIT (the row is locked already)."""
+        self.writer.defer(self._run_statements, (sql, params), TREE_RANK)
+
+    def _run_statements(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        for sql, params in statements:
+            self._q(sql, params)
 
     def _count_group(self, changes: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> None:
         """Move the counts once by the sum of a group's changes (each station's (now, was))."""

@@ -10,7 +10,7 @@ of any past size are read from the stored nodes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from protocol import merkle
@@ -20,15 +20,20 @@ from receiver.store.db import Database, StorageError
 class MerkleLog(Database):
     """Appends leaves and reads the log."""
 
-    def _append_leaves(self, leaves: Sequence[bytes]) -> int:
-        """Append leaf hashes under the ``tree`` row's lock; returns the index of the first (the old size)."""
+    def _append_leaves(self, leaves: Sequence[bytes],
+                       later: Callable[[str, Sequence[Any]], None] | None = None) -> int:
+        """Append leaf hashes under the ``tree`` row's lock; returns the index of the first (the old size).
+
+        ``later``, if given, is handed the ``tree`` row's update (SQL and parameters) to run later in the same
+        transaction, instead of running it now (the group writer sends it with the COMMIT).
+        """
         size, packed = self._q(f"SELECT size, frontier FROM tree WHERE id = 1{self.dialect.for_update}").fetchone()
         packed = bytes(packed)
         frontier = [packed[i:i + 32] for i in range(0, len(packed), 32)]
         nodes, frontier = merkle.append(size, frontier, leaves)
         self._insert_rows("merkle_nodes", ("level", "idx", "hash"), nodes)
-        self._q("UPDATE tree SET size = ?, root = ?, frontier = ? WHERE id = 1",
-                (size + len(leaves), merkle.root_from_frontier(frontier), b"".join(frontier)))
+        (later or self._q)("UPDATE tree SET size = ?, root = ?, frontier = ? WHERE id = 1",
+                           (size + len(leaves), merkle.root_from_frontier(frontier), b"".join(frontier)))
         return int(size)
 
     def _insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -42,9 +42,9 @@ locks and reads every station row of the group in one statement, in station
 order, instead of one statement (one round trip on PostgreSQL, which the
 whole group waits for) per batch. On PostgreSQL the BEGIN goes in one
 pipeline with that read, and the group's last writes that read nothing (the
-station rows, the counts) in one pipeline with the COMMIT: a group of any
-size is about six round trips (BEGIN and the rows, the tree row, two COPYs,
-the tree's update, the writes and COMMIT).
+tree row's update, the station rows, the counts) in one pipeline with the
+COMMIT: a group of any size is about five round trips (BEGIN and the rows,
+the tree row, two COPYs, the writes and COMMIT).
 """
 
 from __future__ import annotations
@@ -139,14 +139,11 @@ class GroupWriter:
 
         The finishers of rank ``PIPELINED_FROM`` and above, ``before_commit`` and the COMMIT run in one pipeline.
         """
-        deferred, self._local.deferred = self._deferred(), None
-        by_finish: dict[Callable[[list[Any]], None], tuple[int, list[Any]]] = {}
-        for rank, finish, item in deferred:
-            by_finish.setdefault(finish, (rank, []))[1].append(item)
-        finishers = sorted(by_finish.items(), key=lambda entry: entry[1][0])
-        for finish, (rank, items) in finishers:
+        for finish, (rank, items) in _by_rank(self._deferred()):
             if rank < PIPELINED_FROM:
-                finish(items)
+                finish(items)  # may defer more, to be sent with the COMMIT
+        deferred, self._local.deferred = self._deferred(), None
+        finishers = _by_rank(deferred)
         with self.db._pipelined():
             for finish, (rank, items) in finishers:
                 if rank >= PIPELINED_FROM:
@@ -253,3 +250,12 @@ class GroupWriter:
             if not isinstance(exc, StorageError):
                 log.exception("database work failed and was undone alone")
         self.db._q(f"RELEASE SAVEPOINT {name}")
+
+
+def _by_rank(deferred: list[tuple[int, Callable[[list[Any]], None], Any]]) -> list[
+        tuple[Callable[[list[Any]], None], tuple[int, list[Any]]]]:
+    """Each finisher with its rank and its items (in the order they were handed over), in ascending rank."""
+    by_finish: dict[Callable[[list[Any]], None], tuple[int, list[Any]]] = {}
+    for rank, finish, item in deferred:
+        by_finish.setdefault(finish, (rank, []))[1].append(item)
+    return sorted(by_finish.items(), key=lambda entry: entry[1][0])

@@ -227,9 +227,9 @@ def test_a_batch_repeating_one_of_the_same_group_is_told_duplicates_and_the_log_
     appends: list[int] = []
     append_leaves = storage._append_leaves
 
-    def counted(leaves: Any) -> int:
+    def counted(leaves: Any, **kwargs: Any) -> int:
         appends.append(len(leaves))
-        return append_leaves(leaves)
+        return append_leaves(leaves, **kwargs)
 
     storage._append_leaves = counted  # type: ignore[method-assign]
     records = setup.units["KG-0001"].records(5)
