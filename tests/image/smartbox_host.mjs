@@ -1,6 +1,7 @@
 // The smart box on the host's end of a real serial line: the firmware (device/firmware) under the
 // MicroPython interpreter (the WebAssembly port, run by Node; tests/box/install_micropython.sh installs
-// it), its UART joined to QEMU's socket of the guest's /dev/ttyS1. Used by test_kernel_smartbox.py.
+// it), its UART joined to a Unix socket: in test_kernel_smartbox.py, the end of the test's cable relay,
+// which holds QEMU's socket of the guest's /dev/ttyS1 (so closing this end is a pulled cable).
 //
 //   node smartbox_host.mjs MICROPYTHON-PACKAGE FIRMWARE-DIR SOCKET COUNTERS-FILE
 //
