@@ -26,9 +26,13 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .vm import BOOT_DEADLINE, VirtualMachine, build_image, make_stick, partitions, run, wait_for
 
@@ -88,8 +92,14 @@ def _debugfs(filesystem: Path, commands: list[str]) -> None:
         raise GuestError(f"debugfs could not write the test agent: {done.stderr.strip()[-1500:]}")
 
 
-def make_test_copy(image: Path, dest: Path) -> Path:
-    """A copy of ``image`` at ``dest`` whose root file system also holds and starts the test agent."""
+KIOSK_WANTS = "/etc/systemd/system/multi-user.target.wants/pollbox-kiosk.service"
+"""The link that starts the kiosk at boot (``systemctl enable`` in the image recipe)."""
+
+
+def make_test_copy(image: Path, dest: Path, *, kiosk: bool = True) -> Path:
+    """A copy of ``image`` at ``dest`` whose root file system also holds and starts the test agent; with
+    ``kiosk`` false, the kiosk is not started at boot (its ``wants`` link removed): Chromium under
+    software emulation takes most of the guest's CPU for minutes, which tests of other parts do not need."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     run(["cp", "--sparse=always", "--reflink=auto", str(image), str(dest)])
     start, end = partitions(dest)["root"]
@@ -103,6 +113,7 @@ def make_test_copy(image: Path, dest: Path) -> Path:
         f"write {AGENT} {AGENT_PATH}",
         f"write {unit} /etc/systemd/system/{UNIT_NAME}",
         f"symlink /etc/systemd/system/multi-user.target.wants/{UNIT_NAME} /etc/systemd/system/{UNIT_NAME}",
+        *([] if kiosk else [f"rm {KIOSK_WANTS}"]),
     ])
     run(["dd", f"if={root}", f"of={dest}", "bs=1M", f"seek={start}", "oflag=seek_bytes", "conv=notrunc",
          "status=none"])
@@ -216,14 +227,15 @@ class ProbedUnit:
         self.vm.stop()
 
 
-def boot_probed_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None = None) -> ProbedUnit:
+def boot_probed_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None = None,
+                     kiosk: bool = True) -> ProbedUnit:
     """Build the image if needed, make a test copy with the agent, boot it with a demo station's stick.
 
-    ``extra`` adds QEMU arguments (devices). Returns once the agent answers; the appliance may still
-    be starting (``vm.wait_until_ready``).
+    ``extra`` adds QEMU arguments (devices); ``kiosk`` false boots without the kiosk (``make_test_copy``).
+    Returns once the agent answers; the appliance may still be starting (``vm.wait_until_ready``).
     """
     image = build_image("amd64")
-    copy = make_test_copy(image, workdir / "test-copy" / image.name)
+    copy = make_test_copy(image, workdir / "test-copy" / image.name, kiosk=kiosk)
     stick, station = make_stick(workdir, voters=voters)
     vm = VirtualMachine(workdir, copy, stick, station)
     shutil.rmtree(copy.parent)  # the machine keeps its own copy in ``workdir``
@@ -244,12 +256,35 @@ def boot_probed_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None
     return ProbedUnit(vm, guest)
 
 
+@contextmanager
+def booted_unit(workdir: Path, *, voters: int = 50, extra: list[str] | None = None, ready: bool = True,
+                kiosk: bool = True) -> Iterator[ProbedUnit]:
+    """A booted test copy for the length of a ``with`` block (a module's fixture): skipped where this host
+    cannot boot the image (``host_can_boot``), else booted (``boot_probed_unit``), with the appliance
+    started and the chair's screen answering unless ``ready`` is false, and powered off at the end."""
+    reason = host_can_boot()
+    if reason:
+        pytest.skip(reason)
+    unit = boot_probed_unit(workdir, voters=voters, extra=extra, kiosk=kiosk)
+    try:
+        if ready:
+            unit.vm.wait_until_ready()
+        yield unit
+    finally:
+        unit.stop()
+
+
 STATION_CONFIG = "/var/lib/pollbox/station/station.toml"
 EMULATION_WATCHDOG = "60s"
 """``WatchdogSec`` of pollbox.service in the guests whose appliance is switched to another part (10 s in
 the image): with other emulated machines on the same two cores the appliance has missed the 10 s watchdog
 and been restarted mid-test."""
 WATCHDOG_DROP_IN = "/run/systemd/system/pollbox.service.d/test-emulation.conf"
+
+
+def _toml_table(name: str, table: dict[str, str | int] | dict[str, str | int | float]) -> str:
+    """``[name]`` and its keys as TOML text (a JSON string or number is a TOML one too)."""
+    return f"\n[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items())
 
 
 def restart_appliance_with(guest: Guest, key: str, value: str, table: dict[str, str | int], *,
@@ -259,12 +294,29 @@ def restart_appliance_with(guest: Guest, key: str, value: str, table: dict[str, 
 
     Each call starts from the station's config as the stick wrote it (kept beside it as ``.orig``), so
     one switch does not carry over into the next."""
-    lines = "".join(f"{k} = {json.dumps(v)}\\n" for k, v in table.items())
+    restart_appliance_with_parts(guest, {key: (value, table)}, timeout=timeout)
+
+
+def restart_appliance_with_parts(guest: Guest, parts: dict[str, tuple[str, dict[str, str | int]]], *,
+                                 tables: dict[str, dict[str, str | int | float]] | None = None,
+                                 service: dict[str, str] | None = None, timeout: float) -> None:
+    """``restart_appliance_with`` for several parts at once (a box and a scanner: ``{"ballot_box": ("gpio",
+    {...}), "scanner": ("keyboard", {...})}``), more top-level tables of the config (``{"delays": {...}}``)
+    and more ``[Service]`` settings of pollbox.service (``{"TimeoutStopSec": "120"}``), in the same
+    drop-in as the raised watchdog. Each call starts again from the stick's config and the image's unit."""
     config = STATION_CONFIG
-    guest.check(f"cp -n {config} {config}.orig && cp {config}.orig {config}"
-                f" && sed -i 's/^{key} = \"sim\"$/{key} = \"{value}\"/' {config}"
-                f" && grep -q '^{key} = \"{value}\"$' {config}"
-                f" && printf '\\n[hardware.{value}]\\n{lines}' >> {config}")
+    edits = [f"cp -n {config} {config}.orig && cp {config}.orig {config}"]
+    appended = ""
+    for key, (value, table) in parts.items():
+        edits.append(f"sed -i 's/^{key} = \"sim\"$/{key} = \"{value}\"/' {config}"
+                     f" && grep -q '^{key} = \"{value}\"$' {config}")
+        appended += _toml_table(f"hardware.{value}", table)
+    for name, values in (tables or {}).items():
+        appended += _toml_table(name, values)
+    edits.append(f"printf %s {shlex.quote(appended)} >> {config}")
+    guest.check(" && ".join(edits))
+    settings = {"WatchdogSec": EMULATION_WATCHDOG, **(service or {})}
+    drop_in = "[Service]\n" + "".join(f"{k}={v}\n" for k, v in settings.items())
     guest.check(f"mkdir -p {WATCHDOG_DROP_IN.rsplit('/', 1)[0]}"
-                f" && printf '[Service]\\nWatchdogSec={EMULATION_WATCHDOG}\\n' > {WATCHDOG_DROP_IN}"
+                f" && printf %s {shlex.quote(drop_in)} > {WATCHDOG_DROP_IN}"
                 " && systemctl daemon-reload && systemctl restart pollbox.service", timeout=timeout)

@@ -26,155 +26,47 @@ longer than the image's 20 s, and systemd would cut it short (it had driven the 
 
 from __future__ import annotations
 
-import json
-import shlex
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from device.demo import demo_pins
+from .gpio_rig import (
+    BEAM,
+    BUZZER,
+    DEBOUNCE,
+    DROP,
+    GREEN,
+    JAM_AFTER,
+    KEEPALIVE,
+    LID,
+    LINE_REACTS,
+    LOCK,
+    PI4B_REVISION,
+    RED,
+    STATION,
+    STATUS_FOLLOWS,
+    TEST_DIR,
+    GpioRig,
+    gpio_sim_for_image,
+    switch_to_gpio,
+)
+from .guest import ProbedUnit, booted_unit
+from .vm import wait_for
 
-from .guest import Guest, GuestError, ProbedUnit, boot_probed_unit, host_can_boot
-from .kernel_modules import NoModule, gpio_sim_module
-from .vm import build_image, wait_for
-
-pytestmark = pytest.mark.image
-
-GPIOSIM = Path(__file__).with_name("gpiosim_guest.py")
-TEST_DIR = "/run/pollbox-test"
-STATION = "/var/lib/pollbox/station"
-PI4B_REVISION = "c03114"
-"""A Raspberry Pi 4 Model B revision code, for rpi-lgpio's board check."""
-LOCK, BEAM, LID, GREEN, RED, BUZZER, PRESENT, KEEPALIVE = 17, 27, 22, 23, 24, 25, 5, 12
-"""The default pin map (device.hardware.boxes.pins.DEFAULT_PINS), BCM numbers."""
-LINE_REACTS = 5.0
-"""How long an output line may take to follow what the appliance decided (an emulated, shared CPU)."""
-SERVICE_STARTS = 180.0
-"""How long pollbox.service may take to (re)start in software emulation."""
-STATUS_FOLLOWS = 30.0
-STOP_POST = 120
-"""``TimeoutStopSec`` of pollbox.service in the guest (20 s in the image): Python's start-up alone takes
-~13 s in software emulation, ``pollbox box lock`` (ExecStopPost) ~21 s, so systemd would cut it short."""
-DEBOUNCE = 1.0
-"""The drop sensor's debounce time in the guest (``[delays] debounce``; 20 ms by default). In software
-emulation on a shared host even two back-to-back writes to gpio-sim's ``pull`` lie up to ~90 ms apart
-(measured), and the appliance's threads stall for tens of ms now and then. The box counts a level it
-has seen and has not seen gone within the debounce time (integrity first: a drop reported late still
-counts), so with 20 ms a "glitch" could really be longer than the debounce here. A second keeps the
-test about debouncing through the kernel, not about the emulator's timing."""
-JAM_AFTER = 6.0
-"""``[delays] jam_after`` in the guest (3 s by default): longer than the test's drop pulses."""
-SECOND_BALLOT_WINDOW = 300.0
-"""``[delays] double_drop_window`` in the guest (10 s by default): a drop after a counted one within it
-is a second ballot on one identification; in emulation the test's own steps take longer than 10 s."""
-DROP = 2 * DEBOUNCE
-"""How long a test ballot blocks the beam."""
-"""How long the journal's counters may take to show what happened on the lines."""
-
-
-class GpioRig:
-    """The guest's gpio-sim chip and the appliance running on it, seen from the test."""
-
-    def __init__(self, guest: Guest, chip: int) -> None:
-        self.guest, self.chip = guest, chip
-        self.voters = iter(demo_pins(50)[10:])
-
-    def sim(self, *args: object) -> Any:
-        """Run one ``gpiosim_guest`` command in the guest; its JSON answer."""
-        return json.loads(self.guest.check(f"python3 {TEST_DIR}/gpiosim.py {' '.join(map(str, args))}"))
-
-    def lines(self, *lines: int) -> dict[int, int]:
-        return {int(k): v for k, v in self.sim("values", *lines).items()}
-
-    def until(self, line: int, level: int, seconds: float = LINE_REACTS) -> float:
-        """Seconds until ``line`` reads ``level`` (measured in the guest); fails after ``seconds``."""
-        after = self.sim("until", line, level, seconds)["after"]
-        assert after is not None, f"BCM {line} did not read {level} within {seconds} s: {self.lines(line)}"
-        return float(after)
-
-    def pollbox(self, *args: str, timeout: float = 120.0) -> tuple[int, str]:
-        """``pollbox`` in the guest as the appliance's user, on the station's config; (status, output)."""
-        cmd = (f"cd / && runuser -u pollbox -- env RPI_LGPIO_REVISION={PI4B_REVISION} /opt/pollbox/bin/pollbox "
-               f"--config {STATION}/station.toml {' '.join(shlex.quote(a) for a in args)} 2>&1")
-        return self.guest.run(cmd, timeout)
-
-    def status(self) -> dict[str, Any]:
-        return self.guest.control({"cmd": "status"})
-
-    def ballots(self) -> int:
-        return int(self.status()["counters"]["ballots"])
-
-    def alarms(self, kind: str) -> int:
-        return sum(1 for a in self.status()["alarms"] if a["kind"] == kind)
-
-    def identify(self) -> None:
-        decision = self.guest.control({"cmd": "scan", "text": next(self.voters)})["decision"]
-        assert decision["outcome"] == "admitted", decision
-
-    def idle_inputs(self) -> None:
-        """The beam clear, the lid closed, the unit present: what a healthy box drives."""
-        self.sim("pull", BEAM, "down", LID, "down", PRESENT, "down")
-
-    def restart(self, how: str = "restart") -> None:
-        self.guest.check(f"systemctl {how} pollbox.service", timeout=SERVICE_STARTS)
-        self.wait_active()
-
-    def wait_active(self) -> None:
-        def box_started() -> bool:
-            rc, _ = self.guest.run("systemctl is-active --quiet pollbox.service")
-            if rc != 0:
-                return False
-            try:
-                return bool(self.status()["box"].get("started"))
-            except GuestError:  # the control socket is not up yet
-                return False
-        wait_for(box_started, "pollbox.service active with the gpio box started", SERVICE_STARTS)
-        # The appliance's pull requests put every input in its alarm state; the box's own drivers
-        # then drive the idle levels.
-        self.idle_inputs()
-        self.until(RED, 0)
-        self.until(BUZZER, 0)
-
-
-def switch_to_gpio(guest: Guest, module: Path) -> GpioRig:
-    guest.check(f"mkdir -p {TEST_DIR}")
-    guest.push(module, f"{TEST_DIR}/gpio-sim.ko")
-    guest.push(GPIOSIM, f"{TEST_DIR}/gpiosim.py")
-    chip = json.loads(guest.check(f"python3 {TEST_DIR}/gpiosim.py setup {TEST_DIR}/gpio-sim.ko"))
-    rig = GpioRig(guest, int(chip["number"]))
-    guest.check(f"test -c /dev/{chip['chip']} && stat -c %G:%a /dev/{chip['chip']} | grep -qx pollbox:660")
-    config = f"{STATION}/station.toml"
-    guest.check(f"sed -i 's/^ballot_box = \"sim\"$/ballot_box = \"gpio\"/' {config} && grep -q 'ballot_box = \"gpio\"' {config}"
-                f" && printf '\\n[hardware.gpio]\\nlibrary = \"rpi-lgpio\"\\nchip = {rig.chip}\\n"
-                f"\\n[delays]\\ndebounce = {DEBOUNCE}\\njam_after = {JAM_AFTER}\\ndouble_drop_window = {SECOND_BALLOT_WINDOW}\\n'"
-                f" >> {config}")
-    guest.check("mkdir -p /run/systemd/system/pollbox.service.d && printf '[Service]\\nEnvironment=RPI_LGPIO_REVISION="
-                f"{PI4B_REVISION}\\nTimeoutStopSec={STOP_POST}\\n' > /run/systemd/system/pollbox.service.d/test-gpio.conf"
-                " && systemctl daemon-reload")
-    rig.restart()
-    return rig
+pytestmark = [pytest.mark.image, pytest.mark.slow]
+"""The long series; ``test_kernel_quick`` has the one check of this box that ``make test`` runs."""
+__all__ = ["TEST_DIR", "switch_to_gpio"]  # the kernel GPIO benchmark's rig (bench/bench_kernel.py)
 
 
 @pytest.fixture(scope="module")
 def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProbedUnit]:
-    reason = host_can_boot()
-    if reason:
-        pytest.skip(reason)
-    probed = boot_probed_unit(tmp_path_factory.mktemp("gpio"), extra=["-cpu", "max"])
-    try:
+    with booted_unit(tmp_path_factory.mktemp("gpio"), ready=False) as probed:
         yield probed
-    finally:
-        probed.stop()
 
 
 @pytest.fixture(scope="module")
 def rig(unit: ProbedUnit) -> GpioRig:
-    try:
-        module = gpio_sim_module(build_image("amd64").with_suffix(".manifest"))  # the image is cached by now
-    except NoModule as exc:
-        pytest.skip(f"no gpio-sim module for the image's kernel: {exc}")
+    module = gpio_sim_for_image()
     unit.vm.wait_until_ready()
     made = switch_to_gpio(unit.guest, module)
     made.guest.control({"cmd": "open"})
@@ -231,19 +123,7 @@ def test_the_lock_line_ends_locked_when_the_appliance_dies_or_stops(rig: GpioRig
     """SIGKILL, a crash (SIGABRT, as a fault in a native library ends a process) and systemd's stop."""
     rig.identify()
     rig.until(LOCK, 1)
-    mark = rig.guest.check("date +%s").strip()
-    rig.guest.check(f"systemctl {how} pollbox.service", timeout=SERVICE_STARTS)
-    rig.until(LOCK, 0)
-    assert len(rig.sim("watch", KEEPALIVE, 0.3)["changes"]) == 1, "the keep-alive line still pulses"
-
-    def stop_post_said() -> list[str]:
-        said = rig.guest.check(f"journalctl -u pollbox.service --since @{int(mark) - 1} --no-pager -o cat")
-        lines = [line for line in said.splitlines() if "Started pollbox.service" not in line]
-        ended = [i for i, line in enumerate(lines) if "Main process exited" in line or "Stopping pollbox" in line]
-        return [line for line in lines[ended[0]:] if "slot locked" in line or "timed out" in line] if ended else []
-    said = wait_for(stop_post_said, "ExecStopPost (pollbox box lock) said the slot is locked", SERVICE_STARTS)
-    assert said[0] == "slot locked", said
-    assert rig.lines(LOCK)[LOCK] == 0
+    rig.ended_locked_after(how)
     if how == "stop":
         rig.restart("start")
     else:  # Restart=on-failure brings it back

@@ -13,7 +13,8 @@ caps, on purpose apart from the appliance's ``keymaps``, so an error there shows
                                                  {"keys", "first", "last"}: the count and the wall
                                                  times of the first and the last key
     python3 uinput_guest.py spy NAME SECONDS      a second reader of the device: tries to grab it and
-                                                 counts the key events it reads within SECONDS
+                                                 counts the key events it reads within SECONDS, or
+                                                 until SIGTERM; then prints {"grab", "keys"}
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import json
 import os
 import select
+import signal
 import socket
 import sys
 import time
@@ -29,6 +31,8 @@ import time
 import evdev
 from evdev import ecodes as e
 
+SPY_LOOKS = 0.5
+"""How often (seconds) the second reader looks whether it was told to stop."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DIGIT_KEYS = [e.KEY_0, e.KEY_1, e.KEY_2, e.KEY_3, e.KEY_4, e.KEY_5, e.KEY_6, e.KEY_7, e.KEY_8, e.KEY_9]
 SWAPS = {
@@ -116,10 +120,15 @@ def spy(name: str, seconds: float) -> None:
         device.ungrab()
     except OSError as exc:
         grab = os.strerror(exc.errno or 0)
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda number, frame: stopped.append(number))
     print(json.dumps({"ready": True}), flush=True)
     keys, end = 0, time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        ready, _, _ = select.select([device.fd], [], [], left)
+    while not stopped and (left := end - time.monotonic()) > 0:
+        try:
+            ready, _, _ = select.select([device.fd], [], [], min(left, SPY_LOOKS))
+        except InterruptedError:
+            continue
         if ready:
             keys += sum(1 for event in device.read() if event.type == e.EV_KEY)
     print(json.dumps({"grab": grab, "keys": keys}), flush=True)
