@@ -8,15 +8,30 @@ vivid is loaded (by the test) with one capture and one output node, one HDMI inp
 Its "Loop Video" control copies each frame written to the output into the capture, provided both sides
 have the same resolution (DV timings and format), pixel format and field order; otherwise it shows noise.
 
-    v4l2_guest.py setup WIDTH HEIGHT
+    v4l2_guest.py setup WIDTH HEIGHT [RATE]
         DV timings WIDTHxHEIGHT progressive on the HDMI input and output, the loop on, the on-screen text
-        off; prints {"capture": "/dev/videoN", "output": "/dev/videoM"}. Run before the appliance opens
-        the capture device (the timings cannot change while it streams).
+        off; prints {"capture": "/dev/videoN", "output": "/dev/videoM", "rate": frames a second}. RATE
+        picks, among vivid's WIDTHxHEIGHT progressive timings, the one whose frame rate is nearest to it
+        (without it, the first listed). Run while nothing streams from the capture device (the timings
+        cannot change then): before the appliance opens it, or with pollbox.service stopped.
     v4l2_guest.py show OUTPUT CAPTURE FPS SECONDS FRAME...
         Once the appliance has set the capture's format (OpenCV chooses the pixel format), sets the
         output to the same format, then streams the frames in turn (each FRAME a PNG) through mmap'ed
-        output buffers, FPS a second, for SECONDS; prints {"format": ..., "frames": N, "first": wall time
-        of the first frame queued}. (vivid's output refuses write(): EINVAL in this kernel.)
+        output buffers, FPS a second, for SECONDS; prints {"streaming": wall time of the first frame
+        queued} as streaming starts, and at the end {"format": ..., "frames": N, "first": that same time}.
+        (vivid's output refuses write(): EINVAL in this kernel.)
+    v4l2_guest.py decode DECODER TIMES FRAME
+        The appliance's decoder (``zxing`` or ``zbar``, its default formats) on FRAME as the camera
+        delivers it (grey, the output's size), TIMES times; prints {"ms": median wall time of one decode,
+        "reads": [the symbology of each read]} (never what it read). The floor under the camera's frame-to-decision time.
+    v4l2_guest.py cpu SECONDS
+        The CPU time (user and system, every thread) pollbox.service's main process uses over SECONDS,
+        from /proc/PID/stat; prints {"percent": of one core, "pid": PID, "seconds": the window}.
+
+vivid has DV timings presets for both sizes the appliance is tested at: 640x480 (59.94 frames a second
+only) and 1280x720 (24, 25, 30, 50 and 60). On an HDMI input vivid delivers frames at the timings' rate
+and ignores the frame rate a reader asks for (OpenCV asks for the configured ``fps``), so the camera
+loop runs at that rate.
 """
 
 from __future__ import annotations
@@ -108,9 +123,21 @@ def _set_control(fd: int, name: str, value: int) -> None:
     fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", _control(fd, name), value))
 
 
-def _timings(fd: int, width: int, height: int) -> bytes:
-    """The device's own DV timings entry for ``width`` x ``height`` progressive (the first listed)."""
-    index = 0
+def frame_rate(timings: bytes) -> float:
+    """Frames a second of a ``struct v4l2_dv_timings`` (packed: type, then the BT.656/1120 timings: width,
+    height, interlaced, polarities, a 64-bit pixel clock, the horizontal then the vertical front porch,
+    sync and back porch)."""
+    width, height = struct.unpack_from("<II", timings, 4)
+    pixelclock = struct.unpack_from("<Q", timings, 20)[0]
+    hfp, hsync, hbp, vfp, vsync, vbp = struct.unpack_from("<6I", timings, 28)
+    total = (width + hfp + hsync + hbp) * (height + vfp + vsync + vbp)
+    return pixelclock / total if total else 0.0
+
+
+def _timings(fd: int, width: int, height: int, rate: float | None = None) -> bytes:
+    """The device's own DV timings entry for ``width`` x ``height`` progressive: the first listed, or the one
+    whose frame rate is nearest to ``rate``."""
+    index, found = 0, []
     while True:
         buf = bytearray(ENUM_DV_SIZE)
         struct.pack_into("<I", buf, 0, index)
@@ -118,27 +145,34 @@ def _timings(fd: int, width: int, height: int) -> bytes:
             fcntl.ioctl(fd, VIDIOC_ENUM_DV_TIMINGS, buf)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise SystemExit(f"no {width}x{height} progressive DV timings") from None
+                break
             raise
         timings = bytes(buf[16:16 + DV_SIZE])
         w, h, interlaced = struct.unpack_from("<III", timings, 4)
         if (w, h, interlaced) == (width, height, 0):
-            return timings
+            if rate is None:
+                return timings
+            found.append(timings)
         index += 1
+    if not found:
+        raise SystemExit(f"no {width}x{height} progressive DV timings among vivid's {index}")
+    return min(found, key=lambda t: abs(frame_rate(t) - (rate or 0.0)))
 
 
-def setup(width: int, height: int) -> None:
+def setup(width: int, height: int, rate: float | None = None) -> None:
     capture, output = _nodes()
+    chosen = b""
     for path in (capture, output):
         fd = os.open(path, os.O_RDWR)
         try:
-            fcntl.ioctl(fd, VIDIOC_S_DV_TIMINGS, bytearray(_timings(fd, width, height)))
+            chosen = _timings(fd, width, height, rate)
+            fcntl.ioctl(fd, VIDIOC_S_DV_TIMINGS, bytearray(chosen))
             if path == capture:
                 _set_control(fd, "Loop Video", 1)
                 _set_control(fd, "OSD Text Mode", OSD_NONE)
         finally:
             os.close(fd)
-    print(json.dumps({"capture": capture, "output": output}))
+    print(json.dumps({"capture": capture, "output": output, "rate": round(frame_rate(chosen), 2)}))
 
 
 def _format(fd: int, kind: int) -> tuple[int, int, int, int, int]:
@@ -240,6 +274,7 @@ def _stream(fd: int, data: list[bytes], field: int, fps: float, seconds: float) 
     for index in range(count):
         queue(index)
     fcntl.ioctl(fd, VIDIOC_STREAMON, struct.pack("<I", OUTPUT))
+    print(json.dumps({"streaming": first}), flush=True)
     end = time.monotonic() + seconds
     try:
         while time.monotonic() < end:
@@ -254,11 +289,53 @@ def _stream(fd: int, data: list[bytes], field: int, fps: float, seconds: float) 
     return queued, first
 
 
+def decode(name: str, times: int, png: str) -> None:
+    import statistics
+
+    import cv2
+
+    from device.hardware.decoders import load_decoder
+
+    gray = cv2.imread(png, cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise SystemExit(f"cannot read {png}")
+    decoder = load_decoder(name)
+    spent, reads = [], []
+    for _ in range(times):
+        t0 = time.perf_counter()
+        reads = decoder.decode(gray)
+        spent.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"ms": statistics.median(spent), "reads": [r.symbology for r in reads]}))
+
+
+def cpu(seconds: float) -> None:
+    import subprocess
+
+    pid = int(subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", "pollbox.service"],
+                             capture_output=True, text=True, check=True).stdout.strip() or 0)
+    if pid <= 0:
+        raise SystemExit("pollbox.service is not running")
+
+    def used() -> float:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    t0, c0 = time.monotonic(), used()
+    time.sleep(seconds)
+    t1, c1 = time.monotonic(), used()
+    print(json.dumps({"percent": 100.0 * (c1 - c0) / (t1 - t0), "pid": pid, "seconds": t1 - t0}))
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["setup"]:
-        setup(int(argv[1]), int(argv[2]))
+        setup(int(argv[1]), int(argv[2]), float(argv[3]) if len(argv) > 3 else None)
     elif argv[:1] == ["show"]:
         show(argv[1], argv[2], float(argv[3]), float(argv[4]), argv[5:])
+    elif argv[:1] == ["decode"]:
+        decode(argv[1], int(argv[2]), argv[3])
+    elif argv[:1] == ["cpu"]:
+        cpu(float(argv[1]))
     else:
         raise SystemExit(__doc__)
 
