@@ -104,7 +104,9 @@ def cut_series(unit: VirtualMachine, voters: Iterator[str], rounds: int) -> None
     done = power_cut_series(unit, seed, rounds, voters, report=lambda r: print(r.line(), flush=True))
     table = "\n".join(r.line() for r in done)
     failed = [r for r in done if not r.survived]
-    assert len(done) == rounds and not failed, f"seed {seed} ({SEED_VARIABLE}={seed}):\n{table}"
+    # the console's end in the failure itself: pytest removes old temporary folders, the unit's with them
+    tail = "\n".join(unit.console().splitlines()[-40:]) if failed else ""
+    assert len(done) == rounds and not failed, f"seed {seed} ({SEED_VARIABLE}={seed}):\n{table}\n{tail}"
 
 
 def test_the_data_partition_fills_the_larger_disk(unit: VirtualMachine) -> None:
