@@ -139,8 +139,9 @@ def test_a_certificate_of_another_cec_or_another_unit_is_refused_and_nothing_sto
     assert not unit.certificate.exists()
 
 
-@pytest.mark.browser
-def test_the_key_line_in_chromium_in_every_language(unit: Unit, browser: Any) -> None:
+def _key_line_in_every_language(unit: Unit, browser: Any, state: str, said: dict[str, str]) -> None:
+    """The details page of ``unit`` run as ``pollbox run``, in ky, ru and en: its key line in ``state``,
+    saying ``said[lang]``, naming the key's id."""
     from tests.browser_kit import playwright_or_skip
     expect = playwright_or_skip().expect
     running = RunningStation(unit.station).start()
@@ -151,23 +152,16 @@ def test_the_key_line_in_chromium_in_every_language(unit: Unit, browser: Any) ->
         line = page.locator('[data-field="key"]')
         for lang in ("ky", "ru", "en"):
             page.locator(f'form.langs button[lang="{lang}"]').click()
-            expect(line).to_have_attribute("data-key", "requested")
-            expect(line).to_contain_text(REQUESTED[lang])
+            expect(line).to_have_attribute("data-key", state)
+            expect(line).to_contain_text(said[lang])
             expect(line.locator("code")).to_have_text(unit.request["key_id"])
         context.close()
     finally:
         running.stop()
+
+
+@pytest.mark.browser
+def test_the_key_line_in_chromium_in_every_language(unit: Unit, browser: Any) -> None:
+    _key_line_in_every_language(unit, browser, "requested", REQUESTED)
     assert unit.cec_enroll(TEST_CEC).returncode == 0 and unit.take().returncode == 0
-    running = RunningStation(unit.station).start()
-    try:
-        context = browser.new_context(viewport={"width": 800, "height": 480})
-        page = context.new_page()
-        page.goto(f"http://127.0.0.1:{running.web_port}/details")
-        line = page.locator('[data-field="key"]')
-        for lang in ("ky", "ru", "en"):
-            page.locator(f'form.langs button[lang="{lang}"]').click()
-            expect(line).to_have_attribute("data-key", "enrolled")
-            expect(line).to_contain_text(ENROLLED[lang])
-        context.close()
-    finally:
-        running.stop()
+    _key_line_in_every_language(unit, browser, "enrolled", ENROLLED)
