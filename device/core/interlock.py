@@ -285,7 +285,7 @@ class Condition(enum.Enum):
     KNOWN_TOKEN = "known_token"
     UNKNOWN_TOKEN = "unknown_token"
     STARTUP_PRISTINE = "startup_pristine"
-    """The first reading at start-up, before anything happened."""
+    """The first reading at start-up, before anything happened (a lid read open at the same start aside)."""
     STARTUP_LATE = "startup_late"
     BEAM_CLEAR_ARMED = "beam_clear_armed"
     BEAM_CLEAR_LOCKED = "beam_clear_locked"
@@ -339,8 +339,8 @@ def _drop(s: InterlockState, i: Input) -> Condition:
     assert isinstance(i, BeamBlocked)
     if s.beam_blocked_since is not None:
         return C.BEAM_BLOCKED
-    if i.at_startup:
-        return C.STARTUP_PRISTINE if s == InterlockState() else C.STARTUP_LATE
+    if i.at_startup:  # the lid's own start-up reading comes first and changes nothing about the beam
+        return C.STARTUP_PRISTINE if replace(s, lid_open=False) == InterlockState() else C.STARTUP_LATE
     return C.BEAM_CLEAR_ARMED if s.armed else C.BEAM_CLEAR_LOCKED
 
 

@@ -97,6 +97,16 @@ def test_startup_blocked_is_a_jam_not_a_ballot() -> None:
     assert out == [il.Alarm(AlarmKind.JAM, "drop sensor blocked at start-up")] and s.jammed
 
 
+def test_startup_blocked_with_the_lid_open_is_still_a_jam_and_its_clearing_ends_it() -> None:
+    # The start-up reading feeds the lid first: a box powered with the lid open and the beam blocked (an
+    # unwired or unpowered sensor pulled to its alarm state) was ignored as "late", then its BeamCleared too.
+    s, out = run(il.InterlockState(), il.LidOpened(T0), il.BeamBlocked(T0, at_startup=True))
+    assert out == [il.Alarm(AlarmKind.LID_OPENED, "while idle"), il.Alarm(AlarmKind.JAM, "drop sensor blocked at start-up")]
+    assert s.jammed and s.lid_open and s.beam_blocked_since == T0
+    s, out = run(s, il.LidClosed(T0 + 1), il.BeamCleared(T0 + 2))
+    assert out == [il.LidShut(), il.JamEnded()] and not s.jammed and s.beam_blocked_since is None
+
+
 def test_unit_reported_jam_alarms_locks_and_counts_nothing() -> None:
     s, out = run(il.InterlockState(), il.Arm(1, T0), il.JamReported(T0 + 1))
     assert out == [il.Alarm(AlarmKind.JAM, il.UNIT_JAM_DETAIL)]
