@@ -157,18 +157,20 @@ LINK_STATES: dict[str, Any] = {
 
 KEY_STATES: dict[str, Any] = {
     "enrolled": _l("key %(key)s, enrolled by the CEC"),
-    "requested": _l("key %(key)s, not enrolled yet: the enrollment request is on the USB stick; the technician "
-                    "takes it to the CEC and brings the certificate back"),
-    "invalid": _l("key %(key)s: the enrollment certificate on this unit is not the CEC's for this key; call "
-                  "the technician"),
+    "requested": _l("key %(key)s, not enrolled by the CEC yet"),
+    "invalid": _l("key %(key)s: certificate not valid, call the technician"),
 }
 """The record key's line on the details page, by ``KeyState.enrollment`` (``device/keystate.py``)."""
 
 
 def key_text(key: Any) -> Markup:
-    """The record key's state in the screen's language, its id in ``<code>`` (empty when no key is named)."""
+    """The record key's state in the screen's language, its id in ``<code>``: for a key held in a TPM (enrolled
+    after its first boot), and for any key whose certificate is wrong; empty otherwise (the details page has
+    no room for a line that asks nothing of anyone)."""
     if not isinstance(key, dict) or key.get("enrollment") not in KEY_STATES:
         return Markup("")
+    if key.get("store") != "tpm" and key["enrollment"] != "invalid":
+        return Markup("")  # a key file is enrolled with the station's package: the line only when it is wrong
     kid = Markup("<code>%s</code>") % str(key.get("id") or "?")
     return Markup.escape(str(KEY_STATES[key["enrollment"]])) % {"key": kid}
 

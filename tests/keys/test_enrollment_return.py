@@ -29,7 +29,7 @@ from tests.process_station import ROOT, RunningStation, child_env
 
 pytestmark = needs_swtpm
 
-REQUESTED = {"ky": "азырынча катталган эмес", "ru": "ещё не зарегистрирован", "en": "not enrolled yet"}
+REQUESTED = {"ky": "азырынча каттай элек", "ru": "ещё не зарегистрирован", "en": "not enrolled by the CEC yet"}
 ENROLLED = {"ky": "БШК каттаган", "ru": "зарегистрирован ЦИК", "en": "enrolled by the CEC"}
 
 
