@@ -96,6 +96,18 @@ class GpioRig:
     def alarms(self, kind: str) -> int:
         return sum(1 for a in self.status()["alarms"] if a["kind"] == kind)
 
+    def second_drop_alarms(self, second: int) -> None:
+        """A second ballot dropped on the identification whose drop was just counted: it raises the
+        second-ballot alarm (``second`` of them before) and the lock line stays locked."""
+        # the first drop's clear must hold for the debounce time first: a shorter gap is a bounce, and the two
+        # pulses would be one long block (one ballot, no second)
+        wait_for(lambda: not self.status()["box"]["beam_blocked"], "the box saw the first drop's beam clear",
+                 STATUS_FOLLOWS)
+        self.sim("pulse", BEAM, 1, DROP)
+        wait_for(lambda: self.alarms("second_ballot") == second + 1, "the second drop raised a second-ballot alarm",
+                 STATUS_FOLLOWS)
+        assert self.lines(LOCK)[LOCK] == 0
+
     def identify(self, how: str = "scan") -> None:
         """A voter admitted: through the simulated scanner (``scan``), or typed by the clerk (``manual``,
         whatever scanner the appliance runs)."""
