@@ -2,7 +2,11 @@
 
 Each ``bench/bench_<area>.py`` exposes ``run(quick: bool) -> list[dict]``; every
 entry is ``{"name", "value", "unit", "baseline", "ratio"}`` where the baseline
-is measured in the same run. ``python -m bench.run [--quick] [--only AREA ...]``.
+is measured in the same run. An entry may add ``"detail"``: a flat object of
+other measured values (numbers or strings, e.g. ``{"receiver_cores": 1.02}``)
+that belong to the figure but not to its name; ``name`` never carries a
+measured value, so the same figure keeps the same name from run to run.
+``python -m bench.run [--quick] [--only AREA ...]``.
 A module that fails is reported and the others still run.
 """
 
@@ -17,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KEYS = ("name", "value", "unit", "baseline", "ratio")
+OPTIONAL = ("detail",)
 
 
 def modules(only: list[str]) -> list[str]:
@@ -28,7 +33,30 @@ def check(entry: dict[str, object], module: str) -> dict[str, object]:
     missing = [k for k in KEYS if k not in entry]
     if missing:
         raise ValueError(f"{module}: result {entry.get('name')!r} lacks {missing}")
-    return {k: entry[k] for k in KEYS}
+    unknown = sorted(k for k in entry if k not in KEYS and k not in OPTIONAL)
+    if unknown:
+        raise ValueError(f"{module}: result {entry['name']!r} has unknown fields {unknown} (allowed besides "
+                         f"{', '.join(KEYS)}: {', '.join(OPTIONAL)})")
+    checked = {k: entry[k] for k in KEYS}
+    if "detail" in entry:
+        detail = entry["detail"]
+        if not isinstance(detail, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                for k, v in detail.items()):
+            raise ValueError(f"{module}: result {entry['name']!r}: detail must be an object of names to numbers "
+                             f"or strings, not {detail!r}")
+        checked["detail"] = dict(detail)
+    return checked
+
+
+def shown(entry: dict[str, object]) -> str:
+    """One result as ``run`` prints it: the figure, then its detail if any."""
+    line = (f"   {entry['name']:<58} {entry['value']:>12.4g} {entry['unit']:<10} "
+            f"baseline {entry['baseline']:>10.4g}  ratio {entry['ratio']:.3g}")
+    detail = entry.get("detail")
+    if isinstance(detail, dict) and detail:
+        line += "  (" + ", ".join(f"{k} {v}" for k, v in detail.items()) + ")"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             entries = importlib.import_module(f"bench.{name}").run(quick=args.quick)
             for e in entries:
                 results.append(check(e, name))
-                print(f"   {e['name']:<58} {e['value']:>12.4g} {e['unit']:<10} "
-                      f"baseline {e['baseline']:>10.4g}  ratio {e['ratio']:.3g}", flush=True)
+                print(shown(results[-1]), flush=True)
         except Exception:
             failed.append(name)
             traceback.print_exc()
