@@ -144,7 +144,12 @@ class BoxLogic:
         self.session = session
         self.last_seq = frame.seq
         self._lock()
-        self._heard(now)
+        # A new session: the heartbeat clock starts with the Pi's first heartbeat (or arm), not with
+        # HELLO, because the station checks its journal in between and that may take longer.
+        self.last_heartbeat = None
+        if self.tripped:
+            self.tripped = False
+            self.dirty = True
         return True
 
     def _heard(self, now: int) -> None:

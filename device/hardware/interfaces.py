@@ -71,7 +71,9 @@ class BallotBox(Protocol):
     Must: ``start`` locks the slot before anything else and returns the input
     state; ``arm`` opens the slot; ``lock`` closes it; ``heartbeat`` proves the
     core is alive (the backend locks the slot if heartbeats stop for
-    ``Delays.heartbeat_timeout``); ``stop`` locks and releases the hardware.
+    ``Delays.heartbeat_timeout``; that clock starts with the first heartbeat
+    after ``start``, which the station sends once its start checks are done);
+    ``stop`` locks and releases the hardware.
     ``on_signal`` receives debounced edges as ``(signal, monotonic_time)``,
     plus the unit's drop counter where it has one (``OnBoxSignal``).
     """

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from .conftest import RigFactory
 from .rigs import Station
 
@@ -44,3 +48,23 @@ def test_a_steady_heartbeat_keeps_an_armed_slot_open(make_rig: RigFactory) -> No
     station.advance(rig.delays.arm_timeout - 0.5)
     assert rig.slot_open
     assert rig.box.health()["watchdog_trips"] == 0
+
+
+def test_the_watchdog_clock_starts_with_the_first_heartbeat_not_with_the_box(
+        make_rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """The station checks its journal between starting the box and its first heartbeat; a check
+    longer than the watchdog period trips nothing (no error, no red lamp); the first heartbeat starts the clock."""
+    rig = make_rig()
+    with caplog.at_level(logging.ERROR, logger="pollbox.box"):
+        rig.start()
+        rig.advance(3 * rig.delays.heartbeat_timeout)  # a slow start: no heartbeat yet
+    health = rig.box.health()
+    assert not health["watchdog_tripped"] and health["watchdog_trips"] == 0
+    assert not health.get("unit_watchdog_tripped", False)
+    assert "no heartbeat" not in caplog.text
+    assert not rig.slot_open
+    rig.box.heartbeat()
+    rig.advance(rig.delays.heartbeat_timeout - 0.1)
+    assert not rig.box.health()["watchdog_tripped"]
+    rig.advance(0.3)
+    assert rig.box.health()["watchdog_tripped"] and "no heartbeat" in caplog.text

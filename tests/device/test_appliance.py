@@ -199,3 +199,32 @@ def test_a_failing_tick_starves_the_watchdog_and_locks(make_app: Any) -> None:
     assert failed.wait(10)
     app.stop()
     assert not fed.is_set() and not app.sim.box.slot_open
+
+
+def test_a_start_check_longer_than_the_box_watchdog_trips_nothing(
+        make_app: Any, clock: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The journal check at start runs after the box has started and before the first heartbeat; when it takes
+    longer than the box's watchdog period, the box (whose timer runs meanwhile) neither logs a lost heartbeat
+    nor lights the red lamp. Its watchdog counts from the end of the check."""
+    import logging
+
+    import device.appliance as appliance_module
+    app = make_app(start=False)
+    real_verify = appliance_module.verify_journal
+
+    def slow_verify(*args: Any, **kwargs: Any) -> Any:
+        for _ in range(4):  # the box's own timer fires while the check runs
+            clock.advance(app.delays.heartbeat_timeout)
+            app.sim.box.check()
+        return real_verify(*args, **kwargs)
+    monkeypatch.setattr(appliance_module, "verify_journal", slow_verify)
+    with caplog.at_level(logging.ERROR, logger="pollbox.box"):
+        app.start(background=False)
+        app.sim.box.check()
+    assert app.report is not None and app.report.ok
+    unit = app.sim.box.unit
+    assert not unit.watchdog.tripped and not unit.outputs()["red"]
+    assert "no heartbeat" not in caplog.text
+    clock.advance(app.delays.heartbeat_timeout + 0.1)  # no tick: the core sends no heartbeat
+    app.sim.box.check()
+    assert unit.watchdog.tripped and unit.outputs()["red"]

@@ -104,7 +104,7 @@ class SmartBallotBox:
         if self._link is None:
             assert self._port is not None
             self._link = open_uart(self._port, self._baudrate)
-        self._watchdog.beat()
+        self._watchdog.wait_first()  # its clock starts with the core's first heartbeat
         self._send_hello()
         self._starting = True
         deadline = self._clock.monotonic() + self._delays.heartbeat_timeout

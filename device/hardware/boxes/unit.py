@@ -11,8 +11,9 @@ slot is locked before the station hears of a drop.
 Local rules (defence in depth; the station's interlock decides the count):
 the slot locks on a drop (one ballot per ``arm``), a jam (beam blocked for
 ``Delays.jam_after``), the lid opening, the unit going missing, the arm window
-(``Delays.arm_timeout``) ending, heartbeat loss (``Delays.heartbeat_timeout``)
-and any error. ``arm`` is refused (the slot stays locked, ``arms_refused``
+(``Delays.arm_timeout``) ending, heartbeat loss (``Delays.heartbeat_timeout``
+after the core's last heartbeat, counted from its first one: not during the
+station's start checks) and any error. ``arm`` is refused (the slot stays locked, ``arms_refused``
 counts it) while the lid is open, the slot is jammed or the unit is missing.
 """
 
@@ -71,7 +72,7 @@ class UnitState:
         self.inputs.update(levels)
         self.slot_open = False
         self.blocked_since = self._clock.monotonic() if self.inputs["beam"] else None
-        self.watchdog.beat()
+        self.watchdog.wait_first()  # its clock starts with the core's first heartbeat
         self._lost_unreported = not self.inputs["present"]
         self._on_signal = on_signal
 

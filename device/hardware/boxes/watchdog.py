@@ -2,8 +2,13 @@
 
 ``HeartbeatWatchdog`` remembers the last heartbeat from the station core and
 says when none has come for ``Delays.heartbeat_timeout``; the backend then
-locks the slot and refuses to arm until heartbeats return. It reads time only
-from the injected clock, so tests advance a fake clock and call ``check``.
+locks the slot and refuses to arm until heartbeats return. Its clock starts
+with the core's first heartbeat, not with the box: a backend starts (and
+``wait_first`` resets) it waiting, because the station verifies its journal
+between starting the box and its first heartbeat, and that may take longer
+than the timeout (the slot is locked meanwhile; nothing can arm it before the
+core runs). It reads time only from the injected clock, so tests advance a
+fake clock and call ``check``.
 
 ``Ticker`` is the production timer: a daemon thread that calls a backend's
 ``check()`` every ``period`` seconds until stopped. Tests do not start it
@@ -22,14 +27,22 @@ log = logging.getLogger("pollbox.box")
 
 
 class HeartbeatWatchdog:
-    """Trips when no heartbeat has come for ``timeout`` seconds; a new heartbeat resets it."""
+    """Trips when no heartbeat has come for ``timeout`` seconds since the last one; a new heartbeat resets it.
+
+    Before the first heartbeat (``last_beat`` is None) it waits and never trips.
+    """
 
     def __init__(self, *, clock: Clock, timeout: float) -> None:
         self._clock = clock
         self.timeout = timeout
-        self.last_beat = clock.monotonic()
+        self.last_beat: float | None = None
         self.tripped = False
         self.trips = 0
+
+    def wait_first(self) -> None:
+        """Wait for a first heartbeat again (a box starting): the clock starts with it."""
+        self.last_beat = None
+        self.tripped = False
 
     def beat(self) -> None:
         self.last_beat = self._clock.monotonic()
@@ -37,7 +50,7 @@ class HeartbeatWatchdog:
 
     def check(self) -> bool:
         """True exactly when the watchdog trips now (it stays tripped until the next beat)."""
-        if self.tripped or self._clock.monotonic() - self.last_beat < self.timeout:
+        if self.tripped or self.last_beat is None or self._clock.monotonic() - self.last_beat < self.timeout:
             return False
         self.tripped = True
         self.trips += 1
@@ -45,7 +58,9 @@ class HeartbeatWatchdog:
 
     @property
     def alive(self) -> bool:
-        return not self.tripped and self._clock.monotonic() - self.last_beat < self.timeout
+        """True once heartbeats have started and the last one is recent."""
+        return (not self.tripped and self.last_beat is not None
+                and self._clock.monotonic() - self.last_beat < self.timeout)
 
 
 class Ticker:

@@ -130,6 +130,18 @@ def case_heartbeat_loss_locks():
     assert logic.flags() & bp.F_TRIPPED
 
 
+def case_heartbeat_clock_starts_with_the_first_heartbeat_after_hello():
+    logic = boxlogic.BoxLogic(MemStore(), 0, False, False)
+    hello(logic, 0)
+    logic.tick(6000)  # the station still checks its journal: no heartbeat yet, and no trip
+    assert not logic.tripped and not logic.flags() & bp.F_TRIPPED
+    logic.on_frame(frame(2, bp.HEARTBEAT), 6000)
+    logic.tick(7499)
+    assert not logic.tripped
+    logic.tick(7500)
+    assert logic.tripped and logic.flags() & bp.F_TRIPPED
+
+
 def case_jam_locks_and_refuses_arm():
     logic = boxlogic.BoxLogic(MemStore(), 0, False, False)
     hello(logic, 0)
