@@ -22,6 +22,8 @@ from device.package import StationPackage
 from device.store.journal import Journal
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from device.hardware.scanners.simcamera import SimCamera
     from device.signing import Signer
     from device.upstream.service import Upstream
@@ -35,7 +37,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     from device.identity import Identity, load_list_key, rules_from_package
     from device.package import load_package, public_key_from_b64
     from device.signing import load_signer
-    from device.software import software_identity
+    from device.software import SystemIdentity
     from device.training import check_unit, journal_path
     from device.updates import build_updater
 
@@ -56,7 +58,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
     updater = build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
                             data_dir=config.data_dir, production=not config.simulation)
-    upstream, link = _build_upstream(config, package, journal, clock, signer, software_identity(updater))
+    upstream, link = _build_upstream(config, package, journal, clock, signer, SystemIdentity(updater))
     sim = None
     if config.simulation:
         from device.hardware.sim.controls import SimControls
@@ -72,7 +74,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
 
 
 def _build_upstream(config: Config, package: StationPackage, journal: Journal,
-                    clock: Clock, signer: Signer, software: dict[str, str]) -> tuple[Upstream, Uplink]:
+                    clock: Clock, signer: Signer, software: Mapping[str, str]) -> tuple[Upstream, Uplink]:
     """The outbox and uplink; attached to the journal before anything is appended. ``software`` is what the
     reports say runs (``device/software.py``)."""
     from device.package import PackageError, public_key_from_b64

@@ -39,10 +39,30 @@ class Unit:
             f"[slot.rootfs.1]\ndevice={self.slots['B']}\ntype=ext4\nbootname=B\n")
         self.version = root / "system-version"
         self.version.write_text("0.1.0+image.0123456789ab\n")
+        # systemctl and busctl stand-ins: RAUC's service is running when rauc-active exists, and busctl
+        # answers its operations from rauc-operations, one a call, the last one again; systemctl's calls are
+        # logged in systemctl.log
+        self.systemctl, self.busctl = root / "systemctl", root / "busctl"
+        self.rauc_active, self.operations = root / "rauc-active", root / "rauc-operations"
+        self.systemctl_log = root / "systemctl.log"
+        self.systemctl.write_text(f'#!/bin/sh\necho "$*" >> {self.systemctl_log}\n'
+                                  f'[ "$1" != is-active ] || [ -e {self.rauc_active} ]\n')
+        self.busctl.write_text(f'#!/bin/sh\nop=$(head -n 1 {self.operations})\n'
+                               f'[ "$(wc -l < {self.operations})" -le 1 ] || sed -i 1d {self.operations}\n'
+                               'echo "s \\"$op\\""\n')
+        self.systemctl.chmod(0o755)
+        self.busctl.chmod(0o755)
+        self.operations.write_text("idle\n")
+
+    def restarts(self) -> list[str]:
+        """The RAUC restarts asked of systemctl."""
+        calls = self.systemctl_log.read_text().splitlines() if self.systemctl_log.exists() else []
+        return [call for call in calls if call.startswith("try-restart")]
 
     def run(self) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "POLLBOX_CMDLINE": str(self.cmdline), "POLLBOX_RAUC_CONF": str(self.conf),
-               "POLLBOX_SYSTEM_VERSION": str(self.version)}
+               "POLLBOX_SYSTEM_VERSION": str(self.version), "POLLBOX_SYSTEMCTL": str(self.systemctl),
+               "POLLBOX_BUSCTL": str(self.busctl), "POLLBOX_INSTALL_POLL": "0"}
         return subprocess.run(["sh", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=60, check=False)
 
     def recorded(self) -> configparser.ConfigParser:
@@ -150,3 +170,79 @@ def test_a_mounted_slot_is_hashed_as_it_is_on_the_device_not_through_the_page_ca
     assert cached != on_disk, "the page cache showed the device as on disk: this test shows nothing here"
     assert unit.recorded()["slot.rootfs.0"]["sha256"] == on_disk
     assert hashlib.sha256(image.read_bytes()).hexdigest() == on_disk  # the read-only mount wrote nothing
+
+
+def test_a_running_rauc_is_restarted_once_the_entry_is_written_and_only_then(tmp_path: Path) -> None:
+    """RAUC reads its status file when its service starts: a RAUC started before the entry was written (the
+    appliance's first ``rauc status`` starts it) must be restarted to name the slot."""
+    unit = Unit(tmp_path)
+    unit.rauc_active.touch()
+    done = unit.run()
+    assert done.returncode == 0, done.stderr
+    assert unit.restarts() == ["try-restart rauc.service"]
+    assert "restarted to read the new entry" in done.stdout
+    assert done.stdout.index("recorded in") < done.stdout.index("restarted")
+    unit.systemctl_log.unlink()
+    assert unit.run().returncode == 0
+    assert not unit.systemctl_log.exists(), "a slot already recorded needs nothing of RAUC"
+
+
+def test_an_install_under_way_is_waited_for_before_the_entry_is_written(tmp_path: Path) -> None:
+    """An install ends with RAUC writing the status it holds, which has no entry for the booted slot: the
+    entry is written only once RAUC is idle."""
+    unit = Unit(tmp_path)
+    unit.rauc_active.touch()
+    unit.operations.write_text("installing\ninstalling\nidle\n")
+    done = unit.run()
+    assert done.returncode == 0, done.stderr
+    assert "RAUC is 'installing': waiting until it is idle" in done.stdout
+    assert unit.operations.read_text() == "idle\n", "busctl was not asked until RAUC said idle"
+    assert unit.recorded()["slot.rootfs.0"]["sha256"] == hashlib.sha256(SLOT_BYTES).hexdigest()
+    assert unit.restarts() == ["try-restart rauc.service"]
+
+
+def test_rauc_not_running_is_not_asked_and_reads_the_entry_when_it_starts(tmp_path: Path) -> None:
+    unit = Unit(tmp_path)
+    unit.operations.write_text("installing\n")  # would block the write if it were asked
+    done = unit.run()
+    assert done.returncode == 0, done.stderr
+    assert "sha256" in unit.recorded()["slot.rootfs.0"]
+    assert unit.systemctl_log.read_text().splitlines() == ["is-active --quiet rauc.service",
+                                                           "try-restart rauc.service"]
+
+
+UNITS = SCRIPT.parents[4]
+"""The image recipe's folder (provisioning/image/debian): its rootfs/ and rauc/ trees hold the units."""
+
+
+def unit_file(name: str) -> configparser.ConfigParser:
+    found = sorted(p for p in UNITS.glob(f"*/etc/systemd/system/{name}") if not p.is_symlink())
+    assert len(found) == 1, found
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(found[0].read_text())
+    return parser
+
+
+def words(parser: configparser.ConfigParser, section: str, key: str) -> set[str]:
+    return set(parser.get(section, key, fallback="").split())
+
+
+def test_the_slot_is_hashed_after_the_appliance_is_ready_at_low_priority_and_nothing_waits_for_it() -> None:
+    """The first boot's hashing of the slot as flashed does not hold back the appliance or its screen: it is
+    ordered after pollbox.service (Type=notify, so after READY=1), never before anything, started as
+    Type=exec so that multi-user.target does not wait for it, and yields CPU and disk to everything else."""
+    status = unit_file("pollbox-slot-status.service")
+    assert "pollbox.service" in words(status, "Unit", "After")
+    assert not words(status, "Unit", "Before"), "the hashing must not hold back any unit"
+    assert not words(status, "Unit", "Requires") | words(status, "Unit", "Requisite") | \
+        words(status, "Unit", "BindsTo"), "the hashing must not need (nor stop with) the appliance"
+    assert status.get("Service", "Type") == "exec" and status.getboolean("Service", "RemainAfterExit")
+    assert int(status.get("Service", "Nice")) >= 10
+    assert status.get("Service", "IOSchedulingClass") == "idle"
+    assert status.get("Service", "CPUSchedulingPolicy") == "idle"
+    assert (UNITS / "rauc/etc/systemd/system/multi-user.target.wants/pollbox-slot-status.service").is_symlink()
+    assert unit_file("pollbox.service").get("Service", "Type") == "notify"
+    for path in sorted(UNITS.glob("*/etc/systemd/system/**/*")):
+        if path.is_file() and not path.is_symlink() and path.name != "pollbox-slot-status.service":
+            assert "pollbox-slot-status" not in path.read_text(), f"{path} refers to the hashing unit"
