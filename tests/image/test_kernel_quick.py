@@ -26,11 +26,15 @@ scanner's. The long series of each backend (bounce, the lid and jams, layouts, g
 disconnects, the crash and stop cases, refusals at start, the cable pulled) are in
 ``test_kernel_gpio``, ``test_kernel_scanners``, ``test_kernel_smartbox`` and ``test_kernel_camera``
 (``make image-test``).
+
+The negative check: ``POLLBOX_KERNEL_BREAK`` (comma-separated names of ``BREAKS``) breaks one path
+each in the rig, and that path's check must then fail; ``make test`` leaves it unset.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +66,21 @@ PIECE = 3
 """Bytes in each write of a serial payload (a personal number and CR LF) from the host."""
 FOLLOWS = 60.0
 """How long the appliance or the box may take to react (an emulated, shared CPU)."""
+BREAKS = {
+    "gpio-chip": "the appliance is given a gpio chip label that no chip has",
+    "gpio-line": "the drop is pulsed on a line the pin map does not use (BCM 26), not the beam's",
+    "keyboard-layout": "the scanner types with a French layout while the appliance reads a US one",
+    "serial-speed": "the serial scanner's port is set to 115200 baud, not the 9600 the reader sends at",
+    "smartbox-speed": "the smart box's port is set to 9600 baud, not the box's 115200",
+    "vivid": "vivid is not loaded: no V4L2 camera in the guest",
+}
+"""The paths the negative check can break, each with what it does."""
+BROKEN = frozenset(filter(None, os.environ.get("POLLBOX_KERNEL_BREAK", "").split(",")))
+if BROKEN - BREAKS.keys():
+    raise ValueError(f"POLLBOX_KERNEL_BREAK: unknown {', '.join(sorted(BROKEN - BREAKS.keys()))}"
+                     f" (known: {', '.join(BREAKS)})")
+UNUSED_LINE = 26
+"""A line of the simulated header that the pin map leaves unconnected (the ``gpio-line`` break)."""
 
 
 class QuickRig:
@@ -88,15 +107,19 @@ class QuickRig:
             service: dict[str, str] = {}
             if self.gpio is not None:
                 box, tables, service = gpio_box(self.gpio)
+                if "gpio-chip" in BROKEN:
+                    box = (box[0], {**box[1], "chip": "no-such-chip"})
                 parts["ballot_box"] = box
             restart_appliance_with_parts(self.guest, parts, tables=tables, service=service, timeout=SERVICE_STARTS)
             if self.gpio is not None:
                 self.gpio.wait_active()
             self.scanner.wait_connected("keyboard")
         elif setup == "smartbox+serial":
-            parts = {"scanner": ("serial", {"port": SCANNER_LINE, "baudrate": SCANNER_BAUD})}
+            parts = {"scanner": ("serial", {"port": SCANNER_LINE,
+                                            "baudrate": 115200 if "serial-speed" in BROKEN else SCANNER_BAUD})}
             if self.box is not None:
-                parts["ballot_box"] = ("smartbox", {"port": BOX_LINE, "baudrate": BOX_BAUD})
+                parts["ballot_box"] = ("smartbox", {"port": BOX_LINE,
+                                                    "baudrate": 9600 if "smartbox-speed" in BROKEN else BOX_BAUD})
             restart_appliance_with_parts(self.guest, parts, timeout=SERVICE_STARTS)
             if self.box is not None:
                 wait_for(self.box.present, f"the appliance hearing the smart box on {BOX_LINE}", SERVICE_STARTS)
@@ -115,7 +138,8 @@ class QuickRig:
     def _vivid(self) -> CameraRig:
         """vivid loaded with its output looped into its capture at the camera's size (``v4l2_guest setup``)."""
         self.guest.push(HELPER, f"{TEST_DIR}/v4l2_guest.py")
-        self.guest.check(f"modprobe {VIVID}", timeout=120)
+        if "vivid" not in BROKEN:
+            self.guest.check(f"modprobe {VIVID}", timeout=120)
         nodes = json.loads(self.guest.check(f"{PYTHON} {TEST_DIR}/v4l2_guest.py setup {WIDTH} {HEIGHT}", timeout=180))
         return CameraRig(self.unit, nodes, self.workdir)
 
@@ -158,7 +182,8 @@ def test_a_document_typed_on_a_grabbed_uinput_keyboard_admits_the_voter(rig: Qui
     scanner = rig.scanner
     before, spy = scanner.identified_on_screen(), scanner.spy()
     document, typed = next(rig.voters) + "\n", []  # a personal number's barcode, then Enter
-    decision = scanner.read_document(lambda: typed.append(scanner.type(document, "us")))
+    layout = "fr" if "keyboard-layout" in BROKEN else "us"
+    decision = scanner.read_document(lambda: typed.append(scanner.type(document, layout)))
     assert decision["outcome"] == "admitted", f"{decision['outcome']}: {decision['reason']}"
     assert typed[-1]["keys"] == len(document)
     assert scanner.identified_on_screen() == before + 1
@@ -187,7 +212,7 @@ def test_one_identification_opens_the_gpio_lock_line_for_exactly_one_drop(rig: Q
     before, second = lines.ballots(), lines.alarms("second_ballot")
     rig.manual()
     lines.until(LOCK, 1)
-    lines.sim("pulse", BEAM, 1, DROP)
+    lines.sim("pulse", UNUSED_LINE if "gpio-line" in BROKEN else BEAM, 1, DROP)
     lines.until(LOCK, 0)
     wait_for(lambda: lines.ballots() == before + 1, "the drop counted as one ballot", STATUS_FOLLOWS)
     lines.second_drop_alarms(second)
