@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from device.kiosk import BACKOFF_FIRST, FIRST_FRAME, FIRST_FRAME_MAX, STOP_GRACE
+
 from .guest import GuestError, ProbedUnit, boot_probed_unit
 from .power_cuts import SEED_VARIABLE, VOTERS, listed_voters, power_cut_series, series_seed
 from .vm import (
@@ -44,6 +46,18 @@ SLOW_POWER_CUTS = 20
 ROUND_TIMEOUT = 600
 """pytest-timeout's allowance per round of the slow series (a boot under software emulation, the disk
 read on the host, a burst), on top of ``IMAGE_TEST_TIMEOUT``."""
+KIOSK_AROUND = 120.0
+"""Seconds of the kiosk's way to the status screen outside the supervisor's first-frame windows: the kiosk
+unit's start once ``pollbox.service`` is ready (cage, seatd, the supervisor) and the frame's way from the
+page's first beat to a QMP screendump classed as the status screen (8 to 40 s measured). About 72 s
+together in the slowest boot measured under load (docs/image.md, "The kiosk")."""
+KIOSK_DEADLINE = (KIOSK_AROUND + FIRST_FRAME + STOP_GRACE + BACKOFF_FIRST
+                  + min(2 * FIRST_FRAME, FIRST_FRAME_MAX))
+"""Seconds from ``READY=1`` to the status frame: one failed start healed by the supervisor (its first-frame
+window, the kill and the back-off; seen in three first boots of four under load) and the second start's
+whole, doubled window. 492 s with the supervisor's delays (``device/kiosk.py``). A kiosk that needs a
+second heal fails the test: under emulation on a loaded host that may be the load, and the supervisor's
+lines on the console (kept in the failure) say which starts drew nothing."""
 LARGER_DISK = 1 << 30
 """How much larger than the image the unit's disk is: its data partition grows into this at first boot."""
 
@@ -160,7 +174,11 @@ def test_the_kiosk_shows_the_status_screen(unit: VirtualMachine) -> None:
     ``test_kiosk`` shows the same check failing with the kiosk stopped."""
     unit.ensure_running()
     unit.wait_until_ready()
-    kiosk_after = unit.wait_for_screen("status")
+    try:
+        kiosk_after = unit.wait_for_screen("status", KIOSK_DEADLINE)
+    except AssertionError as exc:
+        said = [line for line in unit.console().splitlines() if "pollbox-kiosk" in line]
+        raise AssertionError(f"{exc}; the kiosk supervisor said: {said[-12:]}") from None
     (unit.workdir / "kiosk-times.json").write_text(json.dumps([kiosk_after]))
 
 
