@@ -50,7 +50,7 @@ from protocol.errors import UserError
 
 if TYPE_CHECKING:
     from device.hardware.sim.controls import SimControls
-    from device.keystate import KeyState
+    from device.keystate import KeyState, KeyWatch
     from device.sync.service import UnitSync
     from device.upstream.service import Upstream
 
@@ -64,7 +64,7 @@ class Appliance:
         self, *, package: StationPackage, journal: Journal, box: BallotBox, scanner: ScanSource,
         identity: Identity, clock: Clock, delays: Delays, data_dir: Path, mode: str,
         upstream: Upstream | None = None, sim: SimControls | None = None, backup_dir: Path | None = None,
-        unit_sync: UnitSync | None = None, updater: Updater | None = None, key_state: KeyState | None = None,
+        unit_sync: UnitSync | None = None, updater: Updater | None = None, key_watch: KeyWatch | None = None,
     ) -> None:
         self.package, self.journal, self.box, self.scanner = package, journal, box, scanner
         self.identity, self.clock, self.delays, self.data_dir, self.mode = identity, clock, delays, data_dir, mode
@@ -78,8 +78,10 @@ class Appliance:
         self.updater = updater
         """The software updater (``device/updates``); None: this station takes no updates."""
         """The sync with the other units of the station (``device/sync/``); None for a one-unit station."""
-        self.key_state = key_state
-        """The record key and its enrollment, read at start (``device/keystate.py``); None: not known."""
+        self.key_watch = key_watch
+        self.key_state: KeyState | None = key_watch.state if key_watch is not None else None
+        """The record key and its enrollment (``device/keystate.py``), read at start and again when its files
+        change; None: not known."""
         if unit_sync is not None:
             self._ctx = replace(self._ctx, units=unit_sync.units.units)
             unit_sync.attach(self.post_peer)
@@ -129,6 +131,14 @@ class Appliance:
         self._step(ss.StartUp(__version__, self.package.station_id, inputs.beam_blocked, inputs.lid_open,
                               inputs.unit_drops, inputs.unit_id, booted.slot if booted else "",
                               booted.version if booted else ""))
+        self._key_found()
+
+    def _key_found(self) -> None:
+        """Journal the record key's enrollment as read (``device/keystate.py``), once per certificate."""
+        from device.keystate import found
+        said = found(self.key_state) if self.key_state is not None else None
+        if said is not None:
+            self._step(said)
 
     def stop(self) -> None:
         """Lock the slot and stop every part; the journal stays consistent. A second call does nothing."""
@@ -241,6 +251,9 @@ class Appliance:
             space = self.journal.space()
             if space.low != self.session.storage_low:
                 self._step(ss.SpaceChecked(space.low, space.sentence()))
+            if self.key_watch is not None and self.key_watch.changed() is not None:  # a certificate taken meanwhile
+                self.key_state = self.key_watch.state
+                self._key_found()
             self._step(ss.Tick())
         except StorageError:
             self.box.heartbeat()  # the core is alive; the slot stays locked until the journal takes writes

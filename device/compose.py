@@ -53,8 +53,8 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     scanner = build_scanner(config, clock=clock)
     signer = load_signer(config.data_dir, config.key.store, config.key.tcti)  # a moved card or cleared TPM stops here
     _check_signer(config, package, signer)
-    from device.keystate import key_state
-    key = key_state(config.data_dir, signer, config.key.store, config.cec_public_key)
+    from device.keystate import KeyWatch
+    key = KeyWatch(config.data_dir, signer, config.key.store, config.cec_public_key)
     journal = Journal(journal_path(config.data_dir, package.training), package.station_id)
     updater = build_updater(config.update.backend, system_conf=Path(config.update.system_conf),
                             data_dir=config.data_dir, production=not config.simulation)
@@ -67,7 +67,7 @@ def build_appliance(config: Config, *, clock: Clock | None = None) -> Appliance:
     app = Appliance(package=package, journal=journal, box=box, scanner=scanner, identity=identity, clock=clock,
                     delays=config.delays, data_dir=config.data_dir, mode=config.mode, upstream=upstream, sim=sim,
                     backup_dir=config.backup_dir, unit_sync=_build_unit_sync(config, package, clock, signer),
-                    updater=updater, key_state=key)
+                    updater=updater, key_watch=key)
     if sim is not None:
         sim.attach(app)
     return app

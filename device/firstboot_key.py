@@ -28,13 +28,18 @@ import turns into its refusal (journal, console and the first-boot screen).
 **The way back** (``take_enrollment``, ``python -m device.firstboot_key take``): at the CEC,
 ``pollbox-provision cec enroll --out STICK STICK/enrollment-request-*.json`` checks the request and writes
 the CEC-signed certificate ``<station>-<serial>.enrollment.json`` onto the same stick. At the unit's
-next boot with the stick in, the image's ``pollbox-enrollment.service`` (before the appliance, only
-while the unit holds no ``enrollment.json``) mounts the stick read-only and runs the take step: every
+next boot with the stick in, or as soon as the stick is plugged into the running unit (the image's udev
+rule ``61-pollbox-enrollment.rules``), the image's ``pollbox-enrollment.service`` (only while the unit's
+key is in its TPM and it holds no ``enrollment.json``) mounts the stick read-only and runs the take step: every
 ``*.enrollment.json`` on the stick is checked against the election's CEC key and this unit's own key
 (``provisioning.enrollment.verify_certificate``); the one for this unit is stored as
 ``enrollment.json`` in its data folder, owned by the appliance's user. Certificates of other units
-on a shared stick are skipped; one not signed by this election's CEC is refused, saying so. The
-chair's details page then says the key is enrolled (``device/keystate.py``).
+on a shared stick are skipped; one not signed by this election's CEC is refused, saying so, and the
+refusal is left in ``enrollment-refused.json``. The take step writes these files only: the appliance, the
+journal's one writer, journals the certificate taken (``device_key_enrolled``) or refused
+(``device_key_enrollment_refused``) once each, at its start or while it runs, and the chair's details page
+follows (``device/keystate.py``). A unit whose key is a file was enrolled with its station's package: the
+take step does nothing there and says nothing.
 """
 
 from __future__ import annotations
@@ -186,20 +191,78 @@ def key_step(station: Path, stick: Path, dest: Path, serial: str | None) -> TpmK
 
 
 class EnrollmentRefused(UserError):
-    """The stick's enrollment certificate cannot be taken; the message says why and what to do."""
+    """The stick's enrollment certificate cannot be taken; the message says why and what to do.
+
+    ``certificate`` is the refused certificate's SHA-256 (``device.keystate.certificate_hash``; of several,
+    the hash of their sorted hashes), written with the message to ``enrollment-refused.json``."""
+
+    def __init__(self, message: str, certificate: str = "") -> None:
+        self.certificate = certificate
+        super().__init__(message)
+
+
+def _hash_of(paths: list[Path]) -> str:
+    """The refused certificates' SHA-256: one certificate's own, or for several the hash of their sorted hashes."""
+    import hashlib
+
+    from device.keystate import certificate_hash
+    hashes = []
+    for path in paths:
+        try:
+            hashes.append(certificate_hash(path.read_bytes()))
+        except OSError:
+            hashes.append(hashlib.sha256(path.name.encode()).hexdigest())
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256(",".join(sorted(hashes)).encode()).hexdigest()
+
+
+def _note_refusal(data: Path, exc: EnrollmentRefused, owner: str | None) -> None:
+    """Leave the refusal where the appliance reads it (``device/keystate.py``): it journals it and the screen
+    says the certificate is not valid. Best effort: the console and the system journal have it anyway."""
+    from datetime import UTC, datetime
+
+    from device.keystate import REFUSAL
+    doc = {"certificate": exc.certificate, "reason": str(exc),
+           "refused_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        write_private(data / REFUSAL, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+        if owner is not None:
+            import shutil
+            shutil.chown(data / REFUSAL, owner, owner)
+    except (OSError, LookupError):
+        pass
 
 
 def take_enrollment(stick: Path, config_path: Path, owner: str | None = None) -> str:
     """Store the CEC's enrollment certificate for this unit's key from the stick as ``enrollment.json``.
 
-    Returns what was done, for the console and the journal. Raises EnrollmentRefused when the stick holds
-    certificates and none is this election's CEC's for this unit's key, or the certificate cannot be stored.
+    Returns what was done, for the console and the journal ("" for a unit whose key is not in a TPM: its key
+    file was enrolled with the station's package, and there is nothing to take or to say). Raises
+    EnrollmentRefused when the stick holds certificates and none is this election's CEC's for this unit's key,
+    or the certificate cannot be stored; the refusal is also left in ``enrollment-refused.json`` for the
+    appliance to journal, and removed once a certificate is taken.
     """
+    config = load_config(config_path)
+    data = config.data_dir
+    if config.key.store != "tpm" or not (data / "device.tpm").exists():
+        return ""
+    try:
+        said = _take(stick, config, owner)
+    except EnrollmentRefused as exc:
+        _note_refusal(data, exc, owner)
+        raise
+    if (data / "enrollment.json").exists():
+        from device.keystate import REFUSAL
+        (data / REFUSAL).unlink(missing_ok=True)
+    return said
+
+
+def _take(stick: Path, config: Any, owner: str | None) -> str:
     from device.package import PackageError, public_key_from_b64
     from provisioning.enrollment import read_json, record_enrollment, recorded_enrollment, verify_certificate
     from provisioning.errors import ProvisionError
 
-    config = load_config(config_path)
     data = config.data_dir
     try:
         cec = public_key_from_b64(config.cec_public_key)
@@ -229,14 +292,17 @@ def take_enrollment(stick: Path, config_path: Path, owner: str | None = None) ->
                 import shutil
                 shutil.chown(data / "enrollment.json", owner, owner)
         except (ProvisionError, OSError) as exc:
-            raise EnrollmentRefused(f"the enrollment certificate {path.name} could not be stored: {exc}") from None
+            raise EnrollmentRefused(f"the enrollment certificate {path.name} could not be stored: {exc}",
+                                    _hash_of([path])) from None
         return (f"device key {entry.key_id} enrolled by the CEC for station {entry.station}, unit {entry.serial} "
                 f"(enrolled {entry.enrolled_at}): certificate {path.name} taken from the USB stick")
-    unsigned = [e for e in refusals if e.code == "E031" and "signed by this election's CEC" in e.message]
+    unsigned = [(e, p) for e, p in zip(refusals, found, strict=True)
+                if e.code == "E031" and "signed by this election's CEC" in e.message]
     if unsigned:
-        raise EnrollmentRefused(f"{unsigned[0].message}: ask the CEC to enroll this unit's request again")
+        error, path = unsigned[0]
+        raise EnrollmentRefused(f"{error.message}: ask the CEC to enroll this unit's request again", _hash_of([path]))
     raise EnrollmentRefused(f"the USB stick holds {len(found)} enrollment certificate(s), none for this unit's "
-                            f"device key ({'; '.join(e.message for e in refusals)[:400]})")
+                            f"device key ({'; '.join(e.message for e in refusals)[:400]})", _hash_of(found))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     except EnrollmentRefused as exc:
         print(f"pollbox enrollment: refused: {exc}", file=sys.stderr, flush=True)
         return 1
-    print(f"pollbox enrollment: {said}", flush=True)
+    if said:
+        print(f"pollbox enrollment: {said}", flush=True)
     return 0
 
 

@@ -19,20 +19,36 @@ The states (``KeyState.enrollment``):
 
 A unit with no key at all does not start (``device.signing.load_signer`` refuses, saying how to make
 one), so the screen never shows that case: the console and the system journal do.
+
+A certificate the take step refused (``enrollment-refused.json``, written by ``device.firstboot_key``: not
+signed by this election's CEC, or for another unit's key) also makes the state ``invalid`` while the unit
+holds no valid one: the technician brought a certificate, and it is not this key's.
+
+``KeyWatch`` is how the appliance follows these files while it runs: its owner thread calls ``changed()``
+at each tick (two ``stat`` calls), and reads the state again only when one of the files changed, so a
+certificate taken when the stick is plugged in reaches the screen without a restart. ``found`` turns a
+state into what the journal is told (``device/core/enrollment.py``): the appliance is the journal's one
+writer, and the take step only writes files.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protocol.canonical import canonical
 from protocol.keys import alg_of, key_id
 
+from .core.enrollment import EnrollmentFound, EnrollmentRefusalFound
 from .signing import Signer
 
 STATES = ("enrolled", "requested", "invalid")
 CERTIFICATE = "enrollment.json"
+REFUSAL = "enrollment-refused.json"
+"""Why the take step stored no certificate from the stick (``device.firstboot_key``); removed once one is taken."""
 
 
 @dataclass(frozen=True)
@@ -45,23 +61,96 @@ class KeyState:
     enrollment: str
     enrolled_at: str = ""
     problem: str = ""
+    certificate: str = ""
+    """The SHA-256 (hex) of the certificate the state rests on (stored, or refused on the stick); "" if none."""
+    station: str = ""
+    serial: str = ""
+    refused_from: str = ""
+    """``invalid`` only: ``card`` (the stored certificate does not hold) or ``stick`` (the take step refused)."""
+    refused_at: str = ""
 
     def to_items(self) -> tuple[tuple[str, Any], ...]:
         return (("id", self.key_id), ("alg", self.alg), ("store", self.store), ("enrollment", self.enrollment),
                 ("enrolled_at", self.enrolled_at), ("problem", self.problem))
 
 
+def certificate_hash(raw: bytes) -> str:
+    """A certificate's SHA-256 (hex) over its canonical JSON, so the copy stored as ``enrollment.json`` and the
+    stick's file name the same certificate; over the raw bytes when it is not JSON."""
+    try:
+        return hashlib.sha256(canonical(json.loads(raw))).hexdigest()
+    except (ValueError, TypeError):
+        return hashlib.sha256(raw).hexdigest()
+
+
 def key_state(data_dir: Path, signer: Signer, store: str, cec_public_b64: str) -> KeyState:
-    """The key's state from ``data_dir`` (its ``enrollment.json``, checked against the CEC key and ``signer``)."""
+    """The key's state from ``data_dir``: its ``enrollment.json`` (checked against the CEC key and ``signer``),
+    else the take step's ``enrollment-refused.json``."""
     public = signer.public_key()
     kid, alg = key_id(public), alg_of(public)
-    if not (data_dir / CERTIFICATE).exists():
-        return KeyState(kid, alg, store, "requested")
+    try:
+        raw = (data_dir / CERTIFICATE).read_bytes()
+    except FileNotFoundError:
+        return _refused(data_dir, KeyState(kid, alg, store, "requested"))
     from device.package import PackageError, public_key_from_b64
     from provisioning.enrollment import recorded_enrollment
     from provisioning.errors import ProvisionError
+    digest = certificate_hash(raw)
     try:
         entry = recorded_enrollment(data_dir, public_key_from_b64(cec_public_b64))
     except (ProvisionError, PackageError, ValueError) as exc:
-        return KeyState(kid, alg, store, "invalid", problem=str(exc))
-    return KeyState(kid, alg, store, "enrolled", enrolled_at=entry.enrolled_at)
+        return KeyState(kid, alg, store, "invalid", problem=str(exc), certificate=digest, refused_from="card")
+    return KeyState(kid, alg, store, "enrolled", enrolled_at=entry.enrolled_at, certificate=digest,
+                    station=entry.station, serial=entry.serial)
+
+
+def _refused(data_dir: Path, requested: KeyState) -> KeyState:
+    """``requested``, or ``invalid`` when the take step left its refusal (a file it wrote; unreadable: ignored,
+    the take step writes it whole through a rename)."""
+    try:
+        doc = json.loads((data_dir / REFUSAL).read_bytes())
+        digest, reason, at = str(doc["certificate"]), str(doc["reason"]), str(doc.get("refused_at", ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        return requested
+    return KeyState(requested.key_id, requested.alg, requested.store, "invalid", problem=reason,
+                    certificate=digest, refused_from="stick", refused_at=at)
+
+
+def found(state: KeyState) -> EnrollmentFound | EnrollmentRefusalFound | None:
+    """What the journal is told of ``state`` (``device/core/enrollment.py``); None: nothing to record."""
+    if state.enrollment == "enrolled":
+        return EnrollmentFound(state.key_id, state.alg, state.store, state.certificate, state.station, state.serial,
+                               state.enrolled_at)
+    if state.enrollment == "invalid" and state.certificate:
+        return EnrollmentRefusalFound(state.key_id, state.certificate, state.refused_from, state.problem,
+                                      state.refused_at)
+    return None
+
+
+class KeyWatch:
+    """The key's state, read again when ``enrollment.json`` or ``enrollment-refused.json`` changes (see the
+    module). Built by the composition root; used on the appliance's owner thread only."""
+
+    def __init__(self, data_dir: Path, signer: Signer, store: str, cec_public_b64: str) -> None:
+        self._args = (data_dir, signer, store, cec_public_b64)
+        self._seen = self._signature()
+        self.state = key_state(*self._args)
+
+    def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
+        for name in (CERTIFICATE, REFUSAL):
+            try:
+                st = (self._args[0] / name).stat()
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def changed(self) -> KeyState | None:
+        """The new state if a file changed since the last read; None otherwise."""
+        now = self._signature()
+        if now == self._seen:
+            return None
+        self._seen = now
+        self.state = key_state(*self._args)
+        return self.state

@@ -56,6 +56,8 @@ CATALOGUE: dict[str, Entry] = {
     "polls_held_for_update": Entry("PB-084", "Polls held for an update", "The chair asked to open or resume the polls while a software update was being written into the other root slot; refused, with the bundle's version, until the install ends.", True),
     "update_booted": Entry("PB-085", "Update booted", "The unit started from the root slot the last install wrote: the new software runs, on trial until the appliance is ready, then kept.", True),
     "update_rolled_back": Entry("PB-086", "Update rolled back", "The unit started from another root slot than the one the last install wrote or last ran: the new slot never booted, or its trial boot ended before the appliance was ready, and the boot loader went back to the slot it trusted.", True),
+    "device_key_enrolled": Entry("PB-090", "Device key enrolled", "The unit holds the CEC's enrollment certificate for its record key (taken from the technician's USB stick after a first boot that made the key in the unit's TPM, or installed with the station): the key's id, algorithm and store, the certificate's SHA-256, and the station, unit and time the CEC enrolled it. Recorded once per certificate, at the appliance's first start with it or as soon as it appears.", False),
+    "device_key_enrollment_refused": Entry("PB-091", "Enrollment certificate refused", "An enrollment certificate was not taken for the unit's record key, with the reason: not signed by this election's CEC key, for another unit's key, or not stored; or the certificate on the unit's card does not hold. Nothing was stored from it; the technician brings the CEC's certificate for this key. Recorded once per certificate.", False),
 }
 
 

@@ -393,6 +393,34 @@ class PollsHeldForUpdate(Event):
     version: str
 
 
+@dataclass(frozen=True)
+class DeviceKeyEnrolled(Event):
+    """The unit holds the CEC's enrollment certificate for its record key (``core/enrollment.py``): ``certificate``
+    is the SHA-256 (hex) of the stored certificate, ``station``, ``serial`` and ``enrolled_at`` what it says."""
+
+    kind: ClassVar[str] = "device_key_enrolled"
+    key_id: str
+    alg: str
+    store: str
+    certificate: str
+    station: str
+    serial: str
+    enrolled_at: str
+
+
+@dataclass(frozen=True)
+class DeviceKeyEnrollmentRefused(Event):
+    """An enrollment certificate (SHA-256 ``certificate``) was not taken for the record key ``key_id``:
+    ``source`` says where it was (``stick`` or ``card``), ``reason`` why (``core/enrollment.py``)."""
+
+    kind: ClassVar[str] = "device_key_enrollment_refused"
+    key_id: str
+    certificate: str
+    source: str
+    reason: str
+    refused_at: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -402,7 +430,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
         UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate, UpdateBooted,
-        UpdateRolledBack,
+        UpdateRolledBack, DeviceKeyEnrolled, DeviceKeyEnrollmentRefused,
     )
 }
 

@@ -38,6 +38,7 @@ from . import station as st
 from . import units as un
 from .decision import Decision
 from .delays import Delays
+from .enrollment import EnrollmentFound, EnrollmentRefusalFound, decide_enrollment
 from .errors import IllegalTransition, RefusalCode
 from .events import AlarmKind, CheckinMethod
 from .inputs import (
@@ -391,6 +392,12 @@ def _update_finished(out: _Out, session: Session, inp: UpdateFinished, ctx: Cont
     return out.done(session)
 
 
+def _enrollment(out: _Out, session: Session, inp: EnrollmentFound | EnrollmentRefusalFound, ctx: Context,
+                now: Now) -> Step:
+    out.events += decide_enrollment(out.state.key_certificates, inp)
+    return out.done(session)
+
+
 def _tick(out: _Out, session: Session, inp: Tick, ctx: Context, now: Now) -> Step:
     session = _feed(out, session, il.Tick(now.mono), ctx.delays)
     out.act(Action.HEARTBEAT)
@@ -457,4 +464,5 @@ _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
     PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock, CloseWithout: _close_without,
     UpdateChecked: _update_checked, UpdateFinished: _update_finished,
+    EnrollmentFound: _enrollment, EnrollmentRefusalFound: _enrollment,
 }

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from . import events as ev
 from . import units as un
+from .enrollment import certificate_mark
 from .errors import IllegalTransition, InvalidEvent, RefusalCode
 from .events import AlarmKind, CheckinMethod, Refusal
 from .poll import PollAction, PollState, next_poll_state
@@ -78,6 +79,9 @@ class StationState:
     last_update: UpdateOutcome | None = None
     """The last update event's outcome (refused and why, installed, rolled back...), for the screens."""
     """The install waiting for its boot and the slot last started from (``core/update.py``: ``decide_boot``)."""
+    key_certificates: set[str] = field(default_factory=set)
+    """Enrollment certificates of the record key the journal holds, as ``core/enrollment.py``'s
+    ``certificate_mark`` (its kind, taken or refused, and the certificate's SHA-256)."""
 
     @property
     def difference(self) -> int:
@@ -101,6 +105,9 @@ def apply(state: StationState, rec: ev.Recorded) -> None:
         handler(state, rec)
     if isinstance(rec.event, UPDATE_EVENTS):
         state.last_update = outcome_of(rec.event)
+    mark = certificate_mark(rec.event)
+    if mark is not None:
+        state.key_certificates.add(mark)
     state.last_seq = rec.seq
 
 

@@ -1,17 +1,22 @@
 """After a TPM first boot: the CEC enrolls the request from the stick and the certificate goes back on it; the
-unit takes it at its next boot; the chair's details page says what state the key is in. Through the real
-processes: the first-boot import, ``pollbox-provision cec enroll``, ``python -m device.firstboot_key take``
-(as the image's ``pollbox-enrollment`` runs it) and ``pollbox run``; and in Chromium in ky, ru and en.
+unit takes it at its next boot, or while it runs (the stick plugged in); the chair's details page says what
+state the key is in, and the appliance's journal records the certificate taken (``device_key_enrolled``) or
+refused (``device_key_enrollment_refused``) once. Through the real processes: the first-boot import,
+``pollbox-provision cec enroll``, ``python -m device.firstboot_key take`` (as the image's
+``pollbox-enrollment`` runs it) and ``pollbox run``; and in Chromium in ky, ru and en.
 
 A certificate signed by another CEC key, or only other units' certificates, is refused with the reason and
-nothing is stored; a stick without a certificate changes nothing.
+nothing is stored; a stick without a certificate changes nothing; a unit whose key is a file takes nothing
+and says nothing.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +26,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from device.demo import make_demo_station
+from device.keystate import REFUSAL, certificate_hash
 from tests.image.test_firstboot_stick import stick_of
 from tests.image.vm import TEST_CEC
 from tests.keys.swtpm import SoftTpm, needs_swtpm
@@ -29,6 +36,8 @@ from tests.process_station import ROOT, RunningStation, child_env
 
 pytestmark = needs_swtpm
 
+PICKED_UP = 30.0
+"""Seconds a running appliance has to show a certificate taken meanwhile (it looks at each tick, 0.25 s)."""
 REQUESTED = {"ky": "азырынча каттай элек", "ru": "ещё не зарегистрирован", "en": "not enrolled by the CEC yet"}
 ENROLLED = {"ky": "БШК каттаган", "ru": "зарегистрирован ЦИК", "en": "enrolled by the CEC"}
 
@@ -55,9 +64,7 @@ class Unit:
 
     def take(self) -> subprocess.CompletedProcess[str]:
         """At the unit's next boot: the certificate taken from the stick (as pollbox-enrollment.service does)."""
-        return subprocess.run([sys.executable, "-m", "device.firstboot_key", "take", "--stick", str(self.stick),
-                               "--config", str(self.station / "station.toml")],
-                              capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
+        return take(self.stick, self.station)
 
     @property
     def certificate(self) -> Path:
@@ -77,6 +84,36 @@ def unit(tmp_path: Path) -> Iterator[Unit]:
         yield Unit(tmp_path, stick, dest, tpm, json.loads(request.read_text()))
     finally:
         tpm.stop()
+
+
+def take(stick: Path, station: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m device.firstboot_key take`` as the image's pollbox-enrollment runs it."""
+    return subprocess.run([sys.executable, "-m", "device.firstboot_key", "take", "--stick", str(stick),
+                           "--config", str(station / "station.toml")],
+                          capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
+
+
+def enrollment_events(station: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The journal's enrollment events (kind, body), read as any reader of the journal may, beside the writer."""
+    with sqlite3.connect(f"file:{station / 'data' / 'journal.db'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT kind, body FROM events WHERE kind LIKE 'device_key_%' ORDER BY seq").fetchall()
+    return [(kind, json.loads(body)) for kind, body in rows]
+
+
+def key_becomes(running: RunningStation, state: str) -> dict[str, Any]:
+    """The status's key once it is in ``state`` (within ``PICKED_UP`` seconds)."""
+    deadline = time.monotonic() + PICKED_UP
+    key: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        key = running.ok({"cmd": "status"})["key"]
+        if key.get("enrollment") == state:
+            return key
+        assert running.proc is not None and running.proc.poll() is None, running.stderr()
+        try:
+            running.proc.wait(0.1)  # polling pace; returns early if the process ended
+        except subprocess.TimeoutExpired:
+            pass
+    raise AssertionError(f"the key did not become {state!r} within {PICKED_UP:g} s: {key}")
 
 
 def key_line(station: RunningStation) -> tuple[dict[str, Any], str]:
@@ -165,3 +202,69 @@ def test_the_key_line_in_chromium_in_every_language(unit: Unit, browser: Any) ->
     _key_line_in_every_language(unit, browser, "requested", REQUESTED)
     assert unit.cec_enroll(TEST_CEC).returncode == 0 and unit.take().returncode == 0
     _key_line_in_every_language(unit, browser, "enrolled", ENROLLED)
+
+
+def test_a_running_unit_follows_a_certificate_taken_meanwhile_and_journals_it_once(unit: Unit) -> None:
+    kid = unit.request["key_id"]
+    running = RunningStation(unit.station).start()
+    try:
+        assert running.ok({"cmd": "status"})["key"]["enrollment"] == "requested"
+        assert unit.cec_enroll(TEST_CEC).returncode == 0
+        [stick_copy] = unit.stick.glob("*.enrollment.json")
+        taken = unit.take()  # the stick plugged into the running unit
+        assert taken.returncode == 0, taken.stdout + taken.stderr
+        key = key_becomes(running, "enrolled")
+        assert key["id"] == kid and key["enrolled_at"]
+        code, page = running.http_get("/details")
+        assert code == 200 and 'data-key="enrolled"' in page.decode() and ENROLLED["ky"] in page.decode()
+    finally:
+        running.stop()
+    [(kind, body)] = enrollment_events(unit.station)
+    assert kind == "device_key_enrolled"
+    assert (body["key_id"], body["alg"], body["store"], body["serial"]) == (kid, "p256", "tpm", unit.request["serial"])
+    assert body["certificate"] == certificate_hash(stick_copy.read_bytes()) == certificate_hash(
+        unit.certificate.read_bytes())
+    running = RunningStation(unit.station).start()  # the next start: the certificate is already on the journal
+    running.stop()
+    assert [k for k, _ in enrollment_events(unit.station)] == ["device_key_enrolled"]
+
+
+def test_a_refused_certificate_is_journaled_and_shown_until_the_cec_s_one_is_taken(unit: Unit) -> None:
+    kid = unit.request["key_id"]
+    assert unit.cec_enroll(Ed25519PrivateKey.generate(), "impostor-registry.json").returncode == 0
+    [impostor] = unit.stick.glob("*.enrollment.json")
+    refused = unit.take()
+    assert refused.returncode == 1 and "signed by this election's CEC key" in refused.stderr, refused.stderr
+    left = json.loads((unit.station / "data" / REFUSAL).read_text())
+    assert left["certificate"] == certificate_hash(impostor.read_bytes()) and "ask the CEC" in left["reason"]
+    running = RunningStation(unit.station).start()
+    try:
+        key = running.ok({"cmd": "status"})["key"]
+        assert key["enrollment"] == "invalid" and "ask the CEC" in key["problem"], key
+        code, page = running.http_get("/details")
+        assert code == 200 and 'data-key="invalid"' in page.decode()
+        impostor.unlink()
+        assert unit.cec_enroll(TEST_CEC).returncode == 0
+        assert unit.take().returncode == 0  # the right certificate, the unit still running
+        assert key_becomes(running, "enrolled")["id"] == kid
+    finally:
+        running.stop()
+    assert not (unit.station / "data" / REFUSAL).exists(), "a refusal is removed once a certificate is taken"
+    events = enrollment_events(unit.station)
+    assert [k for k, _ in events] == ["device_key_enrollment_refused", "device_key_enrolled"], events
+    refusal = events[0][1]
+    assert (refusal["key_id"], refusal["source"], refusal["certificate"]) == (kid, "stick", left["certificate"])
+    assert "ask the CEC to enroll this unit's request again" in refusal["reason"]
+
+
+def test_a_unit_whose_key_is_a_file_takes_nothing_and_says_nothing(tmp_path: Path) -> None:
+    config = make_demo_station(tmp_path / "station", voters=5)
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    (stick / "enrollment-request-KG-DEMO-0001-SN.json").write_text("{}")  # no certificate: the hint's case
+    said = take(stick, config.parent)
+    assert (said.returncode, said.stdout, said.stderr) == (0, "", "")
+    (stick / "KG-DEMO-0001-SN.enrollment.json").write_text("{}")  # not even a broken certificate is looked at
+    said = take(stick, config.parent)
+    assert (said.returncode, said.stdout, said.stderr) == (0, "", "")
+    assert not (config.parent / "data" / "enrollment.json").exists() and not (config.parent / "data" / REFUSAL).exists()

@@ -1,0 +1,73 @@
+"""The device key's enrollment on the journal: the CEC's certificate taken, or refused, each recorded once.
+
+The certificate reaches a unit outside the appliance: the image's take step (``device.firstboot_key take``,
+run at boot and when the technician's stick is plugged in) or ``pollbox-provision unit install-package``.
+Those write files of the data folder only (``enrollment.json``, the certificate stored; and
+``enrollment-refused.json``, why none was), never the journal: the appliance is its one writer. At its
+start, and whenever those files change while it runs, it reads them (``device/keystate.py``) and tells the
+session what it found as ``EnrollmentFound`` or ``EnrollmentRefusalFound``. ``decide_enrollment`` answers
+with one event unless the journal already holds that outcome for that certificate (by the certificate's
+SHA-256, folded into ``StationState.key_certificates`` by ``certificate_mark``), so a certificate is
+journaled once however often the unit starts with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import events as ev
+from .errors import InvalidEvent
+
+REFUSAL_SOURCES = ("stick", "card")
+"""Where a refused certificate was: on the technician's USB stick (the take step refused it), or already on
+the unit's card as ``enrollment.json`` (it does not hold for this key or this election's CEC)."""
+MAX_REASON = 400
+"""Characters of a refusal's reason kept on the journal (the take step's sentence names files and keys)."""
+
+
+@dataclass(frozen=True)
+class EnrollmentFound:
+    """The unit holds the CEC's valid certificate ``certificate`` (SHA-256, hex) for its key ``key_id``."""
+
+    key_id: str
+    alg: str
+    store: str
+    certificate: str
+    station: str
+    serial: str
+    enrolled_at: str
+
+
+@dataclass(frozen=True)
+class EnrollmentRefusalFound:
+    """A certificate (SHA-256 ``certificate``) was not taken for the key ``key_id``: ``source`` is one of
+    ``REFUSAL_SOURCES``, ``reason`` the sentence the technician read, ``refused_at`` when (ISO, "" unknown)."""
+
+    key_id: str
+    certificate: str
+    source: str
+    reason: str
+    refused_at: str = ""
+
+
+def certificate_mark(event: ev.Event) -> str | None:
+    """What the fold keeps of an enrollment event (its kind and certificate); None for any other event."""
+    if isinstance(event, (ev.DeviceKeyEnrolled, ev.DeviceKeyEnrollmentRefused)):
+        return f"{event.kind}:{event.certificate}"
+    return None
+
+
+def decide_enrollment(recorded: frozenset[str] | set[str],
+                      found: EnrollmentFound | EnrollmentRefusalFound) -> list[ev.Event]:
+    """The event to journal for what the unit found, or none when the journal already holds it."""
+    event: ev.Event
+    if isinstance(found, EnrollmentFound):
+        event = ev.DeviceKeyEnrolled(found.key_id, found.alg, found.store, found.certificate, found.station,
+                                     found.serial, found.enrolled_at)
+    else:
+        if found.source not in REFUSAL_SOURCES:
+            raise InvalidEvent(f"unknown refusal source {found.source!r} (known: {', '.join(REFUSAL_SOURCES)})")
+        reason = found.reason if len(found.reason) <= MAX_REASON else found.reason[: MAX_REASON - 1] + "…"
+        event = ev.DeviceKeyEnrollmentRefused(found.key_id, found.certificate, found.source, reason,
+                                              found.refused_at)
+    return [] if certificate_mark(event) in recorded else [event]
