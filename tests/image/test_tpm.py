@@ -10,7 +10,12 @@ the key in the TPM (the station import's key step, ``device/firstboot_key.py``) 
 enrollment request onto the stick (a FAT image); the chair's screen says the key is not enrolled yet.
 With the unit powered off, the CEC enrolls the request on the host and its certificate is written back
 onto the stick; at the next boot ``pollbox-enrollment.service`` takes it and the screen says the key is
-enrolled by the CEC. From there:
+enrolled by the CEC, and the appliance's journal records ``device_key_enrolled`` once. From there:
+
+- the stick pulled out and plugged in again (QMP) while the unit runs, its certificate file removed from the
+  card meanwhile: the udev rule starts ``pollbox-enrollment.service``, which takes the certificate again, and
+  the running appliance shows the key enrolled without a restart; the journal still holds one
+  ``device_key_enrolled`` (the same certificate);
 
 - every record the unit signs over a short day (open, three voters, close) is taken off the unit and
   verified on the host with the enrolled public key: ``"alg":"p256"``, that key's id, an unbroken chain;
@@ -85,6 +90,14 @@ print(json.dumps({{"lines": [r[0] for r in c.execute("SELECT line FROM outbox OR
                   "events": c.execute("SELECT COUNT(*) FROM events").fetchone()[0]}}))
 """
 """Run as root by the guest's python3: every signed upstream record on the unit, and how many events."""
+ENROLLMENT_DUMP = f"""import json, sqlite3
+c = sqlite3.connect("file:{DATA}/journal.db?mode=ro", uri=True)
+print(json.dumps([[k, json.loads(b)] for k, b in
+                  c.execute("SELECT kind, body FROM events WHERE kind LIKE 'device_key_%' ORDER BY seq")]))
+"""
+"""Run as root by the guest's python3: the journal's enrollment events (kind, body)."""
+STICK_GONE = 120.0
+"""Seconds the guest has to drop the stick's device after QEMU unplugs it."""
 CLEAR_TPM = """from tpm2_pytss import ESAPI
 from tpm2_pytss.constants import ESYS_TR
 tpm = ESAPI("device:/dev/tpmrm0")
@@ -197,8 +210,18 @@ class WritableStickMachine(VirtualMachine):
     enrollment request onto it (the other image tests give the stick read-only)."""
 
     def unit_devices(self) -> list[str]:
-        return [arg.replace(",readonly=on,", ",") if arg.startswith("if=none,id=stick,") else arg
+        return [arg.replace(",readonly=on,", ",") if arg.startswith("if=none,id=stick,")
+                else arg + ",id=stickdev" if arg.startswith("usb-storage,drive=stick,") else arg
                 for arg in super().unit_devices()]
+
+    def replug_stick(self, guest: Guest) -> None:
+        """Pull the stick out (QMP ``device_del``), wait until the guest has dropped it, plug it in again."""
+        self.qmp("device_del", id="stickdev")
+        wait_for(lambda: guest.run("test -e /dev/disk/by-label/POLLBOXUSB")[0] != 0, "the stick gone in the guest",
+                 STICK_GONE)
+        self.qmp("human-monitor-command", **{"command-line": f"drive_add 0 if=none,id=stick2,format=raw,"
+                                                             f"file={self.stick}"})
+        self.qmp("device_add", driver="usb-storage", drive="stick2", id="stickdev2", removable=True)
 
 
 def make_unit(workdir: Path, image: Path, stick: Path, station: Path) -> TpmUnit:
@@ -241,6 +264,20 @@ def key_line(unit: TpmUnit) -> tuple[dict[str, object], str]:
 def outbox(guest: Guest) -> dict[str, object]:
     """Every signed record on the unit (the outbox's lines, in order) and the journal's event count."""
     return dict(json.loads(guest.check(f"python3 -c {shlex.quote(OUTBOX_DUMP)}")))
+
+
+def enrollment_events(guest: Guest) -> list[list[object]]:
+    """The appliance journal's enrollment events on the unit, as [kind, body]."""
+    return list(json.loads(guest.check(f"python3 -c {shlex.quote(ENROLLMENT_DUMP)}")))
+
+
+def key_becomes(unit: TpmUnit, state: str) -> dict[str, object]:
+    """The status's ``key`` once the running appliance says ``state``."""
+    def shown() -> dict[str, object] | None:
+        status = unit.vm.status()
+        key = dict(status["key"]) if status else {}
+        return key if key.get("enrollment") == state else None
+    return wait_for(shown, f"the key line saying {state!r}", STARTED)
 
 
 def appliance_journal(guest: Guest) -> str:
@@ -326,6 +363,7 @@ def enrolled_day(unit: TpmUnit, workdir: Path) -> None:
     unit.vm.wait_until_ready()
     facts["enrollment_taken"] = guest.check("journalctl -b -u pollbox-enrollment.service --no-pager -o cat")
     facts["after_enrollment"] = key_line(unit)
+    facts["enrollment_events"] = enrollment_events(guest)
     guest.control({"cmd": "open"})
     for pin in demo_pins(3):
         assert guest.control({"cmd": "manual", "number": pin})["decision"]["outcome"] == "admitted"
@@ -364,6 +402,25 @@ def test_the_first_boot_makes_the_key_and_the_next_boot_takes_the_cec_s_certific
     key, page = facts["after_enrollment"]
     assert key["enrollment"] == "enrolled" and key["enrolled_at"], key
     assert 'data-key="enrolled"' in page and "БШК каттаган" in page
+    [[kind, body]] = facts["enrollment_events"]
+    assert kind == "device_key_enrolled" and body["key_id"] == request["key_id"] and body["store"] == "tpm", body
+
+
+def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dict[str, object]) -> None:
+    unit: TpmUnit = rig["unit"]  # type: ignore[assignment]
+    guest = unit.ensure_booted()
+    unit.vm.wait_until_ready()
+    guest.check(f"rm {DATA}/enrollment.json")  # as if the certificate had not been taken at boot
+    key_becomes(unit, "requested")
+    assert isinstance(unit.vm, WritableStickMachine)
+    unit.vm.replug_stick(guest)
+    key = key_becomes(unit, "enrolled")  # no restart of the appliance
+    assert key["id"] == unit.facts["request"]["key_id"], key  # type: ignore[index]
+    said = guest.check("journalctl -b -u pollbox-enrollment.service --no-pager -o cat")
+    assert said.count("enrolled by the CEC") >= 2, said[-3000:]  # at boot, and at the insertion
+    assert guest.check(f"stat -c %U {DATA}/enrollment.json").strip() == "pollbox"
+    kinds = [kind for kind, _ in enrollment_events(guest)]
+    assert kinds == ["device_key_enrolled"], kinds  # the same certificate: journaled once
 
 
 def test_the_key_is_made_in_the_tpm_and_signs_every_record(rig: dict[str, object]) -> None:

@@ -40,6 +40,7 @@ PICKED_UP = 30.0
 """Seconds a running appliance has to show a certificate taken meanwhile (it looks at each tick, 0.25 s)."""
 REQUESTED = {"ky": "азырынча каттай элек", "ru": "ещё не зарегистрирован", "en": "not enrolled by the CEC yet"}
 ENROLLED = {"ky": "БШК каттаган", "ru": "зарегистрирован ЦИК", "en": "enrolled by the CEC"}
+INVALID = {"ky": "тастыктама жараксыз", "ru": "сертификат недействителен", "en": "certificate not valid"}
 
 
 @dataclass
@@ -177,21 +178,29 @@ def test_a_certificate_of_another_cec_or_another_unit_is_refused_and_nothing_sto
 
 
 def _key_line_in_every_language(unit: Unit, browser: Any, state: str, said: dict[str, str]) -> None:
-    """The details page of ``unit`` run as ``pollbox run``, in ky, ru and en: its key line in ``state``,
-    saying ``said[lang]``, naming the key's id."""
+    """The details page of ``unit`` run as ``pollbox run``, in ky, ru and en at 800x480 with touch: its key line
+    in ``state``, saying ``said[lang]``, naming the key's id; the page fits the screen, with no target or text
+    too small (``tests/web/test_browser.py``'s check), in the observer's and the chair's view."""
     from tests.browser_kit import playwright_or_skip
+    from tests.web.test_browser import FITS
     expect = playwright_or_skip().expect
     running = RunningStation(unit.station).start()
     try:
-        context = browser.new_context(viewport={"width": 800, "height": 480})
+        context = browser.new_context(viewport={"width": 800, "height": 480}, has_touch=True)
         page = context.new_page()
-        page.goto(f"http://127.0.0.1:{running.web_port}/details")
-        line = page.locator('[data-field="key"]')
-        for lang in ("ky", "ru", "en"):
-            page.locator(f'form.langs button[lang="{lang}"]').click()
-            expect(line).to_have_attribute("data-key", state)
-            expect(line).to_contain_text(said[lang])
-            expect(line.locator("code")).to_have_text(unit.request["key_id"])
+        for view in ("/details", "/details?view=observer"):
+            page.goto(f"http://127.0.0.1:{running.web_port}{view}")
+            line = page.locator('[data-field="key"]')
+            for lang in ("ky", "ru", "en"):
+                page.locator(f'form.langs button[lang="{lang}"]').click()
+                expect(line).to_have_attribute("data-key", state)
+                expect(line).to_contain_text(said[lang])
+                expect(line.locator("code")).to_have_text(unit.request["key_id"])
+                page.wait_for_load_state()
+                found = page.evaluate(FITS)
+                where = f"{view} {lang} {state}"
+                assert found["height"] <= 480, f"{where}: {found['height']} px tall"
+                assert found["small_targets"] == [] and found["small_text"] == [], (where, found)
         context.close()
     finally:
         running.stop()
@@ -200,6 +209,11 @@ def _key_line_in_every_language(unit: Unit, browser: Any, state: str, said: dict
 @pytest.mark.browser
 def test_the_key_line_in_chromium_in_every_language(unit: Unit, browser: Any) -> None:
     _key_line_in_every_language(unit, browser, "requested", REQUESTED)
+    assert unit.cec_enroll(Ed25519PrivateKey.generate(), "impostor-registry.json").returncode == 0
+    assert unit.take().returncode == 1  # another CEC's certificate: refused, shown as not valid
+    _key_line_in_every_language(unit, browser, "invalid", INVALID)
+    for impostor in unit.stick.glob("*.enrollment.json"):
+        impostor.unlink()
     assert unit.cec_enroll(TEST_CEC).returncode == 0 and unit.take().returncode == 0
     _key_line_in_every_language(unit, browser, "enrolled", ENROLLED)
 
