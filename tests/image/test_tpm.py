@@ -219,8 +219,11 @@ class WritableStickMachine(VirtualMachine):
         self.qmp("device_del", id="stickdev")
         wait_for(lambda: guest.run("test -e /dev/disk/by-label/POLLBOXUSB")[0] != 0, "the stick gone in the guest",
                  STICK_GONE)
-        self.qmp("human-monitor-command", **{"command-line": f"drive_add 0 if=none,id=stick2,format=raw,"
-                                                             f"file={self.stick}"})
+        wait_for(lambda: "stick" not in [b["device"] for b in self.qmp("query-block")], "QEMU's stick drive gone "
+                 "(it holds the image's write lock)", STICK_GONE)
+        said = self.qmp("human-monitor-command", **{"command-line": f"drive_add 0 if=none,id=stick2,format=raw,"
+                                                                    f"file={self.stick}"})
+        assert "OK" in str(said) or not str(said).strip(), f"drive_add: {said}"  # HMP answers errors as text
         self.qmp("device_add", driver="usb-storage", drive="stick2", id="stickdev2", removable=True)
 
 
