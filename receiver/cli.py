@@ -17,6 +17,10 @@ Commands:
 - ``recount --db URL``: recompute the overview's counts from every station row
   and say whether they had drifted (after receivers of an earlier version wrote
   to the database); safe while other receivers ingest;
+- ``registry-import --db URL --registry FILE``: verify a device registry file
+  and index it in the receiver's database ahead of time, so that a receiver
+  starting on it (or picking it up during the day) only hashes it; a file
+  it refuses is named with the device's position and station;
 - ``pubkey``: print the base64 public key of a raw private key file.
 
 Errors are one sentence on stderr and exit status 2 (usage/config) or 1
@@ -41,7 +45,7 @@ from protocol.treehead import LogError, check_inclusion, head_line
 from receiver.ingest import Outcome
 from receiver.keys import ReceiverKeyError, create_receiver_key, load_receiver_key
 from receiver.processes import follow_parent, listening_sockets, run_children
-from receiver.registry import DeviceEntry, Registry, RegistryError, Revocation, decode_public_key
+from receiver.registry import DeviceEntry, Registry, RegistryError, RegistryFile, Revocation, decode_public_key
 from receiver.service import DEFAULT_SILENT_AFTER_MINUTES, ReceiverConfigError, build_receiver
 from receiver.storage import Storage, open_storage
 from receiver.store.db import StorageError, is_postgres, sqlite_path
@@ -115,6 +119,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("--db", help="the receiver's database: accept up to the highest seq of this key it stores")
     recount = sub.add_parser("recount", help="recompute the overview's station counts from every station row")
     recount.add_argument("--db", required=True, help="the receiver's database (SQLite path or PostgreSQL URL)")
+    registry_import = sub.add_parser("registry-import", help="verify a device registry and index it in the "
+                                                             "database, so a receiver starts on it without reading it")
+    registry_import.add_argument("--db", required=True, help="the receiver's database (SQLite path or PostgreSQL URL)")
+    registry_import.add_argument("--registry", required=True, type=Path, help="the CEC-signed device registry file")
+    registry_import.add_argument("--cec-public-key", help="base64 of the CEC's Ed25519 public key")
+    registry_import.add_argument("--cec-public-key-file", type=Path, help="a file holding that base64 key")
     pubkey = sub.add_parser("pubkey", help="print the base64 public key of a raw private key file")
     pubkey.add_argument("path", type=Path)
     return top
@@ -140,6 +150,27 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("give the CEC public key with --cec-public-key or --cec-public-key-file")
     return {"DATABASE_URL": args.db, "REGISTRY_PATH": str(args.registry), "CEC_PUBLIC_KEY": cec,
             "RECEIVER_KEY_PATH": str(args.key), "SILENT_AFTER_MINUTES": args.silent_after}
+
+
+def cmd_registry_import(args: argparse.Namespace) -> int:
+    cec = args.cec_public_key
+    if args.cec_public_key_file is not None:
+        cec = _read_text(args.cec_public_key_file, "CEC public key").strip()
+    if not cec:
+        raise UsageError("give the CEC public key with --cec-public-key or --cec-public-key-file")
+    cec_key = decode_public_key(cec)
+    storage = open_storage(args.db)
+    try:
+        start = time.monotonic()
+        loaded = RegistryFile(args.registry, cec_key, storage, time.time)
+        registry = loaded.registry
+        done = (f"verified and indexed in {time.monotonic() - start:.1f} s" if loaded.newly_indexed
+                else "was already indexed")
+        print(f"device registry {args.registry} {done}: {len(registry)} devices, {len(registry.revoked())} revoked "
+              f"(digest {registry.digest}); a receiver on this database starts on it without reading it again")
+    finally:
+        storage.close()
+    return 0
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -326,7 +357,7 @@ def cmd_pubkey(args: argparse.Namespace) -> int:
 
 COMMANDS = {"serve": cmd_serve, "import": cmd_import, "ingest": cmd_ingest, "verify-inclusion": cmd_verify_inclusion,
             "keygen": cmd_keygen, "enroll": cmd_enroll, "revoke": cmd_revoke, "recount": cmd_recount,
-            "pubkey": cmd_pubkey}
+            "pubkey": cmd_pubkey, "registry-import": cmd_registry_import}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -427,7 +427,7 @@ class RegistryIndexLike(Protocol):
     """What ``StoredRegistry`` and ``RegistryFile`` need of the database (``receiver/store/registry_index.py``)."""
 
     def registry_devices_count(self, digest: str) -> int | None: ...
-    def index_registry(self, digest: str, document: bytes, devices: Any, count: int, now: float) -> None: ...
+    def index_registry(self, digest: str, document: Any, devices: Any, count: int | None, now: float) -> None: ...
     def registry_document(self, digest: str) -> bytes: ...
     def registry_device(self, digest: str, key_id: str) -> tuple[Any, ...] | None: ...
     def registry_devices_of(self, digest: str, station: str) -> list[tuple[Any, ...]]: ...
@@ -558,6 +558,18 @@ def _digest(path: Path, prefix: bytes) -> str:
     return digest.hexdigest()
 
 
+def _digest_of(data: Any, prefix: bytes) -> str:
+    """SHA-256 of ``prefix`` and a bytes-like ``data`` (a map of the file), in chunks."""
+    digest = hashlib.sha256(prefix)
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), 1 << 20):
+            digest.update(view[start:start + (1 << 20)])
+    finally:
+        view.release()
+    return digest.hexdigest()
+
+
 def _verified_devices(doc: Any, cec_public_key: Ed25519PublicKey, name: str) -> list[Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise RegistryError(f"{name}: not a device registry (format must be {FORMAT!r})")
@@ -597,6 +609,10 @@ class RegistryFile:
         # The file is hashed as a stream, and read whole only when it is new here.
         digest = _digest(self.path, self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw))
         count = self._index.registry_devices_count(digest)
+        self.newly_indexed = count is None
+        """Whether the last file loaded was verified and indexed here (False: found already indexed)."""
+        if count is None:
+            count = self._index_streamed(digest)
         if count is None:
             data = _read(self.path)
             if hashlib.sha256(self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw) + data).hexdigest() != digest:
@@ -607,6 +623,30 @@ class RegistryFile:
             count = len(verified)
             log.info("device registry %s verified and indexed: %d devices", self.path, count)
         return StoredRegistry(self._index, digest, count)
+
+    def _index_streamed(self, digest: str) -> int | None:
+        """Verify and index the file as a stream (``registry_stream.py``); None if it must be read whole instead."""
+        from receiver.registry_stream import NotStreamable, RegistryStream
+        from receiver.store.registry_index import DuplicateKey
+        assert self._index is not None
+        try:
+            with RegistryStream(self.path, str(self.path)) as stream:
+                if _digest_of(stream.map, self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw)) != digest:
+                    raise RegistryError(f"{self.path} changed while it was read; it is read again on the next "
+                                        "request")
+                stream.verify(self._cec)
+                now = self._clock() if self._clock is not None else 0.0
+                self._index.index_registry(digest, stream.map, stream.rows(), None, now)
+        except FileNotFoundError:
+            raise RegistryError(f"no device registry at {self.path}") from None
+        except OSError as exc:
+            raise RegistryError(f"cannot read the device registry {self.path}: {exc.strerror}") from None
+        except (NotStreamable, DuplicateKey) as exc:
+            log.info("device registry %s read whole (%s)", self.path, exc)
+            return None
+        count = self._index.registry_devices_count(digest)
+        log.info("device registry %s verified and indexed: %s devices", self.path, count)
+        return count
 
     def _stat(self) -> tuple[int, int, int]:
         try:

@@ -10,8 +10,11 @@ by station through the primary key and an index, holding none of them.
 
 Tables (created when the storage opens, beside ``schema.py``'s):
 
-- ``registry_documents``: one row per indexed registry file: its digest, its
-  exact bytes (served at ``/api/v1/registry``), its device count;
+- ``registry_documents``: one row per indexed registry file: its digest and
+  its device count (and its bytes, in a database indexed before they were
+  kept in parts);
+- ``registry_document_parts``: the file's exact bytes (served at
+  ``/api/v1/registry``) in parts of 1 MiB, written as the file is read;
 - ``registry_devices``: one row per device of each indexed file, with its
   revocation as canonical JSON (NULL when the key is in force) and the unit
   and role it was enrolled for (NULL when the file does not say).
@@ -28,6 +31,8 @@ older ones are deleted when a new one is indexed.
 
 from __future__ import annotations
 
+import itertools
+import mmap
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -39,7 +44,9 @@ CREATE TABLE IF NOT EXISTS registry_documents (
 CREATE TABLE IF NOT EXISTS registry_devices (
     digest TEXT NOT NULL, key_id TEXT NOT NULL, station TEXT NOT NULL, serial TEXT NOT NULL,
     public_key TEXT NOT NULL, software TEXT NOT NULL, enrolled_at TEXT NOT NULL, revocation TEXT,
-    unit TEXT, role TEXT, PRIMARY KEY (digest, key_id))
+    unit TEXT, role TEXT, PRIMARY KEY (digest, key_id));
+CREATE TABLE IF NOT EXISTS registry_document_parts (
+    digest TEXT NOT NULL, part INTEGER NOT NULL, bytes {blob} NOT NULL, PRIMARY KEY (digest, part))
 """
 INDEXES = """
 CREATE INDEX IF NOT EXISTS registry_devices_station ON registry_devices (digest, station);
@@ -49,8 +56,16 @@ DEVICE_COLUMNS = ("key_id", "station", "serial", "public_key", "software", "enro
                   "role")
 UNIT_COLUMNS = ("unit", "role")
 """The columns added when keys were enrolled for units (a database of an earlier version gets them in place)."""
+CHUNK_ROWS = 10_000
+"""Device rows written per statement batch while a registry file is indexed."""
+PART_BYTES = 1 << 20
+"""Bytes of a registry file per row of ``registry_document_parts``."""
 KEEP = 3
 """Indexed registry files kept: the newest, and the ones before it that a running process may still hold."""
+
+
+class DuplicateKey(Exception):
+    """A streamed registry lists a key twice; its file is then read whole, which says what it refuses (or accepts)."""
 
 
 class RegistryIndex(Schema):
@@ -71,33 +86,56 @@ class RegistryIndex(Schema):
         row = self._q("SELECT devices FROM registry_documents WHERE digest = ?", (digest,)).fetchone()
         return None if row is None else int(row[0])
 
-    def index_registry(self, digest: str, document: bytes, devices: Iterable[tuple[Any, ...]], count: int,
-                       now: float) -> None:
+    def index_registry(self, digest: str, document: bytes | mmap.mmap, devices: Iterable[tuple[Any, ...]],
+                       count: int | None, now: float) -> None:
         """Write a verified registry file and its devices (rows in ``DEVICE_COLUMNS`` order) once.
 
         Two processes meeting the same new file index it once: the second
         waits for the first's transaction and then finds the document row.
+        ``devices`` is read in chunks of ``CHUNK_ROWS`` as it is written, so a
+        stream of rows (``registry_stream.py``) is never held whole; with
+        ``count`` None the rows written are counted, and a key listed twice
+        raises ``DuplicateKey`` (the transaction is rolled back). The file's
+        bytes (``document``, which may be a read-only map of it) go to
+        ``registry_document_parts`` in parts of ``PART_BYTES``, never as one
+        more copy in memory.
         """
         with self._transaction():
-            inserted = self._q("INSERT INTO registry_documents (digest, document, devices, indexed_at) "
-                               "VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
-                               (digest, document, count, now)).rowcount
-            if not inserted:
+            if not self._q("INSERT INTO registry_documents (digest, document, devices, indexed_at) "
+                           "VALUES (?, ?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                           (digest, b"", count or 0, now)).rowcount:
                 return
-            self._many(f"INSERT INTO registry_devices (digest, {', '.join(DEVICE_COLUMNS)}) "
-                       f"VALUES (?, {', '.join('?' * len(DEVICE_COLUMNS))})",
-                       [(digest, *row) for row in devices])
+            for part, start in enumerate(range(0, len(document), PART_BYTES)):
+                self._q("INSERT INTO registry_document_parts (digest, part, bytes) VALUES (?, ?, ?)",
+                        (digest, part, document[start:start + PART_BYTES]))
+            rows = iter(devices)
+            given = written = 0
+            while chunk := [(digest, *row) for row in itertools.islice(rows, CHUNK_ROWS)]:
+                given += len(chunk)
+                written += self._many(f"INSERT INTO registry_devices (digest, {', '.join(DEVICE_COLUMNS)}) "
+                                      f"VALUES (?, {', '.join('?' * len(DEVICE_COLUMNS))}) "
+                                      + ("ON CONFLICT (digest, key_id) DO NOTHING" if count is None else ""),
+                                      chunk)
+            if count is None:
+                if written != given:
+                    raise DuplicateKey(f"{given - written} keys listed more than once")
+                self._q("UPDATE registry_documents SET devices = ? WHERE digest = ?", (written, digest))
             old = [str(r[0]) for r in self._q("SELECT digest FROM registry_documents ORDER BY indexed_at DESC, digest "
                                               "LIMIT -1 OFFSET ?" if self.dialect.name == "sqlite" else
                                               "SELECT digest FROM registry_documents ORDER BY indexed_at DESC, digest "
                                               "OFFSET ?", (KEEP,)).fetchall()]
             for stale in old:
-                self._q("DELETE FROM registry_devices WHERE digest = ?", (stale,))
-                self._q("DELETE FROM registry_documents WHERE digest = ?", (stale,))
+                for table in ("registry_devices", "registry_document_parts", "registry_documents"):
+                    self._q(f"DELETE FROM {table} WHERE digest = ?", (stale,))
 
     def registry_document(self, digest: str) -> bytes:
+        """The indexed file's bytes (kept whole in its row before they were kept in parts)."""
         row = self._q("SELECT document FROM registry_documents WHERE digest = ?", (digest,)).fetchone()
-        return b"" if row is None else bytes(row[0])
+        if row is None:
+            return b""
+        parts = self._q("SELECT bytes FROM registry_document_parts WHERE digest = ? ORDER BY part",
+                        (digest,)).fetchall()
+        return bytes(row[0]) + b"".join(bytes(p[0]) for p in parts)
 
     def registry_device(self, digest: str, key_id: str) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self._q(

@@ -10,6 +10,7 @@ that lacks one (``receiver/service.py``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,8 @@ from receiver.registry import DeviceEntry, Revocation
 from receiver.status import StationStatus
 from receiver.store.tallies import Tallies, tally
 
+SYNC_CHUNK = 10_000
+"""Stations of a new registry version marked enrolled per batch of statements."""
 REVOCATION_COLUMNS = ("key_id", "station", "revoked_at", "reason", "revoked_by", "last_seq", "in_force_since")
 
 
@@ -33,14 +36,16 @@ class Revocations(Tallies):
             row = self._q("SELECT value FROM meta WHERE key = 'registry_digest'").fetchone()
             if row is not None and row[0] == digest:
                 return
-            stations = list(stations)
             self._q("UPDATE stations SET enrolled = 0")
-            live = [(s,) for s in stations if not is_training_station(s)]
-            created = self._many("INSERT INTO stations (station, enrolled) VALUES (?, 1) "
-                                 "ON CONFLICT (station) DO NOTHING", live)
-            self._many("INSERT INTO stations (station, enrolled, training) VALUES (?, 1, 1) "
-                       "ON CONFLICT (station) DO NOTHING", [(s,) for s in stations if is_training_station(s)])
-            self._many("UPDATE stations SET enrolled = 1 WHERE station = ? AND enrolled = 0", [(s,) for s in stations])
+            created, todo = 0, iter(stations)
+            while chunk := list(itertools.islice(todo, SYNC_CHUNK)):  # read as written: memory does not grow
+                created += self._many("INSERT INTO stations (station, enrolled) VALUES (?, 1) "
+                                      "ON CONFLICT (station) DO NOTHING",
+                                      [(s,) for s in chunk if not is_training_station(s)])
+                self._many("INSERT INTO stations (station, enrolled, training) VALUES (?, 1, 1) "
+                           "ON CONFLICT (station) DO NOTHING", [(s,) for s in chunk if is_training_station(s)])
+                self._many("UPDATE stations SET enrolled = 1 WHERE station = ? AND enrolled = 0",
+                           [(s,) for s in chunk])
             self._count(tuple(created * n for n in tally(StationStatus(""))), tally(None))  # new rows: not reported
             self._q("INSERT INTO meta (key, value) VALUES ('registry_digest', ?) "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (digest,))
