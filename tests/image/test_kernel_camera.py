@@ -36,9 +36,9 @@ from device.hardware.scanners.imagefeed import place
 from device.hardware.scanners.samples import render
 
 from .guest import ProbedUnit, boot_probed_unit, host_can_boot, restart_appliance_with
-from .vm import wait_for
+from .vm import IMAGE_TEST_TIMEOUT, wait_for
 
-pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 """The first test also waits for the image build (minutes after a change) and the boot in software emulation."""
 
 HELPER = Path(__file__).with_name("v4l2_guest.py")

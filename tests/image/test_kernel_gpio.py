@@ -51,9 +51,9 @@ from .gpio_rig import (
     switch_to_gpio,
 )
 from .guest import ProbedUnit, booted_unit
-from .vm import wait_for
+from .vm import IMAGE_TEST_TIMEOUT, wait_for
 
-pytestmark = [pytest.mark.image, pytest.mark.slow]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 """The long series; ``test_kernel_quick`` has the one check of this box that ``make test`` runs."""
 __all__ = ["TEST_DIR", "switch_to_gpio"]  # the kernel GPIO benchmark's rig (bench/bench_kernel.py)
 

@@ -38,9 +38,9 @@ from .scanner_rig import (
     UINPUT,
     ScannerRig,
 )
-from .vm import second_uart, wait_for
+from .vm import IMAGE_TEST_TIMEOUT, second_uart, wait_for
 
-pytestmark = [pytest.mark.image, pytest.mark.slow]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 """The long series; ``test_kernel_quick`` has the checks of these scanners that ``make test`` runs."""
 __all__ = ["SCANNER_NAME", "SERVICE_STARTS", "TEST_DIR", "UINPUT", "ScannerRig"]
 """The rig as the kiosk's test (test_kiosk.py) and the scanners' benchmark import it from here."""

@@ -43,9 +43,9 @@ from device.demo import demo_pins
 from device.firmware import stage
 
 from .guest import GuestError, ProbedUnit, boot_probed_unit, host_can_boot, restart_appliance_with
-from .vm import REPO, second_uart, wait_for
+from .vm import IMAGE_TEST_TIMEOUT, REPO, second_uart, wait_for
 
-pytestmark = pytest.mark.image
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 
 HOST = Path(__file__).with_name("smartbox_host.mjs")
 MICROPYTHON = Path(os.environ.get("POLLBOX_MPY_DIR", REPO / "build" / "mpy")) / \
