@@ -92,6 +92,8 @@ def key_state(data_dir: Path, signer: Signer, store: str, cec_public_b64: str) -
         raw = (data_dir / CERTIFICATE).read_bytes()
     except FileNotFoundError:
         return _refused(data_dir, KeyState(kid, alg, store, "requested"))
+    except OSError as exc:  # no certificate hash: nothing is journaled of a file that could not be read
+        return KeyState(kid, alg, store, "invalid", problem=f"{data_dir / CERTIFICATE} cannot be read ({exc})")
     from device.package import PackageError, public_key_from_b64
     from provisioning.enrollment import recorded_enrollment
     from provisioning.errors import ProvisionError
@@ -136,21 +138,27 @@ class KeyWatch:
         self._seen = self._signature()
         self.state = key_state(*self._args)
 
-    def _signature(self) -> tuple[tuple[int, int, int] | None, ...]:
-        out: list[tuple[int, int, int] | None] = []
+    def _signature(self) -> tuple[tuple[int, int, int, int] | None, ...] | None:
+        """Each file's inode, size, and modification and change times (a ``chown`` changes the last)."""
+        out: list[tuple[int, int, int, int] | None] = []
         for name in (CERTIFICATE, REFUSAL):
             try:
                 st = (self._args[0] / name).stat()
-                out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+                out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
             except OSError:
                 out.append(None)
         return tuple(out)
 
     def changed(self) -> KeyState | None:
-        """The new state if a file changed since the last read; None otherwise."""
+        """The new state if a file changed since the last read; None otherwise (and when a file cannot be read
+        yet, say between the take step's rename and its ``chown``: read again at the next call)."""
         now = self._signature()
         if now == self._seen:
             return None
-        self._seen = now
-        self.state = key_state(*self._args)
-        return self.state
+        try:
+            state = key_state(*self._args)
+        except OSError:
+            self._seen = None
+            return None
+        self._seen, self.state = now, state
+        return state

@@ -111,6 +111,8 @@ def test_the_watch_reads_the_data_folder_again_only_when_a_certificate_file_chan
     assert found(now) == EnrollmentRefusalFound(now.key_id, "c6" * 32, "stick", "for another unit's key",
                                                 "2027-01-01T07:00:00+00:00")
     assert watch.changed() is None
+    (data / REFUSAL).chmod(0o640)  # as the take step's chown after its rename: read again (it may not have been
+    assert watch.changed() is not None  # readable by the appliance's user before)
     # then the CEC's certificate for this key, stored as enrollment.json
     if not (data / "seal.pub").exists():
         create_seal_key(data)
