@@ -38,7 +38,10 @@ A receiver does not hold the registry in memory: ``RegistryFile`` with the
 receiver's storage verifies a file it has not met before, indexes it in the
 database by its SHA-256 (``receiver/store/registry_index.py``) and answers
 from there through ``StoredRegistry``; a file already indexed is not parsed
-again, so start and memory do not grow with the number of stations.
+again, so start and memory do not grow with the number of stations. A new
+file is verified and indexed as a stream (``receiver/registry_stream.py``),
+in memory that does not grow with it either; ``pollbox-receiver
+registry-import`` does it ahead of a start.
 
 ``RegistryFile`` reloads the file when it changes on disk, so a unit enrolled
 or a key revoked during the day takes effect without restarting the receiver;
