@@ -1,4 +1,4 @@
-"""Peak memory against size: the voter list import and the journal verify.
+"""Peak memory against size: voter list import, journal verify, package build, export, receiver start.
 
 Each figure is the peak resident set (``VmHWM``, Linux; ``ru_maxrss`` would
 carry over the benchmark process's own peak) of a fresh Python process doing
@@ -29,6 +29,15 @@ with the work.
   sampled every 5 ms by a thread of the process: the memory the process
   itself allocates). The baseline is a process that only parses the same
   file with ``json.loads``.
+
+* ``station package build peak RSS, N voters``: ``build_station`` (what
+  ``pollbox-provision cec package`` runs) of one station with a list of N
+  voters; baseline the same ``csv.reader`` pass;
+* ``station export of every record peak RSS, N records``: the steps of
+  ``Upstream.export(everything=True)`` (the chair's USB export) over an
+  outbox of N signed records: read them, render the export file, write it
+  synced, read it back and compare; baseline a process that only reads the
+  outbox's rows.
 
 Sizes: 10,000 and 100,000 (``quick``: 10,000 and 30,000); 1,000,000 too when
 ``POLLBOX_BENCH_FULL=1`` is set (it takes minutes).
@@ -105,6 +114,42 @@ assert len(doc["devices"]) == int(sys.argv[3])
 status = open("/proc/self/status").read()
 print(status.split("RssAnon:")[1].split()[0], time.perf_counter() - start, status.split("VmHWM:")[1].split()[0])
 """
+_PACKAGE = """
+import sys, time
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from provisioning.election import load_plan
+from provisioning.package import build_station
+built = build_station(load_plan(Path(sys.argv[1])), "KG-0001", Path(sys.argv[2]), Ed25519PrivateKey.generate(),
+                      Path(sys.argv[3]), time.time())
+assert built.voters == int(sys.argv[4])
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_EXPORT = """
+import sys
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from device.upstream.export import write_export
+from device.upstream.outbox import Outbox
+from protocol.export import read_export, render_export
+outbox = Outbox(Path(sys.argv[1]), key=Ed25519PrivateKey.from_private_bytes(bytes(32)), station_id="KG-0001")
+last = outbox.last_seq()
+assert last == int(sys.argv[3])
+# the steps of Upstream.export(everything=True): read, render, write synced, read back and compare
+records = outbox.records(1, last)
+data = render_export(records, station="KG-0001", key=outbox.key_id, created_at=1_800_000_000.0)
+write_export(Path(sys.argv[2]), data)
+assert read_export(Path(sys.argv[2]).read_bytes())[1] == records
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
+_EXPORT_BASE = """
+import sqlite3, sys
+from device.upstream.export import write_export
+from device.upstream.outbox import Outbox
+conn = sqlite3.connect(sys.argv[1])
+assert sum(1 for _ in conn.execute("SELECT line FROM outbox ORDER BY seq")) == int(sys.argv[3])
+print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
+"""
 _VERIFY_BASE = """
 import sys
 from pathlib import Path
@@ -126,6 +171,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             rows.append(_import_row(Path(tmp), n))
         for n in sizes:
             rows.append(_verify_row(Path(tmp), n))
+        for n in sizes:
+            rows.append(_package_row(Path(tmp), n))
+        for n in sizes:
+            rows.append(_export_row(Path(tmp), n))
         for n in [1_000, *sizes]:
             rows += _registry_rows(Path(tmp), n)
     return rows
@@ -156,6 +205,55 @@ def _verify_row(tmp: Path, n: int) -> dict[str, Any]:
     value = peak_mb(_VERIFY, str(path), str(n))
     base = peak_mb(_VERIFY_BASE, str(path), str(n))
     return _row(f"journal verify peak RSS, {n} events (baseline: reading the rows)", value, base)
+
+
+def _package_row(tmp: Path, n: int) -> dict[str, Any]:
+    from bench.bench_provisioning import PLAN, STATION
+    from provisioning.samplelist import write_sample_csv
+    plan, path = tmp / f"election-{n}.toml", tmp / f"package-voters-{n}.csv"
+    plan.write_text(PLAN + STATION.format(id="KG-0001"))
+    write_sample_csv(path, "KG-0001", n, seed=5)
+    start = time.perf_counter()
+    value = peak_mb(_PACKAGE, str(plan), str(path), str(tmp / f"package-{n}"), str(n))
+    seconds = time.perf_counter() - start
+    base = peak_mb(_IMPORT_BASE, str(path), str(n))
+    return {**_row(f"station package build peak RSS, {n} voters (baseline: csv.reader pass)", value, base),
+            "detail": {"seconds": round(seconds, 2)}}
+
+
+def _export_row(tmp: Path, n: int) -> dict[str, Any]:
+    path = tmp / f"outbox-{n}.db"
+    write_outbox(path, n)
+    value = peak_mb(_EXPORT, str(path), str(tmp / f"export-{n}.txt"), str(n))
+    base = peak_mb(_EXPORT_BASE, str(path), str(tmp / f"export-{n}.txt"), str(n))
+    return _row(f"station export of every record peak RSS, {n} records (baseline: reading the outbox rows)",
+                value, base)
+
+
+def write_outbox(path: Path, records: int) -> None:
+    """A station's outbox of ``records`` signed, chained records (annotations), as ``Outbox`` keeps them."""
+    import sqlite3
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from device.upstream.outbox import SCHEMA
+    from protocol.chain import ZERO_HASH
+    from protocol.envelope import make_record
+    key, prev = Ed25519PrivateKey.from_private_bytes(bytes(32)), ZERO_HASH
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA)
+    rows = []
+    for seq in range(1, records + 1):
+        record = make_record(key=key, station="KG-0001", seq=seq, prev=prev, at=1_800_000_000.0 + seq,
+                             type_="annotation", body={"topic": "bench", "text": f"note {seq}",
+                                                       "journal_seq": seq, "journal_hash": "0" * 64})
+        rows.append((seq, seq, record.line(), record.hash))
+        prev = record.hash
+        if len(rows) == 10_000 or seq == records:
+            conn.executemany("INSERT INTO outbox (seq, journal_seq, line, hash) VALUES (?, ?, ?, ?)", rows)
+            conn.commit()
+            rows = []
+    conn.close()
 
 
 def _registry_rows(tmp: Path, n: int) -> list[dict[str, Any]]:
