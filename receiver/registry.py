@@ -633,6 +633,9 @@ class RegistryFile:
         from receiver.store.registry_index import DuplicateKey
         assert self._index is not None
         try:
+            log.info("device registry %s is new to this database: verifying and indexing it (%.1f MB; "
+                     "'pollbox-receiver registry-import' does this ahead of a start)", self.path,
+                     self.path.stat().st_size / 2 ** 20)
             with RegistryStream(self.path, str(self.path)) as stream:
                 if _digest_of(stream.map, self._cec.public_bytes(Encoding.Raw, PublicFormat.Raw)) != digest:
                     raise RegistryError(f"{self.path} changed while it was read; it is read again on the next "
