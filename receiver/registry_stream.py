@@ -19,7 +19,8 @@ receiver does not need the file as Python objects to index it:
 3. the rows go to the database in chunks (``RegistryIndex.index_registry``).
 
 Anything else (a file laid out differently, a device that is not in
-canonical form, a key listed twice) is not an error here: ``NotStreamable``
+canonical form, a signature that does not hold over the bytes as they stand,
+a key listed twice) is not an error here: ``NotStreamable``
 sends the caller to the whole-file path (``Registry.from_bytes``), which
 accepts and refuses exactly what it always did, with its own messages. A
 refusal found here names the file, the device's position and its station.
@@ -89,15 +90,21 @@ class RegistryStream:
         self._file.close()
 
     def verify(self, cec_public_key: Ed25519PublicKey) -> None:
-        """Check the CEC signature over the list's bytes; raises RegistryError as ``Registry.from_bytes`` does."""
+        """Check the CEC signature over the list's bytes as they stand in the file.
+
+        Raises RegistryError for an unsigned file, and NotStreamable when the
+        signature does not hold over these bytes: the CEC signs the list's
+        canonical form, and a list written otherwise inside this layout (say
+        with escaped non-ASCII characters) may still verify once parsed and re-encoded, so
+        the whole-file path gives the verdict (and its usual refusal).
+        """
         if not self._signature:
             raise RegistryError(f"{self.name}: the registry is unsigned")
         view = memoryview(self.map)
         try:
             cec_public_key.verify(base64.b64decode(self._signature, validate=True), view[len(HEAD) - 1:self._end])
         except (InvalidSignature, ValueError, binascii.Error):
-            raise RegistryError(f"{self.name}: the CEC signature does not verify: altered or signed by another "
-                                "key") from None
+            raise NotStreamable("the signature does not hold over the file's bytes as they stand") from None
         finally:
             view.release()
 

@@ -121,16 +121,31 @@ def test_a_device_that_fails_its_checks_is_named_with_its_station_and_nothing_is
     assert storage._q("SELECT COUNT(*) FROM registry_documents").fetchone()[0] == 0
 
 
-def test_an_altered_file_is_refused_before_any_device_is_read(tmp_path: Path, storage: Storage,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_altered_file_is_refused_before_any_device_is_indexed(tmp_path: Path, storage: Storage,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     cec = Ed25519PrivateKey.generate()
     path = tmp_path / "registry.json"
     _registry(["KG-0001", "KG-0002"]).sign_and_save(path, cec)
     path.write_bytes(path.read_bytes().replace(b"KG-0002", b"KG-0009"))
-    _no_whole_file(monkeypatch)
-    with pytest.raises(RegistryError, match="the CEC signature does not verify"):
+    monkeypatch.setattr(registry_stream.RegistryStream, "rows", lambda self: pytest.fail("devices were read"))
+    with pytest.raises(RegistryError, match="registry.json: the CEC signature does not verify"):
         RegistryFile(path, cec.public_key(), storage)
     assert _indexed(storage) == 0
+
+
+def test_a_list_signed_in_canonical_form_but_written_with_escapes_is_accepted_as_before(
+        tmp_path: Path, storage: Storage) -> None:
+    cec = Ed25519PrivateKey.generate()
+    registry = _registry(["KG-Ош-0001", "KG-0002"])
+    devices = registry.devices_json()
+    signature = base64.b64encode(cec.sign(canonical(devices))).decode()
+    path = tmp_path / "registry.json"
+    # the same layout, but non-ASCII written as \u escapes: not the signed bytes, yet the same devices
+    path.write_text(json.dumps({"devices": devices, "format": FORMAT, "signature": signature}, sort_keys=True,
+                               separators=(",", ":")) + "\n")
+    assert "\\u041e" in path.read_text()
+    stored = RegistryFile(path, cec.public_key(), storage).registry
+    assert stored.stations() == registry.stations() and len(stored) == 2
 
 
 def test_a_file_laid_out_otherwise_is_read_whole_with_the_same_result(tmp_path: Path, storage: Storage) -> None:
