@@ -101,7 +101,7 @@ class Appliance:
     # Life cycle -------------------------------------------------------------------
 
     def start(self, *, background: bool = True) -> None:
-        """Lock the slot, verify and replay the journal, record the start, start the parts.
+        """Lock the slot, verify and replay the journal, record the start, start the parts, then the heartbeats.
 
         ``background`` starts the owner thread and the upstream sender; without it the
         caller drives time with ``tick()`` (tests with a fake clock).
@@ -114,11 +114,14 @@ class Appliance:
                 self.upstream.start()
             if self.unit_sync is not None:
                 self.unit_sync.start()
+        # The heartbeats start here (the owner's ticks, or the caller's), and with them the box's watchdog's
+        # clock: the start's checks above (the journal's verification above all) may take longer than it.
+        self.box.heartbeat()
+        if background:
             self._owner.start(interval=min(self.delays.heartbeat_interval, 0.25), on_timer=self._timer)
 
     def _start(self, inputs: BoxInputs) -> None:
         self.report = verify_journal(self.journal, backup_dir=self.backup_dir)
-        self.box.heartbeat()  # the box's heartbeat watchdog counts from here, not from its start (this check is slow)
         self.state = self.report.state
         self.hours.rebuild(self.state)
         if self.unit_sync is not None:

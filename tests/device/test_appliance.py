@@ -203,21 +203,23 @@ def test_a_failing_tick_starves_the_watchdog_and_locks(make_app: Any) -> None:
 
 def test_a_start_check_longer_than_the_box_watchdog_trips_nothing(
         make_app: Any, clock: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """The journal check at start runs after the box has started and before the first heartbeat; when it takes
-    longer than the box's watchdog period, the box (whose timer runs meanwhile) neither logs a lost heartbeat
-    nor lights the red lamp. Its watchdog counts from the end of the check."""
+    """The journal check and the parts' start run after the box has started and before the first heartbeat;
+    when each takes longer than the box's watchdog period, the box (whose timer runs meanwhile) neither logs a
+    lost heartbeat nor lights the red lamp. Its watchdog counts from the end of the start."""
     import logging
 
     import device.appliance as appliance_module
     app = make_app(start=False)
-    real_verify = appliance_module.verify_journal
 
-    def slow_verify(*args: Any, **kwargs: Any) -> Any:
-        for _ in range(4):  # the box's own timer fires while the check runs
-            clock.advance(app.delays.heartbeat_timeout)
-            app.sim.box.check()
-        return real_verify(*args, **kwargs)
-    monkeypatch.setattr(appliance_module, "verify_journal", slow_verify)
+    def slowly(work: Any) -> Any:
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            for _ in range(4):  # the box's own timer fires while the work runs
+                clock.advance(app.delays.heartbeat_timeout)
+                app.sim.box.check()
+            return work(*args, **kwargs)
+        return slow
+    monkeypatch.setattr(appliance_module, "verify_journal", slowly(appliance_module.verify_journal))
+    monkeypatch.setattr(app.scanner, "start", slowly(app.scanner.start))
     with caplog.at_level(logging.ERROR, logger="pollbox.box"):
         app.start(background=False)
         app.sim.box.check()
