@@ -33,11 +33,11 @@ with the work.
 * ``station package build peak RSS, N voters``: ``build_station`` (what
   ``pollbox-provision cec package`` runs) of one station with a list of N
   voters; baseline the same ``csv.reader`` pass;
-* ``station export of every record peak RSS, N records``: the steps of
-  ``Upstream.export(everything=True)`` (the chair's USB export) over an
-  outbox of N signed records: read them, render the export file, write it
-  synced, read it back and compare; baseline a process that only reads the
-  outbox's rows.
+* ``station export of every record peak RSS, N records``: the body of
+  ``Upstream.export(everything=True)`` (the chair's USB export,
+  ``device.upstream.service.export_outbox``) over an outbox of N signed
+  records: stream them into the file, sync it, read it back and compare with
+  the outbox, rename it; baseline a process that only reads the outbox's rows.
 
 Sizes: 10,000 and 100,000 (``quick``: 10,000 and 30,000); 1,000,000 too when
 ``POLLBOX_BENCH_FULL=1`` is set (it takes minutes).
@@ -129,17 +129,14 @@ _EXPORT = """
 import sys
 from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from device.upstream.export import write_export
 from device.upstream.outbox import Outbox
-from protocol.export import read_export, render_export
+from device.upstream.service import export_outbox
 outbox = Outbox(Path(sys.argv[1]), key=Ed25519PrivateKey.from_private_bytes(bytes(32)), station_id="KG-0001")
 last = outbox.last_seq()
 assert last == int(sys.argv[3])
-# the steps of Upstream.export(everything=True): read, render, write synced, read back and compare
-records = outbox.records(1, last)
-data = render_export(records, station="KG-0001", key=outbox.key_id, created_at=1_800_000_000.0)
-write_export(Path(sys.argv[2]), data)
-assert read_export(Path(sys.argv[2]).read_bytes())[1] == records
+# the body of Upstream.export(everything=True): stream, write synced, read back and compare, rename
+written = export_outbox(outbox, Path(sys.argv[2]), 1, last, created_at=1_800_000_000.0)
+assert written.stat().st_size > 0
 print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
 _EXPORT_BASE = """

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from device.core import events as ev
@@ -185,6 +185,24 @@ class Outbox:
             rows = self._conn.execute("SELECT line FROM outbox WHERE seq BETWEEN ? AND ? ORDER BY seq",
                                       (from_seq, to_seq)).fetchall()
         return [parse_line(r[0]) for r in rows]
+
+    def iter_records(self, from_seq: int, to_seq: int, chunk: int = 1_000) -> Iterator[SignedRecord]:
+        """The signed records ``from_seq..to_seq`` (inclusive), parsed, read ``chunk`` rows at a time.
+
+        What an export streams: at most ``chunk`` rows are held at once, and the
+        lock is taken per chunk, so signing goes on between chunks. Rows are never
+        changed or deleted (the triggers), so the chunks join into one consistent run.
+        """
+        after = from_seq - 1
+        while after < to_seq:
+            with self._lock:
+                rows = self._conn.execute("SELECT seq, line FROM outbox WHERE seq > ? AND seq <= ? ORDER BY seq "
+                                          "LIMIT ?", (after, to_seq, chunk)).fetchall()
+            if not rows:
+                return
+            for _, line in rows:
+                yield parse_line(line)
+            after = int(rows[-1][0])
 
     def line_for_journal_seq(self, journal_seq: int) -> str | None:
         """The signed line of the record that reports journal event ``journal_seq``, if any."""
