@@ -14,7 +14,6 @@ import faulthandler
 import json
 import signal
 import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     app = build_appliance(config)
     app.on_healthy_tick = _watchdog_ping()
     control, receiver = None, None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = StopSignal()
     try:
         app.start()
         control = ControlServer(app, config.data_dir / "control.sock")
@@ -72,7 +70,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         if receiver is not None:
             receiver.terminate()
             receiver.wait(timeout=10)
+        stop.close()
     return 0
+
+
+class StopSignal:
+    """SIGTERM as the request to stop ``pollbox run``, waited for by the main thread with no lock involved.
+
+    A Python signal handler runs in the main thread between two of its steps, wherever that thread is. The
+    handler used to set a ``threading.Event`` the main thread was waiting on; a SIGTERM arriving in the moment
+    the main thread held that Event's own lock (entering the wait) made the handler wait for that lock, held
+    by its own thread: forever. The unit then ignored every later SIGTERM until it was killed (systemd's
+    ``TimeoutStopSec``), without closing anything in order. Here the handler does nothing in Python: the
+    interpreter's own C-level handler writes the signal's number into a socket pair
+    (``signal.set_wakeup_fd``), and ``wait`` reads it. Made and closed on the main thread.
+    """
+
+    def __init__(self) -> None:
+        self._inbox, self._outlet = socket.socketpair()
+        self._outlet.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._outlet.fileno(), warn_on_full_buffer=False)
+        self._previous_term = signal.signal(signal.SIGTERM, _noted)
+
+    def wait(self) -> None:
+        """Return once SIGTERM has come (at once if it came before this call)."""
+        while signal.SIGTERM not in self._inbox.recv(64):
+            pass
+
+    def close(self) -> None:
+        """Give SIGTERM back its earlier handling and free the socket pair (called once every part has
+        stopped: until then a second SIGTERM changes nothing)."""
+        signal.set_wakeup_fd(self._previous_fd)
+        signal.signal(signal.SIGTERM, self._previous_term)
+        self._inbox.close()
+        self._outlet.close()
+
+
+def _noted(signum: int, frame: Any) -> None:
+    """SIGTERM's Python-level handler: nothing to do (the wakeup byte carries it; see ``StopSignal``)."""
 
 
 def check_can_listen(host: str, port: int, what: str, setting: str) -> None:
