@@ -16,14 +16,9 @@ import pytest
 
 from device.cli import main
 from device.core.catalogue import missing_entries, render_markdown
+from tests.process_station import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_bad_config_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

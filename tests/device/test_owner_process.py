@@ -36,6 +36,6 @@ def test_a_station_whose_scanner_reports_at_once_answers_without_stalling(
         station.ok({"cmd": "open"}, timeout=ANSWERED_WITHIN)
         said = station.stderr()
         assert "timer failed" not in said and "did not answer" not in said, said[-4000:]
-        assert station.status()["scanner"]["state"] == "disconnected"
+        assert station.status()["scanner"]["state"] == "disconnected", station.stderr()[-4000:]
     finally:
         assert station.stop() == 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from device.control import request
 from device.demo import demo_pins
+from tests.process_station import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -49,12 +49,6 @@ def make_run_recipe() -> list[str]:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     return [line.strip().replace("$(PY)", sys.executable).replace("$(DEMO)", DEMO) for line in recipe]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def words(line: str) -> str:

@@ -21,6 +21,7 @@ from protocol.batch import encode_batch
 from protocol.receipts import verify_receipt
 from receiver.processes import listening_sockets
 from receiver.storage import open_storage
+from tests.process_station import free_port
 
 DEADLINE = 60.0
 CONNECTIONS = 16
@@ -48,9 +49,7 @@ def units(setup: Setup) -> list[Unit]:
 
 @pytest.fixture
 def served(setup: Setup, db_url: str, units: list[Unit]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", *setup.cli_args(db_url), "--port", str(port),
                              "--threads", "2", "--processes", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

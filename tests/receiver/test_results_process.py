@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ from rx_kit import BATCH, Setup
 
 from protocol.batch import encode_batch
 from receiver.verifier_page import STATIC, TRUST_OPEN
+from tests.process_station import free_port
 from verifier.build import build
 
 START_DEADLINE_S = 60.0  # how long the receiver process may take to answer its first request
 POLL_S = 0.05
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, bytes, dict[str, str]]:

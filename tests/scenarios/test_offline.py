@@ -3,7 +3,6 @@ once the link returns, or on a USB stick, exactly once and in order."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,7 @@ from device.package import public_key_from_b64
 from device.webserver import ServerThread
 from protocol.envelope import parse_line
 from protocol.keys import key_id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.process_station import free_port
 
 
 @pytest.fixture

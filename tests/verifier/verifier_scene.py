@@ -11,7 +11,6 @@ the device key (to sign the bad variants a forger would try) and the receiver's 
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +31,9 @@ from device.package import public_key_from_b64
 from device.webserver import ServerThread
 from protocol.keys import key_id
 from receiver.registry import DeviceEntry, Registry
+from tests.process_station import free_port
 
 ELECTION_DATE = "2027-01-15"  # the fake clock's day (1_800_000_000 is 2027-01-15 08:00 UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
