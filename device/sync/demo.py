@@ -7,12 +7,15 @@ and loopback addresses. Lines 11-20 of the list are registered for home voting. 
 ``pollbox --config DIR/<unit>/station.toml run``; ``POST /units/link?peer=U&up=0`` on a unit's sync
 port cuts its link to ``U`` (``up=1`` restores it). ``python -m device.sync.demo DIR`` runs the three
 and, beside them, the reference CEC receiver on the package's receiver address with every unit's key
-enrolled for the station (``start_units_receiver``): each unit uploads its own chain to it.
+enrolled for the station (``start_units_receiver``): each unit uploads its own chain to it. A receiver port
+already in use is refused at once, in one sentence; when one of the four ends, the demo says which and
+stops the others (exit code 1).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -135,17 +138,28 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)  # a service manager or kill stops the three units as Ctrl-C does
     configs = make_demo_units(args.directory)
+    try:
+        _check_receiver_port(args.directory)
+    except UserError as exc:
+        print(f"python -m device.sync.demo: {exc}", file=sys.stderr)
+        return 2
     procs = [start_units_receiver(args.directory)]
     procs += [subprocess.Popen([sys.executable, "-m", "device.cli", "--config", str(c), "run"])
               for c in configs.values()]
+    names = ["the CEC receiver", *configs]
     for uid, config in configs.items():
         web = next(line for line in config.read_text().splitlines() if line.startswith("port = ")).split("=")[1]
         print(f"{uid}: chair's screen http://127.0.0.1:{web.strip()}/, sync port {_sync_port(config)}")
     print(f"the CEC receiver: {_receiver_url(args.directory)}/ (each unit's own chain, on the station's page)")
     print(f"cut a link: python -m device.sync.demo {args.directory} link desk-1 desk-2 down (up restores it)")
+    code = 0
     try:
-        for proc in procs:
-            proc.wait()
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)  # until one of the four ends (it is reaped below)
+        ended = next((name, proc.returncode) for name, proc in zip(names, procs, strict=True)
+                     if proc.poll() is not None)
+        print(f"python -m device.sync.demo: {ended[0]} ended (exit code {ended[1]}; its error is above); "
+              "stopping the others", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         pass
     finally:
@@ -153,7 +167,17 @@ def main(argv: list[str] | None = None) -> int:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
-    return 0
+    return code
+
+
+def _check_receiver_port(directory: Path) -> None:
+    """A UserError, in one sentence, if the package's receiver port cannot be listened on now (another
+    program holds it): said at once, rather than by a receiver that ends while the units keep running."""
+    from urllib.parse import urlsplit
+
+    from device.runner import check_can_listen
+    port = urlsplit(_receiver_url(directory)).port or 8090
+    check_can_listen("127.0.0.1", port, "the demo's CEC receiver", "the receiver URL in the units' package")
 
 
 if __name__ == "__main__":

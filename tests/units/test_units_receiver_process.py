@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow
 STATION = "KG-DEMO-0001"
 RECEIVER_START_WITHIN = 60.0  # seconds for the receiver process to answer its first request
 DELIVERED_WITHIN = 60.0  # seconds for every unit's outbox to be receipted after the last event
+DEMO_STOP_WITHIN = 90.0  # seconds for the demo to stop its three units and the receiver after SIGTERM
+TAIL = 4000  # characters of a process's stderr a failure quotes (its end)
 
 
 class Receiver:
@@ -46,20 +48,26 @@ class Receiver:
                             "--cec-key", str(first / "cec.key"), "--station", STATION, "--public-key-file",
                             str(units_dir / uid / "data" / "device.pub"), "--serial", uid, "--software", "demo",
                             "--unit", uid, "--role", role], check=True, env=child_env(), capture_output=True)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--db", str(root / "receiver.db"), "--registry", str(registry), "--cec-public-key-file",
-             str(first / "cec.pub"), "--key", str(first / "receiver.key"), "--threads", "2"],
-            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.stderr_path = root / "receiver.stderr"  # a file: a pipe nobody reads while it runs fills up
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--db", str(root / "receiver.db"), "--registry", str(registry), "--cec-public-key-file",
+                 str(first / "cec.pub"), "--key", str(first / "receiver.key"), "--threads", "2"],
+                env=child_env(), stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + RECEIVER_START_WITHIN
         while True:
-            assert self.proc.poll() is None, self.proc.communicate()[1][-2000:]
+            assert self.proc.poll() is None, f"the receiver ended with {self.proc.returncode}: {self.said()}"
             try:
                 self.get("/api/v1/tree/head")
                 return
             except OSError:
-                assert time.monotonic() < deadline, "the receiver did not start"
+                assert time.monotonic() < deadline, f"the receiver did not start: {self.said()}"
                 time.sleep(0.1)  # polling pace against a named deadline
+
+    def said(self) -> str:
+        """The end of the receiver's stderr."""
+        return self.stderr_path.read_text(errors="replace")[-TAIL:]
 
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(self.base + path, timeout=10) as answer:
@@ -165,14 +173,19 @@ def test_the_demo_runs_a_receiver_that_takes_each_units_chain(tmp_path: Path) ->
     root = tmp_path / "demo"
     make_demo_units(root, voters=60, web_ports=(free_port(), free_port(), free_port()),
                     sync_ports=(free_port(), free_port(), free_port()), receiver_url=f"http://127.0.0.1:{port}")
-    demo = subprocess.Popen([sys.executable, "-m", "device.sync.demo", str(root)], env=child_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = tmp_path / "demo.out", tmp_path / "demo.err"  # files, not pipes: nothing read them while it runs,
+    with open(said[0], "wb") as out, open(said[1], "wb") as err:  # and a full pipe would stall all four
+        demo = subprocess.Popen([sys.executable, "-m", "device.sync.demo", str(root)], env=child_env(),
+                                stdout=out, stderr=err)
+
+    def tail() -> str:
+        return "\n--- the demo's stderr, its end:\n" + said[1].read_text(errors="replace")[-TAIL:]
     try:
         deadline = time.monotonic() + RECEIVER_START_WITHIN
         waiting = set(UNITS)
         while waiting:
-            assert demo.poll() is None, demo.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, f"units not ready: {waiting}"
+            assert demo.poll() is None, f"the demo ended with {demo.returncode}" + tail()
+            assert time.monotonic() < deadline, f"units not ready: {waiting}" + tail()
             for uid in sorted(waiting):
                 try:
                     if request(root / uid / "data" / "control.sock", {"cmd": "open"}, timeout=5.0).get("ok"):
@@ -191,14 +204,44 @@ def test_the_demo_runs_a_receiver_that_takes_each_units_chain(tmp_path: Path) ->
             opened = {(r.unit, r.type) for r in map(parse_line, lines)}
             if {("", "polls_opened"), ("desk-2", "polls_opened"), ("mobile", "polls_opened")} <= opened:
                 break
-            assert time.monotonic() < deadline, f"the receiver got only {sorted(opened)}"
+            assert time.monotonic() < deadline, f"the receiver got only {sorted(opened)}" + tail()
             time.sleep(0.2)  # polling pace against a named deadline
         assert sorted(check_chains(map(parse_line, lines))) == [(STATION, ""), (STATION, "desk-2"), (STATION, "mobile")]
     finally:
         demo.send_signal(signal.SIGTERM)
-        out, err = demo.communicate(timeout=90)
-    assert demo.returncode == 0, err[-2000:]
-    assert f"the CEC receiver: http://127.0.0.1:{port}/" in out
+        demo.wait(DEMO_STOP_WITHIN)
+    assert demo.returncode == 0, tail()
+    assert f"the CEC receiver: http://127.0.0.1:{port}/" in said[0].read_text()
     devices = json.loads((root / "registry.json").read_text())["devices"]
     assert sorted((d["unit"], d["role"]) for d in devices) == [("desk-1", "main"), ("desk-2", "desk"),
                                                                ("mobile", "mobile")]
+
+
+def _held_demo(tmp_path: Path, hold: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run the units demo while this test listens on the receiver's port or desk-1's screen port."""
+    import socket
+
+    from device.sync.demo import make_demo_units
+
+    receiver, desk_1 = free_port(), free_port()
+    make_demo_units(tmp_path / "demo", voters=20, web_ports=(desk_1, free_port(), free_port()),
+                    sync_ports=(free_port(), free_port(), free_port()), receiver_url=f"http://127.0.0.1:{receiver}")
+    held = receiver if hold == "receiver" else desk_1
+    with socket.create_server(("127.0.0.1", held)):
+        done = subprocess.run([sys.executable, "-m", "device.sync.demo", str(tmp_path / "demo")], env=child_env(),
+                              capture_output=True, text=True, timeout=DEMO_STOP_WITHIN + RECEIVER_START_WITHIN)
+    return done, held
+
+
+def test_the_demo_refuses_a_receiver_port_in_use_at_once(tmp_path: Path) -> None:
+    done, held = _held_demo(tmp_path, "receiver")
+    assert done.returncode == 2, done.stderr[-TAIL:]
+    assert (f"the demo's CEC receiver cannot listen on 127.0.0.1:{held}: the port is already in use"
+            in done.stderr), done.stderr[-TAIL:]
+
+
+def test_the_demo_stops_when_a_unit_cannot_start(tmp_path: Path) -> None:
+    done, held = _held_demo(tmp_path, "desk-1")
+    assert done.returncode == 1, done.stderr[-TAIL:]
+    assert f"the chair's screen cannot listen on 127.0.0.1:{held}" in done.stderr, done.stderr[-TAIL:]
+    assert "desk-1 ended (exit code 2; its error is above); stopping the others" in done.stderr, done.stderr[-TAIL:]
