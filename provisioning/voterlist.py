@@ -72,7 +72,8 @@ class _Seen:
 
     def __init__(self) -> None:
         self.db = sqlite3.connect("", check_same_thread=False)
-        self.db.executescript("PRAGMA cache_size = -16384; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
+        # a 4 MB page cache: the import's peak is then the same at 100,000 and 1,000,000 rows (bench_memory)
+        self.db.executescript("PRAGMA cache_size = -4096; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;"
                               "CREATE TABLE lines (line INTEGER PRIMARY KEY, at INTEGER, hash TEXT, name TEXT);"
                               "CREATE TABLE voters (hash BLOB PRIMARY KEY, at INTEGER) WITHOUT ROWID;")
 
