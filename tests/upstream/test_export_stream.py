@@ -30,6 +30,8 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(31) + b"\x07")
 BENCH_KEY = Ed25519PrivateKey.from_private_bytes(bytes(32))  # the key bench.bench_memory.write_outbox signs with
 STATION = "KG-0001"
 AT = 1_800_000_000.0
+RECORDS_SIGNED_WITHIN = 30.0
+"""Seconds the real process is given to sign the records of opening the polls."""
 
 
 def chain(first: int, texts: list[str], *, station: str = STATION, unit: str = "") -> list[SignedRecord]:
@@ -193,3 +195,40 @@ def test_export_memory_does_not_grow_with_the_outbox(tmp_path: Path) -> None:
     """
     small, large = _export_peak(tmp_path, 1_000), _export_peak(tmp_path, 4_000)
     assert large < small * 1.5, (small, large)
+
+
+def test_pollbox_export_through_the_real_process_writes_the_outbox_whole(tmp_path: Path) -> None:
+    """``pollbox run`` with its receiver unreachable, the polls opened, then ``pollbox export STICK`` as a user runs
+    it: one file, no ``.part``, holding every pending record exactly as the station's outbox has it."""
+    import subprocess
+    import sys
+    import time
+
+    from device.demo import make_demo_station
+    from tests.process_station import RunningStation, child_env, free_port
+
+    root = tmp_path / "station"
+    make_demo_station(root, voters=50, receiver_url=f"http://127.0.0.1:{free_port()}")
+    station = RunningStation(root).start()
+    try:
+        assert station.control({"cmd": "open"})["ok"]
+        deadline = time.monotonic() + RECORDS_SIGNED_WITHIN
+        while (waiting := station.status()["upstream"]["waiting"]) < 1 and time.monotonic() < deadline:
+            pass  # each status is a round trip through the control socket
+        assert waiting >= 1  # the zero report, signed when the polls opened
+        stick = tmp_path / "stick"
+        stick.mkdir()
+        done = subprocess.run([sys.executable, "-m", "device.cli", "--config", str(root / "station.toml"), "export",
+                               str(stick)], capture_output=True, text=True, env=child_env(), cwd=root, timeout=60)
+        assert done.returncode == 0, done.stderr
+        (written,) = stick.iterdir()
+        assert written.suffix == ".txt" and "signed records written to" in done.stdout
+        header, records = read_export(written.read_bytes())
+        assert header.from_seq == 1 and header.to_seq >= waiting
+    finally:
+        station.stop()
+    outbox = Outbox(root / "data" / "journal.db", key=BENCH_KEY, station_id=header.station)
+    try:
+        assert records == outbox.records(1, header.to_seq)
+    finally:
+        outbox.close()
