@@ -98,7 +98,7 @@ def test_a_scanner_set_to_a_german_or_french_layout_admits_the_voter(rig: Scanne
     rig.use("keyboard", device=SCANNER_NAME, layout=layout)
     document = make_td1(pin=next(rig.voters)) + "\n"
     decision = rig.read_document(lambda: rig.type(document, layout))
-    assert decision["outcome"] == "admitted", decision
+    assert decision["outcome"] == "admitted", f"{decision['outcome']}: {decision['reason']} ({decision})"
 
 
 @pytest.mark.parametrize("baudrate", [9600, 115200])
