@@ -11,7 +11,9 @@ One machine, in order (each step needs the one before):
 
 0. the unit as flashed names its system: at its first boot ``pollbox-slot-status.service`` recorded
    slot A in RAUC's status with the root's version and the slot's SHA-256 computed in the unit, which
-   equals the hash of the copy's root partition computed here; the readiness report signs the three;
+   equals the hash of the copy's root partition computed here; the hashing began only after the
+   appliance was ready, the running appliance names the system once RAUC (restarted by the script)
+   has the entry, and the readiness report signs the three (the boot waits for the entry first);
 1. a bundle signed by another key is refused, and slot B is untouched (no entry, its first MiB zero);
 2. a good bundle is installed into slot B (install time measured), the unit restarts, boots B on
    trial, and B is kept once the appliance is ready (entry blessed, RAUC says B good); RAUC's detailed
