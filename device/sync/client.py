@@ -59,7 +59,10 @@ class PeerSeen:
 
     reached_at: float | None = None
     answered: bool = False
-    """Whether it answered in the last round that tried it (a cut link or a failed pull: not)."""
+    """Whether it answered in the last round that tried it (a cut link or a failed pull: not); a round in
+    progress leaves the last one's word until it ends."""
+    replies: int = 0
+    """Messages received from it so far (a round that adds none did not reach it)."""
     held: dict[str, int] = field(default_factory=dict)
     error: str = ""
     reported: str = ""
@@ -112,8 +115,10 @@ class SyncClient:
             if self._stop.is_set():
                 return
             with self._lock:
-                self.peers[peer.id].answered = False
+                before = self.peers[peer.id].replies
             if self.links.is_cut(peer.id):
+                with self._lock:
+                    self.peers[peer.id].answered = False
                 continue
             for address, how in self.candidates(peer.id, peer.address):
                 try:
@@ -127,6 +132,9 @@ class SyncClient:
                 with self._lock:
                     self.peers[peer.id].address, self.peers[peer.id].found_by = address, how
                 break
+            with self._lock:  # the last round's word stands while this one asks (the screen does not flicker)
+                if self.peers[peer.id].replies == before:
+                    self.peers[peer.id].answered = False  # no answer at any address in this round
 
     def candidates(self, peer: str, static: str) -> list[tuple[str, str]]:
         """Where to pull ``peer`` from this round, in order: the package's address first (CEC-signed), then
@@ -152,6 +160,7 @@ class SyncClient:
             with self._lock:
                 seen = self.peers[peer]
                 seen.reached_at, seen.held, seen.error, seen.answered = t1, dict(msg.held), "", True
+                seen.replies += 1
             if first:
                 self._post(ss.PeerClock(peer, msg.now - (t0 + t1) / 2))
             good = self._post_records(msg.records, unit)

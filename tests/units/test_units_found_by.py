@@ -140,3 +140,33 @@ def test_the_units_page_of_a_running_unit_says_how_each_peer_was_found(tmp_path:
         assert not [w for w in ENGLISH if w in page]
     finally:
         units.stop_all()
+
+
+def test_a_round_in_progress_keeps_the_last_rounds_word_until_it_ends(station: Station, tmp_path: Path) -> None:
+    """While a round asks desk-2 again, the page still says desk-2 answered and how it was found (it used to say
+    "not found, not reached" for as long as the round took: what a loaded unit's screen showed, flickering);
+    a round in which desk-2 answers at no address says so once it ends."""
+    client_ = station.apps["desk-1"].unit_sync.client  # type: ignore[union-attr]
+    station.sync("desk-1")
+    page = _units_page(station, tmp_path, "en")
+    real_fetch = client_._fetch
+    during: list[str] = []
+
+    def watched(url: str, timeout: float, headers: dict[str, str]) -> bytes:
+        if not during:
+            during.append(_row(page.get("/units").get_data(as_text=True), "desk-2"))
+        return real_fetch(url, timeout, headers)
+
+    client_._fetch = watched
+    station.sync("desk-1")
+    assert 'data-state="up_to_date"' in during[0] and 'data-found="package"' in during[0], during[0]
+
+    def silent(url: str, timeout: float, headers: dict[str, str]) -> bytes:
+        if "//" + next(u.address for u in client_.units.units.peers if u.id == "desk-2") + "/" in url:
+            raise OSError("desk-2 does not answer")
+        return real_fetch(url, timeout, headers)
+
+    client_._fetch = silent
+    station.sync("desk-1")
+    row = _row(page.get("/units").get_data(as_text=True), "desk-2")
+    assert 'data-state="not_reached"' in row and 'data-found="none"' in row, row
