@@ -42,7 +42,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protocol.canonical import canonical
-from receiver.registry import FORMAT, DeviceEntry, RegistryError, Revocation
+from protocol.errors import PollboxError
+from receiver.registry_entries import FORMAT, DeviceEntry, RegistryError, Revocation
 
 HEAD = b'{"devices":['
 TAIL = re.compile(rb'\],"format":"' + re.escape(FORMAT.encode()) + rb'","signature":"([A-Za-z0-9+/=]*)"\}\n?\Z')
@@ -52,7 +53,7 @@ CHUNK = 1 << 20
 """Bytes of the list decoded at a time; a device longer than this gets a larger chunk."""
 
 
-class NotStreamable(Exception):
+class NotStreamable(PollboxError):
     """The file is not laid out as provisioning writes it: read it whole instead (this is no verdict on it)."""
 
 

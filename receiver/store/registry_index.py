@@ -36,6 +36,7 @@ import mmap
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from protocol.errors import PollboxError
 from receiver.store.schema import Schema
 
 TABLES = """
@@ -64,7 +65,7 @@ KEEP = 3
 """Indexed registry files kept: the newest, and the ones before it that a running process may still hold."""
 
 
-class DuplicateKey(Exception):
+class DuplicateKey(PollboxError):
     """A streamed registry lists a key twice; its file is then read whole, which says what it refuses (or accepts)."""
 
 
