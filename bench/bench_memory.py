@@ -93,11 +93,7 @@ report = verify_journal(journal)
 assert report.ok and report.events == int(sys.argv[2]), report.sentence()
 print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
-_REGISTRY = """
-import base64, sys, threading, time
-from pathlib import Path
-from receiver.service import build_receiver
-anon, done = [0], threading.Event()
+_SAMPLER = """anon, done = [0], threading.Event()
 def sample():  # the private (anonymous) part of the resident set, which VmHWM does not give apart
     while True:
         anon[0] = max(anon[0], int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0]))
@@ -105,7 +101,13 @@ def sample():  # the private (anonymous) part of the resident set, which VmHWM d
             return
 sampler = threading.Thread(target=sample, daemon=True)
 sampler.start()
-start = time.perf_counter()
+"""
+"""Started first in a measured child: samples its peak private memory (RssAnon), apart from mapped file pages."""
+_REGISTRY = """
+import base64, sys, threading, time
+from pathlib import Path
+from receiver.service import build_receiver
+{sampler}start = time.perf_counter()
 receiver = build_receiver({"DATABASE_URL": sys.argv[4], "REGISTRY_PATH": sys.argv[1],
                            "CEC_PUBLIC_KEY": base64.b64encode(bytes.fromhex(sys.argv[2])).decode(),
                            "RECEIVER_KEY_PATH": sys.argv[5]})
@@ -133,15 +135,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from provisioning.election import load_plan
 from provisioning.package import build_station
-anon, done = [0], threading.Event()
-def sample():  # the private part of the resident set, apart from the package file's mapped pages
-    while True:
-        anon[0] = max(anon[0], int(open("/proc/self/status").read().split("RssAnon:")[1].split()[0]))
-        if done.wait(0.005):
-            return
-sampler = threading.Thread(target=sample, daemon=True)
-sampler.start()
-start = time.perf_counter()
+{sampler}start = time.perf_counter()
 built = build_station(load_plan(Path(sys.argv[1])), "KG-0001", Path(sys.argv[2]), Ed25519PrivateKey.generate(),
                       Path(sys.argv[3]), time.time())
 assert built.voters == int(sys.argv[4])
@@ -313,8 +307,9 @@ def _registry_rows(tmp: Path, n: int) -> list[dict[str, Any]]:
 
 
 def _timed_anon(script: str, *args: str) -> tuple[int, float, int]:
-    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    """Run ``script`` (``{sampler}`` in it is ``_SAMPLER``) in a child: peak RssAnon in kB, seconds, VmHWM in kB."""
+    child = [sys.executable, "-c", script.replace("{sampler}", _SAMPLER), *args]
+    out = subprocess.run(child, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     anon, seconds, kb = out.stdout.split()[-3:]
     return int(anon), float(seconds), int(kb)
 
