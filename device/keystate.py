@@ -43,6 +43,7 @@ from protocol.canonical import canonical
 from protocol.keys import alg_of, key_id
 
 from .core.enrollment import EnrollmentFound, EnrollmentRefusalFound
+from .core.events import DeviceKeyEnrolled
 from .signing import Signer
 
 STATES = ("enrolled", "requested", "invalid")
@@ -121,8 +122,8 @@ def _refused(data_dir: Path, requested: KeyState) -> KeyState:
 def found(state: KeyState) -> EnrollmentFound | EnrollmentRefusalFound | None:
     """What the journal is told of ``state`` (``device/core/enrollment.py``); None: nothing to record."""
     if state.enrollment == "enrolled":
-        return EnrollmentFound(state.key_id, state.alg, state.store, state.certificate, state.station, state.serial,
-                               state.enrolled_at)
+        return EnrollmentFound(DeviceKeyEnrolled(state.key_id, state.alg, state.store, state.certificate, state.station,
+                                                 state.serial, state.enrolled_at))
     if state.enrollment == "invalid" and state.certificate:
         return EnrollmentRefusalFound(state.key_id, state.certificate, state.refused_from, state.problem,
                                       state.refused_at)

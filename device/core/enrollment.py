@@ -27,15 +27,9 @@ MAX_REASON = 400
 
 @dataclass(frozen=True)
 class EnrollmentFound:
-    """The unit holds the CEC's valid certificate ``certificate`` (SHA-256, hex) for its key ``key_id``."""
+    """The unit holds the CEC's valid certificate for its key: ``enrolled`` is the event that records it."""
 
-    key_id: str
-    alg: str
-    store: str
-    certificate: str
-    station: str
-    serial: str
-    enrolled_at: str
+    enrolled: ev.DeviceKeyEnrolled
 
 
 @dataclass(frozen=True)
@@ -62,8 +56,7 @@ def decide_enrollment(recorded: frozenset[str] | set[str],
     """The event to journal for what the unit found, or none when the journal already holds it."""
     event: ev.Event
     if isinstance(found, EnrollmentFound):
-        event = ev.DeviceKeyEnrolled(found.key_id, found.alg, found.store, found.certificate, found.station,
-                                     found.serial, found.enrolled_at)
+        event = found.enrolled
     else:
         if found.source not in REFUSAL_SOURCES:
             raise InvalidEvent(f"unknown refusal source {found.source!r} (known: {', '.join(REFUSAL_SOURCES)})")

@@ -28,7 +28,8 @@ from provisioning.enrollment import enroll, make_request, write_json
 from provisioning.seal import create_seal_key
 
 CTX = ss.Context.of({}, Delays())
-TAKEN = EnrollmentFound("0123456789abcdef", "p256", "tpm", "c1" * 32, "KG-0001", "SN-1", "2027-01-01T00:00:00+00:00")
+TAKEN = EnrollmentFound(ev.DeviceKeyEnrolled("0123456789abcdef", "p256", "tpm", "c1" * 32, "KG-0001", "SN-1",
+                                             "2027-01-01T00:00:00+00:00"))
 REFUSED = EnrollmentRefusalFound("0123456789abcdef", "c2" * 32, "stick", "not signed by this election's CEC key")
 
 
@@ -54,13 +55,12 @@ def test_a_certificate_is_journaled_once_taken_and_once_refused() -> None:
     unit.feed(ss.StartUp("t", "KG-0001"))
     [taken] = unit.feed(TAKEN)
     assert isinstance(taken, ev.DeviceKeyEnrolled)
-    assert (taken.key_id, taken.certificate, taken.station, taken.serial) == (TAKEN.key_id, TAKEN.certificate,
-                                                                             "KG-0001", "SN-1")
+    assert taken == TAKEN.enrolled
     assert unit.feed(TAKEN) == []  # the same certificate at the next start: already on the journal
     [refused] = unit.feed(REFUSED)
     assert isinstance(refused, ev.DeviceKeyEnrollmentRefused) and refused.source == "stick"
     assert unit.feed(REFUSED) == []
-    assert len(unit.feed(replace(TAKEN, certificate="c3" * 32))) == 1  # another certificate for the key
+    assert len(unit.feed(EnrollmentFound(replace(TAKEN.enrolled, certificate="c3" * 32)))) == 1  # another certificate for the key
     for kind in ("device_key_enrolled", "device_key_enrollment_refused"):
         assert kind in CATALOGUE and not CATALOGUE[kind].upstream
 
@@ -122,10 +122,10 @@ def test_the_watch_reads_the_data_folder_again_only_when_a_certificate_file_chan
     now = watch.changed()
     assert now is not None and now.enrollment == "enrolled"
     said = found(now)
-    assert isinstance(said, EnrollmentFound) and (said.station, said.serial) == ("KG-DEMO-0001", "SN-1")
+    assert isinstance(said, EnrollmentFound) and (said.enrolled.station, said.enrolled.serial) == ("KG-DEMO-0001", "SN-1")
     # the hash names the certificate, not its file's spacing: the stick's copy and the stored one agree
     doc = json.loads(cert.read_text())
-    assert said.certificate == certificate_hash(json.dumps(doc, indent=4).encode()) == certificate_hash(
+    assert said.enrolled.certificate == certificate_hash(json.dumps(doc, indent=4).encode()) == certificate_hash(
         cert.read_bytes())
     # a stored certificate that does not hold is a refusal from the card
     doc["device"]["serial"] = "SN-ALTERED"
