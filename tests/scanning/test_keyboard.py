@@ -164,3 +164,37 @@ def test_unplug_and_replug_recover_without_restart() -> None:
 def test_scanner_absent_at_start_is_disconnected() -> None:
     reads, states, devices, _ = run_scanner([], absent_between=0)
     assert reads == [] and devices == [] and states == [ScannerState.DISCONNECTED]
+
+
+class _KernelDevice:
+    """Stands in for an evdev ``InputDevice``: a readable pipe for ``select`` and the events it holds."""
+
+    path = "/dev/input/event7"
+
+    def __init__(self, events: list[evdev.InputEvent]) -> None:
+        import os
+        self._read_end, self._write_end = os.pipe()
+        os.write(self._write_end, b"x")
+        self.fd, self.events, self.grabbed = self._read_end, events, False
+
+    def grab(self) -> None:
+        self.grabbed = True
+
+    def read(self) -> list[evdev.InputEvent]:
+        return self.events
+
+
+@pytest.mark.parametrize("dropped", [False, True])
+def test_key_events_the_kernel_dropped_are_logged_and_the_keys_read_are_still_delivered(
+        dropped: bool, caplog: pytest.LogCaptureFixture) -> None:
+    from device.hardware.scanners.keyboard import EvdevKeyDevice
+    events = [evdev.InputEvent(0, 0, E.EV_KEY, E.KEY_A, 1), evdev.InputEvent(0, 0, E.EV_SYN, E.SYN_REPORT, 0)]
+    if dropped:
+        events.append(evdev.InputEvent(0, 0, E.EV_SYN, E.SYN_DROPPED, 0))
+    events.append(evdev.InputEvent(0, 0, E.EV_KEY, E.KEY_A, 0))
+    device = EvdevKeyDevice(_KernelDevice(events))
+    with caplog.at_level("WARNING", logger="pollbox.scanner"):
+        assert device.read_keys(0.0) == [(E.KEY_A, 1), (E.KEY_A, 0)]
+    said = [r.getMessage() for r in caplog.records if r.name == "pollbox.scanner"]
+    assert said == (["keyboard scanner /dev/input/event7: the kernel dropped key events (SYN_DROPPED); the scan "
+                     "being typed is incomplete and will be refused: scan the document again"] if dropped else [])

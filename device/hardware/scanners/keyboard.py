@@ -15,6 +15,7 @@ the wiring to a physical scanner is not exercised here.
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ from .loop import DeviceLoop, Wait
 
 POLL = 0.02
 """How long one read waits for key events, in seconds."""
+
+log = logging.getLogger("pollbox.scanner")
 
 
 class KeyDevice(Protocol):
@@ -79,13 +82,20 @@ class EvdevKeyDevice:
 
     def __init__(self, device: Any) -> None:
         self._device = device
+        self._name = getattr(device, "path", "?")
         device.grab()
 
     def read_keys(self, timeout: float) -> list[tuple[int, int]]:
         ready, _, _ = select.select([self._device.fd], [], [], timeout)
         if not ready:
             return []
-        return [(e.code, e.value) for e in self._device.read() if e.type == evdev.ecodes.EV_KEY]
+        events = list(self._device.read())
+        if any(e.type == evdev.ecodes.EV_SYN and e.code == evdev.ecodes.SYN_DROPPED for e in events):
+            # The kernel's buffer for this reader overflowed (pollbox did not read for a while): the scan
+            # being typed lost key presses, so it reaches the station incomplete and is refused there.
+            log.warning("keyboard scanner %s: the kernel dropped key events (SYN_DROPPED); the scan being "
+                        "typed is incomplete and will be refused: scan the document again", self._name)
+        return [(e.code, e.value) for e in events if e.type == evdev.ecodes.EV_KEY]
 
     def close(self) -> None:
         try:
