@@ -79,9 +79,7 @@ class Appliance:
         """The software updater (``device/updates``); None: this station takes no updates."""
         """The sync with the other units of the station (``device/sync/``); None for a one-unit station."""
         self.key_watch = key_watch
-        self.key_state: KeyState | None = key_watch.state if key_watch is not None else None
-        """The record key and its enrollment (``device/keystate.py``), read at start and again when its files
-        change; None: not known."""
+        """Reads the record key's enrollment files at start and again when they change (``device/keystate.py``)."""
         if unit_sync is not None:
             self._ctx = replace(self._ctx, units=unit_sync.units.units)
             unit_sync.attach(self.post_peer)
@@ -97,6 +95,11 @@ class Appliance:
                                       clock=clock, delays=delays)
         self.on_healthy_tick: Callable[[], None] | None = None
         """Called on the owner thread after every tick that went well (the service watchdog's ping)."""
+
+    @property
+    def key_state(self) -> KeyState | None:
+        """The record key and its enrollment as last read by ``key_watch``; None: not known."""
+        return self.key_watch.state if self.key_watch is not None else None
 
     # Life cycle -------------------------------------------------------------------
 
@@ -255,7 +258,6 @@ class Appliance:
             if space.low != self.session.storage_low:
                 self._step(ss.SpaceChecked(space.low, space.sentence()))
             if self.key_watch is not None and self.key_watch.changed() is not None:  # a certificate taken meanwhile
-                self.key_state = self.key_watch.state
                 self._key_found()
             self._step(ss.Tick())
         except StorageError:
