@@ -87,7 +87,7 @@ def test_it_stops_asking_after_its_wait_and_when_stopped() -> None:
     waited.thread.join(DEADLINE)
     assert not waited.thread.is_alive() and never.asked == 11, "it asked past its wait (10 rounds after the first)"
     stopped = Slot()
-    identity = SystemIdentity(stopped, poll=0.001, wait=DEADLINE)
+    identity = SystemIdentity(stopped, poll=DEADLINE, wait=DEADLINE)  # waiting when stopped, whatever the load
     identity.stop()
     assert identity.thread is not None
     identity.thread.join(DEADLINE)
