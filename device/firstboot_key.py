@@ -40,6 +40,13 @@ journal's one writer, journals the certificate taken (``device_key_enrolled``) o
 (``device_key_enrollment_refused``) once each, at its start or while it runs, and the chair's details page
 follows (``device/keystate.py``). A unit whose key is a file was enrolled with its station's package: the
 take step does nothing there and says nothing.
+
+A take that fails before it reads any certificate (the station config has no usable CEC key; the stick's folder
+is missing or cannot be listed; a file of the unit cannot be read or written) is refused the same way, on the
+console, with the reason left in ``enrollment-refused.json`` without a certificate and with a fresh ``attempt``
+id, so that the appliance journals each failed attempt once (``device_key_enrollment_failed``). Only a station
+config that cannot be read at all leaves no note: it names the data folder, and the appliance does not start on
+it either.
 """
 
 from __future__ import annotations
@@ -219,12 +226,17 @@ def _hash_of(paths: list[Path]) -> str:
 
 def _note_refusal(data: Path, exc: EnrollmentRefused, owner: str | None) -> None:
     """Leave the refusal where the appliance reads it (``device/keystate.py``): it journals it and the screen
-    says the certificate is not valid. Best effort: the console and the system journal have it anyway."""
+    says the certificate is not valid. A refusal without a certificate (the step failed before it read one)
+    gets a fresh random ``attempt``, so that two failures name two attempts. Best effort: the console and the
+    system journal have it anyway."""
+    import secrets
     from datetime import UTC, datetime
 
     from device.keystate import REFUSAL
     doc = {"certificate": exc.certificate, "reason": str(exc),
            "refused_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if not exc.certificate:
+        doc["attempt"] = secrets.token_hex(16)
     try:
         write_private(data / REFUSAL, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
         if owner is not None:
@@ -248,7 +260,11 @@ def take_enrollment(stick: Path, config_path: Path, owner: str | None = None) ->
     if config.key.store != "tpm" or not (data / "device.tpm").exists():
         return ""
     try:
-        said = _take(stick, config, owner)
+        try:
+            said = _take(stick, config, owner)
+        except OSError as exc:  # a file of the unit's, or the stick's, that could not be read or written
+            raise EnrollmentRefused(f"the enrollment step could not read or write a file ({exc}); nothing was "
+                                    "taken: call the technician") from None
     except EnrollmentRefused as exc:
         _note_refusal(data, exc, owner)
         raise
@@ -274,7 +290,7 @@ def _take(stick: Path, config: Any, owner: str | None) -> str:
             return f"the device key {entry.key_id} is already enrolled (since {entry.enrolled_at}); nothing to take"
         except ProvisionError:
             pass  # a certificate that does not hold is replaced by a good one from the stick
-    found = sorted(stick.glob("*.enrollment.json"))
+    found = _certificates_on(stick)
     if not found:
         return (f"no enrollment certificate on the USB stick ({stick}); the device key is not enrolled yet: "
                 "take the stick with the enrollment request to the CEC")
@@ -305,6 +321,17 @@ def _take(stick: Path, config: Any, owner: str | None) -> str:
                             f"device key ({'; '.join(e.message for e in refusals)[:400]})", _hash_of(found))
 
 
+def _certificates_on(stick: Path) -> list[Path]:
+    """The stick's ``*.enrollment.json`` files, sorted; EnrollmentRefused if the stick's folder cannot be listed
+    (not mounted there, not a folder, or unreadable), which would otherwise look like a stick without one."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(stick))
+    except OSError as exc:
+        raise EnrollmentRefused(f"the USB stick at {stick} cannot be read ({exc.strerror or exc}); nothing was "
+                                "taken: plug the stick in again, or try another stick with the certificate") from None
+    return [stick / name for name in names if name.endswith(".enrollment.json") and not name.startswith(".")]
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m device.firstboot_key take --stick MOUNT --config STATION.TOML [--owner USER]``."""
     import argparse
@@ -318,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         said = take_enrollment(args.stick, args.config, args.owner)
-    except EnrollmentRefused as exc:
+    except UserError as exc:  # EnrollmentRefused; or the station config cannot be read (then no note is left)
         print(f"pollbox enrollment: refused: {exc}", file=sys.stderr, flush=True)
         return 1
     if said:

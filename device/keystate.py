@@ -22,7 +22,10 @@ one), so the screen never shows that case: the console and the system journal do
 
 A certificate the take step refused (``enrollment-refused.json``, written by ``device.firstboot_key``: not
 signed by this election's CEC, or for another unit's key) also makes the state ``invalid`` while the unit
-holds no valid one: the technician brought a certificate, and it is not this key's.
+holds no valid one: the technician brought a certificate, and it is not this key's. A take that failed
+before it read any certificate (no usable CEC key in the station config, a stick that cannot be read) leaves
+its reason there without a certificate: the state is ``invalid`` too (the technician must come back), and
+``attempt`` names that failed take for the journal.
 
 ``KeyWatch`` is how the appliance follows these files while it runs: its owner thread calls ``changed()``
 at each tick (two ``stat`` calls), and reads the state again only when one of the files changed, so a
@@ -42,7 +45,7 @@ from typing import Any
 from protocol.canonical import canonical
 from protocol.keys import alg_of, key_id
 
-from .core.enrollment import EnrollmentFound, EnrollmentRefusalFound
+from .core.enrollment import EnrollmentFound, EnrollmentRefusalFound, EnrollmentStepFailed
 from .core.events import DeviceKeyEnrolled
 from .signing import Signer
 
@@ -69,6 +72,9 @@ class KeyState:
     refused_from: str = ""
     """``invalid`` only: ``card`` (the stored certificate does not hold) or ``stick`` (the take step refused)."""
     refused_at: str = ""
+    attempt: str = ""
+    """``invalid`` only, when the take step failed before it read any certificate: the SHA-256 (hex) of its note
+    (``enrollment-refused.json``, written afresh with its time at each failure), naming that attempt."""
 
     def to_items(self) -> tuple[tuple[str, Any], ...]:
         return (("id", self.key_id), ("alg", self.alg), ("store", self.store), ("enrollment", self.enrollment),
@@ -111,15 +117,19 @@ def _refused(data_dir: Path, requested: KeyState) -> KeyState:
     """``requested``, or ``invalid`` when the take step left its refusal (a file it wrote; unreadable: ignored,
     the take step writes it whole through a rename)."""
     try:
-        doc = json.loads((data_dir / REFUSAL).read_bytes())
+        raw = (data_dir / REFUSAL).read_bytes()
+        doc = json.loads(raw)
         digest, reason, at = str(doc["certificate"]), str(doc["reason"]), str(doc.get("refused_at", ""))
     except (OSError, ValueError, KeyError, TypeError):
         return requested
+    if not digest:  # the take step failed before it read any certificate
+        return KeyState(requested.key_id, requested.alg, requested.store, "invalid", problem=reason, refused_at=at,
+                        attempt=certificate_hash(raw))
     return KeyState(requested.key_id, requested.alg, requested.store, "invalid", problem=reason,
                     certificate=digest, refused_from="stick", refused_at=at)
 
 
-def found(state: KeyState) -> EnrollmentFound | EnrollmentRefusalFound | None:
+def found(state: KeyState) -> EnrollmentFound | EnrollmentRefusalFound | EnrollmentStepFailed | None:
     """What the journal is told of ``state`` (``device/core/enrollment.py``); None: nothing to record."""
     if state.enrollment == "enrolled":
         return EnrollmentFound(DeviceKeyEnrolled(state.key_id, state.alg, state.store, state.certificate, state.station,
@@ -127,6 +137,8 @@ def found(state: KeyState) -> EnrollmentFound | EnrollmentRefusalFound | None:
     if state.enrollment == "invalid" and state.certificate:
         return EnrollmentRefusalFound(state.key_id, state.certificate, state.refused_from, state.problem,
                                       state.refused_at)
+    if state.enrollment == "invalid" and state.attempt:
+        return EnrollmentStepFailed(state.key_id, state.attempt, state.problem, state.refused_at)
     return None
 
 

@@ -421,6 +421,18 @@ class DeviceKeyEnrollmentRefused(Event):
     refused_at: str
 
 
+@dataclass(frozen=True)
+class DeviceKeyEnrollmentFailed(Event):
+    """The enrollment step failed for the record key ``key_id`` before it read any certificate (``core/enrollment.py``):
+    ``attempt`` is the SHA-256 (hex) naming that attempt, ``reason`` why, ``failed_at`` when."""
+
+    kind: ClassVar[str] = "device_key_enrollment_failed"
+    key_id: str
+    attempt: str
+    reason: str
+    failed_at: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -430,7 +442,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeviceStatusChanged, TurnoutSnapshot, Annotation, PeerCheckinApplied, PeerRecordRefused, UnitConflict,
         PeerClosed, UnitAbsentAtClose, UnitsReconciled,
         UpdateRefused, UpdateStarted, UpdateInstalled, UpdateFailed, PollsHeldForUpdate, UpdateBooted,
-        UpdateRolledBack, DeviceKeyEnrolled, DeviceKeyEnrollmentRefused,
+        UpdateRolledBack, DeviceKeyEnrolled, DeviceKeyEnrollmentRefused, DeviceKeyEnrollmentFailed,
     )
 }
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from . import station as st
 from . import units as un
 from .delays import Delays
-from .enrollment import EnrollmentFound, EnrollmentRefusalFound
+from .enrollment import EnrollmentFound, EnrollmentRefusalFound, EnrollmentStepFailed
 from .events import CheckinMethod
 from .update import UpdateChecked, UpdateFinished
 
@@ -202,7 +202,8 @@ class PeerClock:
 
 Input = (StartUp | Identify | BoxSaw | ScannerChanged | OpenPolls | PausePolls | ResumePolls | ClosePolls
          | Acknowledge | Undo | Note | Tick | SpaceChecked | StorageRecovered | PeerRecords | PeerRefused | PeerClock
-         | CloseWithout | UpdateChecked | UpdateFinished | EnrollmentFound | EnrollmentRefusalFound)
+         | CloseWithout | UpdateChecked | UpdateFinished | EnrollmentFound | EnrollmentRefusalFound
+         | EnrollmentStepFailed)
 
 
 # Actions -----------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from . import station as st
 from . import units as un
 from .decision import Decision
 from .delays import Delays
-from .enrollment import EnrollmentFound, EnrollmentRefusalFound, decide_enrollment
+from .enrollment import EnrollmentFound, EnrollmentRefusalFound, EnrollmentStepFailed, decide_enrollment
 from .errors import IllegalTransition, RefusalCode
 from .events import AlarmKind, CheckinMethod
 from .inputs import (
@@ -392,8 +392,8 @@ def _update_finished(out: _Out, session: Session, inp: UpdateFinished, ctx: Cont
     return out.done(session)
 
 
-def _enrollment(out: _Out, session: Session, inp: EnrollmentFound | EnrollmentRefusalFound, ctx: Context,
-                now: Now) -> Step:
+def _enrollment(out: _Out, session: Session, inp: EnrollmentFound | EnrollmentRefusalFound | EnrollmentStepFailed,
+                ctx: Context, now: Now) -> Step:
     out.events += decide_enrollment(out.state.key_certificates, inp)
     return out.done(session)
 
@@ -464,5 +464,5 @@ _STEPS: dict[type, Callable[[_Out, Session, Any, Context, Now], Step]] = {
     Note: _note, Tick: _tick, SpaceChecked: _space, StorageRecovered: _recovered,
     PeerRecords: _peer, PeerRefused: _peer_refused, PeerClock: _peer_clock, CloseWithout: _close_without,
     UpdateChecked: _update_checked, UpdateFinished: _update_finished,
-    EnrollmentFound: _enrollment, EnrollmentRefusalFound: _enrollment,
+    EnrollmentFound: _enrollment, EnrollmentRefusalFound: _enrollment, EnrollmentStepFailed: _enrollment,
 }

@@ -18,7 +18,7 @@ from device.core import session as ss
 from device.core import station as st
 from device.core.catalogue import CATALOGUE
 from device.core.delays import Delays
-from device.core.enrollment import EnrollmentFound, EnrollmentRefusalFound
+from device.core.enrollment import EnrollmentFound, EnrollmentRefusalFound, EnrollmentStepFailed
 from device.core.errors import InvalidEvent
 from device.demo import make_demo_station
 from device.keystate import REFUSAL, KeyWatch, certificate_hash, found, key_state
@@ -31,6 +31,8 @@ CTX = ss.Context.of({}, Delays())
 TAKEN = EnrollmentFound(ev.DeviceKeyEnrolled("0123456789abcdef", "p256", "tpm", "c1" * 32, "KG-0001", "SN-1",
                                              "2027-01-01T00:00:00+00:00"))
 REFUSED = EnrollmentRefusalFound("0123456789abcdef", "c2" * 32, "stick", "not signed by this election's CEC key")
+FAILED = EnrollmentStepFailed("0123456789abcdef", "a1" * 32, "the USB stick at /run/x cannot be read (I/O error)",
+                              "2027-01-01T07:00:00+00:00")
 
 
 class Unit:
@@ -78,14 +80,35 @@ def test_a_long_reason_is_cut_to_the_journal_s_bound() -> None:
     assert isinstance(event, ev.DeviceKeyEnrollmentRefused) and len(event.reason) == 400
 
 
-@given(hs.lists(hs.sampled_from([TAKEN, REFUSED, EnrollmentRefusalFound("k", "c1" * 32, "card", "wrong")]),
-                max_size=12))
+def test_a_failed_take_is_journaled_once_per_attempt() -> None:
+    unit = Unit()
+    [failed] = unit.feed(FAILED)
+    assert failed == ev.DeviceKeyEnrollmentFailed(FAILED.key_id, FAILED.attempt, FAILED.reason, FAILED.failed_at)
+    assert unit.feed(FAILED) == []  # the same note at the next start
+    assert len(unit.feed(replace(FAILED, attempt="a2" * 32))) == 1  # the same reason, another attempt
+    assert unit.feed(REFUSED) != [], "a failed take and a refused certificate are different outcomes"
+    entry = CATALOGUE["device_key_enrollment_failed"]
+    assert (entry.code, entry.upstream) == ("PB-092", False)
+
+
+@pytest.mark.parametrize("bad", [replace(FAILED, attempt=""), replace(FAILED, reason="")])
+def test_a_failed_take_without_its_attempt_or_reason_is_refused_and_nothing_recorded(
+        bad: EnrollmentStepFailed) -> None:
+    unit = Unit()
+    with pytest.raises(InvalidEvent, match="needs its attempt and its reason"):
+        unit.feed(bad)
+    assert unit.state.last_seq == 0 and unit.state.key_certificates == set()
+
+
+@given(hs.lists(hs.sampled_from([TAKEN, REFUSED, EnrollmentRefusalFound("k", "c1" * 32, "card", "wrong"), FAILED,
+                                 replace(FAILED, attempt="c1" * 32)]), max_size=12))
 def test_whatever_the_order_each_outcome_of_each_certificate_is_journaled_once(seen: list[ss.Input]) -> None:
     unit = Unit()
     for inp in seen:
         unit.feed(inp)
-    marks = [(e.kind, e.certificate) for e in unit.events
-             if isinstance(e, ev.DeviceKeyEnrolled | ev.DeviceKeyEnrollmentRefused)]
+    marks = [(e.kind, e.attempt if isinstance(e, ev.DeviceKeyEnrollmentFailed) else e.certificate)
+             for e in unit.events
+             if isinstance(e, ev.DeviceKeyEnrolled | ev.DeviceKeyEnrollmentRefused | ev.DeviceKeyEnrollmentFailed)]
     assert len(marks) == len(unit.events)
     assert len(marks) == len(set(marks)) == len(set(seen))
     replayed = st.StationState()  # the fold at the next start holds the same marks
@@ -111,6 +134,21 @@ def test_the_watch_reads_the_data_folder_again_only_when_a_certificate_file_chan
     assert found(now) == EnrollmentRefusalFound(now.key_id, "c6" * 32, "stick", "for another unit's key",
                                                 "2027-01-01T07:00:00+00:00")
     assert watch.changed() is None
+    # a take that failed before it read any certificate: no certificate, an attempt; read as a failed step
+    failure = {"certificate": "", "reason": "the station config has no usable CEC key: bad base64",
+               "refused_at": "2027-01-01T06:00:00+00:00", "attempt": "0f" * 16}
+    (data / REFUSAL).write_text(json.dumps(failure))
+    failed = watch.changed()
+    assert failed is not None and failed.enrollment == "invalid" and failed.certificate == ""
+    assert failed.problem == failure["reason"] and failed.attempt == certificate_hash(json.dumps(failure).encode())
+    assert found(failed) == EnrollmentStepFailed(failed.key_id, failed.attempt, failure["reason"],
+                                                 "2027-01-01T06:00:00+00:00")
+    (data / REFUSAL).write_text(json.dumps({**failure, "attempt": "1e" * 16}))  # the next failed take
+    again = watch.changed()
+    assert again is not None and again.attempt not in ("", failed.attempt)
+    (data / REFUSAL).write_text(json.dumps({"certificate": "c6" * 32, "reason": "for another unit's key",
+                                            "refused_at": "2027-01-01T07:00:00+00:00"}))
+    assert watch.changed() is not None
     (data / REFUSAL).chmod(0o640)  # as the take step's chown after its rename: read again (it may not have been
     assert watch.changed() is not None  # readable by the appliance's user before)
     # then the CEC's certificate for this key, stored as enrollment.json

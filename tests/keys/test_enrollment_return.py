@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from device.demo import make_demo_station
 from device.keystate import REFUSAL, certificate_hash
+from protocol.keys import public_b64
 from tests.image.test_firstboot_stick import stick_of
 from tests.image.vm import TEST_CEC
 from tests.keys.swtpm import SoftTpm, needs_swtpm
@@ -282,3 +283,101 @@ def test_a_unit_whose_key_is_a_file_takes_nothing_and_says_nothing(tmp_path: Pat
     said = take(stick, config.parent)
     assert (said.returncode, said.stdout, said.stderr) == (0, "", "")
     assert not (config.parent / "data" / "enrollment.json").exists() and not (config.parent / "data" / REFUSAL).exists()
+
+
+def journal_rows(station: Path) -> list[tuple[int, str, str]]:
+    """Every recorded event (seq, kind, body) as a reader beside the writer sees it."""
+    with sqlite3.connect(f"file:{station / 'data' / 'journal.db'}?mode=ro", uri=True) as db:
+        return [(int(seq), str(kind), str(body))
+                for seq, kind, body in db.execute("SELECT seq, kind, body FROM events ORDER BY seq")]
+
+
+def failed_takes_become(running: RunningStation, count: int) -> list[dict[str, Any]]:
+    """The journal's ``device_key_enrollment_failed`` bodies once there are ``count`` (within ``PICKED_UP`` s)."""
+    deadline = time.monotonic() + PICKED_UP
+    failed: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        failed = [body for kind, body in enrollment_events(running.dir) if kind == "device_key_enrollment_failed"]
+        if len(failed) >= count:
+            return failed
+        assert running.proc is not None and running.proc.poll() is None, running.stderr()
+        try:
+            running.proc.wait(0.1)  # polling pace; returns early if the process ended
+        except subprocess.TimeoutExpired:
+            pass
+    raise AssertionError(f"{count} failed takes not journaled within {PICKED_UP:g} s: {failed}")
+
+
+def test_a_take_that_fails_before_reading_any_certificate_is_journaled_each_time_and_nothing_is_lost(
+        unit: Unit, tmp_path: Path) -> None:
+    kid = unit.request["key_id"]
+    assert unit.cec_enroll(TEST_CEC).returncode == 0  # the CEC's certificate is on the stick all along
+    unplugged = tmp_path / "not-mounted"
+    running = RunningStation(unit.station).start()
+    try:
+        before = journal_rows(unit.station)
+        first = take(unplugged, unit.station)  # the stick's folder is not there: it must not pass as "no certificate"
+        assert first.returncode == 1, first.stdout + first.stderr
+        assert first.stderr.startswith(f"pollbox enrollment: refused: the USB stick at {unplugged} cannot be read "
+                                       "(No such file or directory)"), first.stderr
+        key = key_becomes(running, "invalid")
+        assert key["id"] == kid and "cannot be read" in key["problem"], key
+        [one] = failed_takes_become(running, 1)
+        a_file = tmp_path / "a-file"
+        a_file.write_text("not a stick")
+        second = take(a_file, unit.station)  # the same kind of failure again: another attempt, journaled too
+        assert second.returncode == 1 and "cannot be read (Not a directory)" in second.stderr, second.stderr
+        one_again, two = failed_takes_become(running, 2)
+    finally:
+        running.stop()
+    assert one_again == one and (one["key_id"], two["key_id"]) == (kid, kid) and one["attempt"] != two["attempt"]
+    assert one["reason"] == first.stderr.removeprefix("pollbox enrollment: refused: ").strip()
+    assert "Not a directory" in two["reason"] and two["failed_at"]
+    assert not unit.certificate.exists()
+    # the station config loses its CEC key (hand-edited on a unit with a shell): the take fails before it reads
+    # the certificate on the stick; the appliance does not start on such a config, and journals the failure at
+    # its first start once the config is put right
+    config = unit.station / "station.toml"
+    good = config.read_text()
+    config.write_text(good.replace(f'cec_public_key = "{public_b64(TEST_CEC.public_key())}"',
+                                   'cec_public_key = "not-a-key"'))
+    assert config.read_text() != good
+    third = take(unit.stick, unit.station)
+    assert third.returncode == 1, third.stdout + third.stderr
+    assert "refused: the station config has no usable CEC key" in third.stderr, third.stderr
+    assert not unit.certificate.exists() and json.loads((unit.station / "data" / REFUSAL).read_text())["attempt"]
+    config.write_text(good)
+    running = RunningStation(unit.station).start()
+    try:
+        assert running.ok({"cmd": "status"})["key"]["enrollment"] == "invalid"
+        assert len(failed_takes_become(running, 3)) == 3
+    finally:
+        running.stop()
+    running = RunningStation(unit.station).start()  # a restart journals no attempt twice
+    running.stop()
+    failed = [body for kind, body in enrollment_events(unit.station) if kind == "device_key_enrollment_failed"]
+    assert len(failed) == 3 and "no usable CEC key" in failed[2]["reason"], failed
+    taken = unit.take()  # then the stick, read with the right config: the certificate is taken
+    assert taken.returncode == 0 and unit.certificate.is_file(), taken.stdout + taken.stderr
+    assert not (unit.station / "data" / REFUSAL).exists()
+    running = RunningStation(unit.station).start()
+    try:
+        assert key_becomes(running, "enrolled")["id"] == kid
+    finally:
+        running.stop()
+    after = journal_rows(unit.station)
+    assert after[: len(before)] == before, "nothing already recorded is lost"
+    assert [k for k, _ in enrollment_events(unit.station)] == ["device_key_enrollment_failed"] * 3 + [
+        "device_key_enrolled"]
+    verified = subprocess.run([sys.executable, "-m", "device.cli", "--config", str(config), "verify"],
+                              capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_take_whose_station_config_cannot_be_read_says_why_without_a_traceback(tmp_path: Path) -> None:
+    stick = tmp_path / "stick"
+    stick.mkdir()
+    said = take(stick, tmp_path / "no-station")
+    assert said.returncode == 1 and said.stdout == "", said.stdout
+    assert said.stderr.startswith("pollbox enrollment: refused: ") and "Traceback" not in said.stderr, said.stderr
+    assert str(tmp_path / "no-station" / "station.toml") in said.stderr
