@@ -44,9 +44,10 @@ take step does nothing there and says nothing.
 A take that fails before it reads any certificate (the station config has no usable CEC key; the stick's folder
 is missing or cannot be listed; a file of the unit cannot be read or written) is refused the same way, on the
 console, with the reason left in ``enrollment-refused.json`` without a certificate and with a fresh ``attempt``
-id, so that the appliance journals each failed attempt once (``device_key_enrollment_failed``). Only a station
-config that cannot be read at all leaves no note: it names the data folder, and the appliance does not start on
-it either.
+id, so that the appliance journals each failed attempt once (``device_key_enrollment_failed``). The image's
+script that mounts the stick leaves the same note through ``python -m device.firstboot_key not-mounted`` when the
+stick cannot be mounted (``not_mounted``). Only a station config that cannot be read at all leaves no note: it
+names the data folder, and the appliance does not start on it either.
 """
 
 from __future__ import annotations
@@ -321,6 +322,21 @@ def _take(stick: Path, config: Any, owner: str | None) -> str:
                             f"device key ({'; '.join(e.message for e in refusals)[:400]})", _hash_of(found))
 
 
+def not_mounted(stick: str, error: str, config_path: Path, owner: str | None = None) -> EnrollmentRefused | None:
+    """The take step failed before it ran: the image's script could not mount the stick ``stick`` (``error``,
+    what mount said). Leaves the refusal for the appliance to journal, as a failed take does; returns it, or None
+    for a unit whose key is not in a TPM (nothing is taken there, and nothing said)."""
+    config = load_config(config_path)
+    data = config.data_dir
+    if config.key.store != "tpm" or not (data / "device.tpm").exists():
+        return None
+    said = " ".join(error.split())[:200] or "no reason given"
+    refusal = EnrollmentRefused(f"the USB stick {stick} could not be mounted ({said}); nothing was taken: plug the "
+                                "stick in again, or try another stick with the certificate")
+    _note_refusal(data, refusal, owner)
+    return refusal
+
+
 def _certificates_on(stick: Path) -> list[Path]:
     """The stick's ``*.enrollment.json`` files, sorted; EnrollmentRefused if the stick's folder cannot be listed
     (not mounted there, not a folder, or unreadable), which would otherwise look like a stick without one."""
@@ -333,7 +349,8 @@ def _certificates_on(stick: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m device.firstboot_key take --stick MOUNT --config STATION.TOML [--owner USER]``."""
+    """``python -m device.firstboot_key take --stick MOUNT --config STATION.TOML [--owner USER]``, and
+    ``python -m device.firstboot_key not-mounted --stick DEVICE --error TEXT --config STATION.TOML [--owner USER]``."""
     import argparse
     import sys
     p = argparse.ArgumentParser(prog="python -m device.firstboot_key", description=main.__doc__)
@@ -342,8 +359,18 @@ def main(argv: list[str] | None = None) -> int:
     take.add_argument("--stick", type=Path, required=True, help="where the stick is mounted")
     take.add_argument("--config", type=Path, required=True, help="the installed station's config")
     take.add_argument("--owner", help="the user that will own enrollment.json")
+    failed = sub.add_parser("not-mounted", help="the stick could not be mounted: leave the failed take's note")
+    failed.add_argument("--stick", required=True, help="the stick's device")
+    failed.add_argument("--error", required=True, help="what mount said")
+    failed.add_argument("--config", type=Path, required=True, help="the installed station's config")
+    failed.add_argument("--owner", help="the user that will own the note")
     args = p.parse_args(argv)
     try:
+        if args.command == "not-mounted":
+            refusal = not_mounted(args.stick, args.error, args.config, args.owner)
+            if refusal is None:
+                return 1  # a unit whose key is a file: nothing to take, and nothing said
+            raise refusal
         said = take_enrollment(args.stick, args.config, args.owner)
     except UserError as exc:  # EnrollmentRefused; or the station config cannot be read (then no note is left)
         print(f"pollbox enrollment: refused: {exc}", file=sys.stderr, flush=True)

@@ -328,8 +328,19 @@ def test_a_take_that_fails_before_reading_any_certificate_is_journaled_each_time
         second = take(a_file, unit.station)  # the same kind of failure again: another attempt, journaled too
         assert second.returncode == 1 and "cannot be read (Not a directory)" in second.stderr, second.stderr
         one_again, two = failed_takes_become(running, 2)
+        unmounted = subprocess.run(  # as the image's pollbox-enrollment runs it when mount fails
+            [sys.executable, "-m", "device.firstboot_key", "not-mounted", "--stick", "/dev/disk/by-label/POLLBOXUSB",
+             "--error=mount: /run/pollbox-enrollment: wrong fs type, bad option, bad superblock on /dev/sda.",
+             "--config", str(unit.station / "station.toml")],
+            capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
+        assert unmounted.returncode == 1 and unmounted.stdout == "", unmounted.stdout
+        assert unmounted.stderr.startswith("pollbox enrollment: refused: the USB stick /dev/disk/by-label/POLLBOXUSB "
+                                           "could not be mounted (mount: /run/pollbox-enrollment: wrong fs type"), \
+            unmounted.stderr
+        *_, three = failed_takes_become(running, 3)
     finally:
         running.stop()
+    assert "could not be mounted" in three["reason"] and three["attempt"] not in (one["attempt"], two["attempt"])
     assert one_again == one and (one["key_id"], two["key_id"]) == (kid, kid) and one["attempt"] != two["attempt"]
     assert one["reason"] == first.stderr.removeprefix("pollbox enrollment: refused: ").strip()
     assert "Not a directory" in two["reason"] and two["failed_at"]
@@ -350,13 +361,13 @@ def test_a_take_that_fails_before_reading_any_certificate_is_journaled_each_time
     running = RunningStation(unit.station).start()
     try:
         assert running.ok({"cmd": "status"})["key"]["enrollment"] == "invalid"
-        assert len(failed_takes_become(running, 3)) == 3
+        assert len(failed_takes_become(running, 4)) == 4
     finally:
         running.stop()
     running = RunningStation(unit.station).start()  # a restart journals no attempt twice
     running.stop()
     failed = [body for kind, body in enrollment_events(unit.station) if kind == "device_key_enrollment_failed"]
-    assert len(failed) == 3 and "no usable CEC key" in failed[2]["reason"], failed
+    assert len(failed) == 4 and "no usable CEC key" in failed[3]["reason"], failed
     taken = unit.take()  # then the stick, read with the right config: the certificate is taken
     assert taken.returncode == 0 and unit.certificate.is_file(), taken.stdout + taken.stderr
     assert not (unit.station / "data" / REFUSAL).exists()
@@ -367,11 +378,20 @@ def test_a_take_that_fails_before_reading_any_certificate_is_journaled_each_time
         running.stop()
     after = journal_rows(unit.station)
     assert after[: len(before)] == before, "nothing already recorded is lost"
-    assert [k for k, _ in enrollment_events(unit.station)] == ["device_key_enrollment_failed"] * 3 + [
+    assert [k for k, _ in enrollment_events(unit.station)] == ["device_key_enrollment_failed"] * 4 + [
         "device_key_enrolled"]
     verified = subprocess.run([sys.executable, "-m", "device.cli", "--config", str(config), "verify"],
                               capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_key_file_unit_whose_stick_cannot_be_mounted_leaves_no_note(tmp_path: Path) -> None:
+    config = make_demo_station(tmp_path / "station", voters=5)
+    said = subprocess.run([sys.executable, "-m", "device.firstboot_key", "not-mounted", "--stick", "/dev/sdz",
+                           "--error=mount: no medium", "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=120, check=False)
+    assert (said.returncode, said.stdout, said.stderr) == (1, "", "")
+    assert not (config.parent / "data" / REFUSAL).exists()
 
 
 def test_a_take_whose_station_config_cannot_be_read_says_why_without_a_traceback(tmp_path: Path) -> None:
