@@ -33,6 +33,8 @@ ARM64_BOOT_DEADLINE = 2400.0
 """Power-on to the appliance started, with every arm64 instruction emulated on a shared x86 host."""
 BUDGET = 2 * 10**9
 """The Pi image's size budget: under 2 GB."""
+CARD = 8 * 10**9
+"""The emulated SD card: 8 GB, the smallest card a unit takes (root slot B and the data partition fill it)."""
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(ARM64_TEST_TIMEOUT)]
 
@@ -68,29 +70,50 @@ def boot(image: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def extract_boot(image: Path, folder: Path) -> Path:
-    """The boot partition's files (``folder/files``) and its label (``folder/label``), out of the image."""
-    first = mbr_partitions(image)[0]
+    """Boot slot A's files (``folder/files``) and its label (``folder/label``), and the boot control
+    partition's ``autoboot.txt`` and label (``folder/control``, ``folder/control-label``), out of the image."""
+    parts = mbr_partitions(image)
     folder.mkdir(parents=True, exist_ok=True)
-    part = folder / "boot.img"
-    start, size = int(first["start"]) * 512, int(first["size"]) * 512
-    with image.open("rb") as source, part.open("wb") as out:
-        source.seek(start)
-        out.write(source.read(size))
-    files = folder / "files"
-    files.mkdir()
-    run(["mcopy", "-s", "-i", str(part), "::/*", str(files)])
-    (folder / "label").write_text(run(["fatlabel", str(part)]).strip())
-    part.unlink()
+    for part, files, label in ((parts[1], "files", "label"), (parts[0], "control", "control-label")):
+        raw = folder / "part.img"
+        start, size = int(part["start"]) * 512, int(part["size"]) * 512
+        with image.open("rb") as source, raw.open("wb") as out:
+            source.seek(start)
+            out.write(source.read(size))
+        (folder / files).mkdir()
+        run(["mcopy", "-s", "-i", str(raw), "::/*", str(folder / files)])
+        (folder / label).write_text(run(["fatlabel", str(raw)]).strip())
+        raw.unlink()
     return folder
+
+
+PI_DISK_ID = "9011b0c5"
+"""The Pi image's MBR disk identifier (build.sh): cmdline.txt and RAUC name its partitions by it."""
+
+
+def test_the_disk_is_laid_out_for_two_slots_within_the_budget(image: Path) -> None:
+    table = json.loads(run(["sfdisk", "--json", str(image)]))["partitiontable"]
+    assert table["label"] == "dos" and table["id"] == f"0x{PI_DISK_ID}", table
+    parts = mbr_partitions(image)
+    # p1 boot control (FAT16), p2 boot-a and p3 boot-b (FAT32), p4 extended with p5 root-a and p6 data;
+    # root slot B (p7) is made at the first boot
+    assert [p["type"] for p in parts] == ["e", "c", "c", "5", "83", "83"], parts
+    assert [p["node"][-1] for p in parts] == ["1", "2", "3", "4", "5", "6"]
+    mib = [int(p["size"]) * 512 // 2**20 for p in parts]
+    assert mib[0] == 4 and mib[1] == mib[2] == 96 and mib[5] == 64, mib
+    extended, root, data = parts[3], parts[4], parts[5]
+    assert int(extended["start"]) < int(root["start"]) < int(data["start"])
+    assert int(data["start"]) + int(data["size"]) <= int(extended["start"]) + int(extended["size"])
+    assert image.stat().st_size < BUDGET, f"{image.stat().st_size:,} bytes"
 
 
 def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> None:
     parts = mbr_partitions(image)
-    assert [p["type"] for p in parts] == ["c", "83", "83"] and parts[0].get("bootable") is True, parts
-    assert (boot / "label").read_text() == "POLLBOXESP"
+    assert parts[1].get("bootable") is True, parts
+    assert (boot / "label").read_text() == "BOOT-A"
     files = boot / "files"
-    for name in ("start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz", "initrd.img", "config.txt",
-                 "cmdline.txt"):
+    for name in ("start.elf", "fixup.dat", "start4.elf", "fixup4.dat", "bcm2711-rpi-4-b.dtb", "vmlinuz", "initrd.img",
+                 "config.txt", "cmdline.txt"):
         assert (files / name).is_file(), f"{name} is not on the boot partition: {sorted(os.listdir(files))}"
     config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
     for setting in ("arm_64bit=1", "kernel=vmlinuz", "initramfs initrd.img followkernel", "dtoverlay=vc4-kms-v3d",
@@ -98,11 +121,21 @@ def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> No
         assert setting in config, f"config.txt lacks {setting!r}"
     cmdline = (files / "cmdline.txt").read_text()
     assert cmdline.count("\n") == 1 and cmdline.endswith("\n"), "cmdline.txt must be one line"
-    assert {"root=LABEL=POLLBOXROOT", "ro", "rootwait"} <= set(cmdline.split())
+    assert {f"root=PARTUUID={PI_DISK_ID}-05", "rauc.slot=A", "ro", "rootwait"} <= set(cmdline.split())
     manifest = (image.with_suffix(".manifest")).read_text()
-    for package in ("raspi-firmware\t", "linux-image-arm64\t", "chromium\t", "cage\t"):
+    for package in ("raspi-firmware\t", "linux-image-arm64\t", "chromium\t", "cage\t", "rauc\t"):
         assert f"\n{package}" in manifest, f"the manifest does not list {package.strip()}"
     assert "## files on the boot partition" in manifest
+
+
+def test_the_boot_control_partition_holds_autoboot_txt_booting_slot_a(boot: Path) -> None:
+    assert (boot / "control-label").read_text() == "POLLBOXESP"
+    assert sorted(os.listdir(boot / "control")) == ["autoboot.txt"]
+    autoboot = (boot / "control" / "autoboot.txt").read_text()
+    assert len(autoboot.encode()) <= 512, "the firmware reads 512 bytes of autoboot.txt at most"
+    lines = [line for line in autoboot.splitlines() if line and not line.startswith("#")]
+    assert lines == ["[all]", "tryboot_a_b=1", "boot_partition=2", "[tryboot]", "boot_partition=2"], lines
+    assert "# pollbox-slots A=good B=bad" in autoboot.splitlines()
 
 
 class Arm64Machine(VirtualMachine):
@@ -110,8 +143,8 @@ class Arm64Machine(VirtualMachine):
     with its cmdline.txt; the same disk overlay and the same devices (``VirtualMachine.unit_devices``:
     stick, network, watchdog, console, QMP) as on amd64."""
 
-    def __init__(self, workdir: Path, image: Path, stick: Path, station: Path, boot: Path) -> None:
-        super().__init__(workdir, image, stick, station)
+    def __init__(self, workdir: Path, image: Path, stick: Path, station: Path, boot: Path, card: int) -> None:
+        super().__init__(workdir, image, stick, station, card)
         self.accel = "tcg"  # an arm64 guest on this host is always emulated
         files = boot / "files"
         kept = [a for a in (files / "cmdline.txt").read_text().split() if not a.startswith("console=")]
@@ -132,7 +165,7 @@ class Arm64Machine(VirtualMachine):
 def unit(image: Path, boot: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Arm64Machine]:
     workdir = tmp_path_factory.mktemp("arm64")
     stick, station = make_stick(workdir)
-    machine = Arm64Machine(workdir, image, stick, station, boot)
+    machine = Arm64Machine(workdir, image, stick, station, boot, CARD)
     machine.start()
     try:
         yield machine
@@ -153,5 +186,24 @@ def test_the_pi_image_boots_to_the_appliance_in_an_emulated_arm64_machine(unit: 
     (unit.workdir.parent / "arm64-boot-times.json").write_text(json.dumps(unit.ready_after))
 
 
-def test_the_pi_image_is_within_its_2_gb_budget(image: Path) -> None:
-    assert image.stat().st_size < BUDGET, f"{image.stat().st_size:,} bytes"
+def test_the_first_boot_made_root_slot_b_and_grew_the_data_partition_up_to_it(unit: Arm64Machine) -> None:
+    """After the boot test: the 8 GB card's table holds p7 (root slot B, 2048 MiB) at its end, the data
+    partition grown up to it, nothing overlapping (``sfdisk --verify``)."""
+    if not unit.ready_after:
+        pytest.skip("the unit did not boot (the boot test failed)")
+    console = unit.console()
+    assert "pollbox-root-b: made root slot B: partition 7, 2048 MiB" in console, console[-3000:]
+    assert "pollbox-data-grow: growing" in console and "to the next partition" in console
+    unit.power_cut()  # both table writes were flushed at the first boot (sfdisk syncs the disk)
+    raw = unit.workdir / "card.raw"
+    run(["qemu-img", "convert", "-U", "-O", "raw", str(unit.disk), str(raw)])
+    try:
+        parts = mbr_partitions(raw)
+        assert [p["node"][-1] for p in parts] == ["1", "2", "3", "4", "5", "6", "7"], parts
+        data, root_b = parts[5], parts[6]
+        assert int(root_b["size"]) == 2048 * 2048
+        assert int(root_b["start"]) + int(root_b["size"]) <= CARD // 512
+        assert int(root_b["start"]) - (int(data["start"]) + int(data["size"])) == 2048  # its table sector's MiB
+        run(["sfdisk", "--verify", str(raw)])
+    finally:
+        raw.unlink()

@@ -296,46 +296,72 @@ esp() {
 	mcopy -i "$img" "$WORK/pollbox-a.conf" ::/loader/entries/pollbox-a.conf
 }
 
-# The Raspberry Pi's boot partition (FAT, read by the Pi's own firmware): Debian's raspi-firmware, the
-# kernel and initramfs, the device trees of the Pi 4 and 5 (and the overlays, where the packages ship
-# them), config.txt and cmdline.txt (root by label, read-only). raspi-firmware's kernel hook filled the
-# system's /boot/firmware when the kernel was installed: that copy moves here, the folder stays empty.
+# The Raspberry Pi's boot partitions (FAT, read by the Pi's own firmware; docs/updates.md, "Boot selection
+# on the Raspberry Pi"): a small boot control partition holding autoboot.txt only, which names the
+# partition the firmware boots normally and the one it boots once after `reboot "0 tryboot"`; and one
+# boot partition per root slot, boot-a with Debian's raspi-firmware files for the Pi 4 (start4.elf,
+# fixup4.dat; start.elf and fixup.dat too, as the firmware counts a partition bootable only when it holds
+# start.elf), the kernel and initramfs, the device trees of the Pi 4 and 5, config.txt and cmdline.txt
+# (slot A's root by partition UUID, read-only), and boot-b formatted empty: an update writes it whole with
+# its root slot (RAUC's boot slots). raspi-firmware's kernel hook filled the system's /boot/firmware when
+# the kernel was installed: that copy moves here, the folder stays empty.
 pi_boot() {
-	local root="$WORK/root" img="$WORK/esp.img" kernel initrd dtbs
+	local root="$WORK/root" img="$WORK/boot-a.img" kernel initrd dtbs firmware f
+	firmware="$root/usr/lib/raspi-firmware"
 	kernel=$(find "$root/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
 	initrd=$(find "$root/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n 1)
 	[ -n "$kernel" ] || die "the image has no kernel in /boot"
 	[ -n "$initrd" ] || die "the image has no initramfs in /boot"
 	dtbs="$root/usr/lib/linux-image-${kernel##*/vmlinuz-}/broadcom"
 	[ -d "$dtbs" ] || die "the kernel has no Broadcom device trees in ${dtbs#"$root"}"
-	[ -n "$(find "$root/usr/lib/raspi-firmware" -name 'start4*.elf')" ] || die "raspi-firmware installed no start4.elf"
-	mkfs.vfat -C -F 32 -n POLLBOXESP "$img" $((ESP_MB * 1024)) >/dev/null
-	mcopy -i "$img" -s "$root/usr/lib/raspi-firmware/"* ::/
+	for f in start.elf fixup.dat start4.elf fixup4.dat; do
+		[ -f "$firmware/$f" ] || die "raspi-firmware installed no $f"
+	done
+	mkfs.vfat -C -F 32 -n BOOT-A "$img" $((PI_BOOT_MB * 1024)) >/dev/null
+	for f in start.elf fixup.dat start4.elf fixup4.dat; do mcopy -i "$img" "$firmware/$f" ::/; done
 	mcopy -i "$img" "$dtbs"/bcm271[12]-*.dtb ::/
 	mcopy -i "$img" "$kernel" ::/vmlinuz
 	mcopy -i "$img" "$initrd" ::/initrd.img
 	mcopy -i "$img" "$HERE/pi/config.txt" ::/config.txt
-	mcopy -i "$img" "$HERE/pi/cmdline.txt" ::/cmdline.txt
+	sed "s/@DISKID@/$PI_DISK_ID/g" "$HERE/pi/cmdline.txt" > "$WORK/cmdline.txt"
+	mcopy -i "$img" "$WORK/cmdline.txt" ::/cmdline.txt
 	mdir -i "$img" -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
+	mkfs.vfat -C -F 32 -n BOOT-B "$WORK/boot-b.img" $((PI_BOOT_MB * 1024)) >/dev/null
+	mkfs.vfat -C -F 16 -s 1 -n POLLBOXESP "$WORK/bootctl.img" $((PI_CONTROL_MB * 1024)) >/dev/null
+	mcopy -i "$WORK/bootctl.img" "$HERE/pi/autoboot.txt" ::/autoboot.txt
 	rm -rf "${root:?}/boot/firmware"
 	mkdir -p "$root/boot/firmware"
 }
 
-# The Pi's disk: an MBR (DOS) partition table, as the Pi's firmware reads reliably (GPT with an EFI
-# system partition does not boot with every firmware), the boot partition first (FAT32, LBA), then
-# root and data as on amd64.
+# The Pi's disk: an MBR (DOS) partition table, as the Pi's firmware reads it (its boot partitions must be
+# primary partitions 1 to 4), with a fixed disk identifier, so that the partitions' UUIDs (ID-NN) are
+# known to cmdline.txt and RAUC's system.conf. p1 the boot control partition (the first FAT partition:
+# where the firmware reads autoboot.txt; labelled as the amd64 ESP, so the shared fstab mounts it
+# read-only at /boot/efi), p2 boot-a, p3 boot-b, p4 an extended partition with the logical p5 root-a and
+# p6 data. Root slot B (p7) is not in the image, which holds the 2 GB budget: the first boot makes it at
+# the end of the card, before the data partition grows up to it (pollbox-root-b).
 pi_disk() {
-	local img="$WORK/pollbox.img" total=$((1 + ESP_MB + ROOT_MB + DATA_MB + 1))
+	local img="$WORK/pollbox.img" total
+	total=$((1 + PI_CONTROL_MB + 2 * PI_BOOT_MB + 1 + ROOT_MB + 1 + DATA_MB + 1))
 	truncate -s "${total}M" "$img"
 	sfdisk --quiet "$img" <<-TABLE
 		label: dos
-		start=1MiB, size=${ESP_MB}MiB, type=c, bootable
+		label-id: 0x$PI_DISK_ID
+		start=1MiB, size=${PI_CONTROL_MB}MiB, type=e
+		size=${PI_BOOT_MB}MiB, type=c, bootable
+		size=${PI_BOOT_MB}MiB, type=c
+		type=5
 		size=${ROOT_MB}MiB, type=83
 		size=${DATA_MB}MiB, type=83
 	TABLE
-	dd if="$WORK/esp.img" of="$img" bs=1M seek=1 conv=notrunc,sparse status=none
-	dd if="$WORK/root.img" of="$img" bs=1M seek=$((1 + ESP_MB)) conv=notrunc,sparse status=none
-	dd if="$WORK/data.img" of="$img" bs=1M seek=$((1 + ESP_MB + ROOT_MB)) conv=notrunc,sparse status=none
+	local part start
+	for part in 1:bootctl 2:boot-a 3:boot-b 5:root 6:data; do
+		start=$(sfdisk --json "$img" | "$PYTHON" -c 'import json, sys
+n = int(sys.argv[1])
+print(next(p["start"] for p in json.load(sys.stdin)["partitiontable"]["partitions"] if p["node"].endswith(str(n))))' \
+			"${part%%:*}")
+		dd if="$WORK/${part#*:}.img" of="$img" bs=512 seek="$start" conv=notrunc,sparse status=none
+	done
 }
 
 # What the unit never reads goes: documentation (the packages' copyright files stay), manual pages,
@@ -383,6 +409,13 @@ filesystems() {
 	# RAUC's config, boot backend and units (rauc/, docs/updates.md); the CEC's update CA as its keyring:
 	# an image built without POLLBOX_UPDATE_KEYRING takes no update
 	cp -a "$HERE/rauc/." "$WORK/root/"
+	if [ "$ARCH" = arm64 ]; then
+		# the Pi's own: its system.conf (slots by partition UUID, each root with its boot partition), the tryboot
+		# backend and its units, and the first boot's root slot B (pi/rootfs/)
+		cp -a "$HERE/pi/rauc/." "$HERE/pi/rootfs/." "$WORK/root/"
+		sed -i "s/@DISKID@/$PI_DISK_ID/g" "$WORK/root/etc/rauc/system.conf" \
+			"$WORK/root/usr/lib/pollbox/rauc-bootloader-tryboot" "$WORK/root/usr/local/sbin/pollbox-root-b"
+	fi
 	sed -i "s/@COMPATIBLE@/$compatible/" "$WORK/root/etc/rauc/system.conf"
 	if [ -n "${POLLBOX_UPDATE_KEYRING:-}" ]; then
 		install -m 0644 "$POLLBOX_UPDATE_KEYRING" "$WORK/root/etc/rauc/keyring.pem"
@@ -455,8 +488,12 @@ main() {
 		amd64) BOOT_STEP=esp DISK_STEP=disk ;;
 		arm64)
 			# the Pi's image is downloaded and flashed by technicians: within its 2 GB budget, the data partition
-			# ships smaller (an SD card is never smaller than 8 GB, into which it grows on the first boot)
-			DATA_MB=128
+			# ships smaller (an SD card is never smaller than 8 GB, into which it grows on the first boot), the
+			# boot partitions hold the Pi 4's firmware files only, and root slot B is made at the first boot
+			DATA_MB=64
+			PI_CONTROL_MB=4  # the boot control partition: autoboot.txt only (FAT16)
+			PI_BOOT_MB=96  # each slot's boot partition: about 69 MB of firmware, kernel and initramfs
+			PI_DISK_ID=9011b0c5  # the MBR's disk identifier: the partitions' UUIDs are 9011b0c5-NN
 			# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
 			# is handed to mmdebstrap as a sources line that names both components
 			MIRROR="deb $MIRROR $SUITE main non-free-firmware"
