@@ -13,8 +13,12 @@ onto the stick; at the next boot ``pollbox-enrollment.service`` takes it and the
 enrolled by the CEC, and the appliance's journal records ``device_key_enrolled`` once. From there:
 
 - the stick pulled out and plugged in again (QMP) while the unit runs, its certificate file removed from the
-  card meanwhile: the udev rule starts ``pollbox-enrollment.service``, which takes the certificate again, and
-  the running appliance shows the key enrolled without a restart; the journal still holds one
+  card meanwhile: first with the udev rule masked for that boot (an empty file bound over it), when the stick's
+  device carries no ``SYSTEMD_WANTS`` for the step, systemd queues no job and the step does not run; then with
+  the rule, when it starts ``pollbox-enrollment.service``: once with the stick's mount made to fail (its mount
+  point taken by a file), a failed take that the running appliance journals (``device_key_enrollment_failed``,
+  with mount's reason) and shows as not valid; then as it is, when the step takes the certificate again and the
+  running appliance shows the key enrolled without a restart; the journal still holds one
   ``device_key_enrolled`` (the same certificate);
 
 - every record the unit signs over a short day (open, three voters, close) is taken off the unit and
@@ -98,6 +102,14 @@ print(json.dumps([[k, json.loads(b)] for k, b in
 """Run as root by the guest's python3: the journal's enrollment events (kind, body)."""
 STICK_GONE = 120.0
 """Seconds the guest has to drop the stick's device after QEMU unplugs it."""
+ENROLLMENT_RULE = "/etc/udev/rules.d/61-pollbox-enrollment.rules"
+"""The image's udev rule that starts pollbox-enrollment.service when the technician's stick is plugged in."""
+ENROLLMENT_MOUNT = "/run/pollbox-enrollment"
+"""Where the image's pollbox-enrollment mounts the stick."""
+NO_RULE = "/run/udev/rules.d/61-pollbox-enrollment.rules"
+"""An empty file the plug-in test binds over that rule for one boot. Alone it would not mask the rule (of two
+files of one name, udev takes the one in /etc), but making and removing it changes the time of a rules folder,
+which is what makes udev read its rules again (the bound file leaves /etc's folder as it was)."""
 CLEAR_TPM = """from tpm2_pytss import ESAPI
 from tpm2_pytss.constants import ESYS_TR
 tpm = ESAPI("device:/dev/tpmrm0")
@@ -214,17 +226,24 @@ class WritableStickMachine(VirtualMachine):
                 else arg + ",id=stickdev" if arg.startswith("usb-storage,drive=stick,") else arg
                 for arg in super().unit_devices()]
 
+    plugs = 0
+    """How often the stick was plugged in again (each time as a new drive and device, named by this count)."""
+
     def replug_stick(self, guest: Guest) -> None:
         """Pull the stick out (QMP ``device_del``), wait until the guest has dropped it, plug it in again."""
-        self.qmp("device_del", id="stickdev")
+        suffix = str(self.plugs + 1) if self.plugs else ""
+        drive, device = f"stick{suffix}", f"stickdev{suffix}"
+        self.plugs += 1
+        self.qmp("device_del", id=device)
         wait_for(lambda: guest.run("test -e /dev/disk/by-label/POLLBOXUSB")[0] != 0, "the stick gone in the guest",
                  STICK_GONE)
-        wait_for(lambda: "stick" not in [b["device"] for b in self.qmp("query-block")], "QEMU's stick drive gone "
+        wait_for(lambda: drive not in [b["device"] for b in self.qmp("query-block")], "QEMU's stick drive gone "
                  "(it holds the image's write lock)", STICK_GONE)
-        said = self.qmp("human-monitor-command", **{"command-line": f"drive_add 0 if=none,id=stick2,format=raw,"
-                                                                    f"file={self.stick}"})
+        again = self.plugs + 1
+        said = self.qmp("human-monitor-command", **{"command-line": f"drive_add 0 if=none,id=stick{again},"
+                                                                    f"format=raw,file={self.stick}"})
         assert "OK" in str(said) or not str(said).strip(), f"drive_add: {said}"  # HMP answers errors as text
-        self.qmp("device_add", driver="usb-storage", drive="stick2", id="stickdev2", removable=True)
+        self.qmp("device_add", driver="usb-storage", drive=f"stick{again}", id=f"stickdev{again}", removable=True)
 
 
 def make_unit(workdir: Path, image: Path, stick: Path, station: Path) -> TpmUnit:
@@ -409,6 +428,20 @@ def test_the_first_boot_makes_the_key_and_the_next_boot_takes_the_cec_s_certific
     assert kind == "device_key_enrolled" and body["key_id"] == request["key_id"] and body["store"] == "tpm", body
 
 
+def enrollment_invocation(guest: Guest) -> str:
+    """The id of pollbox-enrollment.service's last start (systemd gives each start a new one)."""
+    return guest.check("systemctl show -p InvocationID --value pollbox-enrollment.service").strip()
+
+
+def stick_plugged_in(guest: Guest) -> str:
+    """Once udev has handled the plugged stick and systemd holds its device unit (at which moment systemd queues
+    whatever the device's ``SYSTEMD_WANTS`` names): the device's udev properties."""
+    wait_for(lambda: guest.run('udevadm settle && systemctl is-active --quiet '
+                               '"$(systemd-escape -p --suffix=device /dev/disk/by-label/POLLBOXUSB)"')[0] == 0,
+             "the plugged stick's device unit active", STICK_GONE)
+    return guest.check("udevadm info --query=property --name=/dev/disk/by-label/POLLBOXUSB")
+
+
 def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dict[str, object]) -> None:
     unit: TpmUnit = rig["unit"]  # type: ignore[assignment]
     guest = unit.ensure_booted()
@@ -416,6 +449,38 @@ def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dic
     guest.check(f"rm {DATA}/enrollment.json")  # as if the certificate had not been taken at boot
     key_becomes(unit, "requested")
     assert isinstance(unit.vm, WritableStickMachine)
+    # Without the udev rule the stick plugged in starts nothing. The root is read-only, so the rule is masked
+    # for this boot by an empty file bound over it, and udev reads its rules again.
+    before = enrollment_invocation(guest)
+    guest.check(f"mkdir -p /run/udev/rules.d && : > {NO_RULE} && mount --bind {NO_RULE} {ENROLLMENT_RULE}"
+                f" && test ! -s {ENROLLMENT_RULE} && udevadm control --reload")
+    try:
+        unit.vm.replug_stick(guest)
+        seen = stick_plugged_in(guest)
+        assert "ID_FS_LABEL=POLLBOXUSB" in seen and "pollbox-enrollment.service" not in seen, seen
+        jobs = guest.check("systemctl list-jobs --no-legend")
+        assert "pollbox-enrollment" not in jobs, jobs
+        assert enrollment_invocation(guest) == before, "the enrollment step ran without the udev rule"
+        status = unit.vm.status()
+        assert status is not None and dict(status["key"])["enrollment"] == "requested", status
+    finally:
+        guest.check(f"umount {ENROLLMENT_RULE} && rm {NO_RULE} && test -s {ENROLLMENT_RULE}"
+                    " && udevadm control --reload")
+    # With the rule the stick plugged in starts the step. First its mount fails (the mount point is taken by a
+    # file): a failed take, which the running appliance journals with mount's reason and shows as not valid.
+    guest.check(f"rmdir {ENROLLMENT_MOUNT} 2>/dev/null; : > {ENROLLMENT_MOUNT}")
+    try:
+        unit.vm.replug_stick(guest)
+        seen = stick_plugged_in(guest)
+        assert "SYSTEMD_WANTS=pollbox-enrollment.service" in seen, seen
+        failed = key_becomes(unit, "invalid")
+        assert "could not be mounted" in str(failed["problem"]), failed
+        assert enrollment_invocation(guest) != before
+    finally:
+        guest.check(f"rm -f {ENROLLMENT_MOUNT}")
+    [kind, body] = enrollment_events(guest)[-1]
+    assert kind == "device_key_enrollment_failed" and isinstance(body, dict) and "could not be mounted" in body["reason"], body
+    # Then the same stick plugged in again: the step takes the certificate.
     unit.vm.replug_stick(guest)
     key = key_becomes(unit, "enrolled")  # no restart of the appliance
     assert key["id"] == unit.facts["request"]["key_id"], key  # type: ignore[index]
@@ -423,7 +488,7 @@ def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dic
     assert said.count("enrolled by the CEC") >= 2, said[-3000:]  # at boot, and at the insertion
     assert guest.check(f"stat -c %U {DATA}/enrollment.json").strip() == "pollbox"
     kinds = [kind for kind, _ in enrollment_events(guest)]
-    assert kinds == ["device_key_enrolled"], kinds  # the same certificate: journaled once
+    assert kinds == ["device_key_enrolled", "device_key_enrollment_failed"], kinds  # the same certificate: once
 
 
 def test_the_key_is_made_in_the_tpm_and_signs_every_record(rig: dict[str, object]) -> None:
