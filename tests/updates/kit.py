@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.bundle import make_bundle, write_system_conf
+from provisioning.bundle import PI_BOOT_FILES, make_bundle, write_system_conf
 
-NEEDED = {"rauc": "rauc", "mksquashfs": "squashfs-tools", "mke2fs": "e2fsprogs", "openssl": "openssl"}
+NEEDED = {"rauc": "rauc", "mksquashfs": "squashfs-tools", "mke2fs": "e2fsprogs", "openssl": "openssl",
+          "mkfs.vfat": "dosfstools", "mcopy": "mtools"}
 
 
 def _missing() -> list[str]:
@@ -70,12 +71,26 @@ class UpdateKit:
         assert done.returncode == 0, done.stderr
         return image
 
+    def boot_fs(self, name: str = "boot.vfat", files: tuple[str, ...] = PI_BOOT_FILES) -> Path:
+        """A small FAT image holding ``files`` (by default what a Pi bundle's boot partition must hold)."""
+        image = self.folder / name
+        image.unlink(missing_ok=True)
+        env = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
+        subprocess.run(["mkfs.vfat", "-C", "-n", "BOOT-A", str(image), "2048"], capture_output=True, check=True, env=env)
+        for file in files:
+            (self.folder / file).write_bytes(os.urandom(2000))
+            subprocess.run(["mcopy", "-i", str(image), str(self.folder / file), f"::/{file}"], capture_output=True,
+                           check=True, env=env)
+        return image
+
     def bundle(self, name: str, *, compatible: str = "pollbox-amd64", version: str = "0.2.0",
                impostor: bool = False) -> Path:
         cert, key = self.impostor if impostor else self.signer
         out = self.folder / f"{name}.raucb"
+        # a Pi bundle carries the Pi's boot partition beside the root
+        boot = self.boot_fs(f"{name}.vfat") if compatible == "pollbox-rpi" else None
         make_bundle(root=self.root_fs(f"{name}.ext4"), compatible=compatible, version=version, cert=cert, key=key,
-                    out=out, keyring=None if impostor else self.ca, work=self.folder / f"{name}.work")
+                    out=out, keyring=None if impostor else self.ca, work=self.folder / f"{name}.work", boot=boot)
         return out
 
 
