@@ -147,7 +147,7 @@ class TrybootRig(VirtualMachine):
         """The firmware's part: autoboot.txt's partition for this power-on, and its kernel, initramfs, cmdline."""
         tryboot = bool(self.consoles) and TRYBOOT_LINE in self.consoles[-1]
         autoboot = self.read_partition("1", "autoboot.txt", self.workdir / "autoboot.txt").read_text()
-        section, chosen = "", {}
+        section, chosen = "", dict[str, str]()
         for line in autoboot.splitlines():
             if line.startswith("["):
                 section = line
