@@ -106,10 +106,14 @@ ENROLLMENT_RULE = "/etc/udev/rules.d/61-pollbox-enrollment.rules"
 """The image's udev rule that starts pollbox-enrollment.service when the technician's stick is plugged in."""
 ENROLLMENT_MOUNT = "/run/pollbox-enrollment"
 """Where the image's pollbox-enrollment mounts the stick."""
-NO_RULE = "/run/udev/rules.d/61-pollbox-enrollment.rules"
-"""An empty file the plug-in test binds over that rule for one boot. Alone it would not mask the rule (of two
-files of one name, udev takes the one in /etc), but making and removing it changes the time of a rules folder,
-which is what makes udev read its rules again (the bound file leaves /etc's folder as it was)."""
+NO_RULE = "/run/pollbox-test-no-enrollment-rule"
+"""An empty file the plug-in test binds over that rule for one boot (a same-named file in /run/udev/rules.d would
+not mask it: of two files of one name, udev takes the one in /etc)."""
+RESTART_UDEV = "systemctl restart systemd-udevd.service"
+"""udev runs in a mount namespace of its own (the unit's PrivateMounts): restarted, it sees the rule's file as
+bound or unbound now, and reads its rules afresh."""
+UDEV_SEES = 'nsenter -t "$(systemctl show -p MainPID --value systemd-udevd.service)" -m cat ' + ENROLLMENT_RULE
+"""The rule's file as udev itself sees it."""
 CLEAR_TPM = """from tpm2_pytss import ESAPI
 from tpm2_pytss.constants import ESYS_TR
 tpm = ESAPI("device:/dev/tpmrm0")
@@ -452,8 +456,8 @@ def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dic
     # Without the udev rule the stick plugged in starts nothing. The root is read-only, so the rule is masked
     # for this boot by an empty file bound over it, and udev reads its rules again.
     before = enrollment_invocation(guest)
-    guest.check(f"mkdir -p /run/udev/rules.d && : > {NO_RULE} && mount --bind {NO_RULE} {ENROLLMENT_RULE}"
-                f" && test ! -s {ENROLLMENT_RULE} && udevadm control --reload")
+    guest.check(f": > {NO_RULE} && mount --bind {NO_RULE} {ENROLLMENT_RULE} && {RESTART_UDEV}", timeout=120)
+    assert guest.check(UDEV_SEES) == "", "udev still sees the rule"
     try:
         unit.vm.replug_stick(guest)
         seen = stick_plugged_in(guest)
@@ -464,8 +468,8 @@ def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dic
         status = unit.vm.status()
         assert status is not None and dict(status["key"])["enrollment"] == "requested", status
     finally:
-        guest.check(f"umount {ENROLLMENT_RULE} && rm {NO_RULE} && test -s {ENROLLMENT_RULE}"
-                    " && udevadm control --reload")
+        guest.check(f"umount {ENROLLMENT_RULE} && rm {NO_RULE} && {RESTART_UDEV}", timeout=120)
+    assert "pollbox-enrollment.service" in guest.check(UDEV_SEES), "udev does not see the rule again"
     # With the rule the stick plugged in starts the step. First its mount fails (the mount point is taken by a
     # file): a failed take, which the running appliance journals with mount's reason and shows as not valid.
     guest.check(f"rmdir {ENROLLMENT_MOUNT} 2>/dev/null; : > {ENROLLMENT_MOUNT}")
