@@ -125,3 +125,25 @@ def test_an_amd64_image_is_not_taken_for_a_pi_bundle(kit: UpdateKit, tmp_path: P
     assert main(["--image", str(disk), "--compatible", "pollbox-rpi", "--version", "1", "--cert", str(cert),
                  "--key", str(key), "--keyring", str(kit.ca), "--out", str(tmp_path / "x.raucb")]) == 2
     assert not (tmp_path / "x.raucb").exists()
+
+
+@pytest.mark.parametrize(("booted", "slot"), [("A", "slot.rootfs.0"), ("B", "slot.rootfs.1")])
+def test_the_slot_as_flashed_is_named_from_the_pis_config(tmp_path: Path, booted: str, slot: str) -> None:
+    """``rauc-slot-status`` (shared with amd64) finds the booted root among the Pi's slots, its boot slots
+    beside them, and records it under the Pi's compatible."""
+    from tests.updates.test_slot_status import SLOT_BYTES, Unit
+
+    unit = Unit(tmp_path, booted=booted)
+    unit.slots["B"].write_bytes(SLOT_BYTES)
+    conf = (RECIPE / "pi/rauc/etc/rauc/system.conf").read_text().replace("@COMPATIBLE@", "pollbox-rpi")
+    conf = conf.replace("statusfile=/var/lib/pollbox/rauc.status", f"statusfile={unit.status}")
+    for number, device in (("05", unit.slots["A"]), ("07", unit.slots["B"]), ("02", tmp_path / "boot-a"),
+                           ("03", tmp_path / "boot-b")):
+        conf = conf.replace(f"/dev/disk/by-partuuid/@DISKID@-{number}", str(device))
+    unit.conf.write_text(conf)
+    done = unit.run()
+    assert done.returncode == 0, done.stderr
+    recorded = unit.recorded()
+    assert recorded.sections() == [slot]
+    assert recorded[slot]["bundle.compatible"] == "pollbox-rpi"
+    assert recorded[slot]["sha256"] == hashlib.sha256(SLOT_BYTES).hexdigest()
