@@ -13,8 +13,9 @@ onto the stick; at the next boot ``pollbox-enrollment.service`` takes it and the
 enrolled by the CEC, and the appliance's journal records ``device_key_enrolled`` once. From there:
 
 - the stick pulled out and plugged in again (QMP) while the unit runs, its certificate file removed from the
-  card meanwhile: first with the udev rule masked for that boot (an empty file bound over it), when the stick's
-  device carries no ``SYSTEMD_WANTS`` for the step, systemd queues no job and the step does not run; then with
+  card meanwhile: first with the udev rule masked for that boot (an empty file bound over it, udev restarted),
+  when systemd queues no job for the step and it does not run (and ``udevadm test`` shows the rules give the
+  stick no ``SYSTEMD_WANTS`` for it, which they give with the rule back); then with
   the rule, when it starts ``pollbox-enrollment.service``: once with the stick's mount made to fail (its mount
   point taken by a file), a failed take that the running appliance journals (``device_key_enrollment_failed``,
   with mount's reason) and shows as not valid; then as it is, when the step takes the certificate again and the
@@ -437,13 +438,19 @@ def enrollment_invocation(guest: Guest) -> str:
     return guest.check("systemctl show -p InvocationID --value pollbox-enrollment.service").strip()
 
 
-def stick_plugged_in(guest: Guest) -> str:
-    """Once udev has handled the plugged stick and systemd holds its device unit (at which moment systemd queues
-    whatever the device's ``SYSTEMD_WANTS`` names): the device's udev properties."""
+def stick_plugged_in(guest: Guest) -> None:
+    """Until udev has handled the plugged stick and systemd holds its device unit (at which moment systemd queues
+    whatever the device's ``SYSTEMD_WANTS`` names)."""
     wait_for(lambda: guest.run('udevadm settle && systemctl is-active --quiet '
                                '"$(systemd-escape -p --suffix=device /dev/disk/by-label/POLLBOXUSB)"')[0] == 0,
              "the plugged stick's device unit active", STICK_GONE)
-    return guest.check("udevadm info --query=property --name=/dev/disk/by-label/POLLBOXUSB")
+
+
+def rules_for_the_stick(guest: Guest) -> str:
+    """What udev's rules, as they are now, give the stick's device for an ``add`` (``udevadm test``: the rules are
+    run, nothing is done)."""
+    return guest.check('udevadm test --action=add "/sys$(udevadm info -q path -n /dev/disk/by-label/POLLBOXUSB)"'
+                       " 2>&1", timeout=120)
 
 
 def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dict[str, object]) -> None:
@@ -460,23 +467,24 @@ def test_a_stick_plugged_into_the_running_unit_gives_it_its_certificate(rig: dic
     assert guest.check(UDEV_SEES) == "", "udev still sees the rule"
     try:
         unit.vm.replug_stick(guest)
-        seen = stick_plugged_in(guest)
-        assert "ID_FS_LABEL=POLLBOXUSB" in seen and "pollbox-enrollment.service" not in seen, seen
+        stick_plugged_in(guest)
         jobs = guest.check("systemctl list-jobs --no-legend")
         assert "pollbox-enrollment" not in jobs, jobs
         assert enrollment_invocation(guest) == before, "the enrollment step ran without the udev rule"
         status = unit.vm.status()
         assert status is not None and dict(status["key"])["enrollment"] == "requested", status
+        masked = rules_for_the_stick(guest)
+        assert "ID_FS_LABEL=POLLBOXUSB" in masked and "SYSTEMD_WANTS=pollbox-enrollment.service" not in masked, \
+            masked[-3000:]
     finally:
         guest.check(f"umount {ENROLLMENT_RULE} && rm {NO_RULE} && {RESTART_UDEV}", timeout=120)
     assert "pollbox-enrollment.service" in guest.check(UDEV_SEES), "udev does not see the rule again"
+    assert "SYSTEMD_WANTS=pollbox-enrollment.service" in rules_for_the_stick(guest)
     # With the rule the stick plugged in starts the step. First its mount fails (the mount point is taken by a
     # file): a failed take, which the running appliance journals with mount's reason and shows as not valid.
     guest.check(f"rmdir {ENROLLMENT_MOUNT} 2>/dev/null; : > {ENROLLMENT_MOUNT}")
     try:
         unit.vm.replug_stick(guest)
-        seen = stick_plugged_in(guest)
-        assert "SYSTEMD_WANTS=pollbox-enrollment.service" in seen, seen
         failed = key_becomes(unit, "invalid")
         assert "could not be mounted" in str(failed["problem"]), failed
         assert enrollment_invocation(guest) != before
