@@ -48,7 +48,24 @@ IMAGE_TEST_TIMEOUT = 2400
 under software emulation; a hang still fails instead of stalling the run."""
 POLL_EVERY = 0.25
 """How often a waited-for condition is looked at again."""
+HANG_SAMPLES = 4
+"""Looks at the CPUs of a machine that does not boot (``VirtualMachine.hang_report``)."""
+HANG_SAMPLE_GAP = 1.0
+"""Seconds between those looks: a loop shows itself as the same few addresses."""
+MIB = 1 << 20
+MEMORY = 1536 * MIB
+"""The unit's RAM (amd64)."""
+FIRMWARE_RAM = ((0x800000, 0xE00000), (MEMORY - 64 * MIB, 64 * MIB))
+"""(start, length) of the RAM the amd64 firmware (OVMF) writes first at every boot, cleared at each reset
+under emulation (``VirtualMachine.firmware_ram_loaders``): its early work areas, the SEC/PEI stack and
+the decompressed PEI and DXE volumes (8 to 22 MiB), and the top 64 MiB, where PEI places its permanent
+memory and DXE loads its core and drivers."""
 T = TypeVar("T")
+
+
+def tail(text: str, lines: int) -> str:
+    """The last ``lines`` lines of ``text``."""
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def test_image_settings() -> dict[str, str]:
@@ -268,6 +285,9 @@ class VirtualMachine:
         self.disk = workdir / "disk.qcow2"
         self.vars = workdir / "OVMF_VARS.fd"
         self.serial = workdir / "serial.log"
+        self.debugcon = workdir / "debugcon.log"
+        """OVMF's debug console (the ISA debug port 0x402), amd64 only: where a firmware that never reaches
+        the serial console still says how far it came."""
         self.stick = stick
         self.port = free_port()
         self.ssh_port = free_port()
@@ -279,6 +299,9 @@ class VirtualMachine:
         self.ready_after: list[float] = []
         """Seconds from power-on to systemd's "Started pollbox.service" (after READY=1), per boot."""
         self.process: subprocess.Popen[bytes] | None = None
+        self.clear_firmware_ram = True
+        """Under emulation, whether each reset clears ``FIRMWARE_RAM`` (``firmware_ram_loaders``); off
+        only to measure what that changes (``tests.image.reset_loop --keep-ram``)."""
         self.extra: list[str] = []
         """More QEMU arguments, appended to ``command()`` (test rigs add devices such as serial lines)."""
         # The unit's own copy of the image: a rebuild meanwhile must not change the disk under a reboot.
@@ -293,15 +316,38 @@ class VirtualMachine:
         return [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if self.accel == "kvm" else "tcg,thread=multi",
             # every CPU feature QEMU can emulate: Chromium needs more than the default qemu64 model has
-            "-cpu", "host" if self.accel == "kvm" else "max", "-m", "1536", "-smp", "2",
+            "-cpu", "host" if self.accel == "kvm" else "max", "-m", str(MEMORY // MIB), "-smp", "2",
             # virtio-gpu: the kiosk's compositor (wlroots) needs a DRM device that imports PRIME buffers,
             # which the std VGA's bochs driver does not
             "-nodefaults", "-display", "none", "-vga", "virtio",
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={self.vars}",
             "-drive", f"if=virtio,format=qcow2,file={self.disk}",
+            "-debugcon", f"file:{self.debugcon}", "-global", "isa-debugcon.iobase=0x402",
+            *(self.firmware_ram_loaders() if self.accel == "tcg" and self.clear_firmware_ram else []),
             *self.unit_devices(),
         ]
+
+    def firmware_ram_loaders(self) -> list[str]:
+        """QEMU arguments that write zeros over ``FIRMWARE_RAM`` at every power-on and reset (QEMU's
+        generic loader: its data is written again at each reset, before the firmware runs).
+
+        Why, under emulation only: QEMU 7.2's software emulation keeps the code it translated for the
+        previous boot across ``system_reset``. The next boot's firmware then writes over RAM where that
+        code ran, and each such store takes the emulator's slow path for modified code, once per store
+        (a walk of that page's translations): OVMF's decompression of its DXE volume, sampled on a
+        machine that showed nothing for minutes, advanced about 350 bytes a second. A write by the
+        loader at the reset drops those translations a page at a time, so the firmware runs at its
+        cold-start speed. What the guest sees: the regions the firmware overwrites first hold zeros, as
+        at power-on; the rest of RAM keeps the previous boot's content, as in any warm reset
+        (docs/image.md, "Resets under emulation")."""
+        args: list[str] = []
+        for number, (start, length) in enumerate(FIRMWARE_RAM):
+            zeros = self.workdir / f"firmware-ram-{number}.zero"
+            with zeros.open("wb") as out:
+                out.truncate(length)
+            args += ["-device", f"loader,file={zeros},addr={start:#x},force-raw=on"]
+        return args
 
     def unit_devices(self) -> list[str]:
         """What every unit has whatever its machine (amd64 here, arm64 in ``test_arm64``): the serial
@@ -324,6 +370,7 @@ class VirtualMachine:
     def start(self) -> None:
         """Power on; the serial console of this boot starts an empty file."""
         self.serial.write_bytes(b"")
+        self.debugcon.write_bytes(b"")
         self.started_at = time.monotonic()
         with (self.workdir / "qemu.log").open("ab") as log:
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -343,6 +390,7 @@ class VirtualMachine:
         new boot (the file is emptied; QEMU goes on writing at its offset, after a hole of NULs)."""
         self.qmp("system_reset")
         self.serial.write_bytes(b"")
+        self.debugcon.write_bytes(b"")
         self.started_at = time.monotonic()
         self.boots += 1
 
@@ -355,6 +403,45 @@ class VirtualMachine:
         """This boot's serial console, without colours."""
         # (without the NULs a console file emptied under a running QEMU starts with: ``reset``)
         return re.sub(r"\x1b\[[0-9;]*m", "", self.serial.read_text(errors="replace")).replace("\x00", "")
+
+    def debug_console(self) -> str:
+        """This boot's firmware debug console (empty where the firmware writes nothing there)."""
+        if not self.debugcon.exists():
+            return ""
+        return self.debugcon.read_text(errors="replace").replace("\x00", "")
+
+    def hang_report(self, samples: int = HANG_SAMPLES) -> str:
+        """Where a machine that does not boot is: ``samples`` looks, ``HANG_SAMPLE_GAP`` apart, at each
+        CPU's state (QEMU's monitor: ``info cpus``, the registers, the instructions at its program
+        counter), then the tail of the firmware's debug console and of the serial console."""
+        parts: list[str] = []
+        for sample in range(1, samples + 1):
+            try:
+                parts.append(f"-- sample {sample}: info cpus\n{self.monitor('info cpus')}"
+                             f"-- info jit (translated code: counts of blocks, invalidations, flushes)\n"
+                             f"{self.monitor('info jit')}")
+                for cpu in range(self.cpus()):
+                    parts.append(f"-- sample {sample}, cpu {cpu}\n{self.monitor('info registers', cpu)}"
+                                 f"{self.monitor('x/8i $pc', cpu)}")
+            except (AssertionError, OSError, ValueError) as exc:
+                parts.append(f"-- sample {sample}: the monitor did not answer: {exc}")
+                break
+            if sample < samples:
+                time.sleep(HANG_SAMPLE_GAP)
+        parts.append(f"-- the firmware's debug console, last lines:\n{tail(self.debug_console(), 40)}")
+        parts.append(f"-- the serial console, last lines:\n{tail(self.console(), 20)}")
+        return "\n".join(parts)
+
+    def cpus(self) -> int:
+        command = self.command()
+        return int(command[command.index("-smp") + 1].split(",")[0]) if "-smp" in command else 1
+
+    def monitor(self, line: str, cpu: int | None = None) -> str:
+        """One command of QEMU's human monitor (through QMP), on CPU ``cpu`` where given; its text."""
+        arguments: dict[str, Any] = {"command-line": line}
+        if cpu is not None:
+            arguments["cpu-index"] = cpu
+        return str(self.qmp("human-monitor-command", **arguments))
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -381,8 +468,13 @@ class VirtualMachine:
                 self.ready_after.append(round(time.monotonic() - self.started_at, 1))
                 (self.workdir / "boot-times.json").write_text(json.dumps(self.ready_after))
             return self.status()
-        return wait_for(ready, f"boot {self.boots}: pollbox.service started and the screen answering",
-                        BOOT_DEADLINE[self.accel])
+        try:
+            return wait_for(ready, f"boot {self.boots}: pollbox.service started and the screen answering",
+                            BOOT_DEADLINE[self.accel])
+        except AssertionError as exc:
+            if not self.running():
+                raise
+            raise AssertionError(f"{exc}\nwhere the machine is:\n{self.hang_report()}") from None
 
     def qmp(self, command: str, **arguments: Any) -> Any:
         """Run one QMP command on this machine's monitor socket; its ``return`` value."""
