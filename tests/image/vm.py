@@ -31,6 +31,8 @@ from device.demo import ELECTION, make_demo_station
 from device.package import sign_package
 from protocol.keys import public_b64
 
+from ..process_station import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "provisioning" / "image" / "debian" / "build.sh"
 IMAGE_DIR = REPO / "build" / "image"
@@ -220,12 +222,6 @@ def accelerator() -> str:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK) or Path("/sys/module/kvm_pvm").exists():
         return "tcg"
     return "kvm"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 STICK_FILES = ("station.toml", "station-package.json", "data/device.key", "data/device.pub", "data/list.key",
