@@ -30,8 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from device.demo import ELECTION, make_demo_station
 from device.package import sign_package
 from protocol.keys import public_b64
-
-from ..process_station import free_port
+from tests.process_station import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "provisioning" / "image" / "debian" / "build.sh"
@@ -59,7 +58,7 @@ MEMORY = 1536 * MIB
 """The unit's RAM (amd64)."""
 FIRMWARE_RAM = ((0x800000, 0xE00000), (MEMORY - 64 * MIB, 64 * MIB))
 """(start, length) of the RAM the amd64 firmware (OVMF) writes first at every boot, cleared at each reset
-under emulation (``VirtualMachine.firmware_ram_loaders``): its early work areas, the SEC/PEI stack and
+under emulation (``firmware_ram_loaders``): its early work areas, the SEC/PEI stack and
 the decompressed PEI and DXE volumes (8 to 22 MiB), and the top 64 MiB, where PEI places its permanent
 memory and DXE loads its core and drivers."""
 T = TypeVar("T")
@@ -269,6 +268,29 @@ def make_stick(workdir: Path, voters: int = 50) -> tuple[Path, Path]:
     return write_stick(workdir / "stick.img", station), station
 
 
+def firmware_ram_loaders(folder: Path) -> list[str]:
+    """QEMU arguments that write zeros over ``FIRMWARE_RAM`` at every power-on and reset (QEMU's
+    generic loader, whose data is written again at each reset before the firmware runs; the files
+    of zeros are made in ``folder``).
+
+    Why, under emulation only: QEMU 7.2's software emulation keeps the code it translated for the
+    previous boot across ``system_reset``. The next boot's firmware then writes over RAM where that
+    code ran, and each store to a page still holding such code takes the emulator's slow path for
+    modified code: OVMF's decompression of its DXE volume, sampled on a
+    machine that showed nothing for minutes, advanced about 350 bytes a second. A write by the
+    loader at the reset drops those translations a page at a time, so the firmware runs at its
+    cold-start speed. What the guest sees: the regions the firmware overwrites first hold zeros, as
+    at power-on; the rest of RAM keeps the previous boot's content, as in any warm reset
+    (docs/image.md, "Resets under emulation")."""
+    args: list[str] = []
+    for number, (start, length) in enumerate(FIRMWARE_RAM):
+        zeros = folder / f"firmware-ram-{number}.zero"
+        with zeros.open("wb") as out:
+            out.truncate(length)
+        args += ["-device", f"loader,file={zeros},addr={start:#x},force-raw=on"]
+    return args
+
+
 class VirtualMachine:
     """One pollbox unit: its own disk overlay and firmware variables, started and killed at will.
 
@@ -320,30 +342,9 @@ class VirtualMachine:
             "-drive", f"if=pflash,format=raw,file={self.vars}",
             "-drive", f"if=virtio,format=qcow2,file={self.disk}",
             "-debugcon", f"file:{self.debugcon}", "-global", "isa-debugcon.iobase=0x402",
-            *(self.firmware_ram_loaders() if self.accel == "tcg" and self.clear_firmware_ram else []),
+            *(firmware_ram_loaders(self.workdir) if self.accel == "tcg" and self.clear_firmware_ram else []),
             *self.unit_devices(),
         ]
-
-    def firmware_ram_loaders(self) -> list[str]:
-        """QEMU arguments that write zeros over ``FIRMWARE_RAM`` at every power-on and reset (QEMU's
-        generic loader: its data is written again at each reset, before the firmware runs).
-
-        Why, under emulation only: QEMU 7.2's software emulation keeps the code it translated for the
-        previous boot across ``system_reset``. The next boot's firmware then writes over RAM where that
-        code ran, and each such store takes the emulator's slow path for modified code, once per store
-        (a walk of that page's translations): OVMF's decompression of its DXE volume, sampled on a
-        machine that showed nothing for minutes, advanced about 350 bytes a second. A write by the
-        loader at the reset drops those translations a page at a time, so the firmware runs at its
-        cold-start speed. What the guest sees: the regions the firmware overwrites first hold zeros, as
-        at power-on; the rest of RAM keeps the previous boot's content, as in any warm reset
-        (docs/image.md, "Resets under emulation")."""
-        args: list[str] = []
-        for number, (start, length) in enumerate(FIRMWARE_RAM):
-            zeros = self.workdir / f"firmware-ram-{number}.zero"
-            with zeros.open("wb") as out:
-                out.truncate(length)
-            args += ["-device", f"loader,file={zeros},addr={start:#x},force-raw=on"]
-        return args
 
     def unit_devices(self) -> list[str]:
         """What every unit has whatever its machine (amd64 here, arm64 in ``test_arm64``): the serial
