@@ -227,17 +227,21 @@ build_wheels() {
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
 		--python-version "$PYTHON_VERSION" --implementation cp "${hardware[@]}"
 	# tpm2-pytss, the TPM-held record key ([key] store = "tpm"): it publishes no binary wheel, and Debian's
-	# python3-tpm2-pytss 1.2 does not load with cryptography >= 42. Built from its source against the
-	# build host's libtss2-dev (Debian bookworm's, the image's own libtss2 libraries), so only for the
-	# build host's architecture; an image of another architecture has no TPM key (docs/keys.md).
-	local tpm=()
-	if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
-		ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1 \
-			|| "$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "tpm2-pytss>=3.0"
-		"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
-			--platform "linux_$machine" --python-version "$PYTHON_VERSION" --implementation cp "$cache"/tpm2_pytss-*.whl
-		tpm=("tpm2-pytss>=3.0")
+	# python3-tpm2-pytss 1.2 does not load with cryptography >= 42. Built from its source against Debian
+	# bookworm's libtss2-dev (the image's own libtss2 libraries): on the build host for its own
+	# architecture, and for another (the Pi's arm64 on an amd64 host) in a throwaway Debian system of that
+	# architecture under qemu-user (tpm-wheel.sh). Kept in the wheel cache: built once per cache.
+	local tpm=("tpm2-pytss>=3.0")
+	if ! ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1; then
+		if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+			"$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "${tpm[@]}"
+		else  # without the cache's lock descriptor (7), as for bootstrap's mmdebstrap below
+			PYTHON="$PYTHON" TMPDIR="$WORK" "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$ARCH" "$SUITE" \
+				"$MIRROR" 7>&-
+		fi
 	fi
+	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
+		--platform "linux_$machine" --python-version "$PYTHON_VERSION" --implementation cp "$cache"/tpm2_pytss-*.whl
 	rm -f "$cache"/pollbox-*.whl
 	cp -n "$cache"/*.whl "$wheels"/
 	printf '%s\n' "${hardware[@]}" "${tpm[@]}" > "$wheels/hardware.txt"

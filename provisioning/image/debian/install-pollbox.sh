@@ -36,6 +36,9 @@ rm -rf "$ROOT/tmp/wheels"
 in_root /opt/pollbox/bin/pollbox --help >/dev/null
 # every hardware library loads, the native ones included (pyzbar.pyzbar loads Debian's libzbar0)
 in_root /opt/pollbox/bin/python -c 'import evdev, serial, cv2, numpy, PIL, zxingcpp, pyzbar.pyzbar'
+# and the TPM library (build.sh: on arm64 built by tpm-wheel.sh) through the appliance's TPM backend,
+# against the image's own libtss2 libraries: an image whose unit could not drive its TPM is not built
+in_root /opt/pollbox/bin/python -c 'import tpm2_pytss, device.hardware.tpm'
 install -D -m 0644 -o root -g root "$SETTINGS" "$ROOT/etc/pollbox/image.toml"
 # shellcheck disable=SC2016 # dpkg-query's own format fields
 in_root dpkg-query -W -f '${Package}\t${Version}\t${Architecture}\n' | sort > "$LIST.debian"

@@ -1,0 +1,51 @@
+#!/bin/bash
+# tpm2-pytss for an image whose architecture is not the build machine's (the Raspberry Pi's arm64 image
+# built on an amd64 machine). tpm2-pytss publishes no binary wheel, and Debian bookworm's
+# python3-tpm2-pytss (1.2) does not load next to the cryptography the appliance needs (42 or later), so
+# the wheel is compiled from its source, as on the build machine's own architecture, but inside a
+# throwaway Debian bookworm system of the image's architecture whose programs run through qemu-user
+# (binfmt_misc): its gcc, Python 3.11 and libtss2-dev are the same Debian packages as the image's.
+# Python packages are downloaded on the build machine (its pip, as for every other wheel), so the
+# throwaway system builds offline.
+#
+#   tpm-wheel.sh ARCH WHEEL-DIR DEBS-DIR SUITE MIRROR
+#
+# Puts tpm2_pytss-*.whl into WHEEL-DIR (build.sh keeps it in its wheel cache, so this runs once per
+# cache). DEBS-DIR is the Debian packages' download cache of that architecture, shared with the image.
+set -euo pipefail
+ARCH="$1" DEST="$2" DEBS="$3" SUITE="$4" MIRROR="$5"
+PYTHON="${PYTHON:-python3}"
+REQUIREMENT="tpm2-pytss>=3.0"
+# what tpm2-pytss's build needs (its pyproject.toml and setup.cfg), installed from wheels of ARCH
+BUILD_NEEDS=(setuptools "setuptools_scm[toml]>=3.4.3" wheel pycparser pkgconfig "cffi>=1.0.0" "cryptography>=47" packaging)
+case "$ARCH" in
+	arm64) machine=aarch64 ;;
+	amd64) machine=x86_64 ;;
+	*) echo "tpm-wheel.sh: no wheel platform known for $ARCH" >&2; exit 2 ;;
+esac
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/pollbox-tpm-wheel.XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$DEBS" "$WORK/src" "$WORK/out"
+"$PYTHON" -m pip download --quiet --no-deps --no-binary tpm2-pytss --dest "$WORK/src" "$REQUIREMENT"
+platforms=(--platform "manylinux2014_$machine")
+for glibc in $(seq 17 36); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
+"$PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --python-version 3.11 --implementation cp \
+	--dest "$WORK/src" "${BUILD_NEEDS[@]}"
+printf '%s\n' "${BUILD_NEEDS[@]}" > "$WORK/src/build-needs.txt"
+# shellcheck disable=SC2016 # $1 is mmdebstrap's: the new system's root, expanded by its hooks
+mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" --components=main \
+	--include=gcc,libc6-dev,pkg-config,python3-dev,python3-venv,libtss2-dev \
+	--setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+	--setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
+	--customize-hook="sync-out /var/cache/apt/archives $DEBS" \
+	--customize-hook='mkdir -p "$1"/tmp/src' \
+	--customize-hook="sync-in $WORK/src /tmp/src" \
+	--customize-hook='chroot "$1" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root sh -ec "
+		python3 -m venv /tmp/build
+		/tmp/build/bin/pip install --quiet --no-index --find-links /tmp/src -r /tmp/src/build-needs.txt
+		/tmp/build/bin/pip wheel --quiet --no-index --no-deps --no-build-isolation --wheel-dir /tmp/out /tmp/src/tpm2_pytss-*.tar.gz
+		/tmp/build/bin/pip install --quiet --no-index --no-deps /tmp/out/tpm2_pytss-*.whl
+		cd / && /tmp/build/bin/python -c \"from tpm2_pytss import ESAPI\""' \
+	--customize-hook="sync-out /tmp/out $WORK/out" \
+	"$SUITE" "$WORK/root" "$MIRROR" >/dev/null
+cp "$WORK"/out/tpm2_pytss-*.whl "$DEST"/
