@@ -32,9 +32,9 @@ from tests.keys.swtpm import SoftTpm
 
 from .vm import IMAGE_DIR, build_image, run
 
-ARM64_DIR = IMAGE_DIR / "arm64"
-"""Where the arm64 image tests build the image (``test_arm64`` builds into the same folder, so one build serves
-both)."""
+ARM64_DIR = IMAGE_DIR / "arm64-tpm"
+"""Where this test builds the arm64 image: a folder of its own, so that it never replaces the image another arm64
+test is booting (an image of the same key is copied from the build cache, not built again)."""
 ARM64_TPM_TIMEOUT = 3 * 3600
 """pytest-timeout: a cold arm64 build under emulation (about an hour on a busy host), with the TPM wheel."""
 IMAGE_PYTHON_WITHIN = 600
