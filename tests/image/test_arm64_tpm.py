@@ -48,7 +48,7 @@ from protocol.keys import public_b64
 signer = create_signer(Path(tempfile.mkdtemp()), "tpm", sys.argv[1])
 record = make_record(key=signer, station="KG-ARM64-TPM", seq=1, prev="0" * 64, at=time.time(),
                      type_="polls_opened", body={"note": "signed by the arm64 image's Python"})
-print(json.dumps({"module": tpm2_pytss.__file__, "public_key": public_b64(signer.public_key()), "line": record.line}))
+print(json.dumps({"module": tpm2_pytss.__file__, "public_key": public_b64(signer.public_key()), "line": record.line()}))
 signer.close()
 """
 """Run by the image's Python in its mounted root: a TPM key made through the appliance's backend, one record."""
