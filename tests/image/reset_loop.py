@@ -5,8 +5,12 @@ A diagnostic, not a test: ``python -m tests.image.reset_loop --resets 20`` boots
 a random point of the boot or of the running unit, and waits a named time for the firmware of the next
 boot to show itself (OVMF's debug console or the serial console). A machine that does not is sampled
 (``vm.VirtualMachine.hang_report``: where each CPU is, several times), the report is kept, and QEMU is
-started afresh. ``--variant`` changes one thing of the command line (``VARIANTS``), so a hang rate can
-be compared between configurations. The tally is printed per reset and written as JSON.
+started afresh; one still silent after ``SLOW_AFTER`` is sampled once as well. Before each reset the
+running kernel's place in physical RAM is noted. ``--variant`` changes one thing of the command line
+(``VARIANTS``) and ``--keep-ram`` turns off the rig's clearing of the firmware's RAM at each reset
+(``vm.firmware_ram_loaders``), so the firmware's start can be compared between configurations. The
+tally is printed per reset and written as JSON. Example, resets while the appliance runs:
+``python -m tests.image.reset_loop --resets 10 --phases userland,running --out tally.json``.
 """
 
 from __future__ import annotations
@@ -181,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.variant}: {hangs} hung of {len(tally)} resets (tally {out})", flush=True)
         if not args.keep and not any("hang_report" in e for e in tally) and args.out is not None:
             shutil.rmtree(workdir, ignore_errors=True)
+        elif not args.keep:  # the reports stay; the disk and the image's copy (gigabytes) go
+            for big in (vm.image, vm.disk, *vm.workdir.glob("firmware-ram-*.zero")):
+                big.unlink(missing_ok=True)
     return 1 if any(e["firmware_after"] is None for e in tally) else 0
 
 
