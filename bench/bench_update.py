@@ -63,7 +63,8 @@ from tests.image.vm import test_image_settings as image_settings
 BENCH_IMAGE_DIR = IMAGE_DIR / "update-bench"
 """The bench's own build of the update image (the tests build theirs into ``update-test``, maybe meanwhile)."""
 SLOT_B = "/dev/disk/by-partlabel/root-b"
-SLOT_A = "/dev/disk/by-partlabel/root-a"
+SLOT_A = "/dev/disk/by-partlabel/root"
+"""Slot A as flashed (its partition is named ``root``); the bundles are made from it, so its size is theirs."""
 BLESS_DEADLINE = 300.0
 """Seconds after the appliance is ready that systemd-bless-boot may take to keep the trial slot."""
 DROP_CACHES = "sync && echo 3 > /proc/sys/vm/drop_caches"
