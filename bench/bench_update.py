@@ -40,25 +40,19 @@ floor. Skipped (an empty list, the reason printed) on a host that cannot build o
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.bench_image import entry
-from tests.image.guest import PORT_NAME, Guest, host_can_boot, make_test_copy
+from tests.image.guest import host_can_boot
 from tests.image.test_update import (
     INSTALL_DEADLINE,
     TRIAL_TIMEOUT,
-    UPDATE_CA,
     UpdateUnit,
-    make_bundles,
 )
-from tests.image.vm import BOOT_DEADLINE, BUILD, IMAGE_DIR, VirtualMachine, make_stick, wait_for
-from tests.image.vm import test_image_settings as image_settings
+from tests.image.vm import BOOT_DEADLINE, IMAGE_DIR, wait_for
 
 BENCH_IMAGE_DIR = IMAGE_DIR / "update-bench"
 """The bench's own build of the update image (the tests build theirs into ``update-test``, maybe meanwhile)."""
@@ -68,42 +62,6 @@ SLOT_A = "/dev/disk/by-partlabel/root"
 BLESS_DEADLINE = 300.0
 """Seconds after the appliance is ready that systemd-bless-boot may take to keep the trial slot."""
 DROP_CACHES = "sync && echo 3 > /proc/sys/vm/drop_caches"
-
-
-def _build_image() -> Path:
-    """The update image (the tests' settings and update CA) into the bench's own folder; from the build
-    cache when the tests built the same sources already."""
-    BENCH_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHON": sys.executable, **image_settings(),
-           "POLLBOX_UPDATE_KEYRING": str(UPDATE_CA / "ca.cert.pem")}
-    done = subprocess.run(["bash", str(BUILD), "amd64", str(BENCH_IMAGE_DIR)], capture_output=True, text=True,
-                          env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return BENCH_IMAGE_DIR / "pollbox-amd64.img"
-
-
-class _BenchUnit(UpdateUnit):
-    """``UpdateUnit`` booted from the bench's own image build (the rest is the test's machinery)."""
-
-    def __init__(self, work: Path) -> None:
-        image = _build_image()
-        copy = make_test_copy(image, work / "test-copy" / image.name)
-        self.bundles, self.good_root = make_bundles(copy, work)
-        stick, station = make_stick(work, voters=30)
-        self.vm = VirtualMachine(work, copy, stick, station)
-        subprocess.run(["rm", "-rf", str(copy.parent)], check=True)
-        self.agent = work / "agent.sock"
-        self.vm.extra += [
-            "-device", "virtio-serial-pci,id=vser0",
-            "-chardev", f"socket,id=agent,path={self.agent},server=on,wait=off",
-            "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={PORT_NAME}",
-            "-drive", f"if=virtio,format=raw,readonly=on,file={self.bundles}",
-        ]
-        self.guest = Guest(self.agent)
-        self.times: dict[str, float] = {}
-        self.boot_id = ""
-        self.work = work
 
 
 def _timed(unit: UpdateUnit, cmd: str, timeout: float) -> float:
@@ -187,7 +145,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         print(f"   skipped: {why}", flush=True)
         return []
     with tempfile.TemporaryDirectory(prefix="pollbox-bench-update-") as tmp:
-        unit = _BenchUnit(Path(tmp))
+        unit = UpdateUnit(Path(tmp), BENCH_IMAGE_DIR)
         try:
             unit.boot()
             return _measure(unit, quick)

@@ -98,14 +98,16 @@ NEVER_READY = {
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(IMAGE_TEST_TIMEOUT * 3)]
 
 
-def build_update_image() -> Path:
-    UPDATE_IMAGE_DIR.mkdir(parents=True, exist_ok=True)
+def build_update_image(out: Path = UPDATE_IMAGE_DIR) -> Path:
+    """The update image (the tests' image settings, the tests' update CA as RAUC's keyring) built into
+    ``out``, or taken from the build cache when the same sources were built already; its path."""
+    out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHON": sys.executable, **image_settings(),
            "POLLBOX_UPDATE_KEYRING": str(UPDATE_CA / "ca.cert.pem")}
-    done = subprocess.run(["bash", str(BUILD), "amd64", str(UPDATE_IMAGE_DIR)], capture_output=True, text=True, env=env)
+    done = subprocess.run(["bash", str(BUILD), "amd64", str(out)], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise AssertionError(f"the image build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
-    return UPDATE_IMAGE_DIR / "pollbox-amd64.img"
+    return out / "pollbox-amd64.img"
 
 
 def debugfs_write(filesystem: Path, files: dict[str, str], work: Path) -> None:
@@ -162,8 +164,8 @@ def make_bundles(copy: Path, work: Path) -> tuple[Path, str]:
 class UpdateUnit:
     """The booted test copy with the bundles' disk, and the agent's channel (reconnected after each restart)."""
 
-    def __init__(self, work: Path) -> None:
-        image = build_update_image()
+    def __init__(self, work: Path, image_dir: Path = UPDATE_IMAGE_DIR) -> None:
+        image = build_update_image(image_dir)
         copy = make_test_copy(image, work / "test-copy" / image.name)
         self.bundles, self.good_root = make_bundles(copy, work)
         stick, station = make_stick(work, voters=30)
