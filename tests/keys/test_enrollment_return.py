@@ -17,10 +17,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -36,6 +36,8 @@ from tests.keys.test_firstboot_tpm_key import TPM_STICK_FILES, firstboot_import,
 from tests.process_station import ROOT, RunningStation, child_env
 
 pytestmark = needs_swtpm
+
+T = TypeVar("T")
 
 PICKED_UP = 30.0
 """Seconds a running appliance has to show a certificate taken meanwhile (it looks at each tick, 0.25 s)."""
@@ -102,20 +104,27 @@ def enrollment_events(station: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(kind, json.loads(body)) for kind, body in rows]
 
 
-def key_becomes(running: RunningStation, state: str) -> dict[str, Any]:
-    """The status's key once it is in ``state`` (within ``PICKED_UP`` seconds)."""
+def station_reaches(running: RunningStation, probe: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
+    """``probe()``'s value once ``done`` holds for it, asked again while the station runs (within ``PICKED_UP``
+    seconds); the station ending, or the time running out, fails with ``what`` and the last value."""
     deadline = time.monotonic() + PICKED_UP
-    key: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        key = running.ok({"cmd": "status"})["key"]
-        if key.get("enrollment") == state:
-            return key
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} within {PICKED_UP:g} s: {value}")
         assert running.proc is not None and running.proc.poll() is None, running.stderr()
         try:
             running.proc.wait(0.1)  # polling pace; returns early if the process ended
         except subprocess.TimeoutExpired:
             pass
-    raise AssertionError(f"the key did not become {state!r} within {PICKED_UP:g} s: {key}")
+
+
+def key_becomes(running: RunningStation, state: str) -> dict[str, Any]:
+    """The status's key once it is in ``state`` (within ``PICKED_UP`` seconds)."""
+    return station_reaches(running, lambda: running.ok({"cmd": "status"})["key"],
+                           lambda key: key.get("enrollment") == state, f"the key did not become {state!r}")
 
 
 def key_line(station: RunningStation) -> tuple[dict[str, Any], str]:
@@ -294,18 +303,10 @@ def journal_rows(station: Path) -> list[tuple[int, str, str]]:
 
 def failed_takes_become(running: RunningStation, count: int) -> list[dict[str, Any]]:
     """The journal's ``device_key_enrollment_failed`` bodies once there are ``count`` (within ``PICKED_UP`` s)."""
-    deadline = time.monotonic() + PICKED_UP
-    failed: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        failed = [body for kind, body in enrollment_events(running.dir) if kind == "device_key_enrollment_failed"]
-        if len(failed) >= count:
-            return failed
-        assert running.proc is not None and running.proc.poll() is None, running.stderr()
-        try:
-            running.proc.wait(0.1)  # polling pace; returns early if the process ended
-        except subprocess.TimeoutExpired:
-            pass
-    raise AssertionError(f"{count} failed takes not journaled within {PICKED_UP:g} s: {failed}")
+    return station_reaches(
+        running,
+        lambda: [body for kind, body in enrollment_events(running.dir) if kind == "device_key_enrollment_failed"],
+        lambda failed: len(failed) >= count, f"{count} failed takes not journaled")
 
 
 def test_a_take_that_fails_before_reading_any_certificate_is_journaled_each_time_and_nothing_is_lost(
