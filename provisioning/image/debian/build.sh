@@ -25,12 +25,16 @@
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
 #   POLLBOX_IMAGE_CACHE  the build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/pollbox/image)
 #   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
+#   POLLBOX_MIRROR, POLLBOX_SECURITY_MIRROR  Debian's archive and its security archive (default
+#       deb.debian.org's; a local mirror or snapshot.debian.org to rebuild a past image)
 set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, main included
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 SUITE=bookworm
 MIRROR="${POLLBOX_MIRROR:-http://deb.debian.org/debian}"
+SECURITY_MIRROR="${POLLBOX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+COMPONENTS=main  # the archive's components the system is built from (the Pi adds non-free-firmware)
 PYTHON_VERSION=3.11  # bookworm's python3
 PYTHON="${PYTHON:-python3}"
 SOURCES=(setup.cfg pyproject.toml device web_ui protocol provisioning receiver)
@@ -124,11 +128,20 @@ check_foreign_arm64() {
 		|| die "qemu-aarch64 is registered without the F flag, so it cannot run in a chroot: apt-get install qemu-user-static (not qemu-user-binfmt)"
 }
 
+# The archives the system is built from, as apt sources lines: the suite, its stable updates and Debian's
+# security archive, so the image carries every security fix published for its packages (Chromium, the
+# kernel, OpenSSL...) up to the day its base system was built; the manifest names each package's version.
+sources_lines() {
+	printf '%s\n' "deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS" \
+		"deb $SECURITY_MIRROR $SUITE-security $COMPONENTS"
+}
+
 # The Debian system without the appliance: rebuilt only when what goes into it changes (the package
 # lists, customize.sh, the initramfs settings, the bootstrap step itself).
 base_key() {
 	{
-		echo "$ARCH $SUITE $MIRROR"
+		echo "$ARCH $SUITE"
+		sources_lines
 		(cd "$HERE" && sha256sum packages-common.txt "packages-$ARCH.txt" customize.sh \
 			rootfs/etc/initramfs-tools/conf.d/pollbox.conf)
 		declare -f bootstrap
@@ -237,7 +250,7 @@ build_wheels() {
 			"$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "${tpm[@]}"
 		else  # without the cache's lock descriptor (7), as for bootstrap's mmdebstrap below
 			PYTHON="$PYTHON" TMPDIR="$WORK" "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$ARCH" "$SUITE" \
-				"$MIRROR" 7>&-
+				"deb $MIRROR $SUITE main" 7>&-
 		fi
 	fi
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
@@ -257,7 +270,9 @@ bootstrap() {
 		return 0
 	fi
 	mkdir -p "$debs"
-	mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" --components=main \
+	local sources
+	mapfile -t sources < <(sources_lines)
+	mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" \
 		--include="$(packages)" \
 		--skip=essential/unlink \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives/" \
@@ -266,7 +281,7 @@ bootstrap() {
 		--essential-hook="copy-in $HERE/rootfs/etc/initramfs-tools/conf.d/pollbox.conf /etc/initramfs-tools/conf.d/" \
 		--customize-hook="sync-out /var/cache/apt/archives $debs" \
 		--customize-hook="$HERE/customize.sh \"\$1\"" \
-		"$SUITE" "$WORK/base" "$MIRROR" >/dev/null
+		"$SUITE" "$WORK/base" "${sources[@]}" >/dev/null
 	find "$CACHE" -maxdepth 1 -name "base-$ARCH-*" ! -name "base-$ARCH-$BASE_KEY" -exec rm -rf {} +
 	# another build may have put the same system there meanwhile: then that one is kept
 	mv -T "$WORK/base" "$base" 2>/dev/null || rm -rf "$WORK/base"
@@ -461,7 +476,8 @@ manifest() {
 	local sum
 	sum=$(sha256sum "$WORK/pollbox.img" | cut -d' ' -f1)
 	{
-		echo "# pollbox-$ARCH image, Debian $SUITE from $MIRROR, built $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+		echo "# pollbox-$ARCH image, Debian $SUITE, built $(date -u +%Y-%m-%dT%H:%M:%SZ), from:"
+		sources_lines | sed 's/^/#   /'
 		echo "# recipe key $KEY, pollbox from commit $COMMIT"
 		echo "# trust anchor: election '${ELECTION_ID:-none}', CEC key '${CEC_PUBLIC_KEY:-none}', simulation accepted: $ALLOW_SIMULATION"
 		echo "sha256 $sum pollbox-$ARCH.img"
@@ -498,9 +514,8 @@ main() {
 			PI_CONTROL_MB=4  # the boot control partition: autoboot.txt only (FAT16)
 			PI_BOOT_MB=96  # each slot's boot partition: about 69 MB of firmware, kernel and initramfs
 			PI_DISK_ID=9011b0c5  # the MBR's disk identifier: the partitions' UUIDs are 9011b0c5-NN
-			# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component: the mirror
-			# is handed to mmdebstrap as a sources line that names both components
-			MIRROR="deb $MIRROR $SUITE main non-free-firmware"
+			# the Pi's boot firmware (raspi-firmware) is in Debian's non-free-firmware component
+			COMPONENTS="main non-free-firmware"
 			BOOT_STEP=pi_boot DISK_STEP=pi_disk
 			;;
 		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
