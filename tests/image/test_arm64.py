@@ -116,8 +116,8 @@ def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> No
                  "config.txt", "cmdline.txt"):
         assert (files / name).is_file(), f"{name} is not on the boot partition: {sorted(os.listdir(files))}"
     config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
-    for setting in ("arm_64bit=1", "kernel=vmlinuz", "initramfs initrd.img followkernel", "dtoverlay=vc4-kms-v3d",
-                    "dtoverlay=vc4-kms-dsi-7inch", "[pi4]", "[pi5]"):
+    for setting in ("arm_64bit=1", "kernel=vmlinuz", "initramfs initrd.img followkernel",
+                    "dtoverlay=pollbox-dsi-7inch", "[pi4]", "[pi5]"):
         assert setting in config, f"config.txt lacks {setting!r}"
     cmdline = (files / "cmdline.txt").read_text()
     assert cmdline.count("\n") == 1 and cmdline.endswith("\n"), "cmdline.txt must be one line"
