@@ -14,7 +14,7 @@ import pytest
 from .vm import BUILD, REPO
 
 TOOLS = ("bash", "id", "df", "awk", "mkdir", "dirname", "git", "sha256sum", "cut", "find", "sort", "xargs",
-         "flock")
+         "flock", "date")
 """What build.sh needs before its first step: everything but mmdebstrap."""
 
 

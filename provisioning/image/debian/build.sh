@@ -136,11 +136,13 @@ sources_lines() {
 		"deb $SECURITY_MIRROR $SUITE-security $COMPONENTS"
 }
 
-# The Debian system without the appliance: rebuilt only when what goes into it changes (the package
-# lists, customize.sh, the initramfs settings, the bootstrap step itself).
+# The Debian system without the appliance: rebuilt when what goes into it changes (the package lists,
+# customize.sh, the initramfs settings, the bootstrap step itself, the archives), and at the first build
+# of each ISO week (PACKAGES_WEEK), so that a cached system never holds packages more than a week older
+# than the security archive's.
 base_key() {
 	{
-		echo "$ARCH $SUITE"
+		echo "$ARCH $SUITE $PACKAGES_WEEK"
 		sources_lines
 		(cd "$HERE" && sha256sum packages-common.txt "packages-$ARCH.txt" customize.sh \
 			rootfs/etc/initramfs-tools/conf.d/pollbox.conf)
@@ -478,7 +480,7 @@ manifest() {
 	{
 		echo "# pollbox-$ARCH image, Debian $SUITE, built $(date -u +%Y-%m-%dT%H:%M:%SZ), from:"
 		sources_lines | sed 's/^/#   /'
-		echo "# recipe key $KEY, pollbox from commit $COMMIT"
+		echo "# recipe key $KEY, pollbox from commit $COMMIT, Debian packages of week $PACKAGES_WEEK"
 		echo "# trust anchor: election '${ELECTION_ID:-none}', CEC key '${CEC_PUBLIC_KEY:-none}', simulation accepted: $ALLOW_SIMULATION"
 		echo "sha256 $sum pollbox-$ARCH.img"
 		echo "size $(stat -c %s "$WORK/pollbox.img")"
@@ -523,6 +525,7 @@ main() {
 	# the commit this build packages, fixed once: a commit made while it runs changes neither its key,
 	# its wheel nor its manifest
 	COMMIT="$(git -C "$REPO" rev-parse --verify "HEAD^{commit}")"
+	PACKAGES_WEEK="$(date -u +%G-W%V)"
 	BASE_KEY="$(base_key)"
 	KEY="$(recipe_key)"
 	if [ "$only_key" = 1 ]; then
