@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 APT_PACKAGES := libzbar0 libdmtx0b chromium shellcheck postgresql systemd openssl fonts-dejavu-core \
-	swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config xxd rauc squashfs-tools
+	swtpm swtpm-tools tpm2-tools libtss2-dev pkg-config xxd rauc squashfs-tools device-tree-compiler
 DEMO := var/demo
 PYTEST_ARGS ?=
 
@@ -46,7 +46,7 @@ system-deps:
 
 # What building and booting the image needs (Debian packages; root installs them, others are told which).
 IMAGE_PACKAGES := mmdebstrap e2fsprogs dosfstools mtools fdisk git qemu-system-x86 qemu-system-arm qemu-utils ovmf \
-	qemu-user-static rauc
+	qemu-user-static rauc device-tree-compiler
 image-deps:
 	@missing=""; for p in $(IMAGE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -117,8 +117,16 @@ def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> No
         assert (files / name).is_file(), f"{name} is not on the boot partition: {sorted(os.listdir(files))}"
     config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
     for setting in ("arm_64bit=1", "kernel=vmlinuz", "initramfs initrd.img followkernel",
-                    "dtoverlay=pollbox-dsi-7inch", "[pi4]", "[pi5]"):
+                    "display_auto_detect=1", "[pi4]", "[pi5]"):
         assert setting in config, f"config.txt lacks {setting!r}"
+    # the 7-inch panel's overlay, ours, under the name the firmware's display detection loads; and every
+    # overlay config.txt names is on the partition
+    overlay = files / "overlays" / "vc4-kms-dsi-7inch.dtbo"
+    assert overlay.read_bytes()[:4] == bytes.fromhex("d00dfeed"), "the 7-inch overlay is not a device tree blob"
+    for line in config:
+        if line.startswith("dtoverlay="):
+            name = line.removeprefix("dtoverlay=").split(",")[0]
+            assert (files / "overlays" / f"{name}.dtbo").is_file(), f"config.txt loads {name}, not on the partition"
     cmdline = (files / "cmdline.txt").read_text()
     assert cmdline.count("\n") == 1 and cmdline.endswith("\n"), "cmdline.txt must be one line"
     assert {f"root=PARTUUID={PI_DISK_ID}-05", "rauc.slot=A", "ro", "rootwait"} <= set(cmdline.split())

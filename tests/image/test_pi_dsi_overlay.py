@@ -1,5 +1,5 @@
 """The Raspberry Pi image's own device-tree overlay for the official 7-inch DSI touchscreen
-(``provisioning/image/debian/pi/overlays/pollbox-dsi-7inch.dts``, compiled by ``pi/dtoverlays.sh``), checked
+(``provisioning/image/debian/pi/overlays/vc4-kms-dsi-7inch.dts``, compiled by ``pi/dtoverlays.sh``), checked
 against Debian's real Pi 4 device tree: fast checks that need no build and no virtual machine (they run in
 ``make test``).
 
@@ -32,7 +32,7 @@ from .vm import IMAGE_DIR, REPO, image_cache, run
 
 PI = REPO / "provisioning" / "image" / "debian" / "pi"
 SCRIPT = PI / "dtoverlays.sh"
-OVERLAY = PI / "overlays" / "pollbox-dsi-7inch.dts"
+OVERLAY = PI / "overlays" / "vc4-kms-dsi-7inch.dts"
 PI_IMAGE = IMAGE_DIR / "arm64" / "pollbox-arm64.img"
 DTB = "bcm2711-rpi-4-b.dtb"
 
@@ -83,7 +83,7 @@ def dtbo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("overlays")
     done = compile_overlays(out)
     assert done.returncode == 0, done.stderr
-    return out / "pollbox-dsi-7inch.dtbo"
+    return out / "vc4-kms-dsi-7inch.dtbo"
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +135,9 @@ def test_the_script_compiles_each_overlay_source_into_a_dtbo(tmp_path: Path) -> 
     done = compile_overlays(tmp_path / "out")
     assert done.returncode == 0, done.stderr
     sources = sorted(p.stem for p in (PI / "overlays").glob("*.dts"))
-    assert "pollbox-dsi-7inch" in sources
+    assert "vc4-kms-dsi-7inch" in sources
     assert sorted(os.listdir(tmp_path / "out")) == [f"{name}.dtbo" for name in sources]
-    blob = (tmp_path / "out" / "pollbox-dsi-7inch.dtbo").read_bytes()
+    blob = (tmp_path / "out" / "vc4-kms-dsi-7inch.dtbo").read_bytes()
     assert blob[:4] == bytes.fromhex("d00dfeed"), "not a flattened device tree"
     assert "warnings" not in done.stderr, done.stderr
 

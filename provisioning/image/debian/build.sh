@@ -100,6 +100,7 @@ check_host() {
 	need sfdisk fdisk
 	need "$PYTHON" python3
 	need git git
+	[ "$ARCH" != arm64 ] || need dtc device-tree-compiler
 	[ -z "$MISSING" ] || die "missing Debian packages:$MISSING — install them with: apt-get install$MISSING"
 	[ "$ARCH" != arm64 ] || check_foreign_arm64
 }
@@ -322,7 +323,8 @@ esp() {
 # partition the firmware boots normally and the one it boots once after `reboot "0 tryboot"`; and one
 # boot partition per root slot, boot-a with Debian's raspi-firmware files for the Pi 4 (start4.elf,
 # fixup4.dat; start.elf and fixup.dat too, as the firmware counts a partition bootable only when it holds
-# start.elf), the kernel and initramfs, the device trees of the Pi 4 and 5, config.txt and cmdline.txt
+# start.elf), the kernel and initramfs, the device trees of the Pi 4 and 5, config.txt, pollbox's own
+# device-tree overlays (overlays/, from pi/overlays/) and cmdline.txt
 # (slot A's root by partition UUID, read-only), and boot-b formatted empty: an update writes it whole with
 # its root slot (RAUC's boot slots). raspi-firmware's kernel hook filled the system's /boot/firmware when
 # the kernel was installed: that copy moves here, the folder stays empty.
@@ -344,9 +346,13 @@ pi_boot() {
 	mcopy -i "$img" "$kernel" ::/vmlinuz
 	mcopy -i "$img" "$initrd" ::/initrd.img
 	mcopy -i "$img" "$HERE/pi/config.txt" ::/config.txt
+	# pollbox's own device-tree overlays (pi/overlays/*.dts), in the folder where the firmware looks for them
+	"$HERE/pi/dtoverlays.sh" "$WORK/overlays"
+	mmd -i "$img" ::/overlays
+	mcopy -i "$img" "$WORK/overlays"/*.dtbo ::/overlays/
 	sed "s/@DISKID@/$PI_DISK_ID/g" "$HERE/pi/cmdline.txt" > "$WORK/cmdline.txt"
 	mcopy -i "$img" "$WORK/cmdline.txt" ::/cmdline.txt
-	mdir -i "$img" -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
+	mdir -i "$img" -/ -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
 	mkfs.vfat -C -F 32 -n BOOT-B "$WORK/boot-b.img" $((PI_BOOT_MB * 1024)) >/dev/null
 	mkfs.vfat -C -F 16 -s 1 -n POLLBOXESP "$WORK/bootctl.img" $((PI_CONTROL_MB * 1024)) >/dev/null
 	mcopy -i "$WORK/bootctl.img" "$HERE/pi/autoboot.txt" ::/autoboot.txt
