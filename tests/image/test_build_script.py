@@ -120,6 +120,35 @@ def test_the_image_key_follows_what_goes_into_the_image_not_the_commit(tmp_path:
     assert env_key != image_key(script), "another trust anchor kept the image's key"
 
 
+def test_an_edit_of_the_script_during_a_build_does_not_run_into_the_running_one(tmp_path: Path) -> None:
+    """bash reads a script as it runs it: the build must not read on after its work is done, where an edit of
+    build.sh made meanwhile (a checkout, a pull) would hand it a shifted tail of the new file to run."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True, capture_output=True)
+    recipe = clone / BUILD.relative_to(REPO).parent
+    shutil.copytree(BUILD.parent, recipe, dirs_exist_ok=True)
+    script = recipe / BUILD.name
+    # a git that, at the build's first call, puts a longer comment at the top of build.sh, as an edit would
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    edited = tmp_path / "edited"
+    real_git = shutil.which("git")
+    (bin_dir / "git").write_text(
+        "#!/bin/bash\n"
+        f"if [ ! -e {edited} ]; then touch {edited}\n"
+        f"  {{ printf '# %0200d\\n' 0; cat {script}; }} > {script}.new && cat {script}.new > {script}\n"
+        "fi\n"
+        f'exec {real_git} "$@"\n')
+    (bin_dir / "git").chmod(0o755)
+    done = subprocess.run(["bash", str(script), "--key", "amd64"], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert edited.exists(), "the build never called git: the edit was not made"
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert len(done.stdout.split()) == 1 and len(done.stdout.strip()) == 64, done.stdout
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the script stops first at the root check")
 @pytest.mark.parametrize("where", ["POLLBOX_IMAGE_CACHE", "XDG_CACHE_HOME"])
 def test_a_fresh_clone_copies_the_image_the_shared_cache_holds(tmp_path: Path, where: str) -> None:

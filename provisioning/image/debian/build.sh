@@ -504,7 +504,9 @@ manifest() {
 }
 
 # The build itself: a function called on the script's last line, so bash has read the whole file before
-# any of it runs (an edit of the recipe during a long build cannot change the running build).
+# any of it runs (an edit of the recipe during a long build cannot change the running build), and that
+# line exits too: bash reads a script as it goes, so after main returned it would read on from where the
+# line ended in the file as it is now, which an edit meanwhile has shifted.
 main() {
 	local only_key=0
 	if [ "$ARCH" = --key ]; then
@@ -592,4 +594,4 @@ main() {
 	echo "image: $FINAL ($(du -h --apparent-size "$FINAL" | cut -f1), built in ${SECONDS}s)"
 }
 
-main "$@"
+main "$@"; exit
