@@ -1,19 +1,24 @@
 #!/bin/bash
 # tpm2-pytss for an image whose architecture is not the build machine's (the Raspberry Pi's arm64 image
-# built on an amd64 machine). tpm2-pytss publishes no binary wheel, and Debian bookworm's
+# built on an amd64 machine), or whose Debian suite's Python is not the build machine's (a trixie image,
+# Python 3.13, built on bookworm, Python 3.11). tpm2-pytss publishes no binary wheel, and Debian bookworm's
 # python3-tpm2-pytss (1.2) does not load next to the cryptography the appliance needs (42 or later), so
 # the wheel is compiled from its source, as on the build machine's own architecture, but inside a
-# throwaway Debian bookworm system of the image's architecture whose programs run through qemu-user
-# (binfmt_misc): its gcc, Python 3.11 and libtss2-dev are the same Debian packages as the image's.
+# throwaway Debian system of the image's suite and architecture, a plain chroot on the build machine's
+# architecture, else one whose programs run through qemu-user (binfmt_misc): its gcc, Python and
+# libtss2-dev are the same Debian packages as the image's.
 # Python packages are downloaded on the build machine (its pip, as for every other wheel), so the
 # throwaway system builds offline.
 #
-#   tpm-wheel.sh ARCH WHEEL-DIR DEBS-DIR SUITE MIRROR
+#   tpm-wheel.sh ARCH WHEEL-DIR DEBS-DIR SUITE MIRROR [PYTHON-VERSION GLIBC-MINOR]
+#
+# PYTHON-VERSION is the suite's Python (3.11, bookworm's, by default) and GLIBC-MINOR its glibc's minor
+# version (36): the build's own Python packages are downloaded as wheels for them.
 #
 # Puts tpm2_pytss-*.whl into WHEEL-DIR (build.sh keeps it in its wheel cache, so this runs once per
 # cache). DEBS-DIR is the Debian packages' download cache of that architecture, shared with the image.
 set -euo pipefail
-ARCH="$1" DEST="$2" DEBS="$3" SUITE="$4" MIRROR="$5"
+ARCH="$1" DEST="$2" DEBS="$3" SUITE="$4" MIRROR="$5" PYTHON_VERSION="${6:-3.11}" GLIBC_MINOR="${7:-36}"
 PYTHON="${PYTHON:-python3}"
 REQUIREMENT="tpm2-pytss>=3.0"
 # what tpm2-pytss's build needs (its pyproject.toml and setup.cfg), installed from wheels of ARCH
@@ -28,8 +33,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$DEBS" "$WORK/src" "$WORK/out"
 "$PYTHON" -m pip download --quiet --no-deps --no-binary tpm2-pytss --dest "$WORK/src" "$REQUIREMENT"
 platforms=(--platform "manylinux2014_$machine")
-for glibc in $(seq 17 36); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
-"$PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --python-version 3.11 --implementation cp \
+for glibc in $(seq 17 "$GLIBC_MINOR"); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
+"$PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --python-version "$PYTHON_VERSION" --implementation cp \
 	--dest "$WORK/src" "${BUILD_NEEDS[@]}"
 printf '%s\n' "${BUILD_NEEDS[@]}" > "$WORK/src/build-needs.txt"
 # shellcheck disable=SC2016 # $1 is mmdebstrap's: the new system's root, expanded by its hooks
