@@ -136,6 +136,31 @@ def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> No
     assert "## files on the boot partition" in manifest
 
 
+def test_the_pi_5_boots_from_a_trixie_image_only(image: Path, boot: Path) -> None:
+    """A Debian 13 image (``POLLBOX_SUITE=trixie``) carries trixie-backports' kernel and the Pi 5's device
+    trees: the one ``config.txt``'s ``device_tree`` names (RP1's node added by the kernel's driver), the
+    fully described one, and the kernel's RP1 overlay in ``overlays/``; a bookworm image has none of them
+    (its 6.1 kernel knows no Pi 5), so its ``device_tree`` line names nothing a Pi 4 would read."""
+    files = boot / "files"
+    manifest = image.with_suffix(".manifest").read_text()
+    suite = manifest.split("Debian ", 1)[1].split(",", 1)[0]
+    config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
+    pi5 = config[config.index("[pi5]") + 1:]
+    trees = [line.removeprefix("device_tree=") for line in pi5 if line.startswith("device_tree=")]
+    assert trees == ["bcm2712-rpi-5-b-ovl-rp1.dtb"], pi5
+    assert not any(line.startswith("dtoverlay=rp1") for line in config), "the firmware cannot apply rp1.dtbo"
+    kernel = next(line.split("\t")[1] for line in manifest.splitlines() if line.startswith("linux-image-arm64\t"))
+    if suite == "trixie":
+        for name in (*trees, "bcm2712-rpi-5-b.dtb", "overlays/rp1.dtbo"):
+            assert (files / name).read_bytes()[:4] == bytes.fromhex("d00dfeed"), f"{name} is not on the partition"
+        assert "bpo13" in kernel, f"the kernel {kernel} is not trixie-backports'"
+        assert f"{suite}-backports" in manifest.split("## debian packages")[0]
+    else:
+        assert suite == "bookworm", suite
+        assert not list(files.glob("bcm2712*")) and not (files / "overlays" / "rp1.dtbo").exists()
+        assert "bpo" not in kernel, kernel
+
+
 def test_the_boot_control_partition_holds_autoboot_txt_booting_slot_a(boot: Path) -> None:
     assert (boot / "control-label").read_text() == "POLLBOXESP"
     assert sorted(os.listdir(boot / "control")) == ["autoboot.txt"]

@@ -41,10 +41,11 @@ PYTHON_VERSION=3.11  # the suite's python3 (suite_settings)
 GLIBC_MINOR=36  # the suite's glibc is 2.GLIBC_MINOR: the newest manylinux wheels its system can load
 # Package names of the lists (packages-*.txt, written with bookworm's names) that are other names in
 # trixie: its libraries renamed by Debian's 64-bit time_t transition (t64), and the TSS2 marshalling
-# library, named by its new version. Every other name is the same in both suites.
+# library, named by its new version; the ESYS library also brings tpm2-tss 4's policy library, which
+# tpm2-pytss links when it is built against trixie's libtss2-dev. Every other name is the same in both.
 declare -A TRIXIE_NAMES=(
 	[libzbar0]=libzbar0t64
-	[libtss2-esys-3.0.2-0]=libtss2-esys-3.0.2-0t64
+	[libtss2-esys-3.0.2-0]="libtss2-esys-3.0.2-0t64 libtss2-policy0t64"
 	[libtss2-fapi1]=libtss2-fapi1t64
 	[libtss2-mu0]=libtss2-mu-4.0.1-0t64
 	[libtss2-rc0]=libtss2-rc0t64
@@ -80,8 +81,9 @@ die() {
 # system, downloaded packages, wheels or images).
 suite_settings() {
 	case "$SUITE" in
-		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 CACHED="$ARCH" ;;
-		trixie) PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" ;;
+		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 CACHED="$ARCH" LGPIO_FROM_SOURCE=0 ;;
+		# lgpio publishes binary wheels up to CPython 3.12: for trixie's 3.13 it is built from its source
+		trixie) PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" LGPIO_FROM_SOURCE=1 ;;
 		*) die "unknown Debian suite '$SUITE' (POLLBOX_SUITE): bookworm or trixie" ;;
 	esac
 }
@@ -108,6 +110,20 @@ on_error() {
 # Run one build step with its output in the build log (shown when the step fails).
 quietly() {
 	"$@" >>"$WORK/build.log" 2>&1
+}
+
+# Run mmdebstrap (or a script that runs it) with standard input, output and error only: inside it apt
+# hands dpkg's package list to dash through a free descriptor, and dash reads a single digit only, so a
+# descriptor this script holds (its locks, its log) may push that to one dash cannot read (">&11":
+# trixie's bootstrap failed so). Closed in a subshell: the locks stay held by this shell.
+bare() {
+	(
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec "$@"
+	)
 }
 
 need() {
@@ -252,7 +268,8 @@ packages() {
 	# shellcheck disable=SC2013 # words, not lines: a list's line may hold more than one name
 	for name in $(grep -hv '^\s*#' "$HERE/packages-common.txt" "$HERE/packages-$ARCH.txt"); do
 		if [ "$SUITE" = trixie ]; then name="${TRIXIE_NAMES[$name]:-$name}"; fi
-		names+=("$name")
+		# shellcheck disable=SC2206 # one name, or the names it becomes, split at their spaces
+		names+=($name)
 	done
 	(IFS=,; echo "${names[*]}")
 }
@@ -281,10 +298,15 @@ build_wheels() {
 		--platform "manylinux_2_28_$(pip_platform | sed 's/^manylinux2014_//')" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
 	# rpi-lgpio: the RPi.GPIO module over the kernel's GPIO character device (every Pi, the Pi 5 included);
-	# lgpio publishes its binary wheels for glibc 2.34 and later only.
-	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
-		--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
-		--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
+	# lgpio publishes its binary wheels for glibc 2.34 and later only, and for CPython up to 3.12: for a
+	# later Python (LGPIO_FROM_SOURCE) it is built from its source with tpm2-pytss, below.
+	if [ "$LGPIO_FROM_SOURCE" = 1 ]; then
+		"$PYTHON" -m pip download --quiet --dest "$cache" --no-deps --only-binary=:all: "rpi-lgpio>=0.6"
+	else
+		"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
+			--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
+			--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
+	fi
 	# the scan decoders and the scanners' and the smart box's sources (setup.cfg's scan extra but evdev,
 	# which publishes no binary wheel: the image takes Debian's python3-evdev, see docs/image.md). Their
 	# wheels are manylinux_2_17 to _2_28; Debian bookworm's glibc is 2.36, so every tag up to it is accepted.
@@ -303,11 +325,13 @@ build_wheels() {
 	# arm64 on an amd64 host). Kept in the suite's wheel cache: built once per cache.
 	local tpm=("tpm2-pytss>=3.0") host_python
 	host_python=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-	if ! ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1; then
-		if [ "$ARCH" = "$(dpkg --print-architecture)" ] && [ "$host_python" = "$PYTHON_VERSION" ]; then
+	if ! ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1 \
+		|| { [ "$LGPIO_FROM_SOURCE" = 1 ] && ! ls "$cache"/lgpio-*.whl >/dev/null 2>&1; }; then
+		if [ "$ARCH" = "$(dpkg --print-architecture)" ] && [ "$host_python" = "$PYTHON_VERSION" ] \
+			&& [ "$LGPIO_FROM_SOURCE" = 0 ]; then
 			"$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "${tpm[@]}"
 		else  # without the cache's lock descriptor (7), as for bootstrap's mmdebstrap below
-			PYTHON="$PYTHON" TMPDIR="$WORK" "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$CACHED" "$SUITE" \
+			PYTHON="$PYTHON" TMPDIR="$WORK" WITH_LGPIO="$LGPIO_FROM_SOURCE" bare "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$CACHED" "$SUITE" \
 				"deb $MIRROR $SUITE main" "$PYTHON_VERSION" "$GLIBC_MINOR" 7>&-
 		fi
 	fi
@@ -335,7 +359,7 @@ bootstrap() {
 		hooks+=(--setup-hook="mkdir -p \"\$1\"/etc/apt/preferences.d"
 			--setup-hook="copy-in $WORK/kernel.pref /etc/apt/preferences.d/")
 	fi
-	mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" \
+	bare mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" \
 		--include="$(packages)" \
 		--skip=essential/unlink \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives/" \

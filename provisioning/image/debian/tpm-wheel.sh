@@ -15,7 +15,10 @@
 # PYTHON-VERSION is the suite's Python (3.11, bookworm's, by default) and GLIBC-MINOR its glibc's minor
 # version (36): the build's own Python packages are downloaded as wheels for them.
 #
-# Puts tpm2_pytss-*.whl into WHEEL-DIR (build.sh keeps it in its wheel cache, so this runs once per
+# With WITH_LGPIO=1 in the environment it also builds lgpio (the GPIO library under rpi-lgpio) from its
+# source, statically linked with its own C library, for a Python it publishes no wheel for (3.13).
+#
+# Puts tpm2_pytss-*.whl (and lgpio-*.whl) into WHEEL-DIR (build.sh keeps it in its wheel cache, so this runs once per
 # cache). DEBS-DIR is the Debian packages' download cache of that architecture, shared with the image.
 set -euo pipefail
 ARCH="$1" DEST="$2" DEBS="$3" SUITE="$4" MIRROR="$5" PYTHON_VERSION="${6:-3.11}" GLIBC_MINOR="${7:-36}"
@@ -31,7 +34,16 @@ esac
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pollbox-tpm-wheel.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$DEBS" "$WORK/src" "$WORK/out"
-"$PYTHON" -m pip download --quiet --no-deps --no-binary tpm2-pytss --dest "$WORK/src" "$REQUIREMENT"
+SOURCES=("$REQUIREMENT") INCLUDE=gcc,libc6-dev,pkg-config,python3-dev,python3-venv,libtss2-dev LGPIO=:
+if [ "${WITH_LGPIO:-0}" = 1 ]; then
+	# lgpio's source holds its SWIG interface, not the generated wrapper: swig makes it in the chroot
+	SOURCES+=("lgpio>=0.2") INCLUDE+=,swig
+	# (PYPI=1: lgpio's setup.py then links its own C library into the module)
+	LGPIO="PYPI=1 /tmp/build/bin/pip wheel --quiet --no-index --no-deps --no-build-isolation --wheel-dir /tmp/out /tmp/src/lgpio-*.tar.gz
+		/tmp/build/bin/pip install --quiet --no-index --no-deps /tmp/out/lgpio-*.whl
+		cd / && /tmp/build/bin/python -c 'import lgpio'"
+fi
+"$PYTHON" -m pip download --quiet --no-deps --no-binary tpm2-pytss,lgpio --dest "$WORK/src" "${SOURCES[@]}"
 platforms=(--platform "manylinux2014_$machine")
 for glibc in $(seq 17 "$GLIBC_MINOR"); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
 "$PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --python-version "$PYTHON_VERSION" --implementation cp \
@@ -39,7 +51,7 @@ for glibc in $(seq 17 "$GLIBC_MINOR"); do platforms+=(--platform "manylinux_2_${
 printf '%s\n' "${BUILD_NEEDS[@]}" > "$WORK/src/build-needs.txt"
 # shellcheck disable=SC2016 # $1 is mmdebstrap's: the new system's root, expanded by its hooks
 mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" --components=main \
-	--include=gcc,libc6-dev,pkg-config,python3-dev,python3-venv,libtss2-dev \
+	--include="$INCLUDE" \
 	--setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
 	--setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
 	--customize-hook="sync-out /var/cache/apt/archives $DEBS" \
@@ -50,7 +62,8 @@ mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" --components=main \
 		/tmp/build/bin/pip install --quiet --no-index --find-links /tmp/src -r /tmp/src/build-needs.txt
 		/tmp/build/bin/pip wheel --quiet --no-index --no-deps --no-build-isolation --wheel-dir /tmp/out /tmp/src/tpm2_pytss-*.tar.gz
 		/tmp/build/bin/pip install --quiet --no-index --no-deps /tmp/out/tpm2_pytss-*.whl
-		cd / && /tmp/build/bin/python -c \"from tpm2_pytss import ESAPI\""' \
+		cd / && /tmp/build/bin/python -c \"from tpm2_pytss import ESAPI\"
+		'"$LGPIO"'"' \
 	--customize-hook="sync-out /tmp/out $WORK/out" \
 	"$SUITE" "$WORK/root" "$MIRROR" >/dev/null
-cp "$WORK"/out/tpm2_pytss-*.whl "$DEST"/
+cp "$WORK"/out/*.whl "$DEST"/
