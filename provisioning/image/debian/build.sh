@@ -189,10 +189,12 @@ backports_kernel() {
 }
 
 # apt's preferences for backports_kernel: the kernel's packages from backports, whose packages apt
-# otherwise never picks (priority 100); kept in the system, so that it says where its kernel came from.
+# otherwise never picks (priority 100), and linux-base, which that kernel needs in its backports version
+# (>= 4.17; trixie has 4.12); kept in the system, so that it says where its kernel came from.
 kernel_preferences() {
 	printf '%s\n' "# pollbox: the Raspberry Pi 5 needs trixie-backports' kernel (RP1); the rest is trixie's" \
-		"Package: linux-image-arm64 linux-image-*-arm64" "Pin: release n=$SUITE-backports" "Pin-Priority: 500"
+		"Package: linux-image-arm64 linux-image-*-arm64 linux-base" "Pin: release n=$SUITE-backports" \
+		"Pin-Priority: 500"
 }
 
 # The Debian system without the appliance: rebuilt when what goes into it changes (the package lists,
@@ -435,7 +437,7 @@ pi_boot() {
 	"$HERE/pi/dtoverlays.sh" "$WORK/overlays"
 	mmd -i "$img" ::/overlays
 	mcopy -i "$img" "$WORK/overlays"/*.dtbo ::/overlays/
-	if backports_kernel; then pi5_boot "$img" "$dtbs"; fi
+	if backports_kernel; then pi5_boot "$img" "$dtbs" "${kernel##*/vmlinuz-}"; fi
 	sed "s/@DISKID@/$PI_DISK_ID/g" "$HERE/pi/cmdline.txt" > "$WORK/cmdline.txt"
 	mcopy -i "$img" "$WORK/cmdline.txt" ::/cmdline.txt
 	mdir -i "$img" -/ -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
@@ -447,17 +449,20 @@ pi_boot() {
 }
 
 # The Pi 5's part of boot-a, with trixie-backports' kernel (backports_kernel; bookworm's kernel has no
-# Pi 5 device tree, so a bookworm image has none of this): the Pi 5's device trees (bcm2712-rpi-5-b*.dtb,
-# copied with the Pi 4's by pi_boot) and the kernel's RP1 overlay in overlays/. config.txt's [pi5]
-# section has the firmware load bcm2712-rpi-5-b-ovl-rp1.dtb, the tree without the RP1 chip's node, which
-# the RP1 driver then adds from the overlay it carries itself. A kernel without them is not built into
-# an image that claims the Pi 5.
+# Pi 5 device tree, so a bookworm image has none of this). pi_boot copied Debian's Pi 5 trees with the
+# Pi 4's: bcm2712-rpi-5-b.dtb, the name the firmware loads on a Pi 5, and bcm2712-d-rpi-5-b.dtb, the
+# board's D0 revision, which the firmware asks for as bcm2712d0-rpi-5-b.dtb, so it is copied under that
+# name too. Both describe the RP1 chip whole (its PCIe node with clocks, GPIO, Ethernet, camera), which
+# the kernel's rp1_pci driver brings up: no overlay is needed, and Debian ships none for RP1. A kernel
+# without the tree or the driver is not built into an image that claims the Pi 5.
 pi5_boot() {
-	local img="$1" dtbs="$2" f
-	for f in bcm2712-rpi-5-b.dtb bcm2712-rpi-5-b-ovl-rp1.dtb rp1.dtbo; do
-		[ -f "$dtbs/$f" ] || die "the kernel has no ${dtbs#"$WORK/root"}/$f: the Raspberry Pi 5 could not boot"
-	done
-	mcopy -i "$img" "$dtbs/rp1.dtbo" ::/overlays/
+	local img="$1" dtbs="$2" release="$3"
+	[ -f "$dtbs/bcm2712-rpi-5-b.dtb" ] || die "the kernel has no ${dtbs#"$WORK/root"}/bcm2712-rpi-5-b.dtb: a Pi 5 could not boot"
+	find "$WORK/root/usr/lib/modules/$release" -name 'rp1_pci.ko*' | grep -q . \
+		|| die "the kernel $release has no RP1 driver (rp1_pci): a Pi 5 would have no USB, Ethernet or GPIO"
+	if [ -f "$dtbs/bcm2712-d-rpi-5-b.dtb" ]; then
+		mcopy -i "$img" "$dtbs/bcm2712-d-rpi-5-b.dtb" ::/bcm2712d0-rpi-5-b.dtb
+	fi
 }
 
 # The Pi's disk: an MBR (DOS) partition table, as the Pi's firmware reads it (its boot partitions must be
