@@ -37,7 +37,10 @@ def image_kernel(manifest: Path) -> tuple[str, str]:
         found = re.match(r"linux-image-(\d+\.\d+\.\d+-\d+-amd64)\s+(\S+)\s", line)
         if found:
             return found.group(1), found.group(2)
-    raise NoModule(f"{manifest} names no linux-image package")
+    # Debian 13's kernels are named RELEASE+deb13-amd64 (linux-image-6.12.118+deb13-amd64), built with a
+    # gcc this host does not have: the module is made for Debian 12's kernels only
+    raise NoModule(f"{manifest} names no Debian 12 kernel (linux-image-X.Y.Z-N-amd64): gpio-sim is built "
+                   "for bookworm's kernels only")
 
 
 def _run(command: list[str], cwd: Path, what: str) -> None:

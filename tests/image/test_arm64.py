@@ -136,6 +136,30 @@ def test_the_boot_partition_has_what_the_pi_reads(image: Path, boot: Path) -> No
     assert "## files on the boot partition" in manifest
 
 
+def test_the_pi_5_boots_from_a_trixie_image_only(image: Path, boot: Path) -> None:
+    """A Debian 13 image (``POLLBOX_SUITE=trixie``) carries trixie-backports' kernel and the Pi 5's device
+    trees under the names its firmware loads (``bcm2712-rpi-5-b.dtb``, and ``bcm2712d0-rpi-5-b.dtb`` for
+    the D0 board), each describing the RP1 chip whole; a bookworm image has none (its 6.1 kernel knows no
+    Pi 5). ``config.txt`` picks no tree and loads no RP1 overlay in either."""
+    files = boot / "files"
+    manifest = image.with_suffix(".manifest").read_text()
+    suite = manifest.split("Debian ", 1)[1].split(",", 1)[0]
+    config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
+    assert not [line for line in config if line.startswith(("device_tree=", "dtoverlay=rp1"))], config
+    kernel = next(line.split("\t")[1] for line in manifest.splitlines() if line.startswith("linux-image-arm64\t"))
+    if suite == "trixie":
+        for name in ("bcm2712-rpi-5-b.dtb", "bcm2712d0-rpi-5-b.dtb"):
+            tree = (files / name).read_bytes()
+            assert tree[:4] == bytes.fromhex("d00dfeed"), f"{name} is not a device tree blob"
+            assert b"raspberrypi,rp1-gpio" in tree and b"pci1de4,1" in tree, f"{name} does not describe RP1"
+        assert "bpo13" in kernel, f"the kernel {kernel} is not trixie-backports'"
+        assert f"{suite}-backports" in manifest.split("## debian packages")[0]
+    else:
+        assert suite == "bookworm", suite
+        assert not list(files.glob("bcm2712*")), sorted(os.listdir(files))
+        assert "bpo" not in kernel, kernel
+
+
 def test_the_boot_control_partition_holds_autoboot_txt_booting_slot_a(boot: Path) -> None:
     assert (boot / "control-label").read_text() == "POLLBOXESP"
     assert sorted(os.listdir(boot / "control")) == ["autoboot.txt"]

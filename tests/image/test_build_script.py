@@ -53,6 +53,40 @@ def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2 and "unknown architecture 'armhf'" in done.stderr
 
 
+@pytest.mark.parametrize("suite", ["sid", "bullseye", "Trixie", "trixie-backports"])
+def test_an_unknown_debian_suite_is_refused_and_nothing_written(tmp_path: Path, suite: str) -> None:
+    """``POLLBOX_SUITE`` takes bookworm or trixie only: anything else stops the build before its locks,
+    its output folder or its cache exist, and says which suites there are."""
+    out = tmp_path / "out"
+    done = build("amd64", out, env={"POLLBOX_SUITE": suite})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"unknown Debian suite '{suite}' (POLLBOX_SUITE): bookworm or trixie" in done.stderr, done.stderr
+    assert not out.exists() and not (tmp_path / "cache").exists()
+    keyed = subprocess.run(["bash", str(BUILD), "--key", "amd64"], capture_output=True, text=True,
+                           env={**os.environ, "POLLBOX_SUITE": suite})
+    assert keyed.returncode == 2 and keyed.stdout == "" and "unknown Debian suite" in keyed.stderr
+
+
+def suite_key(arch: str, suite: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "POLLBOX_SUITE"}
+    if suite is not None:
+        env["POLLBOX_SUITE"] = suite
+    done = subprocess.run(["bash", str(BUILD), "--key", arch], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_each_debian_suite_is_another_image(arch: str) -> None:
+    """The suite is part of the image's key (and of its base system's): bookworm is the default, and a
+    trixie image is never taken for a bookworm one, in the output folder or in the shared cache."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    default = suite_key(arch, None)
+    assert suite_key(arch, "bookworm") == default, "bookworm is not the default suite"
+    assert suite_key(arch, "trixie") != default, "a trixie image has a bookworm image's key"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the script stops first at the root check")
 def test_a_missing_tool_names_the_debian_package_and_writes_nothing(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"

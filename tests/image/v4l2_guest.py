@@ -5,8 +5,10 @@ to read the frame files). The image has no ``v4l2-ctl``, so every V4L2 request h
 with the structures of ``<linux/videodev2.h>`` (64-bit layout) packed by hand.
 
 vivid is loaded (by the test) with one capture and one output node, one HDMI input and one HDMI output.
-Its "Loop Video" control copies each frame written to the output into the capture, provided both sides
-have the same resolution (DV timings and format), pixel format and field order; otherwise it shows noise.
+Its "Loop Video" control (up to Linux 6.1, Debian 12's kernel; from 6.4, as in Debian 13's 6.12, the HDMI
+input's "HDMI 000-0 Is Connected To" menu set to the instance's output) copies each frame written to the
+output into the capture, provided both sides have the same resolution (DV timings and format), pixel
+format and field order; otherwise it shows noise.
 
     v4l2_guest.py setup WIDTH HEIGHT [RATE]
         DV timings WIDTHxHEIGHT progressive on the HDMI input and output, the loop on, the on-screen text
@@ -45,6 +47,7 @@ import os
 import struct
 import sys
 import time
+from collections.abc import Iterator
 
 _WRITE, _READ = 1, 2
 
@@ -101,8 +104,8 @@ def _nodes() -> tuple[str, str]:
     return capture, output
 
 
-def _control(fd: int, name: str) -> int:
-    """The id of the control called ``name`` on the device."""
+def _controls(fd: int) -> Iterator[tuple[int, str, int]]:
+    """(id, name, maximum) of each control of the device, in the driver's order."""
     ident = CTRL_FLAG_NEXT_CTRL
     while True:
         buf = bytearray(QUERYCTRL_SIZE)
@@ -111,12 +114,33 @@ def _control(fd: int, name: str) -> int:
             fcntl.ioctl(fd, VIDIOC_QUERYCTRL, buf)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise SystemExit(f"no control named {name!r}") from None
+                return
             raise
         found = struct.unpack_from("<I", buf, 0)[0]
-        if bytes(buf[8:40]).split(b"\0")[0].decode() == name:
-            return int(found)
+        yield int(found), bytes(buf[8:40]).split(b"\0")[0].decode(), struct.unpack_from("<i", buf, 44)[0]
         ident = found | CTRL_FLAG_NEXT_CTRL
+
+
+def _control(fd: int, name: str) -> int:
+    """The id of the control called ``name`` on the device."""
+    for ident, called, _ in _controls(fd):
+        if called == name:
+            return ident
+    raise SystemExit(f"no control named {name!r}")
+
+
+def _loop_output_to_capture(fd: int) -> None:
+    """vivid's output looped into its capture: "Loop Video" on, or (Linux 6.4 and later) the HDMI input's
+    "Is Connected To" menu on its first output (the menu's entries: 0 the test pattern, 1 none, then
+    the instance's outputs)."""
+    for ident, name, maximum in _controls(fd):
+        if name == "Loop Video":
+            fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", ident, 1))
+            return
+        if name.startswith("HDMI ") and name.endswith(" Is Connected To") and maximum >= 2:
+            fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", ident, 2))
+            return
+    raise SystemExit("vivid has neither a \"Loop Video\" control nor an HDMI input connectable to its output")
 
 
 def _set_control(fd: int, name: str, value: int) -> None:
@@ -168,7 +192,7 @@ def setup(width: int, height: int, rate: float | None = None) -> None:
             chosen = _timings(fd, width, height, rate)
             fcntl.ioctl(fd, VIDIOC_S_DV_TIMINGS, bytearray(chosen))
             if path == capture:
-                _set_control(fd, "Loop Video", 1)
+                _loop_output_to_capture(fd)
                 _set_control(fd, "OSD Text Mode", OSD_NONE)
         finally:
             os.close(fd)

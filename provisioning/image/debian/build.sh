@@ -25,17 +25,32 @@
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
 #   POLLBOX_IMAGE_CACHE  the build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/pollbox/image)
 #   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
+#   POLLBOX_SUITE  the Debian release the system is built from: bookworm (Debian 12, the default) or trixie
+#       (Debian 13; on arm64 with trixie-backports' kernel, the one that drives the Raspberry Pi 5)
 #   POLLBOX_MIRROR, POLLBOX_SECURITY_MIRROR  Debian's archive and its security archive (default
 #       deb.debian.org's; a local mirror or snapshot.debian.org to rebuild a past image)
 set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, main included
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
-SUITE=bookworm
+SUITE="${POLLBOX_SUITE:-bookworm}"
 MIRROR="${POLLBOX_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${POLLBOX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 COMPONENTS=main  # the archive's components the system is built from (the Pi adds non-free-firmware)
-PYTHON_VERSION=3.11  # bookworm's python3
+PYTHON_VERSION=3.11  # the suite's python3 (suite_settings)
+GLIBC_MINOR=36  # the suite's glibc is 2.GLIBC_MINOR: the newest manylinux wheels its system can load
+# Package names of the lists (packages-*.txt, written with bookworm's names) that are other names in
+# trixie: its libraries renamed by Debian's 64-bit time_t transition (t64), and the TSS2 marshalling
+# library, named by its new version; the ESYS library also brings tpm2-tss 4's policy library, which
+# tpm2-pytss links when it is built against trixie's libtss2-dev. Every other name is the same in both.
+declare -A TRIXIE_NAMES=(
+	[libzbar0]=libzbar0t64
+	[libtss2-esys-3.0.2-0]="libtss2-esys-3.0.2-0t64 libtss2-policy0t64"
+	[libtss2-fapi1]=libtss2-fapi1t64
+	[libtss2-mu0]=libtss2-mu-4.0.1-0t64
+	[libtss2-rc0]=libtss2-rc0t64
+	[libtss2-tctildr0]=libtss2-tctildr0t64
+)
 PYTHON="${PYTHON:-python3}"
 SOURCES=(setup.cfg pyproject.toml device web_ui protocol provisioning receiver)
 # the wheel's long description (setup.cfg: README.md) is a fixed text, so that an edit of the project's
@@ -60,6 +75,19 @@ die() {
 	exit 2
 }
 
+# What follows from the suite (POLLBOX_SUITE): its Python and glibc, and the name of its entries in the
+# build cache (CACHED: bookworm's are named by the architecture alone, as before the suite was a setting;
+# another suite's carry its name, so that two suites never share, evict or wait for each other's Debian
+# system, downloaded packages, wheels or images).
+suite_settings() {
+	case "$SUITE" in
+		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 CACHED="$ARCH" LGPIO_FROM_SOURCE=0 ;;
+		# lgpio publishes binary wheels up to CPython 3.12: for trixie's 3.13 it is built from its source
+		trixie) PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" LGPIO_FROM_SOURCE=1 ;;
+		*) die "unknown Debian suite '$SUITE' (POLLBOX_SUITE): bookworm or trixie" ;;
+	esac
+}
+
 step() {
 	STEP=$((STEP + 1))
 	STEP_NAME="$1"
@@ -76,12 +104,26 @@ on_error() {
 		{ grep -v "^WARNING: Location" "$WORK/build.log" || true; } | tail -n 40 >&8
 	fi
 	echo "image: step ${STEP}/${STEPS} failed: ${STEP_NAME}; nothing was written under the final name" >&8
-	rm -rf "$WORK" "$CACHE/.image-$ARCH."*
+	rm -rf "$WORK" "$CACHE/.image-$CACHED."*
 }
 
 # Run one build step with its output in the build log (shown when the step fails).
 quietly() {
 	"$@" >>"$WORK/build.log" 2>&1
+}
+
+# Run mmdebstrap (or a script that runs it) with standard input, output and error only: inside it apt
+# hands dpkg's package list to dash through a free descriptor, and dash reads a single digit only, so a
+# descriptor this script holds (its locks, its log) may push that to one dash cannot read (">&11":
+# trixie's bootstrap failed so). Closed in a subshell: the locks stay held by this shell.
+bare() {
+	(
+		for fd in "/proc/$BASHPID/fd"/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec "$@"
+	)
 }
 
 need() {
@@ -132,9 +174,27 @@ check_foreign_arm64() {
 # The archives the system is built from, as apt sources lines: the suite, its stable updates and Debian's
 # security archive, so the image carries every security fix published for its packages (Chromium, the
 # kernel, OpenSSL...) up to the day its base system was built; the manifest names each package's version.
+# The Pi on trixie also has trixie's backports, for its kernel only (backports_kernel).
 sources_lines() {
 	printf '%s\n' "deb $MIRROR $SUITE $COMPONENTS" "deb $MIRROR $SUITE-updates $COMPONENTS" \
 		"deb $SECURITY_MIRROR $SUITE-security $COMPONENTS"
+	if backports_kernel; then echo "deb $MIRROR $SUITE-backports $COMPONENTS"; fi
+}
+
+# The Raspberry Pi's image on trixie takes its kernel from trixie-backports: the Pi 5's USB ports, 40-pin
+# header and Ethernet sit behind the RP1 chip, whose drivers (rp1_pci, pinctrl-rp1, clk-rp1) and device
+# trees come with that kernel only. Everything else stays trixie's (kernel_preferences).
+backports_kernel() {
+	[ "$ARCH" = arm64 ] && [ "$SUITE" = trixie ]
+}
+
+# apt's preferences for backports_kernel: the kernel's packages from backports, whose packages apt
+# otherwise never picks (priority 100), and linux-base, which that kernel needs in its backports version
+# (>= 4.17; trixie has 4.12); kept in the system, so that it says where its kernel came from.
+kernel_preferences() {
+	printf '%s\n' "# pollbox: the Raspberry Pi 5 needs trixie-backports' kernel (RP1); the rest is trixie's" \
+		"Package: linux-image-arm64 linux-image-*-arm64 linux-base" "Pin: release n=$SUITE-backports" \
+		"Pin-Priority: 500"
 }
 
 # The Debian system without the appliance: rebuilt when what goes into it changes (the package lists,
@@ -145,9 +205,11 @@ base_key() {
 	{
 		echo "$ARCH $SUITE $PACKAGES_WEEK"
 		sources_lines
+		if backports_kernel; then kernel_preferences; fi
 		(cd "$HERE" && sha256sum packages-common.txt "packages-$ARCH.txt" customize.sh \
 			rootfs/etc/initramfs-tools/conf.d/pollbox.conf)
 		declare -f bootstrap
+		packages  # the names as the suite has them
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -169,7 +231,7 @@ recipe_key() {
 # The finished image of this key from the cache, if a build made it before: copied into the work
 # folder (the cache's copy is never handed out, so nothing done to OUT-DIR's image reaches it).
 from_cache() {
-	local cached="$CACHE/image-$ARCH-$KEY"
+	local cached="$CACHE/image-$CACHED-$KEY"
 	[ -f "$cached/pollbox.img" ] && [ -f "$cached/pollbox.manifest" ] || return 1
 	cp --sparse=always --reflink=auto "$cached/pollbox.img" "$WORK/pollbox.img"
 	cp "$cached/pollbox.manifest" "$WORK/pollbox.manifest"
@@ -179,14 +241,14 @@ from_cache() {
 # The finished image into the cache under its key: copied into a temporary folder and renamed, so the
 # cache never holds half an image under a key; only the CACHED_IMAGES most recently used are kept.
 to_cache() {
-	local cached="$CACHE/image-$ARCH-$KEY" tmp
-	tmp="$(mktemp -d "$CACHE/.image-$ARCH.XXXXXX")"
+	local cached="$CACHE/image-$CACHED-$KEY" tmp
+	tmp="$(mktemp -d "$CACHE/.image-$CACHED.XXXXXX")"
 	cp --sparse=always --reflink=auto "$WORK/pollbox.img" "$tmp/pollbox.img"
 	cp "$WORK/pollbox.manifest" "$tmp/pollbox.manifest"
 	rm -rf "$cached"
 	mv -T "$tmp" "$cached"
 	# shellcheck disable=SC2012 # the cache's own folder names: no odd characters
-	ls -1td "$CACHE/image-$ARCH-"* | tail -n +$((CACHED_IMAGES + 1)) | xargs -r rm -rf
+	ls -1td "$CACHE/image-$CACHED-"* | tail -n +$((CACHED_IMAGES + 1)) | xargs -r rm -rf
 }
 
 # /etc/pollbox/image.toml: what device.firstboot checks the station stick against.
@@ -201,8 +263,17 @@ image_settings() {
 	echo "port = 8080"
 }
 
+# The system's packages, comma-separated for mmdebstrap: the lists' names, in trixie by trixie's names
+# (TRIXIE_NAMES, the one place where the suites' names differ).
 packages() {
-	grep -hv '^\s*#' "$HERE/packages-common.txt" "$HERE/packages-$ARCH.txt" | tr -s ' \n' ',' | sed 's/^,//; s/,$//'
+	local name names=()
+	# shellcheck disable=SC2013 # words, not lines: a list's line may hold more than one name
+	for name in $(grep -hv '^\s*#' "$HERE/packages-common.txt" "$HERE/packages-$ARCH.txt"); do
+		if [ "$SUITE" = trixie ]; then name="${TRIXIE_NAMES[$name]:-$name}"; fi
+		# shellcheck disable=SC2206 # one name, or the names it becomes, split at their spaces
+		names+=($name)
+	done
+	(IFS=,; echo "${names[*]}")
 }
 
 pip_platform() {
@@ -213,7 +284,8 @@ pip_platform() {
 }
 
 build_wheels() {
-	local wheels="$WORK/wheels" cache="$CACHE/wheels-$ARCH"
+	# the wheel cache is the suite's own (CACHED): a wheel for one suite's Python never serves another's
+	local wheels="$WORK/wheels" cache="$CACHE/wheels-$CACHED"
 	mkdir -p "$wheels" "$cache"
 	mkdir -p "$WORK/src"
 	# pollbox as committed (the manifest names the commit), not whatever the working tree holds now
@@ -223,15 +295,20 @@ build_wheels() {
 	# pip download copies the local pollbox wheel into the cache too, and would keep an older copy of the
 	# same version there: the cache holds dependencies only, pollbox is always the wheel just built
 	rm -f "$cache"/pollbox-*.whl
-	# manylinux_2_28 too (bookworm has glibc 2.36): some dependencies publish aarch64 wheels for it only
+	# manylinux_2_28 too (bookworm has glibc 2.36, trixie 2.41): some dependencies publish aarch64 wheels for it only
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
 		--platform "manylinux_2_28_$(pip_platform | sed 's/^manylinux2014_//')" \
 		--python-version "$PYTHON_VERSION" --implementation cp "$wheels"/pollbox-*.whl
 	# rpi-lgpio: the RPi.GPIO module over the kernel's GPIO character device (every Pi, the Pi 5 included);
-	# lgpio publishes its binary wheels for glibc 2.34 and later only.
-	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
-		--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
-		--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
+	# lgpio publishes its binary wheels for glibc 2.34 and later only, and for CPython up to 3.12: for a
+	# later Python (LGPIO_FROM_SOURCE) it is built from its source with tpm2-pytss, below.
+	if [ "$LGPIO_FROM_SOURCE" = 1 ]; then
+		"$PYTHON" -m pip download --quiet --dest "$cache" --no-deps --only-binary=:all: "rpi-lgpio>=0.6"
+	else
+		"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: --platform "$(pip_platform)" \
+			--platform "manylinux_2_34_$(pip_platform | sed 's/^manylinux2014_//')" \
+			--python-version "$PYTHON_VERSION" --implementation cp "rpi-lgpio>=0.6" "lgpio>=0.2"
+	fi
 	# the scan decoders and the scanners' and the smart box's sources (setup.cfg's scan extra but evdev,
 	# which publishes no binary wheel: the image takes Debian's python3-evdev, see docs/image.md). Their
 	# wheels are manylinux_2_17 to _2_28; Debian bookworm's glibc is 2.36, so every tag up to it is accepted.
@@ -239,21 +316,25 @@ build_wheels() {
 		"pyserial>=3.5") machine glibc platforms=()
 	machine=$(pip_platform | sed 's/^manylinux2014_//')
 	platforms=(--platform "$(pip_platform)")
-	for glibc in $(seq 17 36); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
+	for glibc in $(seq 17 "$GLIBC_MINOR"); do platforms+=(--platform "manylinux_2_${glibc}_$machine"); done
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
 		--python-version "$PYTHON_VERSION" --implementation cp "${hardware[@]}"
 	# tpm2-pytss, the TPM-held record key ([key] store = "tpm"): it publishes no binary wheel, and Debian's
-	# python3-tpm2-pytss 1.2 does not load with cryptography >= 42. Built from its source against Debian
-	# bookworm's libtss2-dev (the image's own libtss2 libraries): on the build host for its own
-	# architecture, and for another (the Pi's arm64 on an amd64 host) in a throwaway Debian system of that
-	# architecture under qemu-user (tpm-wheel.sh). Kept in the wheel cache: built once per cache.
-	local tpm=("tpm2-pytss>=3.0")
-	if ! ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1; then
-		if [ "$ARCH" = "$(dpkg --print-architecture)" ]; then
+	# python3-tpm2-pytss 1.2 does not load with cryptography >= 42. Built from its source against the
+	# suite's libtss2-dev (the image's own libtss2 libraries): on the build host when it is of the image's
+	# architecture and its Python is the suite's (bookworm's 3.11 on a bookworm host), else in a throwaway
+	# Debian system of the suite and architecture (tpm-wheel.sh: a chroot, under qemu-user for the Pi's
+	# arm64 on an amd64 host). Kept in the suite's wheel cache: built once per cache.
+	local tpm=("tpm2-pytss>=3.0") host_python
+	host_python=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	if ! ls "$cache"/tpm2_pytss-*.whl >/dev/null 2>&1 \
+		|| { [ "$LGPIO_FROM_SOURCE" = 1 ] && ! ls "$cache"/lgpio-*.whl >/dev/null 2>&1; }; then
+		if [ "$ARCH" = "$(dpkg --print-architecture)" ] && [ "$host_python" = "$PYTHON_VERSION" ] \
+			&& [ "$LGPIO_FROM_SOURCE" = 0 ]; then
 			"$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "${tpm[@]}"
 		else  # without the cache's lock descriptor (7), as for bootstrap's mmdebstrap below
-			PYTHON="$PYTHON" TMPDIR="$WORK" "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$ARCH" "$SUITE" \
-				"deb $MIRROR $SUITE main" 7>&-
+			PYTHON="$PYTHON" TMPDIR="$WORK" WITH_LGPIO="$LGPIO_FROM_SOURCE" bare "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$CACHED" "$SUITE" \
+				"deb $MIRROR $SUITE main" "$PYTHON_VERSION" "$GLIBC_MINOR" 7>&-
 		fi
 	fi
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
@@ -267,7 +348,7 @@ build_wheels() {
 # packages' download cache is kept too). Made in the work folder and renamed into the cache, so an
 # interrupted build never leaves half a base system to be reused.
 bootstrap() {
-	local debs="$CACHE/debs-$ARCH" base="$CACHE/base-$ARCH-$BASE_KEY"
+	local debs="$CACHE/debs-$CACHED" base="$CACHE/base-$CACHED-$BASE_KEY" hooks=()
 	if [ -d "$base" ]; then
 		echo "reusing the Debian system $base"
 		return 0
@@ -275,17 +356,23 @@ bootstrap() {
 	mkdir -p "$debs"
 	local sources
 	mapfile -t sources < <(sources_lines)
-	mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" \
+	if backports_kernel; then
+		kernel_preferences > "$WORK/kernel.pref"
+		hooks+=(--setup-hook="mkdir -p \"\$1\"/etc/apt/preferences.d"
+			--setup-hook="copy-in $WORK/kernel.pref /etc/apt/preferences.d/")
+	fi
+	bare mmdebstrap --quiet --mode=root --variant=apt --arch="$ARCH" \
 		--include="$(packages)" \
 		--skip=essential/unlink \
 		--setup-hook="mkdir -p \"\$1\"/var/cache/apt/archives/" \
 		--setup-hook="sync-in $debs /var/cache/apt/archives/" \
+		"${hooks[@]}" \
 		--essential-hook="mkdir -p \"\$1\"/etc/initramfs-tools/conf.d" \
 		--essential-hook="copy-in $HERE/rootfs/etc/initramfs-tools/conf.d/pollbox.conf /etc/initramfs-tools/conf.d/" \
 		--customize-hook="sync-out /var/cache/apt/archives $debs" \
 		--customize-hook="$HERE/customize.sh \"\$1\"" \
 		"$SUITE" "$WORK/base" "${sources[@]}" >/dev/null
-	find "$CACHE" -maxdepth 1 -name "base-$ARCH-*" ! -name "base-$ARCH-$BASE_KEY" -exec rm -rf {} +
+	find "$CACHE" -maxdepth 1 -name "base-$CACHED-*" ! -name "base-$CACHED-$BASE_KEY" -exec rm -rf {} +
 	# another build may have put the same system there meanwhile: then that one is kept
 	mv -T "$WORK/base" "$base" 2>/dev/null || rm -rf "$WORK/base"
 }
@@ -293,7 +380,7 @@ bootstrap() {
 # The appliance into a copy of the base system: rootfs/, the units, pollbox's virtualenv from the
 # wheels, the image settings, the package lists.
 add_pollbox() {
-	cp -a "$CACHE/base-$ARCH-$BASE_KEY" "$WORK/root"
+	cp -a "$CACHE/base-$CACHED-$BASE_KEY" "$WORK/root"
 	"$HERE/install-pollbox.sh" "$WORK/root" "$WORK/wheels" "$WORK/packages" "$WORK/image.toml"
 }
 
@@ -350,6 +437,7 @@ pi_boot() {
 	"$HERE/pi/dtoverlays.sh" "$WORK/overlays"
 	mmd -i "$img" ::/overlays
 	mcopy -i "$img" "$WORK/overlays"/*.dtbo ::/overlays/
+	if backports_kernel; then pi5_boot "$img" "$dtbs" "${kernel##*/vmlinuz-}"; fi
 	sed "s/@DISKID@/$PI_DISK_ID/g" "$HERE/pi/cmdline.txt" > "$WORK/cmdline.txt"
 	mcopy -i "$img" "$WORK/cmdline.txt" ::/cmdline.txt
 	mdir -i "$img" -/ -b ::/ | sed 's|^::/||' > "$WORK/boot-files"
@@ -358,6 +446,23 @@ pi_boot() {
 	mcopy -i "$WORK/bootctl.img" "$HERE/pi/autoboot.txt" ::/autoboot.txt
 	rm -rf "${root:?}/boot/firmware"
 	mkdir -p "$root/boot/firmware"
+}
+
+# The Pi 5's part of boot-a, with trixie-backports' kernel (backports_kernel; bookworm's kernel has no
+# Pi 5 device tree, so a bookworm image has none of this). pi_boot copied Debian's Pi 5 trees with the
+# Pi 4's: bcm2712-rpi-5-b.dtb, the name the firmware loads on a Pi 5, and bcm2712-d-rpi-5-b.dtb, the
+# board's D0 revision, which the firmware asks for as bcm2712d0-rpi-5-b.dtb, so it is copied under that
+# name too. Both describe the RP1 chip whole (its PCIe node with clocks, GPIO, Ethernet, camera), which
+# the kernel's rp1_pci driver brings up: no overlay is needed, and Debian ships none for RP1. A kernel
+# without the tree or the driver is not built into an image that claims the Pi 5.
+pi5_boot() {
+	local img="$1" dtbs="$2" release="$3"
+	[ -f "$dtbs/bcm2712-rpi-5-b.dtb" ] || die "the kernel has no ${dtbs#"$WORK/root"}/bcm2712-rpi-5-b.dtb: a Pi 5 could not boot"
+	find "$WORK/root/usr/lib/modules/$release" -name 'rp1_pci.ko*' | grep -q . \
+		|| die "the kernel $release has no RP1 driver (rp1_pci): a Pi 5 would have no USB, Ethernet or GPIO"
+	if [ -f "$dtbs/bcm2712-d-rpi-5-b.dtb" ]; then
+		mcopy -i "$img" "$dtbs/bcm2712-d-rpi-5-b.dtb" ::/bcm2712d0-rpi-5-b.dtb
+	fi
 }
 
 # The Pi's disk: an MBR (DOS) partition table, as the Pi's firmware reads it (its boot partitions must be
@@ -530,6 +635,7 @@ main() {
 			;;
 		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
 	esac
+	suite_settings
 	# the commit this build packages, fixed once: a commit made while it runs changes neither its key,
 	# its wheel nor its manifest
 	COMMIT="$(git -C "$REPO" rev-parse --verify "HEAD^{commit}")"
@@ -550,17 +656,17 @@ main() {
 	# recipe. Always in this order, so two builds never wait for each other's second lock.
 	exec 9>"$OUT/.build-$ARCH.lock"
 	flock 9
-	exec 7>"$CACHE/.build-$ARCH.lock"
+	exec 7>"$CACHE/.build-$CACHED.lock"
 	flock 7
 	check_host
 	# what an interrupted build of this architecture left in the cache (none runs now: the lock is ours)
-	rm -rf "$CACHE/.image-$ARCH."*
+	rm -rf "$CACHE/.image-$CACHED."*
 	FINAL="$OUT/pollbox-$ARCH.img"
 	if [ -f "$FINAL" ] && [ -f "$OUT/pollbox-$ARCH.manifest" ] && [ "$(cat "$OUT/pollbox-$ARCH.key" 2>/dev/null)" = "$KEY" ]; then
 		echo "image: $FINAL is up to date (recipe key ${KEY:0:12})"
 		exit 0
 	fi
-	if [ -f "$CACHE/image-$ARCH-$KEY/pollbox.manifest" ]; then
+	if [ -f "$CACHE/image-$CACHED-$KEY/pollbox.manifest" ]; then
 		STEPS=1
 	else
 		check_space
