@@ -27,6 +27,7 @@ help:
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
 	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64 or arm64)"
 	@echo "               into build/image/pollbox-ARCH.img with its manifest; rebuilt only when its recipe changes"
+	@echo "               SUITE=bookworm (Debian 12, the default) or trixie (Debian 13; the Pi 5 needs it)"
 	@echo "               ELECTION_ID=... CEC_PUBLIC_KEY=... bake the election's trust anchor into it"
 	@echo "  make image-test  build a test image (test CEC key) and boot it in QEMU (KVM where it works, else"
 	@echo "               software emulation): first boot, bad sticks, power cuts, GPIO through the kernel"
@@ -127,11 +128,12 @@ screenshots: $(VENV_STAMP)
 	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser tests/web
 
 ARCH ?= amd64
+SUITE ?= bookworm
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=
 image: image-deps $(VENV_STAMP)
-	PYTHON=$(CURDIR)/$(PY) POLLBOX_ELECTION_ID="$(ELECTION_ID)" POLLBOX_CEC_PUBLIC_KEY="$(CEC_PUBLIC_KEY)" \
-	  bash provisioning/image/debian/build.sh $(ARCH) build/image
+	PYTHON=$(CURDIR)/$(PY) POLLBOX_SUITE="$(SUITE)" POLLBOX_ELECTION_ID="$(ELECTION_ID)" \
+	  POLLBOX_CEC_PUBLIC_KEY="$(CEC_PUBLIC_KEY)" bash provisioning/image/debian/build.sh $(ARCH) build/image
 
 # The boot tests build their own image (with a test CEC key) under build/image/test/.
 image-test: image-deps $(VENV_STAMP)
