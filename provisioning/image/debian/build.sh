@@ -29,6 +29,7 @@
 #       (Debian 13; on arm64 with trixie-backports' kernel, the one that drives the Raspberry Pi 5)
 #   POLLBOX_MIRROR, POLLBOX_SECURITY_MIRROR  Debian's archive and its security archive (default
 #       deb.debian.org's; a local mirror or snapshot.debian.org to rebuild a past image)
+# shellcheck disable=SC2317 # main exits at its end (see main), and shellcheck then takes every function for unreachable
 set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, main included
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -609,9 +610,9 @@ manifest() {
 }
 
 # The build itself: a function called on the script's last line, so bash has read the whole file before
-# any of it runs (an edit of the recipe during a long build cannot change the running build), and that
-# line exits too: bash reads a script as it goes, so after main returned it would read on from where the
-# line ended in the file as it is now, which an edit meanwhile has shifted.
+# any of it runs (an edit of the recipe during a long build cannot change the running build); and main
+# never returns, it exits: bash reads a script as it goes, so after main returned it would read on from
+# where its line ended in the file as it is now, which an edit meanwhile has shifted.
 main() {
 	local only_key=0
 	if [ "$ARCH" = --key ]; then
@@ -644,7 +645,7 @@ main() {
 	KEY="$(recipe_key)"
 	if [ "$only_key" = 1 ]; then
 		echo "$KEY"
-		return 0
+		exit 0
 	fi
 	mkdir -p "$OUT"
 	OUT="$(cd "$OUT" && pwd)"
@@ -698,6 +699,7 @@ main() {
 	trap - ERR
 	rm -rf "$WORK"
 	echo "image: $FINAL ($(du -h --apparent-size "$FINAL" | cut -f1), built in ${SECONDS}s)"
+	exit 0
 }
 
-main "$@"; exit
+main "$@"
