@@ -84,7 +84,12 @@ suite_settings() {
 	case "$SUITE" in
 		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 CACHED="$ARCH" LGPIO_FROM_SOURCE=0 ;;
 		# lgpio publishes binary wheels up to CPython 3.12: for trixie's 3.13 it is built from its source
-		trixie) PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" LGPIO_FROM_SOURCE=1 ;;
+		# trixie-backports' arm64 kernel Image is about 52 MB and its initramfs 38 MB (bookworm's 33 and 30),
+		# which left 3.5 MB of a 96 MiB Pi boot partition: 128 MiB each (trixie's Pi image has the room)
+		trixie)
+			PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" LGPIO_FROM_SOURCE=1
+			[ "$ARCH" != arm64 ] || PI_BOOT_MB=128
+			;;
 		*) die "unknown Debian suite '$SUITE' (POLLBOX_SUITE): bookworm or trixie" ;;
 	esac
 }
