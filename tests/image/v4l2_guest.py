@@ -135,16 +135,20 @@ def _loop_output_to_capture(fd: int) -> None:
     the instance's outputs)."""
     for ident, name, maximum in _controls(fd):
         if name == "Loop Video":
-            fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", ident, 1))
+            _set_id(fd, ident, 1)
             return
         if name.startswith("HDMI ") and name.endswith(" Is Connected To") and maximum >= 2:
-            fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", ident, 2))
+            _set_id(fd, ident, 2)
             return
     raise SystemExit("vivid has neither a \"Loop Video\" control nor an HDMI input connectable to its output")
 
 
+def _set_id(fd: int, ident: int, value: int) -> None:
+    fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", ident, value))
+
+
 def _set_control(fd: int, name: str, value: int) -> None:
-    fcntl.ioctl(fd, VIDIOC_S_CTRL, struct.pack("<Ii", _control(fd, name), value))
+    _set_id(fd, _control(fd, name), value)
 
 
 def frame_rate(timings: bytes) -> float:

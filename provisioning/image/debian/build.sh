@@ -338,9 +338,9 @@ build_wheels() {
 		if [ "$ARCH" = "$(dpkg --print-architecture)" ] && [ "$host_python" = "$PYTHON_VERSION" ] \
 			&& [ "$LGPIO_FROM_SOURCE" = 0 ]; then
 			"$PYTHON" -m pip wheel --quiet --no-deps --no-binary tpm2-pytss --wheel-dir "$cache" "${tpm[@]}"
-		else  # without the cache's lock descriptor (7), as for bootstrap's mmdebstrap below
+		else  # bare: its mmdebstrap, as bootstrap's
 			PYTHON="$PYTHON" TMPDIR="$WORK" WITH_LGPIO="$LGPIO_FROM_SOURCE" bare "$HERE/tpm-wheel.sh" "$ARCH" "$cache" "$CACHE/debs-$CACHED" "$SUITE" \
-				"deb $MIRROR $SUITE main" "$PYTHON_VERSION" "$GLIBC_MINOR" 7>&-
+				"deb $MIRROR $SUITE main" "$PYTHON_VERSION" "$GLIBC_MINOR"
 		fi
 	fi
 	"$PYTHON" -m pip download --quiet --dest "$cache" --only-binary=:all: "${platforms[@]}" \
@@ -686,9 +686,7 @@ main() {
 		STEPS=9
 		image_settings > "$WORK/image.toml"
 		step "Python wheels for $ARCH"; quietly build_wheels
-		# without the cache's lock descriptor (7; the lock stays held by this shell): inside mmdebstrap, apt
-		# hands its package list to dash through the next free descriptor, and dash reads one digit only
-		step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap 7>&-
+		step "Debian $SUITE system with mmdebstrap (cached)"; quietly bootstrap
 		step "the appliance and pollbox into the system"; quietly add_pollbox
 		step "boot partition"; quietly "$BOOT_STEP"
 		step "root and data file systems"; quietly filesystems
