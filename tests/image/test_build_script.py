@@ -71,9 +71,7 @@ def suite_key(arch: str, suite: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "POLLBOX_SUITE"}
     if suite is not None:
         env["POLLBOX_SUITE"] = suite
-    done = subprocess.run(["bash", str(BUILD), "--key", arch], capture_output=True, text=True, env=env)
-    assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
-    return done.stdout.strip()
+    return image_key(BUILD, arch, env)
 
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
@@ -115,8 +113,20 @@ def test_a_failing_step_is_named_and_leaves_no_work_folder_or_image(tmp_path: Pa
     assert not list(out.glob("pollbox-*")) and not list(out.glob(".work-*"))
 
 
-def image_key(script: Path, arch: str = "amd64") -> str:
-    done = subprocess.run(["bash", str(script), "--key", arch], capture_output=True, text=True)
+def recipe_clone(tmp_path: Path) -> tuple[Path, Path]:
+    """A clone of this checkout in ``tmp_path`` with this checkout's recipe folder (committed or not) copied
+    in: (the clone, its recipe folder). Skips outside a git checkout."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True, capture_output=True)
+    recipe = clone / BUILD.relative_to(REPO).parent
+    shutil.copytree(BUILD.parent, recipe, dirs_exist_ok=True)
+    return clone, recipe
+
+
+def image_key(script: Path, arch: str = "amd64", env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["bash", str(script), "--key", arch], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
     return done.stdout.strip()
 
@@ -132,12 +142,7 @@ def commit(clone: Path, path: str, text: str) -> None:
 def test_the_image_key_follows_what_goes_into_the_image_not_the_commit(tmp_path: Path) -> None:
     """A commit that touches only tests, docs, benchmarks or the README keeps the key (no rebuild); one
     that changes pollbox's packaged sources or the recipe makes another key."""
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True, capture_output=True)
-    recipe = clone / BUILD.relative_to(REPO).parent
-    shutil.copytree(BUILD.parent, recipe, dirs_exist_ok=True)  # this checkout's recipe, committed or not
+    clone, recipe = recipe_clone(tmp_path)
     script = recipe / BUILD.name
     first = image_key(script)
     for path in ("tests/image/new_test_data.txt", "docs/new-page.md", "bench/notes.txt", "README.md"):
@@ -157,12 +162,7 @@ def test_the_image_key_follows_what_goes_into_the_image_not_the_commit(tmp_path:
 def test_an_edit_of_the_script_during_a_build_does_not_run_into_the_running_one(tmp_path: Path) -> None:
     """bash reads a script as it runs it: the build must not read on after its work is done, where an edit of
     build.sh made meanwhile (a checkout, a pull) would hand it a shifted tail of the new file to run."""
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("not a git checkout")
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True, capture_output=True)
-    recipe = clone / BUILD.relative_to(REPO).parent
-    shutil.copytree(BUILD.parent, recipe, dirs_exist_ok=True)
+    _, recipe = recipe_clone(tmp_path)
     script = recipe / BUILD.name
     # a git that, at the build's first call, puts a longer comment at the top of build.sh, as an edit would
     bin_dir = tmp_path / "bin"
