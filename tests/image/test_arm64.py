@@ -58,6 +58,11 @@ def image() -> Path:
     return build_image("arm64", ARM64_DIR)
 
 
+def image_suite(image: Path) -> str:
+    """The Debian suite the image was built from, as its manifest's first line names it."""
+    return image.with_suffix(".manifest").read_text().split("Debian ", 1)[1].split(",", 1)[0]
+
+
 def mbr_partitions(image: Path) -> list[dict[str, Any]]:
     table = json.loads(run(["sfdisk", "--json", str(image)]))["partitiontable"]
     assert table["label"] == "dos", f"the Pi's disk has a {table['label']} partition table, not an MBR"
@@ -101,7 +106,7 @@ def test_the_disk_is_laid_out_for_two_slots_within_the_budget(image: Path) -> No
     assert [p["node"][-1] for p in parts] == ["1", "2", "3", "4", "5", "6"]
     mib = [int(p["size"]) * 512 // 2**20 for p in parts]
     # each boot partition 96 MiB; 128 on Debian 13, whose kernel and initramfs are larger (build.sh)
-    boot_mib = 128 if "Debian trixie," in image.with_suffix(".manifest").read_text().splitlines()[0] else 96
+    boot_mib = 128 if image_suite(image) == "trixie" else 96
     assert mib[0] == 4 and mib[1] == mib[2] == boot_mib and mib[5] == 64, mib
     extended, root, data = parts[3], parts[4], parts[5]
     assert int(extended["start"]) < int(root["start"]) < int(data["start"])
@@ -145,7 +150,7 @@ def test_the_pi_5_boots_from_a_trixie_image_only(image: Path, boot: Path) -> Non
     Pi 5). ``config.txt`` picks no tree and loads no RP1 overlay in either."""
     files = boot / "files"
     manifest = image.with_suffix(".manifest").read_text()
-    suite = manifest.split("Debian ", 1)[1].split(",", 1)[0]
+    suite = image_suite(image)
     config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
     assert not [line for line in config if line.startswith(("device_tree=", "dtoverlay=rp1"))], config
     kernel = next(line.split("\t")[1] for line in manifest.splitlines() if line.startswith("linux-image-arm64\t"))
