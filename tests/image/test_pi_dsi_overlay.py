@@ -1,7 +1,7 @@
 """The Raspberry Pi image's own device-tree overlay for the official 7-inch DSI touchscreen
 (``provisioning/image/debian/pi/overlays/vc4-kms-dsi-7inch.dts``, compiled by ``pi/dtoverlays.sh``), checked
-against Debian's real Pi 4 device tree: fast checks that need no build and no virtual machine (they run in
-``make test``).
+against Debian's real Pi 4 device trees: fast checks that need no image build and no virtual machine (they run
+in ``make test``).
 
 NOT VERIFIED ON HARDWARE: nothing here ran on a Raspberry Pi with the panel. These tests compile the overlay
 with Debian's ``dtc``, merge it into Debian's ``bcm2711-rpi-4-b.dtb`` with ``fdtoverlay`` (libfdt's overlay
@@ -9,32 +9,38 @@ code, not the Pi firmware's own) and read the merged tree with ``fdtget``: they 
 would get is wired as the drivers' bindings describe, not that the firmware applies the overlay the same way
 or that the panel lights and the touch controller answers.
 
-Debian's ``bcm2711-rpi-4-b.dtb`` comes from where the image build put it: the Pi image's boot partition
-(``build/image/arm64/pollbox-arm64.img``), else the arm64 kernel package in the build's package cache. With
-neither on the machine the tests that need it are skipped, naming both (they never pass without the dtb);
-without Debian's device-tree-compiler (``dtc``, ``fdtoverlay``, ``fdtget``) every test is skipped, naming it.
+Debian's trees come straight from Debian's archive (``debian_archive``): for each suite the Pi image is built
+for, the arm64 kernel package that suite's image ships (bookworm: the newest of bookworm, bookworm-updates and
+bookworm-security, a 6.1 kernel; trixie: trixie-backports'), checked against the SHA256 of its Packages entry,
+with only the tree kept under ``build/pi-dtb/``. Every tree check runs once per suite and prints the package
+and version its tree came from. When the archive does not answer, the tests that need a tree are skipped,
+naming the URL that failed (they never pass without the tree); without Debian's device-tree-compiler (``dtc``,
+``fdtoverlay``, ``fdtget``) every test is skipped, naming it.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import http.server
+import io
+import lzma
 import os
 import re
 import shutil
 import subprocess
-import sys
+import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .vm import IMAGE_DIR, REPO, image_cache, run
+from .debian_archive import CACHE, DTB, SUITE_DISTS, Refused, Unreachable, compare_versions, pi4_tree
+from .vm import REPO, run
 
 PI = REPO / "provisioning" / "image" / "debian" / "pi"
 SCRIPT = PI / "dtoverlays.sh"
 OVERLAY = PI / "overlays" / "vc4-kms-dsi-7inch.dts"
-PI_IMAGE = IMAGE_DIR / "arm64" / "pollbox-arm64.img"
-DTB = "bcm2711-rpi-4-b.dtb"
 
 DSI1 = "/soc/dsi@7e700000"
 I2C0 = "/soc/i2c@7e205000"
@@ -57,25 +63,14 @@ def compile_overlays(out: Path, script: Path = SCRIPT, path: str | None = None) 
     return subprocess.run(["/bin/bash", str(script), str(out)], capture_output=True, text=True, env=env)
 
 
-def shown(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-def debian_dtb(dest: Path) -> tuple[Path, str]:
-    """Debian's Pi 4 device tree and where it was taken from, or a skip naming what is missing."""
-    dtb = dest / DTB
-    if PI_IMAGE.is_file():
-        boot_a = json.loads(run(["sfdisk", "--json", str(PI_IMAGE)]))["partitiontable"]["partitions"][1]
-        run(["mcopy", "-n", "-i", f"{PI_IMAGE}@@{int(boot_a['start']) * 512}", f"::/{DTB}", str(dtb)])
-        return dtb, f"the Pi image's boot partition ({shown(PI_IMAGE)})"
-    debs = sorted((image_cache() / "debs-arm64").glob("linux-image-*-arm64_*_arm64.deb"))
-    if debs:
-        tar = subprocess.run(f"dpkg-deb --fsys-tarfile '{debs[-1]}' | tar -x -O --wildcards '*/broadcom/{DTB}'",
-                             shell=True, capture_output=True, check=True)
-        dtb.write_bytes(tar.stdout)
-        return dtb, f"the kernel package {debs[-1].name} in the image build's package cache"
-    pytest.skip(f"no Debian {DTB}: neither the Pi image {shown(PI_IMAGE)} (make image ARCH=arm64) nor "
-                f"an arm64 linux-image package in {image_cache() / 'debs-arm64'}")
+def debian_tree(suite: str, cache: Path = CACHE) -> tuple[Path, str]:
+    """Debian's Pi 4 device tree of the suite's Pi kernel and the package it came from, or a skip naming the
+    URL that did not answer."""
+    try:
+        dtb, package = pi4_tree(suite, cache)
+    except Unreachable as error:
+        pytest.skip(f"Debian's archive did not answer, so there is no {suite} {DTB}: {error}")
+    return dtb, f"{package.name} {package.version} ({package.url})"
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +81,22 @@ def dtbo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "vc4-kms-dsi-7inch.dtbo"
 
 
+@pytest.fixture(scope="module", params=sorted(SUITE_DISTS))
+def suite(request: pytest.FixtureRequest) -> str:
+    """The Debian suite whose Pi kernel's tree the tree checks run against."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dtb, source = debian_dtb(tmp_path_factory.mktemp("debian-dtb"))
-    print(f"Debian's {DTB} from {source}")
+def base(suite: str) -> Path:
+    dtb, source = debian_tree(suite)
+    print(f"{suite}: Debian's {DTB} from {source}")
     return dtb
 
 
 @pytest.fixture(scope="module")
 def merged(base: Path, dtbo: Path) -> Path:
-    out = dtbo.parent / "merged.dtb"
+    out = dtbo.parent / f"merged-{base.stem}.dtb"
     run(["fdtoverlay", "-i", str(base), "-o", str(out), str(dtbo)])
     return out
 
@@ -108,22 +109,38 @@ def has(dtb: Path, node: str, prop: str) -> bool:
     return prop in run(["fdtget", "-p", str(dtb), node]).split()
 
 
-def statuses(dtb: Path) -> dict[str, str]:
-    """Every node's path -> its status ("okay" when it has none), read off dtc's decompiled text."""
+def properties(dtb: Path) -> dict[str, dict[str, str]]:
+    """Every node's path -> its properties as dtc writes their values (a flag's value is "")."""
     text = run(["dtc", "-q", "-I", "dtb", "-O", "dts", str(dtb)])
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, str]] = {}
     path: list[str] = []
     for line in text.splitlines():
         line = line.strip()
         if line.endswith("{"):
             name = line[:-1].strip().split(":")[-1].strip()
             path.append("" if name == "/" else name)
-            found["/".join(path) or "/"] = "okay"
+            found["/".join(path) or "/"] = {}
         elif line == "};":
             path.pop()
-        elif match := re.fullmatch(r'status = "([^"]*)";', line):
-            found["/".join(path) or "/"] = match.group(1)
+        elif line.endswith(";") and path:
+            name, _, value = line[:-1].partition(" = ")
+            found["/".join(path) or "/"][name] = value
     return found
+
+
+def pin_users(dtb: Path, pins: set[int]) -> set[tuple[str, str]]:
+    """(node, pinctrl-N) of every pin-control state that names a pin group holding one of ``pins``."""
+    nodes = properties(dtb)
+    groups = {int(props["phandle"].strip("<>"), 16): {int(pin, 16) for pin in props["brcm,pins"].strip("<>").split()}
+              for props in nodes.values() if "phandle" in props and "brcm,pins" in props}
+    return {(node, prop) for node, props in nodes.items() for prop, value in props.items()
+            if re.fullmatch(r"pinctrl-\d+", prop)
+            and any(groups.get(int(phandle, 16), set()) & pins for phandle in value.strip("<>").split())}
+
+
+def statuses(dtb: Path) -> dict[str, str]:
+    """Every node's path -> its status ("okay" when it has none)."""
+    return {node: props.get("status", '"okay"').strip('"') for node, props in properties(dtb).items()}
 
 
 def phandles(dtb: Path) -> list[str]:
@@ -142,9 +159,11 @@ def test_the_script_compiles_each_overlay_source_into_a_dtbo(tmp_path: Path) -> 
     assert "warnings" not in done.stderr, done.stderr
 
 
-def test_every_fragment_targets_a_path_that_debian_s_tree_has(base: Path, dtbo: Path) -> None:
-    # Debian's tree has no __symbols__ (no labels an overlay could name), so fragments must use target-path
-    assert "__symbols__" not in run(["fdtget", "-l", str(base), "/"]).split()
+def test_every_fragment_targets_a_path_that_debian_s_tree_has(suite: str, base: Path, dtbo: Path) -> None:
+    # bookworm's tree has no __symbols__ (no labels an overlay could name), so fragments must use target-path
+    # (trixie-backports' newer tree has them; a path serves both)
+    if suite == "bookworm":
+        assert "__symbols__" not in run(["fdtget", "-l", str(base), "/"]).split()
     fragments = [n for n in run(["fdtget", "-l", str(dtbo), "/"]).split() if n.startswith("fragment@")]
     assert len(fragments) == 3, fragments
     for fragment in fragments:
@@ -182,7 +201,14 @@ def test_the_panel_and_the_touch_controller_sit_on_bsc0_pinned_to_gpio_44_45(bas
     assert len(groups) == 1, groups
     assert get(merged, f"{GPIO}/{groups[0]}", "brcm,pins") == "44 45"
     assert get(merged, f"{GPIO}/{groups[0]}", "brcm,function") == "5"  # alt1: SDA0/SCL0 on GPIO 44/45
-    assert get(base, I2C0, "pinctrl-0", "x") != pinctrl, "Debian's tree already pins BSC0 to the overlay's group"
+    if has(base, I2C0, "pinctrl-0"):
+        assert get(base, I2C0, "pinctrl-0", "x") != pinctrl, "Debian's tree already pins BSC0 to the overlay's group"
+    # GPIO 44/45 have one user, BSC0's default state: no other node (such as an i2c-mux-pinctrl switching BSC0
+    # between pin pairs) takes them, and BSC0 has no second state that moves it elsewhere
+    assert pin_users(merged, {44, 45}) == {(I2C0, "pinctrl-0")}, "other pin-control states take GPIO 44/45"
+    assert get(merged, I2C0, "pinctrl-names") == "default"
+    assert sorted(p for p in run(["fdtget", "-p", str(merged), I2C0]).split() if p.startswith("pinctrl-")) == \
+        ["pinctrl-0", "pinctrl-names"]
 
 
 def test_nothing_else_changes_status_and_the_header_i2c_is_untouched(base: Path, merged: Path) -> None:
@@ -190,8 +216,9 @@ def test_nothing_else_changes_status_and_the_header_i2c_is_untouched(base: Path,
     changed = {node for node in before if before[node] != after.get(node)}
     assert changed == {DSI1}, changed
     added = set(after) - set(before)
+    symbols = set() if "/__symbols__" in before else {"/__symbols__"}  # the overlay's labels, merged into the tree's
     assert added == {f"{DSI1}/port", f"{DSI1}/port/endpoint", PANEL, f"{PANEL}/port", f"{PANEL}/port/endpoint",
-                     TOUCH, f"{GPIO}/pollbox-i2c0-gpio44", "/__symbols__"}, added
+                     TOUCH, f"{GPIO}/pollbox-i2c0-gpio44"} | symbols, added
     for prop in run(["fdtget", "-p", str(base), I2C1]).split():
         assert get(merged, I2C1, prop, "x") == get(base, I2C1, prop, "x"), prop
 
@@ -236,20 +263,132 @@ def test_the_script_without_an_output_folder_says_how_to_call_it() -> None:
     assert done.returncode == 2 and "usage: dtoverlays.sh OUT-DIR" in done.stderr, done.stderr
 
 
-def test_without_the_image_the_dtb_comes_from_the_package_cache(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    if not sorted((image_cache() / "debs-arm64").glob("linux-image-*-arm64_*_arm64.deb")):
-        pytest.skip(f"no arm64 kernel package in {image_cache() / 'debs-arm64'} (an arm64 image build fills it)")
-    monkeypatch.setattr(sys.modules[__name__], "PI_IMAGE", tmp_path / "no-image.img")
-    dtb, source = debian_dtb(tmp_path)
-    assert "package cache" in source, source
-    assert get(dtb, "/", "model") == "Raspberry Pi 4 Model B"
+def tar_xz(files: dict[str, bytes], links: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        for name, target in links.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return buffer.getvalue()
 
 
-def test_with_no_debian_dtb_anywhere_the_tests_skip_naming_both_places(tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.modules[__name__], "PI_IMAGE", tmp_path / "no-image.img")
-    monkeypatch.setenv("POLLBOX_IMAGE_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(pytest.skip.Exception, match=r"no Debian bcm2711-rpi-4-b\.dtb: neither the Pi image .*"
-                       r"make image ARCH=arm64.* nor an arm64 linux-image package in .*empty-cache"):
-        debian_dtb(tmp_path)
+def fake_deb(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    """A Debian package (ar: debian-binary, control.tar.xz, data.tar.xz) holding ``files`` and ``links``."""
+    members = [("debian-binary", b"2.0\n"), ("control.tar.xz", tar_xz({"control": b"Package: fake\n"}, {})),
+               ("data.tar.xz", tar_xz(files, links or {}))]
+    out = b"!<arch>\n"
+    for name, content in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n".encode() + content
+        out += b"\n" if len(content) % 2 else b""
+    return out
+
+
+class FakeArchive:
+    """Debian's two archives (``debian``, ``debian-security``) in a folder, served over HTTP on 127.0.0.1."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.url = root, url
+        self.entries: dict[tuple[str, str], list[str]] = {}
+
+    def add(self, archive: str, dist: str, name: str, version: str, depends: str = "", deb: bytes = b"",
+            sha256: str = "") -> None:
+        """A package in a dist's Packages index, its file in the pool (``sha256`` overrides the index's)."""
+        filename = f"pool/main/l/{name}_{version}_arm64.deb"
+        (self.root / archive / filename).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / archive / filename).write_bytes(deb)
+        entry = [f"Package: {name}", f"Version: {version}", "Architecture: arm64"]
+        entry += [f"Depends: {depends}"] if depends else []
+        entry += [f"Filename: {filename}", f"Size: {len(deb)}",
+                  f"SHA256: {sha256 or hashlib.sha256(deb).hexdigest()}"]
+        self.entries.setdefault((archive, dist), []).append("\n".join(entry) + "\n")
+        index = self.root / archive / "dists" / dist / "main" / "binary-arm64" / "Packages.xz"
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_bytes(lzma.compress("\n".join(self.entries[archive, dist]).encode()))
+
+
+@pytest.fixture()
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArchive]:
+    root = tmp_path / "archive"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("POLLBOX_MIRROR", f"{url}/debian")
+    monkeypatch.setenv("POLLBOX_SECURITY_MIRROR", f"{url}/debian-security")
+    yield FakeArchive(root, url)
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_bookworm_s_tree_comes_from_the_newest_kernel_of_its_three_dists(archive: FakeArchive,
+                                                                         tmp_path: Path) -> None:
+    for where, dist, abi, version in (("debian", "bookworm", "50", "6.1.99-1"),
+                                      ("debian", "bookworm-updates", "51", "6.1.176-1"),
+                                      ("debian-security", "bookworm-security", "57", "6.1.192-3")):
+        image = f"linux-image-6.1.0-{abi}-arm64"
+        archive.add(where, dist, "linux-image-arm64", version, f"{image} (= {version})")
+        archive.add(where, dist, image, version, "kmod, linux-base (>= 4.3~)", fake_deb(
+            {f"usr/lib/{image}/broadcom/{DTB}": f"tree {version}".encode(),
+             f"usr/lib/{image}/broadcom/bcm2711-rpi-400.dtb": b"another board's tree"}))
+    dtb, source = debian_tree("bookworm", tmp_path / "cache")
+    assert dtb.read_bytes() == b"tree 6.1.192-3", source  # 192 > 176 > 99 as numbers, not as text
+    assert source == (f"linux-image-6.1.0-57-arm64 6.1.192-3 ({archive.url}/debian-security/"
+                      "pool/main/l/linux-image-6.1.0-57-arm64_6.1.192-3_arm64.deb)")
+    assert os.listdir(tmp_path / "cache") == ["linux-image-6.1.0-57-arm64_6.1.192-3.dtb"], "the .deb is kept"
+
+
+def test_trixie_s_tree_comes_from_backports_linux_base_package(archive: FakeArchive, tmp_path: Path) -> None:
+    release, version = "7.3.4+deb13-arm64", "7.3.4-1~bpo13+1"
+    archive.add("debian", "trixie-backports", "linux-image-arm64", version,
+                f"linux-base-arm64 (= {version}), linux-image-{release} (= {version})")
+    archive.add("debian", "trixie-backports", f"linux-image-{release}", version,
+                f"dracut | initramfs-tools, linux-base-{release} (= {version})", fake_deb({}))
+    # the tree sits in linux-base-<release>, under modules/<release>/dtb, linked from usr/lib/linux-image-<release>
+    archive.add("debian", "trixie-backports", f"linux-base-{release}", version, "", fake_deb(
+        {f"usr/lib/modules/{release}/dtb/broadcom/{DTB}": b"the backports tree"},
+        {f"usr/lib/linux-image-{release}": f"modules/{release}/dtb"}))
+    dtb, source = debian_tree("trixie", tmp_path / "cache")
+    assert dtb.read_bytes() == b"the backports tree"
+    assert dtb.name == f"linux-base-{release}_{version}.dtb" and source.startswith(f"linux-base-{release} {version}")
+
+
+def test_a_package_whose_sha256_is_not_its_index_s_is_refused(archive: FakeArchive, tmp_path: Path) -> None:
+    archive.add("debian", "trixie-backports", "linux-image-arm64", "7.0-1", "linux-image-7.0-arm64 (= 7.0-1)")
+    archive.add("debian", "trixie-backports", "linux-image-7.0-arm64", "7.0-1", "",
+                fake_deb({f"usr/lib/linux-image-7.0-arm64/broadcom/{DTB}": b"a tree"}),
+                sha256=hashlib.sha256(b"some other file").hexdigest())
+    with pytest.raises(Refused, match=r"linux-image-7\.0-arm64_7\.0-1_arm64\.deb has SHA256 [0-9a-f]{64}, but "
+                       r"trixie-backports's Packages index gives [0-9a-f]{64} for linux-image-7\.0-arm64 7\.0-1: "
+                       "refusing it"):
+        debian_tree("trixie", tmp_path / "cache")
+    assert os.listdir(tmp_path / "cache") == [], "something of the refused package is left"
+
+
+def test_an_unreachable_mirror_skips_naming_the_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLLBOX_MIRROR", "http://127.0.0.1:9/")
+    with pytest.raises(pytest.skip.Exception, match=r"did not answer, so there is no trixie bcm2711-rpi-4-b\.dtb: "
+                       r"http://127\.0\.0\.1:9/dists/trixie-backports/main/binary-arm64/Packages\.xz: "):
+        debian_tree("trixie", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_debian_version_order() -> None:
+    assert compare_versions("6.1.192-3", "6.1.99-1") > 0
+    assert compare_versions("7.3.4-1~bpo13+1", "7.3.4-1") < 0  # a backport sorts before the release it backports
+    assert compare_versions("1:1.0-1", "2.0-1") > 0  # the epoch first
+    assert compare_versions("1.0-1", "1.0-1") == 0 and compare_versions("1.0a-1", "1.0+b-1") < 0
