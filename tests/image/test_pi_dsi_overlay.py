@@ -1,7 +1,12 @@
 """The Raspberry Pi image's own device-tree overlay for the official 7-inch DSI touchscreen
-(``provisioning/image/debian/pi/overlays/vc4-kms-dsi-7inch.dts``, compiled by ``pi/dtoverlays.sh``), checked
-against Debian's real Pi 4 device trees: fast checks that need no image build and no virtual machine (they run
-in ``make test``).
+(``provisioning/image/debian/pi/overlays/SUITE/vc4-kms-dsi-7inch.dts``, one per Debian suite, compiled by
+``pi/dtoverlays.sh``), each checked against the real Pi 4 device tree of its suite's Pi kernel: fast checks
+that need no image build and no virtual machine (they run in ``make test``).
+
+The two trees describe the display connector's I2C bus differently. Bookworm's 6.1 tree leaves BSC0 on
+GPIO 0/1, so its overlay moves BSC0 to GPIO 44/45 and puts the panel's devices on it. Trixie-backports' tree
+puts BSC0 behind an I2C pin switch (``/i2c-mux0``, ``i2c-mux-pinctrl``) whose bus 1 is GPIO 44/45, so its
+overlay moves no pins and puts the devices on that bus (``BUS``).
 
 NOT VERIFIED ON HARDWARE: nothing here ran on a Raspberry Pi with the panel. These tests compile the overlay
 with Debian's ``dtc``, merge it into Debian's ``bcm2711-rpi-4-b.dtb`` with ``fdtoverlay`` (libfdt's overlay
@@ -40,15 +45,18 @@ from .vm import REPO, run
 
 PI = REPO / "provisioning" / "image" / "debian" / "pi"
 SCRIPT = PI / "dtoverlays.sh"
-OVERLAY = PI / "overlays" / "vc4-kms-dsi-7inch.dts"
+OVERLAY = PI / "overlays" / "bookworm" / "vc4-kms-dsi-7inch.dts"
+"""The overlay the script tests below copy (any suite's serves them)."""
 
 DSI1 = "/soc/dsi@7e700000"
 I2C0 = "/soc/i2c@7e205000"
 I2C1 = "/soc/i2c@7e804000"
 """BSC1, the 40-pin header's I2C (GPIO 2/3): the overlay must leave it alone."""
 GPIO = "/soc/gpio@7e200000"
-PANEL = f"{I2C0}/panel@45"
-TOUCH = f"{I2C0}/touchscreen@38"
+MUX = "/i2c-mux0"
+BUS = {"bookworm": I2C0, "trixie": f"{MUX}/i2c@1"}
+"""Per suite, the node the panel's devices sit on: BSC0 itself, or the pin switch's bus on GPIO 44/45."""
+FRAGMENTS = {"bookworm": 3, "trixie": 2}
 
 TOOLS = ("dtc", "fdtoverlay", "fdtget")
 missing = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -56,11 +64,12 @@ pytestmark = pytest.mark.skipif(bool(missing), reason=f"no {', '.join(missing)}:
                                 "device-tree-compiler (apt-get install device-tree-compiler)")
 
 
-def compile_overlays(out: Path, script: Path = SCRIPT, path: str | None = None) -> subprocess.CompletedProcess[str]:
+def compile_overlays(out: Path, suite: str = "bookworm", script: Path = SCRIPT,
+                     path: str | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     if path is not None:
         env["PATH"] = path
-    return subprocess.run(["/bin/bash", str(script), str(out)], capture_output=True, text=True, env=env)
+    return subprocess.run(["/bin/bash", str(script), suite, str(out)], capture_output=True, text=True, env=env)
 
 
 def debian_tree(suite: str, cache: Path = CACHE) -> tuple[Path, str]:
@@ -73,18 +82,18 @@ def debian_tree(suite: str, cache: Path = CACHE) -> tuple[Path, str]:
     return dtb, f"{package.name} {package.version} ({package.url})"
 
 
-@pytest.fixture(scope="module")
-def dtbo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("overlays")
-    done = compile_overlays(out)
-    assert done.returncode == 0, done.stderr
-    return out / "vc4-kms-dsi-7inch.dtbo"
-
-
 @pytest.fixture(scope="module", params=sorted(SUITE_DISTS))
 def suite(request: pytest.FixtureRequest) -> str:
-    """The Debian suite whose Pi kernel's tree the tree checks run against."""
+    """The Debian suite whose overlay and Pi kernel's tree the tree checks run against."""
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def dtbo(suite: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp(f"overlays-{suite}")
+    done = compile_overlays(out, suite)
+    assert done.returncode == 0, done.stderr
+    return out / "vc4-kms-dsi-7inch.dtbo"
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +157,24 @@ def phandles(dtb: Path) -> list[str]:
     return re.findall(r"^\s*phandle = <(0x[0-9a-f]+)>;", text, re.MULTILINE)
 
 
-def test_the_script_compiles_each_overlay_source_into_a_dtbo(tmp_path: Path) -> None:
-    done = compile_overlays(tmp_path / "out")
+@pytest.mark.parametrize("suite", sorted(SUITE_DISTS))
+def test_the_script_compiles_each_overlay_source_of_the_suite_into_a_dtbo(suite: str, tmp_path: Path) -> None:
+    done = compile_overlays(tmp_path / "out", suite)
     assert done.returncode == 0, done.stderr
-    sources = sorted(p.stem for p in (PI / "overlays").glob("*.dts"))
+    sources = sorted(p.stem for p in (PI / "overlays" / suite).glob("*.dts"))
     assert "vc4-kms-dsi-7inch" in sources
     assert sorted(os.listdir(tmp_path / "out")) == [f"{name}.dtbo" for name in sources]
     blob = (tmp_path / "out" / "vc4-kms-dsi-7inch.dtbo").read_bytes()
     assert blob[:4] == bytes.fromhex("d00dfeed"), "not a flattened device tree"
     assert "warnings" not in done.stderr, done.stderr
+
+
+def test_every_suite_the_image_builds_has_its_overlays_and_another_is_refused(tmp_path: Path) -> None:
+    assert sorted(p.name for p in (PI / "overlays").iterdir() if p.is_dir()) == sorted(SUITE_DISTS)
+    done = compile_overlays(tmp_path / "out", "sid")
+    assert done.returncode == 2
+    assert "no overlays for the Debian suite 'sid'" in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_fragment_targets_a_path_that_debian_s_tree_has(suite: str, base: Path, dtbo: Path) -> None:
@@ -165,18 +183,19 @@ def test_every_fragment_targets_a_path_that_debian_s_tree_has(suite: str, base: 
     if suite == "bookworm":
         assert "__symbols__" not in run(["fdtget", "-l", str(base), "/"]).split()
     fragments = [n for n in run(["fdtget", "-l", str(dtbo), "/"]).split() if n.startswith("fragment@")]
-    assert len(fragments) == 3, fragments
+    assert len(fragments) == FRAGMENTS[suite], fragments
     for fragment in fragments:
         assert not has(dtbo, f"/{fragment}", "target"), f"{fragment} names a label Debian's tree lacks"
         target = get(dtbo, f"/{fragment}", "target-path")
         run(["fdtget", "-l", str(base), target])  # fails, naming the path, if Debian's tree has no such node
 
 
-def test_dsi1_is_enabled_and_its_endpoint_and_the_panel_s_point_at_each_other(base: Path, merged: Path) -> None:
+def test_dsi1_is_enabled_and_its_endpoint_and_the_panel_s_point_at_each_other(suite: str, base: Path,
+                                                                              merged: Path) -> None:
     assert get(base, DSI1, "status") == "disabled", "Debian's tree enables DSI1 itself: the overlay is moot"
     assert get(merged, DSI1, "compatible") == "brcm,bcm2711-dsi1"
     assert get(merged, DSI1, "status") == "okay"
-    dsi_end, panel_end = f"{DSI1}/port/endpoint", f"{PANEL}/port/endpoint"
+    dsi_end, panel_end = f"{DSI1}/port/endpoint", f"{BUS[suite]}/panel@45/port/endpoint"
     assert get(merged, dsi_end, "remote-endpoint", "x") == get(merged, panel_end, "phandle", "x")
     assert get(merged, panel_end, "remote-endpoint", "x") == get(merged, dsi_end, "phandle", "x")
     # port 0, endpoint 0: what vc4 asks the graph for (a port or endpoint without reg counts as 0)
@@ -185,24 +204,37 @@ def test_dsi1_is_enabled_and_its_endpoint_and_the_panel_s_point_at_each_other(ba
     assert len(numbers) == len(set(numbers)), "the overlay's phandles collide with the base tree's"
 
 
-def test_the_panel_and_the_touch_controller_sit_on_bsc0_pinned_to_gpio_44_45(base: Path, merged: Path) -> None:
+def devices_on(merged: Path, bus: str) -> None:
+    """The panel's micro at 0x45 and the touch controller at 0x38 on ``bus``, described as their drivers'
+    bindings ask."""
+    panel, touch = f"{bus}/panel@45", f"{bus}/touchscreen@38"
+    assert get(merged, panel, "compatible") == "raspberrypi,7inch-touchscreen-panel"
+    assert get(merged, panel, "reg", "x") == "45"
+    assert get(merged, touch, "compatible") == "edt,edt-ft5406"
+    assert get(merged, touch, "reg", "x") == "38"
+    assert (get(merged, touch, "touchscreen-size-x"), get(merged, touch, "touchscreen-size-y")) == ("800", "480")
+    assert has(merged, touch, "touchscreen-inverted-x") and has(merged, touch, "touchscreen-inverted-y")
+
+
+def pin_group(dtb: Path, phandle: str) -> str:
+    """The one pin group in the GPIO controller whose phandle is ``phandle``."""
+    groups = [g for g in run(["fdtget", "-l", str(dtb), GPIO]).split()
+              if has(dtb, f"{GPIO}/{g}", "phandle") and get(dtb, f"{GPIO}/{g}", "phandle", "x") == phandle]
+    assert len(groups) == 1, groups
+    return f"{GPIO}/{groups[0]}"
+
+
+@pytest.mark.parametrize("suite", ["bookworm"], indirect=True)
+def test_on_bookworm_bsc0_moves_to_gpio_44_45_with_the_panel_s_devices_on_it(base: Path, merged: Path) -> None:
     assert "brcm,bcm2711-i2c" in get(merged, I2C0, "compatible").split()
     assert get(merged, I2C0, "status") == "okay"
-    assert get(merged, PANEL, "compatible") == "raspberrypi,7inch-touchscreen-panel"
-    assert get(merged, PANEL, "reg", "x") == "45"
-    assert get(merged, TOUCH, "compatible") == "edt,edt-ft5406"
-    assert get(merged, TOUCH, "reg", "x") == "38"
-    assert (get(merged, TOUCH, "touchscreen-size-x"), get(merged, TOUCH, "touchscreen-size-y")) == ("800", "480")
-    assert has(merged, TOUCH, "touchscreen-inverted-x") and has(merged, TOUCH, "touchscreen-inverted-y")
+    devices_on(merged, I2C0)
     # the bus's pins: the one pin group whose phandle pinctrl-0 names, in the GPIO controller, is 44/45 alt1
     pinctrl = get(merged, I2C0, "pinctrl-0", "x")
-    groups = [g for g in run(["fdtget", "-l", str(merged), GPIO]).split()
-              if has(merged, f"{GPIO}/{g}", "phandle") and get(merged, f"{GPIO}/{g}", "phandle", "x") == pinctrl]
-    assert len(groups) == 1, groups
-    assert get(merged, f"{GPIO}/{groups[0]}", "brcm,pins") == "44 45"
-    assert get(merged, f"{GPIO}/{groups[0]}", "brcm,function") == "5"  # alt1: SDA0/SCL0 on GPIO 44/45
-    if has(base, I2C0, "pinctrl-0"):
-        assert get(base, I2C0, "pinctrl-0", "x") != pinctrl, "Debian's tree already pins BSC0 to the overlay's group"
+    group = pin_group(merged, pinctrl)
+    assert get(merged, group, "brcm,pins") == "44 45"
+    assert get(merged, group, "brcm,function") == "5"  # alt1: SDA0/SCL0 on GPIO 44/45
+    assert get(base, I2C0, "pinctrl-0", "x") != pinctrl, "Debian's tree already pins BSC0 to the overlay's group"
     # GPIO 44/45 have one user, BSC0's default state: no other node (such as an i2c-mux-pinctrl switching BSC0
     # between pin pairs) takes them, and BSC0 has no second state that moves it elsewhere
     assert pin_users(merged, {44, 45}) == {(I2C0, "pinctrl-0")}, "other pin-control states take GPIO 44/45"
@@ -211,14 +243,32 @@ def test_the_panel_and_the_touch_controller_sit_on_bsc0_pinned_to_gpio_44_45(bas
         ["pinctrl-0", "pinctrl-names"]
 
 
-def test_nothing_else_changes_status_and_the_header_i2c_is_untouched(base: Path, merged: Path) -> None:
+@pytest.mark.parametrize("suite", ["trixie"], indirect=True)
+def test_on_trixie_the_panel_s_devices_sit_on_the_pin_switch_s_gpio_44_45_bus(base: Path, merged: Path) -> None:
+    # the switch: BSC0 is its parent, and its state 1 (bus i2c@1) is the pin group on GPIO 44/45, alt1
+    assert get(merged, MUX, "compatible") == "i2c-mux-pinctrl"
+    assert get(merged, MUX, "i2c-parent", "x") == get(merged, I2C0, "phandle", "x")
+    assert get(merged, I2C0, "status") == "okay" and statuses(merged)[MUX] == "okay"
+    assert get(merged, f"{MUX}/i2c@1", "reg", "x") == "1"
+    group = pin_group(merged, get(merged, MUX, "pinctrl-1", "x"))
+    assert get(merged, group, "brcm,pins") == "44 45"
+    assert get(merged, group, "brcm,function") == "5"  # alt1: SDA0/SCL0 on GPIO 44/45
+    devices_on(merged, BUS["trixie"])
+    assert not [n for n in run(["fdtget", "-l", str(merged), I2C0]).split()], "devices on BSC0 outside the switch"
+    # the overlay moves no pins: GPIO 44/45 keep the one user the base tree gives them, the switch's state 1
+    assert pin_users(merged, {44, 45}) == pin_users(base, {44, 45}) == {(MUX, "pinctrl-1")}
+
+
+def test_nothing_else_changes_status_and_the_header_i2c_is_untouched(suite: str, base: Path, merged: Path) -> None:
     before, after = statuses(base), statuses(merged)
     changed = {node for node in before if before[node] != after.get(node)}
     assert changed == {DSI1}, changed
     added = set(after) - set(before)
     symbols = set() if "/__symbols__" in before else {"/__symbols__"}  # the overlay's labels, merged into the tree's
-    assert added == {f"{DSI1}/port", f"{DSI1}/port/endpoint", PANEL, f"{PANEL}/port", f"{PANEL}/port/endpoint",
-                     TOUCH, f"{GPIO}/pollbox-i2c0-gpio44"} | symbols, added
+    pins = {f"{GPIO}/pollbox-i2c0-gpio44"} if suite == "bookworm" else set()  # bookworm's own pin group
+    panel = f"{BUS[suite]}/panel@45"
+    assert added == {f"{DSI1}/port", f"{DSI1}/port/endpoint", panel, f"{panel}/port", f"{panel}/port/endpoint",
+                     f"{BUS[suite]}/touchscreen@38"} | pins | symbols, added
     for prop in run(["fdtget", "-p", str(base), I2C1]).split():
         assert get(merged, I2C1, prop, "x") == get(base, I2C1, prop, "x"), prop
 
@@ -227,20 +277,20 @@ def test_nothing_else_changes_status_and_the_header_i2c_is_untouched(base: Path,
 def scratch_pi(tmp_path: Path) -> Iterator[Path]:
     """A copy of the script next to an overlays/ folder of the test's own (the script compiles its own folder)."""
     pi = tmp_path / "pi"
-    (pi / "overlays").mkdir(parents=True)
+    (pi / "overlays" / "bookworm").mkdir(parents=True)
     shutil.copy2(SCRIPT, pi / "dtoverlays.sh")
-    shutil.copy2(OVERLAY, pi / "overlays" / OVERLAY.name)
+    shutil.copy2(OVERLAY, pi / "overlays" / "bookworm" / OVERLAY.name)
     yield pi
 
 
 def test_a_source_that_does_not_compile_is_named_and_leaves_no_dtbo(scratch_pi: Path, tmp_path: Path) -> None:
-    broken = scratch_pi / "overlays" / "broken.dts"
+    broken = scratch_pi / "overlays" / "bookworm" / "broken.dts"
     broken.write_text('/dts-v1/;\n/plugin/;\n/ {\n\tfragment@0 {\n\t\ttarget-path = "/soc";\n\t\t__overlay__ {\n'
                       '\t\t\tstatus = "okay"\n\t\t};\n\t};\n};\n')  # no semicolon after "okay"
     out = tmp_path / "out"
     out.mkdir()
     (out / "broken.dtbo").write_bytes(b"an older build's file")
-    done = compile_overlays(out, scratch_pi / "dtoverlays.sh")
+    done = compile_overlays(out, script=scratch_pi / "dtoverlays.sh")
     assert done.returncode == 2
     assert f"dtoverlays: the overlay {broken} does not compile" in done.stderr, done.stderr
     assert "syntax error" in done.stderr, done.stderr  # dtc's own words follow, with the line
@@ -260,7 +310,7 @@ def test_without_dtc_the_script_says_what_to_install(tmp_path: Path) -> None:
 
 def test_the_script_without_an_output_folder_says_how_to_call_it() -> None:
     done = subprocess.run(["/bin/bash", str(SCRIPT)], capture_output=True, text=True)
-    assert done.returncode == 2 and "usage: dtoverlays.sh OUT-DIR" in done.stderr, done.stderr
+    assert done.returncode == 2 and "usage: dtoverlays.sh SUITE OUT-DIR" in done.stderr, done.stderr
 
 
 def tar_xz(files: dict[str, bytes], links: dict[str, str]) -> bytes:

@@ -440,7 +440,7 @@ pi_boot() {
 	mcopy -i "$img" "$initrd" ::/initrd.img
 	mcopy -i "$img" "$HERE/pi/config.txt" ::/config.txt
 	# pollbox's own device-tree overlays (pi/overlays/*.dts), in the folder where the firmware looks for them
-	"$HERE/pi/dtoverlays.sh" "$WORK/overlays"
+	"$HERE/pi/dtoverlays.sh" "$SUITE" "$WORK/overlays"
 	mmd -i "$img" ::/overlays
 	mcopy -i "$img" "$WORK/overlays"/*.dtbo ::/overlays/
 	if backports_kernel; then pi5_boot "$img" "$dtbs" "${kernel##*/vmlinuz-}"; fi
