@@ -17,11 +17,11 @@ The Packages indexes are read at every call, so a new kernel in the archive mean
 from __future__ import annotations
 
 import hashlib
-import itertools
 import lzma
 import os
 import posixpath
 import re
+import subprocess
 import tarfile
 import tempfile
 import urllib.error
@@ -78,40 +78,12 @@ def archives() -> dict[str, str]:
                                        "http://deb.debian.org/debian-security").rstrip("/")}
 
 
-def _order(char: str) -> int:
-    if char == "" or char.isdigit():
-        return 0
-    if char == "~":
-        return -1
-    return ord(char) if char.isalpha() else ord(char) + 256
-
-
-def _compare_part(a: str, b: str) -> int:
-    """dpkg's verrevcmp: non-digit runs character by character (``~`` before everything, even the end),
-    digit runs as numbers."""
-    while a or b:
-        text_a, text_b = re.match(r"\D*", a).group(), re.match(r"\D*", b).group()  # type: ignore[union-attr]
-        for x, y in itertools.zip_longest(text_a, text_b, fillvalue=""):
-            if _order(x) != _order(y):
-                return -1 if _order(x) < _order(y) else 1
-        a, b = a[len(text_a):], b[len(text_b):]
-        digits_a, digits_b = re.match(r"\d*", a).group(), re.match(r"\d*", b).group()  # type: ignore[union-attr]
-        if int(digits_a or 0) != int(digits_b or 0):
-            return -1 if int(digits_a or 0) < int(digits_b or 0) else 1
-        a, b = a[len(digits_a):], b[len(digits_b):]
-    return 0
-
-
 def compare_versions(a: str, b: str) -> int:
-    """Debian's version order (epoch, upstream version, revision): negative, 0 or positive, as dpkg's."""
-    def split(version: str) -> tuple[int, str, str]:
-        epoch, _, rest = version.rpartition(":") if ":" in version else ("0", "", version)
-        upstream, _, revision = rest.rpartition("-") if "-" in rest else (rest, "", "")
-        return int(epoch), upstream, revision
-    (epoch_a, up_a, rev_a), (epoch_b, up_b, rev_b) = split(a), split(b)
-    if epoch_a != epoch_b:
-        return -1 if epoch_a < epoch_b else 1
-    return _compare_part(up_a, up_b) or _compare_part(rev_a, rev_b)
+    """Debian's version order (epoch, upstream version, revision), as dpkg itself compares: -1, 0 or 1."""
+    for answer, relation in ((-1, "lt"), (0, "eq")):
+        if subprocess.run(["dpkg", "--compare-versions", a, relation, b]).returncode == 0:
+            return answer
+    return 1
 
 
 def fetch(url: str) -> bytes:
