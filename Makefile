@@ -27,7 +27,7 @@ help:
 	@echo "  make fonts   rebuild the chair's screen's font (web_ui/static/fonts/) from DejaVu Sans"
 	@echo "  make image   build the appliance OS image from Debian packages (ARCH=amd64 or arm64)"
 	@echo "               into build/image/pollbox-ARCH.img with its manifest; rebuilt only when its recipe changes"
-	@echo "               SUITE=bookworm (Debian 12, the default) or trixie (Debian 13; the Pi 5 needs it)"
+	@echo "               SUITE=trixie (Debian 13, the default; the Pi 5 needs it) or bookworm (Debian 12)"
 	@echo "               ELECTION_ID=... CEC_PUBLIC_KEY=... bake the election's trust anchor into it"
 	@echo "  make image-test  build a test image (test CEC key) and boot it in QEMU (KVM where it works, else"
 	@echo "               software emulation): first boot, bad sticks, power cuts, GPIO through the kernel"
@@ -128,7 +128,7 @@ screenshots: $(VENV_STAMP)
 	POLLBOX_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q -m browser tests/web
 
 ARCH ?= amd64
-SUITE ?= bookworm
+SUITE ?= trixie
 ELECTION_ID ?=
 CEC_PUBLIC_KEY ?=
 image: image-deps $(VENV_STAMP)

@@ -76,13 +76,13 @@ def suite_key(arch: str, suite: str | None) -> str:
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64"])
 def test_each_debian_suite_is_another_image(arch: str) -> None:
-    """The suite is part of the image's key (and of its base system's): bookworm is the default, and a
-    trixie image is never taken for a bookworm one, in the output folder or in the shared cache."""
+    """The suite is part of the image's key (and of its base system's): trixie is the default, and a
+    bookworm image is never taken for a trixie one, in the output folder or in the shared cache."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
     default = suite_key(arch, None)
-    assert suite_key(arch, "bookworm") == default, "bookworm is not the default suite"
-    assert suite_key(arch, "trixie") != default, "a trixie image has a bookworm image's key"
+    assert suite_key(arch, "trixie") == default, "trixie is not the default suite"
+    assert suite_key(arch, "bookworm") != default, "a bookworm image has a trixie image's key"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="as non-root the script stops first at the root check")

@@ -25,8 +25,9 @@
 #   POLLBOX_SCREEN_HOST  where the first-boot screen listens (default 127.0.0.1, the kiosk's address)
 #   POLLBOX_IMAGE_CACHE  the build cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/pollbox/image)
 #   POLLBOX_BINFMT_DIR  where binfmt_misc is mounted (default /proc/sys/fs/binfmt_misc; arm64 on another host)
-#   POLLBOX_SUITE  the Debian release the system is built from: bookworm (Debian 12, the default) or trixie
-#       (Debian 13; on arm64 with trixie-backports' kernel, the one that drives the Raspberry Pi 5)
+#   POLLBOX_SUITE  the Debian release the system is built from: trixie (Debian 13, the default; on arm64
+#       with trixie-backports' kernel, the one that drives the Raspberry Pi 5) or bookworm (Debian 12, in
+#       Debian's long-term support since June 2026: Pi 4 and amd64 only)
 #   POLLBOX_MIRROR, POLLBOX_SECURITY_MIRROR  Debian's archive and its security archive (default
 #       deb.debian.org's; a local mirror or snapshot.debian.org to rebuild a past image)
 # shellcheck disable=SC2317 # main exits at its end (see main), and shellcheck then takes every function for unreachable
@@ -34,7 +35,7 @@ set -Eeuo pipefail  # -E: the ERR trap (on_error) also fires inside functions, m
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
-SUITE="${POLLBOX_SUITE:-bookworm}"
+SUITE="${POLLBOX_SUITE:-trixie}"
 MIRROR="${POLLBOX_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${POLLBOX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 COMPONENTS=main  # the archive's components the system is built from (the Pi adds non-free-firmware)
