@@ -64,8 +64,9 @@ def _du_mb(path: Path) -> float:
 
 
 def cached_base(vm: Any) -> Path:
-    """The Debian system (amd64) in the per-user build cache: the one the last build made or used."""
-    bases = sorted(vm.image_cache().glob("base-amd64-*"), key=lambda p: p.stat().st_mtime)
+    """The Debian system (amd64, of the build's suite) in the per-user build cache: the one the last build
+    made or used."""
+    bases = sorted(vm.image_cache().glob(f"base-{vm.cache_name('amd64')}-*"), key=lambda p: p.stat().st_mtime)
     if not bases:
         raise RuntimeError(f"no cached Debian system in {vm.image_cache()} after building the image")
     return Path(bases[-1])
@@ -81,7 +82,8 @@ def _warm_build(vm: Any, scratch: Path) -> tuple[float, float]:
     cache = scratch / "cache"
     mounted = cache / base.name
     mounted.mkdir(parents=True)
-    subprocess.run(["cp", "-a", "--reflink=auto", str(vm.image_cache() / "wheels-amd64"), str(cache)], check=True)
+    name = vm.cache_name("amd64")
+    subprocess.run(["cp", "-a", "--reflink=auto", str(vm.image_cache() / f"wheels-{name}"), str(cache)], check=True)
     subprocess.run(["mount", "--bind", str(base), str(mounted)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(mounted)], check=True)
@@ -94,7 +96,7 @@ def _warm_build(vm: Any, scratch: Path) -> tuple[float, float]:
         subprocess.run(["umount", str(mounted)], check=True)
     if done.returncode != 0:
         raise RuntimeError(f"the warm build failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
-    if "copied from the cache" in done.stdout or sorted(cache.glob("base-amd64-*")) != [mounted]:
+    if "copied from the cache" in done.stdout or sorted(cache.glob(f"base-{name}-*")) != [mounted]:
         raise RuntimeError(f"the build was not a warm one (the recipe changed meanwhile?): {done.stdout[-2000:]}")
     shutil.rmtree(cache)
     start = time.monotonic()

@@ -201,7 +201,10 @@ def test_a_fresh_clone_copies_the_image_the_shared_cache_holds(tmp_path: Path, w
         cache = tmp_path / "xdg" / "pollbox" / "image"
     key = subprocess.run(["bash", str(BUILD), "--key", "amd64"], capture_output=True, text=True,
                          env=env).stdout.strip()
-    cached = cache / f"image-amd64-{key}"
+    name = subprocess.run(["bash", str(BUILD), "--cache-name", "amd64"], capture_output=True, text=True,
+                          env=env).stdout.strip()
+    assert name.endswith("-amd64"), name
+    cached = cache / f"image-{name}-{key}"
     cached.mkdir(parents=True)
     (cached / "pollbox.img").write_bytes(b"an image built before " + os.urandom(64))
     (cached / "pollbox.manifest").write_text(f"# recipe key {key}\n")

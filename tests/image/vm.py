@@ -87,6 +87,15 @@ def image_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "") or Path.home() / ".cache") / "pollbox" / "image"
 
 
+def cache_name(arch: str = "amd64") -> str:
+    """The name the build cache's entries for ``arch`` carry (``SUITE-ARCH``: the Debian system
+    ``base-NAME-KEY``, ``wheels-NAME``, ``debs-NAME``), as build.sh gives it for this environment's suite."""
+    done = subprocess.run(["bash", str(BUILD), "--cache-name", arch], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"build.sh --cache-name {arch} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
 def build_image(arch: str = "amd64", out: Path = TEST_IMAGE_DIR) -> Path:
     """Build the tests' image into ``out`` unless it is up to date or in the build cache; its path."""
     out.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,8 @@
 #
 #   build.sh ARCH OUT-DIR
 #   build.sh --key ARCH      print the image's key and build nothing (no root needed)
+#   build.sh --cache-name ARCH  print the name its entries in the build cache carry (SUITE-ARCH: the
+#                            Debian system base-NAME-KEY, wheels-NAME, debs-NAME, images image-NAME-KEY)
 #
 # Writes OUT-DIR/pollbox-ARCH.img and OUT-DIR/pollbox-ARCH.manifest. The image is keyed by what goes
 # into it: the recipe (this folder), the image settings below and the committed content of pollbox's
@@ -78,17 +80,17 @@ die() {
 }
 
 # What follows from the suite (POLLBOX_SUITE): its Python and glibc, and the name of its entries in the
-# build cache (CACHED: bookworm's are named by the architecture alone, as before the suite was a setting;
-# another suite's carry its name, so that two suites never share, evict or wait for each other's Debian
-# system, downloaded packages, wheels or images).
+# build cache (CACHED, SUITE-ARCH: two suites never share, evict or wait for each other's Debian system,
+# downloaded packages, wheels or images).
 suite_settings() {
+	CACHED="$SUITE-$ARCH"
 	case "$SUITE" in
-		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 CACHED="$ARCH" LGPIO_FROM_SOURCE=0 ;;
+		bookworm) PYTHON_VERSION=3.11 GLIBC_MINOR=36 LGPIO_FROM_SOURCE=0 ;;
 		# lgpio publishes binary wheels up to CPython 3.12: for trixie's 3.13 it is built from its source
 		# trixie-backports' arm64 kernel Image is about 52 MB and its initramfs 38 MB (bookworm's 33 and 30),
 		# which left 3.5 MB of a 96 MiB Pi boot partition: 128 MiB each (trixie's Pi image has the room)
 		trixie)
-			PYTHON_VERSION=3.13 GLIBC_MINOR=41 CACHED="$SUITE-$ARCH" LGPIO_FROM_SOURCE=1
+			PYTHON_VERSION=3.13 GLIBC_MINOR=41 LGPIO_FROM_SOURCE=1
 			[ "$ARCH" != arm64 ] || PI_BOOT_MB=128
 			;;
 		*) die "unknown Debian suite '$SUITE' (POLLBOX_SUITE): bookworm or trixie" ;;
@@ -620,11 +622,12 @@ manifest() {
 # never returns, it exits: bash reads a script as it goes, so after main returned it would read on from
 # where its line ended in the file as it is now, which an edit meanwhile has shifted.
 main() {
-	local only_key=0
-	if [ "$ARCH" = --key ]; then
-		only_key=1 ARCH="$OUT" OUT=""
-	fi
-	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR | build.sh --key ARCH (ARCH: amd64 or arm64)"
+	local only_key=0 only_cache_name=0
+	case "$ARCH" in
+		--key) only_key=1 ARCH="$OUT" OUT="" ;;
+		--cache-name) only_key=1 only_cache_name=1 ARCH="$OUT" OUT="" ;;
+	esac
+	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR | build.sh --key ARCH | build.sh --cache-name ARCH (ARCH: amd64 or arm64)"
 	[ -n "$OUT" ] || [ "$only_key" = 1 ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
 	case "$ARCH" in
 		amd64) BOOT_STEP=esp DISK_STEP=disk ;;
@@ -643,6 +646,10 @@ main() {
 		*) die "unknown architecture '$ARCH': amd64 or arm64" ;;
 	esac
 	suite_settings
+	if [ "$only_cache_name" = 1 ]; then
+		echo "$CACHED"
+		exit 0
+	fi
 	# the commit this build packages, fixed once: a commit made while it runs changes neither its key,
 	# its wheel nor its manifest
 	COMMIT="$(git -C "$REPO" rev-parse --verify "HEAD^{commit}")"
