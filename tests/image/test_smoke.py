@@ -52,6 +52,10 @@ def test_the_appliance_runs_after_ready_and_the_screen_answers(unit: ProbedUnit)
     shown = unit.guest.check("systemctl show --property Type,ActiveState,SubState,NRestarts pollbox.service")
     assert dict(line.split("=", 1) for line in shown.split()) == {
         "Type": "notify", "ActiveState": "active", "SubState": "running", "NRestarts": "0"}, shown
+    # nothing else failed on the way: a failed unit leaves the system "degraded" (trixie's
+    # systemd-boot-random-seed did, against the read-only EFI partition, until the image masked it)
+    failed = unit.guest.check("systemctl list-units --state=failed --no-legend --plain").strip()
+    assert failed == "", f"units failed at boot: {failed}"
     status = unit.vm.status()
     assert status is not None and status["mode"] == "simulation" and status["journal"]["ok"] is True, status
     # the chair's status screen, as the kiosk loads it: the station from the stick names it

@@ -29,9 +29,11 @@ add_users() {
 
 no_login() {
 	in_root systemctl set-default multi-user.target
-	# No login anywhere: no getty on the screen or the serial line.
+	# No login anywhere: no getty on the screen or the serial line. No random seed written back either:
+	# the root is read-only, and the EFI partition is mounted read-only and holds no systemd-boot (trixie's
+	# systemd-boot-random-seed would fail at every boot and leave the system "degraded").
 	in_root systemctl mask getty@tty1.service serial-getty@ttyS0.service console-getty.service \
-		systemd-random-seed.service
+		systemd-random-seed.service systemd-boot-random-seed.service
 }
 
 settle_system() {
