@@ -5,6 +5,7 @@
 #   build.sh --key ARCH      print the image's key and build nothing (no root needed)
 #   build.sh --cache-name ARCH  print the name its entries in the build cache carry (SUITE-ARCH: the
 #                            Debian system base-NAME-KEY, wheels-NAME, debs-NAME, images image-NAME-KEY)
+#   build.sh --base-key ARCH    print the key of the Debian system it builds on (the KEY of base-NAME-KEY)
 #
 # Writes OUT-DIR/pollbox-ARCH.img and OUT-DIR/pollbox-ARCH.manifest. The image is keyed by what goes
 # into it: the recipe (this folder), the image settings below and the committed content of pollbox's
@@ -622,12 +623,13 @@ manifest() {
 # never returns, it exits: bash reads a script as it goes, so after main returned it would read on from
 # where its line ended in the file as it is now, which an edit meanwhile has shifted.
 main() {
-	local only_key=0 only_cache_name=0
+	local only_key=0 only_cache_name=0 only_base_key=0
 	case "$ARCH" in
 		--key) only_key=1 ARCH="$OUT" OUT="" ;;
 		--cache-name) only_key=1 only_cache_name=1 ARCH="$OUT" OUT="" ;;
+		--base-key) only_key=1 only_base_key=1 ARCH="$OUT" OUT="" ;;
 	esac
-	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR | build.sh --key ARCH | build.sh --cache-name ARCH (ARCH: amd64 or arm64)"
+	[ -n "$ARCH" ] || die "usage: build.sh ARCH OUT-DIR | build.sh --key|--cache-name|--base-key ARCH (ARCH: amd64 or arm64)"
 	[ -n "$OUT" ] || [ "$only_key" = 1 ] || die "usage: build.sh ARCH OUT-DIR (ARCH: amd64 or arm64)"
 	case "$ARCH" in
 		amd64) BOOT_STEP=esp DISK_STEP=disk ;;
@@ -655,6 +657,10 @@ main() {
 	COMMIT="$(git -C "$REPO" rev-parse --verify "HEAD^{commit}")"
 	PACKAGES_WEEK="$(date -u +%G-W%V)"
 	BASE_KEY="$(base_key)"
+	if [ "$only_base_key" = 1 ]; then
+		echo "$BASE_KEY"
+		exit 0
+	fi
 	KEY="$(recipe_key)"
 	if [ "$only_key" = 1 ]; then
 		echo "$KEY"
