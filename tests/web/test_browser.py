@@ -26,7 +26,9 @@ from .live_station import LiveStation
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(os.environ["POLLBOX_SCREENSHOTS"]) if os.environ.get("POLLBOX_SCREENSHOTS") else None
-WAIT_MS = 20_000
+WAIT_MS = 60_000
+"""How long a browser action or expectation may wait (a bound, not a measure: a passing run never waits it out).
+A screenshot once took over 20 s on a machine whose two cores were also running an emulated unit's boot."""
 
 sync_api = playwright_or_skip()
 expect = sync_api.expect
