@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .vm import BUILD, REPO
+from .vm import BUILD, REPO, cache_name
 
 TOOLS = ("bash", "id", "df", "awk", "mkdir", "dirname", "git", "sha256sum", "cut", "find", "sort", "xargs",
          "flock", "date")
@@ -201,8 +201,7 @@ def test_a_fresh_clone_copies_the_image_the_shared_cache_holds(tmp_path: Path, w
         cache = tmp_path / "xdg" / "pollbox" / "image"
     key = subprocess.run(["bash", str(BUILD), "--key", "amd64"], capture_output=True, text=True,
                          env=env).stdout.strip()
-    name = subprocess.run(["bash", str(BUILD), "--cache-name", "amd64"], capture_output=True, text=True,
-                          env=env).stdout.strip()
+    name = cache_name("amd64", env)
     assert name.endswith("-amd64"), name
     cached = cache / f"image-{name}-{key}"
     cached.mkdir(parents=True)

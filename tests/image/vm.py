@@ -87,10 +87,11 @@ def image_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "") or Path.home() / ".cache") / "pollbox" / "image"
 
 
-def cache_name(arch: str = "amd64") -> str:
+def cache_name(arch: str = "amd64", env: dict[str, str] | None = None) -> str:
     """The name the build cache's entries for ``arch`` carry (``SUITE-ARCH``: the Debian system
-    ``base-NAME-KEY``, ``wheels-NAME``, ``debs-NAME``), as build.sh gives it for this environment's suite."""
-    done = subprocess.run(["bash", str(BUILD), "--cache-name", arch], capture_output=True, text=True)
+    ``base-NAME-KEY``, ``wheels-NAME``, ``debs-NAME``), as build.sh gives it for the suite of ``env`` (default:
+    this process's environment)."""
+    done = subprocess.run(["bash", str(BUILD), "--cache-name", arch], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise AssertionError(f"build.sh --cache-name {arch} failed: {done.stderr.strip()}")
     return done.stdout.strip()
