@@ -111,15 +111,23 @@ def in_image(root: Path, command: str) -> subprocess.CompletedProcess[str]:
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
 
 
+def site_packages(root: Path) -> str:
+    """The appliance virtualenv's ``site-packages`` as the image's own paths name it: its Python's
+    version is the image's Debian suite's (3.11 on bookworm, 3.13 on trixie)."""
+    found = sorted((root / "opt/pollbox/lib").glob("python3.*/site-packages"))
+    assert len(found) == 1, f"expected one site-packages in the image's virtualenv, found {found}"
+    return "/" + str(found[0].relative_to(root))
+
+
 def test_the_arm64_image_s_python_is_arm64_and_loads_tpm2_pytss(image_root: Path) -> None:
     machine = in_image(image_root, "/opt/pollbox/bin/python -c 'import platform; print(platform.machine())'")
     assert machine.returncode == 0 and machine.stdout.strip() == "aarch64", machine.stdout + machine.stderr
     loaded = in_image(image_root, "/opt/pollbox/bin/python -c 'from tpm2_pytss import ESAPI; import tpm2_pytss; "
                                   "print(tpm2_pytss.__file__)'")
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().startswith("/opt/pollbox/lib/python3.11/site-packages/tpm2_pytss/"), loaded.stdout
+    assert loaded.stdout.strip().startswith(f"{site_packages(image_root)}/tpm2_pytss/"), loaded.stdout
     ldd = subprocess.run(["chroot", str(image_root), "sh", "-c",
-                          "ldd /opt/pollbox/lib/python3.11/site-packages/tpm2_pytss/_libtpm2_pytss*.so"],
+                          f"ldd {site_packages(image_root)}/tpm2_pytss/_libtpm2_pytss*.so"],
                          capture_output=True, text=True, timeout=IMAGE_PYTHON_WITHIN)
     assert ldd.returncode == 0 and "libtss2-esys.so.0 => /lib/aarch64-linux-gnu/" in ldd.stdout.replace(
         "/usr/lib/", "/lib/"), ldd.stdout + ldd.stderr
@@ -134,7 +142,7 @@ def test_the_arm64_image_s_backend_makes_a_tpm_key_and_signs_a_record(image_root
         tpm.stop()
     assert signed.returncode == 0, signed.stderr[-3000:]
     said = json.loads(signed.stdout.strip().splitlines()[-1])
-    assert said["module"].startswith("/opt/pollbox/lib/python3.11/site-packages/tpm2_pytss/"), said
+    assert said["module"].startswith(f"{site_packages(image_root)}/tpm2_pytss/"), said
     record = parse_line(said["line"])
     assert record.alg == P256 and record.station == "KG-ARM64-TPM"
     key = decode_any_public_key(said["public_key"], P256)  # the 65-byte point the TPM gave for its new key
