@@ -66,10 +66,7 @@ def _du_mb(path: Path) -> float:
 def cached_base(vm: Any) -> Path:
     """The Debian system (amd64, of the build's suite) in the per-user build cache that this recipe builds
     on (``build.sh --base-key``): another recipe's (another checkout's) is never measured or mounted."""
-    done = subprocess.run(["bash", str(vm.BUILD), "--base-key", "amd64"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"build.sh --base-key amd64 failed: {done.stderr.strip()}")
-    base = Path(vm.image_cache()) / f"base-{vm.cache_name('amd64')}-{done.stdout.strip()}"
+    base = Path(vm.image_cache()) / f"base-{vm.cache_name('amd64')}-{vm.base_key('amd64')}"
     if not base.is_dir():
         raise RuntimeError(f"no cached Debian system {base.name} in {vm.image_cache()}: the image was copied from "
                            "the cache, so nothing measures a warm build (a build with the Debian system cached)")

@@ -125,9 +125,9 @@ def test_the_arm64_image_s_python_is_arm64_and_loads_tpm2_pytss(image_root: Path
     loaded = in_image(image_root, "/opt/pollbox/bin/python -c 'from tpm2_pytss import ESAPI; import tpm2_pytss; "
                                   "print(tpm2_pytss.__file__)'")
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().startswith(f"{site_packages(image_root)}/tpm2_pytss/"), loaded.stdout
-    ldd = subprocess.run(["chroot", str(image_root), "sh", "-c",
-                          f"ldd {site_packages(image_root)}/tpm2_pytss/_libtpm2_pytss*.so"],
+    module = f"{site_packages(image_root)}/tpm2_pytss"
+    assert loaded.stdout.strip().startswith(f"{module}/"), loaded.stdout
+    ldd = subprocess.run(["chroot", str(image_root), "sh", "-c", f"ldd {module}/_libtpm2_pytss*.so"],
                          capture_output=True, text=True, timeout=IMAGE_PYTHON_WITHIN)
     assert ldd.returncode == 0 and "libtss2-esys.so.0 => /lib/aarch64-linux-gnu/" in ldd.stdout.replace(
         "/usr/lib/", "/lib/"), ldd.stdout + ldd.stderr

@@ -87,14 +87,25 @@ def image_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", "") or Path.home() / ".cache") / "pollbox" / "image"
 
 
+def _build_sh_says(option: str, arch: str, env: dict[str, str] | None) -> str:
+    """What ``build.sh OPTION ARCH`` prints (one of its options that builds nothing) for ``env``."""
+    done = subprocess.run(["bash", str(BUILD), option, arch], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise AssertionError(f"build.sh {option} {arch} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
 def cache_name(arch: str = "amd64", env: dict[str, str] | None = None) -> str:
     """The name the build cache's entries for ``arch`` carry (``SUITE-ARCH``: the Debian system
     ``base-NAME-KEY``, ``wheels-NAME``, ``debs-NAME``), as build.sh gives it for the suite of ``env`` (default:
     this process's environment)."""
-    done = subprocess.run(["bash", str(BUILD), "--cache-name", arch], capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        raise AssertionError(f"build.sh --cache-name {arch} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
+    return _build_sh_says("--cache-name", arch, env)
+
+
+def base_key(arch: str = "amd64", env: dict[str, str] | None = None) -> str:
+    """The key of the Debian system this checkout's recipe builds ``arch``'s image on (the KEY of the
+    build cache's ``base-NAME-KEY``), as build.sh gives it for ``env``."""
+    return _build_sh_says("--base-key", arch, env)
 
 
 def build_image(arch: str = "amd64", out: Path = TEST_IMAGE_DIR) -> Path:
