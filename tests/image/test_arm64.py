@@ -147,13 +147,15 @@ def test_the_pi_5_boots_from_a_trixie_image_only(image: Path, boot: Path) -> Non
     """A Debian 13 image (``POLLBOX_SUITE=trixie``) carries trixie-backports' kernel and the Pi 5's device
     trees under the names its firmware loads (``bcm2712-rpi-5-b.dtb``, and ``bcm2712d0-rpi-5-b.dtb`` for
     the D0 board), each describing the RP1 chip whole; a bookworm image has none (its 6.1 kernel knows no
-    Pi 5). ``config.txt`` picks no tree and loads no RP1 overlay in either."""
+    Pi 5). ``config.txt`` picks no tree and loads no RP1 overlay in either. The trixie image's RAUC is
+    Debian's with ``rauc-dm-status.patch`` (version ``+pollbox1``), which mounts bundles on that kernel."""
     files = boot / "files"
     manifest = image.with_suffix(".manifest").read_text()
     suite = image_suite(image)
     config = [line.strip() for line in (files / "config.txt").read_text().splitlines()]
     assert not [line for line in config if line.startswith(("device_tree=", "dtoverlay=rp1"))], config
     kernel = next(line.split("\t")[1] for line in manifest.splitlines() if line.startswith("linux-image-arm64\t"))
+    rauc = next(line.split("\t")[1] for line in manifest.splitlines() if line.startswith("rauc\t"))
     if suite == "trixie":
         for name in ("bcm2712-rpi-5-b.dtb", "bcm2712d0-rpi-5-b.dtb"):
             tree = (files / name).read_bytes()
@@ -161,10 +163,13 @@ def test_the_pi_5_boots_from_a_trixie_image_only(image: Path, boot: Path) -> Non
             assert b"raspberrypi,rp1-gpio" in tree and b"pci1de4,1" in tree, f"{name} does not describe RP1"
         assert "bpo13" in kernel, f"the kernel {kernel} is not trixie-backports'"
         assert f"{suite}-backports" in manifest.split("## debian packages")[0]
+        # that kernel's dm-verity status is refused by trixie's own RAUC: the image's is patched
+        assert rauc.endswith("+pollbox1"), f"RAUC {rauc} is trixie's own, which mounts no bundle on {kernel}"
     else:
         assert suite == "bookworm", suite
         assert not list(files.glob("bcm2712*")), sorted(os.listdir(files))
         assert "bpo" not in kernel, kernel
+        assert "pollbox" not in rauc, rauc
 
 
 def test_the_boot_control_partition_holds_autoboot_txt_booting_slot_a(boot: Path) -> None:

@@ -139,6 +139,29 @@ def commit(clone: Path, path: str, text: str) -> None:
                        check=True, capture_output=True)
 
 
+def base_key(script: Path, arch: str, suite: str) -> str:
+    done = subprocess.run(["bash", str(script), "--base-key", arch], capture_output=True, text=True,
+                          env={**os.environ, "POLLBOX_SUITE": suite})
+    assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_rauc_patch_is_part_of_the_pi_trixie_system_only(tmp_path: Path) -> None:
+    """RAUC's dm-verity patch goes into the Debian 13 Pi image's system (trixie-backports' kernel): a
+    change to it or to the script that builds it is another base system there, and nowhere else."""
+    _, recipe = recipe_clone(tmp_path)
+    script = recipe / BUILD.name
+    targets = [("arm64", "trixie"), ("arm64", "bookworm"), ("amd64", "trixie")]
+    before = {target: base_key(script, *target) for target in targets}
+    patch = recipe / "rauc-dm-status.patch"
+    assert "+static gboolean dmstatus_is(" in patch.read_text()
+    patch.write_text(patch.read_text() + "\n")
+    after = {target: base_key(script, *target) for target in targets}
+    assert after[("arm64", "trixie")] != before[("arm64", "trixie")], "the patch is not in the Pi's trixie system"
+    assert after[("arm64", "bookworm")] == before[("arm64", "bookworm")]
+    assert after[("amd64", "trixie")] == before[("amd64", "trixie")]
+
+
 def test_the_image_key_follows_what_goes_into_the_image_not_the_commit(tmp_path: Path) -> None:
     """A commit that touches only tests, docs, benchmarks or the README keeps the key (no rebuild); one
     that changes pollbox's packaged sources or the recipe makes another key."""

@@ -218,7 +218,8 @@ base_key() {
 		if backports_kernel; then kernel_preferences; fi
 		(cd "$HERE" && sha256sum packages-common.txt "packages-$ARCH.txt" customize.sh \
 			rootfs/etc/initramfs-tools/conf.d/pollbox.conf)
-		declare -f bootstrap
+		if backports_kernel; then (cd "$HERE" && sha256sum rauc-deb.sh rauc-dm-status.patch); fi
+		declare -f bootstrap patched_rauc
 		packages  # the names as the suite has them
 	} | sha256sum | cut -d' ' -f1
 }
@@ -382,9 +383,37 @@ bootstrap() {
 		--customize-hook="sync-out /var/cache/apt/archives $debs" \
 		--customize-hook="$HERE/customize.sh \"\$1\"" \
 		"$SUITE" "$WORK/base" "${sources[@]}" >/dev/null
+	if backports_kernel; then patched_rauc "$WORK/base"; fi
 	find "$CACHE" -maxdepth 1 -name "base-$CACHED-*" ! -name "base-$CACHED-$BASE_KEY" -exec rm -rf {} +
 	# another build may have put the same system there meanwhile: then that one is kept
 	mv -T "$WORK/base" "$base" 2>/dev/null || rm -rf "$WORK/base"
+}
+
+# RAUC with rauc-dm-status.patch in place of the suite's, in the Debian system ROOT: for backports_kernel's
+# kernel (7.3 on the Pi), whose dm-verity status the suite's RAUC (trixie's 1.13) refuses, so that no
+# update bundle would mount (docs/updates.md). Built by rauc-deb.sh from Debian's source of the version
+# ROOT has, once per version and patch (kept in the cache as rauc-NAME-PATCH/), and installed with dpkg
+# over that version; the manifest lists it as VERSION+pollbox1.
+# shellcheck disable=SC2016 # dpkg-query's own format fields
+patched_rauc() {
+	local root="$1" version patch built
+	version=$(chroot "$root" dpkg-query -W -f '${Version}' rauc)
+	patch=$(cat "$HERE/rauc-deb.sh" "$HERE/rauc-dm-status.patch" | sha256sum | cut -c1-16)
+	built="$CACHE/rauc-$CACHED-$patch/rauc_${version}+pollbox1_$ARCH.deb"
+	if [ ! -f "$built" ]; then
+		local sources
+		mapfile -t sources < <(sources_lines)
+		TMPDIR="$WORK" bare "$HERE/rauc-deb.sh" "$ARCH" "$WORK/rauc" "$CACHE/debs-$CACHED" "$SUITE" "$version" "${sources[@]}"
+		find "$CACHE" -maxdepth 1 -name "rauc-$CACHED-*" ! -name "rauc-$CACHED-$patch" -exec rm -rf {} +
+		mkdir -p "$CACHE/rauc-$CACHED-$patch"
+		mv "$WORK/rauc/${built##*/}" "$built.tmp"
+		mv "$built.tmp" "$built"
+	fi
+	cp "$built" "$root/tmp/"
+	chroot "$root" dpkg -i "/tmp/${built##*/}"
+	rm "$root/tmp/${built##*/}"
+	[ "$(chroot "$root" dpkg-query -W -f '${Version}' rauc)" = "$version+pollbox1" ] \
+		|| die "RAUC $version+pollbox1 was not installed in the system"
 }
 
 # The appliance into a copy of the base system: rootfs/, the units, pollbox's virtualenv from the
