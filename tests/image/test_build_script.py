@@ -125,8 +125,9 @@ def recipe_clone(tmp_path: Path) -> tuple[Path, Path]:
     return clone, recipe
 
 
-def image_key(script: Path, arch: str = "amd64", env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(["bash", str(script), "--key", arch], capture_output=True, text=True, env=env)
+def image_key(script: Path, arch: str = "amd64", env: dict[str, str] | None = None, option: str = "--key") -> str:
+    """The key ``script`` prints for ``arch``: the image's (``--key``) or its Debian system's (``--base-key``)."""
+    done = subprocess.run(["bash", str(script), option, arch], capture_output=True, text=True, env=env)
     assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
     return done.stdout.strip()
 
@@ -139,24 +140,20 @@ def commit(clone: Path, path: str, text: str) -> None:
                        check=True, capture_output=True)
 
 
-def base_key(script: Path, arch: str, suite: str) -> str:
-    done = subprocess.run(["bash", str(script), "--base-key", arch], capture_output=True, text=True,
-                          env={**os.environ, "POLLBOX_SUITE": suite})
-    assert done.returncode == 0 and len(done.stdout.strip()) == 64, done.stderr
-    return done.stdout.strip()
-
-
 def test_the_rauc_patch_is_part_of_the_pi_trixie_system_only(tmp_path: Path) -> None:
     """RAUC's dm-verity patch goes into the Debian 13 Pi image's system (trixie-backports' kernel): a
     change to it or to the script that builds it is another base system there, and nowhere else."""
     _, recipe = recipe_clone(tmp_path)
     script = recipe / BUILD.name
     targets = [("arm64", "trixie"), ("arm64", "bookworm"), ("amd64", "trixie")]
-    before = {target: base_key(script, *target) for target in targets}
+    def base_key(arch: str, suite: str) -> str:
+        return image_key(script, arch, {**os.environ, "POLLBOX_SUITE": suite}, option="--base-key")
+
+    before = {target: base_key(*target) for target in targets}
     patch = recipe / "rauc-dm-status.patch"
     assert "+static gboolean dmstatus_is(" in patch.read_text()
     patch.write_text(patch.read_text() + "\n")
-    after = {target: base_key(script, *target) for target in targets}
+    after = {target: base_key(*target) for target in targets}
     assert after[("arm64", "trixie")] != before[("arm64", "trixie")], "the patch is not in the Pi's trixie system"
     assert after[("arm64", "bookworm")] == before[("arm64", "bookworm")]
     assert after[("amd64", "trixie")] == before[("amd64", "trixie")]

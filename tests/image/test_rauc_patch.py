@@ -33,7 +33,7 @@ CASES = [
 
 
 def added_function(patch: str) -> str:
-    """The C function the patch adds (its ``+`` lines from the comment before it to its closing brace)."""
+    """The C function the patch adds (its ``+`` lines from its signature to its closing brace)."""
     added = [line[1:] for line in patch.splitlines() if line.startswith("+") and not line.startswith("+++")]
     start = next(i for i, line in enumerate(added) if line.startswith("static gboolean dmstatus_is("))
     end = next(i for i in range(start, len(added)) if added[i] == "}")
