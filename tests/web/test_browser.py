@@ -135,7 +135,8 @@ def test_the_chairs_day_by_touch_alone(station: LiveStation, browser: Any, clock
 
     desk = new_page(browser)  # the simulator panel (simulation only) scans the first voter
     desk.goto(base + "/dev")
-    desk.locator("form.inline button").first.tap()
+    with desk.expect_navigation():  # the form posts and comes back to /dev: a screenshot taken mid-way can hang
+        desk.locator("form.inline button").first.tap()
     shot(desk, "devpanel")
     expect(board.locator(".decision")).to_have_attribute("data-outcome", "admitted")
     expect(board.locator("[data-counter=identified]")).to_have_text("1")
