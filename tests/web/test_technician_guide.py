@@ -210,7 +210,8 @@ def set_pin_on_screen(unit: Unit, chromium: Any) -> None:
     assert unit.station is not None, "the guide has the chair set the PIN while pollbox is stopped"
     page = new_page(chromium)
     page.goto(f"http://127.0.0.1:{unit.station.web_port}/")
-    page.locator("button[lang=en]").tap()
+    with page.expect_navigation():  # the language is a form post; the next tap must land on the page it returns
+        page.locator("button[lang=en]").tap()
     page.locator("a.button:has-text('Chair')").tap()
     expect(page.locator("h1")).to_have_text("Set the chair PIN")
     for digit in NEW_PIN + "E" + NEW_PIN:
@@ -226,7 +227,8 @@ def check_status_screen(unit: Unit, chromium: Any) -> None:
     assert unit.station is not None, "the guide looks at the screen while pollbox is stopped"
     page = new_page(chromium)
     page.goto(f"http://127.0.0.1:{unit.station.web_port}/")
-    page.locator("button[lang=en]").tap()
+    with page.expect_navigation():  # the language is a form post; the next tap must land on the page it returns
+        page.locator("button[lang=en]").tap()
     expect(page.locator("[data-station]")).to_have_text("School No. 5")
     expect(page.locator("[data-counter=identified]")).to_have_text("0")
     expect(page.locator("[data-counter=ballots]")).to_have_text("0")
