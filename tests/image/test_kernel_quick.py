@@ -16,6 +16,11 @@ box and a scanner at once:
    3-byte pieces admits a voter; one identification opens the box for exactly one drop, counted once;
 3. the V4L2 camera on vivid's capture node: a frame with a voter's personal number admits the voter.
 
+And the 7-inch panel's touch poller (``pollbox-touch.service``): at boot it finds no panel in this
+machine's device tree and stops without failing; pointed at the kernel's ``i2c-stub`` playing the
+panel's controller (``touch_guest.py``), a finger written into its registers comes out of the
+poller's uinput device as a direct touchscreen's touch at the same point, and its lift as a lift.
+
 The kiosk is not started in this boot (``make_test_copy(kiosk=False)``): Chromium under software
 emulation takes most of the guest's CPU for minutes, and the kiosk's own checks, the keyboard
 scanner's keystrokes kept from it included, are in ``test_kiosk``. Short documents (a personal
@@ -46,6 +51,7 @@ from device.demo import demo_pins
 from device.hardware.scanners.imagefeed import place
 from device.hardware.scanners.samples import render
 
+from . import touch_rig
 from .gpio_rig import BEAM, DROP, GREEN, LOCK, STATUS_FOLLOWS, GpioRig, gpio_box, gpio_sim_for_image, load_gpio_sim
 from .guest import ProbedUnit, booted_unit, restart_appliance_with, restart_appliance_with_parts
 from .scanner_rig import SCANNER_NAME, SERVICE_STARTS, TEST_DIR, ScannerRig
@@ -73,6 +79,7 @@ BREAKS = {
     "serial-speed": "the serial scanner's port is set to 115200 baud, not the 9600 the reader sends at",
     "smartbox-speed": "the smart box's port is set to 9600 baud, not the box's 115200",
     "vivid": "vivid is not loaded: no V4L2 camera in the guest",
+    "touch-address": "the stub touch controller answers at 0x39, not the 0x38 the poller reads",
 }
 """The paths the negative check can break, each with what it does."""
 BROKEN = frozenset(filter(None, os.environ.get("POLLBOX_KERNEL_BREAK", "").split(",")))
@@ -263,3 +270,17 @@ def test_a_personal_number_shown_to_a_v4l2_camera_admits_the_voter(rig: QuickRig
     rig.use("camera")
     assert rig.camera is not None
     rig.camera.admits("pin", place(render("code128", next(rig.voters), 3), HEIGHT, WIDTH))
+
+
+def test_the_touch_poller_makes_the_panels_controller_a_touchscreen(rig: QuickRig) -> None:
+    guest = rig.guest
+    assert "no touch panel in the device tree" in touch_rig.said(guest)
+    assert guest.run("systemctl is-failed pollbox-touch.service")[1].strip() == "inactive"
+
+    stub = 0x39 if "touch-address" in BROKEN else touch_rig.ADDRESS
+    bus = touch_rig.poll_the_stub(guest, FOLLOWS, address=stub)
+    tapped = touch_rig.tap(guest, bus, 500, 300, FOLLOWS, address=stub)
+    assert tapped["direct"], tapped
+    assert tapped["down"] == [500, 300] and tapped["up"], tapped
+    udev = guest.check(f"udevadm info --query=property --name={tapped['node']}").splitlines()
+    assert "ID_INPUT_TOUCHSCREEN=1" in udev, udev

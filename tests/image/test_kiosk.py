@@ -11,6 +11,9 @@ the browser itself: for the test only, the browser is started with its DevTools 
   the device (``EVIOCGRAB``), so the compositor, and the browser under it, never saw one.
 - The same document typed on a second virtual keyboard, which the appliance does not take, is counted
   by the page: the counter does see keys that reach the browser, so its zero above means something.
+- A finger on the 7-inch panel's glass taps the kiosk: the image's touch poller, pointed at the
+  kernel's ``i2c-stub`` playing the panel's controller (``touch_rig``), makes a touchscreen that the
+  compositor hands to the browser, and a tap on the Chair button opens the chair's pages.
 - With the kiosk stopped the display is no longer the status screen: the screen check can fail.
 
 The kiosk heals itself (``device/kiosk.py``, the supervisor that is the unit's main process):
@@ -38,8 +41,10 @@ import pytest
 from PIL import Image
 
 from device.demo_documents import make_td1
+from device.hardware.touchpanel.ft5x06 import Geometry
 from device.kiosk import FIRST_FRAME, FRAMES_STOP
 
+from . import touch_rig
 from .guest import ProbedUnit, boot_probed_unit, host_can_boot
 from .screen import classify, colours
 from .test_kernel_scanners import SCANNER_NAME, SERVICE_STARTS, TEST_DIR, UINPUT, ScannerRig
@@ -270,6 +275,34 @@ def test_a_scanner_in_keyboard_mode_never_types_into_the_kiosk(unit: ProbedUnit)
                     KIOSK_STOPS)
     assert seen >= typed["keys"], (seen, typed)
     assert rig.identified_on_screen() == before + 1, "the appliance read the keyboard it was not given"
+
+
+CHAIR_BUTTON = ("(function () { var r = document.querySelector('a.button[href=\"/chair\"]').getBoundingClientRect();"
+                " return [(r.left + r.width / 2) / window.innerWidth, (r.top + r.height / 2) / window.innerHeight];"
+                " })()")
+"""Where the middle of the status screen's Chair button is, as a share of the window's width and height."""
+
+
+def test_a_finger_on_the_panel_taps_the_kiosk(unit: ProbedUnit) -> None:
+    """The touch poller, reading the kernel's i2c-stub in place of the panel's controller, is a touchscreen
+    the kiosk takes like any other: a finger on the Chair button opens the chair's pages."""
+    kiosk = Kiosk(unit)
+    if unit.guest.run(f"python3 {CDP_GUEST} 1")[0] != 0:
+        kiosk.open_devtools()
+    kiosk_shows_status(unit, KIOSK_STARTS)
+    bus = touch_rig.poll_the_stub(unit.guest, KIOSK_STOPS)
+    assert kiosk.evaluate("location.pathname") == "/"
+    share_x, share_y = kiosk.evaluate(CHAIR_BUTTON)
+    width, height = Geometry().size
+    tapped = touch_rig.tap(unit.guest, bus, round(share_x * (width - 1)), round(share_y * (height - 1)), KIOSK_STOPS)
+    assert tapped["up"], tapped
+
+    def opened() -> str | None:
+        path = str(kiosk.evaluate("location.pathname"))
+        return path if path.startswith("/chair") else None
+    assert wait_for(opened, "the chair's page opened by the tap", KIOSK_STOPS)
+    kiosk.evaluate("location.assign('/')")  # back to the status screen for the next test
+    kiosk_shows_status(unit, KIOSK_STARTS)
 
 
 def test_with_the_kiosk_stopped_the_display_is_not_the_status_screen(unit: ProbedUnit) -> None:

@@ -20,7 +20,7 @@ find "$HERE/rootfs" -type f -printf '%P\n' | while read -r f; do
 	if [ -x "$HERE/rootfs/$f" ]; then chmod 0755 "$ROOT/$f"; else chmod 0644 "$ROOT/$f"; fi
 done
 in_root systemctl enable pollbox.service pollbox-station-import.service pollbox-data-grow.service \
-	pollbox-kiosk.service systemd-networkd.service
+	pollbox-kiosk.service pollbox-touch.service systemd-networkd.service
 
 rm -rf "$ROOT/tmp/wheels"
 cp -r "$WHEELS" "$ROOT/tmp/wheels"
