@@ -47,10 +47,10 @@ class SmbusData(ctypes.Structure):
 def stub_bus(address: int) -> int:
     subprocess.run(["modprobe", "i2c-stub", f"chip_addr=0x{address:02x}"], check=True)
     subprocess.run(["modprobe", "i2c-dev"], check=True)
-    for adapter in sorted(Path("/sys/class/i2c-adapter").iterdir()):
+    for adapter in sorted(Path("/sys/bus/i2c/devices").glob("i2c-*")):
         if (adapter / "name").read_text().strip() == "SMBus stub driver":
             return int(adapter.name.split("-")[1])
-    raise SystemExit("i2c-stub is loaded but its bus is not in /sys/class/i2c-adapter")
+    raise SystemExit("i2c-stub is loaded but its bus is not in /sys/bus/i2c/devices")
 
 
 def write_registers(bus: int, address: int, data: bytes) -> None:
