@@ -202,20 +202,34 @@ def test_a_tap_is_a_touch_down_and_up(caplog: pytest.LogCaptureFixture) -> None:
 def test_a_panel_that_stops_answering_lifts_the_touch_and_is_read_again(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "pollbox.touch")
     gone = OSError(121, "Remote I/O error")
-    screen, waits = run([block([(DOWN, 0, 1, 1)]), gone, gone, block([(DOWN, 0, 5, 5)]), block([(CONTACT, 0, 5, 5)])])
+    screen, waits = run([block([]), block([(DOWN, 0, 1, 1)]), gone, gone, block([]), block([(DOWN, 0, 5, 5)]),
+                         block([(CONTACT, 0, 5, 5)])])
     touches = [v for kind, code, v in screen.events if (kind, code) == (EV_KEY, BTN_TOUCH)]
     assert touches == [1, 0, 1, 0]  # lifted when it stopped answering, and at the poller's stop
-    assert waits == [poller.POLL, poller.RETRY, poller.RETRY, poller.POLL, poller.POLL]
+    assert waits == [poller.POLL, poller.POLL, poller.RETRY, poller.RETRY, poller.POLL, poller.POLL, poller.POLL]
     said = [r.getMessage() for r in caplog.records]
     assert said == ["the touch panel on i2c-1 at 0x38 does not answer (Remote I/O error); trying again every 1 s",
                     "the touch panel on i2c-1 at 0x38 answers again"]
 
 
 def test_a_frame_not_understood_is_skipped_and_the_touch_kept(caplog: pytest.LogCaptureFixture) -> None:
-    screen, _ = run([block([(DOWN, 0, 1, 1)]), block([], count=0xFF), block([(CONTACT, 0, 1, 1)])])
+    screen, _ = run([block([]), block([(DOWN, 0, 1, 1)]), block([], count=0xFF), block([(CONTACT, 0, 1, 1)])])
     touches = [v for kind, code, v in screen.events if (kind, code) == (EV_KEY, BTN_TOUCH)]
     assert touches == [1, 0]
     assert "touch frame 1 not understood, skipped: the touch controller reports 15 contacts" in caplog.text
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_a_touch_left_in_the_registers_from_before_is_not_a_touch(again: bool) -> None:
+    """At the start (or once the panel answers again) the controller may still hold its last frame."""
+    old = block([(CONTACT, 0, 1, 1)])
+    before: list[bytes | OSError] = [block([]), OSError(121, "Remote I/O error")] if again else []
+    screen, _ = run([*before, old, old, block([]), block([(DOWN, 0, 7, 7)]), block([])])
+    assert live(screen.events) == {}
+    points = [(v, code) for kind, code, v in screen.events if code in (ABS_MT_POSITION_X, ABS_MT_POSITION_Y)]
+    assert points == [(7, ABS_MT_POSITION_X), (7, ABS_MT_POSITION_Y)]  # the old (1, 1) never came out
+    screen, _ = run([old, block([(CONTACT, 0, 1, 1), (DOWN, 1, 9, 9)])])  # another finger: the status changes
+    assert [v for kind, code, v in screen.events if code == ABS_MT_POSITION_X] == [1, 9]
 
 
 def sysfs(root: Path, name: str, compatible: bytes, driver: str | None = None) -> None:

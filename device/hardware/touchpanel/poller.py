@@ -163,14 +163,21 @@ class UinputTouch:
 
 def poll(registers: Registers, screen: Touchscreen, geometry: Geometry, panel: Panel,
          wait: Callable[[float], bool]) -> None:
-    """Read, compare and write until ``wait`` says stop; every touch is lifted on the way out."""
+    """Read, compare and write until ``wait`` says stop; every touch is lifted on the way out.
+
+    At the start, and whenever the panel answers again, the registers may still hold a touch from
+    before (the controller keeps its last frame): readings are ignored until ``TD_STATUS`` reads no
+    contact or changes from what it read first.
+    """
     touches, answering, bad_frames = Touches(), True, 0
+    stale: int | None = -1  # -1: nothing read yet; a status byte: the one read first; None: fresh frames
     while True:
         try:
-            contacts = parse(registers.read_block(FIRST_REGISTER, BLOCK), geometry)
+            block = registers.read_block(FIRST_REGISTER, BLOCK)
         except OSError as exc:
             touches, events = touches.lift_all()
             screen.write(events)
+            stale = -1
             if answering:
                 log.warning("the touch panel on %s does not answer (%s); trying again every %.0f s",
                             panel, exc.strerror or exc, RETRY)
@@ -178,6 +185,18 @@ def poll(registers: Registers, screen: Touchscreen, geometry: Geometry, panel: P
             if wait(RETRY):
                 break
             continue
+        if not answering:
+            log.warning("the touch panel on %s answers again", panel)
+            answering = True
+        if stale is not None and block:
+            stale = block[0] if stale == -1 else stale
+            if block[0] & 0x0F and block[0] == stale:
+                if wait(POLL):
+                    break
+                continue
+        stale = None
+        try:
+            contacts = parse(block, geometry)
         except FrameError as exc:
             bad_frames += 1
             if bad_frames in (1, 10, 100) or bad_frames % 1000 == 0:
@@ -185,9 +204,6 @@ def poll(registers: Registers, screen: Touchscreen, geometry: Geometry, panel: P
             if wait(POLL):
                 break
             continue
-        if not answering:
-            log.warning("the touch panel on %s answers again", panel)
-            answering = True
         touches, events = touches.step(contacts)
         if events:
             screen.write(events)
