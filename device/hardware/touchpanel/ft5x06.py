@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from protocol.errors import PollboxError
+
 FIRST_REGISTER = 0x02
 MAX_CONTACTS = 5
 """Contacts the controller reports at once (the FT5406's five touch point registers)."""
@@ -44,7 +46,7 @@ Event = tuple[int, int, int]
 """(type, code, value), as ``struct input_event`` carries them."""
 
 
-class FrameError(ValueError):
+class FrameError(PollboxError, ValueError):
     """A register block that cannot be the controller's (a glitch on the bus, or another chip)."""
 
 

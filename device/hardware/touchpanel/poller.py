@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from protocol.errors import UserError
+
 from .ft5x06 import BLOCK, FIRST_REGISTER, Event, FrameError, Geometry, Touches, parse
 
 POLL = 1 / 60
@@ -46,7 +48,7 @@ I2C_SMBUS_I2C_BLOCK_DATA = 8
 log = logging.getLogger("pollbox.touch")
 
 
-class TouchSetupError(RuntimeError):
+class TouchSetupError(UserError):
     """The poller cannot start: a bus that is not there, a device it may not open."""
 
 
