@@ -115,9 +115,13 @@ class Kiosk:
         wait_for(lambda: self.guest.run(f"python3 {CDP_GUEST} 1")[0] == 0, "the kiosk's browser answering DevTools",
                  KIOSK_STARTS)
 
+    def answer(self, expression: str) -> dict[str, Any]:
+        """``cdp_guest.py``'s answer: the page's address as DevTools lists it (empty while the page changes) and the value."""
+        return dict(json.loads(self.guest.check(f"python3 {CDP_GUEST} {shlex.quote(expression)}")))
+
     def evaluate(self, expression: str) -> Any:
         """``expression`` evaluated in the kiosk's page, which must still be the chair's screen."""
-        answer = json.loads(self.guest.check(f"python3 {CDP_GUEST} {shlex.quote(expression)}"))
+        answer = self.answer(expression)
         assert answer["url"].startswith("http://127.0.0.1:8080/"), answer
         return answer["value"]
 
@@ -297,8 +301,8 @@ def test_a_finger_on_the_panel_taps_the_kiosk(unit: ProbedUnit) -> None:
     tapped = touch_rig.tap(unit.guest, bus, round(share_x * (width - 1)), round(share_y * (height - 1)), KIOSK_STOPS)
     assert tapped["up"], tapped
 
-    def opened() -> str | None:  # read straight: while the page changes, DevTools may list it with no address
-        path = str(json.loads(unit.guest.check(f"python3 {CDP_GUEST} location.pathname"))["value"])
+    def opened() -> str | None:  # not evaluate(): mid-navigation DevTools may list the page with no address
+        path = str(kiosk.answer("location.pathname")["value"])
         return path if path.startswith("/chair") else None
     assert wait_for(opened, "the chair's page opened by the tap", KIOSK_STOPS)
     kiosk.evaluate("location.assign('/')")  # back to the status screen for the next test

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from protocol.errors import UserError
 
-from .ft5x06 import BLOCK, FIRST_REGISTER, Event, FrameError, Geometry, Touches, parse
+from .ft5x06 import BLOCK, FIRST_REGISTER, MAX_TOUCH_ID, TRACKING_IDS, Event, FrameError, Geometry, Touches, parse
 
 POLL = 1 / 60
 """How often the controller's registers are read, in seconds (the panel's 60 Hz frame)."""
@@ -43,7 +43,8 @@ I2C_SLAVE = 0x0703
 I2C_SMBUS = 0x0720
 I2C_SMBUS_READ = 1
 I2C_SMBUS_I2C_BLOCK_DATA = 8
-"""From ``linux/i2c-dev.h`` and ``linux/i2c.h``."""
+SMBUS_DATA = 34
+"""From ``linux/i2c-dev.h`` and ``linux/i2c.h`` (``union i2c_smbus_data``: a length, 32 bytes and one spare)."""
 
 log = logging.getLogger("pollbox.touch")
 
@@ -65,7 +66,6 @@ class Panel:
 
 def find_panel(sys_root: Path = Path("/sys")) -> Panel | str:
     """The controller the device tree describes and no driver has bound, or a sentence why there is none to poll."""
-    found = []
     for device in sorted((sys_root / "bus/i2c/devices").glob("*-*")):
         try:
             names = (device / "of_node/compatible").read_bytes().split(b"\0")
@@ -76,10 +76,8 @@ def find_panel(sys_root: Path = Path("/sys")) -> Panel | str:
         bus, _, address = device.name.partition("-")
         if (device / "driver").exists():
             return f"the kernel's driver ({(device / 'driver').resolve().name}) takes the touch panel on {device.name}"
-        found.append(Panel(int(bus), int(address, 16)))
-    if not found:
-        return "no touch panel in the device tree (the 7-inch panel's overlay is applied only when the panel is there)"
-    return found[0]
+        return Panel(int(bus), int(address, 16))
+    return "no touch panel in the device tree (the 7-inch panel's overlay is applied only when the panel is there)"
 
 
 class Registers(Protocol):
@@ -102,7 +100,7 @@ class _SmbusData(ctypes.Structure):
     """``struct i2c_smbus_ioctl_data``: direction, register, transfer kind, and the data's address."""
 
     _fields_ = [("read_write", ctypes.c_uint8), ("command", ctypes.c_uint8), ("size", ctypes.c_uint32),
-                ("data", ctypes.POINTER(ctypes.c_uint8 * 34))]
+                ("data", ctypes.POINTER(ctypes.c_uint8 * SMBUS_DATA))]
 
 
 class Smbus:
@@ -121,7 +119,7 @@ class Smbus:
             raise TouchSetupError(f"cannot address 0x{panel.address:02x} on {path}: {exc.strerror}") from None
 
     def read_block(self, register: int, length: int) -> bytes:
-        buffer = (ctypes.c_uint8 * 34)()
+        buffer = (ctypes.c_uint8 * SMBUS_DATA)()
         buffer[0] = length
         request = _SmbusData(I2C_SMBUS_READ, register, I2C_SMBUS_I2C_BLOCK_DATA, ctypes.pointer(buffer))
         fcntl.ioctl(self._fd, I2C_SMBUS, request)
@@ -145,9 +143,9 @@ class UinputTouch:
         x, y = AbsInfo(0, 0, width - 1, 0, 0, 0), AbsInfo(0, 0, height - 1, 0, 0, 0)
         capabilities: dict[int, Sequence[Any]] = {
             e.EV_KEY: [e.BTN_TOUCH],
-            e.EV_ABS: [(e.ABS_X, x), (e.ABS_Y, y), (e.ABS_MT_SLOT, AbsInfo(0, 0, 9, 0, 0, 0)),
+            e.EV_ABS: [(e.ABS_X, x), (e.ABS_Y, y), (e.ABS_MT_SLOT, AbsInfo(0, 0, MAX_TOUCH_ID, 0, 0, 0)),
                        (e.ABS_MT_POSITION_X, x), (e.ABS_MT_POSITION_Y, y),
-                       (e.ABS_MT_TRACKING_ID, AbsInfo(0, 0, 0xFFFF, 0, 0, 0))],
+                       (e.ABS_MT_TRACKING_ID, AbsInfo(0, 0, TRACKING_IDS - 1, 0, 0, 0))],
         }
         try:
             self._device = evdev.UInput(capabilities, name=self.NAME, bustype=e.BUS_I2C,
@@ -172,44 +170,36 @@ def poll(registers: Registers, screen: Touchscreen, geometry: Geometry, panel: P
     contact or changes from what it read first.
     """
     touches, answering, bad_frames = Touches(), True, 0
-    stale: int | None = -1  # -1: nothing read yet; a status byte: the one read first; None: fresh frames
+    first_status: int | None = None  # TD_STATUS as first read since the (re)start
+    fresh = False  # whether the registers have changed since then
     while True:
+        pause = POLL
         try:
             block = registers.read_block(FIRST_REGISTER, BLOCK)
         except OSError as exc:
             touches, events = touches.lift_all()
             screen.write(events)
-            stale = -1
+            first_status, fresh, pause = None, False, RETRY
             if answering:
                 log.warning("the touch panel on %s does not answer (%s); trying again every %.0f s",
                             panel, exc.strerror or exc, RETRY)
             answering = False
-            if wait(RETRY):
-                break
-            continue
-        if not answering:
-            log.warning("the touch panel on %s answers again", panel)
-            answering = True
-        if stale is not None and block:
-            stale = block[0] if stale == -1 else stale
-            if block[0] & 0x0F and block[0] == stale:
-                if wait(POLL):
-                    break
-                continue
-        stale = None
-        try:
-            contacts = parse(block, geometry)
-        except FrameError as exc:
-            bad_frames += 1
-            if bad_frames in (1, 10, 100) or bad_frames % 1000 == 0:
-                log.warning("touch frame %d not understood, skipped: %s", bad_frames, exc)
-            if wait(POLL):
-                break
-            continue
-        touches, events = touches.step(contacts)
-        if events:
-            screen.write(events)
-        if wait(POLL):
+        else:
+            if not answering:
+                log.warning("the touch panel on %s answers again", panel)
+                answering = True
+            if not fresh:
+                first_status = block[0] if first_status is None and block else first_status
+                fresh = not block or not (block[0] & 0x0F and block[0] == first_status)
+            if fresh:
+                try:
+                    touches, events = touches.step(parse(block, geometry))
+                    screen.write(events)
+                except FrameError as exc:
+                    bad_frames += 1
+                    if bad_frames in (1, 10, 100) or bad_frames % 1000 == 0:
+                        log.warning("touch frame %d not understood, skipped: %s", bad_frames, exc)
+        if wait(pause):
             break
     screen.write(touches.lift_all()[1])
 
