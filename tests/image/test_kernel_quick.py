@@ -20,6 +20,8 @@ And the 7-inch panel's touch poller (``pollbox-touch.service``): at boot it find
 machine's device tree and stops without failing; pointed at the kernel's ``i2c-stub`` playing the
 panel's controller (``touch_guest.py``), a finger written into its registers comes out of the
 poller's uinput device as a direct touchscreen's touch at the same point, and its lift as a lift.
+Given a wrong command line it is not started again; unable to open its bus, it is started 5 times
+in 5 minutes and then left failed.
 
 The kiosk is not started in this boot (``make_test_copy(kiosk=False)``): Chromium under software
 emulation takes most of the guest's CPU for minutes, and the kiosk's own checks, the keyboard
@@ -80,6 +82,7 @@ BREAKS = {
     "smartbox-speed": "the smart box's port is set to 9600 baud, not the box's 115200",
     "vivid": "vivid is not loaded: no V4L2 camera in the guest",
     "touch-address": "the stub touch controller answers at 0x39, not the 0x38 the poller reads",
+    "touch-restarts": "the touch unit's restart limits are lifted (no start limit, every exit status restarted)",
 }
 """The paths the negative check can break, each with what it does."""
 BROKEN = frozenset(filter(None, os.environ.get("POLLBOX_KERNEL_BREAK", "").split(",")))
@@ -284,3 +287,28 @@ def test_the_touch_poller_makes_the_panels_controller_a_touchscreen(rig: QuickRi
     assert tapped["down"] == [500, 300] and tapped["up"], tapped
     udev = guest.check(f"udevadm info --query=property --name={tapped['node']}").splitlines()
     assert "ID_INPUT_TOUCHSCREEN=1" in udev, udev
+
+
+def test_the_touch_poller_gives_up_when_it_cannot_start(rig: QuickRig) -> None:
+    """A wrong command line (exit status 2) is not started again; a poller that cannot open its bus is
+    started ``START_LIMIT_BURST`` times in 5 minutes and then left failed, not restarted every 5 s all day."""
+    guest = rig.guest
+    lifted = ("[Unit]\\nStartLimitIntervalSec=0\\n[Service]\\nRestartPreventExitStatus=\\n"
+              if "touch-restarts" in BROKEN else "")
+    try:
+        touch_rig.run_with(guest, "--address 0x01", lifted)
+        state = wait_for(lambda: (s := touch_rig.unit_state(guest))["ActiveState"] == "failed" and s or None,
+                         "the poller with a wrong address failed", FOLLOWS)
+        assert (state["ExecMainStatus"], state["NRestarts"]) == ("2", "0"), state
+        assert "0x01" in touch_rig.said(guest)
+
+        missing = "/dev/i2c-99 is missing: is the i2c-dev module loaded?"
+        before = touch_rig.said(guest).count(missing)
+        touch_rig.run_with(guest, "--bus 99", lifted)
+        state = wait_for(lambda: (s := touch_rig.unit_state(guest))["Result"] == "start-limit-hit" and s or None,
+                         "the poller with no bus given up", 300 + FOLLOWS)
+        assert state["ActiveState"] == "failed", state
+        assert touch_rig.said(guest).count(missing) - before == touch_rig.START_LIMIT_BURST
+    finally:
+        guest.check(f"rm -rf {touch_rig.DROP_IN} && systemctl daemon-reload"
+                    " && (systemctl reset-failed pollbox-touch.service || true)")
