@@ -242,10 +242,79 @@ def sysfs(root: Path, name: str, compatible: bytes, driver: str | None = None) -
 
 
 def test_the_panel_is_found_where_the_overlay_put_it(tmp_path: Path) -> None:
-    assert "no touch panel in the device tree" in str(poller.find_panel(tmp_path))
+    never = Probing(tmp_path, appears=None)
+    assert "no touch panel in the device tree" in str(poller.find_panel(tmp_path, never))
     sysfs(tmp_path, "10-0045", b"raspberrypi,7inch-touchscreen-panel\0")
     sysfs(tmp_path, "11-0038", b"edt,edt-ft5406\0")
-    assert poller.find_panel(tmp_path) == poller.Panel(11, 0x38)
+    assert poller.find_panel(tmp_path, never) == poller.Panel(11, 0x38)
+    assert never.waits == 0
+
+
+def tree_node(root: Path, path: str, compatible: bytes, status: bytes | None = None) -> None:
+    node = root / "firmware/devicetree/base" / path
+    node.mkdir(parents=True)
+    (node / "compatible").write_bytes(compatible)
+    if status is not None:
+        (node / "status").write_bytes(status)
+
+
+class Probing:
+    """``wait`` for find_panel: the I2C device appears after ``appears`` waits (never when None)."""
+
+    def __init__(self, root: Path, appears: int | None) -> None:
+        self.root, self.appears, self.waits = root, appears, 0
+
+    def __call__(self, seconds: float) -> bool:
+        assert seconds == poller.RETRY
+        self.waits += 1
+        if self.waits == self.appears:
+            sysfs(self.root, "11-0038", b"edt,edt-ft5406\0")
+        return False
+
+
+def test_a_panel_in_the_tree_whose_bus_is_still_probing_is_waited_for(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    tree_node(tmp_path, "i2c-mux0/i2c@1/panel@45", b"raspberrypi,7inch-touchscreen-panel\0")
+    tree_node(tmp_path, "i2c-mux0/i2c@1/touchscreen@38", b"edt,edt-ft5406\0", b"okay\0")
+    probing = Probing(tmp_path, appears=3)
+    assert poller.find_panel(tmp_path, probing) == poller.Panel(11, 0x38)
+    assert probing.waits == 3
+    assert "the device tree has a touch panel at /i2c-mux0/i2c@1/touchscreen@38; waiting for its I2C bus" in (
+        capsys.readouterr().out)
+
+
+def test_a_panel_in_the_tree_whose_bus_never_comes_up_is_given_up(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    tree_node(tmp_path, "i2c-mux0/i2c@1/touchscreen@38", b"edt,edt-ft5406\0")
+    probing = Probing(tmp_path, appears=None)
+    with pytest.raises(poller.TouchSetupError, match="no I2C device for it came up within 60 s"):
+        poller.find_panel(tmp_path, probing)
+    assert probing.waits == poller.BUS_APPEARS / poller.RETRY
+    too_late = Probing(tmp_path, appears=round(poller.BUS_APPEARS / poller.RETRY) + 1)
+    with pytest.raises(poller.TouchSetupError):
+        poller.find_panel(tmp_path, too_late)
+
+
+def test_the_poller_stops_waiting_when_told_to(tmp_path: Path) -> None:
+    tree_node(tmp_path, "soc/i2c@7e804000/touchscreen@38", b"edt,edt-ft5406\0")
+    assert "stopped while waiting" in str(poller.find_panel(tmp_path, lambda seconds: True))
+
+
+def test_a_disabled_or_other_node_in_the_tree_is_no_panel(tmp_path: Path) -> None:
+    tree_node(tmp_path, "soc/i2c@7e804000/touchscreen@38", b"edt,edt-ft5406\0", b"disabled\0")
+    tree_node(tmp_path, "soc/i2c@7e804000/rtc@68", b"nxp,pcf8523\0")
+    never = Probing(tmp_path, appears=None)
+    assert "no touch panel in the device tree" in str(poller.find_panel(tmp_path, never))
+    assert never.waits == 0
+
+
+def test_a_panel_that_never_comes_up_exits_so_it_is_not_restarted(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    tree_node(tmp_path, "i2c-mux0/i2c@1/touchscreen@38", b"edt,edt-ft5406\0")
+    monkeypatch.setattr(poller, "BUS_APPEARS", 0.0)
+    assert poller.main([], sys_root=tmp_path) == poller.NEVER_CAME_UP == 3
+    assert "pollbox-touch: the device tree has a touch panel at /i2c-mux0/i2c@1/touchscreen@38, but no I2C" in (
+        capsys.readouterr().err)
 
 
 def test_a_panel_a_kernel_driver_took_is_left_to_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

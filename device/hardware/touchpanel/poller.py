@@ -3,7 +3,9 @@
 Run by ``pollbox-touch.service`` as ``python -m device.hardware.touchpanel`` (root: it opens
 ``/dev/i2c-N`` and ``/dev/uinput``, and nothing else). ``find_panel`` looks in sysfs for the I2C
 device the panel's device-tree overlay made (``edt,edt-ft5406`` at 0x38 on the display connector's
-bus); one that a kernel driver has bound is left to it. ``Smbus`` reads the register block with one
+bus); one that a kernel driver has bound is left to it. When the device is not there yet but the
+device tree (``/sys/firmware/devicetree/base``) has the controller, the bus's driver is still
+probing: it waits up to ``BUS_APPEARS`` seconds for it. ``Smbus`` reads the register block with one
 SMBus I2C-block read per poll, every ``POLL`` seconds; ``ft5x06`` turns it into input events, which
 ``UinputTouch`` (python-evdev, imported in this module only) writes. When the panel stops
 answering, every touch is lifted, the poller says so once and tries again every ``RETRY``
@@ -36,6 +38,11 @@ POLL = 1 / 60
 """How often the controller's registers are read, in seconds (the panel's 60 Hz frame)."""
 RETRY = 1.0
 """How long to wait before reading again after the panel did not answer, in seconds."""
+BUS_APPEARS = 60.0
+"""How long a controller the device tree describes may take to appear as an I2C device, in seconds:
+the poller starts while udev is still loading and probing the buses' drivers."""
+NEVER_CAME_UP = 3
+"""The exit status when it never did: starting the poller again cannot help (``RestartPreventExitStatus``)."""
 COMPATIBLE = ("edt,edt-ft5406", "edt,edt-ft5306", "edt,edt-ft5206")
 """The device-tree names of the controller (the overlay's node says ``edt,edt-ft5406``)."""
 
@@ -64,20 +71,58 @@ class Panel:
         return f"i2c-{self.bus} at 0x{self.address:02x}"
 
 
-def find_panel(sys_root: Path = Path("/sys")) -> Panel | str:
-    """The controller the device tree describes and no driver has bound, or a sentence why there is none to poll."""
+def find_panel(sys_root: Path, wait: Callable[[float], bool]) -> Panel | str:
+    """The controller the device tree describes and no driver has bound, or a sentence why there is none to poll.
+
+    A controller in the device tree with no I2C device yet is waited for, ``RETRY`` seconds at a time
+    (``wait``, which returns true when the poller is told to stop), for ``BUS_APPEARS`` seconds at most;
+    then ``TouchSetupError``."""
+    found = _i2c_device(sys_root)
+    if found is not None:
+        return found
+    node = _node_in_tree(sys_root / "firmware/devicetree/base")
+    if node is None:
+        return "no touch panel in the device tree (the 7-inch panel's overlay is applied only when the panel is there)"
+    print(f"pollbox-touch: the device tree has a touch panel at {node}; waiting for its I2C bus", flush=True)
+    for _ in range(round(BUS_APPEARS / RETRY)):
+        if wait(RETRY):
+            return "stopped while waiting for the touch panel's I2C bus"
+        found = _i2c_device(sys_root)
+        if found is not None:
+            return found
+    raise TouchSetupError(f"the device tree has a touch panel at {node}, but no I2C device for it came up within"
+                          f" {BUS_APPEARS:.0f} s: is the driver of its I2C bus in the kernel?")
+
+
+def _compatible(path: Path) -> bool:
+    """Whether a ``compatible`` property (NUL-separated names) names the controller."""
+    try:
+        names = path.read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(name.decode(errors="replace") in COMPATIBLE for name in names)
+
+
+def _i2c_device(sys_root: Path) -> Panel | str | None:
+    """The controller's I2C device (or why it is not ours to poll), or None while there is none."""
     for device in sorted((sys_root / "bus/i2c/devices").glob("*-*")):
-        try:
-            names = (device / "of_node/compatible").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if not any(name.decode(errors="replace") in COMPATIBLE for name in names):
+        if not _compatible(device / "of_node/compatible"):
             continue
         bus, _, address = device.name.partition("-")
         if (device / "driver").exists():
             return f"the kernel's driver ({(device / 'driver').resolve().name}) takes the touch panel on {device.name}"
         return Panel(int(bus), int(address, 16))
-    return "no touch panel in the device tree (the 7-inch panel's overlay is applied only when the panel is there)"
+    return None
+
+
+def _node_in_tree(base: Path) -> str | None:
+    """The device-tree path of an enabled node that names the controller, or None (no tree, as on x86)."""
+    for compatible in sorted(base.rglob("compatible")):
+        node = compatible.parent
+        status = (node / "status").read_bytes().rstrip(b"\0") if (node / "status").exists() else b"okay"
+        if status in (b"okay", b"ok") and _compatible(compatible):
+            return "/" + node.relative_to(base).as_posix()
+    return None
 
 
 class Registers(Protocol):
@@ -229,7 +274,10 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None, sys_root: Path = Path("/sys"), dev: Path = Path("/dev")) -> int:
-    """Find the panel, poll it until SIGTERM; 0 also when there is nothing to poll (said why)."""
+    """Find the panel, poll it until SIGTERM; 0 also when there is nothing to poll (said why).
+
+    1 when a bus or uinput cannot be opened, 2 for a wrong command line, ``NEVER_CAME_UP`` (3) when the
+    device tree's controller never appeared on its bus."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = arguments(argv)
     try:
@@ -237,13 +285,17 @@ def main(argv: Sequence[str] | None = None, sys_root: Path = Path("/sys"), dev: 
     except ValueError as exc:
         print(f"pollbox-touch: {exc}", file=sys.stderr)
         return 2
-    panel = Panel(args.bus, args.address) if args.bus is not None else find_panel(sys_root)
-    if isinstance(panel, str):
-        print(f"pollbox-touch: {panel}: nothing to do")
-        return 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        panel = Panel(args.bus, args.address) if args.bus is not None else find_panel(sys_root, stop.wait)
+    except TouchSetupError as exc:
+        print(f"pollbox-touch: {exc}", file=sys.stderr)
+        return NEVER_CAME_UP
+    if isinstance(panel, str):
+        print(f"pollbox-touch: {panel}: nothing to do")
+        return 0
     try:
         registers = Smbus(panel, dev)
     except TouchSetupError as exc:
