@@ -135,8 +135,9 @@ image: image-deps $(VENV_STAMP)
 	PYTHON=$(CURDIR)/$(PY) POLLBOX_SUITE="$(SUITE)" POLLBOX_ELECTION_ID="$(ELECTION_ID)" \
 	  POLLBOX_CEC_PUBLIC_KEY="$(CEC_PUBLIC_KEY)" bash provisioning/image/debian/build.sh $(ARCH) build/image
 
-# The boot tests build their own image (with a test CEC key) under build/image/test/.
-image-test: image-deps $(VENV_STAMP)
+# The boot tests build their own image (with a test CEC key) under build/image/test/. firmware-deps: the smart
+# box's checks run the box's MicroPython firmware on the host, and skip without it.
+image-test: image-deps firmware-deps $(VENV_STAMP)
 	$(PY) -m pytest -q -n 0 -m image tests/image $(PYTEST_ARGS)
 
 image-pigen:
