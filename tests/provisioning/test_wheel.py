@@ -2,7 +2,8 @@
 
 The image recipe installs ``pollbox`` from a wheel, not from this checkout, so
 a template, translation, font or image file missing from the wheel would only
-show on a unit. This builds the wheel, checks it holds every data file under
+show on a unit. This builds the wheel, checks that setuptools warns of no folder it
+would leave out and that it holds every data file under
 the packages, then runs the chair's screen and the receiver's overview from
 the unpacked wheel alone.
 """
@@ -63,8 +64,12 @@ def tracked_data_files() -> set[str]:
 
 @pytest.mark.slow
 def test_the_wheel_holds_every_data_file_and_the_screens_run_from_it(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "--wheel-dir", str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True, cwd=tmp_path)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "--wheel-dir", str(tmp_path / "dist"), str(ROOT)],
+                           check=True, capture_output=True, text=True, cwd=tmp_path)
+    # setuptools warns of a folder it would not ship (a data-only folder outside `packages`), and means
+    # to stop shipping it: every folder under the packages must be one of them (setup.cfg)
+    assert "would be ignored" not in built.stdout + built.stderr, (built.stdout + built.stderr)[-3000:]
     wheel = next((tmp_path / "dist").glob("pollbox-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
