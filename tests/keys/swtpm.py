@@ -3,7 +3,9 @@
 ``SoftTpm.start(state_dir)`` runs ``swtpm socket --tpm2`` with its state in
 ``state_dir`` (a fresh directory is a new TPM with its own seeds; the same
 directory again is the same TPM) and waits, against a named deadline, until
-its control port answers. ``clear()`` runs ``tpm2_clear`` (tpm2-tools): the
+both its ports answer (the TCTI opens both). ``stop()`` fails when swtpm had
+already ended by itself, with its exit status and what it wrote, so that a test
+whose TPM vanished under it says so. ``clear()`` runs ``tpm2_clear`` (tpm2-tools): the
 owner hierarchy gets a new seed, as a technician clearing the TPM in the
 firmware would do. Tests skip, saying which Debian package is missing, when
 ``swtpm`` or ``tpm2-tools`` is not installed, or the ``tpm2-pytss`` module is not.
@@ -57,15 +59,15 @@ class SoftTpm:
         deadline = time.monotonic() + READY_WITHIN
         while True:
             if tpm.proc.poll() is not None:
-                raise AssertionError(f"swtpm exited: {tpm.proc.stderr.read().decode() if tpm.proc.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", tpm.ctrl), timeout=1.0).close()
+                raise AssertionError(f"swtpm exited with status {tpm.proc.returncode}: {tpm._stderr()}")
+            # swtpm listens on the control port first, then on the command port: wait for both
+            if _answers(tpm.ctrl) and _answers(tpm.port):
                 return tpm
-            except OSError:
-                if time.monotonic() > deadline:
-                    tpm.stop()
-                    raise AssertionError(f"swtpm did not listen within {READY_WITHIN:g} s") from None
-                _wait_a_little(tpm.proc)
+            if time.monotonic() > deadline:
+                tpm.stop()
+                raise AssertionError(f"swtpm did not listen on ports {tpm.port} and {tpm.ctrl} within"
+                                     f" {READY_WITHIN:g} s")
+            _wait_a_little(tpm.proc)
 
     def clear(self) -> None:
         """``tpm2_clear``: a new owner seed, so every key made under the old one is gone."""
@@ -73,12 +75,35 @@ class SoftTpm:
         assert done.returncode == 0, done.stderr
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
-        self.proc = None
+        """Stop swtpm (again: nothing). One that had ended by itself before is an error naming its exit status."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        ended = proc.poll()
+        if ended is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+        said = self._stderr(proc)
+        if ended is not None:
+            raise AssertionError(f"swtpm on port {self.port} had ended by itself (exit status {ended})"
+                                 f" before the test stopped it: {said}")
+
+    def _stderr(self, proc: subprocess.Popen[bytes] | None = None) -> str:
+        """What swtpm wrote to its stderr (it has ended); the pipe is closed."""
+        proc = proc or self.proc
+        if proc is None or proc.stderr is None:
+            return ""
+        with proc.stderr:
+            return proc.stderr.read().decode(errors="replace").strip()
+
+
+def _answers(port: int) -> bool:
+    """True when a connection to the loopback ``port`` is accepted."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+    except OSError:
+        return False
+    return True
 
 
 def _free_pair() -> int:

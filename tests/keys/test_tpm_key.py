@@ -180,3 +180,14 @@ def test_a_tpm_unit_refuses_a_package_of_several_units_that_enrolled_another_key
         build_appliance(load_config(config))
     assert not (data / "journal.db").exists()  # refused before anything was opened
     load_signer(data, "tpm", soft_tpm.tcti).close()  # and the TPM was let go
+
+
+def test_a_software_tpm_that_ended_by_itself_is_reported_when_stopped(tmp_path: Path) -> None:
+    """The rig's own check: a test whose swtpm died under it fails naming that, not only "Connection refused"."""
+    tpm = SoftTpm.start(tmp_path / "tpm-state")
+    assert tpm.proc is not None
+    tpm.proc.kill()
+    tpm.proc.wait(timeout=10)
+    with pytest.raises(AssertionError, match=r"had ended by itself \(exit status -9\)"):
+        tpm.stop()
+    tpm.stop()  # stopped once: nothing more to do
