@@ -59,7 +59,7 @@ class SoftTpm:
         deadline = time.monotonic() + READY_WITHIN
         while True:
             if tpm.proc.poll() is not None:
-                raise AssertionError(f"swtpm exited with status {tpm.proc.returncode}: {tpm._stderr()}")
+                raise AssertionError(f"swtpm exited with status {tpm.proc.returncode}: {_said(tpm.proc)}")
             # swtpm listens on the control port first, then on the command port: wait for both
             if _answers(tpm.ctrl) and _answers(tpm.port):
                 return tpm
@@ -83,18 +83,18 @@ class SoftTpm:
         if ended is None:
             proc.terminate()
             proc.wait(timeout=10)
-        said = self._stderr(proc)
+        said = _said(proc)
         if ended is not None:
             raise AssertionError(f"swtpm on port {self.port} had ended by itself (exit status {ended})"
                                  f" before the test stopped it: {said}")
 
-    def _stderr(self, proc: subprocess.Popen[bytes] | None = None) -> str:
-        """What swtpm wrote to its stderr (it has ended); the pipe is closed."""
-        proc = proc or self.proc
-        if proc is None or proc.stderr is None:
-            return ""
-        with proc.stderr:
-            return proc.stderr.read().decode(errors="replace").strip()
+
+def _said(proc: subprocess.Popen[bytes]) -> str:
+    """What an ended swtpm wrote to its stderr; the pipe is closed."""
+    if proc.stderr is None:
+        return ""
+    with proc.stderr:
+        return proc.stderr.read().decode(errors="replace").strip()
 
 
 def _answers(port: int) -> bool:
