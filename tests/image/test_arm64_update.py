@@ -194,7 +194,7 @@ class PiUnit:
 
     def power_on(self) -> None:
         self.vm.start()
-        self.guest.connect(ARM64_BOOT_DEADLINE)
+        self.guest.connect(ARM64_BOOT_DEADLINE, self.vm)
 
     def ready(self) -> None:
         self.vm.wait_until_ready()

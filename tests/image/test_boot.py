@@ -215,7 +215,7 @@ def test_the_root_is_read_only_and_the_data_partition_writable_across_a_reboot(p
     guest.close()
     wait_for(lambda: probed.vm.console().count("Linux version") > boots, "the unit rebooting",
              BOOT_DEADLINE[probed.vm.accel])
-    guest.connect(BOOT_DEADLINE[probed.vm.accel])
+    guest.connect(BOOT_DEADLINE[probed.vm.accel], probed.vm)
     # the test agent starts before the local file systems (DefaultDependencies=no): read the file once the
     # data partition is mounted again, not the empty mount point beneath it
     wait_for(lambda: guest.run("mountpoint -q /var/lib/pollbox", timeout=30)[0] == 0 or None,

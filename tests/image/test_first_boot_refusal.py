@@ -40,7 +40,7 @@ def fetch(vm: VirtualMachine, path: str) -> str | None:
 
 def refused_screen(vm: VirtualMachine) -> dict[str, Any] | None:
     if not vm.running():
-        raise AssertionError(f"QEMU stopped: {(vm.workdir / 'qemu.log').read_text()[-2000:]}")
+        raise AssertionError(vm.stopped_report())
     answer = fetch(vm, "/api/firstboot")
     if answer is None:
         return None

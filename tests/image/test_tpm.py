@@ -198,7 +198,7 @@ class TpmUnit:
         self.tpm.ensure_running()
         self.vm.start()
         guest = Guest(self.vm.workdir / "agent.sock")
-        guest.connect(BOOT_DEADLINE[self.vm.accel])
+        guest.connect(BOOT_DEADLINE[self.vm.accel], self.vm)
         self.guest = guest
         return guest
 

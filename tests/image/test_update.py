@@ -185,7 +185,7 @@ class UpdateUnit:
 
     def boot(self) -> None:
         self.vm.start()
-        self.guest.connect(BOOT_DEADLINE[self.vm.accel])
+        self.guest.connect(BOOT_DEADLINE[self.vm.accel], self.vm)
         self.vm.wait_until_ready()
         self.guest.check("mkdir -p /run/updates && mount -o ro LABEL=POLLBOXUPD /run/updates")
         start = time.monotonic()
@@ -227,7 +227,7 @@ class UpdateUnit:
         """Until a boot other than ``after`` runs ``slot``; its boot id."""
         def running() -> str | None:
             if not self.vm.running():
-                raise AssertionError(f"QEMU stopped: {(self.work / 'qemu.log').read_text()[-2000:]}")
+                raise AssertionError(self.vm.stopped_report())
             now = self.booted()
             return now[0] if now and now[0] != after and now[1] == slot else None
         return wait_for(running, f"the unit running slot {slot} in a new boot", deadline)
@@ -389,7 +389,7 @@ def test_4_a_power_cut_during_the_install_leaves_the_unit_on_its_slot(unit: Upda
     unit.vm.power_cut()
     start = time.monotonic()
     unit.vm.start()
-    unit.guest.connect(BOOT_DEADLINE[unit.vm.accel])
+    unit.guest.connect(BOOT_DEADLINE[unit.vm.accel], unit.vm)
     assert unit.booted_slot() == "B"
     unit.vm.wait_until_ready()
     unit.times["power_cut_to_ready_s"] = round(time.monotonic() - start, 1)

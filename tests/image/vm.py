@@ -49,6 +49,13 @@ IMAGE_TEST_TIMEOUT = 2400
 under software emulation; a hang still fails instead of stalling the run."""
 POLL_EVERY = 0.25
 """How often a waited-for condition is looked at again."""
+BOOT_STALL = {"kvm": 60.0, "tcg": 240.0}
+"""How long, by accelerator, the serial console of a boot that has not reached user space yet may stay
+unchanged before the boot counts as stalled (``VirtualMachine.check_progress``): a normal boot writes
+to it every few seconds until systemd starts (the firmware's lines, then the kernel's; its longest
+quiet spell, waiting for the root device, about 12 s under emulation)."""
+BOOT_STAGES = (("kernel", "Linux version"), ("user space", "systemd[1]:"))
+"""How far a boot came, by the first serial console line of each stage (before them: the firmware)."""
 HANG_SAMPLES = 4
 """Looks at the CPUs of a machine that does not boot (``VirtualMachine.hang_report``)."""
 HANG_SAMPLE_GAP = 1.0
@@ -62,6 +69,19 @@ under emulation (``firmware_ram_loaders``): its early work areas, the SEC/PEI st
 the decompressed PEI and DXE volumes (8 to 22 MiB), and the top 64 MiB, where PEI places its permanent
 memory and DXE loads its core and drivers."""
 T = TypeVar("T")
+
+
+class StalledBoot(AssertionError):
+    """A boot whose serial console stopped changing before user space (``VirtualMachine.check_progress``)."""
+
+
+def boot_stage(console: str) -> str:
+    """How far the boot whose serial console is ``console`` came: firmware, kernel or user space."""
+    reached = "firmware"
+    for stage, first_line in BOOT_STAGES:
+        if first_line in console:
+            reached = stage
+    return reached
 
 
 def tail(text: str, lines: int) -> str:
@@ -431,8 +451,13 @@ class VirtualMachine:
     def hang_report(self, samples: int = HANG_SAMPLES) -> str:
         """Where a machine that does not boot is: ``samples`` looks, ``HANG_SAMPLE_GAP`` apart, at each
         CPU's state (QEMU's monitor: ``info cpus``, the registers, the instructions at its program
-        counter), then the tail of the firmware's debug console and of the serial console."""
+        counter), then the tail of the firmware's debug console and of the serial console, and in short
+        QEMU's own status (``info status``: running, or paused after a disk error) and how far the boot came."""
         parts: list[str] = []
+        try:
+            status = self.monitor("info status").strip()
+        except (AssertionError, OSError, ValueError) as exc:
+            status = f"the monitor did not answer: {exc}"
         for sample in range(1, samples + 1):
             try:
                 parts.append(f"-- sample {sample}: info cpus\n{self.monitor('info cpus')}"
@@ -447,8 +472,45 @@ class VirtualMachine:
             if sample < samples:
                 time.sleep(HANG_SAMPLE_GAP)
         parts.append(f"-- the firmware's debug console, last lines:\n{tail(self.debug_console(), 40)}")
-        parts.append(f"-- the serial console, last lines:\n{tail(self.console(), 20)}")
+        console = self.console()
+        parts.append(f"-- the serial console, last lines:\n{tail(console, 20)}")
+        parts.append(f"-- in short: QEMU says {status!r}; {time.monotonic() - self.started_at:.0f} s since "
+                     f"power-on; the boot reached the {boot_stage(console)} ({len(console.splitlines())} console "
+                     f"lines, the last change {self.console_quiet():.0f} s ago)")
         return "\n".join(parts)
+
+    def check_progress(self, stall: float) -> None:
+        """Raise ``StalledBoot`` when this boot has not reached user space and its serial console has not
+        changed for ``stall`` seconds; called by each look of a wait for the booting machine."""
+        quiet = self.console_quiet()
+        if quiet < stall:
+            return
+        stage = boot_stage(self.console())
+        if stage != "user space":
+            raise StalledBoot(f"boot {self.boots}: stalled in the {stage}, the serial console unchanged for "
+                              f"{quiet:.0f} s")
+
+    def console_quiet(self) -> float:
+        """Seconds since the serial console last changed (QEMU's last write, or the power-on or reset that
+        emptied it)."""
+        return time.time() - self.serial.stat().st_mtime
+
+    def stopped_report(self) -> str:
+        """Why a wait ended early: QEMU stopped. What it wrote (its log) and the end of the serial console."""
+        log = self.workdir / "qemu.log"
+        return (f"QEMU stopped (exit status {self.process.returncode if self.process else '?'}): "
+                f"{log.read_text(errors='replace')[-2000:] if log.exists() else ''}\n"
+                f"-- the serial console, last lines:\n{tail(self.console(), 20)}")
+
+    def not_booted(self, exc: AssertionError) -> AssertionError:
+        """A wait for the booting machine that failed (``exc``), told with what explains it: QEMU's log
+        if it stopped, else where the machine is (``hang_report``), which is also kept as
+        ``hang-boot-N.txt`` in the work folder."""
+        if not self.running():
+            return AssertionError(f"{exc}\n{self.stopped_report()}")
+        report = self.hang_report()
+        (self.workdir / f"hang-boot-{self.boots}.txt").write_text(report)
+        return type(exc)(f"{exc}\nwhere the machine is:\n{report}")
 
     def cpus(self) -> int:
         command = self.command()
@@ -479,7 +541,7 @@ class VirtualMachine:
         """Until systemd has reported pollbox.service started (after READY=1) and the screen answers."""
         def ready() -> dict[str, Any] | None:
             if not self.running():
-                raise AssertionError(f"QEMU stopped: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
+                raise AssertionError(self.stopped_report())
             if "Started pollbox.service" not in self.console():
                 return None
             if len(self.ready_after) < self.boots:
@@ -492,7 +554,7 @@ class VirtualMachine:
         except AssertionError as exc:
             if not self.running():
                 raise
-            raise AssertionError(f"{exc}\nwhere the machine is:\n{self.hang_report()}") from None
+            raise self.not_booted(exc) from None
 
     def qmp(self, command: str, **arguments: Any) -> Any:
         """Run one QMP command on this machine's monitor socket; its ``return`` value."""
@@ -523,7 +585,7 @@ class VirtualMachine:
 
         def shown() -> float | None:
             if not self.running():
-                raise AssertionError(f"QEMU stopped: {(self.workdir / 'qemu.log').read_text()[-2000:]}")
+                raise AssertionError(self.stopped_report())
             what = classify(self.screendump(frame))
             seen.append(what)
             return round(time.monotonic() - self.started_at, 1) if what == expected else None
