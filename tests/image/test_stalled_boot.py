@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from . import guest as guest_module
 from .guest import PoweredOnAgain, boot_probed_unit, host_can_boot
-from .vm import IMAGE_TEST_TIMEOUT, VirtualMachine, wait_for
+from .vm import BOOT_STALL, IMAGE_TEST_TIMEOUT, VirtualMachine, wait_for
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(IMAGE_TEST_TIMEOUT)]
 
@@ -28,8 +27,8 @@ def test_a_boot_frozen_in_the_firmware_is_warned_of_and_powered_on_again(
     reason = host_can_boot()
     if reason:
         pytest.skip(reason)
-    monkeypatch.setitem(guest_module.BOOT_STALL, "kvm", STALL)
-    monkeypatch.setitem(guest_module.BOOT_STALL, "tcg", STALL)
+    monkeypatch.setitem(BOOT_STALL, "kvm", STALL)
+    monkeypatch.setitem(BOOT_STALL, "tcg", STALL)
     power_on = VirtualMachine.start
     frozen: list[str] = []
 
