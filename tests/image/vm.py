@@ -503,11 +503,9 @@ class VirtualMachine:
                 f"-- the serial console, last lines:\n{tail(self.console(), 20)}")
 
     def not_booted(self, exc: AssertionError) -> AssertionError:
-        """A wait for the booting machine that failed (``exc``), told with what explains it: QEMU's log
-        if it stopped, else where the machine is (``hang_report``), which is also kept as
-        ``hang-boot-N.txt`` in the work folder."""
-        if not self.running():
-            return AssertionError(f"{exc}\n{self.stopped_report()}")
+        """A wait for this machine, still running, that failed (``exc``), told with where the machine is
+        (``hang_report``), which is also kept as ``hang-boot-N.txt`` in the work folder. (A wait that saw
+        QEMU stop failed with ``stopped_report`` already.)"""
         report = self.hang_report()
         (self.workdir / f"hang-boot-{self.boots}.txt").write_text(report)
         return type(exc)(f"{exc}\nwhere the machine is:\n{report}")
